@@ -1,0 +1,3 @@
+from cinit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""`cinit validate` / `cinit --validate`: load the unit directories, report, exit.
+
+Diagnostics go to stderr as `file:line: severity: message` (like `systemd-analyze verify`);
+the summary goes to stdout. Exit status: 0 clean, 1 errors (or warnings under
+--strict-units). `--json` prints one document on stdout instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from cinit import PROG
+from cinit.cli.args import EXIT_USAGE, Option, UsageError, format_help, parse_options
+from cinit.units import Severity, UnitKind, UnitSet, load_units
+from cinit.units.diagnostics import Diagnostic
+from cinit.units.loader import DEFAULT_DROP_IN_DIR, DEFAULT_UNITS_DIR
+
+EXIT_OK, EXIT_INVALID = 0, 1
+DESCRIPTION = (
+    "Parse and validate the unit files; print file:line diagnostics (stderr) and a summary.\n"
+    "Exit 0 when clean, 1 on errors (or on any warning with --strict-units), 2 on usage errors."
+)
+
+OPTIONS = [
+    Option("--units", "units", "core unit directory", True, DEFAULT_UNITS_DIR, "DIR"),
+    Option("--drop-in", "drop_in", "drop-in directory", True, DEFAULT_DROP_IN_DIR, "DIR"),
+    Option("--strict-units", "strict", "treat every warning as an error"),
+    Option("--json", "json", "print one JSON document instead of text"),
+    Option("--example", "example", "validate the example unit set embedded in cinit"),
+]
+
+
+def main(args: list[str]) -> int:
+    """`cinit validate [options]`: parse the options, validate, return the exit code."""
+    try:
+        values, _ = parse_options(args, OPTIONS)
+    except UsageError as exc:
+        print(f"{PROG} validate: {exc} (see {PROG} validate --help)", file=sys.stderr)
+        return EXIT_USAGE
+    if values["help"]:
+        print(format_help(f"{PROG} validate [options]", DESCRIPTION, OPTIONS))
+        return EXIT_OK
+    units, drop_in = str(values["units"]), str(values["drop_in"])
+    if values["example"]:
+        units, drop_in = example_dirs()
+    return run_validate(units, drop_in, bool(values["strict"]), bool(values["json"]))
+
+
+def example_dirs() -> tuple[str, str]:
+    """The example unit set embedded in the package (core units, drop-ins)."""
+    base = Path(__file__).resolve().parent.parent / "examples"
+    return str(base / "units"), str(base / "container-init.d")
+
+
+def run_validate(units_dir: str, drop_in_dir: str, strict: bool, as_json: bool = False) -> int:
+    """Validate the two directories; print diagnostics and a summary; return the exit code."""
+    unit_set = load_units(units_dir, drop_in_dir, strict=strict)
+    missing: list[Diagnostic] = []
+    if not os.path.isdir(units_dir) and not os.path.isdir(drop_in_dir):
+        message = f"no unit directories: neither {units_dir} nor {drop_in_dir} exists"
+        missing.append(Diagnostic(Severity.ERROR, message, units_dir))
+    diagnostics = list(unit_set.diagnostics) + missing
+    ok = unit_set.ok and not missing
+    if as_json:
+        print(json.dumps(_document(unit_set, diagnostics, ok, units_dir, drop_in_dir), indent=2))
+        return EXIT_OK if ok else EXIT_INVALID
+    for override in unit_set.overrides:
+        print(override.log_line(PROG), file=sys.stderr)
+    for diagnostic in diagnostics:
+        print(diagnostic.format(), file=sys.stderr)
+    print(_summary(unit_set, diagnostics, ok))
+    return EXIT_OK if ok else EXIT_INVALID
+
+
+def _count(diagnostics: list[Diagnostic], severity: Severity) -> int:
+    return sum(1 for d in diagnostics if d.severity is severity)
+
+
+def _summary(unit_set: UnitSet, diagnostics: list[Diagnostic], ok: bool) -> str:
+    units = unit_set.units.values()
+    services = sum(1 for u in units if u.kind is UnitKind.SERVICE)
+    sockets = len(unit_set.units) - services
+    errors = _count(diagnostics, Severity.ERROR)
+    warnings = _count(diagnostics, Severity.WARNING)
+    hints = _count(diagnostics, Severity.HINT)
+    lines = [
+        f"{len(unit_set.units)} units ({services} services, {sockets} sockets), "
+        f"{len(unit_set.overrides)} overrides, {warnings} warnings, {errors} errors"
+        + (f", {hints} hints" if hints else ""),
+    ]
+    if ok:
+        lines.append("start order: " + (" ".join(unit_set.start_order()) or "(none)"))
+        lines.append("ok")
+    else:
+        lines.append("invalid" + (" (--strict-units)" if unit_set.strict else ""))
+    return "\n".join(lines)
+
+
+def _document(
+    unit_set: UnitSet,
+    diagnostics: list[Diagnostic],
+    ok: bool,
+    units_dir: str,
+    drop_in_dir: str,
+) -> dict[str, object]:
+    return {
+        "ok": ok,
+        "strict": unit_set.strict,
+        "units_dir": units_dir,
+        "drop_in_dir": drop_in_dir,
+        "units": [
+            {
+                "name": unit.name,
+                "kind": unit.kind.value,
+                "path": unit.path,
+                "source": unit.source.value,
+                "overrides": unit.overrides or None,
+            }
+            for unit in unit_set.units.values()
+        ],
+        "overrides": [
+            {"unit": o.name, "core_path": o.core_path, "drop_in_path": o.drop_in_path}
+            for o in unit_set.overrides
+        ],
+        "diagnostics": [d.to_json() for d in diagnostics],
+        "counts": {
+            "units": len(unit_set.units),
+            "errors": _count(diagnostics, Severity.ERROR),
+            "warnings": _count(diagnostics, Severity.WARNING),
+            "hints": _count(diagnostics, Severity.HINT),
+        },
+        "start_order": unit_set.start_order() if ok else [],
+        "ignored_files": list(unit_set.ignored_files),
+    }

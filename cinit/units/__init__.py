@@ -1,0 +1,80 @@
+"""cinit's unit-file language: the public API.
+
+Text in, typed units and a dependency graph out; no processes. Images import this for
+corpus tests of their own units::
+
+    from cinit.units import load_units
+    unit_set = load_units("units/", "drop-ins/", strict=True)
+    assert unit_set.ok, [d.format() for d in unit_set.diagnostics]
+"""
+
+from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
+from cinit.units.graph import DependencyGraph, build_graph, check_units
+from cinit.units.loader import (
+    DEFAULT_DROP_IN_DIR,
+    DEFAULT_UNITS_DIR,
+    Override,
+    UnitSet,
+    is_unit_filename,
+    load_units,
+    parse_unit,
+    render_unit,
+)
+from cinit.units.model import (
+    ActivationMode,
+    Condition,
+    ConditionKind,
+    EnvironmentFileRef,
+    ExecCommand,
+    ExitStatusSet,
+    InstallSection,
+    ListenAddress,
+    ListenKind,
+    Output,
+    OutputTarget,
+    RestartPolicy,
+    ServiceSection,
+    ServiceType,
+    SocketSection,
+    Unit,
+    UnitKind,
+    UnitSection,
+    UnitSource,
+)
+
+__all__ = [
+    "DEFAULT_DROP_IN_DIR",
+    "DEFAULT_UNITS_DIR",
+    "ActivationMode",
+    "Condition",
+    "ConditionKind",
+    "DependencyGraph",
+    "Diagnostic",
+    "EnvironmentFileRef",
+    "ExecCommand",
+    "ExitStatusSet",
+    "InstallSection",
+    "ListenAddress",
+    "ListenKind",
+    "Output",
+    "OutputTarget",
+    "Override",
+    "RestartPolicy",
+    "ServiceSection",
+    "ServiceType",
+    "Severity",
+    "SocketSection",
+    "Unit",
+    "UnitError",
+    "UnitKind",
+    "UnitSection",
+    "UnitSet",
+    "UnitSource",
+    "ValueFormError",
+    "build_graph",
+    "check_units",
+    "is_unit_filename",
+    "load_units",
+    "parse_unit",
+    "render_unit",
+]

@@ -1,0 +1,56 @@
+"""Diagnostics: what cinit says about a unit file, in `file:line: severity: message` form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How bad a diagnostic is. Hints never fail a load, even under --strict-units."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    HINT = "hint"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding about one place in one unit file (or about the unit set as a whole)."""
+
+    severity: Severity
+    message: str
+    path: str = ""
+    line: int | None = None
+    section: str | None = None
+    directive: str | None = None
+
+    def format(self) -> str:
+        """Render as `path:line: severity: message`, like `systemd-analyze verify`."""
+        where = self.path or "<units>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.severity.value}: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        """A plain dict for `cinit validate --json`."""
+        return {
+            "severity": self.severity.value,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+            "section": self.section,
+            "directive": self.directive,
+        }
+
+
+class UnitError(Exception):
+    """The only exception `cinit.units` raises for bad input: carries the diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(d.format() for d in diagnostics))
+
+
+class ValueFormError(ValueError):
+    """A value that does not have the form its directive needs; the message says why."""

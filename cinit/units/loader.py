@@ -1,0 +1,535 @@
+"""Loading: unit directories and files in, a validated `UnitSet` out.
+
+Reads the core directory and the drop-in directory (a drop-in with the same full
+filename replaces the core unit; any other is added), parses every file through the
+directive table, runs the per-unit and cross-unit checks, and collects *every*
+diagnostic: one bad file never hides another's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+from cinit.units import schema, values
+from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
+from cinit.units.graph import DependencyGraph, build_graph, check_units
+from cinit.units.model import (
+    INFINITY,
+    ActivationMode,
+    InstallSection,
+    RestartPolicy,
+    ServiceSection,
+    ServiceType,
+    SocketSection,
+    Unit,
+    UnitKind,
+    UnitSection,
+    UnitSource,
+)
+from cinit.units.syntax import Assignment, decode_unit_bytes, parse_syntax
+
+DEFAULT_UNITS_DIR = "/etc/container-init/units/"
+DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
+
+SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
+# systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
+_SECTION_CLASSES: dict[str, Any] = {
+    schema.UNIT: UnitSection,
+    schema.SERVICE: ServiceSection,
+    schema.SOCKET: SocketSection,
+    schema.INSTALL: InstallSection,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A drop-in that replaced a core unit of the same filename."""
+
+    name: str
+    core_path: str
+    drop_in_path: str
+
+    def log_line(self, prog: str = "cinit") -> str:
+        """The line logged at startup, in container-init's format."""
+        return (
+            f"{prog}: drop-in override: {self.name} replaces "
+            f"{self.core_path} with {self.drop_in_path}"
+        )
+
+    def to_event(self) -> dict[str, str]:
+        """The `unit_overridden` trace event."""
+        return {
+            "phase": "unit_overridden",
+            "unit": self.name,
+            "core_path": self.core_path,
+            "drop_in_path": self.drop_in_path,
+        }
+
+
+@dataclass(frozen=True)
+class UnitSet:
+    """Every loaded unit, what was said about them, and their dependency graph.
+
+    `ok` is False when there is an error, or (with `strict`) any warning. Hints never
+    count. Units whose files had errors are still present (bad directives ignored) so
+    that cross-unit checks see them; a supervisor must refuse to boot a set that is not ok.
+    """
+
+    units: Mapping[str, Unit]
+    diagnostics: tuple[Diagnostic, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    strict: bool = False
+    ignored_files: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not (self.strict and self.warnings)
+
+    @cached_property
+    def graph(self) -> DependencyGraph:
+        """Ordering and requirement edges between the loaded units."""
+        return build_graph(self.units)
+
+    def start_order(self) -> list[str]:
+        """Every unit, each after all units it is ordered after."""
+        return self.graph.start_order()
+
+    def stop_order(self) -> list[str]:
+        """The reverse of `start_order`."""
+        return self.graph.stop_order()
+
+    def raise_for_errors(self) -> None:
+        """Raise `UnitError` with the fatal diagnostics when the set is not ok."""
+        if not self.ok:
+            fatal = self.errors + (self.warnings if self.strict else [])
+            raise UnitError(fatal)
+
+
+def is_unit_filename(name: str) -> bool:
+    """Whether `name` is a valid .service/.socket unit filename."""
+    return _UNIT_NAME.fullmatch(name) is not None
+
+
+def parse_unit(
+    name: str,
+    text: str,
+    *,
+    path: str = "",
+    environ: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    source: UnitSource = UnitSource.CORE,
+) -> tuple[Unit | None, list[Diagnostic]]:
+    """Parse one unit file's text into a `Unit` plus its diagnostics.
+
+    `environ` is what `${VAR}` / `${VAR:-default}` expand against (cinit's own
+    environment by default); `hostname` is `%H`. Returns None for the unit only when
+    the name is not a unit filename.
+    """
+    path = path or name
+    if not is_unit_filename(name):
+        message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
+        return None, [Diagnostic(Severity.ERROR, message, path)]
+    kind = SUFFIXES[name[name.rindex(".") :]]
+    env = os.environ if environ is None else environ
+    host = os.uname().nodename if hostname is None else hostname
+    parsed = parse_syntax(text, path)
+    diags = list(parsed.diagnostics)
+    allowed = schema.SECTIONS[kind]
+    fields: dict[str, dict[str, Any]] = {target: {} for target in _SECTION_CLASSES}
+    lines: dict[str, int] = {}
+    warned_sections: set[str] = set()
+
+    for section, line in parsed.sections:
+        if section in allowed or section.startswith("X-") or section in warned_sections:
+            continue
+        warned_sections.add(section)
+        where = "unknown section" if section not in ("Service", "Socket") else "section"
+        message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
+        diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
+
+    for item in parsed.assignments:
+        if item.section not in allowed or item.key.startswith("X-"):
+            continue
+        row = schema.lookup(item.section, item.key)
+        if row is None:
+            message = f"[{item.section}] unknown directive {item.key}="
+            hint = schema.suggest(item.section, item.key)
+            message += f", did you mean {hint}?" if hint else "; ignored"
+            diags.append(
+                Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key)
+            )
+            continue
+        lines[item.key] = item.line
+        found = _read_value(item, row, name, host, env, path, diags)
+        target = fields[row.target]
+        if found is _RESET:
+            target.pop(row.field, None)  # an empty assignment resets to the default
+        elif found is not _INVALID:
+            if row.multi:
+                target.setdefault(row.field, []).extend(found)
+            else:
+                target[row.field] = found
+
+    unit = _build_unit(name, path, kind, fields, lines, source, diags)
+    return unit, diags
+
+
+# Outcomes of reading one assignment other than a value.
+_RESET, _INVALID = object(), object()
+
+
+def _read_value(
+    item: Assignment,
+    row: schema.Directive,
+    name: str,
+    host: str,
+    env: Mapping[str, str],
+    path: str,
+    diags: list[Diagnostic],
+) -> Any:
+    """The typed value of one assignment: specifiers, then `${VAR}`, then the value form."""
+    raw = item.value
+    if raw == "":
+        return _RESET
+    value, spec_warnings = values.expand_specifiers(raw, name, host)
+    for warning in spec_warnings:
+        message = f"{item.key}={_short(raw)}: {warning}"
+        diags.append(Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key))
+    try:
+        if row.expand:
+            value = values.expand_vars(value, env)
+        return row.parse(value)
+    except ValueFormError as exc:
+        message = f"[{item.section}] {item.key}={_short(raw)}: {exc}"
+        diags.append(Diagnostic(Severity.ERROR, message, path, item.line, item.section, item.key))
+        return _INVALID
+
+
+def _build_unit(
+    name: str,
+    path: str,
+    kind: UnitKind,
+    fields: dict[str, dict[str, Any]],
+    lines: dict[str, int],
+    source: UnitSource,
+    diags: list[Diagnostic],
+) -> Unit:
+    """Assemble the typed sections, fill resolved defaults, run the per-unit checks."""
+    sections = {
+        target: cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        for target, cls in _SECTION_CLASSES.items()
+        for data in [fields[target]]
+    }
+    unit = Unit(
+        name=name,
+        path=path,
+        kind=kind,
+        unit=sections[schema.UNIT],
+        install=sections[schema.INSTALL],
+        source=source,
+        directive_lines=lines,
+    )
+    if kind is UnitKind.SERVICE:
+        service: ServiceSection = sections[schema.SERVICE]
+        if service.type is ServiceType.ONESHOT and "TimeoutStartSec" not in lines:
+            service = replace(service, timeout_start_sec=INFINITY)  # systemd: no start timeout
+        unit = replace(unit, service=service)
+        _check_service(unit, service, diags)
+    else:
+        sock: SocketSection = sections[schema.SOCKET]
+        stem = unit.stem
+        sock = replace(
+            sock,
+            service=sock.service or f"{stem}.service",
+            file_descriptor_name=sock.file_descriptor_name or name,
+        )
+        unit = replace(unit, socket=sock)
+        _check_socket(unit, sock, diags)
+    return unit
+
+
+def _diag(unit: Unit, severity: Severity, directive: str, section: str, message: str) -> Diagnostic:
+    return Diagnostic(severity, message, unit.path, unit.line_of(directive), section, directive)
+
+
+def _check_service(unit: Unit, service: ServiceSection, diags: list[Diagnostic]) -> None:
+    """Rules about one service that need several of its directives together."""
+    count = len(service.exec_start)
+    if count == 0:
+        diags.append(
+            _diag(
+                unit,
+                Severity.ERROR,
+                "ExecStart",
+                "Service",
+                "service has no ExecStart=; nothing to run",
+            )
+        )
+    elif count > 1 and service.type is not ServiceType.ONESHOT:
+        diags.append(
+            _diag(
+                unit,
+                Severity.ERROR,
+                "ExecStart",
+                "Service",
+                f"Type={service.type.value} takes exactly one ExecStart= "
+                f"(found {count}); only Type=oneshot may have several",
+            )
+        )
+    if service.type is ServiceType.ONESHOT and service.restart in (
+        RestartPolicy.ALWAYS,
+        RestartPolicy.ON_SUCCESS,
+    ):
+        diags.append(
+            _diag(
+                unit,
+                Severity.ERROR,
+                "Restart",
+                "Service",
+                f"Restart={service.restart.value} is not allowed for Type=oneshot (use on-failure)",
+            )
+        )
+    if service.watchdog_sec and service.type is not ServiceType.NOTIFY:
+        diags.append(
+            _diag(
+                unit,
+                Severity.WARNING,
+                "WatchdogSec",
+                "Service",
+                "WatchdogSec= only works with Type=notify; ignored",
+            )
+        )
+    if service.pid_file and service.type is not ServiceType.FORKING:
+        diags.append(
+            _diag(
+                unit,
+                Severity.WARNING,
+                "PIDFile",
+                "Service",
+                "PIDFile= is only used with Type=forking; ignored",
+            )
+        )
+    exec_lines = {
+        "ExecStartPre": service.exec_start_pre,
+        "ExecStart": service.exec_start,
+        "ExecStartPost": service.exec_start_post,
+        "ExecStop": service.exec_stop,
+        "ExecStopPost": service.exec_stop_post,
+    }
+    for directive, commands in exec_lines.items():
+        for command in commands:
+            if command.privilege_prefix:
+                diags.append(
+                    _diag(
+                        unit,
+                        Severity.WARNING,
+                        directive,
+                        "Service",
+                        f"{directive}= prefix '{command.privilege_prefix}' accepted: "
+                        "the command runs as configured (User=/Group=)",
+                    )
+                )
+
+
+def _check_socket(unit: Unit, sock: SocketSection, diags: list[Diagnostic]) -> None:
+    """Rules about one socket that need several of its directives together."""
+    if not sock.listen_stream and not sock.listen_datagram:
+        diags.append(
+            _diag(
+                unit,
+                Severity.ERROR,
+                "ListenStream",
+                "Socket",
+                "socket has no ListenStream= or ListenDatagram=; nothing to bind",
+            )
+        )
+    if sock.activation_mode is ActivationMode.PROXY:
+        if sock.proxy_target is None:
+            diags.append(
+                _diag(
+                    unit,
+                    Severity.ERROR,
+                    "ActivationMode",
+                    "Socket",
+                    "ActivationMode=proxy requires ProxyTarget=",
+                )
+            )
+        if sock.listen_datagram:
+            diags.append(
+                _diag(
+                    unit,
+                    Severity.ERROR,
+                    "ListenDatagram",
+                    "Socket",
+                    "ActivationMode=proxy relays streams only; ListenDatagram= needs native mode",
+                )
+            )
+        if sock.accept:
+            diags.append(
+                _diag(
+                    unit,
+                    Severity.ERROR,
+                    "Accept",
+                    "Socket",
+                    "Accept=yes cannot be combined with ActivationMode=proxy",
+                )
+            )
+    elif sock.proxy_target is not None:
+        diags.append(
+            _diag(
+                unit,
+                Severity.ERROR,
+                "ProxyTarget",
+                "Socket",
+                "ProxyTarget= is only valid with ActivationMode=proxy",
+            )
+        )
+    if sock.service == unit.name or not sock.service.endswith(".service"):
+        diags.append(
+            _diag(
+                unit,
+                Severity.ERROR,
+                "Service",
+                "Socket",
+                f"Service={sock.service} must name a .service unit",
+            )
+        )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> list[tuple[str, str]]:
+    """(name, path) of the unit files in `directory`, sorted; other entries are reported."""
+    try:
+        entries = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        diags.append(
+            Diagnostic(Severity.ERROR, f"cannot read directory: {exc.strerror}", directory)
+        )
+        return []
+    found: list[tuple[str, str]] = []
+    for entry in entries:
+        path = os.path.join(directory, entry)
+        if not entry.endswith((".service", ".socket")):
+            ignored.append(path)
+            diags.append(
+                Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
+            )
+            continue
+        found.append((entry, path))
+    return found
+
+
+def _read_unit_file(path: str) -> tuple[str | None, list[Diagnostic]]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(8 * 1024 * 1024)
+    except IsADirectoryError:
+        return None, [Diagnostic(Severity.ERROR, "is a directory, not a unit file", path)]
+    except OSError as exc:
+        return None, [Diagnostic(Severity.ERROR, f"cannot read unit file: {exc.strerror}", path)]
+    return decode_unit_bytes(data, path)
+
+
+def load_units(
+    units_dir: str = DEFAULT_UNITS_DIR,
+    drop_in_dir: str = DEFAULT_DROP_IN_DIR,
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+) -> UnitSet:
+    """Load and validate the core units and the drop-ins into a `UnitSet`.
+
+    A directory that does not exist contributes nothing (the caller decides whether that
+    is an error). With `strict`, every warning is reported as an error.
+    """
+    diags: list[Diagnostic] = []
+    ignored: list[str] = []
+    for directory in (units_dir, drop_in_dir):
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            diags.append(Diagnostic(Severity.ERROR, "not a directory", directory))
+    core = _scan_dir(units_dir, diags, ignored) if os.path.isdir(units_dir) else []
+    drop_ins = _scan_dir(drop_in_dir, diags, ignored) if os.path.isdir(drop_in_dir) else []
+    core_paths = dict(core)
+    overrides = tuple(
+        Override(name, core_paths[name], path) for name, path in drop_ins if name in core_paths
+    )
+    replaced = {o.name for o in overrides}
+    chosen = [(n, p, UnitSource.CORE) for n, p in core if n not in replaced]
+    chosen += [(n, p, UnitSource.DROP_IN) for n, p in drop_ins]
+    units: dict[str, Unit] = {}
+    for name, path, source in chosen:
+        text, read_diags = _read_unit_file(path)
+        diags.extend(read_diags)
+        if text is None:
+            continue
+        unit, unit_diags = parse_unit(
+            name, text, path=path, environ=environ, hostname=hostname, source=source
+        )
+        diags.extend(unit_diags)
+        if unit is not None:
+            if name in replaced:
+                unit = replace(unit, overrides=core_paths[name])
+            units[name] = unit
+    diags.extend(check_units(units))
+    if strict:
+        diags = [_promote(d) for d in diags]
+    return UnitSet(units, tuple(diags), overrides, strict, tuple(ignored))
+
+
+def _promote(diagnostic: Diagnostic) -> Diagnostic:
+    if diagnostic.severity is not Severity.WARNING:
+        return diagnostic
+    return replace(
+        diagnostic, severity=Severity.ERROR, message=diagnostic.message + " [--strict-units]"
+    )
+
+
+def render_unit(unit: Unit) -> str:
+    """Unit-file text that parses back into an equal `Unit` (defaults are omitted)."""
+    out: list[str] = []
+    for section_name, target in schema.SECTIONS[unit.kind].items():
+        data = getattr(unit, target if target != schema.UNIT else "unit")
+        default = _SECTION_CLASSES[target]()
+        body: list[str] = []
+        for (sec, name), row in schema.DIRECTIVES.items():
+            if sec != section_name or row.target != target:
+                continue
+            value = getattr(data, row.field)
+            if row.field == "conditions":
+                body += [f"{name}={_escape(row.render(c))}" for c in value if c.kind.value == name]
+                continue
+            if value == getattr(default, row.field):
+                continue
+            items = value if row.multi else [value]
+            body += [f"{name}={_escape(row.render(item))}" for item in items]
+        if body:
+            out.append(f"[{section_name}]")
+            out += body
+            out.append("")
+    return "\n".join(out)
+
+
+def _escape(text: str) -> str:
+    # Specifiers are expanded on load, so a literal "%" must be written "%%".
+    return text.replace("%", "%%")

@@ -1,0 +1,420 @@
+"""The directive table: every directive cinit reads, where it lives, and how its value parses.
+
+One row per directive (see shared/reference/directives.md). The loader walks a file's
+assignments through this table; `render` turns a typed value back into unit-file text
+(used by `render_unit` and the round-trip property tests).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from cinit.units import values
+from cinit.units.diagnostics import ValueFormError
+from cinit.units.model import (
+    ActivationMode,
+    Condition,
+    ConditionKind,
+    EnvironmentFileRef,
+    ExecCommand,
+    ExitStatusSet,
+    ListenAddress,
+    ListenKind,
+    Output,
+    OutputTarget,
+    RestartPolicy,
+    ServiceType,
+    UnitKind,
+)
+
+# Which typed section a directive's value lands in.
+UNIT, SERVICE, SOCKET, INSTALL = "unit", "service", "socket", "install"
+
+# The sections a unit file of each kind may have, and the target each one fills.
+SECTIONS: dict[UnitKind, dict[str, str]] = {
+    UnitKind.SERVICE: {"Unit": UNIT, "Service": SERVICE, "Install": INSTALL},
+    UnitKind.SOCKET: {"Unit": UNIT, "Socket": SOCKET, "Install": INSTALL},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """How one `Name=` in one `[Section]` is read.
+
+    `parse` returns the typed value; for `multi` directives it returns a list of items
+    that accumulate across assignments (an empty assignment resets the list).
+    `expand` says whether `${VAR}` is expanded against cinit's environment first.
+    """
+
+    section: str
+    name: str
+    target: str
+    field: str
+    parse: Callable[[str], Any]
+    render: Callable[[Any], str]
+    multi: bool = False
+    expand: bool = True
+
+
+# --- small parsers and renderers (the value forms themselves live in values.py) ---
+
+
+def _parse_enum(enum: type[Enum]) -> Callable[[str], Any]:
+    choices = [str(member.value) for member in enum]
+
+    def parse(text: str) -> Any:
+        for member in enum:
+            if member.value == text:
+                return member
+        raise ValueFormError(f"invalid value {text!r}: expected one of {', '.join(choices)}")
+
+    return parse
+
+
+def _render_enum(value: Enum) -> str:
+    return str(value.value)
+
+
+def _parse_uint(text: str) -> int:
+    if not text.isdigit() or not text.isascii():
+        raise ValueFormError(f"invalid number {text!r}: expected a non-negative integer")
+    number = int(text)
+    if number > 2**31 - 1:
+        raise ValueFormError(f"invalid number {text!r}: too large")
+    return number
+
+
+def _parse_positive(text: str) -> int:
+    number = _parse_uint(text)
+    if number == 0:
+        raise ValueFormError(f"invalid number {text!r}: must be at least 1")
+    return number
+
+
+def _parse_text(text: str) -> str:
+    return text
+
+
+def _parse_name(text: str) -> str:
+    """A user or group name (or numeric id): one word, no control characters."""
+    if not text or any(c.isspace() or ord(c) < 32 or c in ":/" for c in text):
+        raise ValueFormError(f"invalid user or group name {text!r}")
+    return text
+
+
+def _parse_abs_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueFormError(f"invalid path {text!r}: must be absolute")
+    return text
+
+
+def _parse_working_directory(text: str) -> str:
+    # systemd: "~" is the user's home; a leading "-" makes a missing directory non-fatal.
+    bare = text[1:] if text.startswith("-") else text
+    if bare != "~" and not bare.startswith("/"):
+        raise ValueFormError(f"invalid directory {text!r}: must be absolute, or ~")
+    return text
+
+
+def _parse_service_name(text: str) -> str:
+    names = values.parse_unit_names(text)
+    if len(names) != 1 or not names[0].endswith(".service"):
+        raise ValueFormError(f"invalid service {text!r}: expected one name ending in .service")
+    return names[0]
+
+
+def _parse_fd_name(text: str) -> str:
+    if not text or len(text) > 255 or any(not c.isprintable() or c == ":" for c in text):
+        raise ValueFormError(f"invalid file descriptor name {text!r}")
+    return text
+
+
+def _parse_bind_ipv6_only(text: str) -> str:
+    if text in ("default", "both", "ipv6-only"):
+        return text
+    raise ValueFormError(f"invalid value {text!r}: expected default, both or ipv6-only")
+
+
+def _parse_environment_file(text: str) -> list[EnvironmentFileRef]:
+    optional = text.startswith("-")
+    path = text[1:] if optional else text
+    if not path.startswith("/"):
+        raise ValueFormError(f"invalid environment file {text!r}: path must be absolute")
+    return [EnvironmentFileRef(path, optional)]
+
+
+def _render_environment_file(ref: EnvironmentFileRef) -> str:
+    return ("-" if ref.optional else "") + ref.path
+
+
+def _render_signal(number: int) -> str:
+    rtmin, rtmax = signal.SIGRTMIN, signal.SIGRTMAX
+    if rtmin < number <= rtmax:
+        return f"SIGRTMIN+{number - rtmin}"
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _render_exit_statuses(statuses: ExitStatusSet) -> str:
+    words = [str(code) for code in sorted(statuses.codes)]
+    words += [_render_signal(sig) for sig in sorted(statuses.signals)]
+    return " ".join(words)
+
+
+def _render_output(output: Output) -> str:
+    if output.target in (OutputTarget.FILE, OutputTarget.APPEND):
+        return f"{output.target.value}:{output.path}"
+    return str(output.target.value)
+
+
+def _render_proxy_target(address: ListenAddress) -> str:
+    if address.kind is ListenKind.UNIX:
+        return "unix:" + address.path
+    return address.render()
+
+
+def _parse_mode(text: str) -> int:
+    return values.parse_octal_mode(text)
+
+
+def _render_mode(mode: int) -> str:
+    return f"{mode:04o}"
+
+
+def _condition(kind: ConditionKind) -> Callable[[str], list[Condition]]:
+    def parse(text: str) -> list[Condition]:
+        negate = text.startswith("!")
+        value = text[1:] if negate else text
+        if not value:
+            raise ValueFormError(f"invalid condition {text!r}: empty")
+        if kind in (ConditionKind.PATH_EXISTS, ConditionKind.PATH_EXISTS_GLOB):
+            _parse_abs_path(value)
+        elif kind is ConditionKind.ENVIRONMENT:
+            name = value.partition("=")[0]
+            if not name or not (name[0].isalpha() or name[0] == "_"):
+                raise ValueFormError(f"invalid condition {text!r}: expected NAME or NAME=VALUE")
+        elif kind is ConditionKind.USER:
+            _parse_name(value)
+        return [Condition(kind, value, negate)]
+
+    return parse
+
+
+def _render_condition(condition: Condition) -> str:
+    return ("!" if condition.negate else "") + condition.value
+
+
+def _render_exec(command: ExecCommand) -> str:
+    return values.render_exec_line(command)
+
+
+def _parse_exec(text: str) -> list[ExecCommand]:
+    return [values.parse_exec_line(text)]
+
+
+def _parse_listen(text: str) -> list[ListenAddress]:
+    return [values.parse_listen_address(text)]
+
+
+def _render_listen(address: ListenAddress) -> str:
+    return address.render()
+
+
+def _render_environment_pair(pair: tuple[str, str]) -> str:
+    return values.render_environment([pair])
+
+
+def _render_str(text: str) -> str:
+    return text
+
+
+def _render_int(number: int) -> str:
+    return str(number)
+
+
+_enum_type = _parse_enum(ServiceType)
+_enum_restart = _parse_enum(RestartPolicy)
+_enum_mode = _parse_enum(ActivationMode)
+_bool, _rbool = values.parse_bool, values.render_bool
+_time, _rtime = values.parse_timespan, values.render_timespan
+_names = values.parse_unit_names
+
+
+def _d(
+    section: str,
+    name: str,
+    target: str,
+    field: str,
+    parse: Callable[[str], Any],
+    render: Callable[[Any], str],
+    multi: bool = False,
+    expand: bool = True,
+) -> Directive:
+    return Directive(section, name, target, field, parse, render, multi, expand)
+
+
+_UNIT_ROWS = [
+    _d("Unit", "Description", UNIT, "description", _parse_text, _render_str, expand=False),
+    _d("Unit", "After", UNIT, "after", _names, _render_str, multi=True),
+    _d("Unit", "Before", UNIT, "before", _names, _render_str, multi=True),
+    _d("Unit", "Requires", UNIT, "requires", _names, _render_str, multi=True),
+    _d("Unit", "Wants", UNIT, "wants", _names, _render_str, multi=True),
+    _d("Unit", "OnFailure", UNIT, "on_failure", _names, _render_str, multi=True),
+    _d("Unit", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),
+    _d("Unit", "StartLimitIntervalSec", UNIT, "start_limit_interval_sec", _time, _rtime),
+]
+_CONDITION_ROWS = [
+    _d(
+        "Unit",
+        kind.value,
+        UNIT,
+        "conditions",
+        _condition(kind),
+        _render_condition,
+        multi=True,
+        expand=kind is not ConditionKind.ENVIRONMENT,
+    )
+    for kind in ConditionKind
+]
+_SERVICE_ROWS = [
+    _d("Service", "Type", SERVICE, "type", _enum_type, _render_enum),
+    _d("Service", "ExecStart", SERVICE, "exec_start", _parse_exec, _render_exec, True, False),
+    _d(
+        "Service", "ExecStartPre", SERVICE, "exec_start_pre", _parse_exec, _render_exec, True, False
+    ),
+    _d(
+        "Service",
+        "ExecStartPost",
+        SERVICE,
+        "exec_start_post",
+        _parse_exec,
+        _render_exec,
+        True,
+        False,
+    ),
+    _d("Service", "ExecStop", SERVICE, "exec_stop", _parse_exec, _render_exec, True, False),
+    _d(
+        "Service", "ExecStopPost", SERVICE, "exec_stop_post", _parse_exec, _render_exec, True, False
+    ),
+    _d("Service", "Restart", SERVICE, "restart", _enum_restart, _render_enum),
+    _d("Service", "RestartSec", SERVICE, "restart_sec", _time, _rtime),
+    _d("Service", "TimeoutStartSec", SERVICE, "timeout_start_sec", _time, _rtime),
+    _d("Service", "TimeoutStopSec", SERVICE, "timeout_stop_sec", _time, _rtime),
+    _d("Service", "KillSignal", SERVICE, "kill_signal", values.parse_signal, _render_signal),
+    _d("Service", "RemainAfterExit", SERVICE, "remain_after_exit", _bool, _rbool),
+    _d("Service", "PIDFile", SERVICE, "pid_file", _parse_abs_path, _render_str),
+    _d("Service", "WatchdogSec", SERVICE, "watchdog_sec", _time, _rtime),
+    _d(
+        "Service",
+        "SuccessExitStatus",
+        SERVICE,
+        "success_exit_status",
+        values.parse_exit_status_set,
+        _render_exit_statuses,
+    ),
+    _d(
+        "Service",
+        "Environment",
+        SERVICE,
+        "environment",
+        values.parse_environment,
+        _render_environment_pair,
+        multi=True,
+        expand=False,
+    ),
+    _d(
+        "Service",
+        "EnvironmentFile",
+        SERVICE,
+        "environment_files",
+        _parse_environment_file,
+        _render_environment_file,
+        multi=True,
+    ),
+    _d("Service", "User", SERVICE, "user", _parse_name, _render_str),
+    _d("Service", "Group", SERVICE, "group", _parse_name, _render_str),
+    _d(
+        "Service",
+        "WorkingDirectory",
+        SERVICE,
+        "working_directory",
+        _parse_working_directory,
+        _render_str,
+    ),
+    _d(
+        "Service", "StandardOutput", SERVICE, "standard_output", values.parse_output, _render_output
+    ),
+    _d("Service", "StandardError", SERVICE, "standard_error", values.parse_output, _render_output),
+    _d("Service", "ExitContainerOnFailure", SERVICE, "exit_container_on_failure", _bool, _rbool),
+    # systemd also accepts the start limits in [Service] (older spelling).
+    _d("Service", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),
+    _d("Service", "StartLimitIntervalSec", UNIT, "start_limit_interval_sec", _time, _rtime),
+]
+_SOCKET_ROWS = [
+    _d("Socket", "ListenStream", SOCKET, "listen_stream", _parse_listen, _render_listen, True),
+    _d("Socket", "ListenDatagram", SOCKET, "listen_datagram", _parse_listen, _render_listen, True),
+    _d("Socket", "Accept", SOCKET, "accept", _bool, _rbool),
+    _d("Socket", "Service", SOCKET, "service", _parse_service_name, _render_str),
+    _d("Socket", "SocketUser", SOCKET, "socket_user", _parse_name, _render_str),
+    _d("Socket", "SocketGroup", SOCKET, "socket_group", _parse_name, _render_str),
+    _d("Socket", "SocketMode", SOCKET, "socket_mode", _parse_mode, _render_mode),
+    _d("Socket", "Backlog", SOCKET, "backlog", _parse_uint, _render_int),
+    _d("Socket", "ReusePort", SOCKET, "reuse_port", _bool, _rbool),
+    _d("Socket", "BindIPv6Only", SOCKET, "bind_ipv6_only", _parse_bind_ipv6_only, _render_str),
+    _d("Socket", "FileDescriptorName", SOCKET, "file_descriptor_name", _parse_fd_name, _render_str),
+    _d("Socket", "RemoveOnStop", SOCKET, "remove_on_stop", _bool, _rbool),
+    _d("Socket", "TriggerLimitIntervalSec", SOCKET, "trigger_limit_interval_sec", _time, _rtime),
+    _d("Socket", "TriggerLimitBurst", SOCKET, "trigger_limit_burst", _parse_uint, _render_int),
+    _d("Socket", "MaxConnections", SOCKET, "max_connections", _parse_positive, _render_int),
+    _d("Socket", "ActivationMode", SOCKET, "activation_mode", _enum_mode, _render_enum),
+    _d(
+        "Socket",
+        "ProxyTarget",
+        SOCKET,
+        "proxy_target",
+        values.parse_proxy_target,
+        _render_proxy_target,
+    ),
+]
+_INSTALL_ROWS = [
+    _d("Install", "WantedBy", INSTALL, "wanted_by", _names, _render_str, multi=True),
+]
+
+DIRECTIVES: dict[tuple[str, str], Directive] = {
+    (row.section, row.name): row
+    for row in _UNIT_ROWS + _CONDITION_ROWS + _SERVICE_ROWS + _SOCKET_ROWS + _INSTALL_ROWS
+}
+
+# Directive names per section, for "did you mean" suggestions.
+NAMES_BY_SECTION: dict[str, list[str]] = {}
+for _section, _name in DIRECTIVES:
+    NAMES_BY_SECTION.setdefault(_section, []).append(_name)
+
+
+def lookup(section: str, name: str) -> Directive | None:
+    """The directive row for `Name=` in `[Section]`, or None when cinit does not read it."""
+    return DIRECTIVES.get((section, name))
+
+
+def suggest(section: str, name: str) -> str | None:
+    """The closest known directive name, for a 'did you mean' hint."""
+    import difflib  # only on the error path: keeps validate's import cost down
+
+    candidates = NAMES_BY_SECTION.get(section, [])
+    lowered = {c.lower(): c for c in candidates}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    # A directive that exists, but in another section.
+    for other_section, other_name in DIRECTIVES:
+        if other_name == name and other_section != section:
+            return f"{name} (in [{other_section}])"
+    return None

@@ -1,0 +1,139 @@
+"""The systemd unit-file syntax: sections, assignments, comments and continuation lines.
+
+This layer knows nothing about directives: it turns text into `Assignment`s with their
+line numbers, and reports what is not well-formed (see systemd.syntax(7)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cinit.units.diagnostics import Diagnostic, Severity
+
+# systemd refuses lines longer than this (LONG_LINE_MAX); so do we, with a diagnostic.
+MAX_LINE_BYTES = 1024 * 1024
+# A unit file larger than this is not a unit file.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """`Key=Value` in `[Section]`, starting on `line` (continuations are joined)."""
+
+    section: str
+    key: str
+    value: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """The syntactic content of one unit file."""
+
+    path: str
+    sections: tuple[tuple[str, int], ...]  # (name, line) in file order, repeats allowed
+    assignments: tuple[Assignment, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def decode_unit_bytes(data: bytes, path: str) -> tuple[str | None, list[Diagnostic]]:
+    """Decode a unit file's bytes as UTF-8, or explain (with the line) why it is not text."""
+    if len(data) > MAX_FILE_BYTES:
+        message = f"file is too large for a unit file ({len(data)} bytes)"
+        return None, [Diagnostic(Severity.ERROR, message, path)]
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        message = "file contains NUL bytes: not a text unit file"
+        return None, [Diagnostic(Severity.ERROR, message, path, line)]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"invalid UTF-8 at byte {exc.start}: unit files must be UTF-8 text"
+        return None, [Diagnostic(Severity.ERROR, message, path, line)]
+
+
+def parse_syntax(text: str, path: str = "") -> ParsedFile:
+    """Split unit-file text into sections and assignments.
+
+    Rules (systemd.syntax): `#` and `;` start comment lines; a trailing backslash joins
+    the next line with a space (comment lines inside a continuation are skipped);
+    whitespace around keys and values is stripped; assignments before the first section
+    header, lines without `=`, and malformed headers are errors.
+    """
+    diagnostics: list[Diagnostic] = []
+    sections: list[tuple[str, int]] = []
+    assignments: list[Assignment] = []
+    section: str | None = None
+
+    def error(message: str, line: int) -> None:
+        diagnostics.append(Diagnostic(Severity.ERROR, message, path, line, section))
+
+    pending: list[str] = []  # pieces of a continued assignment
+    pending_line = 0
+    lines = text.splitlines()
+    for number, raw in enumerate(lines, start=1):
+        if len(raw) > MAX_LINE_BYTES:
+            error(f"line is longer than {MAX_LINE_BYTES} bytes", number)
+            pending = []
+            continue
+        stripped = raw.strip()
+        if pending:
+            if stripped.startswith(("#", ";")):
+                continue
+            if stripped.endswith("\\"):
+                pending.append(stripped[:-1])
+                continue
+            pending.append(stripped)
+            _finish(" ".join(pending), pending_line, section, path, assignments, error)
+            pending = []
+            continue
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if stripped.startswith("["):
+            if not stripped.endswith("]") or len(stripped) < 3 or "]" in stripped[1:-1]:
+                error(f"malformed section header {_quote(stripped)}", number)
+                section = None
+                continue
+            section = stripped[1:-1]
+            sections.append((section, number))
+            continue
+        if stripped.endswith("\\"):
+            pending = [stripped[:-1]]
+            pending_line = number
+            continue
+        _finish(stripped, number, section, path, assignments, error)
+    if pending:
+        # A continuation at end of file: systemd takes what it has.
+        _finish(" ".join(pending), pending_line, section, path, assignments, error)
+    return ParsedFile(path, tuple(sections), tuple(assignments), tuple(diagnostics))
+
+
+def _finish(
+    text: str,
+    line: int,
+    section: str | None,
+    path: str,
+    out: list[Assignment],
+    error: Callable[[str, int], None],
+) -> None:
+    """Turn one logical `Key=Value` line into an Assignment, or report why it is not one."""
+    if section is None:
+        error(f"assignment outside of any section: {_quote(text)}", line)
+        return
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep:
+        error(f"line is not an assignment (missing '='): {_quote(text)}", line)
+        return
+    if not key:
+        error(f"assignment without a directive name: {_quote(text)}", line)
+        return
+    out.append(Assignment(section, key, value.strip(), line))
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    """Short repr of user text for messages (long lines are cut, control chars escaped)."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return repr(shown)

@@ -1,0 +1,37 @@
+"""Shared test fixtures: how tests find the cinit executable under test.
+
+`CINIT_BIN` selects another build (for example a standalone `bin/cinit`); the default is
+the installed console script, falling back to `python -m cinit`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_DIR = ROOT / "tests" / "data" / "seed"
+
+
+def cinit_command() -> list[str]:
+    """The argv prefix that runs cinit."""
+    override = os.environ.get("CINIT_BIN")
+    if override:
+        return shlex.split(override)
+    script = Path(sys.executable).parent / "cinit"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("cinit")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "cinit"]
+
+
+@pytest.fixture(scope="session")
+def cinit_cmd() -> list[str]:
+    return cinit_command()
