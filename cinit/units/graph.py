@@ -310,10 +310,19 @@ def _start_levels(
 def check_units(
     units: Mapping[str, Unit], graph: DependencyGraph | None = None
 ) -> list[Diagnostic]:
-    """Diagnostics that need every loaded unit: references, cycles, sockets, restart policy.
+    """Diagnostics that need every loaded unit, sorted by file, then line.
+
+    Errors: ordering cycles (one per group of units caught in cycles, naming a cycle in
+    order, "a -> b" meaning a is ordered after b); Requires=/OnFailure= naming a unit
+    that is not loaded (Requires= on a .target is met; OnFailure= on one is an error);
+    a socket activating a service that is not loaded; two listeners that would bind
+    the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
+    mode; proxy and native sockets activating one service (its contract would be both
+    "inherit listeners" and "listen yourself"); Accept=yes and Accept=no sockets
+    activating one service. Warnings: After=/Before=/Wants= naming a unit that is not
+    loaded (targets are accepted silently); Restart= on a oneshot with RemainAfterExit=yes.
 
     Pass the `graph` already built from the same `units` to avoid building it twice.
-    Diagnostics come sorted by file, then line.
     """
     if graph is None:
         graph = build_graph(units)
@@ -361,8 +370,11 @@ def _check_names(
     units: Mapping[str, Unit],
     found: list[Diagnostic],
 ) -> None:
-    if all(other in units for other in references):
-        return
+    for other in references:
+        if other not in units:
+            break
+    else:
+        return  # the common case: every name is loaded
     for other in dict.fromkeys(references):
         if other in units:
             continue
@@ -573,6 +585,8 @@ def _check_addresses(sockets: list[tuple[Unit, SocketSection]], found: list[Diag
                         clashes += listeners.by_scope.get(bucket + _SEP + _ANY)
                     listeners.by_bucket.add(bucket, number)
                     listeners.by_scope.add(bucket + _SEP + scope, number)
+                if not clashes:
+                    continue
                 for other in sorted(set(clashes) - {number}):
                     message = (
                         f"{listeners.describe(number)} conflicts with "
@@ -645,7 +659,8 @@ def _check_cycles(
     for group in graph.cycle_groups:
         path = _shortest_cycle(group[0], set(group), graph)
         message = "ordering cycle: " + " -> ".join(path)
-        rest = [name for name in group if name not in path]
+        on_path = set(path)
+        rest = [name for name in group if name not in on_path]
         if rest:
             message += f" (units also caught in this cycle: {', '.join(rest)})"
         unit, section, directive = _edge_origin(path[0], path[1], units)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cinit.units import schema, values
@@ -82,11 +81,11 @@ class UnitSet:
     """
 
     units: Mapping[str, Unit]
+    graph: DependencyGraph
     diagnostics: tuple[Diagnostic, ...] = ()
     overrides: tuple[Override, ...] = ()
     strict: bool = False
     ignored_files: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -99,11 +98,6 @@ class UnitSet:
     @property
     def ok(self) -> bool:
         return not self.errors and not (self.strict and self.warnings)
-
-    @cached_property
-    def graph(self) -> DependencyGraph:
-        """Ordering and requirement edges between the loaded units."""
-        return build_graph(self.units)
 
     def start_order(self) -> list[str]:
         """Every unit, each after all units it is ordered after."""
@@ -206,18 +200,19 @@ def _read_value(
     raw = item.value
     if raw == "":
         return _RESET
-    value, spec_warnings = values.expand_specifiers(raw, name, host)
-    for warning in spec_warnings:
-        message = f"{item.key}={_short(raw)}: {warning}"
-        diags.append(Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key))
+    value, warnings = values.expand_specifiers(raw, name, host)
+    result: Any = _INVALID
     try:
         if row.expand:
             value = values.expand_vars(value, env)
-        return row.parse(value)
+        result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
         message = f"[{item.section}] {item.key}={_short(raw)}: {exc}"
         diags.append(Diagnostic(Severity.ERROR, message, path, item.line, item.section, item.key))
-        return _INVALID
+    for warning in warnings:
+        message = f"[{item.section}] {item.key}={_short(raw)}: {warning}"
+        diags.append(Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key))
+    return result
 
 
 def _build_unit(
@@ -491,10 +486,11 @@ def load_units(
             if name in replaced:
                 unit = replace(unit, overrides=core_paths[name])
             units[name] = unit
-    diags.extend(check_units(units))
+    graph = build_graph(units)
+    diags.extend(check_units(units, graph))
     if strict:
         diags = [_promote(d) for d in diags]
-    return UnitSet(units, tuple(diags), overrides, strict, tuple(ignored))
+    return UnitSet(units, graph, tuple(diags), overrides, strict, tuple(ignored))
 
 
 def _promote(diagnostic: Diagnostic) -> Diagnostic:
@@ -517,7 +513,9 @@ def render_unit(unit: Unit) -> str:
                 continue
             value = getattr(data, row.field)
             if row.field == "conditions":
-                body += [f"{name}={_escape(row.render(c))}" for c in value if c.kind.value == name]
+                # All Condition*= share one ordered list: write it once, in order.
+                if not any(line.startswith("Condition") for line in body):
+                    body += [f"{c.kind.value}={_escape(row.render(c))}" for c in value]
                 continue
             if value == getattr(default, row.field):
                 continue

@@ -54,10 +54,11 @@ class Directive:
     name: str
     target: str
     field: str
-    parse: Callable[[str], Any]
+    parse: Callable[..., Any]
     render: Callable[[Any], str]
     multi: bool = False
     expand: bool = True
+    warns: bool = False  # `parse` takes a second argument: a list it appends warnings to
 
 
 # --- small parsers and renderers (the value forms themselves live in values.py) ---
@@ -214,8 +215,21 @@ def _render_exec(command: ExecCommand) -> str:
     return values.render_exec_line(command)
 
 
-def _parse_exec(text: str) -> list[ExecCommand]:
-    return [values.parse_exec_line(text)]
+def _parse_exec(text: str, warnings: list[str]) -> list[ExecCommand]:
+    return [values.parse_exec_line(text, warnings=warnings)]
+
+
+# Outputs that name a logging system a container does not have: the container log is it.
+_LOG_OUTPUTS = frozenset(
+    {"journal", "journal+console", "kmsg", "kmsg+console", "syslog", "syslog+console", "tty"}
+)
+
+
+def _parse_output(text: str, warnings: list[str]) -> Output:
+    if text.strip() in _LOG_OUTPUTS:
+        warnings.append(f"{text.strip()} is not available in a container; using inherit")
+        return Output(OutputTarget.INHERIT)
+    return values.parse_output(text)
 
 
 def _parse_listen(text: str) -> list[ListenAddress]:
@@ -251,12 +265,13 @@ def _d(
     name: str,
     target: str,
     field: str,
-    parse: Callable[[str], Any],
+    parse: Callable[..., Any],
     render: Callable[[Any], str],
     multi: bool = False,
     expand: bool = True,
 ) -> Directive:
-    return Directive(section, name, target, field, parse, render, multi, expand)
+    warns = parse in (_parse_exec, _parse_output)
+    return Directive(section, name, target, field, parse, render, multi, expand, warns)
 
 
 _UNIT_ROWS = [
@@ -347,10 +362,8 @@ _SERVICE_ROWS = [
         _parse_working_directory,
         _render_str,
     ),
-    _d(
-        "Service", "StandardOutput", SERVICE, "standard_output", values.parse_output, _render_output
-    ),
-    _d("Service", "StandardError", SERVICE, "standard_error", values.parse_output, _render_output),
+    _d("Service", "StandardOutput", SERVICE, "standard_output", _parse_output, _render_output),
+    _d("Service", "StandardError", SERVICE, "standard_error", _parse_output, _render_output),
     _d("Service", "ExitContainerOnFailure", SERVICE, "exit_container_on_failure", _bool, _rbool),
     # systemd also accepts the start limits in [Service] (older spelling).
     _d("Service", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),

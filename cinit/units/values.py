@@ -217,7 +217,7 @@ def _timespan_usec(text: str) -> int:
         significant = whole.lstrip("0")
         if len(significant) > 20:  # also keeps int() far from its digit limit
             raise bad("too large")
-        total += int(whole or "0") * multiplier
+        total += int(significant or "0") * multiplier
         step = multiplier // 10
         for digit in fraction:  # systemd truncates digits finer than a microsecond
             if step == 0:

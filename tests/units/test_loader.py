@@ -26,6 +26,7 @@ from cinit.units import (
     UnitSource,
     load_units,
     parse_unit,
+    render_unit,
 )
 
 ENV = {"APP_USER": "alice", "EMPTY": ""}
@@ -311,7 +312,7 @@ def test_bad_value_error_names_file_line_directive_and_value() -> None:
         ("Restart=sometimes", "on-failure"),
         ("RemainAfterExit=maybe", "maybe"),
         ("KillSignal=SIGNOPE", "SIGNOPE"),
-        ("StandardOutput=journal", "journal"),
+        ("StandardOutput=syslog-ish", "syslog-ish"),
         ("User=a b", "a b"),
         ("PIDFile=relative.pid", "absolute"),
         ("WorkingDirectory=srv", "absolute"),
@@ -524,3 +525,33 @@ def test_start_and_stop_order(tmp_path: Path) -> None:
     result = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
     assert result.start_order() == ["c.service", "b.service", "a.service"]
     assert result.stop_order() == ["a.service", "b.service", "c.service"]
+
+
+def test_render_keeps_the_order_of_mixed_conditions() -> None:
+    text = (
+        "[Unit]\nConditionUser=root\nConditionPathExists=!/x\nConditionUser=!bob\n"
+        "ConditionEnvironment=A=1\n[Service]\nExecStart=/bin/echo 100%%\n"
+    )
+    unit = clean("a.service", text)
+    again = clean("a.service", render_unit(unit))
+    assert again == unit
+    assert [c.kind for c in again.unit.conditions] == [
+        ConditionKind.USER,
+        ConditionKind.PATH_EXISTS,
+        ConditionKind.USER,
+        ConditionKind.ENVIRONMENT,
+    ]
+
+
+@pytest.mark.parametrize("value", ["journal", "kmsg", "journal+console", "syslog", "tty"])
+def test_log_system_outputs_fall_back_to_inherit_with_a_warning(value: str) -> None:
+    unit, diags = load("a.service", f"[Service]\nExecStart=/bin/true\nStandardOutput={value}\n")
+    assert [d.severity for d in diags] == [Severity.WARNING] and diags[0].line == 3
+    assert "using inherit" in diags[0].message
+    assert unit.service.standard_output == Output(OutputTarget.INHERIT)
+
+
+def test_unknown_escape_in_exec_line_is_a_warning() -> None:
+    unit, diags = load("a.service", "[Service]\nExecStart=/bin/echo a\\db\n")
+    assert [d.severity for d in diags] == [Severity.WARNING] and diags[0].line == 2
+    assert unit.service.exec_start[0].words == ("/bin/echo", "a\\db")
