@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cinit.units import schema, values
+from cinit.units import environment, schema
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.graph import DependencyGraph, build_graph, check_units
 from cinit.units.model import (
@@ -200,11 +200,11 @@ def _read_value(
     raw = item.value
     if raw == "":
         return _RESET
-    value, warnings = values.expand_specifiers(raw, name, host)
+    value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
     try:
         if row.expand:
-            value = values.expand_vars(value, env)
+            value = environment.expand_vars(value, env)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
         message = f"[{item.section}] {item.key}={_short(raw)}: {exc}"

@@ -69,7 +69,7 @@ class ExecCommand:
     """One Exec*= line after systemd unquoting and specifier expansion.
 
     `words` still hold `$VAR`/`${VAR}` references: they are expanded against the
-    unit's environment at start time (see `values.expand_exec_words`).
+    unit's environment at start time (see `commands.expand_exec_words`).
     """
 
     words: tuple[str, ...]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from cinit.units import values
+from cinit.units import addresses, commands, environment, values
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.model import (
     ActivationMode,
@@ -61,7 +61,7 @@ class Directive:
     warns: bool = False  # `parse` takes a second argument: a list it appends warnings to
 
 
-# --- small parsers and renderers (the value forms themselves live in values.py) ---
+# --- small parsers and renderers (value forms: values, commands, environment, addresses) ---
 
 
 def _parse_enum(enum: type[Enum]) -> Callable[[str], Any]:
@@ -212,11 +212,11 @@ def _render_condition(condition: Condition) -> str:
 
 
 def _render_exec(command: ExecCommand) -> str:
-    return values.render_exec_line(command)
+    return commands.render_exec_line(command)
 
 
 def _parse_exec(text: str, warnings: list[str]) -> list[ExecCommand]:
-    return [values.parse_exec_line(text, warnings=warnings)]
+    return [commands.parse_exec_line(text, warnings=warnings)]
 
 
 # Outputs that name a logging system a container does not have: the container log is it.
@@ -233,7 +233,7 @@ def _parse_output(text: str, warnings: list[str]) -> Output:
 
 
 def _parse_listen(text: str) -> list[ListenAddress]:
-    return [values.parse_listen_address(text)]
+    return [addresses.parse_listen_address(text)]
 
 
 def _render_listen(address: ListenAddress) -> str:
@@ -241,7 +241,7 @@ def _render_listen(address: ListenAddress) -> str:
 
 
 def _render_environment_pair(pair: tuple[str, str]) -> str:
-    return values.render_environment([pair])
+    return environment.render_environment([pair])
 
 
 def _render_str(text: str) -> str:
@@ -338,7 +338,7 @@ _SERVICE_ROWS = [
         "Environment",
         SERVICE,
         "environment",
-        values.parse_environment,
+        environment.parse_environment,
         _render_environment_pair,
         multi=True,
         expand=False,
@@ -391,7 +391,7 @@ _SOCKET_ROWS = [
         "ProxyTarget",
         SOCKET,
         "proxy_target",
-        values.parse_proxy_target,
+        addresses.parse_proxy_target,
         _render_proxy_target,
     ),
 ]

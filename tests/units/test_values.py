@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from cinit.units.addresses import parse_listen_address, parse_proxy_target
+from cinit.units.commands import expand_exec_words, parse_exec_line, render_exec_line, split_words
 from cinit.units.diagnostics import ValueFormError
+from cinit.units.environment import (
+    expand_specifiers,
+    expand_vars,
+    parse_env_file,
+    parse_environment,
+    read_env_file,
+    render_environment,
+)
 from cinit.units.model import (
     ExecCommand,
     ExitStatusSet,
@@ -19,27 +29,15 @@ from cinit.units.model import (
     OutputTarget,
 )
 from cinit.units.values import (
-    expand_exec_words,
-    expand_specifiers,
-    expand_vars,
     parse_bool,
-    parse_env_file,
-    parse_environment,
-    parse_exec_line,
     parse_exit_status_set,
-    parse_listen_address,
     parse_octal_mode,
     parse_output,
-    parse_proxy_target,
     parse_signal,
     parse_timespan,
     parse_unit_names,
-    read_env_file,
     render_bool,
-    render_environment,
-    render_exec_line,
     render_timespan,
-    split_words,
 )
 
 

@@ -11,28 +11,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cinit.units.addresses import parse_listen_address, parse_proxy_target
+from cinit.units.commands import expand_exec_words, parse_exec_line, render_exec_line, split_words
 from cinit.units.diagnostics import ValueFormError
-from cinit.units.model import ExecCommand, ListenAddress, ListenKind
-from cinit.units.values import (
-    expand_exec_words,
+from cinit.units.environment import (
     expand_specifiers,
     expand_vars,
-    parse_bool,
     parse_env_file,
     parse_environment,
-    parse_exec_line,
+    render_environment,
+)
+from cinit.units.model import ExecCommand, ListenAddress, ListenKind
+from cinit.units.values import (
+    parse_bool,
     parse_exit_status_set,
-    parse_listen_address,
     parse_octal_mode,
     parse_output,
-    parse_proxy_target,
     parse_signal,
     parse_timespan,
     parse_unit_names,
-    render_environment,
-    render_exec_line,
     render_timespan,
-    split_words,
 )
 
 # Any code point, lone surrogates and control characters included...
