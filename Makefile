@@ -7,7 +7,7 @@ PY := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON))
 
 build:  ## install cinit (editable) with its test and dev tools into .venv
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[test,dev]'
+	$(VENV)/bin/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat  # a .pth path entry: no import-hook finder on every start
 	$(VENV)/bin/python -m compileall -q cinit >/dev/null  # editable installs ship no .pyc: start-up pays for compiling otherwise
 
 test:  ## the whole test suite (PID 1 tests need root for unshare)

@@ -1,0 +1,336 @@
+"""The root supervisor's lifecycle as one pure transition function.
+
+    BOOTING --Booted--> RUNNING
+    BOOTING/RUNNING --stop signal | main command exited | exit requested--> STOPPING
+    STOPPING --main command and units gone--> DRAINING   (leftovers get SIGTERM)
+    STOPPING/DRAINING --StopDeadline--> KILLING           (SIGKILL to everything left)
+    DRAINING/KILLING --ChildrenGone | KillDeadline--> EXITED
+
+`step(model, event, timeouts)` returns the next model and the actions to carry out; it
+does no I/O and reads no clock (timers are events), so every path is tested in
+microseconds. The actor in `root.py` feeds it and performs the actions.
+
+The whole shutdown is bounded: `stop_timeout` from the first stop request to SIGKILL
+(covering the main command, the units and the SIGTERM to leftovers), then at most
+`kill_grace` to reap what SIGKILL left before cinit exits anyway.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from cinit.io.signals import (
+    FORWARDED_SIGNALS,
+    SHUTDOWN_SIGNALS,
+    UNIT_FORWARDED_SIGNALS,
+    main_stop_signal,
+    signal_name,
+)
+
+SIGTERM = signal.SIGTERM
+SIGKILL = signal.SIGKILL
+
+
+class Phase(StrEnum):
+    BOOTING = "booting"
+    RUNNING = "running"
+    STOPPING = "stopping"  # main command and units are being stopped
+    DRAINING = "draining"  # they are gone; leftovers got SIGTERM, waiting for them
+    KILLING = "killing"  # stop timeout expired: SIGKILL sent, reaping
+    EXITED = "exited"
+
+
+# ---- events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Booted:
+    """Boot finished: the main command (if any) runs and units are started."""
+
+    units: bool = False  # whether a unit supervisor is running beside the main command
+
+
+@dataclass(frozen=True)
+class SignalArrived:
+    signo: int
+    sender_pid: int = 0
+
+
+@dataclass(frozen=True)
+class MainExited:
+    status: int  # shell convention: code, or 128+signal
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class UnitsStopped:
+    """The unit supervisor stopped every unit (issue 4 sends it)."""
+
+
+@dataclass(frozen=True)
+class ExitRequested:
+    """Something decided the container must stop with `status` (ExitContainerOnFailure)."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StopDeadline:
+    """Timer: `stop_timeout` has passed since the stop began."""
+
+
+@dataclass(frozen=True)
+class KillDeadline:
+    """Timer: `kill_grace` has passed since SIGKILL."""
+
+
+@dataclass(frozen=True)
+class ChildrenGone:
+    """cinit has no children left at all (everything reaped)."""
+
+
+Event = (
+    Booted
+    | SignalArrived
+    | MainExited
+    | UnitsStopped
+    | ExitRequested
+    | StopDeadline
+    | KillDeadline
+    | ChildrenGone
+)
+
+# ---- actions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalMain:
+    signo: int
+
+
+@dataclass(frozen=True)
+class KillMainGroup:
+    """SIGKILL the main command's whole process group."""
+
+
+@dataclass(frozen=True)
+class ForwardToUnits:
+    signo: int
+
+
+@dataclass(frozen=True)
+class StopUnits:
+    """Begin the units' ordered shutdown."""
+
+
+@dataclass(frozen=True)
+class KillUnits:
+    """SIGKILL every unit's processes now."""
+
+
+@dataclass(frozen=True)
+class SignalLeftovers:
+    """Signal every remaining process cinit may stop (namespace as PID 1, else descendants)."""
+
+    signo: int
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    event: StopDeadline | KillDeadline
+    delay: float
+
+
+@dataclass(frozen=True)
+class CheckChildren:
+    """Find out whether any child is left; feed ChildrenGone back when none is."""
+
+
+@dataclass(frozen=True)
+class Log:
+    text: str
+    routine: bool = False  # routine lines are only shown when verbose
+
+
+@dataclass(frozen=True)
+class Finish:
+    status: int
+
+
+Action = (
+    SignalMain
+    | KillMainGroup
+    | ForwardToUnits
+    | StopUnits
+    | KillUnits
+    | SignalLeftovers
+    | StartTimer
+    | CheckChildren
+    | Log
+    | Finish
+)
+
+# ---- model --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    stop_timeout: float = 8.0
+    kill_grace: float = 1.0
+
+
+@dataclass(frozen=True)
+class RootModel:
+    phase: Phase = Phase.BOOTING
+    main_alive: bool = False
+    units_alive: bool = False
+    main_status: int | None = None
+    forced_status: int | None = None  # from ExitRequested
+    stop_reason: str = ""
+
+    @property
+    def exit_status(self) -> int:
+        """cinit's exit status: a forced one, else the main command's, else 0."""
+        if self.forced_status is not None:
+            return self.forced_status
+        return self.main_status if self.main_status is not None else 0
+
+
+def initial(main_alive: bool) -> RootModel:
+    """The model at start: the main command is already running when there is one."""
+    return RootModel(main_alive=main_alive)
+
+
+def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+    """The one place where the root's state changes."""
+    phase = model.phase
+    if phase is Phase.EXITED:
+        return model, []
+
+    if isinstance(event, Booted):
+        if phase is Phase.BOOTING:
+            return replace(model, phase=Phase.RUNNING, units_alive=event.units), []
+        return model, []
+
+    if isinstance(event, SignalArrived):
+        return _on_signal(model, event, timeouts)
+
+    if isinstance(event, MainExited):
+        model = replace(model, main_alive=False, main_status=event.status)
+        if phase in (Phase.BOOTING, Phase.RUNNING):
+            text = f"main command {event.description or 'exited'}; stopping"
+            return _begin_stop(model, text, None, timeouts, routine=True)
+        return _after_progress(model, timeouts)
+
+    if isinstance(event, UnitsStopped):
+        model = replace(model, units_alive=False)
+        if phase in (Phase.BOOTING, Phase.RUNNING):
+            return model, []
+        return _after_progress(model, timeouts)
+
+    if isinstance(event, ExitRequested):
+        if model.forced_status is None:
+            model = replace(model, forced_status=event.status)
+        if phase in (Phase.BOOTING, Phase.RUNNING):
+            return _begin_stop(model, event.reason, SIGTERM, timeouts)
+        return model, []
+
+    if isinstance(event, StopDeadline):
+        if phase in (Phase.STOPPING, Phase.DRAINING):
+            return _escalate(model, timeouts)
+        return model, []
+
+    if isinstance(event, ChildrenGone):
+        if phase in (Phase.DRAINING, Phase.KILLING) and not model.main_alive:
+            return _finish(model)
+        return model, []
+
+    if isinstance(event, KillDeadline):
+        if phase is Phase.KILLING:
+            model, actions = _finish(model)
+            text = f"processes still present {timeouts.kill_grace:g}s after SIGKILL; exiting anyway"
+            return model, [Log(text), *actions]
+        return model, []
+
+    return model, []
+
+
+def _on_signal(
+    model: RootModel, event: SignalArrived, timeouts: Timeouts
+) -> tuple[RootModel, list[Action]]:
+    signo, name = event.signo, signal_name(event.signo)
+    phase = model.phase
+    if signo in SHUTDOWN_SIGNALS:
+        if phase in (Phase.BOOTING, Phase.RUNNING):
+            sender = f" from pid {event.sender_pid}" if event.sender_pid else ""
+            return _begin_stop(model, f"{name}{sender}: stopping", signo, timeouts, routine=True)
+        actions: list[Action] = []
+        if model.main_alive:
+            actions.append(SignalMain(main_stop_signal(signo)))
+            text = f"{name} while stopping: passed on to the main command; shutdown continues"
+        else:
+            text = f"{name} while stopping: shutdown continues"
+        return model, [Log(text), *actions]
+    if signo in FORWARDED_SIGNALS:
+        actions = []
+        if model.main_alive and phase is not Phase.KILLING:
+            actions.append(SignalMain(signo))
+        if model.units_alive and signo in UNIT_FORWARDED_SIGNALS and phase is Phase.RUNNING:
+            actions.append(ForwardToUnits(signo))
+        return model, actions
+    return model, []
+
+
+def _begin_stop(
+    model: RootModel, reason: str, signo: int | None, timeouts: Timeouts, routine: bool = False
+) -> tuple[RootModel, list[Action]]:
+    """Enter STOPPING: stop the main command (with `signo`) and the units, arm the deadline."""
+    model = replace(model, phase=Phase.STOPPING, stop_reason=reason)
+    actions: list[Action] = [Log(reason, routine=routine)]
+    actions.append(StartTimer(StopDeadline(), timeouts.stop_timeout))
+    if model.main_alive:
+        actions.append(SignalMain(main_stop_signal(signo if signo is not None else SIGTERM)))
+    if model.units_alive:
+        actions.append(StopUnits())
+    model, more = _after_progress(model, timeouts)
+    return model, actions + more
+
+
+def _after_progress(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+    """In STOPPING: once the main command and the units are gone, SIGTERM the leftovers."""
+    if model.phase is Phase.STOPPING and not model.main_alive and not model.units_alive:
+        model = replace(model, phase=Phase.DRAINING)
+        return model, [SignalLeftovers(SIGTERM), CheckChildren()]
+    if model.phase in (Phase.DRAINING, Phase.KILLING) and not model.main_alive:
+        return model, [CheckChildren()]
+    return model, []
+
+
+def _escalate(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+    """The stop timeout expired: SIGKILL whatever is left, then reap for `kill_grace`."""
+    actions: list[Action] = []
+    waiting = []
+    if model.main_alive:
+        waiting.append("the main command")
+        actions.append(KillMainGroup())
+    if model.units_alive:
+        waiting.append("units")
+        actions.append(KillUnits())
+    what = " and ".join(waiting) or "leftover processes"
+    text = f"{what} did not stop within {timeouts.stop_timeout:g}s; sending SIGKILL"
+    model = replace(model, phase=Phase.KILLING)
+    return model, [
+        Log(text),
+        *actions,
+        SignalLeftovers(SIGKILL),
+        StartTimer(KillDeadline(), timeouts.kill_grace),
+        CheckChildren(),
+    ]
+
+
+def _finish(model: RootModel) -> tuple[RootModel, list[Action]]:
+    model = replace(model, phase=Phase.EXITED)
+    return model, [Finish(model.exit_status)]

@@ -1,0 +1,153 @@
+"""Timers as messages: `Scheduler.call_later(delay, actor_ref, message)` tells the message later.
+
+Actors never sleep: whoever needs a timeout (stop timeout, RestartSec=, start limits,
+watchdogs) asks the scheduler, gets a `Timer` back, and receives the message when it is
+due unless it cancelled the timer first. `TimerQueue` is the pure part (a sorted list of
+deadlines, driven with any clock, tested with a fake one); `Scheduler` runs it in one
+daemon thread that sleeps on a condition until the earliest deadline or a new timer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from sortedcontainers import SortedKeyList
+
+
+class Target(Protocol):
+    """Where a due timer's message goes (a pykka ActorRef, or a test double)."""
+
+    def tell(self, message: object) -> None: ...
+
+
+class Timer:
+    """A scheduled message; `cancel` it through the scheduler that made it."""
+
+    __slots__ = ("cancelled", "deadline", "message", "seq", "target")
+
+    def __init__(self, deadline: float, seq: int, target: Target, message: object) -> None:
+        self.deadline = deadline
+        self.seq = seq  # ties at one deadline fire in scheduling order
+        self.target = target
+        self.message = message
+        self.cancelled = False
+
+    def __repr__(self) -> str:
+        return f"Timer(deadline={self.deadline:.3f}, message={self.message!r})"
+
+
+class TimerQueue:
+    """Pending timers ordered by deadline; no threads, no clock of its own."""
+
+    def __init__(self) -> None:
+        self._timers: SortedKeyList = SortedKeyList(key=lambda t: (t.deadline, t.seq))
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._timers)
+
+    def add(self, deadline: float, target: Target, message: object) -> Timer:
+        """Schedule `message` for `target` at `deadline`."""
+        timer = Timer(deadline, next(self._seq), target, message)
+        self._timers.add(timer)
+        return timer
+
+    def cancel(self, timer: Timer) -> bool:
+        """Remove `timer`; False when it already fired or was cancelled."""
+        if timer.cancelled:
+            return False
+        timer.cancelled = True
+        try:
+            self._timers.remove(timer)
+        except ValueError:
+            return False
+        return True
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending deadline, if any."""
+        return self._timers[0].deadline if self._timers else None
+
+    def pop_due(self, now: float) -> list[Timer]:
+        """Remove and return every timer whose deadline is at or before `now`, in order."""
+        due = []
+        while self._timers and self._timers[0].deadline <= now:
+            timer = self._timers.pop(0)
+            timer.cancelled = True  # fired: a later cancel() is a no-op
+            due.append(timer)
+        return due
+
+
+class Scheduler:
+    """A `TimerQueue` run by one thread; safe to call from any actor."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._queue = TimerQueue()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def start(self) -> Scheduler:
+        """Start the delivery thread; returns self."""
+        self._thread = threading.Thread(target=self._run, name="cinit-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop delivering; pending timers are dropped."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+    def call_later(self, delay: float, target: Target, message: object) -> Timer:
+        """Tell `message` to `target` after `delay` seconds."""
+        with self._cond:
+            deadline = self._clock() + max(delay, 0.0)
+            earliest = self._queue.next_deadline()
+            timer = self._queue.add(deadline, target, message)
+            if earliest is None or deadline < earliest:
+                self._cond.notify()
+        return timer
+
+    def cancel(self, timer: Timer) -> bool:
+        """Cancel `timer`; False when it already fired (its message may be on its way)."""
+        with self._cond:
+            return self._queue.cancel(timer)
+
+    def pending(self) -> int:
+        """How many timers wait."""
+        with self._cond:
+            return len(self._queue)
+
+    def run_due(self, now: float | None = None) -> int:
+        """Deliver every due timer now (for tests driving a fake clock); returns how many."""
+        with self._cond:
+            due = self._queue.pop_due(self._clock() if now is None else now)
+        self._deliver(due)
+        return len(due)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                due = self._queue.pop_due(self._clock())
+                if not due:
+                    deadline = self._queue.next_deadline()
+                    timeout = None if deadline is None else max(deadline - self._clock(), 0.0)
+                    self._cond.wait(timeout)
+                    continue
+            self._deliver(due)
+
+    @staticmethod
+    def _deliver(due: list[Timer]) -> None:
+        for timer in due:
+            with contextlib.suppress(Exception):  # a dead target must not stop the others
+                timer.target.tell(timer.message)

@@ -1,0 +1,213 @@
+"""What the main thread does from start to exit: the PID 1 program.
+
+Order matters, and is chosen so that `cinit -- CMD` reaches CMD's exec quickly:
+
+1. block the owned signals (before any thread exists; see `cinit.io.signals`);
+2. become a child subreaper when not PID 1;
+3. load the units when a unit directory exists (printing diagnostics; refusing to boot a
+   set with errors);
+4. spawn the main command;
+5. only now import the heavier parts (pykka, sortedcontainers, dataclasses), start the
+   scheduler and the root supervisor actor;
+6. loop: take signals with `sigwaitinfo`; SIGCHLD -> reap everything, route exits to their
+   owners, tell the root when no child is left; other signals -> a message to the root;
+   until the root settles the outcome.
+
+If the root breaks, or the loop itself does, the main thread stops everything on its own
+(SIGTERM, then SIGKILL after the stop timeout) and exits with EXIT_INTERNAL_ERROR (70).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from cinit.io import signals
+from cinit.io.log import info, log
+from cinit.io.reaper import Process, ProcessTable
+from cinit.io.spawn import SpawnError, SpawnRequest, spawn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import pykka
+
+    from cinit.actors.root import RootOutcome
+
+DEFAULT_UNITS_DIR = "/etc/container-init/units/"
+DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
+DEFAULT_STOP_TIMEOUT = 8.0
+KILL_GRACE = 1.0  # after SIGKILL, how long to wait for the last exits before leaving anyway
+
+EXIT_LOAD_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: cinit itself broke
+
+MAIN_LABEL = "main command"
+
+
+class BootConfig:
+    """What `cinit run` was asked to do (built by `cinit.cli.run`)."""
+
+    __slots__ = ("command", "drop_in_dir", "log_prefix", "stop_timeout", "strict", "units_dir")
+
+    def __init__(
+        self,
+        *,
+        units_dir: str = DEFAULT_UNITS_DIR,
+        drop_in_dir: str = DEFAULT_DROP_IN_DIR,
+        strict: bool = False,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        log_prefix: bool = True,
+        command: list[str] | None = None,
+    ) -> None:
+        self.units_dir = units_dir
+        self.drop_in_dir = drop_in_dir
+        self.strict = strict
+        self.stop_timeout = stop_timeout
+        self.log_prefix = log_prefix  # for unit output (issue 4); the main command is raw
+        self.command = command or []
+
+
+def run(config: BootConfig) -> int:
+    """Run cinit until it should exit; returns the exit status."""
+    signals.block_owned()
+    units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
+    if not units_present and not config.command:
+        log(
+            f"nothing to supervise: neither {config.units_dir} nor {config.drop_in_dir} "
+            "exists and no command was given (usage: cinit [--units DIR] [--drop-in DIR] "
+            "[-- COMMAND ARGS...])"
+        )
+        return EXIT_USAGE
+    if os.getpid() != 1:
+        problem = signals.become_subreaper()
+        if problem:
+            log(f"cannot become a child subreaper ({problem}); orphans will not come to cinit")
+    table = ProcessTable()
+    if units_present:
+        failed = _load_units(config)
+        if failed is not None:
+            return failed
+    main = None
+    if config.command:
+        request = SpawnRequest(
+            config.command, label=MAIN_LABEL, stdin=0, new_session=False, foreground=True
+        )
+        try:
+            main = spawn(request, table)
+        except SpawnError as exc:
+            log(str(exc))
+            return exc.exit_code
+    return _supervise(config, table, main)
+
+
+def _load_units(config: BootConfig) -> int | None:
+    """Load and report the units; an exit status when cinit must not boot, else None."""
+    from cinit.units import load_units
+
+    try:
+        unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
+    except Exception as exc:  # the loader reports bad input as diagnostics; this is a bug
+        log(f"cannot load units: {exc!r}")
+        return EXIT_LOAD_FAILED
+    for override in unit_set.overrides:
+        log(override.log_line("cinit").removeprefix("cinit: "))
+    for diagnostic in unit_set.diagnostics:
+        log(diagnostic.format())
+    if not unit_set.ok:
+        dirs = f"{config.units_dir} and {config.drop_in_dir}"
+        log(f"not booting: the unit files in {dirs} have errors")
+        return EXIT_LOAD_FAILED
+    log(f"loaded {len(unit_set.units)} units; unit supervision is not implemented in this build")
+    return None
+
+
+def _supervise(config: BootConfig, table: ProcessTable, main: Process | None) -> int:
+    """Start the actor tree and run the main loop until the root settles."""
+    try:
+        import threading
+
+        import pykka
+
+        from cinit.actors import lifecycle
+        from cinit.actors.root import RootOutcome, RootSupervisor
+        from cinit.actors.scheduler import Scheduler
+    except BaseException as exc:  # a broken install must not leave the main command orphaned
+        log(f"cannot start the supervisor ({exc!r}); stopping everything")
+        _emergency_stop(table, config.stop_timeout)
+        return EXIT_INTERNAL_ERROR
+
+    main_thread = threading.get_ident()
+    outcome = RootOutcome(lambda: signals.wake(main_thread))
+    scheduler = Scheduler().start()
+    try:
+        timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
+        root = RootSupervisor.start(
+            scheduler=scheduler, outcome=outcome, timeouts=timeouts, main=main
+        )
+        if main is not None:
+            table.claim(main, root)
+        root.tell(lifecycle.Booted())
+        _main_loop(table, root, outcome)
+    except BaseException as exc:  # PID 1 must not die of its own bug: stop things, then exit
+        import traceback
+
+        log("internal error in the main loop:\n" + "".join(traceback.format_exception(exc)))
+        outcome.fail(repr(exc))
+    finally:
+        scheduler.stop()
+    status = outcome.status
+    if status is None:
+        log(f"{outcome.failure}; stopping everything")
+        _emergency_stop(table, config.stop_timeout)
+        status = EXIT_INTERNAL_ERROR
+    pykka.ActorRegistry.stop_all(block=True, timeout=1.0)
+    info(f"exiting with status {status} ({table.orphans_reaped} orphans reaped)")
+    return status
+
+
+def _main_loop(table: ProcessTable, root: pykka.ActorRef[Any], outcome: RootOutcome) -> None:
+    """Turn signals and exits into messages for the root until its outcome is settled."""
+    import signal
+
+    import pykka
+
+    from cinit.actors.lifecycle import ChildrenGone, SignalArrived
+
+    while not outcome.done:
+        taken = signals.wait_signal()
+        if taken is None:
+            continue
+        try:
+            if taken.signo == signal.SIGCHLD:
+                if not table.reap_all():
+                    root.tell(ChildrenGone())
+            elif taken.signo not in signals.TERMINAL_SIGNALS:
+                root.tell(SignalArrived(taken.signo, taken.sender_pid))
+        except pykka.ActorDeadError:
+            outcome.fail("root supervisor is gone")
+
+
+def _emergency_stop(table: ProcessTable, stop_timeout: float) -> None:
+    """Stop everything without the actors: SIGTERM, wait, SIGKILL, reap."""
+    import signal
+
+    from cinit.io import sweep
+
+    sweep.signal_leftovers(signal.SIGTERM)
+    if not _reap_until_none_left(table, stop_timeout):
+        log(f"processes did not stop within {stop_timeout:g}s; sending SIGKILL")
+        sweep.signal_leftovers(signal.SIGKILL)
+        _reap_until_none_left(table, KILL_GRACE)
+
+
+def _reap_until_none_left(table: ProcessTable, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while table.reap_all():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        signals.wait_signal(min(left, 0.1))
+    return True

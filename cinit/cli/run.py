@@ -1,0 +1,162 @@
+"""`cinit [run] [OPTIONS] [-- COMMAND ARGS...]`: the boot path's command line.
+
+Parsed by hand (no argparse, no typer): every import here delays the main command's exec.
+`--opt=value` and `--opt value` are both accepted; an unknown option is an error (exit 2).
+
+Behaviour by what exists:
+
+* `-- COMMAND` and no unit directory: a tini-like init. COMMAND is the main process;
+  cinit exits with its status (128+N when killed by signal N), or 127/126 with a message
+  when it cannot be executed.
+* a unit directory exists (either of them): the units are loaded and checked first
+  (diagnostics on stderr, exit 1 when they have errors); COMMAND, if given, runs beside
+  them. Without COMMAND cinit runs until a stop signal and then exits 0.
+* neither a unit directory nor COMMAND: nothing to supervise. This is a broken
+  container image rather than a quiet success, so cinit says so, naming both directories,
+  and exits 2 (a usage error), instead of idling or exiting 0.
+
+Exit statuses: COMMAND's status; 0 after a clean stop without COMMAND; 1 unit files with
+errors; 2 usage; 126/127 COMMAND not executable / not found; 70 internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from cinit.boot import (
+    DEFAULT_DROP_IN_DIR,
+    DEFAULT_STOP_TIMEOUT,
+    DEFAULT_UNITS_DIR,
+    EXIT_USAGE,
+    BootConfig,
+)
+
+USAGE = f"""\
+usage: cinit [run] [OPTIONS] [-- COMMAND [ARG...]]
+
+Run as a container's PID 1: boot the systemd units found in the unit directories,
+and/or run COMMAND as the main process (like tini), reap every orphan, forward signals,
+and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.
+
+options:
+  --units DIR          core unit files (default: {DEFAULT_UNITS_DIR})
+  --drop-in DIR        drop-in unit files (default: {DEFAULT_DROP_IN_DIR})
+  --strict-units       treat every unit-file warning as an error
+  --validate           load and check the units, print a summary, and exit
+  --stop-timeout SECS  bound on the whole shutdown before SIGKILL
+                       (default: {DEFAULT_STOP_TIMEOUT:g}; also 500ms, 5s, 1min)
+  --log-prefix, --no-log-prefix
+                       prefix each line of service output with the unit name (default: on)
+  -h, --help           show this help and exit
+
+Signals: SIGTERM/SIGINT/SIGRTMIN+3 stop cinit (COMMAND gets the same signal);
+SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT, SIGALRM are forwarded to COMMAND.
+Exit status: COMMAND's (128+N if killed by signal N); 0 without COMMAND; 1 unit errors;
+2 usage; 126/127 COMMAND not executable/not found; 70 internal error.
+"""
+
+_VALUE_OPTIONS = frozenset({"--units", "--drop-in", "--stop-timeout"})
+_FLAG_OPTIONS = frozenset(
+    {"--strict-units", "--validate", "--log-prefix", "--no-log-prefix", "--help", "-h"}
+)
+
+
+class UsageError(Exception):
+    """Bad command line; the message says what, the exit status is 2."""
+
+
+class RunOptions:
+    """The parsed command line."""
+
+    __slots__ = ("config", "help", "validate")
+
+    def __init__(self, config: BootConfig, validate: bool, help: bool) -> None:
+        self.config = config
+        self.validate = validate
+        self.help = help
+
+
+def parse_duration(text: str) -> float:
+    """`8`, `2.5`, `500ms`, `5s`, `1min` -> seconds."""
+    value = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 0.001), ("min", 60.0), ("sec", 1.0), ("s", 1.0), ("m", 60.0)):
+        if value.endswith(suffix):
+            value, scale = value[: -len(suffix)].strip(), factor
+            break
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        raise UsageError(f"--stop-timeout: not a duration: {text!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(f"--stop-timeout: must be a finite, non-negative duration: {text!r}")
+    return seconds
+
+
+def parse_args(argv: list[str]) -> RunOptions:
+    """Parse `cinit [run] ...` arguments; raises UsageError."""
+    args = list(argv)
+    if args and args[0] == "run":
+        args.pop(0)
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    command: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            command = args[i:]
+            break
+        name, eq, inline = arg.partition("=")
+        if name in _VALUE_OPTIONS:
+            if eq:
+                values[name] = inline
+            elif i < len(args):
+                values[name] = args[i]
+                i += 1
+            else:
+                raise UsageError(f"option {name} needs a value")
+        elif arg in _FLAG_OPTIONS:
+            flags.add(arg)
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown option {arg!r}")
+        else:
+            raise UsageError(
+                f"unexpected argument {arg!r}; give the main command after '--': cinit -- {arg} ..."
+            )
+    log_prefix = True
+    for arg in args[:i]:
+        if arg in ("--log-prefix", "--no-log-prefix"):
+            log_prefix = arg == "--log-prefix"  # the last one wins
+    config = BootConfig(
+        units_dir=values.get("--units", DEFAULT_UNITS_DIR),
+        drop_in_dir=values.get("--drop-in", DEFAULT_DROP_IN_DIR),
+        strict="--strict-units" in flags,
+        stop_timeout=parse_duration(values["--stop-timeout"])
+        if "--stop-timeout" in values
+        else DEFAULT_STOP_TIMEOUT,
+        log_prefix=log_prefix,
+        command=command,
+    )
+    return RunOptions(config, "--validate" in flags, bool(flags & {"--help", "-h"}))
+
+
+def main(argv: list[str]) -> int:
+    """`cinit [run] ...`; returns the exit status."""
+    try:
+        options = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"cinit: {exc} (see cinit run --help)\n")
+        return EXIT_USAGE
+    if options.help:
+        sys.stdout.write(USAGE)
+        return 0
+    config = options.config
+    if options.validate:
+        from cinit.cli.validate import run_validate
+
+        return run_validate(config.units_dir, config.drop_in_dir, config.strict)
+    from cinit.boot import run
+
+    return run(config)
