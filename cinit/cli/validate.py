@@ -7,10 +7,8 @@ the summary goes to stdout. Exit status: 0 clean, 1 errors (or warnings under
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 
 from cinit import PROG
 from cinit.cli.args import EXIT_USAGE, Option, UsageError, format_help, parse_options
@@ -51,8 +49,8 @@ def main(args: list[str]) -> int:
 
 def example_dirs() -> tuple[str, str]:
     """The example unit set embedded in the package (core units, drop-ins)."""
-    base = Path(__file__).resolve().parent.parent / "examples"
-    return str(base / "units"), str(base / "container-init.d")
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    return os.path.join(base, "units"), os.path.join(base, "container-init.d")
 
 
 def run_validate(units_dir: str, drop_in_dir: str, strict: bool, as_json: bool = False) -> int:
@@ -65,6 +63,8 @@ def run_validate(units_dir: str, drop_in_dir: str, strict: bool, as_json: bool =
     diagnostics = list(unit_set.diagnostics) + missing
     ok = unit_set.ok and not missing
     if as_json:
+        import json  # only for --json: keeps the common path's start-up short
+
         print(json.dumps(_document(unit_set, diagnostics, ok, units_dir, drop_in_dir), indent=2))
         return EXIT_OK if ok else EXIT_INVALID
     for override in unit_set.overrides:

@@ -77,6 +77,13 @@ def _unescape_one(text: str, pos: int) -> tuple[str | int, int] | None:
     return None
 
 
+# Text made only of plain words separated by systemd whitespace (str.split() is then exact).
+_NOTHING_SPECIAL = re.compile(r"[^'\"\\\s]*(?:[ \t\n\r]+[^'\"\\\s]*)*")
+# Runs of characters with no special meaning, outside quotes and inside each kind of quote.
+_PLAIN_RUN = re.compile(r"[^ \t\n\r'\"\\]+")
+_QUOTED_RUN = {"'": re.compile(r"[^'\\]+"), '"': re.compile(r'[^"\\]+')}
+
+
 class _WordBuilder:
     """Accumulates one word; raw bytes from \\xNN/\\NNN escapes are decoded as UTF-8 runs.
 
@@ -126,6 +133,8 @@ def tokenize_words(
     quote or a trailing backslash just ends the word (EXTRACT_RELAX). `exec_semicolons`
     makes a bare `\\;` token the word ";" (systemd's special case in Exec lines).
     """
+    if _NOTHING_SPECIAL.fullmatch(text):  # the common case: no quotes, no escapes
+        return [(word, word) for word in text.split() if word]
     tokens: list[tuple[str, str]] = []
     length = len(text)
     pos = 0
@@ -145,6 +154,12 @@ def tokenize_words(
         word = _WordBuilder()
         quote = ""
         while pos < length:
+            # Take a run of ordinary characters at once: most values have no quotes at all.
+            run = (_QUOTED_RUN[quote] if quote else _PLAIN_RUN).match(text, pos)
+            if run is not None:
+                word.add(run.group())
+                pos = run.end()
+                continue
             char = text[pos]
             if not quote and char in WHITESPACE:
                 break
@@ -344,7 +359,7 @@ _RENDER_ESCAPES = {
 
 def quote_word(word: str) -> str:
     """One word as systemd-quoted text that splits back to exactly `word`."""
-    if word != ";" and _PLAIN_WORD.fullmatch(word):
+    if word != ";" and _PLAIN_WORD.fullmatch(word) and word.isprintable():
         return word
     out = ['"']
     for char in word:
@@ -353,6 +368,8 @@ def quote_word(word: str) -> str:
             out.append(escaped)
         elif char < " " or char == "\x7f":
             out.append(f"\\x{ord(char):02x}")
+        elif "\udc80" <= char <= "\udcff":  # a raw byte kept by surrogateescape: write it back
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
         else:
             out.append(char)
     out.append('"')

@@ -27,10 +27,10 @@ class Diagnostic:
 
     def format(self) -> str:
         """Render as `path:line: severity: message`, like `systemd-analyze verify`."""
-        where = self.path or "<units>"
+        where = _visible(self.path) or "<units>"
         if self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.severity.value}: {self.message}"
+        return f"{where}: {self.severity.value}: {_visible(self.message)}"
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for `cinit validate --json`."""
@@ -42,6 +42,13 @@ class Diagnostic:
             "section": self.section,
             "directive": self.directive,
         }
+
+
+def _visible(text: str) -> str:
+    """`text` with control and other invisible characters escaped: one line, always."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class UnitError(Exception):

@@ -8,6 +8,7 @@ diagnostic: one bad file never hides another's.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ from cinit.units.syntax import Assignment, decode_unit_bytes, parse_syntax
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
 
+# Past this many findings in one file, the rest is summarised in one line.
+MAX_DIAGNOSTICS_PER_FILE = 100
 SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
@@ -157,9 +160,11 @@ def parse_unit(
         diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
 
     for item in parsed.assignments:
-        if item.section not in allowed or item.key.startswith("X-"):
+        if item.section not in allowed:
             continue
         row = schema.lookup(item.section, item.key)
+        if row is None and item.key.startswith("X-"):
+            continue  # systemd ignores X- directives silently
         if row is None:
             message = f"[{item.section}] unknown directive {item.key}="
             hint = schema.suggest(item.section, item.key)
@@ -180,6 +185,11 @@ def parse_unit(
                 target[row.field] = found
 
     unit = _build_unit(name, path, kind, fields, lines, source, diags)
+    if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
+        hidden = len(diags) - MAX_DIAGNOSTICS_PER_FILE
+        diags = diags[:MAX_DIAGNOSTICS_PER_FILE]
+        message = f"{hidden} more diagnostics in this file not shown"
+        diags.append(Diagnostic(diags[-1].severity, message, path))
     return unit, diags
 
 
@@ -200,10 +210,14 @@ def _read_value(
     raw = item.value
     if raw == "":
         return _RESET
-    value, warnings = environment.expand_specifiers(raw, name, host)
+    # Most values hold neither a specifier nor a variable: skip both expansions then.
+    warnings: list[str] = []
+    value = raw
+    if "%" in raw:
+        value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
     try:
-        if row.expand:
+        if row.expand and "$" in value:
             value = environment.expand_vars(value, env)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
@@ -225,37 +239,46 @@ def _build_unit(
     diags: list[Diagnostic],
 ) -> Unit:
     """Assemble the typed sections, fill resolved defaults, run the per-unit checks."""
-    sections = {
-        target: cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-        for target, cls in _SECTION_CLASSES.items()
-        for data in [fields[target]]
+    body = SERVICE_TARGET if kind is UnitKind.SERVICE else SOCKET_TARGET
+    values = fields[body]
+    for key, default in _resolved_defaults(name, kind, values).items():
+        values.setdefault(key, default)
+    built = {
+        target: _SECTION_CLASSES[target](
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields[target].items()}
+        )
+        for target in (schema.UNIT, schema.INSTALL, body)
     }
     unit = Unit(
         name=name,
         path=path,
         kind=kind,
-        unit=sections[schema.UNIT],
-        install=sections[schema.INSTALL],
+        unit=built[schema.UNIT],
+        service=built[body] if kind is UnitKind.SERVICE else None,
+        socket=built[body] if kind is UnitKind.SOCKET else None,
+        install=built[schema.INSTALL],
         source=source,
         directive_lines=lines,
     )
-    if kind is UnitKind.SERVICE:
-        service: ServiceSection = sections[schema.SERVICE]
-        if service.type is ServiceType.ONESHOT and "TimeoutStartSec" not in lines:
-            service = replace(service, timeout_start_sec=INFINITY)  # systemd: no start timeout
-        unit = replace(unit, service=service)
-        _check_service(unit, service, diags)
-    else:
-        sock: SocketSection = sections[schema.SOCKET]
-        stem = unit.stem
-        sock = replace(
-            sock,
-            service=sock.service or f"{stem}.service",
-            file_descriptor_name=sock.file_descriptor_name or name,
-        )
-        unit = replace(unit, socket=sock)
-        _check_socket(unit, sock, diags)
+    if unit.service is not None:
+        _check_service(unit, unit.service, diags)
+    if unit.socket is not None:
+        _check_socket(unit, unit.socket, diags)
     return unit
+
+
+SERVICE_TARGET, SOCKET_TARGET = schema.SERVICE, schema.SOCKET
+
+
+def _resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults that depend on the unit itself rather than being constants of the section."""
+    if kind is UnitKind.SERVICE:
+        if values.get("type") is ServiceType.ONESHOT:
+            return {"timeout_start_sec": INFINITY}  # systemd: a oneshot has no start timeout
+        return {}
+    stem = name.rsplit(".", 1)[0]
+    # ':' separates names in LISTEN_FDNAMES, so it cannot stand in a default name.
+    return {"service": f"{stem}.service", "file_descriptor_name": name.replace(":", "_")}
 
 
 def _diag(unit: Unit, severity: Severity, directive: str, section: str, message: str) -> Diagnostic:
@@ -458,6 +481,23 @@ def load_units(
     A directory that does not exist contributes nothing (the caller decides whether that
     is an error). With `strict`, every warning is reported as an error.
     """
+    # The loader makes many small objects and no cycles: the cyclic GC only costs time here.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(units_dir, drop_in_dir, strict, environ, hostname)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load(
+    units_dir: str,
+    drop_in_dir: str,
+    strict: bool,
+    environ: Mapping[str, str] | None,
+    hostname: str | None,
+) -> UnitSet:
     diags: list[Diagnostic] = []
     ignored: list[str] = []
     for directory in (units_dir, drop_in_dir):
@@ -506,7 +546,9 @@ def render_unit(unit: Unit) -> str:
     out: list[str] = []
     for section_name, target in schema.SECTIONS[unit.kind].items():
         data = getattr(unit, target if target != schema.UNIT else "unit")
-        default = _SECTION_CLASSES[target]()
+        own = target in (SERVICE_TARGET, SOCKET_TARGET)
+        resolved = _resolved_defaults(unit.name, unit.kind, {"type": getattr(data, "type", None)})
+        default = _SECTION_CLASSES[target](**(resolved if own else {}))
         body: list[str] = []
         for (sec, name), row in schema.DIRECTIVES.items():
             if sec != section_name or row.target != target:

@@ -7,6 +7,7 @@ assignments through this table; `render` turns a typed value back into unit-file
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -415,6 +416,7 @@ def lookup(section: str, name: str) -> Directive | None:
     return DIRECTIVES.get((section, name))
 
 
+@functools.lru_cache(maxsize=1024)  # a file repeating one typo must not run difflib per line
 def suggest(section: str, name: str) -> str | None:
     """The closest known directive name, for a 'did you mean' hint."""
     import difflib  # only on the error path: keeps validate's import cost down

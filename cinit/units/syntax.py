@@ -6,19 +6,24 @@ line numbers, and reports what is not well-formed (see systemd.syntax(7)).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cinit.units.diagnostics import Diagnostic, Severity
 
 # systemd refuses lines longer than this (LONG_LINE_MAX); so do we, with a diagnostic.
 MAX_LINE_BYTES = 1024 * 1024
+# systemd's WHITESPACE: what it strips around keys and values (not all of Unicode's spaces).
+_WHITESPACE = " \t\n\r"
+_COMMENT = "#;"
+_LINE_END = re.compile(r"\r\n|\r|\n")
 # A unit file larger than this is not a unit file.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     """`Key=Value` in `[Section]`, starting on `line` (continuations are joined)."""
 
     section: str
@@ -72,15 +77,19 @@ def parse_syntax(text: str, path: str = "") -> ParsedFile:
 
     pending: list[str] = []  # pieces of a continued assignment
     pending_line = 0
-    lines = text.splitlines()
+    # systemd ends lines only at \n, \r\n and \r: not at the other breaks splitlines() knows.
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
     for number, raw in enumerate(lines, start=1):
         if len(raw) > MAX_LINE_BYTES:
             error(f"line is longer than {MAX_LINE_BYTES} bytes", number)
             pending = []
             continue
-        stripped = raw.strip()
+        stripped = raw.strip(_WHITESPACE)
+        first = stripped[:1]
         if pending:
-            if stripped.startswith(("#", ";")):
+            if first in _COMMENT:
                 continue
             if stripped.endswith("\\"):
                 pending.append(stripped[:-1])
@@ -89,9 +98,9 @@ def parse_syntax(text: str, path: str = "") -> ParsedFile:
             _finish(" ".join(pending), pending_line, section, path, assignments, error)
             pending = []
             continue
-        if not stripped or stripped.startswith(("#", ";")):
+        if first in _COMMENT:  # also true for an empty line: "" is in any string
             continue
-        if stripped.startswith("["):
+        if first == "[":
             if not stripped.endswith("]") or len(stripped) < 3 or "]" in stripped[1:-1]:
                 error(f"malformed section header {_quote(stripped)}", number)
                 section = None
@@ -123,14 +132,14 @@ def _finish(
         error(f"assignment outside of any section: {_quote(text)}", line)
         return
     key, sep, value = text.partition("=")
-    key = key.strip()
+    key = key.strip(_WHITESPACE)
     if not sep:
         error(f"line is not an assignment (missing '='): {_quote(text)}", line)
         return
     if not key:
         error(f"assignment without a directive name: {_quote(text)}", line)
         return
-    out.append(Assignment(section, key, value.strip(), line))
+    out.append(Assignment(section, key, value.strip(_WHITESPACE), line))
 
 
 def _quote(text: str, limit: int = 60) -> str:

@@ -10,6 +10,7 @@ environment forms in `environment`, socket addresses in `addresses`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -182,6 +183,7 @@ def _timespan_usec(text: str) -> int:
         seen_number = True
 
 
+@functools.lru_cache(maxsize=256)  # unit files repeat the same few spans
 def parse_timespan(text: str) -> float:
     """A systemd time span in seconds; `infinity` is `math.inf`.
 
