@@ -76,6 +76,38 @@ def block_owned() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, OWNED_SIGNALS)
     for signo in OWNED_SIGNALS:
         signal.signal(signo, signal.SIG_DFL)
+    clear_inherited_internal_ignores()
+
+
+# glibc keeps signals 32 and 33 for itself (thread cancellation, setuid broadcast) and its
+# sigaction() refuses them, so `signal.signal` cannot undo an inherited SIG_IGN there.
+_GLIBC_INTERNAL_SIGNALS = (32, 33)
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
+
+
+def clear_inherited_internal_ignores(status_path: str = "/proc/self/status") -> list[int]:
+    """Reset glibc's internal signals to SIG_DFL when cinit inherited them ignored.
+
+    An ignored disposition survives fork and exec, so without this every process cinit
+    starts would inherit it (seen in CI: a launcher ignored signal 32). Uses the raw
+    rt_sigaction syscall; returns the signals it reset.
+    """
+    try:
+        with open(status_path, "rb") as status:
+            ignored = next(
+                int(line.split()[1], 16) for line in status if line.startswith(b"SigIgn:")
+            )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return []
+    found = [s for s in _GLIBC_INTERNAL_SIGNALS if ignored >> (s - 1) & 1]
+    number = _RT_SIGACTION.get(os.uname().machine)
+    if not found or number is None:
+        return []
+    import ctypes  # rarely needed: only when a parent left these signals ignored
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    default = ctypes.create_string_buffer(64)  # all zero: SIG_DFL, no flags, empty mask
+    return [s for s in found if libc.syscall(number, s, default, None, 8) == 0]
 
 
 def release_owned() -> None:

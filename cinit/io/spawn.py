@@ -28,6 +28,7 @@ import gc
 import os
 import time
 
+from cinit.io import signals
 from cinit.io.reaper import Process, ProcessTable
 
 TYPE_CHECKING = False
@@ -57,6 +58,7 @@ STAGE_EXIT_CODES = {
     "session": 220,
 }
 
+_internal_signals_checked = False
 _LISTEN_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 _CATCHABLE_SIGNALS = tuple(
     int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
@@ -208,6 +210,10 @@ def spawn(request: SpawnRequest, table: ProcessTable, owner: ExitOwner | None = 
     Raises SpawnError when anything before or at exec fails; nothing keeps running then.
     Blocks for the fork and the child's set-up (1-2 ms here, mostly the fork itself).
     """
+    global _internal_signals_checked
+    if not _internal_signals_checked:  # once: an inherited SIG_IGN the child cannot undo
+        signals.clear_inherited_internal_ignores()
+        _internal_signals_checked = True
     label = request.label
     env = _build_env(request)
     candidates = exec_candidates(request.path, env)
