@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import pykka
 
     from cinit.actors.root import RootOutcome
+    from cinit.actors.unit_services import UnitServices
+    from cinit.units.loader import UnitSet
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -50,7 +52,15 @@ MAIN_LABEL = "main command"
 class BootConfig:
     """What `cinit run` was asked to do (built by `cinit.cli.run`)."""
 
-    __slots__ = ("command", "drop_in_dir", "log_prefix", "stop_timeout", "strict", "units_dir")
+    __slots__ = (
+        "command",
+        "drop_in_dir",
+        "log_prefix",
+        "runtime_dir",
+        "stop_timeout",
+        "strict",
+        "units_dir",
+    )
 
     def __init__(
         self,
@@ -61,13 +71,15 @@ class BootConfig:
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         log_prefix: bool = True,
         command: list[str] | None = None,
+        runtime_dir: str | None = None,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
         self.strict = strict
         self.stop_timeout = stop_timeout
-        self.log_prefix = log_prefix  # for unit output (issue 4); the main command is raw
+        self.log_prefix = log_prefix  # for unit output; the main command's output is raw
         self.command = command or []
+        self.runtime_dir = runtime_dir  # None: $CINIT_RUNTIME_DIR, else /run/cinit
 
 
 def run(config: BootConfig) -> int:
@@ -86,10 +98,11 @@ def run(config: BootConfig) -> int:
         if problem:
             log(f"cannot become a child subreaper ({problem}); orphans will not come to cinit")
     table = ProcessTable()
+    unit_set = None
     if units_present:
-        failed = _load_units(config)
-        if failed is not None:
-            return failed
+        unit_set = _load_units(config)
+        if unit_set is None:
+            return EXIT_LOAD_FAILED
     main = None
     if config.command:
         request = SpawnRequest(
@@ -100,18 +113,18 @@ def run(config: BootConfig) -> int:
         except SpawnError as exc:
             log(str(exc))
             return exc.exit_code
-    return _supervise(config, table, main)
+    return _supervise(config, table, main, unit_set)
 
 
-def _load_units(config: BootConfig) -> int | None:
-    """Load and report the units; an exit status when cinit must not boot, else None."""
+def _load_units(config: BootConfig) -> UnitSet | None:
+    """Load and report the units; None when cinit must not boot them (already said why)."""
     from cinit.units import load_units
 
     try:
         unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
     except Exception as exc:  # the loader reports bad input as diagnostics; this is a bug
         log(f"cannot load units: {exc!r}")
-        return EXIT_LOAD_FAILED
+        return None
     for override in unit_set.overrides:
         log(override.log_line("cinit").removeprefix("cinit: "))
     for diagnostic in unit_set.diagnostics:
@@ -119,12 +132,14 @@ def _load_units(config: BootConfig) -> int | None:
     if not unit_set.ok:
         dirs = f"{config.units_dir} and {config.drop_in_dir}"
         log(f"not booting: the unit files in {dirs} have errors")
-        return EXIT_LOAD_FAILED
-    log(f"loaded {len(unit_set.units)} units; unit supervision is not implemented in this build")
-    return None
+        return None
+    info(f"loaded {len(unit_set.units)} units")
+    return unit_set
 
 
-def _supervise(config: BootConfig, table: ProcessTable, main: Process | None) -> int:
+def _supervise(
+    config: BootConfig, table: ProcessTable, main: Process | None, unit_set: UnitSet | None
+) -> int:
     """Start the actor tree and run the main loop until the root settles."""
     try:
         import threading
@@ -142,14 +157,25 @@ def _supervise(config: BootConfig, table: ProcessTable, main: Process | None) ->
     main_thread = threading.get_ident()
     outcome = RootOutcome(lambda: signals.wake(main_thread))
     scheduler = Scheduler().start()
+    services: UnitServices | None = None
     try:
+        if unit_set is not None and unit_set.units:
+            services = _start_units(config, unit_set, table, scheduler)
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
         root = RootSupervisor.start(
-            scheduler=scheduler, outcome=outcome, timeouts=timeouts, main=main
+            scheduler=scheduler,
+            outcome=outcome,
+            timeouts=timeouts,
+            main=main,
+            units=services.supervisor if services is not None else None,
         )
         if main is not None:
             table.claim(main, root)
-        root.tell(lifecycle.Booted())
+        root.tell(lifecycle.Booted(units=services is not None))
+        if services is not None:
+            from cinit.actors.supervisor import BootUnits
+
+            services.supervisor.tell(BootUnits(root))
         _main_loop(table, root, outcome)
     except BaseException as exc:  # PID 1 must not die of its own bug: stop things, then exit
         import traceback
@@ -163,9 +189,28 @@ def _supervise(config: BootConfig, table: ProcessTable, main: Process | None) ->
         log(f"{outcome.failure}; stopping everything")
         _emergency_stop(table, config.stop_timeout)
         status = EXIT_INTERNAL_ERROR
+    if services is not None:
+        services.closing()  # unit actors stopped from now on are not restarted
     pykka.ActorRegistry.stop_all(block=True, timeout=1.0)
+    if services is not None:
+        services.close()
     info(f"exiting with status {status} ({table.orphans_reaped} orphans reaped)")
     return status
+
+
+def _start_units(
+    config: BootConfig, unit_set: UnitSet, table: ProcessTable, scheduler: Any
+) -> UnitServices:
+    """The unit supervisor and its helpers (relay, notify hub, cgroups)."""
+    from cinit.actors.unit_services import UnitServices
+
+    return UnitServices.start(
+        unit_set,
+        table,
+        scheduler,
+        runtime_dir=config.runtime_dir,
+        log_prefix=config.log_prefix,
+    )
 
 
 def _main_loop(table: ProcessTable, root: pykka.ActorRef[Any], outcome: RootOutcome) -> None:

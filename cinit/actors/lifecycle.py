@@ -21,6 +21,7 @@ import signal
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from cinit.actors.record import Record
 from cinit.io.signals import (
     FORWARDED_SIGNALS,
     SHUTDOWN_SIGNALS,
@@ -45,51 +46,63 @@ class Phase(StrEnum):
 # ---- events -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Booted:
+class Booted(Record):
     """Boot finished: the main command (if any) runs and units are started."""
 
-    units: bool = False  # whether a unit supervisor is running beside the main command
+    __slots__ = ("units",)
+
+    def __init__(self, units: bool = False) -> None:
+        self.units = units  # whether a unit supervisor is running beside the main command
 
 
-@dataclass(frozen=True)
-class SignalArrived:
-    signo: int
-    sender_pid: int = 0
+class SignalArrived(Record):
+    __slots__ = ("sender_pid", "signo")
+
+    def __init__(self, signo: int, sender_pid: int = 0) -> None:
+        self.signo = signo
+        self.sender_pid = sender_pid
 
 
-@dataclass(frozen=True)
-class MainExited:
-    status: int  # shell convention: code, or 128+signal
-    description: str = ""
+class MainExited(Record):
+    __slots__ = ("description", "status")
+
+    def __init__(self, status: int, description: str = "") -> None:
+        self.status = status  # shell convention: code, or 128+signal
+        self.description = description
 
 
-@dataclass(frozen=True)
-class UnitsStopped:
+class UnitsStopped(Record):
     """The unit supervisor stopped every unit (issue 4 sends it)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ExitRequested:
+
+class ExitRequested(Record):
     """Something decided the container must stop with `status` (ExitContainerOnFailure)."""
 
-    status: int
-    reason: str
+    __slots__ = ("reason", "status")
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
 
 
-@dataclass(frozen=True)
-class StopDeadline:
+class StopDeadline(Record):
     """Timer: `stop_timeout` has passed since the stop began."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class KillDeadline:
+
+class KillDeadline(Record):
     """Timer: `kill_grace` has passed since SIGKILL."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ChildrenGone:
+
+class ChildrenGone(Record):
     """cinit has no children left at all (everything reaped)."""
+
+    __slots__ = ()
 
 
 Event = (
@@ -106,58 +119,74 @@ Event = (
 # ---- actions ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SignalMain:
-    signo: int
+class SignalMain(Record):
+    __slots__ = ("signo",)
+
+    def __init__(self, signo: int) -> None:
+        self.signo = signo
 
 
-@dataclass(frozen=True)
-class KillMainGroup:
+class KillMainGroup(Record):
     """SIGKILL the main command's whole process group."""
 
-
-@dataclass(frozen=True)
-class ForwardToUnits:
-    signo: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class StopUnits:
+class ForwardToUnits(Record):
+    __slots__ = ("signo",)
+
+    def __init__(self, signo: int) -> None:
+        self.signo = signo
+
+
+class StopUnits(Record):
     """Begin the units' ordered shutdown."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class KillUnits:
+
+class KillUnits(Record):
     """SIGKILL every unit's processes now."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class SignalLeftovers:
+
+class SignalLeftovers(Record):
     """Signal every remaining process cinit may stop (namespace as PID 1, else descendants)."""
 
-    signo: int
+    __slots__ = ("signo",)
+
+    def __init__(self, signo: int) -> None:
+        self.signo = signo
 
 
-@dataclass(frozen=True)
-class StartTimer:
-    event: StopDeadline | KillDeadline
-    delay: float
+class StartTimer(Record):
+    __slots__ = ("delay", "event")
+
+    def __init__(self, event: StopDeadline | KillDeadline, delay: float) -> None:
+        self.event = event
+        self.delay = delay
 
 
-@dataclass(frozen=True)
-class CheckChildren:
+class CheckChildren(Record):
     """Find out whether any child is left; feed ChildrenGone back when none is."""
 
-
-@dataclass(frozen=True)
-class Log:
-    text: str
-    routine: bool = False  # routine lines are only shown when verbose
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Finish:
-    status: int
+class Log(Record):
+    __slots__ = ("routine", "text")
+
+    def __init__(self, text: str, routine: bool = False) -> None:
+        self.text = text
+        self.routine = routine  # routine lines are only shown when verbose
+
+
+class Finish(Record):
+    __slots__ = ("status",)
+
+    def __init__(self, status: int) -> None:
+        self.status = status
 
 
 Action = (

@@ -23,12 +23,12 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pykka
 
 from cinit.actors import lifecycle as lc
+from cinit.actors.record import Record
 from cinit.actors.scheduler import Scheduler, Timer
 from cinit.io import sweep
 from cinit.io.log import info, log
@@ -36,19 +36,25 @@ from cinit.io.reaper import Process, ProcessExit
 
 
 # Messages for the unit supervisor (issue 4).
-@dataclass(frozen=True)
-class StopAllUnits:
+class StopAllUnits(Record):
     """Stop every unit in reverse dependency order, then tell the root UnitsStopped."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class KillAllUnits:
+
+class KillAllUnits(Record):
     """The global stop timeout expired: SIGKILL every unit's processes now."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ForwardSignal:
-    signo: int
+
+class ForwardSignal(Record):
+    """Pass `signo` to every running unit's main process (see cinit.io.signals)."""
+
+    __slots__ = ("signo",)
+
+    def __init__(self, signo: int) -> None:
+        self.signo = signo
 
 
 class Tellable(Protocol):

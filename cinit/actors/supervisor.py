@@ -1,0 +1,371 @@
+"""The unit supervisor: one actor under the root that boots, watches and stops the units.
+
+It creates one `UnitActor` per service (each on its own thread, so independent units
+start concurrently), asks the boot units to start, and releases each one when every unit
+it is ordered after has settled (`cinit.actors.ordering`). It reacts to what the units
+report: OnFailure= (start the handlers, once per failure), ExitContainerOnFailure=
+(`ExitRequested` to the root), and it runs the ordered shutdown (`StopAllUnits` from the
+root, at any moment, also mid-boot: pending starts are cancelled and units stop in
+reverse dependency order; `UnitsStopped` goes back to the root). `KillAllUnits` SIGKILLs
+every unit now; `ForwardSignal` passes SIGHUP/SIGUSR1/SIGUSR2 to every main process.
+
+Socket units are issue 5: for now a .socket counts as ready as soon as it is asked to
+start (nothing is bound), and the services they activate are not started at boot (the
+graph's `boot_units` leaves them out), so nothing waits for them.
+
+Supervision: a unit actor that breaks is restarted on the same `UnitSlot` (nothing is
+lost, see `cinit.actors.unit`), logged and counted. More than `MAX_RESTARTS` crashes of
+one unit's actor within `RESTART_WINDOW` seconds (OTP's restart intensity) and the
+supervisor gives up on that unit: its processes are killed and it counts as failed.
+The supervisor itself never lets an exception escape: a message it fails to handle is
+logged and counted, and it carries on with its state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pykka
+
+from cinit.actors import lifecycle as lc
+from cinit.actors.ordering import StartBook, StopPlan
+from cinit.actors.record import Record
+from cinit.actors.restart import Result
+from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
+from cinit.actors.unit import (
+    Scheduling,
+    Tellable,
+    UnitActor,
+    UnitActorCrashed,
+    UnitPort,
+    UnitReport,
+    UnitSlot,
+)
+from cinit.actors.unit_events import (
+    DependenciesSettled,
+    DependencyFailed,
+    KillRequested,
+    ReportSettled,
+    ReportStopped,
+    RequestContainerExit,
+    RequestOnFailure,
+    SignalRequested,
+    StartRequested,
+    StopRequested,
+    Transition,
+)
+from cinit.actors.unit_model import Outcome, State, initial_model
+from cinit.io.log import info, log
+from cinit.units.loader import UnitSet
+from cinit.units.model import Unit, UnitKind
+
+MAX_RESTARTS = 5
+RESTART_WINDOW = 10.0  # seconds
+RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it failed
+
+IoFactory = Callable[[Unit, Tellable], UnitPort]
+
+
+class BootUnits(Record):
+    """Start the boot units; `root` receives UnitsStopped and ExitRequested."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Tellable) -> None:
+        self.root = root
+
+
+class StartUnit(Record):
+    """Start one unit (and what it pulls in) as OnFailure= does; for control commands."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class StopUnit(Record):
+    """Stop one unit, after the units that Requires= it (and are ordered after it)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class RetryActor(Record):
+    """Timer: try again to start the actor of `name`."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class UnitSupervisor(pykka.ThreadingActor):
+    """Create with `UnitSupervisor.start(unit_set, io_factory, scheduler)`; talk with tell."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        unit_set: UnitSet,
+        io_factory: IoFactory,
+        scheduler: Scheduling,
+        *,
+        events: Tellable | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        unit_clock: Callable[[], int] | None = None,
+        closing: threading.Event | None = None,
+    ) -> None:
+        super().__init__()
+        self.units: Mapping[str, Unit] = unit_set.units
+        self.graph = unit_set.graph
+        self.io_factory = io_factory
+        self.scheduler = scheduler
+        self.events = events  # where Transitions go too (the event stream, issue 6)
+        self.clock = clock
+        self.unit_clock = unit_clock
+        self.closing = closing
+        self.root: Tellable | None = None
+        self.book = StartBook(self.graph)
+        self.slots: dict[str, UnitSlot] = {}
+        self.states: dict[str, State] = {}
+        self.stop_plans: list[StopPlan] = []
+        self.shutdown: StopPlan | None = None
+        self.units_stopped_sent = False
+        self.crashes: dict[str, list[float]] = {}
+        self.crash_count = 0  # actor crashes, all units
+        self.internal_errors = 0  # messages the supervisor itself failed to handle
+
+    # ---- pykka hooks ---------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> None:
+        try:
+            self._handle(message)
+        except BaseException as exc:  # never let it escape: pykka would stop the actor
+            self.internal_errors += 1
+            text = "".join(traceback.format_exception(exc)).rstrip()
+            log(f"internal error in the unit supervisor handling {message!r}:\n{text}")
+
+    # ---- dispatch ------------------------------------------------------------------------
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, UnitReport):
+            self._on_report(message.unit, message.item)
+        elif isinstance(message, UnitActorCrashed):
+            self._on_crash(message)
+        elif isinstance(message, BootUnits):
+            self.root = message.root
+            self._start_units(self.graph.boot_units())
+        elif isinstance(message, StartUnit):
+            if self.shutdown is None:
+                self._start_units([message.name])
+        elif isinstance(message, StopUnit):
+            self._stop_unit(message.name)
+        elif isinstance(message, StopAllUnits):
+            self._stop_all()
+        elif isinstance(message, KillAllUnits):
+            for name in sorted(self.book.in_play):
+                self._tell(name, KillRequested())
+        elif isinstance(message, ForwardSignal):
+            for name in sorted(self.book.in_play):
+                self._tell(name, SignalRequested(message.signo))
+        elif isinstance(message, RetryActor):
+            self._ensure_actor(message.name)
+        else:
+            log(f"unit supervisor: unexpected message {message!r}")
+
+    # ---- starting ------------------------------------------------------------------------
+
+    def _start_units(self, names: list[str]) -> None:
+        for name in self.book.request(names):
+            self._tell(name, StartRequested())
+            # Release it at once when it waits for nothing: its actor starts work while
+            # the next actors are still being created.
+            self._release([name])
+        self._release()
+
+    def _release(self, among: list[str] | None = None) -> None:
+        """Let every waiting unit (of `among`) whose ordering dependencies settled go on."""
+        if self.shutdown is not None:
+            return  # stopping: pending starts are cancelled, not released
+        for name, failed in self.book.releasable(among):
+            self._tell(name, DependenciesSettled() if not failed else DependencyFailed(failed))
+
+    def _tell(self, name: str, message: Any) -> None:
+        """Send to a unit; sockets (issue 5) answer for themselves here."""
+        unit = self.units[name]
+        if unit.kind is UnitKind.SOCKET:
+            self._socket(name, message)
+            return
+        slot = self._ensure_actor(name)
+        if slot is None:
+            return
+        if slot.abandoned:  # its actor is gone for good: answer for it
+            if isinstance(message, StartRequested):
+                self.book.settle(name, Outcome.FAILED)
+            elif isinstance(message, StopRequested | KillRequested):
+                self._on_stopped(name)
+            return
+        slot.tell(message)
+
+    def _socket(self, name: str, message: Any) -> None:
+        # Not bound yet (socket activation is issue 5): ready at once, stopped at once.
+        if isinstance(message, StartRequested):
+            info(f"{name}: socket units are not bound in this build; counted as ready")
+            self.book.settle(name, Outcome.READY)
+        elif isinstance(message, StopRequested | KillRequested):
+            self._on_stopped(name)
+
+    def _ensure_actor(self, name: str) -> UnitSlot | None:
+        slot = self.slots.get(name)
+        if slot is None:
+            unit = self.units[name]
+            slot = UnitSlot(name, initial_model(unit))
+            slot.io = self.io_factory(unit, slot)  # the slot is the owner of its processes
+            self.slots[name] = slot
+        if not slot.abandoned and not slot.has_actor:
+            self._start_actor(slot)
+        return slot
+
+    def _start_actor(self, slot: UnitSlot) -> None:
+        try:
+            kwargs: dict[str, Any] = {"closing": self.closing}
+            if self.unit_clock is not None:
+                kwargs["clock"] = self.unit_clock
+            UnitActor.start(slot, self.actor_ref, self.scheduler, **kwargs)
+            slot.has_actor = True
+        except Exception as exc:  # __init__ runs here, in the supervisor's thread
+            self._count_crash(slot.name, "creating its actor", repr(exc))
+            if not slot.abandoned:
+                self.scheduler.call_later(RETRY_DELAY, self.actor_ref, RetryActor(slot.name))
+
+    # ---- what units report ---------------------------------------------------------------
+
+    def _on_report(self, name: str, item: Any) -> None:
+        if isinstance(item, Transition):
+            self.states[name] = item.new
+            info(f"{name}: {item.old} -> {item.new} ({item.reason})")
+            if self.events is not None:
+                self.events.tell(item)
+        elif isinstance(item, ReportSettled):
+            self.book.settle(name, item.outcome)
+            self._release()
+        elif isinstance(item, ReportStopped):
+            self._on_stopped(name)
+        elif isinstance(item, RequestOnFailure):
+            self._on_failure(name)
+        elif isinstance(item, RequestContainerExit):
+            self._exit_container(name, item)
+
+    def _exit_container(self, name: str, request: RequestContainerExit) -> None:
+        if self.shutdown is not None or self.root is None:
+            return  # already going down: the first reason stands
+        reason = (
+            f"{name} failed with ExitContainerOnFailure=yes ({request.result.value}); shutting down"
+        )
+        self.root.tell(lc.ExitRequested(request.status, reason))  # the root logs the reason
+
+    def _on_failure(self, name: str) -> None:
+        handlers = list(self.graph.on_failure(name))
+        if not handlers or self.shutdown is not None:
+            return
+        log(f"{name}: starting OnFailure= units: {' '.join(handlers)}")
+        self._start_units(handlers)
+
+    # ---- stopping ------------------------------------------------------------------------
+
+    def _stop_all(self) -> None:
+        if self.shutdown is not None:
+            return
+        self.shutdown = StopPlan(self.graph, self.book.in_play)
+        self.stop_plans.append(self.shutdown)
+        self._advance_stops()
+
+    def _stop_unit(self, name: str) -> None:
+        if name not in self.units:
+            return
+        members = {name}
+        todo = [name]
+        while todo:  # the units that require it stop with it
+            for dependent in self.graph.required_by(todo.pop()):
+                if dependent not in members and dependent in self.book.in_play:
+                    members.add(dependent)
+                    todo.append(dependent)
+        for member in members:
+            self.book.waiting.discard(member)
+        self.stop_plans.append(StopPlan(self.graph, members))
+        self._advance_stops()
+
+    def _on_stopped(self, name: str) -> None:
+        for plan in self.stop_plans:
+            plan.mark_stopped(name)
+        self._advance_stops()
+
+    def _advance_stops(self) -> None:
+        # Iterative: a unit that is already down answers (and so advances a plan) at once.
+        progress = True
+        while progress:
+            progress = False
+            for plan in list(self.stop_plans):
+                for name in plan.next():
+                    progress = True
+                    self._tell(name, StopRequested())
+                if plan.finished and plan is not self.shutdown:
+                    self.stop_plans.remove(plan)
+        shutdown = self.shutdown
+        if shutdown is not None and shutdown.finished and not self.units_stopped_sent:
+            self.units_stopped_sent = True
+            if self.root is not None:
+                self.root.tell(lc.UnitsStopped())
+
+    # ---- supervision ---------------------------------------------------------------------
+
+    def _on_crash(self, message: UnitActorCrashed) -> None:
+        slot = self.slots.get(message.unit)
+        if slot is None:
+            return
+        slot.has_actor = False
+        self._count_crash(message.unit, message.where, message.error)
+        if not slot.abandoned and not (self.closing is not None and self.closing.is_set()):
+            self._start_actor(slot)
+
+    def _count_crash(self, name: str, where: str, error: str) -> None:
+        now = self.clock()
+        recent = [t for t in self.crashes.get(name, []) if now - t <= RESTART_WINDOW]
+        recent.append(now)
+        self.crashes[name] = recent
+        self.crash_count += 1
+        if len(recent) > MAX_RESTARTS:
+            log(
+                f"internal error in the actor of {name} ({where}); it broke {len(recent)} "
+                f"times within {RESTART_WINDOW:g}s: giving up on {name}\n{error}"
+            )
+            self._abandon(name)
+            return
+        log(
+            f"internal error in the actor of {name} ({where}); restarting it "
+            f"(crash {len(recent)} of {name}, {self.crash_count} in all)\n{error}"
+        )
+
+    def _abandon(self, name: str) -> None:
+        """Give up on a unit whose actor keeps breaking: kill it, count it as failed."""
+        slot = self.slots[name]
+        slot.abandoned = True
+        try:
+            slot.io.kill_unit()  # its actor is gone: nobody else uses the io now
+        except Exception as exc:
+            log(f"{name}: cannot kill its processes: {exc!r}")
+        log(f"{name}: failed (resources)")
+        self.book.settle(name, Outcome.FAILED)
+        self._on_stopped(name)
+        self._on_report(name, RequestOnFailure(Result.RESOURCES))
+        service = self.units[name].service
+        if service is not None and service.exit_container_on_failure:
+            self._on_report(name, RequestContainerExit(1, Result.RESOURCES))
+        self._release()

@@ -1,0 +1,356 @@
+"""The OS side of one unit: what its actor calls to carry out the state machine's actions.
+
+`UnitIO` turns the pure actions into `cinit.io` calls for one unit: it builds each
+command's `SpawnRequest` (argv with the unit's environment expanded, NOTIFY_SOCKET for
+notify units, stdout/stderr through the output relay or to StandardOutput=/
+StandardError= files, user, group, directory, the unit's cgroup), owns the unit's
+processes (it is their owner in the ProcessTable, through the unit's stable address),
+signals and kills the whole unit (its cgroup, or its process groups where cgroups are
+not available), and finds a forking daemon's main process.
+
+The shared pieces all units use (process table, relay, notify hub, cgroup tree, cinit's
+environment) come in one `UnitContext`. Tests replace `UnitIO` wholesale with a fake
+that has the same methods (see tests/actors/fake_io.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cinit.actors.unit_model import Role
+from cinit.io import sweep
+from cinit.io.cgroup import Cgroup, CgroupTree
+from cinit.io.log import log
+from cinit.io.reaper import Process, ProcessExit, ProcessTable
+from cinit.io.spawn import SpawnError, SpawnRequest, spawn
+from cinit.units.commands import expand_exec_words
+from cinit.units.model import ExecCommand, ServiceType, Unit
+
+EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
+
+
+class Tellable(Protocol):
+    def tell(self, message: Any) -> None: ...
+
+
+class UnitSpawnError(Exception):
+    """A command of the unit could not be started (already logged).
+
+    `exit_code` is the status systemd would report for the command (127/126 for exec,
+    217 for User=, 209 for output...), or None when cinit lacked resources.
+    """
+
+    def __init__(self, exit_code: int | None) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+@dataclass
+class UnitContext:
+    """What every unit's io shares; built once by `cinit.boot`."""
+
+    table: ProcessTable
+    base_env: Mapping[str, str]
+    relay: Any = None  # cinit.io.output.OutputRelay, or None: inherit cinit's fds
+    notify: Any = None  # cinit.io.notify.NotifyHub, or None: notify units cannot start
+    cgroups: CgroupTree | None = None  # None: process groups
+    log_prefix: bool = True
+    userdb_root: str = "/"
+    closing: threading.Event = field(default_factory=threading.Event)  # cinit is exiting
+
+
+class UnitIO:
+    """The processes, cgroup, output and notify socket of one unit."""
+
+    def __init__(self, unit: Unit, context: UnitContext, owner: Tellable) -> None:
+        if unit.service is None:
+            raise ValueError(f"{unit.name} is not a service")
+        self.unit = unit
+        self.service = unit.service
+        self.context = context
+        self.owner = owner
+        self.processes: dict[int, Process] = {}  # spawned or adopted, exit not handled yet
+        self.pgids: set[int] = set()  # process groups of the unit (the fallback's handle)
+        self.cgroup: Cgroup | None = None
+        self._cgroup_failed = False
+        self._notify_socket = ""
+        self._warned: set[str] = set()
+
+    # ---- conditions and spawning --------------------------------------------------------
+
+    def unmet_condition(self) -> str | None:
+        from cinit.io.environ import unmet_condition
+
+        return unmet_condition(self.unit, self.context.base_env, self.context.userdb_root)
+
+    def spawn(self, role: Role, index: int, main_pid: int | None) -> int:
+        """Start command `index` of `role`; returns its pid. Raises UnitSpawnError."""
+        command = self._command(role, index)
+        env = self._environment(role, main_pid)
+        words = expand_exec_words(command, env)
+        path, argv = (words[0], words[1:]) if command.argv0_separate else ("", words)
+        opened: list[int] = []
+        try:
+            stdout, stderr = self._output_fds(opened)
+            workdir = self.service.working_directory
+            request = SpawnRequest(
+                argv,
+                label=self.unit.name,
+                path=path,
+                env=env,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=workdir.removeprefix("-"),
+                cwd_optional=workdir.startswith("-"),
+                user=self.service.user,
+                group=self.service.group,
+                cgroup=self._unit_cgroup(),
+                userdb_root=self.context.userdb_root,
+            )
+            process = spawn(request, self.context.table, self.owner)
+        except SpawnError as exc:
+            log(str(exc))
+            resources = exc.stage == "fork"
+            raise UnitSpawnError(None if resources else exc.exit_code) from None
+        finally:
+            for fd in opened:
+                os.close(fd)
+        self.processes[process.pid] = process
+        self.pgids.add(process.pgid)
+        return process.pid
+
+    def _command(self, role: Role, index: int) -> ExecCommand:
+        svc = self.service
+        commands = {
+            Role.PRE: svc.exec_start_pre,
+            Role.START: svc.exec_start,
+            Role.POST: svc.exec_start_post,
+            Role.STOP: svc.exec_stop,
+            Role.STOP_POST: svc.exec_stop_post,
+        }[role]
+        return commands[index]
+
+    def _environment(self, role: Role, main_pid: int | None) -> dict[str, str]:
+        from cinit.io.environ import EnvironmentFileError, unit_environment
+
+        extra: dict[str, str] = {}
+        if self.service.type is ServiceType.NOTIFY or self.service.watchdog_sec > 0:
+            extra["NOTIFY_SOCKET"] = self._notify_address()
+        if self.service.watchdog_sec > 0:
+            extra["WATCHDOG_USEC"] = str(round(self.service.watchdog_sec * 1_000_000))
+        if main_pid is not None and role is not Role.START:
+            extra["MAINPID"] = str(main_pid)  # for ExecStop= and friends, as systemd does
+        try:
+            env, warnings = unit_environment(self.unit, self.context.base_env, extra)
+        except EnvironmentFileError as exc:
+            log(str(exc))
+            raise UnitSpawnError(None) from None
+        for warning in warnings:
+            if warning not in self._warned:  # once per unit, not on every restart
+                self._warned.add(warning)
+                log(warning)
+        return env
+
+    def _notify_address(self) -> str:
+        if not self._notify_socket:
+            hub = self.context.notify
+            if hub is None:
+                log(f"{self.unit.name}: no notification socket available (NOTIFY_SOCKET)")
+                raise UnitSpawnError(None)
+            try:
+                self._notify_socket = hub.open(self.unit.name, self.owner)
+            except (OSError, RuntimeError) as exc:
+                log(f"{self.unit.name}: cannot create its notification socket: {exc}")
+                raise UnitSpawnError(None) from None
+        return self._notify_socket
+
+    def _output_fds(self, opened: list[int]) -> tuple[int, int]:
+        """stdout and stderr for a new process; fds to close after the spawn go to `opened`."""
+        from cinit.io.output import open_output_file
+
+        svc = self.service
+        try:
+            stdout = open_output_file(svc.standard_output)
+            if stdout is not None:
+                opened.append(stdout)
+            # cinit's directive table: `inherit` is cinit's own stdout/stderr (the container
+            # log) for each stream; not systemd's "StandardError=inherit: as stdout".
+            stderr = open_output_file(svc.standard_error)
+            if stderr is not None:
+                opened.append(stderr)
+        except OSError as exc:
+            log(f"{self.unit.name}: cannot open its output file: {exc}")
+            raise UnitSpawnError(EXIT_STDOUT) from None
+        return self._relayed(stdout, 1, opened), self._relayed(stderr, 2, opened)
+
+    def _relayed(self, fd: int | None, stream: int, opened: list[int]) -> int:
+        if fd is not None:
+            return fd
+        relay = self.context.relay
+        if relay is None:
+            return stream
+        pipe = int(relay.open_pipe(self.unit.name, stream, self.context.log_prefix))
+        opened.append(pipe)
+        return pipe
+
+    def _unit_cgroup(self) -> str:
+        tree = self.context.cgroups
+        if tree is None or self._cgroup_failed:
+            return ""
+        if self.cgroup is None:
+            try:
+                self.cgroup = tree.create(self.unit.name)
+            except OSError as exc:
+                self._cgroup_failed = True
+                log(f"{self.unit.name}: cannot create its cgroup ({exc}); using process groups")
+                return ""
+        return self.cgroup.path
+
+    # ---- processes ---------------------------------------------------------------------
+
+    def take_exit(self, message: ProcessExit) -> bool:
+        """Whether `message` is the (first) exit of a process of this unit."""
+        return self.processes.pop(message.pid, None) is not None
+
+    def pending_exits(self) -> list[ProcessExit]:
+        """Exits collected but not yet handled (for an actor that was restarted)."""
+        return [p.exit for p in self.processes.values() if p.exit is not None]
+
+    def signal_main(self, pid: int, signo: int) -> None:
+        process = self.processes.get(pid)
+        if process is not None:
+            process.send_signal(signo)
+
+    def signal_unit(self, signo: int) -> None:
+        """`signo` to every process of the unit, each once (a second SIGTERM is not
+        harmless: a program may take it as "quit now"), then SIGCONT so that stopped
+        ones can act on it."""
+        signos = (signo,) if signo in (signal.SIGKILL, signal.SIGCONT) else (signo, signal.SIGCONT)
+        if self.cgroup is not None:
+            self._signal_cgroup(self.cgroup, signos)
+        else:
+            self._signal_groups(signos)
+
+    def kill_unit(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            for process in list(self.processes.values()):
+                process.send_signal(signal.SIGKILL)  # adopted ones may live elsewhere
+        else:
+            self._signal_groups((signal.SIGKILL,))
+
+    def _signal_cgroup(self, cgroup: Cgroup, signos: tuple[int, ...]) -> None:
+        # Known processes through their own pidfds; only strangers (a daemon's children)
+        # need the cgroup's pid list, read a second time after their pidfds are open so a
+        # reused pid is never signalled. Fewer syscalls: 30 units stop at once, each
+        # syscall a chance to wait for the GIL.
+        known = {p.pid: p for p in self.processes.values() if p.alive}
+        members = cgroup.pids()
+        for process in known.values():
+            for signo in signos:
+                process.send_signal(signo)
+        strangers: dict[int, int] = {}
+        try:
+            for pid in members:
+                if pid not in known:
+                    with contextlib.suppress(OSError):
+                        strangers[pid] = os.pidfd_open(pid)
+            if strangers:
+                confirmed = set(cgroup.pids())
+                for pid, pidfd in strangers.items():
+                    if pid in confirmed:
+                        for signo in signos:
+                            with contextlib.suppress(ProcessLookupError):
+                                signal.pidfd_send_signal(pidfd, signo)
+        finally:
+            for pidfd in strangers.values():
+                os.close(pidfd)
+
+    def _signal_groups(self, signos: tuple[int, ...]) -> None:
+        """The fallback: every process group the unit started, and adopted processes."""
+        leaders = {p.pgid: p for p in self.processes.values() if p.pgid > 0}
+        for pgid in list(self.pgids):
+            leader = leaders.get(pgid)
+            for signo in signos:
+                if leader is not None:
+                    leader.signal_group(signo)
+                else:
+                    sweep.signal_descendants(signo, pgid=pgid)
+        for process in list(self.processes.values()):
+            if process.pgid <= 0 and not self._in_groups(process.pid):
+                for signo in signos:
+                    process.send_signal(signo)  # adopted, outside the unit's groups
+
+    def _in_groups(self, pid: int) -> bool:
+        try:
+            return os.getpgid(pid) in self.pgids
+        except OSError:
+            return False
+
+    def unit_empty(self) -> bool:
+        """Whether no process of the unit is left (exits not yet handled count as left)."""
+        if any(p.alive for p in self.processes.values()):
+            return False
+        if self.cgroup is not None:
+            return not self.cgroup.populated()
+        live = {p.pgid for p in self.processes.values() if p.alive}
+        for pgid in list(self.pgids):
+            if pgid not in live and not sweep.descendants(pgid=pgid):
+                self.pgids.discard(pgid)  # empty: its id may be reused by a stranger now
+        return not self.pgids
+
+    def find_main_pid(self, hint: int | None, pid_file: str) -> int | str:
+        """Adopt the unit's main process; its pid, or a reason why there is none."""
+        if hint is not None:
+            candidate = hint
+        elif pid_file:
+            try:
+                with open(pid_file) as f:
+                    text = f.read().strip()
+            except OSError as exc:
+                return f"PIDFile={pid_file}: {exc.strerror or exc}"
+            if not text.isdigit() or int(text) <= 0:
+                return f"PIDFile={pid_file} does not hold a pid: {text[:40]!r}"
+            candidate = int(text)
+        else:
+            left = self._unit_pids()
+            if len(left) != 1:
+                return f"{len(left)} processes left in the unit, and no PIDFile="
+            candidate = left[0]
+        known = self.processes.get(candidate)
+        if known is not None and known.alive:
+            return candidate
+        try:
+            process = self.context.table.adopt(candidate, self.unit.name, self.owner)
+        except OSError:
+            return f"pid {candidate} is not a live child of cinit"
+        self.processes[candidate] = process
+        return candidate
+
+    def _unit_pids(self) -> list[int]:
+        if self.cgroup is not None:
+            return self.cgroup.pids()
+        found: list[int] = []
+        for pgid in self.pgids:
+            found.extend(sweep.descendants(pgid=pgid))
+        return sorted(set(found))
+
+    def accepts_notification(self, sender: int | None) -> bool:
+        """Whether a notification from pid `sender` comes from a process of this unit."""
+        if sender is None:
+            return False
+        known = self.processes.get(sender)
+        if known is not None and known.alive:
+            return True
+        if self.cgroup is not None:
+            return sender in self.cgroup.pids()
+        try:
+            return os.getpgid(sender) in self.pgids
+        except OSError:
+            return False

@@ -1,0 +1,151 @@
+"""A unit's state machine, the nouns: its states and phases, and the model it carries.
+
+`cinit.actors.unit_state.step` is the one function that turns (model, event, now) into
+(model, actions); this module defines the model, `cinit.actors.unit_events` the events
+and actions. Everything is immutable and free of I/O, so the state table is tested
+without processes or a real clock.
+
+States (systemd's active states, split where cinit's supervisor needs to know more):
+
+    inactive           never started, or stopped by cinit (not a failure)
+    waiting            asked to start; waiting for the units it is ordered after
+    condition-skipped  a Condition*= did not hold when it was about to start
+    starting           a start attempt began; ExecStartPre= commands run (phase `pre`)
+    running            the main process runs but is not ready yet (phase `start`), or it
+                       is ready and ExecStartPost= commands run (phase `post`)
+    active             ready: dependents may start (a RemainAfterExit oneshot has no process)
+    stopping           ExecStop=, KillSignal=, SIGKILL, ExecStopPost= (phases below)
+    exited             finished on its own with success (a oneshot without RemainAfterExit,
+                       or a service whose main process ended cleanly): settled, not failed
+    failed             ended badly and will not be restarted (`result` says why)
+    auto-restart       ended, and Restart= starts it again after RestartSec=
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cinit.actors.record import Record
+from cinit.actors.restart import Result, StartLimit
+from cinit.units.model import Unit
+
+
+class State(StrEnum):
+    INACTIVE = "inactive"
+    WAITING = "waiting"
+    CONDITION_SKIPPED = "condition-skipped"
+    STARTING = "starting"
+    RUNNING = "running"
+    ACTIVE = "active"
+    STOPPING = "stopping"
+    EXITED = "exited"
+    FAILED = "failed"
+    AUTO_RESTART = "auto-restart"
+
+
+class Phase(StrEnum):
+    """What a unit does inside its state (data, not states: no Transition is emitted)."""
+
+    NONE = ""
+    CONDITIONS = "conditions"  # waiting/auto-restart: conditions are being checked
+    PRE = "pre"  # starting: ExecStartPre= number `index` runs
+    START = "start"  # running: main process (or oneshot command `index`) not ready yet
+    FIND_MAIN = "find-main"  # running: forking parent exited 0, looking for the daemon
+    POST = "post"  # running: ready, ExecStartPost= number `index` runs
+    NOTIFIED = "notified"  # stopping: the service said STOPPING=1 and winds down itself
+    STOP = "stop"  # stopping: ExecStop= number `index` runs
+    SIGTERM = "sigterm"  # stopping: KillSignal= (or SIGABRT for the watchdog) sent
+    SIGKILL = "sigkill"  # stopping: SIGKILL sent to the whole unit
+    STOP_POST = "stop-post"  # stopping: ExecStopPost= number `index` runs
+
+
+class Role(StrEnum):
+    """Which command list a process comes from."""
+
+    PRE = "ExecStartPre"
+    START = "ExecStart"
+    POST = "ExecStartPost"
+    STOP = "ExecStop"
+    STOP_POST = "ExecStopPost"
+
+
+class TimerKind(StrEnum):
+    START = "start-timeout"  # TimeoutStartSec=, over pre, start and post
+    STOP = "stop-timeout"  # TimeoutStopSec=, per stopping phase
+    RESTART = "restart-delay"  # RestartSec=
+    WATCHDOG = "watchdog"  # WatchdogSec=
+    POLL = "poll"  # while stopping: look again whether the unit's processes are gone
+
+
+class Outcome(StrEnum):
+    """What the supervisor learns when a start request settles."""
+
+    READY = "ready"  # active
+    EXITED = "exited"  # finished successfully (counts as ready for ordering)
+    SKIPPED = "skipped"  # condition unmet (not a failure)
+    FAILED = "failed"
+    STOPPED = "stopped"  # stopped by cinit before it settled
+
+
+class ExitInfo(Record):
+    """How a process ended: an exit code, or a signal (maybe with a core dump)."""
+
+    __slots__ = ("code", "core_dumped", "signal")
+
+    def __init__(
+        self, code: int | None = None, signal: int | None = None, core_dumped: bool = False
+    ) -> None:
+        self.code = code
+        self.signal = signal
+        self.core_dumped = core_dumped
+
+    def describe(self) -> str:
+        """`status=3` or `signal=SIGKILL`, as the contract's `exited (...)` line says it."""
+        if self.signal is None:
+            return f"status={self.code}"
+        from cinit.io.signals import signal_name
+
+        return f"signal={signal_name(self.signal)}"
+
+
+# ---- the model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnitModel:
+    """Everything the state machine knows about one unit; replaced, never mutated."""
+
+    unit: Unit
+    start_limit: StartLimit
+    state: State = State.INACTIVE
+    phase: Phase = Phase.NONE
+    index: int = 0  # which command of the phase's list runs
+    result: Result = Result.SUCCESS  # of the current run; the first failure wins
+    failure_code: int | None = None  # exit code behind an exit-code result
+    main_pid: int | None = None
+    control_pid: int | None = None  # the ExecStartPre/Post/Stop/StopPost process running
+    main_pid_hint: int | None = None  # MAINPID= not adopted yet
+    main_exit: ExitInfo | None = None  # a main exit on hold while a successor is looked for
+    was_ready: bool = False  # this run got ready (ExecStop= runs only then)
+    teardown_pending: bool = False  # a finished oneshot may have left daemons behind
+    stop_requested: bool = False  # cinit is stopping the unit: no restart, not a failure
+    killing: bool = False  # the global stop timeout ran out: no more ExecStopPost=
+    owes_settled: bool = False  # a start request waits for ReportSettled
+    owes_stopped: bool = False  # a stop request waits for ReportStopped
+    stopping_logged: bool = False
+    status_text: str = ""  # STATUS=
+    timers: tuple[tuple[TimerKind, int], ...] = ()  # armed timers and their tokens
+    next_token: int = 1
+    start_deadline: int | None = None  # when the armed start timeout fires (usec)
+
+    @property
+    def name(self) -> str:
+        return self.unit.name
+
+
+def initial_model(unit: Unit) -> UnitModel:
+    """A unit that has not been asked to do anything yet."""
+    section = unit.unit
+    limit = StartLimit.of(section.start_limit_burst, section.start_limit_interval_sec)
+    return UnitModel(unit=unit, start_limit=limit)

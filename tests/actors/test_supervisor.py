@@ -1,0 +1,495 @@
+"""The unit supervisor and unit actors with fake processes (tests/actors/fake_io.py).
+
+Real pykka actors, the real scheduler, fake OS: boot ordering, Requires= propagation,
+OnFailure= once, ExitContainerOnFailure=, reverse stop order, stop mid-boot, kill,
+signal forwarding, and supervision (every way an actor can break). Each test takes
+milliseconds; order is asserted from the fake world's log, never from timings.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import pytest
+from fake_io import FakeNotify, FakeWorld
+
+from cinit.actors import lifecycle as lc
+from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
+from cinit.actors.scheduler import Scheduler
+from cinit.actors.supervisor import MAX_RESTARTS, BootUnits, StartUnit, StopUnit, UnitSupervisor
+from cinit.actors.unit import UnitActor
+from cinit.actors.unit_model import State
+from cinit.io import log as cinit_log
+from cinit.units import build_graph, parse_unit
+from cinit.units.loader import UnitSet
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def unit_set(units: dict[str, str]) -> UnitSet:
+    parsed = {}
+    for name, text in units.items():
+        unit, diagnostics = parse_unit(name, text, environ={}, hostname="host")
+        assert unit is not None, diagnostics
+        parsed[name] = unit
+    return UnitSet(units=parsed, graph=build_graph(parsed))
+
+
+@dataclass
+class RecordingRoot:
+    """Stands in for the root actor: records what the supervisor tells it."""
+
+    messages: list[Any] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def tell(self, message: Any) -> None:
+        self.messages.append(message)
+        if isinstance(message, lc.UnitsStopped):
+            self.stopped.set()
+
+    def exits(self) -> list[lc.ExitRequested]:
+        return [m for m in self.messages if isinstance(m, lc.ExitRequested)]
+
+
+class Harness:
+    """A supervisor over fake units; `boot`, `stop_all`, and what it saw."""
+
+    def __init__(self, units: dict[str, str]) -> None:
+        self.scheduler = Scheduler().start()
+        self.world = FakeWorld(self.scheduler)
+        self.root = RecordingRoot()
+        self.closing = threading.Event()
+        self.ref = UnitSupervisor.start(
+            unit_set(units), self.world.factory, self.scheduler, closing=self.closing
+        )
+
+    def boot(self) -> Harness:
+        self.ref.tell(BootUnits(self.root))
+        return self
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        self.ref.tell(StopAllUnits())
+        assert self.root.stopped.wait(timeout), f"no UnitsStopped; log: {self.world.log}"
+
+    def state(self, name: str) -> State | None:
+        states = self.ref.proxy().states.get(timeout=5)
+        return states.get(name)
+
+    def wait_state(self, name: str, state: State, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(name) is not state:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} never {state} (is {self.state(name)})")
+            time.sleep(0.005)
+
+    def attribute(self, name: str) -> Any:
+        return getattr(self.ref.proxy(), name).get(timeout=5)
+
+    def close(self) -> None:
+        self.closing.set()
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+        self.scheduler.stop()
+
+
+@pytest.fixture
+def harness() -> Iterator[Callable[[dict[str, str]], Harness]]:
+    made: list[Harness] = []
+
+    def make(units: dict[str, str]) -> Harness:
+        made.append(Harness(units))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+@pytest.fixture(autouse=True)
+def quiet_logs(capfd: pytest.CaptureFixture[str]) -> None:
+    cinit_log.set_verbose(False)
+
+
+def svc(exec_start: str, *, unit: str = "", service: str = "") -> str:
+    return f"[Unit]\n{unit}\n[Service]\nExecStart={exec_start}\n{service}\n"
+
+
+def notify(ms: int, *, unit: str = "", service: str = "") -> str:
+    return svc(f"/fake notify {ms}", unit=unit, service=f"Type=notify\n{service}")
+
+
+# ---- boot ordering -------------------------------------------------------------------------
+
+
+def test_a_unit_starts_only_after_what_it_is_ordered_after_is_ready(harness: Any) -> None:
+    h = harness(
+        {
+            "a.service": notify(30),
+            "b.service": notify(30, unit="After=a.service"),
+            "c.service": notify(0, unit="After=b.service"),
+        }
+    ).boot()
+    h.wait_state("c.service", State.ACTIVE)
+    w = h.world
+    assert w.index("ready", "a.service") < w.index("spawn", "b.service")
+    assert w.index("ready", "b.service") < w.index("spawn", "c.service")
+
+
+def test_independent_units_start_together(harness: Any) -> None:
+    names = [f"u{i}.service" for i in range(10)]
+    h = harness({name: notify(100) for name in names}).boot()
+    for name in names:
+        h.wait_state(name, State.ACTIVE)
+    w = h.world
+    first_ready = min(w.index("ready", name) for name in names)
+    # Nobody waited for anybody: every unit was spawned before the first one got ready.
+    assert all(w.index("spawn", name) < first_ready for name in names), w.log
+
+
+def test_requires_failure_fails_the_dependent_but_after_alone_does_not(
+    harness: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    h = harness(
+        {
+            "db.service": svc("/fake exit 1 10", service="Type=notify"),
+            "app.service": notify(0, unit="After=db.service\nRequires=db.service"),
+            "side.service": notify(0, unit="After=db.service"),
+            "free.service": notify(0, unit="Wants=db.service\nAfter=db.service"),
+        }
+    ).boot()
+    h.wait_state("side.service", State.ACTIVE)
+    h.wait_state("free.service", State.ACTIVE)
+    h.wait_state("app.service", State.FAILED)
+    assert h.world.entries("spawn", "app.service") == []
+    err = capfd.readouterr().err
+    assert "cinit: db.service: failed (protocol)" in err or "db.service: failed" in err
+    assert "cinit: app.service: failed (dependency)" in err
+
+
+def test_condition_skipped_unit_lets_dependents_start(harness: Any) -> None:
+    h = harness(
+        {
+            "opt.service": svc("/fake run", unit="ConditionPathExists=/nonexistent"),
+            "app.service": notify(0, unit="After=opt.service\nRequires=opt.service"),
+        }
+    )
+    h.world.unmet["opt.service"] = "ConditionPathExists=/nonexistent"
+    h.boot()
+    h.wait_state("app.service", State.ACTIVE)
+    assert h.state("opt.service") is State.CONDITION_SKIPPED
+
+
+def test_trigger_only_units_wait_for_their_trigger_and_do_not_block(harness: Any) -> None:
+    h = harness(
+        {
+            "web.service": svc("/fake run", unit="OnFailure=fix.service"),
+            "fix.service": svc("/fake exit 0", service="Type=oneshot"),
+            "after-fix.service": notify(0, unit="After=fix.service"),
+        }
+    ).boot()
+    h.wait_state("after-fix.service", State.ACTIVE)  # fix.service was never asked: no wait
+    assert h.world.entries("spawn", "fix.service") == []
+
+
+def test_wants_pulls_a_trigger_only_unit_in(harness: Any) -> None:
+    h = harness(
+        {
+            "web.service": svc("/fake run", unit="OnFailure=fix.service"),
+            "fix.service": svc("/fake run"),
+            "helper.service": svc("/fake run", unit="Wants=fix.service"),
+        }
+    ).boot()
+    h.wait_state("fix.service", State.ACTIVE)
+
+
+# ---- failure handling ----------------------------------------------------------------------
+
+
+def test_on_failure_runs_once_after_the_restart_policy_is_exhausted(
+    harness: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    h = harness(
+        {
+            "crash.service": svc(
+                "/fake exit 1 5",
+                unit="OnFailure=fix.service\nStartLimitBurst=3\nStartLimitIntervalSec=10s",
+                service="Restart=on-failure\nRestartSec=10ms",
+            ),
+            "fix.service": svc("/fake exit 0", service="Type=oneshot"),
+        }
+    ).boot()
+    h.wait_state("crash.service", State.FAILED)
+    h.world.wait_for("exit", "fix.service")
+    time.sleep(0.05)  # room for a wrong second trigger to show up
+    assert len(h.world.entries("spawn", "crash.service")) == 3
+    assert len(h.world.entries("spawn", "fix.service")) == 1
+    err = capfd.readouterr().err
+    assert err.count("cinit: crash.service: starting OnFailure= units: fix.service") == 1
+    assert "cinit: crash.service: failed (start-limit-hit)" in err
+
+
+def test_exit_container_on_failure_asks_the_root(harness: Any) -> None:
+    h = harness({"gate.service": svc("/fake exit 42 5", service="ExitContainerOnFailure=yes")})
+    h.boot()
+    h.wait_state("gate.service", State.FAILED)
+    deadline = time.monotonic() + 5
+    while not h.root.exits() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    (request,) = h.root.exits()
+    assert request.status == 42
+    assert request.reason == (
+        "gate.service failed with ExitContainerOnFailure=yes (exit-code); shutting down"
+    )
+
+
+def test_a_spawn_failure_is_reported_as_exit_code(harness: Any) -> None:
+    h = harness({"bad.service": svc("/fake fail-spawn 127", service="ExitContainerOnFailure=yes")})
+    h.boot()
+    h.wait_state("bad.service", State.FAILED)
+    deadline = time.monotonic() + 5
+    while not h.root.exits() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert h.root.exits()[0].status == 127
+
+
+# ---- stopping ------------------------------------------------------------------------------
+
+
+def test_stop_all_goes_in_reverse_dependency_order(harness: Any) -> None:
+    h = harness(
+        {
+            "a.service": notify(0),
+            "b.service": notify(0, unit="After=a.service"),
+            # c holds its branch up: it ignores SIGTERM, until SIGKILL after 1 s
+            "c.service": svc("/fake stubborn", unit="After=b.service", service="TimeoutStopSec=1s"),
+            "d.service": notify(0),
+        }
+    ).boot()
+    for name in "abcd":
+        h.wait_state(f"{name}.service", State.ACTIVE)
+    h.ref.tell(StopAllUnits())
+    h.world.wait_for("exit", "d.service")  # the independent branch stops meanwhile
+    h.world.wait_for("signal", "c.service")
+    assert h.world.entries("signal", "b.service") == []  # b waits for c, a for b
+    assert h.world.entries("signal", "a.service") == []
+    assert h.root.stopped.wait(5)
+    w = h.world
+    assert w.index("exit", "c.service") < w.index("signal", "b.service")
+    assert w.index("exit", "b.service") < w.index("signal", "a.service")
+    for name in "abcd":
+        assert h.state(f"{name}.service") is State.INACTIVE
+    assert [m for m in h.root.messages if isinstance(m, lc.UnitsStopped)] == [lc.UnitsStopped()]
+
+
+def test_stop_during_boot_cancels_pending_starts(harness: Any) -> None:
+    h = harness(
+        {
+            "slow.service": notify(10_000),
+            "later.service": notify(0, unit="After=slow.service"),
+        }
+    ).boot()
+    h.world.wait_for("spawn", "slow.service")
+    h.stop_all()
+    assert h.world.entries("spawn", "later.service") == []
+    assert h.state("later.service") is State.INACTIVE
+    assert h.state("slow.service") is State.INACTIVE
+
+
+def test_kill_all_units_sigkills_what_ignores_the_stop_signal(harness: Any) -> None:
+    h = harness({"stubborn.service": svc("/fake stubborn")}).boot()
+    h.wait_state("stubborn.service", State.ACTIVE)
+    h.ref.tell(StopAllUnits())
+    h.world.wait_for("signal", "stubborn.service")
+    assert not h.root.stopped.is_set()
+    h.ref.tell(KillAllUnits())
+    assert h.root.stopped.wait(5)
+    assert (signal.SIGKILL) in [d for _, _, d in h.world.entries("signal", "stubborn.service")]
+
+
+def test_stopping_a_required_unit_stops_its_dependents_first(harness: Any) -> None:
+    h = harness(
+        {
+            "db.service": notify(0),
+            "app.service": notify(0, unit="Requires=db.service\nAfter=db.service"),
+            "other.service": notify(0),
+        }
+    ).boot()
+    for name in ("db", "app", "other"):
+        h.wait_state(f"{name}.service", State.ACTIVE)
+    h.ref.tell(StopUnit("db.service"))
+    h.wait_state("db.service", State.INACTIVE)
+    assert h.state("app.service") is State.INACTIVE
+    assert h.world.index("exit", "app.service") < h.world.index("signal", "db.service")
+    assert h.state("other.service") is State.ACTIVE
+
+
+def test_forward_signal_reaches_every_main_process(harness: Any) -> None:
+    h = harness({"a.service": svc("/fake stubborn"), "b.service": svc("/fake stubborn")}).boot()
+    h.wait_state("a.service", State.ACTIVE)
+    h.wait_state("b.service", State.ACTIVE)
+    h.ref.tell(ForwardSignal(signal.SIGHUP))
+    h.world.wait_for("signal", "a.service")
+    h.world.wait_for("signal", "b.service")
+    assert h.world.entries("signal", "a.service") == [("signal", "a.service", signal.SIGHUP)]
+
+
+def test_start_unit_runs_a_unit_on_request(harness: Any) -> None:
+    h = harness(
+        {
+            "web.service": svc("/fake run", unit="OnFailure=fix.service"),
+            "fix.service": svc("/fake run"),
+        }
+    ).boot()
+    h.ref.tell(StartUnit("fix.service"))
+    h.wait_state("fix.service", State.ACTIVE)
+
+
+# ---- supervision: every way an actor can break ---------------------------------------------
+
+
+def crashes(h: Harness) -> int:
+    return int(h.attribute("crash_count"))
+
+
+def test_exception_while_handling_a_message_restarts_the_actor(
+    harness: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    h = harness({"a.service": notify(0)}).boot()
+    h.wait_state("a.service", State.ACTIVE)
+    h.world.ios["a.service"].fail_next["signal_unit"] = RuntimeError("injected")
+    h.stop_all()  # the stop's SignalUnit raises: the actor breaks, is restarted, goes on
+    assert crashes(h) == 1
+    assert h.state("a.service") is State.INACTIVE
+    err = capfd.readouterr().err
+    assert "internal error in the actor of a.service" in err
+    assert "RuntimeError: injected" in err
+
+
+def test_system_exit_in_an_actor_does_not_stop_the_others(harness: Any) -> None:
+    h = harness({"a.service": svc("/fake run"), "b.service": notify(50)})
+    h.world.failures["a.service"] = {"spawn": SystemExit("injected")}
+    h.boot()
+    h.wait_state("b.service", State.ACTIVE)  # pykka would have stopped every actor
+    h.wait_state("a.service", State.FAILED)  # the broken spawn counts as a failed start
+    assert crashes(h) == 1
+    assert h.ref.is_alive()
+
+
+def test_exception_in_on_start_restarts_the_actor(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = UnitActor._resume
+    broken = {"left": 1}
+
+    def resume(self: UnitActor) -> None:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise RuntimeError("on_start broke")
+        original(self)
+
+    monkeypatch.setattr(UnitActor, "_resume", resume)
+    h = harness({"a.service": notify(0)}).boot()
+    h.wait_state("a.service", State.ACTIVE)  # the StartRequested waited in the slot
+    assert crashes(h) == 1
+
+
+def test_exception_in_the_actors_constructor_is_retried(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = UnitActor.__init__
+    broken = {"left": 2}
+
+    def init(self: UnitActor, *args: Any, **kwargs: Any) -> None:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise RuntimeError("constructor broke")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UnitActor, "__init__", init)
+    h = harness({"a.service": notify(0)}).boot()
+    h.wait_state("a.service", State.ACTIVE)
+    assert crashes(h) == 2
+
+
+def test_an_actor_stopped_from_outside_is_restarted_and_loses_nothing(harness: Any) -> None:
+    h = harness({"a.service": svc("/fake run", service="Restart=no")}).boot()
+    h.wait_state("a.service", State.ACTIVE)
+    (ref,) = pykka.ActorRegistry.get_by_class(UnitActor)
+    ref.stop()
+    # The process exits while the actor is being replaced: the exit must still arrive.
+    (process,) = [p for p in h.world.processes.values() if p.unit == "a.service"]
+    h.world.end(process, 3, None)
+    h.wait_state("a.service", State.FAILED)
+    assert crashes(h) == 1
+
+
+def test_no_message_is_lost_when_an_actor_breaks(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = UnitActor._handle
+    gate = threading.Event()
+
+    def handle(self: UnitActor, message: Any) -> None:
+        if isinstance(message, FakeNotify) and message.fields.get("POISON"):
+            gate.wait(5)  # hold the actor while more messages queue up behind this one
+            raise ValueError("poisoned")
+        original(self, message)
+
+    monkeypatch.setattr(UnitActor, "_handle", handle)
+    h = harness({"a.service": svc("/fake run")}).boot()
+    h.wait_state("a.service", State.ACTIVE)
+    io = h.world.ios["a.service"]
+    (process,) = io.mine.values()
+    io.owner.tell(FakeNotify("a.service", process.pid, {"POISON": "1"}))
+    h.world.end(process, 7, None)  # queued behind the poison
+    gate.set()
+    h.wait_state("a.service", State.FAILED)
+    assert crashes(h) == 1
+
+
+def test_an_actor_that_keeps_breaking_is_given_up_and_counts_as_failed(
+    harness: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def resume(self: UnitActor) -> None:
+        raise RuntimeError("always broken")
+
+    monkeypatch.setattr(UnitActor, "_resume", resume)
+    h = harness(
+        {
+            "bad.service": svc("/fake run"),
+            "dep.service": svc("/fake run", unit="Requires=bad.service\nAfter=bad.service"),
+        }
+    ).boot()
+    deadline = time.monotonic() + 5
+    while crashes(h) < MAX_RESTARTS + 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    h.stop_all()  # abandoned units count as stopped: the shutdown completes
+    err = capfd.readouterr().err
+    assert "giving up on bad.service" in err
+    assert "cinit: bad.service: failed (resources)" in err
+    assert h.world.entries("spawn") == []
+
+
+def test_the_supervisor_survives_its_own_exceptions(
+    harness: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    broken = {"left": 1}
+    original = UnitSupervisor._on_report
+
+    def on_report(self: UnitSupervisor, name: str, item: Any) -> None:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise KeyboardInterrupt("injected into the supervisor")
+        original(self, name, item)
+
+    monkeypatch.setattr(UnitSupervisor, "_on_report", on_report)
+    h = harness({"a.service": svc("/fake run"), "b.service": notify(20)}).boot()
+    h.wait_state("b.service", State.ACTIVE)
+    assert h.attribute("internal_errors") == 1
+    h.stop_all()
+    assert "internal error in the unit supervisor" in capfd.readouterr().err
