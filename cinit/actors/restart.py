@@ -67,35 +67,27 @@ def exit_result(
     return Result.CORE_DUMP if core_dumped else Result.SIGNAL
 
 
+# Every unclean result: what Restart=on-failure restarts (always adds a clean exit).
+_ANY_FAILURE = frozenset(
+    {
+        Result.EXIT_CODE,
+        Result.SIGNAL,
+        Result.CORE_DUMP,
+        Result.TIMEOUT,
+        Result.WATCHDOG,
+        Result.RESOURCES,
+        Result.PROTOCOL,
+    }
+)
+
 # Which results each Restart= value restarts on (systemd.service, table 2). Results that
 # never restart: start-limit-hit (the limit is what stops the loop), dependency (the
 # unit never ran) and success for every policy but on-success and always.
 _RESTARTS_ON: dict[RestartPolicy, frozenset[Result]] = {
     RestartPolicy.NO: frozenset(),
-    RestartPolicy.ALWAYS: frozenset(
-        {
-            Result.SUCCESS,
-            Result.EXIT_CODE,
-            Result.SIGNAL,
-            Result.CORE_DUMP,
-            Result.TIMEOUT,
-            Result.WATCHDOG,
-            Result.RESOURCES,
-            Result.PROTOCOL,
-        }
-    ),
+    RestartPolicy.ALWAYS: _ANY_FAILURE | {Result.SUCCESS},
     RestartPolicy.ON_SUCCESS: frozenset({Result.SUCCESS}),
-    RestartPolicy.ON_FAILURE: frozenset(
-        {
-            Result.EXIT_CODE,
-            Result.SIGNAL,
-            Result.CORE_DUMP,
-            Result.TIMEOUT,
-            Result.WATCHDOG,
-            Result.RESOURCES,
-            Result.PROTOCOL,
-        }
-    ),
+    RestartPolicy.ON_FAILURE: _ANY_FAILURE,
     # systemd: "unclean signal, timeout or watchdog" - and its other non-exit-code
     # failures (resources, protocol) - but not an unclean exit code.
     RestartPolicy.ON_ABNORMAL: frozenset(
