@@ -18,6 +18,7 @@ import signal
 import time
 
 from cinit.io.log import log
+from cinit.io.sweep import signal_listed
 
 _fallback_logged = False
 
@@ -104,26 +105,7 @@ class Cgroup:
         A pid is signalled only if it is still listed after its pidfd was opened, so a
         pid reused by a process outside the cgroup is never hit.
         """
-        pidfds = {}
-        for pid in self.pids():
-            try:
-                pidfds[pid] = os.pidfd_open(pid)
-            except OSError:
-                continue
-        sent = 0
-        try:
-            still_here = set(self.pids())
-            for pid, pidfd in pidfds.items():
-                if pid in still_here:
-                    try:
-                        signal.pidfd_send_signal(pidfd, signo)
-                        sent += 1
-                    except ProcessLookupError:
-                        pass
-        finally:
-            for pidfd in pidfds.values():
-                os.close(pidfd)
-        return sent
+        return signal_listed(self.pids, signo)
 
     def kill(self) -> None:
         """SIGKILL everything in the cgroup and below, atomically with `cgroup.kill`.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Iterable
 
 
 def is_pid1() -> bool:
@@ -64,17 +65,22 @@ def descendants(pgid: int | None = None) -> list[int]:
     return found
 
 
-def signal_descendants(signo: int, pgid: int | None = None) -> int:
-    """Send `signo` to cinit's descendants (or those in group `pgid`); returns how many."""
+def signal_listed(list_pids: Callable[[], Iterable[int]], signo: int) -> int:
+    """Send `signo` to the processes `list_pids()` names, safe against pid reuse.
+
+    Each pid is pinned with a pidfd first and signalled only if a second listing still
+    names it: a pid that exited and was reused by a stranger in between is never hit.
+    Returns how many were signalled.
+    """
     pidfds: dict[int, int] = {}
-    for pid in descendants(pgid):
+    for pid in list_pids():
         try:
             pidfds[pid] = os.pidfd_open(pid)
         except OSError:
             continue  # already gone
     sent = 0
     try:
-        confirmed = set(descendants(pgid))
+        confirmed = set(list_pids())
         for pid, pidfd in pidfds.items():
             if pid not in confirmed:
                 continue
@@ -87,6 +93,11 @@ def signal_descendants(signo: int, pgid: int | None = None) -> int:
         for pidfd in pidfds.values():
             os.close(pidfd)
     return sent
+
+
+def signal_descendants(signo: int, pgid: int | None = None) -> int:
+    """Send `signo` to cinit's descendants (or those in group `pgid`); returns how many."""
+    return signal_listed(lambda: descendants(pgid), signo)
 
 
 def signal_leftovers(signo: int) -> int:
