@@ -49,6 +49,7 @@ from cinit.actors.unit_events import (
     DependenciesSettled,
     DependencyFailed,
     KillRequested,
+    Notice,
     ReportSettled,
     ReportStopped,
     RequestContainerExit,
@@ -253,6 +254,9 @@ class UnitSupervisor(pykka.ThreadingActor):
             info(f"{name}: {item.old} -> {item.new} ({item.reason})")
             if self.events is not None:
                 self.events.tell(item)
+        elif isinstance(item, Notice):
+            if self.events is not None:
+                self.events.tell(item)
         elif isinstance(item, ReportSettled):
             self.book.settle(name, item.outcome)
             self._release()
@@ -341,7 +345,21 @@ class UnitSupervisor(pykka.ThreadingActor):
         recent.append(now)
         self.crashes[name] = recent
         self.crash_count += 1
-        if len(recent) > MAX_RESTARTS:
+        gives_up = len(recent) > MAX_RESTARTS
+        self._on_report(
+            name,
+            Notice(
+                name,
+                "actor-crashed",
+                {
+                    "where": where,
+                    "error": (error.strip().splitlines() or [""])[-1],  # the exception line
+                    "crashes": len(recent),
+                    "restarting": not gives_up,
+                },
+            ),
+        )
+        if gives_up:
             log(
                 f"internal error in the actor of {name} ({where}); it broke {len(recent)} "
                 f"times within {RESTART_WINDOW:g}s: giving up on {name}\n{error}"

@@ -246,6 +246,22 @@ class Transition(Record):
         self.result = result
 
 
+class Notice(Record):
+    """An event for the stream that is not a state change (socket bound, actor crashed ...).
+
+    `event` is its name in the stream (`socket-bound`, `actor-crashed` ...); `fields` are
+    JSON-able extras. Whoever sees one passes it to the supervisor's `events` like a
+    Transition.
+    """
+
+    __slots__ = ("event", "fields", "unit")
+
+    def __init__(self, unit: str, event: str, fields: dict[str, object] | None = None) -> None:
+        self.unit = unit
+        self.event = event
+        self.fields = fields or {}
+
+
 class CheckConditions(Record):
     """Evaluate the Condition*= directives now; answer ConditionChecked."""
 

@@ -2,8 +2,10 @@
 
 `cinit`, `cinit run ...` and `cinit -- CMD` go to `cinit.cli.run` and `cinit validate` to
 `cinit.cli.validate`; each imports only what it needs (PID 1 must reach its first exec
-quickly, and CI runs validate often). Tooling commands (`version`, later `status`,
-`watch`, `analyze` ...) go to the typer application in `cinit.cli.app`.
+quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
+The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
+`cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`, and
+`version`/`--help` to the typer application in `cinit.cli.app`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,18 @@ from cinit.io import signals
 # fast path because CI and image builds run it often; everything else is the boot path.
 APP_COMMANDS = frozenset({"version", "--version", "--help", "-h", "help"})
 
+# Tool commands: name -> the module whose `main(args: list[str]) -> int` serves it.
+TOOL_COMMANDS = {
+    "validate": "cinit.cli.validate",
+    "status": "cinit.cli.control",
+    "start": "cinit.cli.control",
+    "stop": "cinit.cli.control",
+    "restart": "cinit.cli.control",
+    "is-ready": "cinit.cli.control",
+    "watch": "cinit.cli.watch",
+    "analyze": "cinit.cli.analyze",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cinit` console script; returns the process exit status."""
@@ -23,12 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     # (the kernel drops signals PID 1 does not handle), so block them before any import.
     signals.block_owned()
     args = sys.argv[1:] if argv is None else argv
-    if args and (args[0] == "validate" or args[0] in APP_COMMANDS):
+    if args and (args[0] in TOOL_COMMANDS or args[0] in APP_COMMANDS):
         signals.release_owned()
-    if args and args[0] == "validate":
-        from cinit.cli.validate import main as validate_main
+    if args and args[0] in TOOL_COMMANDS:
+        import importlib
 
-        return validate_main(args[1:])
+        module = importlib.import_module(TOOL_COMMANDS[args[0]])
+        # The control module serves several commands: it gets the command name too.
+        rest = args if TOOL_COMMANDS[args[0]] == "cinit.cli.control" else args[1:]
+        status: int = module.main(rest)
+        return status
     if args and args[0] in APP_COMMANDS:
         from cinit.cli.app import run_app
 
