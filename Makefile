@@ -24,6 +24,10 @@ bench:  ## every benchmark under bench/
 	$(PY) bench/validate.py
 	$(PY) bench/spawn.py
 	$(PY) bench/pid1.py
+	$(PY) bench/boot.py
+	$(PY) bench/socket_start.py
+	$(PY) bench/proxy.py
+	$(PY) bench/events.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

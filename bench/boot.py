@@ -255,6 +255,8 @@ def med(samples: list[Sample], field: str) -> float | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only scenarios whose name starts with this (repeatable)")
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("bench/boot: needs root and unshare (util-linux) to run inits as PID 1")
@@ -265,6 +267,8 @@ def main() -> int:
     ]
     scenarios.append(Scenario(f"chain {CHAIN}", tuple(f"c{i:02d}" for i in range(1, CHAIN + 1)),
                               chain=True))
+    if args.only:
+        scenarios = [s for s in scenarios if any(s.label.startswith(o) for o in args.only)]
     inits = ("cinit", "floor")
     scratch = Path(tempfile.mkdtemp(prefix="cinit-bench-boot-"))
     samples: dict[tuple[str, str], list[Sample]] = {}

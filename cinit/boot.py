@@ -25,7 +25,7 @@ import time
 from cinit.io import signals
 from cinit.io.log import info, log
 from cinit.io.reaper import Process, ProcessTable
-from cinit.io.spawn import SpawnError, SpawnRequest, spawn
+from cinit.io.spawn import SpawnError, SpawnRequest, raise_fd_limit, spawn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
     import pykka
 
+    from cinit.actors.events import EventHub
     from cinit.actors.root import RootOutcome
     from cinit.actors.unit_services import UnitServices
+    from cinit.io.prespawn import EarlyUnits
     from cinit.units.loader import UnitSet
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
@@ -55,6 +57,7 @@ class BootConfig:
     __slots__ = (
         "command",
         "drop_in_dir",
+        "events_endpoint",
         "log_prefix",
         "runtime_dir",
         "stop_timeout",
@@ -72,6 +75,7 @@ class BootConfig:
         log_prefix: bool = True,
         command: list[str] | None = None,
         runtime_dir: str | None = None,
+        events_endpoint: str | None = None,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
@@ -80,10 +84,12 @@ class BootConfig:
         self.log_prefix = log_prefix  # for unit output; the main command's output is raw
         self.command = command or []
         self.runtime_dir = runtime_dir  # None: $CINIT_RUNTIME_DIR, else /run/cinit
+        self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
 
 
 def run(config: BootConfig) -> int:
     """Run cinit until it should exit; returns the exit status."""
+    started = time.monotonic()  # t_ms = 0 of the event stream and the trace
     signals.block_owned()
     units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
     if not units_present and not config.command:
@@ -97,12 +103,16 @@ def run(config: BootConfig) -> int:
         problem = signals.become_subreaper()
         if problem:
             log(f"cannot become a child subreaper ({problem}); orphans will not come to cinit")
+    raise_fd_limit()  # before any fork: what children get is decided here
     table = ProcessTable()
     unit_set = None
+    load_start = load_end = time.monotonic()
     if units_present:
         unit_set = _load_units(config)
         if unit_set is None:
             return EXIT_LOAD_FAILED
+        load_end = time.monotonic()
+    early = _prepare_units(unit_set, table) if unit_set is not None else None
     main = None
     if config.command:
         request = SpawnRequest(
@@ -113,7 +123,7 @@ def run(config: BootConfig) -> int:
         except SpawnError as exc:
             log(str(exc))
             return exc.exit_code
-    return _supervise(config, table, main, unit_set)
+    return _supervise(config, table, main, unit_set, (started, load_start, load_end), early)
 
 
 def _load_units(config: BootConfig) -> UnitSet | None:
@@ -138,7 +148,12 @@ def _load_units(config: BootConfig) -> UnitSet | None:
 
 
 def _supervise(
-    config: BootConfig, table: ProcessTable, main: Process | None, unit_set: UnitSet | None
+    config: BootConfig,
+    table: ProcessTable,
+    main: Process | None,
+    unit_set: UnitSet | None,
+    stamps: tuple[float, float, float] | None = None,
+    early: EarlyUnits | None = None,
 ) -> int:
     """Start the actor tree and run the main loop until the root settles."""
     try:
@@ -158,9 +173,14 @@ def _supervise(
     outcome = RootOutcome(lambda: signals.wake(main_thread))
     scheduler = Scheduler().start()
     services: UnitServices | None = None
+    hub = _event_hub(config, unit_set, stamps)
     try:
         if unit_set is not None and unit_set.units:
-            services = _start_units(config, unit_set, table, scheduler)
+            services = _start_units(config, unit_set, table, scheduler, hub, early)
+            if hub is not None:
+                hub.supervisor = services.supervisor
+                if services.context.relay is not None:
+                    hub.log_tail = services.context.relay.tail
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
         root = RootSupervisor.start(
             scheduler=scheduler,
@@ -168,6 +188,7 @@ def _supervise(
             timeouts=timeouts,
             main=main,
             units=services.supervisor if services is not None else None,
+            events=hub,
         )
         if main is not None:
             table.claim(main, root)
@@ -176,7 +197,9 @@ def _supervise(
             from cinit.actors.supervisor import BootUnits
 
             services.supervisor.tell(BootUnits(root))
-        _main_loop(table, root, outcome)
+        if hub is not None:
+            hub.start()  # its thread imports ZeroMQ only once the boot settled
+        _main_loop(table, root, outcome, hub)
     except BaseException as exc:  # PID 1 must not die of its own bug: stop things, then exit
         import traceback
 
@@ -192,14 +215,47 @@ def _supervise(
     if services is not None:
         services.closing()  # unit actors stopped from now on are not restarted
     pykka.ActorRegistry.stop_all(block=True, timeout=1.0)
+    if hub is not None:
+        hub.close()  # the last events out (bounded: a stuck subscriber loses them)
     if services is not None:
         services.close()
     info(f"exiting with status {status} ({table.orphans_reaped} orphans reaped)")
     return status
 
 
+def _event_hub(
+    config: BootConfig, unit_set: UnitSet | None, stamps: tuple[float, float, float] | None
+) -> EventHub | None:
+    """The event hub, when there is something to watch: units, or a stream or trace asked
+    for (a bare `cinit -- CMD` stays as light as tini)."""
+    from cinit.actors.events import TRACE_LABELS_ENV, EventHub, trace_file_from_env
+    from cinit.io.runtime import runtime_dir
+
+    trace_file = trace_file_from_env(os.environ)
+    asked = config.events_endpoint or os.environ.get("CINIT_EVENTS") or trace_file
+    if not asked and (unit_set is None or not unit_set.units):
+        return None
+    started, load_start, load_end = stamps or (time.monotonic(),) * 3
+    hub = EventHub(
+        started_mono=started,
+        unit_set=unit_set,
+        runtime_dir=runtime_dir(config.runtime_dir),
+        events_endpoint=config.events_endpoint,
+        trace_file=trace_file,
+        trace_labels=os.environ.get(TRACE_LABELS_ENV, ""),
+    )
+    if unit_set is not None:
+        hub.emit_loaded(unit_set, load_start, load_end)
+    return hub
+
+
 def _start_units(
-    config: BootConfig, unit_set: UnitSet, table: ProcessTable, scheduler: Any
+    config: BootConfig,
+    unit_set: UnitSet,
+    table: ProcessTable,
+    scheduler: Any,
+    hub: EventHub | None = None,
+    early: EarlyUnits | None = None,
 ) -> UnitServices:
     """The unit supervisor and its helpers (relay, notify hub, cgroups)."""
     from cinit.actors.unit_services import UnitServices
@@ -210,10 +266,37 @@ def _start_units(
         scheduler,
         runtime_dir=config.runtime_dir,
         log_prefix=config.log_prefix,
+        events=hub,
+        early=early,
     )
 
 
-def _main_loop(table: ProcessTable, root: pykka.ActorRef[Any], outcome: RootOutcome) -> None:
+def _prepare_units(unit_set: UnitSet, table: ProcessTable) -> EarlyUnits | None:
+    """Fork children into the cgroups of the boot services that will wait for others, now,
+    while cinit has no thread yet (see `cinit.io.prespawn`): each such unit then starts
+    without the cgroup move on its path. Units that start at once are not prepared: a fork
+    here costs ~1.3 ms of cinit's start each, and their moves overlap in one grace period."""
+    graph = unit_set.graph
+    boot = graph.boot_units()
+    in_boot = frozenset(boot)
+    services = [
+        name
+        for name in boot
+        if unit_set.units[name].service is not None and graph.ordered_after(name) & in_boot
+    ]
+    if not services:
+        return None
+    from cinit.io.prespawn import prepare_units
+
+    return prepare_units(services, table)
+
+
+def _main_loop(
+    table: ProcessTable,
+    root: pykka.ActorRef[Any],
+    outcome: RootOutcome,
+    hub: EventHub | None = None,
+) -> None:
     """Turn signals and exits into messages for the root until its outcome is settled."""
     import signal
 
@@ -227,8 +310,12 @@ def _main_loop(table: ProcessTable, root: pykka.ActorRef[Any], outcome: RootOutc
             continue
         try:
             if taken.signo == signal.SIGCHLD:
+                orphans = table.orphans_reaped
                 if not table.reap_all():
                     root.tell(ChildrenGone())
+                if hub is not None and table.orphans_reaped != orphans:
+                    count = table.orphans_reaped - orphans
+                    hub.emit("orphans-reaped", None, count=count, total=table.orphans_reaped)
             elif taken.signo not in signals.TERMINAL_SIGNALS:
                 root.tell(SignalArrived(taken.signo, taken.sender_pid))
         except pykka.ActorDeadError:

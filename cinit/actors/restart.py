@@ -37,6 +37,8 @@ class Result(StrEnum):
     TIMEOUT = "timeout"
     WATCHDOG = "watchdog"
     START_LIMIT_HIT = "start-limit-hit"
+    TRIGGER_LIMIT_HIT = "trigger-limit-hit"  # a socket triggered too often (systemd's socket)
+    SERVICE_START_LIMIT_HIT = "service-start-limit-hit"  # a socket whose service hit its limit
     DEPENDENCY = "dependency"
     RESOURCES = "resources"
     PROTOCOL = "protocol"  # a notify service exited before READY=1, a PIDFile= that is wrong

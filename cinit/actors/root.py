@@ -113,6 +113,7 @@ class RootSupervisor(pykka.ThreadingActor):
         main: Process | None = None,
         units: Tellable | None = None,
         effects: Effects | None = None,
+        events: Any = None,
     ) -> None:
         super().__init__()
         self.scheduler = scheduler
@@ -121,6 +122,7 @@ class RootSupervisor(pykka.ThreadingActor):
         self.main = main
         self.units = units
         self.effects = effects or Effects()
+        self.events = events  # the EventHub: shutdown phases go there (None: nowhere)
         self.model = lc.initial(main_alive=main is not None and main.alive)
         self._timers: list[Timer] = []
 
@@ -147,7 +149,10 @@ class RootSupervisor(pykka.ThreadingActor):
         if event is not None:
             pending.append(event)
         while pending:
+            before = self.model
             self.model, actions = lc.step(self.model, pending.pop(0), self.timeouts)
+            if self.events is not None and self.model.phase is not before.phase:
+                self._announce(before, self.model)
             for action in actions:
                 follow_up = self._perform(action)
                 if follow_up is not None:
@@ -215,6 +220,19 @@ class RootSupervisor(pykka.ThreadingActor):
                 self.scheduler.cancel(timer)
             self.outcome.settle(action.status)
         return None
+
+    def _announce(self, before: lc.RootModel, after: lc.RootModel) -> None:
+        """A shutdown phase began: `shutdown-started`, -draining, -killing, -finished."""
+        names = {lc.Phase.STOPPING: "started", lc.Phase.EXITED: "finished"}
+        if after.phase is lc.Phase.RUNNING:
+            return
+        phase = names.get(after.phase, str(after.phase))
+        fields: dict[str, Any] = {"old": str(before.phase), "new": str(after.phase)}
+        if after.phase is lc.Phase.STOPPING:
+            fields["reason"] = after.stop_reason
+        if after.phase is lc.Phase.EXITED:
+            fields["status"] = after.exit_status
+        self.events.emit(f"shutdown-{phase}", None, **fields)
 
     def _broken(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(exc)).rstrip()

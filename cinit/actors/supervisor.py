@@ -9,9 +9,16 @@ root, at any moment, also mid-boot: pending starts are cancelled and units stop 
 reverse dependency order; `UnitsStopped` goes back to the root). `KillAllUnits` SIGKILLs
 every unit now; `ForwardSignal` passes SIGHUP/SIGUSR1/SIGUSR2 to every main process.
 
-Socket units are issue 5: for now a .socket counts as ready as soon as it is asked to
-start (nothing is bound), and the services they activate are not started at boot (the
-graph's `boot_units` leaves them out), so nothing waits for them.
+Socket units (`cinit.actors.socket_activator`): on BootUnits, before any service starts,
+every socket whose conditions hold is bound and gets its `SocketActivator`; a socket that
+cannot be bound fails (result resources) together with the service it activates (result
+dependency), with their OnFailure= and the service's ExitContainerOnFailure=; other units
+boot normally. Socket-activated services are not started at boot (the graph's
+`boot_units` leaves them out): `SocketTriggered` starts one. The supervisor tells a
+service's sockets when it comes up (`ServiceUp`: they stop polling) and when it ends
+(`ServiceDown`: they poll again, so connections queued meanwhile start the next run).
+Without a `SocketSupport` (unit tests of the supervisor alone) a socket counts as ready at
+once and nothing is bound.
 
 Supervision: a unit actor that breaks is restarted on the same `UnitSlot` (nothing is
 lost, see `cinit.actors.unit`), logged and counted. More than `MAX_RESTARTS` crashes of
@@ -70,6 +77,9 @@ RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it fai
 
 IoFactory = Callable[[Unit, Tellable], UnitPort]
 
+_SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE)
+_SERVICE_DOWN = (State.INACTIVE, State.EXITED, State.FAILED, State.CONDITION_SKIPPED)
+
 
 class BootUnits(Record):
     """Start the boot units; `root` receives UnitsStopped and ExitRequested."""
@@ -122,6 +132,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         clock: Callable[[], float] = time.monotonic,
         unit_clock: Callable[[], int] | None = None,
         closing: threading.Event | None = None,
+        sockets: Any = None,  # cinit.actors.socket_activator.SocketSupport
     ) -> None:
         super().__init__()
         self.units: Mapping[str, Unit] = unit_set.units
@@ -142,6 +153,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.crashes: dict[str, list[float]] = {}
         self.crash_count = 0  # actor crashes, all units
         self.internal_errors = 0  # messages the supervisor itself failed to handle
+        self.sockets = sockets
+        self.socket_actors: dict[str, Any] = {}  # bound socket -> its SocketActivator ref
+        self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -162,6 +176,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._on_crash(message)
         elif isinstance(message, BootUnits):
             self.root = message.root
+            self._bind_sockets()
             self._start_units(self.graph.boot_units())
         elif isinstance(message, StartUnit):
             if self.shutdown is None:
@@ -178,7 +193,7 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._tell(name, SignalRequested(message.signo))
         elif isinstance(message, RetryActor):
             self._ensure_actor(message.name)
-        else:
+        elif not self._handle_socket_report(message):
             log(f"unit supervisor: unexpected message {message!r}")
 
     # ---- starting ------------------------------------------------------------------------
@@ -216,12 +231,157 @@ class UnitSupervisor(pykka.ThreadingActor):
         slot.tell(message)
 
     def _socket(self, name: str, message: Any) -> None:
-        # Not bound yet (socket activation is issue 5): ready at once, stopped at once.
+        if self.sockets is None:  # nothing is bound: ready at once, stopped at once
+            if isinstance(message, StartRequested):
+                self.book.settle(name, Outcome.READY)
+            elif isinstance(message, StopRequested | KillRequested):
+                self._on_stopped(name)
+            return
+        from cinit.actors.socket_activator import KillInstances, StopSocket
+
+        actor = self.socket_actors.get(name)
         if isinstance(message, StartRequested):
-            info(f"{name}: socket units are not bound in this build; counted as ready")
-            self.book.settle(name, Outcome.READY)
+            if actor is None and name not in self.socket_outcomes:
+                self._bind_socket(name)  # started again after a stop
+                actor = self.socket_actors.get(name)
+            self.book.settle(name, self.socket_outcomes.get(name, Outcome.READY))
         elif isinstance(message, StopRequested | KillRequested):
-            self._on_stopped(name)
+            if actor is None:
+                self.socket_outcomes.pop(name, None)  # a later start tries again
+                self._on_stopped(name)
+                return
+            if isinstance(message, KillRequested):
+                actor.tell(KillInstances())
+            actor.tell(StopSocket())  # answered by SocketStopped
+
+    # ---- sockets -------------------------------------------------------------------------
+
+    def _bind_sockets(self) -> None:
+        """Bind every socket unit (boot, before any service starts)."""
+        if self.sockets is None:
+            return
+        for name in sorted(self.units):
+            if self.units[name].kind is UnitKind.SOCKET and name not in self.socket_actors:
+                self._bind_socket(name)
+
+    def _bind_socket(self, name: str) -> None:
+        from cinit.actors.socket_activator import SocketActivator, describe_listeners
+        from cinit.io.sockets import BindError, close_listeners
+
+        assert self.sockets is not None
+        unit = self.units[name]
+        service = self.graph.activates(name)
+        unmet = self.sockets.unmet_condition(unit)
+        if unmet is not None:
+            log(f"{name}: skipped ({unmet} not met)")
+            self.socket_outcomes[name] = Outcome.SKIPPED
+            self._on_report(name, Transition(name, State.INACTIVE, State.CONDITION_SKIPPED, unmet))
+            return
+        try:
+            listeners = self.sockets.bind(unit)
+        except BindError as exc:
+            self._socket_bind_failed(name, service, str(exc))
+            return
+        if service is None:  # check_units refuses this; be safe anyway
+            close_listeners(unit, listeners)
+            self._socket_bind_failed(name, service, f"{name}: activates no loaded service")
+            return
+        where = describe_listeners(listeners)
+        section = unit.socket
+        assert section is not None
+        try:
+            ref = SocketActivator.start(
+                unit, self.units[service], listeners, self.sockets, self.actor_ref, self.scheduler
+            )
+        except Exception as exc:
+            self.sockets.registry.remove(name)
+            close_listeners(unit, listeners)
+            self._socket_bind_failed(name, service, f"{name}: cannot start its actor: {exc!r}")
+            return
+        self.socket_actors[name] = ref
+        info(f"{name}: listening on {where}")
+        self._on_report(
+            name, Transition(name, State.INACTIVE, State.ACTIVE, f"listening on {where}")
+        )
+        fields: dict[str, object] = {
+            "listeners": [listener.bound for listener in listeners],
+            "service": service,
+            "mode": section.activation_mode.value,
+            "accept": section.accept,
+        }
+        self._on_report(name, Notice(name, "socket-bound", fields))
+
+    def _socket_bind_failed(self, name: str, service: str | None, reason: str) -> None:
+        log(reason)
+        log(f"{name}: failed (resources)")
+        self.socket_outcomes[name] = Outcome.FAILED
+        self._on_report(
+            name, Transition(name, State.INACTIVE, State.FAILED, reason, Result.RESOURCES)
+        )
+        self._on_report(
+            name, Notice(name, "socket-failed", {"result": "resources", "reason": reason})
+        )
+        self._on_failure(name)
+        if service is None:
+            return
+        why = f"its socket {name} could not be bound"
+        log(f"{service}: failed (dependency): {why}")
+        old = self.states.get(service, State.INACTIVE)
+        self._on_report(service, Transition(service, old, State.FAILED, why, Result.DEPENDENCY))
+        self._on_failure(service)
+        settings = self.units[service].service
+        if settings is not None and settings.exit_container_on_failure:
+            self._exit_container(service, RequestContainerExit(1, Result.DEPENDENCY))
+
+    def _handle_socket_report(self, message: Any) -> bool:
+        """SocketTriggered, SocketFailed, SocketStopped; False for anything else."""
+        from cinit.actors.socket_activator import (
+            ServiceUp,
+            SocketFailed,
+            SocketStopped,
+            SocketTriggered,
+        )
+
+        if isinstance(message, SocketTriggered):
+            if self.shutdown is None and message.socket in self.socket_actors:
+                for other in self.graph.activated_by(message.service):
+                    if other != message.socket and other in self.socket_actors:
+                        self.socket_actors[other].tell(ServiceUp())
+                self._start_units([message.service])
+        elif isinstance(message, SocketFailed):
+            self.book.settle(message.socket, Outcome.FAILED)
+            self._on_failure(message.socket)
+            service = self.graph.activates(message.socket)
+            if message.stop_service and service is not None and self.shutdown is None:
+                self._stop_unit(service)
+        elif isinstance(message, SocketStopped):
+            self.socket_actors.pop(message.socket, None)
+            self.socket_outcomes.pop(message.socket, None)
+            self._on_stopped(message.socket)
+        else:
+            return False
+        return True
+
+    def _tell_sockets(self, service: str, state: State, result: Result) -> None:
+        """A socket-activated service changed state: its sockets stop or resume polling."""
+        from cinit.actors.socket_activator import ServiceDown, ServiceUp
+
+        sockets = [s for s in self.graph.activated_by(service) if s in self.socket_actors]
+        if not sockets:
+            return
+        message: Any
+        if state in _SERVICE_UP:
+            message = ServiceUp()
+        elif state is State.FAILED and result is Result.START_LIMIT_HIT:
+            message = ServiceDown(start_limit_hit=True)
+        elif state in _SERVICE_DOWN:
+            message = ServiceDown()
+        elif state is State.AUTO_RESTART:
+            message = ServiceDown(restarting=True)
+        else:
+            return
+        for name in sockets:
+            self.socket_actors[name].tell(message)
 
     def _ensure_actor(self, name: str) -> UnitSlot | None:
         slot = self.slots.get(name)
@@ -254,6 +414,8 @@ class UnitSupervisor(pykka.ThreadingActor):
             info(f"{name}: {item.old} -> {item.new} ({item.reason})")
             if self.events is not None:
                 self.events.tell(item)
+            if self.socket_actors and self.units[name].kind is UnitKind.SERVICE:
+                self._tell_sockets(name, item.new, item.result)
         elif isinstance(item, Notice):
             if self.events is not None:
                 self.events.tell(item)

@@ -59,9 +59,10 @@ from cinit.actors.unit_events import (
     StartTimer,
     StopRequested,
     TimerFired,
+    Transition,
     notify_events,
 )
-from cinit.actors.unit_model import ExitInfo, TimerKind, UnitModel
+from cinit.actors.unit_model import ExitInfo, State, TimerKind, UnitModel
 from cinit.actors.unit_state import step
 from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
@@ -95,6 +96,8 @@ class UnitPort(Protocol):
     def signal_unit(self, signo: int) -> None: ...
 
     def kill_unit(self) -> None: ...
+
+    def discard_prepared(self) -> None: ...
 
     def unit_empty(self) -> bool: ...
 
@@ -316,6 +319,8 @@ class UnitActor(pykka.ThreadingActor):
         elif isinstance(action, SignalMain | SignalUnit | KillUnit | CheckEmpty | FindMainPid):
             return self._perform_os(action)
         else:  # Transition and the reports: for the supervisor
+            if isinstance(action, Transition) and _cancels_start(action):
+                io.discard_prepared()  # skipped or cancelled: no command will run
             self.supervisor.tell(UnitReport(self.slot.name, action))
         return None
 
@@ -367,6 +372,12 @@ _SUPERVISOR_EVENTS = (
     KillRequested,
     SignalRequested,
 )
+
+
+def _cancels_start(transition: Transition) -> bool:
+    """A waiting unit goes anywhere but starting/running: it will not run a command now."""
+    started = (State.STARTING, State.RUNNING)
+    return transition.old is State.WAITING and transition.new not in started
 
 
 def _is_notification(message: Any) -> bool:

@@ -234,16 +234,28 @@ def notify_events(fields: dict[str, str]) -> list[Event]:
 class Transition(Record):
     """The one event every state change emits (the event stream and trace consume it)."""
 
-    __slots__ = ("new", "old", "reason", "result", "unit")
+    __slots__ = ("code", "new", "old", "pid", "reason", "result", "signal", "unit")
 
     def __init__(
-        self, unit: str, old: State, new: State, reason: str, result: Result = Result.SUCCESS
+        self,
+        unit: str,
+        old: State,
+        new: State,
+        reason: str,
+        result: Result = Result.SUCCESS,
+        *,
+        pid: int | None = None,
+        code: int | None = None,
+        signal: int | None = None,
     ) -> None:
         self.unit = unit
         self.old = old
         self.new = new
         self.reason = reason
         self.result = result
+        self.pid = pid  # the main pid at the change (None: no main process)
+        self.code = code  # how the last main process ended, when it has: exit code ...
+        self.signal = signal  # ... or signal number
 
 
 class Notice(Record):

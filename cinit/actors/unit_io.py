@@ -27,6 +27,7 @@ from cinit.actors.unit_model import Role
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
+from cinit.io.prespawn import PreparedChild
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import SpawnError, SpawnRequest, spawn
 from cinit.units.commands import expand_exec_words
@@ -63,6 +64,9 @@ class UnitContext:
     log_prefix: bool = True
     userdb_root: str = "/"
     closing: threading.Event = field(default_factory=threading.Event)  # cinit is exiting
+    sockets: Any = None  # cinit.io.sockets.ListenerRegistry: listeners of activated services
+    # Children forked at boot into their unit's cgroup (cinit.io.prespawn), by unit name.
+    prepared: dict[str, PreparedChild] = field(default_factory=dict)
 
 
 class UnitIO:
@@ -81,6 +85,8 @@ class UnitIO:
         self._cgroup_failed = False
         self._notify_socket = ""
         self._warned: set[str] = set()
+        # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
+        self.connection: tuple[int, dict[str, str]] | None = None
 
     # ---- conditions and spawning --------------------------------------------------------
 
@@ -93,6 +99,7 @@ class UnitIO:
         """Start command `index` of `role`; returns its pid. Raises UnitSpawnError."""
         command = self._command(role, index)
         env = self._environment(role, main_pid)
+        pass_fds, fd_names = self._inherited_fds(role, env)
         words = expand_exec_words(command, env)
         path, argv = (words[0], words[1:]) if command.argv0_separate else ("", words)
         opened: list[int] = []
@@ -106,6 +113,9 @@ class UnitIO:
                 env=env,
                 stdout=stdout,
                 stderr=stderr,
+                pass_fds=pass_fds,
+                listen_fds=bool(pass_fds),
+                fd_names=fd_names,
                 cwd=workdir.removeprefix("-"),
                 cwd_optional=workdir.startswith("-"),
                 user=self.service.user,
@@ -113,7 +123,8 @@ class UnitIO:
                 cgroup=self._unit_cgroup(),
                 userdb_root=self.context.userdb_root,
             )
-            process = spawn(request, self.context.table, self.owner)
+            prepared = self.context.prepared.pop(self.unit.name, None)
+            process = spawn(request, self.context.table, self.owner, prepared)
         except SpawnError as exc:
             log(str(exc))
             resources = exc.stage == "fork"
@@ -124,6 +135,22 @@ class UnitIO:
         self.processes[process.pid] = process
         self.pgids.add(process.pgid)
         return process.pid
+
+    def _inherited_fds(
+        self, role: Role, env: dict[str, str]
+    ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """Socket activation: the fds ExecStart= gets at 3, 4, ... and their names."""
+        if role is not Role.START:
+            return (), ()
+        if self.connection is not None:
+            fd, remote = self.connection
+            env.update(remote)
+            return (fd,), ("connection",)
+        registry = self.context.sockets
+        if registry is None:
+            return (), ()
+        fds, names = registry.fds_for(self.unit.name)
+        return tuple(fds), tuple(names)
 
     def _command(self, role: Role, index: int) -> ExecCommand:
         svc = self.service
@@ -236,6 +263,12 @@ class UnitIO:
             self._signal_cgroup(self.cgroup, signos)
         else:
             self._signal_groups(signos)
+
+    def discard_prepared(self) -> None:
+        """The unit will not start now: its child prepared at boot is not needed."""
+        prepared = self.context.prepared.pop(self.unit.name, None)
+        if prepared is not None:
+            prepared.discard()
 
     def kill_unit(self) -> None:
         if self.cgroup is not None:

@@ -23,10 +23,12 @@ from cinit.actors.scheduler import Scheduler
 from cinit.actors.supervisor import UnitSupervisor
 from cinit.actors.unit import Tellable
 from cinit.actors.unit_io import UnitContext, UnitIO
+from cinit.io.cgroup import CgroupTree
 from cinit.io.log import log
+from cinit.io.prespawn import EarlyUnits
 from cinit.io.reaper import ProcessTable
 from cinit.units.loader import UnitSet
-from cinit.units.model import ServiceType, Unit
+from cinit.units.model import ServiceType, Unit, UnitKind
 
 NOTIFY_DIRECTORY = "@cinit"
 
@@ -34,10 +36,13 @@ NOTIFY_DIRECTORY = "@cinit"
 class UnitServices:
     """The unit supervisor and the threads it relies on."""
 
-    def __init__(self, context: UnitContext, supervisor: Any, tree: Any) -> None:
+    def __init__(
+        self, context: UnitContext, supervisor: Any, tree: Any, sockets: Any = None
+    ) -> None:
         self.context = context
         self.supervisor = supervisor  # pykka ActorRef of the UnitSupervisor
         self.tree = tree
+        self.sockets = sockets  # SocketSupport, when a socket unit is loaded
 
     @classmethod
     def start(
@@ -48,6 +53,8 @@ class UnitServices:
         *,
         runtime_dir: str | None,
         log_prefix: bool,
+        events: Tellable | None = None,
+        early: EarlyUnits | None = None,
     ) -> UnitServices:
         from cinit.io.output import OutputRelay
         from cinit.io.runtime import ensure_runtime_dir
@@ -66,21 +73,30 @@ class UnitServices:
 
             hub = NotifyHub(NOTIFY_DIRECTORY)
             hub.start()
-        tree = _cgroup_tree()
+        tree = early.cgroups if early is not None else CgroupTree.for_instance()
         context = UnitContext(
             table=table,
             base_env=dict(os.environ),
             relay=relay,
             notify=hub,
             cgroups=tree,
+            prepared=early.prepared if early is not None else {},
             log_prefix=log_prefix,
         )
 
         def io_factory(unit: Unit, owner: Tellable) -> UnitIO:
             return UnitIO(unit, context, owner)
 
-        supervisor = UnitSupervisor.start(unit_set, io_factory, scheduler, closing=context.closing)
-        return cls(context, supervisor, tree)
+        sockets = _socket_support(unit_set, context)
+        supervisor = UnitSupervisor.start(
+            unit_set,
+            io_factory,
+            scheduler,
+            events=events,
+            closing=context.closing,
+            sockets=sockets,
+        )
+        return cls(context, supervisor, tree, sockets)
 
     def closing(self) -> None:
         """cinit is exiting: actors that stop now must not be restarted."""
@@ -89,6 +105,11 @@ class UnitServices:
     def close(self) -> None:
         """After every actor stopped: notify sockets, cgroups, then the output relay."""
         self.context.closing.set()
+        for prepared in self.context.prepared.values():  # units that never started
+            prepared.discard()
+        self.context.prepared.clear()
+        if self.sockets is not None:
+            self.sockets.close()
         if self.context.notify is not None:
             self.context.notify.stop()
         if self.tree is not None:
@@ -98,15 +119,20 @@ class UnitServices:
             self.context.relay.stop()
 
 
+def _socket_support(unit_set: UnitSet, context: UnitContext) -> Any:
+    """The poller and listener registry of socket activation; None without socket units."""
+    if not any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
+        return None
+    from cinit.actors.socket_activator import SocketSupport
+    from cinit.io.sockets import ListenerRegistry, ReadinessPoller
+
+    registry = ListenerRegistry()
+    context.sockets = registry
+    poller = ReadinessPoller()
+    poller.start()
+    return SocketSupport(context, registry, poller)
+
+
 def _needs_notify(unit: Unit) -> bool:
     service = unit.service
     return service is not None and (service.type is ServiceType.NOTIFY or service.watchdog_sec > 0)
-
-
-def _cgroup_tree() -> Any:
-    """cinit's cgroup subtree, named uniquely: several cinit instances may share one cgroup
-    (tests, a host without cgroup namespaces, where even "/" is shared), and one must
-    never kill another's units. It is removed when cinit exits."""
-    from cinit.io.cgroup import CgroupTree
-
-    return CgroupTree.detect(subtree=f"cinit.{os.urandom(4).hex()}")

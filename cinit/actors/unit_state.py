@@ -139,6 +139,7 @@ class _Step(StopSteps):
             main_exit=None,
             main_pid_hint=None,
             stopping_logged=False,
+            last_exit=None,
         )
         self.go(State.STARTING, "start attempt", Phase.PRE)
         self.arm(TimerKind.START, seconds_to_usec(self.svc.timeout_start_sec))
@@ -227,6 +228,7 @@ class _Step(StopSteps):
         ok = result is Result.SUCCESS or (command is not None and command.ignore_failure)
         more = index + 1 < len(commands)
         if role is Role.START:  # a spawn failure of the main process (never had a pid)
+            self.set(last_exit=info)
             self.main_gone(info)
         elif role in (Role.PRE, Role.POST):
             if not ok:
@@ -256,7 +258,7 @@ class _Step(StopSteps):
 
     def on_main_exit(self, pid: int, info: ExitInfo) -> None:
         model = self.model
-        self.set(main_pid=None)
+        self.set(main_pid=None, last_exit=info)
         forking_parent = self.svc.type is ServiceType.FORKING and model.phase is Phase.START
         if not (forking_parent and info.code == 0):  # a forking parent's exit 0 is the norm
             self.say(f"exited ({info.describe()})")

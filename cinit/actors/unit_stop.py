@@ -64,7 +64,19 @@ class StepBase:
         old = self.model.state
         self.set(state=state, phase=phase)
         if old is not state:
-            self.actions.append(Transition(self.model.name, old, state, reason, self.model.result))
+            model, last = self.model, self.model.last_exit
+            code, signo = (last.code, last.signal) if last is not None else (None, None)
+            change = Transition(
+                model.name,
+                old,
+                state,
+                reason,
+                model.result,
+                pid=model.main_pid,
+                code=code,
+                signal=signo,
+            )
+            self.actions.append(change)
 
     def say(self, text: str) -> None:
         self.actions.append(Log(f"{self.model.name}: {text}"))

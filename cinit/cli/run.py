@@ -48,6 +48,9 @@ options:
                        (default: {DEFAULT_STOP_TIMEOUT:g}; also 500ms, 5s, 1min)
   --runtime-dir DIR    cinit's private runtime directory (default: $CINIT_RUNTIME_DIR,
                        else /run/cinit)
+  --events ENDPOINT    where the ZeroMQ event stream is published (default:
+                       $CINIT_EVENTS, else ipc://<runtime dir>/events); tcp://PORT
+                       binds loopback only
   --log-prefix, --no-log-prefix
                        prefix each line of service output with `<unit>: ` (default: on;
                        CINIT_LOG_PREFIX=0 turns it off unless --log-prefix is given)
@@ -60,7 +63,7 @@ ExitContainerOnFailure=yes that failed: its exit code, or 1; 1 unit errors; 2 us
 126/127 COMMAND not executable/not found; 70 internal error.
 """
 
-_VALUE_OPTIONS = frozenset({"--units", "--drop-in", "--stop-timeout", "--runtime-dir"})
+_VALUE_OPTIONS = frozenset({"--units", "--drop-in", "--stop-timeout", "--runtime-dir", "--events"})
 _FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
 _FLAG_OPTIONS = frozenset(
     {"--strict-units", "--validate", "--log-prefix", "--no-log-prefix", "--help", "-h"}
@@ -146,6 +149,7 @@ def parse_args(argv: list[str]) -> RunOptions:
         log_prefix=log_prefix,
         command=command,
         runtime_dir=values.get("--runtime-dir") or None,
+        events_endpoint=values.get("--events") or None,
     )
     return RunOptions(config, "--validate" in flags, bool(flags & {"--help", "-h"}))
 

@@ -188,6 +188,13 @@ class CgroupTree:
             return None
         return cls(root)
 
+    @classmethod
+    def for_instance(cls) -> CgroupTree | None:
+        """This cinit's own subtree, named uniquely: several cinit instances may share one
+        cgroup (tests, a host without cgroup namespaces, where even "/" is shared), and one
+        must never kill another's units. It is removed when cinit exits."""
+        return cls.detect(subtree=f"cinit.{os.urandom(4).hex()}")
+
     def create(self, name: str) -> Cgroup:
         """The cgroup for `name` (a unit name), created if needed."""
         if "/" in name or name in ("", ".", ".."):

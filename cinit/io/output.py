@@ -31,6 +31,7 @@ import select
 import selectors
 import threading
 import time
+from collections import deque
 
 from cinit.io.log import log
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 PIECE = 64 * 1024  # read size, and the longest run of one line written at once
 WRITE_BATCH = select.PIPE_BUF  # whole lines coalesced up to this many bytes per write
 HOLD_IDLE = 0.25  # seconds others wait for an unfinished long line to go on
+TAIL_LINES = 10  # last lines kept per unit for `cinit status UNIT`
+TAIL_LINE_MAX = 512  # bytes of each kept line
 HOLD_MAX = 16 * 1024 * 1024  # bytes of one long line served before others get a turn
 _WAIT_SLICE_MS = 200  # poll slice while cinit's stdout is full (checks for stop)
 
@@ -48,10 +51,11 @@ _WAIT_SLICE_MS = 200  # poll slice while cinit's stdout is full (checks for stop
 class _Pipe:
     """The relay's side of one service stream."""
 
-    __slots__ = ("continuing", "dest", "fd", "held", "partial", "prefix", "registered")
+    __slots__ = ("continuing", "dest", "fd", "held", "partial", "prefix", "registered", "tail")
 
-    def __init__(self, fd: int, prefix: bytes, dest: int) -> None:
+    def __init__(self, fd: int, prefix: bytes, dest: int, tail: deque[bytes]) -> None:
         self.fd = fd  # read end, non-blocking
+        self.tail = tail  # the unit's last lines (shared by its stdout and stderr pipes)
         self.prefix = prefix  # b"" when unprefixed
         self.dest = dest  # cinit's fd to write to
         self.partial = b""  # bytes after the last newline
@@ -77,6 +81,7 @@ class OutputRelay:
         self._deadline = 0.0
         self._broken: set[int] = set()  # destination fds already reported as failing
         self.dropped_bytes = 0  # output that could not be written (EPIPE, stop deadline...)
+        self._tails: dict[str, deque[bytes]] = {}  # label -> last lines, for `cinit status`
 
     @property
     def open_pipes(self) -> int:
@@ -109,10 +114,16 @@ class OutputRelay:
                     return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(read_end, False)
-            self._pending.append(_Pipe(read_end, tag, dest))
+            tail = self._tails.setdefault(label, deque(maxlen=TAIL_LINES))
+            self._pending.append(_Pipe(read_end, tag, dest, tail))
             self._open += 1
             self._wake()  # under the lock: stop() closes the eventfd under it too
         return write_end
+
+    def tail(self, label: str) -> list[str]:
+        """The last complete lines (at most TAIL_LINES) a unit wrote, oldest first."""
+        lines = list(self._tails.get(label, ()))
+        return [line.decode("utf-8", "replace") for line in lines]
 
     def stop(self, timeout: float = 2.0) -> None:
         """Relay what the pipes hold now (for at most ~`timeout` seconds), write partial
@@ -238,6 +249,8 @@ class OutputRelay:
 
     def _write_lines(self, pipe: _Pipe, block: bytes) -> None:
         """Write complete lines (`block` ends with a newline), prefixed, in whole-line batches."""
+        last = block[:-1].rsplit(b"\n", TAIL_LINES)  # cheap: only the end is split
+        pipe.tail.extend(line[:TAIL_LINE_MAX] for line in last[-TAIL_LINES:])
         if pipe.prefix:
             head = b"" if pipe.continuing else pipe.prefix
             block = head + block[:-1].replace(b"\n", b"\n" + pipe.prefix) + b"\n"

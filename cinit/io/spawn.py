@@ -25,7 +25,9 @@ import _thread
 import errno
 import fcntl
 import gc
+import marshal
 import os
+import resource
 import time
 
 from cinit.io import signals
@@ -35,8 +37,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
     from collections.abc import Mapping, Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
+    from cinit.io.prespawn import PreparedChild
     from cinit.io.reaper import ExitOwner
 else:  # the C half of `signal`; the wrapper's enums would cost ~5 ms before the first exec
     import _signal as signal
@@ -171,6 +174,24 @@ class SpawnError(Exception):
         self.exit_code = exit_code
 
 
+# The fd limit processes cinit starts get, when cinit raised its own (`raise_fd_limit`).
+_service_nofile: tuple[int, int] | None = None
+
+
+def raise_fd_limit() -> None:
+    """Raise cinit's soft RLIMIT_NOFILE to the hard limit (a proxy socket holds two fds per
+    relayed connection); the processes it starts keep the limit cinit was given."""
+    global _service_nofile
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError):
+        return
+    _service_nofile = (soft, hard)
+
+
 def describe_errno(err: int) -> str:
     """`No such file or directory (ENOENT)`."""
     name = errno.errorcode.get(err, str(err))
@@ -204,11 +225,18 @@ def _build_env(request: SpawnRequest) -> dict[str, str]:
     return env
 
 
-def spawn(request: SpawnRequest, table: ProcessTable, owner: ExitOwner | None = None) -> Process:
+def spawn(
+    request: SpawnRequest,
+    table: ProcessTable,
+    owner: ExitOwner | None = None,
+    prepared: PreparedChild | None = None,
+) -> Process:
     """Start `request` as a child of cinit owned by `owner`; returns once exec succeeded.
 
     Raises SpawnError when anything before or at exec fails; nothing keeps running then.
     Blocks for the fork and the child's set-up (1-2 ms here, mostly the fork itself).
+    `prepared`, a child already waiting in `request.cgroup` (`cinit.io.prespawn`), is used
+    instead of a fork when it still can be; otherwise it is discarded.
     """
     global _internal_signals_checked
     if not _internal_signals_checked:  # once: an inherited SIG_IGN the child cannot undo
@@ -237,6 +265,30 @@ def spawn(request: SpawnRequest, table: ProcessTable, owner: ExitOwner | None = 
     sources = [_devnull() if fd == DEVNULL else fd for fd in standard]
     ignored = _ignored_signals()
     sources.extend(request.pass_fds)
+
+    child_args = (
+        ignored,
+        request.new_session,
+        request.foreground,
+        credentials.groups if credentials else None,
+        credentials.gid if credentials else -1,
+        credentials.uid if credentials and request.user else -1,
+        cwd,
+        request.cwd_optional,
+        request.listen_fds,
+        env,
+        request.argv,
+        candidates,
+    )
+    if prepared is not None:
+        if prepared.cgroup == request.cgroup:
+            launched = _launch_prepared(prepared, request, table, owner, child_args, sources)
+            if launched is not None:
+                report, process = launched
+                if report:
+                    raise _decode_failure(report, request, cwd, candidates, credentials)
+                return process
+        prepared.discard()
 
     cgroup_fd = -1
     if request.cgroup:
@@ -268,23 +320,7 @@ def spawn(request: SpawnRequest, table: ProcessTable, owner: ExitOwner | None = 
                     1,
                 ) from None
             if pid == 0:
-                _child(
-                    write_end,
-                    ignored,
-                    sources,
-                    cgroup_fd,
-                    request.new_session,
-                    request.foreground,
-                    credentials.groups if credentials else None,
-                    credentials.gid if credentials else -1,
-                    credentials.uid if credentials and request.user else -1,
-                    cwd,
-                    request.cwd_optional,
-                    request.listen_fds,
-                    env,
-                    request.argv,
-                    candidates,
-                )
+                _child(write_end, ignored, sources, cgroup_fd, *child_args[1:])
             process = _register(table, pid, label, owner)
         os.close(write_end)
         write_end = -1
@@ -300,6 +336,31 @@ def spawn(request: SpawnRequest, table: ProcessTable, owner: ExitOwner | None = 
     if report:
         raise _decode_failure(report, request, cwd, candidates, credentials)
     return process
+
+
+def _launch_prepared(
+    prepared: PreparedChild,
+    request: SpawnRequest,
+    table: ProcessTable,
+    owner: ExitOwner | None,
+    child_args: tuple[Any, ...],
+    sources: list[int],
+) -> tuple[bytes, Process] | None:
+    """Run the command in the prepared child: (its failure report or b"", the process), or
+    None when the child cannot be used (the caller discards it and forks instead)."""
+    from cinit.io.prespawn import claim_for_launch
+
+    if not prepared.wait_ready() or not claim_for_launch(table, prepared, request.label, owner):
+        return None
+    process = prepared.process
+    if not prepared.send_command(marshal.dumps(child_args), sources):
+        table.release(process, failed=True)  # back to a silent exit; discarded by the caller
+        return None
+    report = prepared.read_report()
+    prepared.close()
+    process.started_at = time.monotonic()
+    table.release(process, failed=bool(report))
+    return report, process
 
 
 def _register(table: ProcessTable, pid: int, label: str, owner: ExitOwner | None) -> Process:
@@ -438,6 +499,10 @@ def _child(
 
         if listen_fds:
             env["LISTEN_PID"] = str(os.getpid())
+
+        if _service_nofile is not None:
+            stage = "fds"
+            resource.setrlimit(resource.RLIMIT_NOFILE, _service_nofile)
 
         stage = "signals"
         signal.pthread_sigmask(signal.SIG_SETMASK, ())

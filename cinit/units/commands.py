@@ -306,7 +306,7 @@ def parse_exec_line(text: str, *, warnings: list[str] | None = None) -> ExecComm
     )
     if not tokens:
         raise ValueFormError(f"invalid command line {quoted(text)}: empty command")
-    if any(raw == ";" for _word, raw in tokens) or tokens[0][0] == ";":
+    if any(raw == ";" for _word, raw in tokens):
         raise ValueFormError(f"invalid command line {quoted(text)}: {_SEPARATOR_ERROR}")
     first = tokens[0][0]
     ignore_failure = argv0_separate = no_env_expansion = False

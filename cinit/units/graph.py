@@ -336,6 +336,7 @@ def check_units(
         elif unit.socket is not None and unit.kind is UnitKind.SOCKET:
             sockets.append((unit, unit.socket))
     _check_activation(sockets, units, found)
+    _check_dbus_daemon(sockets, units, found)
     _check_addresses(sockets, found)
     _check_cycles(units, graph, found)
     found.sort(key=lambda d: (d.path, d.line or 0))
@@ -425,6 +426,12 @@ def _check_activation(
             found.append(_at(unit, Severity.ERROR, "Socket", "Service", message))
         else:
             by_service.setdefault(service, []).append((unit, section))
+        if section.accept and section.listen_datagram:
+            message = (
+                "Accept=yes needs stream listeners: a ListenDatagram= socket has no "
+                "connections to accept"
+            )
+            found.append(_at(unit, Severity.ERROR, "Socket", "Accept", message))
         if section.accept and section.activation_mode is ActivationMode.PROXY:
             message = (
                 "Accept=yes cannot be combined with ActivationMode=proxy: the proxy accepts "
@@ -454,6 +461,36 @@ def _check_activation(
             for unit, section in group:
                 if section.accept:
                     found.append(_at(unit, Severity.ERROR, "Socket", "Accept", message))
+
+
+def _check_dbus_daemon(
+    sockets: list[tuple[Unit, SocketSection]], units: Mapping[str, Unit], found: list[Diagnostic]
+) -> None:
+    """Hint: dbus-daemon ignores the inherited listener unless told `--address=systemd:`."""
+    hinted: set[str] = set()
+    for unit, section in sockets:
+        service = units.get(activated_service(unit))
+        if (
+            section.activation_mode is not ActivationMode.NATIVE
+            or service is None
+            or service.service is None
+            or service.name in hinted
+        ):
+            continue
+        for command in service.service.exec_start:
+            words = command.words[1:] if command.argv0_separate else command.words
+            if posixpath.basename(command.path) != "dbus-daemon":
+                continue
+            if any(word.startswith("--address=systemd:") for word in words[1:]):
+                continue
+            hinted.add(service.name)
+            suggested = " ".join([command.path, *words[1:2], "--address=systemd:", *words[2:]])
+            message = (
+                f"dbus-daemon is socket-activated by {unit.name} but has no "
+                "--address=systemd: argument: without it, it ignores the listener cinit "
+                f"passes, unlinks the socket and binds its own; write ExecStart={suggested}"
+            )
+            found.append(_at(service, Severity.HINT, "Service", "ExecStart", message))
 
 
 # Where a listener binds: a bucket (protocol and port, one unix path, or one abstract

@@ -212,6 +212,9 @@ class FakeIO:
         for process in list(self.mine.values()):
             self.world.deliver(process, signal.SIGKILL)
 
+    def discard_prepared(self) -> None:
+        self.world.record("discard_prepared", self.unit.name)
+
     def unit_empty(self) -> bool:
         self._maybe_fail("unit_empty")
         return not any(p.alive for p in self.mine.values())

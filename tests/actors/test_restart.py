@@ -65,6 +65,8 @@ TABLE = {
     R.PROTOCOL: {P.ALWAYS, P.ON_FAILURE, P.ON_ABNORMAL},
     R.START_LIMIT_HIT: set(),
     R.DEPENDENCY: set(),
+    R.TRIGGER_LIMIT_HIT: set(),  # socket results: a socket unit never restarts
+    R.SERVICE_START_LIMIT_HIT: set(),
 }
 
 

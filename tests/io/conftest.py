@@ -14,10 +14,15 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from cinit.io.cgroup import CgroupTree
 
 ROOT = Path(__file__).resolve().parents[2]
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
@@ -74,3 +79,17 @@ def pid1_driver() -> Any:
     if not can_unshare():
         pytest.skip("needs root and `unshare --pid` to run a real PID 1")
     return lambda *sources, **kw: run_driver(*sources, pid1=True, **kw)
+
+
+@pytest.fixture
+def tree() -> Iterator[CgroupTree]:
+    """A private cgroup subtree for the test, emptied and removed afterwards."""
+    found = CgroupTree.detect(subtree=f"cinit-test-{uuid.uuid4().hex[:8]}")
+    if found is None:
+        pytest.skip("no writable cgroup v2 hierarchy here (needs root and cgroup2)")
+    yield found
+    for group in found.children():
+        group.kill()
+    deadline = time.monotonic() + 5
+    while not found.remove() and time.monotonic() < deadline:
+        time.sleep(0.01)

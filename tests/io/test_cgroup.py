@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +15,6 @@ from cinit.io.reaper import ProcessTable
 from cinit.io.spawn import SpawnRequest, spawn
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def tree() -> Iterator[CgroupTree]:
-    found = CgroupTree.detect(subtree=f"cinit-test-{uuid.uuid4().hex[:8]}")
-    if found is None:
-        pytest.skip("no writable cgroup v2 hierarchy here (needs root and cgroup2)")
-    yield found
-    for group in found.children():
-        group.kill()
-    deadline = time.monotonic() + 5
-    while not found.remove() and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> bool:

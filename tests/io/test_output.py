@@ -573,3 +573,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_the_last_lines_of_each_unit_are_kept_for_status(relay: OutputRelay) -> None:
+    code = (
+        "import os\n"
+        "os.write(1, b''.join(b'line %d\\n' % i for i in range(25)))\n"
+        "os.write(2, b'err last\\npartial')\n"
+    )
+    assert reap(start_writer(relay, "web.service", code, both=True)) == 0
+    wait_idle(relay)
+    tail = relay.tail("web.service")
+    assert len(tail) == 10
+    assert tail[-1] in ("err last", "partial")  # stderr too; the partial one at EOF
+    assert "err last" in tail
+    assert tail[0].startswith("line ") and "line 24" in tail
+    assert relay.tail("other.service") == []

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -283,14 +284,16 @@ def test_path_lookup_skips_unusable_entries_and_reports_eacces(tmp_path: Path) -
 
 
 def _reap_failed_children() -> None:
-    # In pytest's own process: collect the failed spawn's child by waiting for it directly.
-    while True:
+    # In pytest's own process: collect the failed spawn's child (it exits right after its
+    # report). Other tests' children may still run: poll briefly, never block on them.
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
-            os.waitpid(-1, 0)
+            time.sleep(0.01)
 
 
 def test_exec_candidates_use_the_environment_path_or_systemds_default() -> None:

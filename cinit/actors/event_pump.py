@@ -1,0 +1,362 @@
+"""The `cinit-events` thread (the sketch's EventBus): the one owner of ZeroMQ and the trace.
+
+It takes the stamped events from `cinit.actors.events.EventHub` in seq order and, for
+each: updates the status book, answers control requests the event settles, writes the
+trace line, and queues the message for the stream. Before ZeroMQ is up (it is imported
+once the boot settled, at the latest `ZMQ_DEFER` seconds after start) the stream's
+messages wait in the backlog; after, they are sent without ever blocking (see
+`cinit.io.publisher`). A failure in here is logged and ends the stream, never cinit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+from cinit.actors.control_desk import ControlDesk
+from cinit.actors.events import ZMQ_DEFER, EventHub
+from cinit.actors.status_book import StatusBook
+from cinit.io.log import info, log
+
+MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; then dropped
+RETRY_MS = 20  # how soon to try again when a subscriber's queue was full
+SLOW_GRACE = 0.2  # seconds everyone waits for a subscriber whose queue is full ...
+LOSSY_PERIOD = 2.0  # ... before it loses events for this long (then it gets another chance)
+
+
+class EventPump:
+    """Runs the hub's consumer thread (see module doc)."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+        boot: set[str] = set()
+        unit_set = hub.unit_set
+        if unit_set is not None:
+            boot = {n for n in unit_set.graph.boot_units() if unit_set.units[n].service}
+        self.book = StatusBook(boot, hub.started_wall)
+        self.desk = ControlDesk(self.book, self._command, self._measure, self._log_tail)
+        self.trace: Any = None
+        self.backlog: deque[tuple[int, bytes, bytes]] = deque()
+        self.drop_count = 0
+        self.drop_first = 0
+        self.drop_last = 0
+        self.blocked_since: float | None = None  # a send failed (a full subscriber) since
+        self.lossy_until: float | None = None  # sends go on without the stuck subscriber
+        self.zmq: Any = None
+        self.context: Any = None
+        self.publisher: Any = None
+        self.control: Any = None
+        self.released = False  # the stream may flow (the hold for a first subscriber ended)
+        self.hold_until = 0.0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="cinit-events", daemon=True)
+        self._psutil: Any = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Deliver what is queued (within `timeout`), then close everything."""
+        self.stopping.set()
+        self.hub._wake()
+        self.thread.join(timeout + 1.0)
+
+    # ---- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._open_trace()
+            self._before_zmq()
+            if not self.stopping.is_set():
+                self._bring_up()
+            self._with_zmq()
+        except BaseException as exc:  # the stream is not worth PID 1: say so and carry on
+            text = "".join(traceback.format_exception(exc)).rstrip()
+            log(f"internal error in the event stream; events stop here:\n{text}")
+            self.hub.accepting = False
+            self.hub.take()  # and free what waited
+        finally:
+            self._close()
+
+    def _open_trace(self) -> None:
+        if self.hub.trace_file:
+            from cinit.io.trace import TraceWriter, parse_labels
+
+            labels = parse_labels(self.hub.trace_labels)
+            self.trace = TraceWriter(self.hub.trace_file, labels, self._snapshot)
+
+    def _before_zmq(self) -> None:
+        """Process events (book, trace, backlog) until the boot settled or ZMQ_DEFER."""
+        deadline = self.hub.started_mono + ZMQ_DEFER
+        fd = self.hub.wake_fd
+        while not self.stopping.is_set():
+            self._process()
+            left = deadline - time.monotonic()
+            if self.hub.settled.is_set() or left <= 0:
+                return
+            readable, _, _ = select.select([fd], [], [], min(left, 0.05))
+            if readable:
+                self._drain_wake()
+
+    def _bring_up(self) -> None:
+        import zmq
+
+        from cinit.io.control_server import ControlServer, control_endpoint
+        from cinit.io.publisher import Publisher, events_endpoint
+        from cinit.io.runtime import ensure_runtime_dir
+
+        self.zmq = zmq
+        self.context = zmq.Context(io_threads=1)
+        runtime = self.hub.runtime_dir
+        try:
+            ensure_runtime_dir(runtime)
+        except OSError as exc:
+            log(f"cannot create the runtime directory {runtime}: {exc}")
+        endpoint = events_endpoint(self.hub.events_endpoint, runtime)
+        try:
+            self.publisher = Publisher(zmq, self.context, endpoint)
+        except (zmq.ZMQError, OSError) as exc:
+            log(f"events: cannot bind {endpoint}: {exc}; no event stream")
+        try:
+            self.control = ControlServer(zmq, self.context, control_endpoint(runtime))
+        except (zmq.ZMQError, OSError) as exc:
+            log(f"control: cannot bind {control_endpoint(runtime)}: {exc}; no control")
+        from cinit.io.publisher import HOLD_SECONDS
+
+        self.hold_until = time.monotonic() + HOLD_SECONDS
+        since = (time.monotonic() - self.hub.started_mono) * 1000
+        if self.publisher is not None:
+            info(f"event stream on {endpoint}, control in {runtime} ({since:.0f} ms after start)")
+
+    def _with_zmq(self) -> None:
+        zmq = self.zmq
+        if zmq is None:
+            return
+        poller = zmq.Poller()
+        poller.register(self.hub.wake_fd, zmq.POLLIN)
+        if self.publisher is not None:
+            poller.register(self.publisher.socket, zmq.POLLIN)
+        if self.control is not None:
+            poller.register(self.control.socket, zmq.POLLIN)
+        while not self.stopping.is_set():
+            self._process()
+            self._flush_stream()
+            timeout = None
+            if not self.released:
+                timeout = max(1, int((self.hold_until - time.monotonic()) * 1000) + 1)
+            elif self.backlog:
+                timeout = RETRY_MS
+            elif self.lossy_until is not None:
+                timeout = max(1, int((self.lossy_until - time.monotonic()) * 1000) + 1)
+            ready = dict(poller.poll(timeout))
+            if self.hub.wake_fd in ready:
+                self._drain_wake()
+            publisher = self.publisher
+            arrived = publisher is not None and publisher.socket in ready
+            if arrived and publisher.poll_subscriptions() and not self.released:
+                # A subscriber is here: others starting with it get a moment more.
+                self.hold_until = min(self.hold_until, time.monotonic() + 0.03)
+            if self.control is not None and self.control.socket in ready:
+                self._serve()
+        self._process()
+        self._finish_stream()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.eventfd_read(self.hub.wake_fd)
+
+    # ---- events ----------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        batch = self.hub.take()
+        if not batch:
+            return
+        for event in batch:
+            began = self.book.apply(event)
+            if self.trace is not None:
+                self.trace.write(event, began)
+            unit = event.get("unit")
+            topic = f"unit.{unit}.{event['event']}" if unit else f"cinit.{event['event']}"
+            payload = json.dumps(event, default=str).encode()
+            self.backlog.append((event["seq"], topic.encode(), payload))
+            for route, reply in self.desk.after_event(event):
+                self._reply(route, reply)
+        if self.trace is not None:
+            self.trace.flush()
+        self._bound_backlog()
+
+    def _bound_backlog(self) -> None:
+        while len(self.backlog) > MAX_BACKLOG:
+            seq, _, _ = self.backlog.popleft()
+            self._count_drop(seq)
+
+    def _count_drop(self, seq: int) -> None:
+        if self.drop_count == 0:
+            self.drop_first = seq
+        self.drop_count += 1
+        self.drop_last = seq
+
+    def _flush_stream(self) -> None:
+        if self.publisher is None:
+            self.backlog.clear()  # no stream: nothing will ever take them
+            return
+        if not self.released:
+            if time.monotonic() < self.hold_until:
+                return
+            self.released = True
+        # A subscriber whose queue is full holds everyone up for SLOW_GRACE at most; then
+        # the socket is lossy for LOSSY_PERIOD: the others get everything, it loses what
+        # does not fit, and those seqs are announced as (possibly) dropped.
+        now = time.monotonic()
+        if self.lossy_until is not None and now >= self.lossy_until:
+            self.publisher.set_lossy(False)
+            self.lossy_until = None
+        while self.backlog:
+            seq, topic, payload = self.backlog[0]
+            if not self.publisher.send(topic, payload):
+                if self.blocked_since is None:
+                    self.blocked_since = now
+                if now - self.blocked_since < SLOW_GRACE:
+                    return
+                self.publisher.set_lossy(True)
+                self.lossy_until, self.blocked_since = now + LOSSY_PERIOD, None
+                continue
+            self.blocked_since = None
+            self.backlog.popleft()
+            if self.lossy_until is not None:
+                self._count_drop(seq)
+        if self.drop_count and self.lossy_until is None:
+            count, first, last = self.drop_count, self.drop_first, self.drop_last
+            self.drop_count = 0
+            self.hub.emit("events-dropped", None, count=count, first_seq=first, last_seq=last)
+
+    def _finish_stream(self, budget: float = 0.3) -> None:
+        """At exit: try to send the rest for a short while; a stuck subscriber loses it."""
+        if self.publisher is None:
+            return
+        deadline = time.monotonic() + budget
+        self.released = True
+        while time.monotonic() < deadline:
+            self._process()
+            self._flush_stream()
+            if not self.backlog and not self.hub.has_queued():
+                break
+            time.sleep(0.005)
+
+    # ---- control ---------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        for route, body in self.control.receive():
+            self._process()  # the reply reflects every event stamped before it
+            try:
+                reply = self.desk.request(route, body)
+            except Exception as exc:  # a bug must not take the endpoint down
+                reply = self.desk.error(f"internal error: {exc!r}", 1)
+            if reply is not None:
+                self._reply(route, reply)
+
+    def _reply(self, route: Any, reply: dict[str, Any]) -> None:
+        if self.control is not None:
+            self.control.reply(route, json.dumps(reply, default=str).encode())
+
+    def _log_tail(self, unit: str) -> list[str]:
+        tail = self.hub.log_tail
+        if tail is None:
+            return []
+        try:
+            return [str(line) for line in tail(unit)]
+        except Exception as exc:  # somebody else's buffer: never let it break status
+            return [f"(log lines unavailable: {exc!r})"]
+
+    def _command(self, kind: str, unit: str) -> bool:
+        supervisor = self.hub.supervisor
+        if supervisor is None:
+            return False
+        from cinit.actors.supervisor import StartUnit, StopUnit
+
+        try:
+            supervisor.tell(StartUnit(unit) if kind == "start" else StopUnit(unit))
+        except Exception:  # pykka.ActorDeadError: the supervisor is gone (shutting down)
+            return False
+        return True
+
+    # ---- memory and CPU (psutil, loaded on the first request) --------------------------------
+
+    def _process_tree(self, pid: int) -> list[Any]:
+        psutil = self._load_psutil()
+        try:
+            main = psutil.Process(pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _load_psutil(self) -> Any:
+        if self._psutil is None:
+            import psutil
+
+            self._psutil = psutil
+        return self._psutil
+
+    def _measure(self, units: dict[str, dict[str, Any]]) -> None:
+        psutil = self._load_psutil()
+        for status in units.values():
+            pid = status.get("main_pid")
+            if not pid:
+                continue
+            rss, cpu = 0, 0.0
+            for proc in self._process_tree(pid):
+                try:
+                    rss += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    cpu += times.user + times.system
+                except psutil.Error:
+                    continue
+            status["memory"], status["cpu"] = rss, round(cpu, 3)
+
+    def _snapshot(self) -> dict[str, Any] | None:
+        try:
+            psutil = self._load_psutil()
+            units: dict[str, int] = {}
+            for name, status in self.book.units.items():
+                pid = status.get("main_pid")
+                if pid:
+                    total = 0
+                    for proc in self._process_tree(pid):
+                        try:
+                            total += proc.memory_info().rss
+                        except psutil.Error:
+                            continue
+                    units[name] = total
+            return {"cinit_rss": psutil.Process().memory_info().rss, "units": units}
+        except Exception as exc:
+            log(f"trace: no memory snapshot: {exc!r}")
+            return None
+
+    # ---- the end ----------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if self.trace is not None:
+            self.trace.close()
+        for endpoint_owner in (self.publisher, self.control):
+            if endpoint_owner is None:
+                continue
+            endpoint = endpoint_owner.endpoint
+            if endpoint_owner is self.publisher:
+                endpoint_owner.close(100)
+            else:
+                endpoint_owner.close()
+            if endpoint.startswith("ipc://"):
+                with contextlib.suppress(OSError):
+                    os.unlink(endpoint[len("ipc://") :])
+        if self.context is not None:
+            try:
+                self.context.destroy(linger=100)  # closes any socket left, then terminates
+            except Exception as exc:
+                log(f"events: closing ZeroMQ: {exc!r}")

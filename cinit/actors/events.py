@@ -1,0 +1,237 @@
+"""The event hub: every event of a cinit run gets its `seq` and timestamps here, once.
+
+Whoever has something to say (the unit supervisor's Transitions and Notices, the root's
+shutdown phases, the main loop's orphan counts, the unit loader) calls `EventHub.tell` or
+`EventHub.emit` from any thread. Those calls only stamp the event (seq, wall and monotonic
+time, under one lock) and queue it: they never block on a subscriber, a file or a socket.
+
+One thread, `cinit-events`, does everything else in order (`EventPump` in
+`cinit.io.event_pump`): it keeps the status book (what `cinit status` shows), writes the
+JSONL trace, publishes on ZeroMQ and answers the control endpoint. ZeroMQ is imported
+only once the boot has settled (or after `ZMQ_DEFER` seconds): before that, events wait
+in the pump's backlog and none is lost.
+
+The mapping of a unit Transition (old -> new) to an event name lives in `event_name`,
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cinit.units.loader import UnitSet
+
+# States in which a unit is on its way somewhere (boot is not settled while one is).
+BUSY_STATES = frozenset({"waiting", "starting", "running", "stopping"})
+READY_STATES = frozenset({"active", "exited"})
+
+TRACE_ENV = "CONTAINER_INIT_TRACE"
+TRACE_FILE_ENV = "CONTAINER_INIT_TRACE_FILE"
+TRACE_LABELS_ENV = "CONTAINER_INIT_TRACE_LABELS"
+DEFAULT_TRACE_FILE = "/tmp/container-init-trace.jsonl"
+
+ZMQ_DEFER = 0.5  # seconds: the latest the stream comes up when the boot does not settle
+
+EventDict = dict[str, Any]
+
+
+def trace_file_from_env(environ: Mapping[str, str]) -> str | None:
+    """The trace path when tracing is on (`CONTAINER_INIT_TRACE=1`), else None."""
+    if environ.get(TRACE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None
+    return environ.get(TRACE_FILE_ENV) or DEFAULT_TRACE_FILE
+
+
+def event_name(old: str, new: str) -> str:
+    """The stream's event name for a unit's state change `old -> new`."""
+    if new == "inactive":
+        return "stopped"
+    if new == "running":
+        return "started"
+    if new == "active":
+        return "ready"
+    if new == "condition-skipped":
+        return "skipped"
+    if new == "auto-restart":
+        return "restarting"
+    return new  # waiting, starting, stopping, exited, failed
+
+
+class EventHub:
+    """Stamps and queues events; `start` brings up the pump thread (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        started_mono: float,
+        unit_set: UnitSet | None = None,
+        runtime_dir: str,
+        events_endpoint: str | None = None,
+        trace_file: str | None = None,
+        trace_labels: str = "",
+    ) -> None:
+        self.started_mono = started_mono
+        self.started_wall = time.time() - (time.monotonic() - started_mono)
+        self.unit_set = unit_set
+        self.runtime_dir = runtime_dir
+        self.events_endpoint = events_endpoint
+        self.trace_file = trace_file
+        self.trace_labels = trace_labels
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._queue: deque[EventDict] = deque()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._busy: set[str] = set()  # units in a BUSY state (boot settledness)
+        # Boot units that have not settled once yet: the boot is not over before they have.
+        self._boot_pending: set[str] = set()
+        if unit_set is not None:
+            boot = unit_set.graph.boot_units()
+            self._boot_pending = {n for n in boot if unit_set.units[n].service is not None}
+        self.settled = threading.Event()  # the boot settled: time to bring ZeroMQ up
+        self.supervisor: Any = None  # the UnitSupervisor ref, for control commands
+        # unit name -> its last output lines, for `cinit status UNIT` (None: not kept)
+        self.log_tail: Callable[[str], list[str]] | None = None
+        self._pump: Any = None
+        self._closed = False
+        self.accepting = True  # False once the pump broke: nothing would ever take events
+
+    # ---- producers (any thread) ---------------------------------------------------------
+
+    def tell(self, item: Any) -> None:
+        """Take a `Transition` or a `Notice` (the supervisor's `events` sink)."""
+        from cinit.actors.unit_events import Notice, Transition
+        from cinit.io.signals import signal_name
+
+        if isinstance(item, Transition):
+            old, new = str(item.old), str(item.new)
+            fields: dict[str, Any] = {
+                "old": old,
+                "new": new,
+                "reason": item.reason,
+                "result": str(item.result),
+            }
+            for key in ("pid", "code", "signal"):
+                value = getattr(item, key, None)
+                if value is not None:
+                    fields[key] = signal_name(value) if key == "signal" else value
+            self._track(item.unit, new)
+            self.emit(event_name(old, new), item.unit, **fields)
+        elif isinstance(item, Notice):
+            self.emit(item.event, item.unit or None, **item.fields)
+
+    def emit(self, event: str, unit: str | None = None, **fields: Any) -> int:
+        """Stamp and queue one event; returns its seq. Never blocks on I/O."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            mono = time.monotonic()
+            record: EventDict = {
+                "seq": seq,
+                "time": time.time(),
+                "mono": mono,
+                "t_ms": round((mono - self.started_mono) * 1000.0, 3),
+                "unit": unit,
+                "event": event,
+            }
+            record.update(fields)
+            if self.accepting:
+                self._queue.append(record)
+        self._wake()
+        return seq
+
+    def _track(self, unit: str, new: str) -> None:
+        with self._lock:
+            if new in BUSY_STATES:
+                self._busy.add(unit)
+            else:
+                self._busy.discard(unit)
+                self._boot_pending.discard(unit)
+            if not self._busy and not self._boot_pending:
+                self.settled.set()
+
+    def _wake(self) -> None:
+        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
+            os.eventfd_write(self._wake_fd, 1)
+        except OSError:
+            pass  # counter saturated or closed: the pump is awake or gone anyway
+
+    # ---- the pump's side -----------------------------------------------------------------
+
+    @property
+    def wake_fd(self) -> int:
+        return self._wake_fd
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def has_queued(self) -> bool:
+        with self._lock:
+            return bool(self._queue)
+
+    def take(self) -> list[EventDict]:
+        """Everything queued so far, in seq order (called by the pump only)."""
+        with self._lock:
+            taken = list(self._queue)
+            self._queue.clear()
+        return taken
+
+    # ---- lifecycle (main thread) ---------------------------------------------------------
+
+    def emit_loaded(self, unit_set: UnitSet, load_start: float, load_end: float) -> None:
+        """`loaded` for each unit and `overridden` for each drop-in override."""
+        load = {"load_start_ms": round((load_start - self.started_mono) * 1000.0, 3)}
+        load["load_ms"] = round((load_end - load_start) * 1000.0, 3)
+        for override in unit_set.overrides:
+            fields = override.to_event()
+            fields.pop("phase", None)
+            fields.pop("unit", None)
+            self.emit(
+                "overridden",
+                override.name,
+                core=override.core_path,
+                drop_in=override.drop_in_path,
+                **fields,
+                **load,
+            )
+        graph = unit_set.graph
+        for name in sorted(unit_set.units):
+            unit = unit_set.units[name]
+            self.emit(
+                "loaded",
+                name,
+                kind=str(unit.kind),
+                description=unit.unit.description,
+                after=sorted(graph.ordered_after(name)),
+                requires=sorted(graph.requires(name)),
+                wants=sorted(graph.wants(name)),
+                source=str(unit.source),
+                path=unit.path,
+                **load,
+            )
+
+    def start(self) -> None:
+        """Start the pump thread (cheap: it imports ZeroMQ only once the boot settled)."""
+        from cinit.actors.event_pump import EventPump
+
+        self._pump = EventPump(self)
+        self._pump.start()
+        if self.unit_set is None or not self.unit_set.units:
+            self.settled.set()  # nothing to boot: nothing to wait for
+
+    def close(self, timeout: float = 0.3) -> None:
+        """Deliver what is queued (bounded by `timeout`), close the sockets and the trace."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pump is not None:
+            self._pump.stop(timeout)
+        os.close(self._wake_fd)

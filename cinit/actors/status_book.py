@@ -1,0 +1,124 @@
+"""What `cinit status` and `cinit is-ready` answer from: every unit's state, kept from events.
+
+The book is fed the stamped events of `cinit.actors.events` in seq order (by the pump
+thread only) and never looks at anything else, so a snapshot is exactly "the state after
+event `seq`". Memory and CPU are not events: the control server adds them per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cinit.actors.events import BUSY_STATES, READY_STATES
+
+EventDict = dict[str, Any]
+RECENT_EVENTS = 10
+
+
+def _describe(event: EventDict) -> str:
+    """One line for `cinit status UNIT`: `+1.234s ready (running -> active: ready)`."""
+    text = f"+{float(event['t_ms']) / 1000:.3f}s {event['event']}"
+    if "new" in event:
+        text += f" ({event.get('old')} -> {event['new']}: {event.get('reason', '')})"
+    if event.get("code") is not None:
+        text += f" code={event['code']}"
+    if event.get("signal"):
+        text += f" signal={event['signal']}"
+    return text
+
+
+class StatusBook:
+    """Per-unit status (the contract's UnitStatus) and the readiness of the whole."""
+
+    def __init__(self, boot_units: set[str], boot_time: float) -> None:
+        self.units: dict[str, dict[str, Any]] = {}
+        self.boot_pending = set(boot_units)  # boot services not settled once yet
+        self.boot_time = boot_time
+        self.seq = 0  # the last event applied
+        self.shutting_down = False
+        self.since_ms: dict[str, float] = {}  # when each unit entered its state (ms)
+        self.shutdown_ms: float | None = None  # when shutdown-started was stamped
+        self.recent: dict[str, list[str]] = {}  # each unit's last few events, as text
+
+    def unit(self, name: str) -> dict[str, Any]:
+        status = self.units.get(name)
+        if status is None:
+            status = {
+                "name": name,
+                "description": "",
+                "kind": name.rsplit(".", 1)[-1] if "." in name else "",
+                "state": "inactive",
+                "sub": "",
+                "main_pid": None,
+                "since": self.boot_time,
+                "restarts": 0,
+                "last_exit": None,
+                "result": "success",
+                "memory": None,
+                "cpu": None,
+                "ready": False,
+                "last_event": "",
+            }
+            self.units[name] = status
+        return status
+
+    def apply(self, event: EventDict) -> float:
+        """Take one event; returns when the phase it ends began (ms since cinit started)."""
+        self.seq = event["seq"]
+        name, kind = event.get("unit"), event["event"]
+        t_ms = float(event["t_ms"])
+        if kind.startswith("shutdown-"):
+            self.shutting_down = True
+            if self.shutdown_ms is None:
+                self.shutdown_ms = t_ms
+            return self.shutdown_ms
+        if not name:
+            return t_ms
+        status = self.unit(name)
+        status["last_event"] = kind
+        recent = self.recent.setdefault(name, [])
+        recent.append(_describe(event))
+        del recent[:-RECENT_EVENTS]
+        if kind == "loaded":
+            status["description"] = event.get("description", "")
+            status["kind"] = event.get("kind", status["kind"])
+            self.since_ms[name] = t_ms
+            return float(event.get("load_start_ms", t_ms))
+        if kind == "overridden":
+            return float(event.get("load_start_ms", t_ms))
+        new = event.get("new")
+        if new is None:
+            return t_ms
+        began = self.since_ms.get(name, 0.0)
+        self.since_ms[name] = t_ms
+        status["state"] = new
+        status["sub"] = event.get("reason", "")
+        status["since"] = event["time"]
+        status["result"] = event.get("result", status["result"])
+        status["ready"] = new in READY_STATES
+        status["main_pid"] = event.get("pid")  # a Transition carries the main pid it has
+        if "code" in event or "signal" in event:
+            status["last_exit"] = {"code": event.get("code"), "signal": event.get("signal")}
+        if new == "auto-restart":
+            status["restarts"] += 1
+        if new not in BUSY_STATES:
+            self.boot_pending.discard(name)
+        return began
+
+    def is_ready(self, name: str | None = None) -> bool:
+        """One unit: active or exited. The whole: the boot settled and nothing is failed,
+        on its way, or waiting to restart (and cinit is not shutting down)."""
+        if name is not None:
+            return bool(self.units.get(name, {}).get("ready"))
+        if self.shutting_down or self.boot_pending:
+            return False
+        unsettled = BUSY_STATES | {"failed", "auto-restart"}
+        return not any(status["state"] in unsettled for status in self.units.values())
+
+    def resolve(self, name: str) -> str | None:
+        """A unit name as given (`web` means `web.service`), or None when unknown."""
+        if name in self.units:
+            return name
+        if f"{name}.service" in self.units:
+            return f"{name}.service"
+        return None

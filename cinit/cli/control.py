@@ -1,0 +1,224 @@
+"""`cinit status|start|stop|restart|is-ready`: talk to a running cinit's control endpoint.
+
+systemctl-like, with LSB exit codes:
+  status [UNIT] [--json]   0; with UNIT: 0 when it is up (active/exited), 3 when not
+  start|stop|restart UNIT  0 done, 1 failed (the reason on stderr), 4 unknown unit
+  is-ready [UNIT]          no output; 0 ready, 3 not ready (or cinit not reachable),
+                           4 unknown unit
+  cinit not reachable      status/is-ready 3 (not running), actions 1; 4 permission
+                           denied (status: 4 also when cinit does not answer)
+  any                      2 usage
+The endpoint is `ipc://<runtime dir>/control` (`--runtime-dir`, $CINIT_RUNTIME_DIR,
+/run/cinit). This module is on the exec-probe path of `is-ready`: it imports nothing
+beyond the standard library's small modules (no pyzmq: see `cinit.io.control_client`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from cinit.io.control_client import ControlError, request
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_READY, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+COMMANDS = ("status", "start", "stop", "restart", "is-ready")
+DEFAULT_TIMEOUT = {"status": 10.0, "is-ready": 5.0, "start": 120.0, "stop": 120.0}
+VALUE_OPTIONS = frozenset({"--runtime-dir", "--timeout"})
+FLAG_OPTIONS = frozenset({"--json", "-h", "--help"})
+
+USAGE = """\
+usage: cinit status [UNIT] [--json] [--runtime-dir DIR]
+       cinit start|stop|restart UNIT [--runtime-dir DIR] [--timeout SECS]
+       cinit is-ready [UNIT] [--runtime-dir DIR] [--timeout SECS]
+
+Ask the running cinit (its control socket in the runtime directory: --runtime-dir,
+else $CINIT_RUNTIME_DIR, else /run/cinit) about its units, or start/stop/restart one.
+Exit: 0 ok; 1 failed (start/stop/restart, or cinit not reachable); 2 usage;
+3 not running / not ready; 4 unknown unit, permission denied, or status unknown.
+is-ready prints nothing on stdout.
+"""
+
+
+def main(args: list[str]) -> int:
+    """args[0] is the command name; returns the exit status."""
+    command, rest = args[0], args[1:]
+    try:
+        options, words = _parse(rest)
+    except ValueError as exc:
+        sys.stderr.write(f"cinit {command}: {exc}\n{USAGE}")
+        return EXIT_USAGE
+    if "help" in options:
+        sys.stdout.write(USAGE)
+        return EXIT_OK
+    needs_unit = command in ("start", "stop", "restart")
+    if len(words) > 1 or (needs_unit and not words):
+        what = "one UNIT" if needs_unit else "at most one UNIT"
+        sys.stderr.write(f"cinit {command}: expected {what}\n{USAGE}")
+        return EXIT_USAGE
+    unit = words[0] if words else None
+    try:
+        timeout = float(options.get("--timeout", DEFAULT_TIMEOUT.get(command, 240.0)))
+    except ValueError:
+        sys.stderr.write(f"cinit {command}: --timeout: not a number\n")
+        return EXIT_USAGE
+    runtime = options.get("--runtime-dir") or os.environ.get("CINIT_RUNTIME_DIR") or "/run/cinit"
+    message: dict[str, Any] = {"cmd": command}
+    if unit is not None:
+        message["unit"] = unit
+    try:
+        reply = request(os.path.join(runtime, "control"), message, timeout)
+    except ControlError as exc:
+        sys.stderr.write(f"cinit {command}: {exc}\n")
+        return _unreachable_status(command, exc.reason)
+    if not reply.get("ok"):
+        sys.stderr.write(f"cinit {command}: {reply.get('error', 'failed')}\n")
+        code = reply.get("code")
+        return code if isinstance(code, int) and 0 < code < 256 else EXIT_FAILED
+    if command == "is-ready":
+        return EXIT_OK if reply.get("ready") else EXIT_NOT_READY
+    if command == "status":
+        return _show_status(reply, unit, "--json" in options)
+    return EXIT_OK
+
+
+def _unreachable_status(command: str, reason: str) -> int:
+    """LSB: not running is 3 for status/is-ready; 4 is "unknown" (status) and "insufficient
+    privilege" (actions); an action that could not be done is 1."""
+    if reason == "denied":
+        return EXIT_UNKNOWN
+    if command == "is-ready" or (command == "status" and reason == "absent"):
+        return EXIT_NOT_READY
+    return EXIT_UNKNOWN if command == "status" else EXIT_FAILED
+
+
+def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    options: dict[str, str] = {}
+    words: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        index += 1
+        name, eq, inline = word.partition("=")
+        if name in VALUE_OPTIONS:
+            if eq:
+                options[name] = inline
+            elif index < len(args):
+                options[name] = args[index]
+                index += 1
+            else:
+                raise ValueError(f"option {name} needs a value")
+        elif word in FLAG_OPTIONS:
+            options["help" if word in ("-h", "--help") else word] = ""
+        elif word.startswith("-") and word != "-":
+            raise ValueError(f"unknown option {word!r}")
+        else:
+            words.append(word)
+    return options, words
+
+
+# ---- status output ------------------------------------------------------------------------
+
+
+def _show_status(reply: dict[str, Any], unit: str | None, as_json: bool) -> int:
+    units: dict[str, dict[str, Any]] = reply.get("units") or {}
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(reply, indent=2, sort_keys=True) + "\n")
+    elif unit is not None:
+        for status in units.values():
+            sys.stdout.write(_block(status))
+    else:
+        sys.stdout.write(_table(units, reply))
+    if unit is None:
+        return EXIT_OK
+    up = any(status.get("ready") for status in units.values())
+    return EXIT_OK if up else EXIT_NOT_READY
+
+
+def _ago(since: Any) -> str:
+    if not isinstance(since, int | float):
+        return "-"
+    seconds = max(0.0, time.time() - since)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}min {seconds % 60:.0f}s"
+    return f"{seconds // 3600:.0f}h {seconds % 3600 // 60:.0f}min"
+
+
+def _bytes(value: Any) -> str:
+    if not isinstance(value, int):
+        return "-"
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.1f}{unit}" if unit != "B" else f"{value}B"
+        value = value // 1024 if unit == "B" else value / 1024
+    return "-"
+
+
+def _exit_text(last: Any) -> str:
+    if not isinstance(last, dict):
+        return "-"
+    if last.get("signal"):
+        return f"signal={last['signal']}"
+    return f"status={last.get('code')}"
+
+
+def _table(units: dict[str, dict[str, Any]], reply: dict[str, Any]) -> str:
+    header = ("UNIT", "STATE", "PID", "SINCE", "RESTARTS", "LAST EXIT", "MEMORY", "DESCRIPTION")
+    rows = [header]
+    for name in sorted(units):
+        status = units[name]
+        rows.append(
+            (
+                name,
+                str(status.get("state", "")),
+                str(status.get("main_pid") or "-"),
+                _ago(status.get("since")),
+                str(status.get("restarts", 0)),
+                _exit_text(status.get("last_exit")),
+                _bytes(status.get("memory")),
+                str(status.get("description") or ""),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    ready = "ready" if reply.get("ready") else "not ready"
+    lines.append(f"\n{len(units)} units, {ready} (event seq {reply.get('seq')})")
+    return "\n".join(lines) + "\n"
+
+
+def _block(status: dict[str, Any]) -> str:
+    """A `systemctl status UNIT`-style block."""
+    since = status.get("since")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "-"
+    dot = "●" if status.get("ready") else "○"
+    description = status.get("description") or ""
+    lines = [
+        f"{dot} {status.get('name')}" + (f" - {description}" if description else ""),
+        f"     Active: {status.get('state')} ({status.get('sub') or '-'}) since {when};"
+        f" {_ago(since)} ago",
+        f"   Main PID: {status.get('main_pid') or '-'}",
+        f"   Restarts: {status.get('restarts', 0)}",
+        f"  Last exit: {_exit_text(status.get('last_exit'))}  result: {status.get('result')}",
+        f"     Memory: {_bytes(status.get('memory'))}"
+        + (f"  CPU: {status['cpu']:.3f}s" if isinstance(status.get("cpu"), float) else ""),
+    ]
+    recent = status.get("recent_events") or []
+    if recent:
+        lines.append("")
+        lines.extend(f"  {line}" for line in recent)
+    log_lines = status.get("log") or []
+    if log_lines:
+        lines.append("")
+        lines.extend(str(line) for line in log_lines)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,196 @@
+"""Children forked ahead of time into a unit's cgroup, given their command when the unit starts.
+
+Moving a process into a cgroup v2 makes the kernel wait for an RCU grace period (the
+cgroup_threadgroup_rwsem switches to its slow mode), ~15-25 ms on the development host,
+paid again after each quiet spell. A child that joins its cgroup just before exec pays it
+on the unit's start path: every link of a chain of units, and cinit's own start.
+
+So `cinit.boot`, right after loading the units and before importing the actor tree, forks
+one `PreparedChild` per boot service: it closes every fd but its channel, joins the unit's
+cgroup, says `ready` and waits. The grace period passes while cinit imports. When the unit
+starts, `cinit.io.spawn.spawn` hands the child its command (marshal) and its fds
+(SCM_RIGHTS) over the channel, a SOCK_SEQPACKET socketpair; the child then runs exactly
+the set-up of a freshly forked child (`spawn._child`) and execs, reporting failures over
+the same channel. Being forked before any thread exists, the children are clean forks.
+
+A child that is not used (its unit was skipped or cancelled) is discarded: SIGKILL through
+its pidfd and its channel closed; one whose parent goes away reads EOF and exits. Its exit
+is reaped silently (`Process.discard_exit`) until `claim_for_launch` gives it an owner.
+"""
+
+from __future__ import annotations
+
+import gc
+import marshal
+import os
+import socket
+
+from cinit.io.cgroup import CgroupTree
+from cinit.io.reaper import Process, ProcessTable
+from cinit.io.spawn import _child
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+    from typing import NoReturn
+
+    from cinit.io.reaper import ExitOwner
+else:  # the C half of `signal`: its enum wrappers cost ~5 ms on the boot path
+    import _signal as signal
+
+# Boot services prepared at most: forking costs ~0.3 ms each before the imports it hides.
+MAX_PREPARED = 64
+# Largest command message (argv + environment); a larger one falls back to a fresh fork.
+MAX_COMMAND_BYTES = 1 << 20
+MAX_FDS = 253  # SCM_RIGHTS limit per message
+READY = b"ready"
+
+
+class PreparedChild:
+    """A forked child waiting in `cgroup` for its command (see the module docstring)."""
+
+    __slots__ = ("_ready", "cgroup", "channel", "process")
+
+    def __init__(self, cgroup: str, channel: socket.socket, process: Process) -> None:
+        self.cgroup = cgroup
+        self.channel = channel
+        self.process = process
+        self._ready: bool | None = None
+
+    def wait_ready(self) -> bool:
+        """Block until the child joined its cgroup; False when it cannot be used."""
+        if self._ready is None:
+            try:
+                self._ready = self.channel.recv(256) == READY
+            except OSError:
+                self._ready = False
+        return self._ready
+
+    def send_command(self, payload: bytes, fds: list[int]) -> bool:
+        """Hand over the command; False when the child is gone or the message too big."""
+        try:
+            socket.send_fds(self.channel, [payload], fds)
+        except OSError:
+            return False
+        return True
+
+    def read_report(self) -> bytes:
+        """What the child reports before exec: b"" once it exec'd (its end is close-on-exec)."""
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = self.channel.recv(4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def discard(self) -> None:
+        """Not needed: kill the child (its exit is reaped silently) and close the channel."""
+        self.process.send_signal(signal.SIGKILL)
+        self.channel.close()
+
+
+class EarlyUnits:
+    """What boot sets up before the actor tree: cinit's cgroup subtree (None: process
+    groups) and the children prepared for the first services, by unit name."""
+
+    __slots__ = ("cgroups", "prepared")
+
+    def __init__(self, cgroups: CgroupTree | None, prepared: dict[str, PreparedChild]) -> None:
+        self.cgroups = cgroups
+        self.prepared = prepared
+
+
+def prepare_units(names: list[str], table: ProcessTable) -> EarlyUnits:
+    """Find cinit's cgroup subtree and prepare a child in the cgroup of each of `names`."""
+    tree = CgroupTree.for_instance()
+    prepared: dict[str, PreparedChild] = {}
+    if tree is not None:
+        for name in names[:MAX_PREPARED]:
+            try:
+                group = tree.create(name)
+            except OSError:
+                continue  # the unit's io reports it when it starts
+            child = prepare(group.path, table, name)
+            if child is not None:
+                prepared[name] = child
+    return EarlyUnits(tree, prepared)
+
+
+def prepare(cgroup: str, table: ProcessTable, label: str) -> PreparedChild | None:
+    """Fork a child that joins `cgroup` and waits; None (nothing to clean) when that fails."""
+    try:
+        procs = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        os.close(procs)
+        return None
+    try:
+        with table.lock:
+            pid = os.fork()
+            if pid == 0:
+                _wait_for_command(child_end.fileno(), procs)
+            process = table.register_locked(pid, label, None, pgid=0)
+            process.held = False
+            process.discard_exit = True  # until launched: nobody to tell about its exit
+    except OSError:
+        parent_end.close()
+        return None
+    finally:
+        child_end.close()
+        os.close(procs)
+    return PreparedChild(cgroup, parent_end, process)
+
+
+def claim_for_launch(
+    table: ProcessTable, prepared: PreparedChild, label: str, owner: ExitOwner | None
+) -> bool:
+    """Make the prepared child a spawned process of `owner` (held until `table.release`)."""
+    process = prepared.process
+    with table.lock:
+        if process.exit is not None:  # reaped already: it died while waiting
+            return False
+        process.label = label
+        process.owner = owner
+        process.pgid = process.pid  # the command starts a session or group of its own
+        process.held = True
+        process.discard_exit = False
+    return True
+
+
+def _wait_for_command(channel_fd: int, procs_fd: int) -> NoReturn:
+    """In the prepared child: join the cgroup, wait for the command, then run it."""
+    code = 1
+    try:
+        gc.disable()  # no finalizers of the parent's objects may run here
+        _close_all_but((channel_fd, procs_fd))
+        os.write(procs_fd, b"0")
+        os.close(procs_fd)
+        os.write(channel_fd, READY)
+        channel = socket.socket(fileno=channel_fd)
+        data, fds, _flags, _addr = socket.recv_fds(channel, MAX_COMMAND_BYTES, MAX_FDS)
+        if data:  # empty: discarded, or cinit went away
+            ignored, *rest = marshal.loads(data)
+            _child(channel_fd, ignored, fds, -1, *rest)
+        code = 0
+    except BaseException:  # the parent sees no `ready` and forks afresh
+        pass
+    finally:
+        os._exit(code)
+
+
+def _close_all_but(keep: tuple[int, ...]) -> None:
+    low = 3
+    for fd in sorted(keep):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)

@@ -1,0 +1,132 @@
+"""The ZeroMQ side of the event stream: one XPUB socket, used by the pump thread only.
+
+Endpoint: `--events` / `$CINIT_EVENTS`, else `ipc://<runtime dir>/events` (mode 0600).
+TCP only when asked, and on loopback unless an address is given: `tcp://PORT` and
+`tcp://*:PORT` bind 127.0.0.1.
+
+Never blocking: the socket is an XPUB with XPUB_NODROP, so a send that a subscriber's
+full queue (SNDHWM) cannot take fails with EAGAIN instead of vanishing unseen. The pump
+keeps such events in a bounded backlog and retries; when a subscriber stays full for
+`SLOW_GRACE`, the socket turns lossy for a while (`set_lossy`): the others get everything,
+the stuck one misses what does not fit, and those seqs are announced (`events-dropped`),
+as is whatever the backlog could not hold. XPUB also tells us when a subscriber
+arrives, which lets the pump hold the events of the boot until the first subscriber is
+connected (bounded by `HOLD_SECONDS`): a `cinit watch` started before cinit misses nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any
+
+from cinit.io.log import log
+
+EVENTS_ENV = "CINIT_EVENTS"
+SEND_HWM = 10_000  # messages queued per subscriber before sends fail
+HOLD_SECONDS = 0.25  # at most this long after binding, events wait for a first subscriber
+
+
+def events_endpoint(explicit: str | None, runtime_dir: str) -> str:
+    """The endpoint to bind (see the module doc)."""
+    value = explicit or os.environ.get(EVENTS_ENV) or f"ipc://{runtime_dir}/events"
+    return loopback_by_default(value)
+
+
+def loopback_by_default(endpoint: str) -> str:
+    """`tcp://PORT` and `tcp://*:PORT` -> `tcp://127.0.0.1:PORT`; others unchanged."""
+    if not endpoint.startswith("tcp://"):
+        return endpoint
+    rest = endpoint[len("tcp://") :]
+    if rest.isdigit():
+        return f"tcp://127.0.0.1:{rest}"
+    if rest.startswith("*:"):
+        return f"tcp://127.0.0.1:{rest[2:]}"
+    return endpoint
+
+
+def bind_private(socket: Any, endpoint: str) -> None:
+    """Bind `socket`; an ipc endpoint's file is made 0600 (a stale socket file is replaced)."""
+    path = endpoint[len("ipc://") :] if endpoint.startswith("ipc://") else None
+    if path is not None and _listened_on(path):
+        # libzmq would unlink it and bind anew: another cinit would silently lose it.
+        raise OSError(errno.EADDRINUSE, f"another process listens on {path}")
+    socket.bind(endpoint)
+    if path is not None:
+        # The runtime dir is 0700, so nobody could reach the file in between.
+        os.chmod(path, 0o600)
+
+
+def _listened_on(path: str) -> bool:
+    """Whether a live process accepts connections on the unix socket at `path`."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False  # refused (left by a cinit that died) or unreachable: ours to replace
+    finally:
+        probe.close()
+    return True
+
+
+class Publisher:
+    """The XPUB socket: `send` one event, `poll_subscriptions` after it is readable."""
+
+    def __init__(self, zmq: Any, context: Any, endpoint: str) -> None:
+        self.zmq = zmq
+        self.endpoint = endpoint
+        self.socket = context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self.socket.setsockopt(zmq.XPUB_NODROP, 1)
+        self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's arrival, not the first
+        self.socket.setsockopt(zmq.LINGER, 0)
+        try:
+            bind_private(self.socket, endpoint)
+        except BaseException:
+            self.socket.close(linger=0)  # an open socket would make the context's term hang
+            raise
+        self.subscribers = 0  # subscriptions seen minus unsubscriptions (approximate)
+
+    def send(self, topic: bytes, payload: bytes) -> bool:
+        """Publish one event; False when a subscriber's queue is full (try again later)."""
+        zmq = self.zmq
+        try:
+            self.socket.send_multipart((topic, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+
+    def set_lossy(self, lossy: bool) -> None:
+        """Lossy: sends never fail, a full subscriber just misses them (XPUB_NODROP off)."""
+        self.socket.setsockopt(self.zmq.XPUB_NODROP, 0 if lossy else 1)
+
+    def poll_subscriptions(self) -> bool:
+        """Read the (un)subscription messages waiting; True when one was a subscription."""
+        zmq = self.zmq
+        arrived = False
+        while True:
+            try:
+                frame = self.socket.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return arrived
+            if frame[:1] == b"\x01":
+                self.subscribers += 1
+                arrived = True
+            elif frame[:1] == b"\x00":
+                self.subscribers = max(0, self.subscribers - 1)
+
+    def close(self, linger_ms: int) -> None:
+        try:
+            self.socket.setsockopt(self.zmq.LINGER, linger_ms)
+            self.socket.close()
+        except Exception as exc:  # closing must not stop cinit's exit
+            log(f"events: closing {self.endpoint}: {exc!r}")

@@ -1,0 +1,351 @@
+"""Listening sockets of `.socket` units: binding them, and telling actors when they are readable.
+
+`bind_socket_unit` binds every ListenStream=/ListenDatagram= of one unit, in file order, or
+none (a failure closes what it bound and raises `BindError` naming the directive, the
+address and the errno). Listeners stay blocking and close-on-exec in cinit: the service
+inherits a dup (spawn clears close-on-exec on fds 3...), and O_NONBLOCK is shared by every
+dup of an open file, so cinit never sets it on a listener it hands over.
+
+Address forms (`cinit.units.addresses`): `PORT` binds `[::]` dual stack (IPv4 `0.0.0.0`
+where IPv6 is off), `ADDR:PORT`, `[V6]:PORT`, `/path` (parent directories created 0755;
+the node is bound under a temporary name, given SocketMode=/SocketUser=/SocketGroup=, then
+renamed over the final path, so a client never sees a half-set-up node and a stale node is
+replaced in one step), `@name` (abstract). Backlog=0 means the kernel maximum
+(net.core.somaxconn).
+
+`ReadinessPoller` is one epoll thread for every listener cinit polls. Each fd is watched
+one-shot: when it becomes readable the poller tells its target once and stops watching it
+until `rearm` (so nothing spins while a service starts and takes the connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cinit.io.userdb import UserDbError, resolve_credentials
+from cinit.units.model import ListenAddress, ListenKind, SocketSection, Unit
+
+DEFAULT_BACKLOG = 4096  # when /proc/sys/net/core/somaxconn cannot be read
+
+
+class BindError(Exception):
+    """A listener could not be set up; `str()` is the line to log (unit, directive, address)."""
+
+
+class Tellable(Protocol):
+    def tell(self, message: Any) -> None: ...
+
+
+@dataclass(eq=False)
+class Listener:
+    """One bound listener of a socket unit."""
+
+    sock: socket.socket
+    address: ListenAddress
+    directive: str  # ListenStream or ListenDatagram
+    name: str  # FileDescriptorName= (the socket unit's name by default)
+    bound: str  # what it is bound to, as logged (`[::]:8080`, `/run/x.sock`, `@name`)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+def kernel_backlog() -> int:
+    """net.core.somaxconn: the largest backlog the kernel grants."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(1, int(f.read().strip()))
+    except (OSError, ValueError):
+        return DEFAULT_BACKLOG
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`Address already in use (EADDRINUSE)`."""
+    err = exc.errno or 0
+    if not err:
+        return str(exc)
+    return f"{os.strerror(err)} ({errno.errorcode.get(err, str(err))})"
+
+
+def bind_socket_unit(unit: Unit, userdb_root: str = "/") -> list[Listener]:
+    """Bind all listeners of socket unit `unit`; all or none. Raises BindError."""
+    section = unit.socket
+    if section is None:
+        raise BindError(f"{unit.name}: not a socket unit")
+    name = section.file_descriptor_name or unit.name
+    wanted = [("ListenStream", a) for a in section.listen_stream]
+    wanted += [("ListenDatagram", a) for a in section.listen_datagram]
+    bound: list[Listener] = []
+    try:
+        for directive, address in wanted:
+            datagram = directive == "ListenDatagram"
+            try:
+                sock, where = _bind_one(address, datagram, section, userdb_root)
+            except OSError as exc:
+                raise BindError(
+                    f"{unit.name}: cannot bind {directive}={address.render()}: "
+                    f"{describe_os_error(exc)}"
+                ) from None
+            except UserDbError as exc:  # SocketUser=/SocketGroup= unknown
+                raise BindError(
+                    f"{unit.name}: cannot set up {directive}={address.render()}: {exc}"
+                ) from None
+            bound.append(Listener(sock, address, directive, name, where))
+    except BaseException:
+        close_listeners(unit, bound)
+        raise
+    return bound
+
+
+def close_listeners(unit: Unit, listeners: Iterable[Listener], remove: bool = False) -> None:
+    """Close cinit's copies; with `remove` (RemoveOnStop=) unlink unix socket nodes too."""
+    for listener in listeners:
+        with contextlib.suppress(OSError):
+            listener.sock.close()
+        if remove and listener.address.kind is ListenKind.UNIX:
+            with contextlib.suppress(OSError):
+                os.unlink(listener.address.path)
+
+
+def _bind_one(
+    address: ListenAddress, datagram: bool, section: SocketSection, userdb_root: str
+) -> tuple[socket.socket, str]:
+    kind = socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM
+    if address.kind is ListenKind.UNIX:
+        sock = _bind_unix(address.path, kind, section, userdb_root)
+        where = address.path
+    elif address.kind is ListenKind.ABSTRACT:
+        sock = socket.socket(socket.AF_UNIX, kind)
+        try:
+            sock.bind("\0" + address.path)
+        except BaseException:
+            sock.close()
+            raise
+        where = "@" + address.path
+    else:
+        sock, where = _bind_inet(address, kind, section)
+    if not datagram:
+        try:
+            sock.listen(section.backlog or kernel_backlog())
+        except BaseException:
+            sock.close()
+            raise
+    return sock, where
+
+
+def _bind_inet(
+    address: ListenAddress, kind: int, section: SocketSection
+) -> tuple[socket.socket, str]:
+    host = address.host
+    if not host:
+        try:
+            return _inet_socket(socket.AF_INET6, "::", address.port, kind, section), (
+                f"[::]:{address.port}"
+            )
+        except OSError as exc:
+            # IPv6 disabled (no module, or no address): IPv4 any, as systemd falls back.
+            if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
+                raise
+        return _inet_socket(socket.AF_INET, "0.0.0.0", address.port, kind, section), (
+            f"0.0.0.0:{address.port}"
+        )
+    if ":" in host:
+        where = f"[{host}]:{address.port}"
+        return _inet_socket(socket.AF_INET6, host, address.port, kind, section), where
+    return _inet_socket(socket.AF_INET, host, address.port, kind, section), f"{host}:{address.port}"
+
+
+def _inet_socket(
+    family: int, host: str, port: int, kind: int, section: SocketSection
+) -> socket.socket:
+    sock = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if section.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and section.bind_ipv6_only != "default":
+            only = 1 if section.bind_ipv6_only == "ipv6-only" else 0
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, only)
+        elif family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_unix(path: str, kind: int, section: SocketSection, userdb_root: str) -> socket.socket:
+    parent = os.path.dirname(path)
+    _make_dirs(parent)
+    uid, gid = _owner(section, userdb_root)
+    temporary = os.path.join(parent, f".#{os.path.basename(path)}.{os.urandom(4).hex()}")
+    if len(os.fsencode(temporary)) > 107:
+        temporary = ""  # no room for a temporary name: replace the node in place
+    sock = socket.socket(socket.AF_UNIX, kind)
+    try:
+        target = temporary or path
+        if not temporary:
+            with contextlib.suppress(FileNotFoundError):
+                _unlink_socket_node(path)
+        sock.bind(target)
+        try:
+            os.chmod(target, section.socket_mode)
+            if uid >= 0 or gid >= 0:
+                os.chown(target, uid, gid)
+            if temporary:
+                _refuse_directory(path)
+                os.rename(temporary, path)  # atomic: replaces a stale node in one step
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _refuse_directory(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+
+
+def _unlink_socket_node(path: str) -> None:
+    _refuse_directory(path)
+    os.unlink(path)
+
+
+def _make_dirs(directory: str) -> None:
+    """Create `directory` and missing parents with mode 0755 (whatever the umask)."""
+    missing = []
+    current = directory
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+            os.chmod(path, 0o755)
+
+
+def _owner(section: SocketSection, userdb_root: str) -> tuple[int, int]:
+    """(uid, gid) for SocketUser=/SocketGroup=; -1 for what is not set."""
+    if not section.socket_user and not section.socket_group:
+        return -1, -1
+    credentials = resolve_credentials(section.socket_user, section.socket_group, userdb_root)
+    uid = credentials.uid if section.socket_user else -1
+    gid = credentials.gid if section.socket_group else -1
+    return uid, gid
+
+
+class ListenerRegistry:
+    """The listeners each natively activated service inherits, keyed by service name.
+
+    Written by the supervisor (bind, socket stop or failure), read by a service's io when
+    it spawns ExecStart=: every native socket naming the service, in socket name order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_socket: dict[str, tuple[str, tuple[int, ...], tuple[str, ...]]] = {}
+
+    def set(self, socket_name: str, service: str, listeners: list[Listener]) -> None:
+        fds = tuple(listener.fileno() for listener in listeners)
+        names = tuple(listener.name for listener in listeners)
+        with self._lock:
+            self._by_socket[socket_name] = (service, fds, names)
+
+    def remove(self, socket_name: str) -> None:
+        with self._lock:
+            self._by_socket.pop(socket_name, None)
+
+    def fds_for(self, service: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """(fds, names) `service` gets at 3, 4, ...; empty when no socket names it."""
+        fds: list[int] = []
+        names: list[str] = []
+        with self._lock:
+            for socket_name in sorted(self._by_socket):
+                owner, socket_fds, socket_names = self._by_socket[socket_name]
+                if owner == service:
+                    fds.extend(socket_fds)
+                    names.extend(socket_names)
+        return tuple(fds), tuple(names)
+
+
+class ReadinessPoller:
+    """One epoll thread: `watch(fd, target, message)` tells `target` `message` when fd is
+    readable, once; `rearm(fd)` to hear about it again; `forget(fd)` before closing it."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._epoll.register(self._wake_read, select.EPOLLIN)
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[Tellable, Any]] = {}
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="cinit-sockets", daemon=True)
+        self._thread.start()
+
+    def watch(self, fd: int, target: Tellable, message: Any, armed: bool = True) -> None:
+        with self._lock:
+            self._watched[fd] = (target, message)
+            events = select.EPOLLIN | select.EPOLLONESHOT if armed else 0
+            self._epoll.register(fd, events)
+
+    def rearm(self, fd: int) -> None:
+        with self._lock:
+            if fd in self._watched:
+                self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+
+    def disarm(self, fd: int) -> None:
+        with self._lock:
+            if fd in self._watched:
+                self._epoll.modify(fd, 0)
+
+    def forget(self, fd: int) -> None:
+        with self._lock:
+            if self._watched.pop(fd, None) is not None:
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(fd)
+
+    def stop(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                ready = self._epoll.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in ready:
+                if fd == self._wake_read:
+                    continue
+                with self._lock:
+                    found = self._watched.get(fd)
+                if found is not None:
+                    target, message = found
+                    with contextlib.suppress(Exception):  # a dead actor: nothing to tell
+                        target.tell(message)
+        with contextlib.suppress(OSError):
+            self._epoll.close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -1,0 +1,100 @@
+"""`blame` and `critical-chain` over a boot trace, in the shape of systemd-analyze's.
+
+blame: units by the time their start took (starting -> up, or -> failed), longest first.
+critical-chain: from a unit (by default the one that came up last: it decided when boot
+was over) back through its After= units, at each step the one that came up last, since
+that is the one the unit waited for. `@` is when a unit came up, `+` how long it took.
+"""
+
+from __future__ import annotations
+
+from cinit.tools.boot_trace import BootTrace, UnitBoot
+
+# Float noise in ms stamps: an After= unit up "after" its dependent started by less than
+# this still counts as waited for.
+_EPSILON_MS = 0.5
+
+CHAIN_HEADER = (
+    'The time when unit became active or started is printed after the "@" character.\n'
+    'The time the unit took to start is printed after the "+" character.\n'
+)
+
+
+def timespan(ms: float) -> str:
+    """systemd's style: `512ms`, `1.234s`, `2min 3.500s`."""
+    if ms < 1:
+        return f"{ms:.1f}ms" if ms > 0 else "0"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.3f}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}min {rest:.3f}s"
+
+
+def blame(trace: BootTrace) -> list[UnitBoot]:
+    """Units that started, longest start first (ties by name)."""
+    timed = [boot for boot in trace.units.values() if boot.took_ms is not None]
+    return sorted(timed, key=lambda boot: (-(boot.took_ms or 0.0), boot.name))
+
+
+def format_blame(trace: BootTrace) -> str:
+    rows = blame(trace)
+    spans = [timespan(boot.took_ms or 0.0) for boot in rows]
+    width = max((len(span) for span in spans), default=0)
+    lines = []
+    for boot, span in zip(rows, spans, strict=True):
+        # Failed to start, or came up and failed later (a simple service's main exiting).
+        note = " (failed)" if boot.ended_failed_ms is not None else ""
+        lines.append(f"{span:>{width}} {boot.name}{note}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def default_chain_unit(trace: BootTrace) -> UnitBoot | None:
+    """The unit that came up last (what boot waited for longest); else the last settled."""
+    up = [boot for boot in trace.units.values() if boot.up_ms is not None]
+    pool = up or [boot for boot in trace.units.values() if boot.settled_ms is not None]
+    if not pool:
+        return None
+    return max(pool, key=lambda boot: (boot.settled_ms or 0.0, boot.name))
+
+
+def critical_chain(trace: BootTrace, unit: UnitBoot) -> list[UnitBoot]:
+    """`unit`, the After= unit it waited for last, the one that one waited for ..."""
+    chain = [unit]
+    seen = {unit.name}
+    current = unit
+    while True:
+        begin = current.started_ms if current.started_ms is not None else current.settled_ms
+        if begin is None:
+            break
+        waited = [
+            trace.units[name]
+            for name in current.after
+            if name in trace.units
+            and name not in seen
+            and trace.units[name].settled_ms is not None
+            and (trace.units[name].settled_ms or 0.0) <= begin + _EPSILON_MS
+        ]
+        if not waited:
+            break
+        current = max(waited, key=lambda boot: (boot.settled_ms or 0.0, boot.name))
+        chain.append(current)
+        seen.add(current.name)
+    return chain
+
+
+def format_chain(chain: list[UnitBoot]) -> str:
+    lines = [CHAIN_HEADER]
+    for depth, boot in enumerate(chain):
+        prefix = "" if depth == 0 else "  " * (depth - 1) + "└─"
+        line = f"{prefix}{boot.name}"
+        if boot.settled_ms is not None:
+            line += f" @{timespan(boot.settled_ms)}"
+        if boot.took_ms:
+            line += f" +{timespan(boot.took_ms)}"
+        if boot.outcome in ("failed", "skipped", "starting"):
+            line += f" ({boot.outcome})"
+        lines.append(line)
+    return "\n".join(lines) + "\n"

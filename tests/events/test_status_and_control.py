@@ -1,0 +1,256 @@
+"""The event hub, the status book and the control desk, without processes or sockets.
+
+Events are stamped by a real `EventHub` (seq, clocks) and fed to the book in seq order, as
+the pump thread does; the desk's supervisor is a list of the commands it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from cinit.actors.control_desk import ControlDesk
+from cinit.actors.events import EventHub, event_name
+from cinit.actors.status_book import StatusBook
+from cinit.actors.unit_events import Notice, Transition
+from cinit.actors.unit_model import State
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def make_hub(tmp_path: Any) -> EventHub:
+    import time
+
+    return EventHub(started_mono=time.monotonic(), runtime_dir=str(tmp_path / "run"))
+
+
+def change(unit: str, old: State, new: State, **fields: Any) -> Transition:
+    return Transition(unit, old, new, "because", **fields)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("inactive", "waiting", "waiting"),
+        ("waiting", "starting", "starting"),
+        ("auto-restart", "starting", "starting"),
+        ("starting", "running", "started"),
+        ("running", "active", "ready"),
+        ("waiting", "condition-skipped", "skipped"),
+        ("active", "stopping", "stopping"),
+        ("stopping", "inactive", "stopped"),
+        ("waiting", "inactive", "stopped"),
+        ("running", "exited", "exited"),
+        ("stopping", "failed", "failed"),
+        ("stopping", "auto-restart", "restarting"),
+    ],
+)
+def test_each_transition_has_one_event_name(old: str, new: str, name: str) -> None:
+    assert event_name(old, new) == name
+
+
+def test_hub_stamps_seq_without_gaps_across_threads(tmp_path: Any) -> None:
+    hub = make_hub(tmp_path)
+
+    def produce(n: int) -> None:
+        for i in range(500):
+            hub.emit("orphans-reaped", None, count=i, producer=n)
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    taken = hub.take()
+    assert [e["seq"] for e in taken] == list(range(1, 2001))
+    monos = [e["mono"] for e in taken]
+    assert monos == sorted(monos), "seq order and clock order disagree"
+    assert all(e["t_ms"] >= 0 for e in taken)
+    hub.close()
+
+
+def test_hub_turns_transitions_and_notices_into_events(tmp_path: Any) -> None:
+    hub = make_hub(tmp_path)
+    hub.tell(change("a.service", State.RUNNING, State.STOPPING, pid=42, code=None, signal=15))
+    hub.tell(Notice("web.socket", "socket-bound", {"listen": "127.0.0.1:80"}))
+    first, second = hub.take()
+    assert first["event"] == "stopping" and first["unit"] == "a.service"
+    assert (first["old"], first["new"], first["pid"], first["signal"]) == (
+        "running",
+        "stopping",
+        42,
+        "SIGTERM",
+    )
+    assert "code" not in first  # absent, not null, when unknown
+    assert second["event"] == "socket-bound" and second["listen"] == "127.0.0.1:80"
+    json.dumps([first, second])  # every event is JSON as it is
+    hub.close()
+
+
+def feed(book: StatusBook, hub: EventHub) -> list[dict[str, Any]]:
+    events = hub.take()
+    for event in events:
+        book.apply(event)
+    return events
+
+
+def test_book_tracks_state_pid_restarts_and_last_exit(tmp_path: Any) -> None:
+    hub = make_hub(tmp_path)
+    book = StatusBook({"a.service"}, 0.0)
+    hub.emit("loaded", "a.service", kind="service", description="A")
+    for old, new, fields in [
+        (State.INACTIVE, State.WAITING, {}),
+        (State.WAITING, State.STARTING, {}),
+        (State.STARTING, State.RUNNING, {"pid": 10}),
+        (State.RUNNING, State.ACTIVE, {"pid": 10}),
+    ]:
+        hub.tell(change("a.service", old, new, **fields))
+    feed(book, hub)
+    status = book.units["a.service"]
+    assert (status["state"], status["main_pid"], status["ready"]) == ("active", 10, True)
+    assert status["description"] == "A" and status["kind"] == "service"
+    assert book.is_ready() and book.is_ready("a.service")
+    hub.tell(change("a.service", State.ACTIVE, State.STOPPING, code=3))
+    hub.tell(change("a.service", State.STOPPING, State.AUTO_RESTART, code=3))
+    feed(book, hub)
+    status = book.units["a.service"]
+    assert status["restarts"] == 1
+    assert status["last_exit"] == {"code": 3, "signal": None}
+    assert status["main_pid"] is None
+    assert not book.is_ready(), "a unit waiting to restart is not ready"
+    assert book.seq == 7
+
+
+def test_whole_is_not_ready_before_every_boot_unit_settled(tmp_path: Any) -> None:
+    hub = make_hub(tmp_path)
+    book = StatusBook({"a.service", "b.service"}, 0.0)
+    hub.tell(change("a.service", State.RUNNING, State.ACTIVE))
+    feed(book, hub)
+    assert not book.is_ready()
+    hub.tell(change("b.service", State.RUNNING, State.EXITED))
+    feed(book, hub)
+    assert book.is_ready()
+    hub.emit("shutdown-started", None, reason="SIGTERM")
+    feed(book, hub)
+    assert not book.is_ready()
+
+
+class Desk:
+    def __init__(self, tmp_path: Any) -> None:
+        self.hub = make_hub(tmp_path)
+        self.book = StatusBook(set(), 0.0)
+        self.commands: list[tuple[str, str]] = []
+        self.desk = ControlDesk(self.book, self.command)
+        self.hub.emit("loaded", "a.service", kind="service")
+        self.hub.emit("loaded", "s.socket", kind="socket")
+        self.settle()
+
+    def command(self, kind: str, unit: str) -> bool:
+        self.commands.append((kind, unit))
+        return True
+
+    def settle(self) -> list[tuple[Any, dict[str, Any]]]:
+        replies = []
+        for event in self.hub.take():
+            self.book.apply(event)
+            replies += self.desk.after_event(event)
+        return replies
+
+    def ask(self, raw: bytes | dict[str, Any], client: str = "c1") -> dict[str, Any] | None:
+        body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
+        return self.desk.request(client, body)
+
+    def go(self, old: State, new: State, **fields: Any) -> list[tuple[Any, dict[str, Any]]]:
+        self.hub.tell(change("a.service", old, new, **fields))
+        return self.settle()
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b"\xff\xfe", "not a JSON object"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"", "not a JSON object"),
+        (b'{"cmd": "reboot"}', "unknown cmd"),
+        (b'{"unit": "a"}', "unknown cmd"),
+        (b'{"cmd": "status", "unit": 5}', "unit must be"),
+        (b'{"cmd": "start"}', "needs a unit"),
+        (b"{" * 70000, "too large"),
+    ],
+)
+def test_malformed_requests_get_error_replies(tmp_path: Any, raw: bytes, words: str) -> None:
+    reply = Desk(tmp_path).ask(raw)
+    assert reply is not None and reply["ok"] is False
+    assert reply["code"] == 2 and words in reply["error"]
+
+
+def test_unknown_unit_is_code_4_and_short_names_resolve(tmp_path: Any) -> None:
+    desk = Desk(tmp_path)
+    for cmd in ("status", "start", "stop", "restart", "is-ready"):
+        reply = desk.ask({"cmd": cmd, "unit": "nope"})
+        assert reply == {"ok": False, "error": "unit nope not found", "code": 4, "seq": 2}
+    reply = desk.ask({"cmd": "status", "unit": "a"})
+    assert reply is not None and list(reply["units"]) == ["a.service"]
+
+
+def test_start_is_answered_when_the_unit_is_up_or_failed(tmp_path: Any) -> None:
+    desk = Desk(tmp_path)
+    assert desk.ask({"cmd": "start", "unit": "a"}) is None
+    assert desk.commands == [("start", "a.service")]
+    assert desk.go(State.INACTIVE, State.WAITING) == []
+    assert desk.go(State.WAITING, State.STARTING) == []
+    replies = desk.go(State.STARTING, State.ACTIVE, pid=7)
+    assert [(c, r["ok"], r["state"]) for c, r in replies] == [("c1", True, "active")]
+    # Already active: answered at once, nothing sent.
+    assert desk.ask({"cmd": "start", "unit": "a"})["ok"] is True  # type: ignore[index]
+    assert len(desk.commands) == 1
+    desk.go(State.ACTIVE, State.FAILED)
+    assert desk.ask({"cmd": "start", "unit": "a"}, client="c2") is None
+    desk.go(State.FAILED, State.WAITING)
+    replies = desk.go(State.WAITING, State.FAILED)
+    assert [(c, r["ok"], r["code"]) for c, r in replies] == [("c2", False, 1)]
+
+
+def test_restart_is_a_stop_then_a_start(tmp_path: Any) -> None:
+    desk = Desk(tmp_path)
+    desk.go(State.INACTIVE, State.ACTIVE)
+    assert desk.ask({"cmd": "restart", "unit": "a.service"}) is None
+    assert desk.commands == [("stop", "a.service")]
+    desk.go(State.ACTIVE, State.STOPPING)
+    assert desk.go(State.STOPPING, State.INACTIVE) == []
+    assert desk.commands == [("stop", "a.service"), ("start", "a.service")]
+    desk.go(State.INACTIVE, State.WAITING)
+    replies = desk.go(State.WAITING, State.ACTIVE)
+    assert [r["ok"] for _, r in replies] == [True]
+
+
+def test_pending_requests_fail_when_shutdown_starts(tmp_path: Any) -> None:
+    desk = Desk(tmp_path)
+    desk.go(State.INACTIVE, State.ACTIVE)
+    assert desk.ask({"cmd": "stop", "unit": "a"}) is None
+    desk.hub.emit("shutdown-started", None, reason="SIGTERM")
+    replies = desk.settle()
+    assert [(r["ok"], r["error"]) for _, r in replies] == [(False, "cinit is shutting down")]
+    reply = desk.ask({"cmd": "start", "unit": "a"})
+    assert reply is not None and reply["ok"] is False and reply["code"] == 1
+
+
+def test_socket_units_are_answered_at_once(tmp_path: Any) -> None:
+    desk = Desk(tmp_path)
+    reply = desk.ask({"cmd": "stop", "unit": "s.socket"})
+    assert reply is not None and reply["ok"] is True
+    assert desk.commands == [("stop", "s.socket")]
+
+
+def test_is_ready_and_status_reflect_the_seq(tmp_path: Any) -> None:
+    desk = Desk(tmp_path)
+    desk.go(State.INACTIVE, State.ACTIVE, pid=5)
+    ready = desk.ask({"cmd": "is-ready", "unit": "a"})
+    assert ready == {"ok": True, "ready": True, "seq": 3}
+    status = desk.ask({"cmd": "status"})
+    assert status is not None and status["seq"] == 3
+    assert status["units"]["a.service"]["main_pid"] == 5
+    assert status["units"]["a.service"]["state"] == "active"

@@ -1,0 +1,119 @@
+"""`cinit.io.prespawn`: children forked ahead into a unit's cgroup, launched by `spawn`."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from cinit.io.cgroup import CgroupTree
+from cinit.io.prespawn import prepare
+from cinit.io.reaper import ProcessTable
+from cinit.io.spawn import SpawnError, SpawnRequest, spawn
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def procs(path: str) -> list[int]:
+    with open(os.path.join(path, "cgroup.procs")) as f:
+        return [int(line) for line in f.read().split()]
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode()
+
+
+def test_prepared_child_waits_in_the_cgroup_and_runs_the_command_there(tree: CgroupTree) -> None:
+    group = tree.create("web.service")
+    table = ProcessTable()
+    prepared = prepare(group.path, table, "web.service")
+    assert prepared is not None
+    assert prepared.wait_ready()
+    assert procs(group.path) == [prepared.process.pid]  # joined before any command exists
+    r, w = os.pipe()
+    request = SpawnRequest(
+        ["sh", "-c", "grep ^0:: /proc/self/cgroup; ls /proc/self/fd; echo $LISTEN_PID"],
+        label="web.service",
+        cgroup=group.path,
+        stdout=w,
+        pass_fds=(w,),
+        listen_fds=True,
+    )
+    process = spawn(request, table, prepared=prepared)
+    os.close(w)
+    out = read_all(r).split()
+    assert process.pid == prepared.process.pid  # no new fork: the prepared child ran it
+    assert out[0].endswith("/web.service")
+    assert out[1:-1] == ["0", "1", "2", "3", "4"]  # 0-2, the passed fd at 3, ls's own dir fd
+    assert out[-1] == str(process.pid)
+    assert os.waitstatus_to_exitcode(os.waitpid(process.pid, 0)[1]) == 0
+
+
+def test_exec_failure_in_a_prepared_child_is_a_spawn_error(tree: CgroupTree) -> None:
+    group = tree.create("bad.service")
+    table = ProcessTable()
+    prepared = prepare(group.path, table, "bad.service")
+    assert prepared is not None
+    with pytest.raises(SpawnError) as caught:
+        spawn(
+            SpawnRequest(["/nonexistent/cmd"], label="bad", cgroup=group.path),
+            table,
+            prepared=prepared,
+        )
+    assert caught.value.exit_code == 127
+    assert "/nonexistent/cmd" in str(caught.value)
+    os.waitpid(prepared.process.pid, 0)
+
+
+def test_discarded_child_exits_and_leaves_the_cgroup_empty(tree: CgroupTree) -> None:
+    group = tree.create("skipped.service")
+    prepared = prepare(group.path, ProcessTable(), "skipped.service")
+    assert prepared is not None and prepared.wait_ready()
+    prepared.discard()
+    _pid, status = os.waitpid(prepared.process.pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert procs(group.path) == []
+
+
+def test_closing_the_channel_alone_ends_the_waiting_child(tree: CgroupTree) -> None:
+    group = tree.create("orphan.service")
+    prepared = prepare(group.path, ProcessTable(), "orphan.service")
+    assert prepared is not None
+    prepared.close()  # what the child sees when cinit goes away
+    _pid, status = os.waitpid(prepared.process.pid, 0)
+    assert os.WIFEXITED(status)  # ended by itself (0, or 1 when closed before `ready`)
+
+
+def test_a_dead_or_mismatched_prepared_child_falls_back_to_a_fresh_fork(tree: CgroupTree) -> None:
+    group = tree.create("app.service")
+    other = tree.create("other.service")
+    table = ProcessTable()
+    for victim_group, kill_first in ((group.path, True), (other.path, False)):
+        prepared = prepare(victim_group, table, "app.service")
+        assert prepared is not None
+        if kill_first:
+            os.kill(prepared.process.pid, signal.SIGKILL)
+            os.waitpid(prepared.process.pid, 0)
+        r, w = os.pipe()
+        process = spawn(
+            SpawnRequest(
+                ["sh", "-c", "grep ^0:: /proc/self/cgroup"],
+                label="app.service",
+                cgroup=group.path,
+                stdout=w,
+            ),
+            table,
+            prepared=prepared,
+        )
+        os.close(w)
+        assert process.pid != prepared.process.pid
+        assert read_all(r).strip().endswith("/app.service")
+        os.waitpid(process.pid, 0)
+        if not kill_first:
+            _pid, status = os.waitpid(prepared.process.pid, 0)  # discarded by spawn
+            assert os.WIFSIGNALED(status)
