@@ -37,7 +37,8 @@ TRACE_FILE_ENV = "CONTAINER_INIT_TRACE_FILE"
 TRACE_LABELS_ENV = "CONTAINER_INIT_TRACE_LABELS"
 DEFAULT_TRACE_FILE = "/tmp/container-init-trace.jsonl"
 
-ZMQ_DEFER = 0.5  # seconds: the latest the stream comes up when the boot does not settle
+ZMQ_DEFER = 2.0  # seconds: the latest the stream comes up when the boot does not settle (a
+# boot of 30 services takes ~0.7 s here: importing zmq (~60 ms of CPU) must not land in it)
 
 EventDict = dict[str, Any]
 

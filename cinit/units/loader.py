@@ -31,7 +31,7 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.syntax import Assignment, decode_unit_bytes, parse_syntax
+from cinit.units.syntax import WHITESPACE, Assignment, decode_unit_bytes, parse_syntax
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -218,7 +218,8 @@ def _read_value(
     result: Any = _INVALID
     try:
         if row.expand and "$" in value:
-            value = environment.expand_vars(value, env)
+            # An empty variable can leave whitespace at an end: strip it as in the file.
+            value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
         message = f"[{item.section}] {item.key}={_short(raw)}: {exc}"

@@ -16,7 +16,7 @@ from cinit.units.diagnostics import Diagnostic, Severity
 # systemd refuses lines longer than this (LONG_LINE_MAX); so do we, with a diagnostic.
 MAX_LINE_BYTES = 1024 * 1024
 # systemd's WHITESPACE: what it strips around keys and values (not all of Unicode's spaces).
-_WHITESPACE = " \t\n\r"
+WHITESPACE = " \t\n\r"
 _COMMENT = "#;"
 _LINE_END = re.compile(r"\r\n|\r|\n")
 # A unit file larger than this is not a unit file.
@@ -86,7 +86,7 @@ def parse_syntax(text: str, path: str = "") -> ParsedFile:
             error(f"line is longer than {MAX_LINE_BYTES} bytes", number)
             pending = []
             continue
-        stripped = raw.strip(_WHITESPACE)
+        stripped = raw.strip(WHITESPACE)
         first = stripped[:1]
         if pending:
             if first in _COMMENT:
@@ -132,14 +132,14 @@ def _finish(
         error(f"assignment outside of any section: {_quote(text)}", line)
         return
     key, sep, value = text.partition("=")
-    key = key.strip(_WHITESPACE)
+    key = key.strip(WHITESPACE)
     if not sep:
         error(f"line is not an assignment (missing '='): {_quote(text)}", line)
         return
     if not key:
         error(f"assignment without a directive name: {_quote(text)}", line)
         return
-    out.append(Assignment(section, key, value.strip(_WHITESPACE), line))
+    out.append(Assignment(section, key, value.strip(WHITESPACE), line))
 
 
 def _quote(text: str, limit: int = 60) -> str:

@@ -555,3 +555,10 @@ def test_unknown_escape_in_exec_line_is_a_warning() -> None:
     unit, diags = load("a.service", "[Service]\nExecStart=/bin/echo a\\db\n")
     assert [d.severity for d in diags] == [Severity.WARNING] and diags[0].line == 2
     assert unit.service.exec_start[0].words == ("/bin/echo", "a\\db")
+
+
+def test_a_variable_that_expands_to_nothing_leaves_no_whitespace_at_the_ends() -> None:
+    # Found by the render round-trip property: "x ${EMPTY}" must not keep its space.
+    text = "[Service]\nType=forking\nPIDFile=/run/x.pid ${EMPTY}\nExecStart=/bin/true\n"
+    unit, _ = load("f.service", text)
+    assert unit.service is not None and unit.service.pid_file == "/run/x.pid"
