@@ -37,7 +37,7 @@ TRACE_FILE_ENV = "CONTAINER_INIT_TRACE_FILE"
 TRACE_LABELS_ENV = "CONTAINER_INIT_TRACE_LABELS"
 DEFAULT_TRACE_FILE = "/tmp/container-init-trace.jsonl"
 
-ZMQ_DEFER = 2.0  # seconds: the latest the stream comes up when the boot does not settle (a
+ZMQ_DEFER = 1.0  # seconds: the latest the stream comes up when the boot does not settle (a
 # boot of 30 services takes ~0.7 s here: importing zmq (~60 ms of CPU) must not land in it)
 
 EventDict = dict[str, Any]
@@ -100,6 +100,8 @@ class EventHub:
         # unit name -> its last output lines, for `cinit status UNIT` (None: not kept)
         self.log_tail: Callable[[str], list[str]] | None = None
         self._pump: Any = None
+        self._launch_lock = threading.Lock()
+        self._launcher: threading.Thread | None = None
         self._closed = False
         self.accepting = True  # False once the pump broke: nothing would ever take events
 
@@ -220,19 +222,34 @@ class EventHub:
             )
 
     def start(self) -> None:
-        """Start the pump thread (cheap: it imports ZeroMQ only once the boot settled)."""
-        from cinit.actors.event_pump import EventPump
-
-        self._pump = EventPump(self)
-        self._pump.start()
+        """Start the pump, once the boot settled (or after `ZMQ_DEFER`, or at `close`):
+        until then events only queue here, and the pump's modules (status book, control,
+        trace, then ZeroMQ) cost the boot nothing."""
         if self.unit_set is None or not self.unit_set.units:
             self.settled.set()  # nothing to boot: nothing to wait for
+        self._launcher = threading.Thread(target=self._launch, name="cinit-events-start")
+        self._launcher.daemon = True
+        self._launcher.start()
+
+    def _launch(self) -> None:
+        self.settled.wait(max(0.0, self.started_mono + ZMQ_DEFER - time.monotonic()))
+        with self._launch_lock:
+            if self._pump is None and not self._closed:
+                from cinit.actors.event_pump import EventPump
+
+                self._pump = EventPump(self)
+                self._pump.start()
 
     def close(self, timeout: float = 0.3) -> None:
         """Deliver what is queued (bounded by `timeout`), close the sockets and the trace."""
         if self._closed:
             return
-        self._closed = True
-        if self._pump is not None:
-            self._pump.stop(timeout)
+        with self._launch_lock:  # exiting before the pump started: start it for the trace
+            if self._pump is None:
+                from cinit.actors.event_pump import EventPump
+
+                self._pump = EventPump(self)
+                self._pump.start()
+            self._closed = True
+        self._pump.stop(timeout)
         os.close(self._wake_fd)

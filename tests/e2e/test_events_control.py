@@ -130,7 +130,7 @@ def test_is_ready_is_3_while_booting_and_0_once_up(
             [Service]
             Type=oneshot
             RemainAfterExit=yes
-            ExecStart=/bin/sleep 1.5
+            ExecStart=/bin/sleep 3
             """,
     }
     run = boot(units)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import Boot, cinit_line, notify_exec, shell_script
+from e2e_support import Boot, cinit_line, notify_exec, shell_script, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from tmux_terminal import Terminal, tmux_problem
@@ -166,6 +166,8 @@ def test_watch_json_started_before_cinit_gets_every_event_in_order(
             env={"CONTAINER_INIT_TRACE": "1", "CONTAINER_INIT_TRACE_FILE": str(trace)},
         )
         run.wait_err(cinit_line("web.service", "ready"), timeout=20)
+        # The stream comes up once the boot settled (at most ZMQ_DEFER): let it, then stop.
+        wait_until(lambda: bool(events), 10, "the first event through the stream")
         assert run.terminate() == 0, run.report()
         deadline = time.monotonic() + 10
         while not events or events[-1]["event"] != "shutdown-finished":
