@@ -110,22 +110,29 @@ class EventPump:
 
         from cinit.io.control_server import ControlServer, control_endpoint
         from cinit.io.publisher import Publisher, events_endpoint
-        from cinit.io.runtime import ensure_runtime_dir
+        from cinit.io.runtime import control_group_id, ensure_runtime_dir, share_with_group
+        from cinit.io.userdb import UserDbError
 
         self.zmq = zmq
         self.context = zmq.Context(io_threads=1)
         runtime = self.hub.runtime_dir
+        gid = None
+        try:
+            gid = control_group_id(self.hub.control_group)
+        except UserDbError as exc:
+            log(f"control group: {exc}; the sockets stay root's only")
         try:
             ensure_runtime_dir(runtime)
+            share_with_group(runtime, gid, 0o750)
         except OSError as exc:
             log(f"cannot create the runtime directory {runtime}: {exc}")
         endpoint = events_endpoint(self.hub.events_endpoint, runtime)
         try:
-            self.publisher = Publisher(zmq, self.context, endpoint)
+            self.publisher = Publisher(zmq, self.context, endpoint, gid)
         except (zmq.ZMQError, OSError) as exc:
             log(f"events: cannot bind {endpoint}: {exc}; no event stream")
         try:
-            self.control = ControlServer(zmq, self.context, control_endpoint(runtime))
+            self.control = ControlServer(zmq, self.context, control_endpoint(runtime), gid)
         except (zmq.ZMQError, OSError) as exc:
             log(f"control: cannot bind {control_endpoint(runtime)}: {exc}; no control")
         from cinit.io.publisher import HOLD_SECONDS

@@ -77,8 +77,10 @@ class EventHub:
         events_endpoint: str | None = None,
         trace_file: str | None = None,
         trace_labels: str = "",
+        control_group: str | None = None,
     ) -> None:
         self.started_mono = started_mono
+        self.control_group = control_group  # None: $CINIT_CONTROL_GROUP, else root only
         self.started_wall = time.time() - (time.monotonic() - started_mono)
         self.unit_set = unit_set
         self.runtime_dir = runtime_dir

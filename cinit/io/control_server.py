@@ -26,7 +26,7 @@ def control_endpoint(runtime_dir: str) -> str:
 class ControlServer:
     """`receive` yields (route, body) pairs; `reply(route, bytes)` answers one."""
 
-    def __init__(self, zmq: Any, context: Any, endpoint: str) -> None:
+    def __init__(self, zmq: Any, context: Any, endpoint: str, gid: int | None = None) -> None:
         self.zmq = zmq
         self.endpoint = endpoint
         self.socket = context.socket(zmq.ROUTER)
@@ -34,7 +34,7 @@ class ControlServer:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 100)
         try:
-            bind_private(self.socket, endpoint)
+            bind_private(self.socket, endpoint, gid)
         except BaseException:
             self.socket.close(linger=0)  # an open socket would make the context's term hang
             raise

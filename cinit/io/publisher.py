@@ -46,16 +46,20 @@ def loopback_by_default(endpoint: str) -> str:
     return endpoint
 
 
-def bind_private(socket: Any, endpoint: str) -> None:
-    """Bind `socket`; an ipc endpoint's file is made 0600 (a stale socket file is replaced)."""
+def bind_private(socket: Any, endpoint: str, gid: int | None = None) -> None:
+    """Bind `socket`; an ipc endpoint's file is made 0600, or 0660 for group `gid` (the
+    control group); a stale socket file is replaced."""
     path = endpoint[len("ipc://") :] if endpoint.startswith("ipc://") else None
     if path is not None and _listened_on(path):
         # libzmq would unlink it and bind anew: another cinit would silently lose it.
         raise OSError(errno.EADDRINUSE, f"another process listens on {path}")
     socket.bind(endpoint)
     if path is not None:
-        # The runtime dir is 0700, so nobody could reach the file in between.
-        os.chmod(path, 0o600)
+        # The runtime dir is 0700 (0750 for the group), so nobody else could reach the
+        # file in between.
+        from cinit.io.runtime import share_with_group
+
+        share_with_group(path, gid, 0o660)
 
 
 def _listened_on(path: str) -> bool:
@@ -81,7 +85,7 @@ def _listened_on(path: str) -> bool:
 class Publisher:
     """The XPUB socket: `send` one event, `poll_subscriptions` after it is readable."""
 
-    def __init__(self, zmq: Any, context: Any, endpoint: str) -> None:
+    def __init__(self, zmq: Any, context: Any, endpoint: str, gid: int | None = None) -> None:
         self.zmq = zmq
         self.endpoint = endpoint
         self.socket = context.socket(zmq.XPUB)
@@ -90,7 +94,7 @@ class Publisher:
         self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's arrival, not the first
         self.socket.setsockopt(zmq.LINGER, 0)
         try:
-            bind_private(self.socket, endpoint)
+            bind_private(self.socket, endpoint, gid)
         except BaseException:
             self.socket.close(linger=0)  # an open socket would make the context's term hang
             raise

@@ -16,6 +16,7 @@ import stat
 DEFAULT_RUNTIME_DIR = "/run/cinit"
 RUNTIME_DIR_ENV = "CINIT_RUNTIME_DIR"
 RUNTIME_DIR_MODE = 0o700
+CONTROL_GROUP_ENV = "CINIT_CONTROL_GROUP"
 
 
 def runtime_dir(explicit: str | None = None) -> str:
@@ -66,3 +67,25 @@ def ensure_runtime_dir(path: str, mode: int = RUNTIME_DIR_MODE) -> str:
     finally:
         os.close(fd)
     return path
+
+
+def control_group_id(group: str | None) -> int | None:
+    """The gid that may use the event and control sockets besides root (`--control-group`,
+    else $CINIT_CONTROL_GROUP: a group name or number); None: root only. Raises
+    `cinit.io.userdb.UserDbError` for a group name that does not exist."""
+    name = group or os.environ.get(CONTROL_GROUP_ENV, "")
+    if not name:
+        return None
+    from cinit.io.userdb import lookup_group
+
+    return lookup_group(name)
+
+
+def share_with_group(path: str, gid: int | None, mode: int) -> None:
+    """Give `path` to group `gid` with `mode` (0750 for the directory, 0660 for a socket);
+    with no group, `mode` less its group bits."""
+    if gid is None:
+        os.chmod(path, mode & 0o700)
+        return
+    os.chown(path, -1, gid, follow_symlinks=False)
+    os.chmod(path, mode)

@@ -226,3 +226,28 @@ def test_malformed_control_messages_get_errors_and_cinit_carries_on(
     finally:
         hanging.close()
     assert run.terminate() == 0, run.report()
+
+
+def test_the_control_group_may_use_the_sockets_and_others_still_may_not(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str], shared_dir: Path
+) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to run the client as nobody")
+    gid = 4242  # a bare number needs no /etc/group entry: setpriv --groups takes it as is
+    runtime = shared_dir / "run"
+    run = boot(UNITS, options=["--runtime-dir", str(runtime), "--control-group", str(gid)])
+    run.wait_err(cinit_line("web.service", "ready"), timeout=20)
+    wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
+    for path, mode in ((runtime, 0o750), (runtime / "control", 0o660), (runtime / "events", 0o660)):
+        info = path.stat()
+        assert (info.st_mode & 0o777, info.st_gid) == (mode, gid), path
+    member = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--groups", str(gid)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
+    allowed = subprocess.run(
+        [*member, *cinit_cmd, "is-ready", "web", "--runtime-dir", str(runtime)],
+        capture_output=True, text=True, timeout=30, env=env,
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    denied = cli(cinit_cmd, runtime, "is-ready", "web", user="nobody")
+    assert denied.returncode == 4 and "permission denied" in denied.stderr
+    assert run.terminate() == 0, run.report()
