@@ -56,12 +56,14 @@ class BootConfig:
 
     __slots__ = (
         "command",
+        "control_group",
         "drop_in_dir",
         "events_endpoint",
         "log_prefix",
         "runtime_dir",
         "stop_timeout",
         "strict",
+        "then_exec",
         "units_dir",
     )
 
@@ -76,6 +78,8 @@ class BootConfig:
         command: list[str] | None = None,
         runtime_dir: str | None = None,
         events_endpoint: str | None = None,
+        then_exec: list[str] | None = None,
+        control_group: str | None = None,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
@@ -85,6 +89,8 @@ class BootConfig:
         self.command = command or []
         self.runtime_dir = runtime_dir  # None: $CINIT_RUNTIME_DIR, else /run/cinit
         self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
+        self.control_group = control_group  # None: $CINIT_CONTROL_GROUP, else root only
+        self.then_exec = then_exec or []  # --then-exec PATH ARGS: hand off once booted
 
 
 def run(config: BootConfig) -> int:
@@ -92,7 +98,7 @@ def run(config: BootConfig) -> int:
     started = time.monotonic()  # t_ms = 0 of the event stream and the trace
     signals.block_owned()
     units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
-    if not units_present and not config.command:
+    if not units_present and not config.command and not config.then_exec:
         log(
             f"nothing to supervise: neither {config.units_dir} nor {config.drop_in_dir} "
             "exists and no command was given (usage: cinit [--units DIR] [--drop-in DIR] "
@@ -189,6 +195,7 @@ def _supervise(
             main=main,
             units=services.supervisor if services is not None else None,
             events=hub,
+            handoff=bool(config.then_exec),
         )
         if main is not None:
             table.claim(main, root)
@@ -219,6 +226,10 @@ def _supervise(
         hub.close()  # the last events out (bounded: a stuck subscriber loses them)
     if services is not None:
         services.close()
+    if outcome.handoff and config.then_exec:
+        from cinit.io.handoff import hand_off
+
+        return hand_off(config.then_exec)  # returns only when the exec failed
     info(f"exiting with status {status} ({table.orphans_reaped} orphans reaped)")
     return status
 
@@ -243,6 +254,7 @@ def _event_hub(
         events_endpoint=config.events_endpoint,
         trace_file=trace_file,
         trace_labels=os.environ.get(TRACE_LABELS_ENV, ""),
+        control_group=config.control_group,
     )
     if unit_set is not None:
         hub.emit_loaded(unit_set, load_start, load_end)
@@ -272,18 +284,12 @@ def _start_units(
 
 
 def _prepare_units(unit_set: UnitSet, table: ProcessTable) -> EarlyUnits | None:
-    """Fork children into the cgroups of the boot services that will wait for others, now,
-    while cinit has no thread yet (see `cinit.io.prespawn`): each such unit then starts
-    without the cgroup move on its path. Units that start at once are not prepared: a fork
-    here costs ~1.3 ms of cinit's start each, and their moves overlap in one grace period."""
-    graph = unit_set.graph
-    boot = graph.boot_units()
-    in_boot = frozenset(boot)
-    services = [
-        name
-        for name in boot
-        if unit_set.units[name].service is not None and graph.ordered_after(name) & in_boot
-    ]
+    """Fork a child into the cgroup of each boot service now, while cinit has no thread yet
+    (see `cinit.io.prespawn`): a unit then starts without a fork of the grown, threaded
+    process or a cgroup move on its path. Measured with 30 services: the first starts
+    ~50 ms later (30 forks here), the 30th ~300 ms earlier."""
+    boot = unit_set.graph.boot_units()
+    services = [name for name in boot if unit_set.units[name].service is not None]
     if not services:
         return None
     from cinit.io.prespawn import prepare_units
@@ -311,11 +317,13 @@ def _main_loop(
         try:
             if taken.signo == signal.SIGCHLD:
                 orphans = table.orphans_reaped
-                if not table.reap_all():
-                    root.tell(ChildrenGone())
+                children_left = table.reap_all()
                 if hub is not None and table.orphans_reaped != orphans:
+                    # Before the root hears of it: its shutdown-finished must come last.
                     count = table.orphans_reaped - orphans
                     hub.emit("orphans-reaped", None, count=count, total=table.orphans_reaped)
+                if not children_left:
+                    root.tell(ChildrenGone())
             elif taken.signo not in signals.TERMINAL_SIGNALS:
                 root.tell(SignalArrived(taken.signo, taken.sender_pid))
         except pykka.ActorDeadError:

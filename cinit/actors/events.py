@@ -37,6 +37,7 @@ TRACE_FILE_ENV = "CONTAINER_INIT_TRACE_FILE"
 TRACE_LABELS_ENV = "CONTAINER_INIT_TRACE_LABELS"
 DEFAULT_TRACE_FILE = "/tmp/container-init-trace.jsonl"
 
+FINAL_EVENT = "shutdown-finished"
 ZMQ_DEFER = 1.0  # seconds: the latest the stream comes up when the boot does not settle (a
 # boot of 30 services takes ~0.7 s here: importing zmq (~60 ms of CPU) must not land in it)
 
@@ -103,6 +104,7 @@ class EventHub:
         self.log_tail: Callable[[str], list[str]] | None = None
         self._pump: Any = None
         self._launch_lock = threading.Lock()
+        self._final: tuple[str | None, dict[str, Any]] | None = None  # see `emit`
         self._launcher: threading.Thread | None = None
         self._closed = False
         self.accepting = True  # False once the pump broke: nothing would ever take events
@@ -132,7 +134,15 @@ class EventHub:
             self.emit(item.event, item.unit or None, **item.fields)
 
     def emit(self, event: str, unit: str | None = None, **fields: Any) -> int:
-        """Stamp and queue one event; returns its seq. Never blocks on I/O."""
+        """Stamp and queue one event; returns its seq (0 for `shutdown-finished`, which
+        waits for `close`: the main thread may still reap an orphan after the root
+        finished, and the stream's last word must be that cinit is done). Never blocks."""
+        if event == FINAL_EVENT:
+            self._final = (unit, fields)
+            return 0
+        return self._stamp(event, unit, fields)
+
+    def _stamp(self, event: str, unit: str | None, fields: dict[str, Any]) -> int:
         with self._lock:
             self._seq += 1
             seq = self._seq
@@ -246,6 +256,10 @@ class EventHub:
         """Deliver what is queued (bounded by `timeout`), close the sockets and the trace."""
         if self._closed:
             return
+        if self._final is not None:
+            unit, fields = self._final
+            self._final = None
+            self._stamp(FINAL_EVENT, unit, fields)
         with self._launch_lock:  # exiting before the pump started: start it for the trace
             if self._pump is None:
                 from cinit.actors.event_pump import EventPump

@@ -6,6 +6,11 @@
     STOPPING/DRAINING --StopDeadline--> KILLING           (SIGKILL to everything left)
     DRAINING/KILLING --ChildrenGone | KillDeadline--> EXITED
 
+Handoff (`cinit --then-exec`, `handoff=True`): once every boot unit settled (`BootSettled`
+from the unit supervisor; at once when there are no units) the root runs the same stop
+path with `handing_off` set, and ends with `HandOff` instead of `Finish`: the main thread
+then execs the program. A stop signal during that stop cancels the handoff (cinit exits).
+
 `step(model, event, timeouts)` returns the next model and the actions to carry out; it
 does no I/O and reads no clock (timers are events), so every path is tested in
 microseconds. The actor in `root.py` feeds it and performs the actions.
@@ -105,6 +110,12 @@ class ChildrenGone(Record):
     __slots__ = ()
 
 
+class BootSettled(Record):
+    """Every boot unit settled: ready, finished (oneshots), failed or skipped."""
+
+    __slots__ = ()
+
+
 Event = (
     Booted
     | SignalArrived
@@ -114,6 +125,7 @@ Event = (
     | StopDeadline
     | KillDeadline
     | ChildrenGone
+    | BootSettled
 )
 
 # ---- actions ------------------------------------------------------------------------
@@ -189,6 +201,12 @@ class Finish(Record):
         self.status = status
 
 
+class HandOff(Record):
+    """Everything is stopped: the main thread execs the --then-exec program."""
+
+    __slots__ = ()
+
+
 Action = (
     SignalMain
     | KillMainGroup
@@ -200,6 +218,7 @@ Action = (
     | CheckChildren
     | Log
     | Finish
+    | HandOff
 )
 
 # ---- model --------------------------------------------------------------------------
@@ -219,6 +238,8 @@ class RootModel:
     main_status: int | None = None
     forced_status: int | None = None  # from ExitRequested
     stop_reason: str = ""
+    handoff: bool = False  # --then-exec: hand off once the boot settled
+    handing_off: bool = False  # the stop under way ends in HandOff, not Finish
 
     @property
     def exit_status(self) -> int:
@@ -228,9 +249,9 @@ class RootModel:
         return self.main_status if self.main_status is not None else 0
 
 
-def initial(main_alive: bool) -> RootModel:
+def initial(main_alive: bool, handoff: bool = False) -> RootModel:
     """The model at start: the main command is already running when there is one."""
-    return RootModel(main_alive=main_alive)
+    return RootModel(main_alive=main_alive, handoff=handoff)
 
 
 def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
@@ -241,7 +262,15 @@ def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel,
 
     if isinstance(event, Booted):
         if phase is Phase.BOOTING:
-            return replace(model, phase=Phase.RUNNING, units_alive=event.units), []
+            model = replace(model, phase=Phase.RUNNING, units_alive=event.units)
+            if model.handoff and not event.units:  # nothing to wait for
+                return _begin_handoff(model, timeouts)
+            return model, []
+        return model, []
+
+    if isinstance(event, BootSettled):
+        if model.handoff and phase is Phase.RUNNING:
+            return _begin_handoff(model, timeouts)
         return model, []
 
     if isinstance(event, SignalArrived):
@@ -263,6 +292,9 @@ def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel,
     if isinstance(event, ExitRequested):
         if model.forced_status is None:
             model = replace(model, forced_status=event.status)
+        if model.handing_off:  # a unit decided the container must end: no handoff
+            model = replace(model, handing_off=False)
+            return model, [Log(f"{event.reason}; not handing off")]
         if phase in (Phase.BOOTING, Phase.RUNNING):
             return _begin_stop(model, event.reason, SIGTERM, timeouts)
         return model, []
@@ -297,6 +329,9 @@ def _on_signal(
             sender = f" from pid {event.sender_pid}" if event.sender_pid else ""
             return _begin_stop(model, f"{name}{sender}: stopping", signo, timeouts, routine=True)
         actions: list[Action] = []
+        if model.handing_off:
+            model = replace(model, handing_off=False)
+            return model, [Log(f"{name} during the handoff: not handing off; cinit exits")]
         if model.main_alive:
             actions.append(SignalMain(main_stop_signal(signo)))
             text = f"{name} while stopping: passed on to the main command; shutdown continues"
@@ -360,6 +395,15 @@ def _escalate(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Act
     ]
 
 
+def _begin_handoff(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+    """The boot settled: stop what still runs (the usual ordered stop), then hand off."""
+    model = replace(model, handing_off=True)
+    reason = "boot settled: stopping what still runs, then handing off"
+    return _begin_stop(model, reason, None, timeouts, routine=True)
+
+
 def _finish(model: RootModel) -> tuple[RootModel, list[Action]]:
     model = replace(model, phase=Phase.EXITED)
+    if model.handing_off:
+        return model, [HandOff()]
     return model, [Finish(model.exit_status)]

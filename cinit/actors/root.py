@@ -12,6 +12,10 @@ message (even SystemExit) is caught, logged with its traceback, and reported thr
 `cinit.boot.EXIT_INTERNAL_ERROR` (70). If the actor is stopped from outside (pykka's stop_all after
 another actor raised SystemExit), `on_stop` reports that the same way.
 
+With `handoff=True` (`cinit --then-exec`), `BootSettled` from the unit supervisor starts the
+same ordered stop, which ends with `RootOutcome.hand_off` instead of `settle`; the main
+thread then execs the program (`cinit.io.handoff`). Its shutdown events carry `handoff: true`.
+
 Unit supervision (issue 4) plugs in as `units`: any `tell`-able object that accepts
 `StopAllUnits`, `KillAllUnits` and `ForwardSignal`, and answers with `UnitsStopped` (and
 `ExitRequested` for ExitContainerOnFailure) sent to this actor.
@@ -69,6 +73,7 @@ class RootOutcome:
         self._wake = wake
         self.status: int | None = None
         self.failure: str | None = None
+        self.handoff = False  # settled by a handoff: the main thread execs --then-exec
 
     @property
     def done(self) -> bool:
@@ -80,6 +85,15 @@ class RootOutcome:
             if self.done:
                 return
             self.status = status
+        self._wake()
+
+    def hand_off(self) -> None:
+        """Everything is stopped: the main thread hands PID 1 over (status 0 meanwhile)."""
+        with self._lock:
+            if self.done:
+                return
+            self.handoff = True
+            self.status = 0
         self._wake()
 
     def fail(self, reason: str) -> None:
@@ -114,6 +128,7 @@ class RootSupervisor(pykka.ThreadingActor):
         units: Tellable | None = None,
         effects: Effects | None = None,
         events: Any = None,
+        handoff: bool = False,
     ) -> None:
         super().__init__()
         self.scheduler = scheduler
@@ -123,7 +138,7 @@ class RootSupervisor(pykka.ThreadingActor):
         self.units = units
         self.effects = effects or Effects()
         self.events = events  # the EventHub: shutdown phases go there (None: nowhere)
-        self.model = lc.initial(main_alive=main is not None and main.alive)
+        self.model = lc.initial(main_alive=main is not None and main.alive, handoff=handoff)
         self._timers: list[Timer] = []
 
     # ---- pykka hooks ----------------------------------------------------------------
@@ -173,7 +188,8 @@ class RootSupervisor(pykka.ThreadingActor):
             | lc.ExitRequested
             | lc.StopDeadline
             | lc.KillDeadline
-            | lc.ChildrenGone,
+            | lc.ChildrenGone
+            | lc.BootSettled,
         ):
             return message
         log(f"root supervisor: unexpected message {message!r}")
@@ -215,10 +231,13 @@ class RootSupervisor(pykka.ThreadingActor):
                 return lc.ChildrenGone()
         elif isinstance(action, lc.Log):
             (info if action.routine else log)(action.text)
-        elif isinstance(action, lc.Finish):
+        elif isinstance(action, lc.Finish | lc.HandOff):
             for timer in self._timers:
                 self.scheduler.cancel(timer)
-            self.outcome.settle(action.status)
+            if isinstance(action, lc.HandOff):
+                self.outcome.hand_off()
+            else:
+                self.outcome.settle(action.status)
         return None
 
     def _announce(self, before: lc.RootModel, after: lc.RootModel) -> None:
@@ -232,6 +251,8 @@ class RootSupervisor(pykka.ThreadingActor):
             fields["reason"] = after.stop_reason
         if after.phase is lc.Phase.EXITED:
             fields["status"] = after.exit_status
+        if after.handing_off:  # --then-exec: this stop ends in the exec, not an exit
+            fields["handoff"] = True
         self.events.emit(f"shutdown-{phase}", None, **fields)
 
     def _broken(self, exc: BaseException) -> None:

@@ -150,6 +150,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.stop_plans: list[StopPlan] = []
         self.shutdown: StopPlan | None = None
         self.units_stopped_sent = False
+        self.boot_set: set[str] | None = None  # the boot units, until they all settled
         self.crashes: dict[str, list[float]] = {}
         self.crash_count = 0  # actor crashes, all units
         self.internal_errors = 0  # messages the supervisor itself failed to handle
@@ -162,6 +163,7 @@ class UnitSupervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> None:
         try:
             self._handle(message)
+            self._check_boot_settled()
         except BaseException as exc:  # never let it escape: pykka would stop the actor
             self.internal_errors += 1
             text = "".join(traceback.format_exception(exc)).rstrip()
@@ -178,6 +180,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             self.root = message.root
             self._bind_sockets()
             self._start_units(self.graph.boot_units())
+            self.boot_set = set(self.book.in_play)  # with what they pulled in
         elif isinstance(message, StartUnit):
             if self.shutdown is None:
                 self._start_units([message.name])
@@ -195,6 +198,22 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._ensure_actor(message.name)
         elif not self._handle_socket_report(message):
             log(f"unit supervisor: unexpected message {message!r}")
+
+    def _check_boot_settled(self) -> None:
+        """Tell the root `BootSettled` once every boot unit settled (for --then-exec)."""
+        boot = self.boot_set
+        if boot is None or self.root is None or self.shutdown is not None:
+            return
+        if all(name in self.book.settled for name in boot):
+            self.boot_set = None
+            if not any(self._exits_container(name) for name in boot):
+                self.root.tell(lc.BootSettled())  # else its ExitRequested decides
+
+    def _exits_container(self, name: str) -> bool:
+        """Whether `name` failed with ExitContainerOnFailure=yes."""
+        service = self.units[name].service
+        failed = self.book.settled.get(name) is Outcome.FAILED
+        return failed and service is not None and service.exit_container_on_failure
 
     # ---- starting ------------------------------------------------------------------------
 

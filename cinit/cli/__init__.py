@@ -10,6 +10,7 @@ The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
 
 from __future__ import annotations
 
+import os
 import sys
 
 from cinit.io import signals
@@ -36,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     # First of all: as PID 1, a signal arriving before cinit has a way to take it is lost
     # (the kernel drops signals PID 1 does not handle), so block them before any import.
     signals.block_owned()
+    if getattr(sys, "frozen", False):  # a standalone build: what its bootloader added to the
+        # environment must reach neither the services nor the main command
+        from cinit.io.handoff import program_environment
+
+        cleaned = program_environment(os.environ)
+        os.environ.clear()
+        os.environ.update(cleaned)
     args = sys.argv[1:] if argv is None else argv
     if args and (args[0] in TOOL_COMMANDS or args[0] in APP_COMMANDS):
         signals.release_owned()

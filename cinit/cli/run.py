@@ -15,6 +15,10 @@ Behaviour by what exists:
   container image rather than a quiet success, so cinit says so, naming both directories,
   and exits 2 (a usage error), instead of idling or exiting 0.
 
+* `--then-exec PATH [ARGS...]` (takes the rest of the command line, like `--`): boot the
+  units until every boot unit settled (the oneshots finished), stop whatever still runs,
+  then exec PATH as the same process (PID 1 stays PID 1); see `cinit.io.handoff`.
+
 Exit statuses: COMMAND's status; 0 after a clean stop without COMMAND; 1 unit files with
 errors; 2 usage; 126/127 COMMAND not executable / not found; 70 internal error.
 """
@@ -33,7 +37,7 @@ from cinit.boot import (
 )
 
 USAGE = f"""\
-usage: cinit [run] [OPTIONS] [-- COMMAND [ARG...]]
+usage: cinit [run] [OPTIONS] [-- COMMAND [ARG...] | --then-exec PATH [ARG...]]
 
 Run as a container's PID 1: boot the systemd units found in the unit directories,
 and/or run COMMAND as the main process (like tini), reap every orphan, forward signals,
@@ -51,9 +55,20 @@ options:
   --events ENDPOINT    where the ZeroMQ event stream is published (default:
                        $CINIT_EVENTS, else ipc://<runtime dir>/events); tcp://PORT
                        binds loopback only
+  --control-group GROUP
+                       members of GROUP may use the event and control sockets too
+                       (default: $CINIT_CONTROL_GROUP; unset: root only)
   --log-prefix, --no-log-prefix
                        prefix each line of service output with `<unit>: ` (default: on;
                        CINIT_LOG_PREFIX=0 turns it off unless --log-prefix is given)
+  --then-exec PATH [ARG...]
+                       boot the units until the oneshots finished, stop what still
+                       runs, then exec PATH in place of cinit (same pid: PID 1 stays
+                       PID 1) with fds 0-2 only and clean signals; 127/126 when PATH
+                       cannot be executed
+  --log-target auto|console|kmsg
+                       where cinit's own lines go (default: $CINIT_LOG_TARGET, else
+                       auto: /dev/kmsg when there is no stderr, else stderr)
   -h, --help           show this help and exit
 
 Signals: SIGTERM/SIGINT/SIGRTMIN+3 stop cinit (COMMAND gets the same signal);
@@ -63,7 +78,17 @@ ExitContainerOnFailure=yes that failed: its exit code, or 1; 1 unit errors; 2 us
 126/127 COMMAND not executable/not found; 70 internal error.
 """
 
-_VALUE_OPTIONS = frozenset({"--units", "--drop-in", "--stop-timeout", "--runtime-dir", "--events"})
+_VALUE_OPTIONS = frozenset(
+    {
+        "--units",
+        "--drop-in",
+        "--stop-timeout",
+        "--runtime-dir",
+        "--events",
+        "--control-group",
+        "--log-target",
+    }
+)
 _FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
 _FLAG_OPTIONS = frozenset(
     {"--strict-units", "--validate", "--log-prefix", "--no-log-prefix", "--help", "-h"}
@@ -77,12 +102,15 @@ class UsageError(Exception):
 class RunOptions:
     """The parsed command line."""
 
-    __slots__ = ("config", "help", "validate")
+    __slots__ = ("config", "help", "log_target", "validate")
 
-    def __init__(self, config: BootConfig, validate: bool, help: bool) -> None:
+    def __init__(
+        self, config: BootConfig, validate: bool, help: bool, log_target: str | None = None
+    ) -> None:
         self.config = config
         self.validate = validate
         self.help = help
+        self.log_target = log_target  # None: $CINIT_LOG_TARGET, else auto
 
 
 def parse_duration(text: str) -> float:
@@ -110,12 +138,19 @@ def parse_args(argv: list[str]) -> RunOptions:
     values: dict[str, str] = {}
     flags: set[str] = set()
     command: list[str] = []
+    then_exec: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
         i += 1
         if arg == "--":
             command = args[i:]
+            break
+        if arg == "--then-exec" or arg.startswith("--then-exec="):
+            then_exec = [arg.partition("=")[2]] if "=" in arg else []
+            then_exec += args[i:]
+            if not then_exec or not then_exec[0]:
+                raise UsageError("--then-exec needs the path of the program to hand off to")
             break
         name, eq, inline = arg.partition("=")
         if name in _VALUE_OPTIONS:
@@ -150,8 +185,14 @@ def parse_args(argv: list[str]) -> RunOptions:
         command=command,
         runtime_dir=values.get("--runtime-dir") or None,
         events_endpoint=values.get("--events") or None,
+        control_group=values.get("--control-group") or None,
+        then_exec=then_exec or None,
     )
-    return RunOptions(config, "--validate" in flags, bool(flags & {"--help", "-h"}))
+    target = values.get("--log-target")
+    if target is not None and target.strip().lower() not in ("auto", "console", "kmsg"):
+        raise UsageError(f"--log-target: expected auto, console or kmsg, not {target!r}")
+    help = bool(flags & {"--help", "-h"})
+    return RunOptions(config, "--validate" in flags, help, target)
 
 
 def main(argv: list[str]) -> int:
@@ -165,6 +206,9 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     config = options.config
+    from cinit.io.log import configure_target
+
+    configure_target(options.log_target)
     if options.validate:
         from cinit.cli.validate import run_validate
 

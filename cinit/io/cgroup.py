@@ -200,7 +200,12 @@ class CgroupTree:
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"not a cgroup name: {name!r}")
         path = os.path.join(self.root, name)
-        os.makedirs(path, exist_ok=True)
+        try:  # one syscall: boot created the boot units' groups already
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
         return Cgroup(path)
 
     def children(self) -> list[Cgroup]:

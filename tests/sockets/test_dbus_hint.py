@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,16 @@ SEED = ROOT / "tests" / "data" / "seed"
 pytestmark = pytest.mark.timeout(30)
 
 
-def cinit() -> list[str]:
-    script = Path(sys.executable).parent / "cinit"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cinit"]
-
-
-def validate(units: Path, drop_in: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [*cinit(), "validate", "--units", str(units), "--drop-in", str(drop_in), *extra]
+def validate(
+    cinit_cmd: list[str], units: Path, drop_in: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    # cinit_cmd: the shared fixture of tests/conftest.py (honours CINIT_BIN)
+    argv = [*cinit_cmd, "validate", "--units", str(units), "--drop-in", str(drop_in), *extra]
     return subprocess.run(argv, capture_output=True, text=True, timeout=20)
 
 
-def test_seed_examples_pass_strict_units_with_a_dbus_hint() -> None:
-    result = validate(SEED / "units", SEED / "container-init.d", "--strict-units")
+def test_seed_examples_pass_strict_units_with_a_dbus_hint(cinit_cmd: list[str]) -> None:
+    result = validate(cinit_cmd, SEED / "units", SEED / "container-init.d", "--strict-units")
     assert result.returncode == 0, result.stderr
     hints = [line for line in result.stderr.splitlines() if ": hint: " in line]
     assert hints == [
@@ -41,12 +38,12 @@ def test_seed_examples_pass_strict_units_with_a_dbus_hint() -> None:
     assert "0 warnings, 0 errors, 1 hints" in result.stdout
 
 
-def test_the_corrected_form_gets_no_hint(tmp_path: Path) -> None:
+def test_the_corrected_form_gets_no_hint(tmp_path: Path, cinit_cmd: list[str]) -> None:
     drop_in = tmp_path / "d"
     shutil.copytree(SEED / "container-init.d", drop_in)
     service = drop_in / "dbus-system.service"
     service.write_text(service.read_text().replace("--system ", "--system --address=systemd: "))
-    result = validate(SEED / "units", drop_in, "--strict-units")
+    result = validate(cinit_cmd, SEED / "units", drop_in, "--strict-units")
     assert result.returncode == 0, result.stderr
     assert ": hint: " not in result.stderr
     assert "0 warnings, 0 errors\n" in result.stdout
