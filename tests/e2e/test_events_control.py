@@ -41,7 +41,7 @@ UNITS = {
     "broken.service": """
         [Service]
         Type=oneshot
-        ExecStart=/bin/sh -c "exit 7"
+        ExecStart=/bin/sh -c "echo cannot find its config >&2; exit 7"
         """,
 }
 
@@ -86,7 +86,9 @@ def test_status_start_stop_restart_and_is_ready_exit_codes(
 
     block = cli(cinit_cmd, runtime, "status", "web")
     assert block.returncode == 0 and "Main PID: " + str(web["main_pid"]) in block.stdout
-    assert cli(cinit_cmd, runtime, "status", "broken.service").returncode == 3
+    broken = cli(cinit_cmd, runtime, "status", "broken.service")
+    assert broken.returncode == 3
+    assert "cannot find its config" in broken.stdout  # its last output lines, as systemctl
     unknown = cli(cinit_cmd, runtime, "status", "nope.service")
     assert unknown.returncode == 4 and "nope.service" in unknown.stderr
 
