@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shlex
 import shutil
@@ -95,3 +97,55 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+# --- machine-readable results, read by bench/report.py ----------------------------------------
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """`--json PATH`: also write the bench's medians, ratios and targets there."""
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write medians/ratios/targets as JSON"
+    )
+
+
+def result_row(
+    metric: str,
+    unit: str,
+    cinit: float | None,
+    peers: dict[str, float | None] | None = None,
+    *,
+    ratio_to: str | None = None,
+    ratio_value: float | None = None,
+    target: str = "",
+    met: bool | None = None,
+    digits: int = 1,
+) -> dict[str, object]:
+    """One report row: cinit's median beside its peers', the ratio cinit/`ratio_to` (or
+    `ratio_value` when the ratio is not cinit over a peer's cell), the target and whether
+    it was met (None: no target)."""
+    peers = peers or {}
+    if ratio_value is None and ratio_to is not None:
+        peer = peers.get(ratio_to)
+        if cinit is not None and peer:
+            ratio_value = cinit / peer
+    return {
+        "metric": metric, "unit": unit, "digits": digits, "cinit": cinit, "peers": peers,
+        "ratio": ratio_value, "ratio_to": ratio_to, "target": target, "met": met,
+    }  # fmt: skip
+
+
+def write_json(
+    path: Path | None,
+    bench: str,
+    rows: Sequence[dict[str, object]],
+    *,
+    notes: Sequence[str] = (),
+    params: dict[str, object] | None = None,
+) -> None:
+    """Write a bench's rows (see `result_row`) for bench/report.py; nothing without a path."""
+    if path is None:
+        return
+    document = {"bench": bench, "params": params or {}, "rows": list(rows), "notes": list(notes)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1) + "\n")

@@ -34,8 +34,17 @@ script) as PID 1; measured are
   clean       runs where every service recorded that it stopped on SIGTERM (and exit 0);
   link        chain only: median over the chain of (a service's `ready` stamp, taken just
               before it sends READY=1 -> the next service's spawn estimate).
-Runs of the two inits are interleaved; medians are printed with cinit/floor ratios and the
+Runs of the inits are interleaved; medians are printed with cinit/floor ratios and the
 issue's targets. No assertions: numbers are for the note.
+
+With `DSR=path/to/systemctl3.py` in the environment, docker-systemctl-replacement (a Python
+systemctl that runs as PID 1) boots the same unit files as a third init in the par 30
+scenario: `python systemctl3.py --root DIR init <services> probe.service` with the units in
+DIR/etc/systemd/system (it starts them in After= order, one at a time, waiting for each
+READY=1, and stops them in reverse order on SIGTERM). Its notify wait polls once a second and
+waits up to 3 s more for a MAINPID= the services do not send (systemd needs none), so a run
+takes minutes: `--dsr-runs` (default 1) of them. Without DSR it is skipped with a note.
+`--json PATH` also writes the medians and ratios for bench/report.py.
 """
 
 from __future__ import annotations
@@ -58,19 +67,23 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench._util import (
     PROGRAMS,
     UNSHARE,
+    add_json_option,
     children,
     cinit_command,
     fmt,
     median,
     print_table,
     ratio,
+    result_row,
     status_kib,
+    write_json,
 )
 
 DELAY = 0.2  # each service's time to become ready, seconds
 CHAIN = 10
 BOOT_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+DSR_TIMEOUT = 400.0  # docker-systemctl-replacement starts 30 notify services in ~3 minutes
 SERVICE = [sys.executable, "-I", "-S", str(PROGRAMS / "notify_ready.py")]
 RELAY = [sys.executable, "-I", "-S", str(PROGRAMS / "notify_relay.py")]
 
@@ -126,6 +139,17 @@ def cinit_units(scenario: Scenario, run_dir: Path, log: Path) -> list[str]:
         *cinit_command(), "--units", str(units), "--drop-in", str(run_dir / "no-drop-in"),
         "--runtime-dir", str(run_dir / "run"),
     ]
+
+
+def dsr_units(scenario: Scenario, run_dir: Path, log: Path) -> list[str]:
+    """The same unit files under a root for docker-systemctl-replacement; its argv."""
+    root = run_dir / "root"
+    system = root / "etc" / "systemd" / "system"
+    system.parent.mkdir(parents=True)
+    cinit_units(scenario, run_dir, log)  # the very same files, moved where DSR looks
+    (run_dir / "units").rename(system)
+    units = [f"{name}.service" for name in scenario.names] + ["probe.service"]
+    return [sys.executable, os.environ["DSR"], "--root", str(root), "init", *units]
 
 
 def floor_script(scenario: Scenario, run_dir: Path, log: Path) -> list[str]:
@@ -193,12 +217,12 @@ def one_run(init: str, scenario: Scenario, scratch: Path, index: int) -> Sample 
     run_dir = scratch / f"{init}-{scenario.label.replace(' ', '')}-{index}"
     run_dir.mkdir()
     log, stamp, probe = run_dir / "events.log", run_dir / "exec-stamp", run_dir / "probe"
-    make = cinit_units if init == "cinit" else floor_script
+    make = {"cinit": cinit_units, "floor": floor_script, "dsr": dsr_units}[init]
     argv = [*UNSHARE, *stamp_then_exec(stamp), *make(scenario, run_dir, log)]
     with open(run_dir / "stdout", "wb") as out, open(run_dir / "stderr", "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
     try:
-        deadline = time.monotonic() + BOOT_TIMEOUT
+        deadline = time.monotonic() + (DSR_TIMEOUT if init == "dsr" else BOOT_TIMEOUT)
         while not (probe.exists() and probe.read_text().endswith("\n")):
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = (run_dir / "stderr").read_text(errors="replace").strip().splitlines()
@@ -212,9 +236,9 @@ def one_run(init: str, scenario: Scenario, scratch: Path, index: int) -> Sample 
         sent = time.perf_counter()
         os.kill(pid1, signal.SIGTERM)
         try:
-            proc.wait(STOP_TIMEOUT)
+            proc.wait(DSR_TIMEOUT if init == "dsr" else STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            return f"did not exit within {STOP_TIMEOUT} s of SIGTERM"
+            return "did not exit in time after SIGTERM"
         stop_ms = (time.perf_counter() - sent) * 1e3
         exec_ns = int(stamp.read_text())
         seen = read_events(log)
@@ -257,6 +281,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", action="append", default=[],
                         help="run only scenarios whose name starts with this (repeatable)")
+    parser.add_argument("--dsr-runs", type=int, default=1,
+                        help="runs of docker-systemctl-replacement (with DSR set; minutes each)")
+    add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("bench/boot: needs root and unshare (util-linux) to run inits as PID 1")
@@ -270,13 +297,23 @@ def main() -> int:
     if args.only:
         scenarios = [s for s in scenarios if any(s.label.startswith(o) for o in args.only)]
     inits = ("cinit", "floor")
+    dsr = os.environ.get("DSR")
+    dsr_note = "docker-systemctl-replacement: not measured (set DSR=path/to/systemctl3.py)"
+    if dsr and not Path(dsr).is_file():
+        dsr_note = f"docker-systemctl-replacement: DSR={dsr} is not a file; not measured"
+        dsr = None
+    elif dsr:
+        dsr_note = (f"docker-systemctl-replacement: {dsr} (par 30 only, {args.dsr_runs} run(s); "
+                    "it polls for READY=1 once a second and then waits up to 3 s for MAINPID=)")
+    print(dsr_note)
     scratch = Path(tempfile.mkdtemp(prefix="cinit-bench-boot-"))
     samples: dict[tuple[str, str], list[Sample]] = {}
     problems: dict[tuple[str, str], list[str]] = {}
     started = time.monotonic()
     for index in range(args.runs):
         for scenario in scenarios:
-            for init in inits:
+            with_dsr = dsr and scenario.label == "par 30" and index < args.dsr_runs
+            for init in (*inits, "dsr") if with_dsr else inits:
                 key = (scenario.label, init)
                 result = one_run(init, scenario, scratch, index)
                 if isinstance(result, Sample):
@@ -287,14 +324,15 @@ def main() -> int:
           f"{args.runs} runs each, interleaved; {time.monotonic() - started:.0f} s; medians")
     rows = []
     for scenario in scenarios:
-        for init in inits:
+        for init in (*inits, "dsr") if (scenario.label, "dsr") in samples else inits:
             got = samples.get((scenario.label, init), [])
             rss = med(got, "rss_kib")
             rows.append([
                 scenario.label, init, fmt(med(got, "all_ready_ms")), fmt(med(got, "own_start_ms")),
                 fmt(None if rss is None else rss / 1024, digits=2), fmt(med(got, "stop_ms")),
                 fmt(med(got, "link_ms")) if scenario.chain else "-",
-                f"{sum(s.clean for s in got)}/{len(got)}", f"{len(got)}/{args.runs}",
+                f"{sum(s.clean for s in got)}/{len(got)}",
+                f"{len(got)}/{args.dsr_runs if init == 'dsr' else args.runs}",
             ])
     print_table(
         "boot -> all ready (probe stamp - exec stamp), own start (first service's spawn - exec), "
@@ -333,7 +371,67 @@ def main() -> int:
     for (label, init), reasons in sorted(problems.items()):
         print(f"\n{init} {label}: {len(reasons)} failed run(s); first: {reasons[0]}")
     shutil.rmtree(scratch, ignore_errors=True)
+    write_json(args.json, "boot", json_rows(scenarios, samples),
+               notes=[dsr_note, *(f"{init} {label}: {len(reasons)} failed run(s); first: "
+                                  f"{reasons[0]}" for (label, init), reasons
+                                  in sorted(problems.items()))],
+               params={"runs": args.runs, "delay_ms": DELAY * 1e3})  # fmt: skip
     return 0
+
+
+def json_rows(
+    scenarios: list[Scenario], samples: dict[tuple[str, str], list[Sample]]
+) -> list[dict[str, object]]:
+    """The report rows: per scenario all-ready, own start, stop and RSS, cinit beside the
+    floor (and docker-systemctl-replacement where it ran)."""
+    rows = []
+    targets = {"par 30": ("<= 1.15x floor", 1.15), f"chain {CHAIN}": ("<= 1.05x floor", 1.05)}
+    for scenario in scenarios:
+        label = scenario.label
+        ours = samples.get((label, "cinit"), [])
+
+        def peers(field: str, scale: float = 1.0, label: str = label) -> dict[str, float | None]:
+            found: dict[str, float | None] = {}
+            for init, name in (("floor", "shell floor"), ("dsr", "docker-systemctl-repl.")):
+                if (label, init) in samples:
+                    value = med(samples[(label, init)], field)
+                    found[name] = None if value is None else value / scale
+            return found
+
+        ready, ready_peers = med(ours, "all_ready_ms"), peers("all_ready_ms")
+        target, limit = targets.get(label, ("", 0.0))
+        floor_ready = ready_peers.get("shell floor")
+        met = None
+        if target and ready is not None and floor_ready:
+            met = ready / floor_ready <= limit
+        rows.append(result_row(f"{label}: boot -> all ready", "ms", ready, ready_peers,
+                               ratio_to="shell floor", target=target, met=met))
+        start, start_peers = med(ours, "own_start_ms"), peers("own_start_ms")
+        floor_start = start_peers.get("shell floor")
+        start_met = None
+        if label == "par 30" and start is not None and floor_start is not None:
+            start_met = start <= floor_start + 150
+        rows.append(result_row(f"{label}: exec -> first service spawned", "ms", start, start_peers,
+                               target="<= floor + 150 ms" if label == "par 30" else "",
+                               met=start_met))
+        rows.append(result_row(f"{label}: SIGTERM -> exit", "ms", med(ours, "stop_ms"),
+                               peers("stop_ms"), ratio_to="shell floor"))
+        clean = {name: 100.0 * sum(x.clean for x in got) / len(got) for name, got in (
+            ("cinit", ours), ("shell floor", samples.get((label, "floor"), [])),
+            ("docker-systemctl-repl.", samples.get((label, "dsr"), []))) if got}
+        rows.append(result_row(f"{label}: clean stops (all services stopped on SIGTERM, exit 0)",
+                               "%", clean.pop("cinit", None), clean, digits=0))
+        rss = med(ours, "rss_kib")
+        rss_mib = None if rss is None else rss / 1024
+        rows.append(result_row(f"{label}: PID 1 peak RSS", "MiB", rss_mib, peers("rss_kib", 1024),
+                               ratio_to="shell floor", digits=2,
+                               target="<= 25 MiB" if label == "par 30" else "",
+                               met=None if label != "par 30" or rss_mib is None
+                               else rss_mib <= 25))
+        if scenario.chain:
+            rows.append(result_row(f"{label}: READY=1 -> next service spawned", "ms",
+                                   med(ours, "link_ms"), peers("link_ms"), ratio_to="shell floor"))
+    return rows  # fmt: skip
 
 
 if __name__ == "__main__":

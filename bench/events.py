@@ -17,6 +17,7 @@ Scenarios (each cinit is PID 1 of a fresh `unshare --pid --fork --mount-proc`):
   is-ready  `cinit is-ready` as a whole process against a booted cinit, timed with
           hyperfine (-N, 5 warm-ups, 40 runs), next to `python -I -S -c pass` as the floor.
 Medians throughout; no assertions: numbers are for the note.
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._util import UNSHARE, cinit_command, fmt, median, print_table, ratio
+from bench._util import (
+    UNSHARE,
+    add_json_option,
+    cinit_command,
+    fmt,
+    median,
+    print_table,
+    ratio,
+    result_row,
+    write_json,
+)
 
 SUBSCRIBERS = 10
 STORM_UNITS = 10
@@ -255,6 +266,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--storm-seconds", type=float, default=3.0)
+    add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("bench/events: needs root and unshare (util-linux) to run cinit as PID 1")
@@ -328,6 +340,27 @@ def main() -> int:
             f"python -I -S -c pass: {ready['floor_ms']:.1f} ms "
             f"({ratio(ready['median_ms'], ready['floor_ms'])})"
         )
+    produced_quiet, produced_busy = med(quiet, "produced"), med(busy, "produced")
+    rows = [
+        result_row(f"restart storm, events produced/s with {SUBSCRIBERS} subscribers", "/s",
+                   produced_busy, {"0 subscribers": produced_quiet}, ratio_to="0 subscribers",
+                   digits=0),
+        result_row(f"  delivered to each of {SUBSCRIBERS} subscribers", "/s",
+                   med(busy, "delivered"), digits=0),
+        result_row(f"boot {BOOT_UNITS} services with {SUBSCRIBERS} subscribers", "ms", watched,
+                   {"0 subscribers": plain}, ratio_to="0 subscribers", target="<= 1.10x",
+                   met=None if watched is None or not plain else watched / plain <= 1.10),
+    ]
+    if ready is not None:
+        rows.append(result_row("`cinit is-ready`, whole process (hyperfine)", "ms",
+                               ready["median_ms"], {"python -I -S -c pass": ready["floor_ms"]},
+                               ratio_to="python -I -S -c pass", target="<= 60 ms",
+                               met=ready["median_ms"] <= 60))
+    write_json(
+        args.json, "events", rows,
+        notes=[] if ready is not None else ["is-ready: hyperfine not installed; not measured"],
+        params={"runs": args.runs, "storm_seconds": args.storm_seconds},
+    )  # fmt: skip
     return 0
 
 

@@ -13,10 +13,12 @@ never the bottleneck. Each row moves the same bytes to /dev/null:
   batches instead of PIPE_BUF ones (to show what the atomic-line batching costs).
 
 Medians of `runs`; the ratio column is relay time over the `cat | cat` peer's.
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._util import median
+from bench._util import add_json_option, median, result_row, write_json
 from cinit.io import output
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn import SpawnRequest, spawn
@@ -104,8 +106,13 @@ def measure(path: str, runs: int) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    mib = int(sys.argv[1]) if len(sys.argv) > 1 else 64
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mib", type=int, nargs="?", default=64, help="MiB through the writer")
+    parser.add_argument("runs", type=int, nargs="?", default=5)
+    add_json_option(parser)
+    args = parser.parse_args()
+    mib, runs = args.mib, args.runs
+    json_rows = []
     print(f"output relay: {mib} MiB through one flooding writer, median of {runs} runs")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     for line_length in (100, 1000):
@@ -118,8 +125,20 @@ def main() -> None:
             print(f"{'case':40} {'MiB/s':>9} {'vs cat|cat':>10}")
             for name, seconds in rows:
                 print(f"{name:40} {size_mib / seconds:9.0f} {seconds / pipe_peer:9.2f}x")
+            speed = {name: size_mib / seconds for name, seconds in rows}
+            json_rows.append(
+                result_row(
+                    f"{line_length}-byte lines, prefixed relay", "MiB/s",
+                    speed["cinit relay, prefix"],
+                    {"cat | cat": speed["peer: cat | cat"],
+                     "cat | sed prefix": speed["peer: cat | sed prefix"],
+                     "cat > /dev/null": speed["floor: cat > /dev/null"]},
+                    ratio_to="cat | sed prefix", digits=0,
+                )
+            )  # fmt: skip
         finally:
             os.unlink(path)
+    write_json(args.json, "output", json_rows, params={"mib": mib, "runs": runs})
 
 
 if __name__ == "__main__":

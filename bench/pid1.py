@@ -1,17 +1,20 @@
 """Benchmark cinit as PID 1 against tini, side by side in one run.
 
 Run as root from the repository: `python -m bench.pid1` (or `python bench/pid1.py`).
-`CINIT_BIN` selects the cinit build. tini is used when installed; nothing is installed.
+`CINIT_BIN` selects the cinit build. tini and dumb-init are used when installed (apt packages
+`tini`, `dumb-init`), each skipped with a note when missing; nothing is installed.
 
 Measures, each init running as PID 1 of a fresh `unshare --pid --fork --mount-proc`:
   (a) exec of the init -> exec of its child, and the whole run's wall time;
   (b) the init's peak RSS (VmHWM);
   (c) the time to reap a burst of 10,000 orphaned zombies.
 Prints tables of medians (and p90) with the ratio cinit/tini and the issue's targets.
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -29,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench._util import (
     PROGRAMS,
     UNSHARE,
+    add_json_option,
     children,
     cinit_command,
     fmt,
@@ -36,8 +40,10 @@ from bench._util import (
     percentile,
     print_table,
     ratio,
+    result_row,
     status_kib,
     wall_ms,
+    write_json,
 )
 
 EXEC_RUNS = 25
@@ -144,6 +150,12 @@ def collect(
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exec-runs", type=int, default=EXEC_RUNS, help="runs of (a)")
+    parser.add_argument("--storm-runs", type=int, default=STORM_RUNS, help="runs of (c)")
+    add_json_option(parser)
+    args = parser.parse_args()
+    exec_runs, storm_runs = args.exec_runs, args.storm_runs
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("bench/pid1: needs root and unshare (util-linux) to run inits as PID 1")
         return 1
@@ -157,16 +169,21 @@ def main() -> int:
         candidates["tini"] = [tini]
     else:
         print("tini not installed: peer column skipped (apt package `tini`)")
+    dumb_init = shutil.which("dumb-init")
+    if dumb_init:
+        candidates["dumb-init"] = [dumb_init]
+    else:
+        print("dumb-init not installed: peer column skipped (apt package `dumb-init`)")
     inits = {name: argv for name, argv in candidates.items() if usable(name, argv)}
     names = list(inits)
     print(f"inits: {', '.join(names) or 'none'}; {os.cpu_count()} CPUs; "
           "medians of interleaved runs")
 
     # (a) exec -> child
-    baseline = collect({"no init": []}, EXEC_RUNS, exec_to_child_ms)["no init"]
-    exec_samples = collect(inits, EXEC_RUNS, exec_to_child_ms)
-    wall_base = collect({"no init": []}, EXEC_RUNS, whole_run_ms)["no init"]
-    wall_samples = collect(inits, EXEC_RUNS, whole_run_ms)
+    baseline = collect({"no init": []}, exec_runs, exec_to_child_ms)["no init"]
+    exec_samples = collect(inits, exec_runs, exec_to_child_ms)
+    wall_base = collect({"no init": []}, exec_runs, whole_run_ms)["no init"]
+    wall_samples = collect(inits, exec_runs, whole_run_ms)
     base_med = median(baseline) if baseline else 0.0
     wall_base_med = median(wall_base) if wall_base else None
     meds = {name: median(xs) if xs else None for name, xs in exec_samples.items()}
@@ -198,7 +215,7 @@ def main() -> int:
     # (b) peak RSS
     rss = collect(inits, RSS_RUNS, peak_rss_kib)
     # (c) storm (also gives VmHWM after reaping the storm)
-    storms = collect(inits, STORM_RUNS, storm)
+    storms = collect(inits, storm_runs, storm)
     rss_meds: dict[str, float | None] = {}
     rss_parts: dict[str, tuple[float | None, float | None]] = {}
     for name in names:
@@ -233,7 +250,7 @@ def main() -> int:
         left = max(r["left"] for r in reports) if reports else None
         storm_rows.append([
             name, fmt(tails[name]), fmt(cpu, digits=0), fmt(spawn, digits=0),
-            fmt(left, digits=0), f"{len(reports)}/{STORM_RUNS}",
+            fmt(left, digits=0), f"{len(reports)}/{storm_runs}",
             ratio(tails.get("cinit"), tails.get("tini")) if name == "cinit" else "",
             "<= 1.2x tini" if name == "cinit" else "",
         ])
@@ -247,6 +264,33 @@ def main() -> int:
         storm_rows,
     )
     shutil.rmtree(scratch, ignore_errors=True)
+    peers = [name for name in names if name != "cinit"]
+    whole = {name: median(wall_samples[name]) if wall_samples[name] else None for name in names}
+    cinit_raw, cinit_rss, cinit_tail = meds.get("cinit"), rss_meds.get("cinit"), tails.get("cinit")
+    tini_tail = tails.get("tini")
+    write_json(
+        args.json,
+        "pid1",
+        [
+            result_row("exec(init) -> exec(child) (raw stamps)", "ms", cinit_raw,
+                       {"no init": base_med, **{p: meds[p] for p in peers}}, ratio_to="tini",
+                       target="<= 30 ms", met=None if cinit_raw is None else cinit_raw <= 30),
+            result_row("whole run `init -- /bin/true` (start, child, exit)", "ms",
+                       whole.get("cinit"),
+                       {"no init": wall_base_med, **{p: whole[p] for p in peers}},
+                       ratio_to="tini"),
+            result_row("peak RSS (VmHWM)", "MiB", cinit_rss, {p: rss_meds[p] for p in peers},
+                       ratio_to="tini", digits=2, target="<= 25 MiB",
+                       met=None if cinit_rss is None else cinit_rss <= 25),
+            result_row(f"reap a burst of {STORM_SIZE:,} orphaned zombies", "ms", cinit_tail,
+                       {p: tails[p] for p in peers}, ratio_to="tini", target="<= 1.2x tini",
+                       met=None if cinit_tail is None or not tini_tail
+                       else cinit_tail <= 1.2 * tini_tail),
+        ],
+        notes=[f"{name} not installed: skipped" for name in ("tini", "dumb-init")
+               if name not in inits],
+        params={"exec_runs": exec_runs, "rss_runs": RSS_RUNS, "storm_runs": storm_runs},
+    )  # fmt: skip
     return 0
 
 

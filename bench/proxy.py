@@ -19,6 +19,7 @@ both ways (tests/programs/proxy_backend.py COUNT and SPEAK); 1,000 concurrent co
 echoed byte-exact. Also the relay process's CPU time (utime+stime) per GiB and per request:
 steadier than throughput on a shared, noisy machine. Prints medians over --runs (runs
 interleaved) and ratios against proxyd. `CINIT_BIN` selects the cinit build.
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench._util import (
     PROGRAMS,
     UNSHARE,
+    add_json_option,
     children,
     cinit_command,
     fmt,
     median,
     print_table,
     ratio,
+    result_row,
+    write_json,
 )
 
 HERE = Path(__file__).resolve()
@@ -500,6 +504,7 @@ def main() -> None:
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", metavar="TARGET", help=argparse.SUPPRESS)
     parser.add_argument("--no-splice", action="store_true", help=argparse.SUPPRESS)
+    add_json_option(parser)
     args = parser.parse_args()
     if args.sink:
         sink_main()
@@ -536,6 +541,55 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report(bulk, cpu, rate, req_cpu, p99, errors, half, held)
+    write_json(
+        args.json, "proxy", json_rows(bulk, cpu, rate, req_cpu, p99, half, held),
+        notes=["cinit = cinit as PID 1 with a proxy .socket; relay alone = its relay engine in "
+               "a process of its own; proxyd = systemd-socket-proxyd; direct = no proxy"],
+        params={"runs": runs, "bulk_gib": args.bulk_gib, "wrk_seconds": args.wrk_seconds},
+    )  # fmt: skip
+
+
+def json_rows(
+    bulk: dict[str, list[float | None]],
+    cpu: dict[str, list[float | None]],
+    rate: dict[str, list[float | None]],
+    req_cpu: dict[str, list[float | None]],
+    p99: dict[str, list[float | None]],
+    half: dict[str, tuple[bool, bool]],
+    held: dict[str, tuple[int, float]],
+) -> list[dict[str, object]]:
+    """Report rows: cinit as PID 1 beside its relay alone, systemd-socket-proxyd and direct."""
+    columns = {"cinit": "relay alone", "cinit-copy": "relay, no splice", "proxyd": "proxyd",
+               "direct": "direct"}  # fmt: skip
+    rows = []
+    for metric, unit, values, digits, target, better in (
+        ("bulk stream through the proxy", "Gbit/s", bulk, 2, ">= 1.10x proxyd", 1.10),
+        ("relay CPU time per GiB (bulk)", "s", cpu, 2, "", None),
+        ("wrk -t2 -c50, nginx 612-byte page", "req/s", rate, 0, ">= 1.00x proxyd", 1.00),
+        ("  wrk p99 latency", "ms", p99, 2, "<= proxyd", -1.0),
+        ("  relay CPU time per request", "µs", req_cpu, 1, "", None),
+    ):
+        if not values:
+            continue
+        ours = _med(values.get("cinit-pid1", []))
+        peers = {name: _med(values[mode]) for mode, name in columns.items() if mode in values}
+        peer = peers.get("proxyd")
+        met = None
+        if better is not None and ours is not None and peer:
+            met = ours <= peer if better < 0 else ours / peer >= better
+        rows.append(result_row(metric, unit, ours, peers, ratio_to="proxyd", digits=digits,
+                               target=target, met=met))  # fmt: skip
+    if "cinit-pid1" in half:
+        c2t, t2c = half["cinit-pid1"]
+        exact, _ = held.get("cinit-pid1", (0, 0.0))
+        peers_half = {n: float(sum(half[mode])) for mode, n in columns.items() if mode in half}
+        rows.append(result_row("half-close carried, both directions (of 2)", "", float(c2t + t2c),
+                               peers_half, digits=0, target="2", met=c2t and t2c))  # fmt: skip
+        peers_held = {name: float(held[mode][0]) for mode, name in columns.items() if mode in held}
+        rows.append(result_row("1,000 concurrent connections echoed byte-exact", "",
+                               float(exact), peers_held, digits=0, target="1000",
+                               met=exact == 1000))  # fmt: skip
+    return rows
 
 
 def cpu_seconds(server: Server) -> float | None:

@@ -22,6 +22,7 @@ listener at fd 3, accepts one connection, sends one byte and exits. Two modes, i
 
 Printed: medians and p90, and the median overhead (cinit - own start) against the issue's
 target (<= 20 ms). No assertions: numbers are for the note.
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._util import UNSHARE, children, cinit_command, median, percentile
+from bench._util import (
+    UNSHARE,
+    add_json_option,
+    children,
+    cinit_command,
+    median,
+    percentile,
+    result_row,
+    write_json,
+)
 
 SERVER = """\
 import socket
@@ -164,6 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--pause", type=float, default=0.15, help="seconds between samples")
+    add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("socket_start: run as root (cinit runs as PID 1 in a PID namespace)")
@@ -208,6 +219,22 @@ def main() -> int:
     if pgrp:
         moved = median(through) - median(pgrp)
         print(f"  of which the move into the unit's cgroup (cinit - no cgroups): {moved:.2f} ms")
+    peers = {"service own start": median(own)}
+    if pgrp:
+        peers["cinit, no cgroups"] = median(pgrp)
+    write_json(
+        args.json,
+        "socket_start",
+        [
+            result_row("native socket, cold start: connect -> first byte", "ms", median(through),
+                       peers, ratio_to="service own start", digits=2),
+            result_row("  cinit's overhead (median difference to own start)", "ms", overhead,
+                       target=f"<= {TARGET_MS:g} ms", met=overhead <= TARGET_MS, digits=2),
+        ],
+        notes=["own start: the same service spawned directly on a pre-bound listener, no "
+               "supervisor; no cgroups: cinit falling back to process groups"],
+        params={"runs": args.runs},
+    )  # fmt: skip
     return 0
 
 

@@ -11,10 +11,12 @@ spawn in Python: no set-up at all), `os.posix_spawn` (vfork: faster, but it cann
 setuid, join a cgroup or set LISTEN_PID) and `subprocess.Popen` (what cinit must not use
 for supervised processes, but a familiar yardstick). cinit is measured from the main
 thread and from a second thread (as unit actors will call it).
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import statistics
@@ -28,6 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._util import add_json_option, result_row, write_json
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn import SpawnRequest, spawn
 
@@ -114,7 +117,11 @@ def measure(name: str, run: Callable[[int], list[float]], n: int) -> dict[str, f
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="?", default=2000, help="spawns per method")
+    add_json_option(parser)
+    args = parser.parse_args()
+    n = args.n
     rows = [
         measure("cinit spawn (main thread)", bench_cinit, n),
         measure("cinit spawn (other thread)", bench_cinit_in_thread, n),
@@ -138,6 +145,29 @@ def main() -> int:
         print(f"{row['method']:28} {row['per_s']:10.0f} {median_us:10.1f} "
               f"{row['p95_us']:10.1f} {median_us / float(fork['median_us']):12.2f}x "
               f"{median_us / float(vfork['median_us']):14.2f}x")
+    by_name = {str(row["method"]): row for row in rows}
+    peer_names = ("bare os.fork + exec", "os.posix_spawn", "subprocess.Popen")
+
+    def spawn_row(metric: str, key: str, unit: str, method: str) -> dict[str, object]:
+        peers = {name: float(by_name[name][key]) for name in peer_names}
+        return result_row(metric, unit, float(by_name[method][key]), peers,
+                          ratio_to="bare os.fork + exec", digits=0)
+
+    write_json(
+        args.json,
+        "spawn",
+        [
+            spawn_row("spawn /bin/true, fork -> exec confirmed (median)", "median_us", "µs",
+                      "cinit spawn (main thread)"),
+            spawn_row("  the same from a second thread", "median_us", "µs",
+                      "cinit spawn (other thread)"),
+            spawn_row("spawns + reaps per second (higher is better)", "per_s", "/s",
+                      "cinit spawn (main thread)"),
+        ],
+        notes=["posix_spawn (vfork) cannot chdir, setuid, join a cgroup or set LISTEN_PID; "
+               "the bare fork is the floor of any fork-based spawn in Python"],
+        params={"n": n},
+    )  # fmt: skip
     return 0
 
 

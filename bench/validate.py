@@ -11,6 +11,7 @@ Measures, and prints beside its target:
   (c) `cinit validate --strict-units` on the seed corpus as a whole process: median of
       >= 20 runs; target <= 150 ms wall, beside `python -c pass` measured in the same run.
 Numbers only: no assertion, no exit status from a missed target.
+`--json PATH` also writes the medians, ratios and targets for bench/report.py.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._util import ROOT, cinit_command, fmt, median, percentile, print_table, wall_ms
+from bench._util import (
+    ROOT,
+    add_json_option,
+    cinit_command,
+    fmt,
+    median,
+    percentile,
+    print_table,
+    result_row,
+    wall_ms,
+    write_json,
+)
 from bench.make_units import ENVIRON, UnitTree, write_unit_tree
 from cinit.units import Severity, load_units
 
@@ -91,6 +103,7 @@ def main() -> None:
     parser.add_argument("--process-runs", type=int, default=25, help="process runs (>= 20)")
     parser.add_argument("--small", type=int, default=1_000, help="units in the small set")
     parser.add_argument("--large", type=int, default=10_000, help="units in the large set")
+    add_json_option(parser)
     options = parser.parse_args()
 
     rows: list[list[str]] = []
@@ -208,6 +221,28 @@ def main() -> None:
         ["what", "median", "p90", "cpu median", "target", "verdict"],
         rows,
     )
+    small_k, large_k = f"{options.small:,}", f"{options.large:,}"
+    write_json(
+        options.json,
+        "validate",
+        [
+            result_row(f"load + validate {small_k} units, in-process", "ms", small_median,
+                       {"GC paused": median(small_paused.wall)},
+                       target=f"<= {TARGET_1K_MS:.0f} ms", met=small_median <= TARGET_1K_MS),
+            result_row(f"load + validate {large_k} units, in-process", "ms", large_median,
+                       {"GC paused": median(large_paused.wall)}),
+            result_row(f"scaling {large_k} / {small_k} units", "x", scaling,
+                       {"GC paused": paused_scaling}, digits=2,
+                       target=f"<= {TARGET_SCALING:.0f}x", met=scaling <= TARGET_SCALING),
+            result_row("`cinit validate --strict-units`, seed corpus, whole process", "ms",
+                       cinit_median, {"python -c pass": python_median}, ratio_to="python -c pass",
+                       target=f"<= {TARGET_PROCESS_MS:.0f} ms",
+                       met=cinit_median <= TARGET_PROCESS_MS),
+        ],
+        notes=["peers: the same load with the cyclic GC paused (what the collector costs), and "
+               "the interpreter's bare start-up (`python -c pass`)"],
+        params={"runs": options.runs, "process_runs": options.process_runs},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -22,7 +22,11 @@ def cinit_command() -> list[str]:
     """The argv prefix that runs cinit."""
     override = os.environ.get("CINIT_BIN")
     if override:
-        return shlex.split(override)
+        words = shlex.split(override)
+        # A relative path (CINIT_BIN=bin/cinit) must survive tests that run in tmp_path.
+        if "/" in words[0] and not os.path.isabs(words[0]):
+            words[0] = os.path.abspath(words[0])
+        return words
     script = Path(sys.executable).parent / "cinit"
     if script.exists():
         return [str(script)]

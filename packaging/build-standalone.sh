@@ -1,0 +1,30 @@
+#!/bin/sh
+# Build the standalone cinit: a PyInstaller onedir bundle in $OUT/cinit.dist and the
+# executable $OUT/cinit (a relative symlink into it). Needs no Python on the target.
+#   usage: packaging/build-standalone.sh PYTHON [OUT]     (make standalone: PYTHON=.venv/bin/python OUT=bin)
+# PYTHON must have cinit, its dependencies and PyInstaller importable (pip install '.[build]')
+# and a shared libpython (python.org/pyenv/official container images have one; Debian's
+# /usr/bin/python3 needs the `libpython3.11` package).
+set -eu
+PYTHON=${1:?usage: build-standalone.sh PYTHON [OUT]}
+OUT=${2:-bin}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=${CINIT_BUILD_DIR:-$HERE/../build/standalone}
+
+"$PYTHON" -m PyInstaller --noconfirm --log-level WARN \
+    --distpath "$WORK/dist" --workpath "$WORK/work" "$HERE/cinit.spec"
+
+mkdir -p "$OUT"
+# Replace atomically enough for a developer machine: build beside, then swap.
+rm -rf "$OUT/cinit.dist.new"
+cp -a "$WORK/dist/cinit" "$OUT/cinit.dist.new"
+rm -rf "$OUT/cinit.dist"
+mv "$OUT/cinit.dist.new" "$OUT/cinit.dist"
+# The bootloader finds its _internal/ through /proc/self/exe, so a symlink works from anywhere.
+ln -sfn cinit.dist/cinit "$OUT/cinit"
+if ! "$OUT/cinit" validate --example --strict-units >"$WORK/validate.log" 2>&1; then
+    cat "$WORK/validate.log" >&2
+    echo "standalone cinit: $OUT/cinit fails 'validate --example --strict-units'" >&2
+    exit 1
+fi
+echo "standalone cinit: $OUT/cinit -> $OUT/cinit.dist ($(du -sh "$OUT/cinit.dist" | cut -f1))"
