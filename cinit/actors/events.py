@@ -246,11 +246,16 @@ class EventHub:
     def _launch(self) -> None:
         self.settled.wait(max(0.0, self.started_mono + ZMQ_DEFER - time.monotonic()))
         with self._launch_lock:
-            if self._pump is None and not self._closed:
-                from cinit.actors.event_pump import EventPump
+            if not self._closed:
+                self._start_pump_locked()
 
-                self._pump = EventPump(self)
-                self._pump.start()
+    def _start_pump_locked(self) -> None:
+        """Start the pump unless it runs (the caller holds `_launch_lock`)."""
+        if self._pump is None:
+            from cinit.actors.event_pump import EventPump
+
+            self._pump = EventPump(self)
+            self._pump.start()
 
     def close(self, timeout: float = 0.3) -> None:
         """Deliver what is queued (bounded by `timeout`), close the sockets and the trace."""
@@ -261,11 +266,7 @@ class EventHub:
             self._final = None
             self._stamp(FINAL_EVENT, unit, fields)
         with self._launch_lock:  # exiting before the pump started: start it for the trace
-            if self._pump is None:
-                from cinit.actors.event_pump import EventPump
-
-                self._pump = EventPump(self)
-                self._pump.start()
+            self._start_pump_locked()
             self._closed = True
         self._pump.stop(timeout)
         os.close(self._wake_fd)
