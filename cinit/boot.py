@@ -5,11 +5,13 @@ Order matters, and is chosen so that `cinit -- CMD` reaches CMD's exec quickly:
 1. block the owned signals (before any thread exists; see `cinit.io.signals`);
 2. become a child subreaper when not PID 1;
 3. load the units when a unit directory exists (printing diagnostics; refusing to boot a
-   set with errors);
+   set with errors), and prepare a child for each boot service (`cinit.io.prespawn`);
 4. spawn the main command;
-5. only now import the heavier parts (pykka, sortedcontainers, dataclasses), start the
-   scheduler and the root supervisor actor;
-6. loop: take signals with `sigwaitinfo`; SIGCHLD -> reap everything, route exits to their
+5. set up what the units share (output relay, notify hub) and start the first wave, the
+   units that wait for nothing (`cinit.actors.first_wave`);
+6. only now import the heavier parts (pykka, sortedcontainers), start the scheduler, the
+   root supervisor actor and the unit supervisor, which takes over the first wave;
+7. loop: take signals with `sigwaitinfo`; SIGCHLD -> reap everything, route exits to their
    owners, tell the root when no child is left; other signals -> a message to the root;
    until the root settles the outcome.
 
@@ -129,7 +131,15 @@ def run(config: BootConfig) -> int:
         except SpawnError as exc:
             log(str(exc))
             return exc.exit_code
-    return _supervise(config, table, main, unit_set, (started, load_start, load_end), early)
+    services = None
+    if unit_set is not None and unit_set.units:
+        try:
+            services = _prepare_services(config, unit_set, table, early)
+        except BaseException as exc:  # PID 1 must not die of its own bug
+            log(f"cannot start the units ({exc!r}); stopping everything")
+            _emergency_stop(table, config.stop_timeout)
+            return EXIT_INTERNAL_ERROR
+    return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
 
 
 def _load_units(config: BootConfig) -> UnitSet | None:
@@ -159,7 +169,7 @@ def _supervise(
     main: Process | None,
     unit_set: UnitSet | None,
     stamps: tuple[float, float, float] | None = None,
-    early: EarlyUnits | None = None,
+    services: UnitServices | None = None,
 ) -> int:
     """Start the actor tree and run the main loop until the root settles."""
     try:
@@ -178,11 +188,10 @@ def _supervise(
     main_thread = threading.get_ident()
     outcome = RootOutcome(lambda: signals.wake(main_thread))
     scheduler = Scheduler().start()
-    services: UnitServices | None = None
     hub = _event_hub(config, unit_set, stamps)
     try:
-        if unit_set is not None and unit_set.units:
-            services = _start_units(config, unit_set, table, scheduler, hub, early)
+        if services is not None:
+            services.start_supervisor(scheduler, hub)
             if hub is not None:
                 hub.supervisor = services.supervisor
                 if services.context.relay is not None:
@@ -261,25 +270,14 @@ def _event_hub(
     return hub
 
 
-def _start_units(
-    config: BootConfig,
-    unit_set: UnitSet,
-    table: ProcessTable,
-    scheduler: Any,
-    hub: EventHub | None = None,
-    early: EarlyUnits | None = None,
+def _prepare_services(
+    config: BootConfig, unit_set: UnitSet, table: ProcessTable, early: EarlyUnits | None
 ) -> UnitServices:
-    """The unit supervisor and its helpers (relay, notify hub, cgroups)."""
+    """What the units share, and the first wave started (no actor yet)."""
     from cinit.actors.unit_services import UnitServices
 
-    return UnitServices.start(
-        unit_set,
-        table,
-        scheduler,
-        runtime_dir=config.runtime_dir,
-        log_prefix=config.log_prefix,
-        events=hub,
-        early=early,
+    return UnitServices.prepare(
+        unit_set, table, runtime_dir=config.runtime_dir, log_prefix=config.log_prefix, early=early
     )
 
 

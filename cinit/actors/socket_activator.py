@@ -46,9 +46,10 @@ import pykka
 
 from cinit.actors.record import Record
 from cinit.actors.restart import Result
-from cinit.actors.unit import Scheduling, Tellable, UnitReport
+from cinit.actors.unit import Scheduling, UnitReport
 from cinit.actors.unit_events import Notice, Transition
 from cinit.actors.unit_model import Role, State
+from cinit.actors.unit_slot import Tellable
 from cinit.io.log import info, log
 from cinit.io.reaper import ProcessExit
 from cinit.io.sockets import (

@@ -43,15 +43,7 @@ from cinit.actors.ordering import StartBook, StopPlan
 from cinit.actors.record import Record
 from cinit.actors.restart import Result
 from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
-from cinit.actors.unit import (
-    Scheduling,
-    Tellable,
-    UnitActor,
-    UnitActorCrashed,
-    UnitPort,
-    UnitReport,
-    UnitSlot,
-)
+from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
 from cinit.actors.unit_events import (
     DependenciesSettled,
     DependencyFailed,
@@ -66,7 +58,8 @@ from cinit.actors.unit_events import (
     StopRequested,
     Transition,
 )
-from cinit.actors.unit_model import Outcome, State, initial_model
+from cinit.actors.unit_model import Outcome, State
+from cinit.actors.unit_slot import Tellable, UnitPort, UnitSlot
 from cinit.io.log import info, log
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
@@ -133,6 +126,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         unit_clock: Callable[[], int] | None = None,
         closing: threading.Event | None = None,
         sockets: Any = None,  # cinit.actors.socket_activator.SocketSupport
+        started: Mapping[str, UnitSlot] | None = None,
     ) -> None:
         super().__init__()
         self.units: Mapping[str, Unit] = unit_set.units
@@ -145,7 +139,10 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.closing = closing
         self.root: Tellable | None = None
         self.book = StartBook(self.graph)
-        self.slots: dict[str, UnitSlot] = {}
+        self.slots: dict[str, UnitSlot] = dict(started or {})
+        # Boot units the first wave already started (`cinit.actors.first_wave`): at boot
+        # they get an actor but no start request.
+        self.started_early: set[str] = set(self.slots)
         self.states: dict[str, State] = {}
         self.stop_plans: list[StopPlan] = []
         self.shutdown: StopPlan | None = None
@@ -219,6 +216,11 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _start_units(self, names: list[str]) -> None:
         for name in self.book.request(names):
+            if name in self.started_early:  # asked and released by the first wave
+                self.started_early.discard(name)
+                self.book.waiting.discard(name)
+                self._ensure_actor(name)
+                continue
             self._tell(name, StartRequested())
             # Release it at once when it waits for nothing: its actor starts work while
             # the next actors are still being created.
@@ -405,9 +407,7 @@ class UnitSupervisor(pykka.ThreadingActor):
     def _ensure_actor(self, name: str) -> UnitSlot | None:
         slot = self.slots.get(name)
         if slot is None:
-            unit = self.units[name]
-            slot = UnitSlot(name, initial_model(unit))
-            slot.io = self.io_factory(unit, slot)  # the slot is the owner of its processes
+            slot = UnitSlot.for_unit(self.units[name], self.io_factory)
             self.slots[name] = slot
         if not slot.abandoned and not slot.has_actor:
             self._start_actor(slot)

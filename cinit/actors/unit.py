@@ -22,9 +22,7 @@ wait in the slot: nothing is lost across a restart.
 
 from __future__ import annotations
 
-import collections
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -62,14 +60,11 @@ from cinit.actors.unit_events import (
     Transition,
     notify_events,
 )
-from cinit.actors.unit_model import ExitInfo, State, TimerKind, UnitModel
-from cinit.actors.unit_state import step
+from cinit.actors.unit_model import ExitInfo, State
+from cinit.actors.unit_slot import Tellable, UnitSlot
+from cinit.actors.unit_state import monotonic_usec, step
 from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
-
-
-class Tellable(Protocol):
-    def tell(self, message: Any) -> None: ...
 
 
 class Scheduling(Protocol):
@@ -78,32 +73,6 @@ class Scheduling(Protocol):
     def call_later(self, delay: float, target: Any, message: object) -> Any: ...
 
     def cancel(self, timer: Any) -> bool: ...
-
-
-class UnitPort(Protocol):
-    """What the actor needs from the OS side of its unit (`cinit.actors.unit_io.UnitIO`)."""
-
-    def unmet_condition(self) -> str | None: ...
-
-    def spawn(self, role: Any, index: int, main_pid: int | None) -> int: ...
-
-    def take_exit(self, message: ProcessExit) -> bool: ...
-
-    def pending_exits(self) -> list[ProcessExit]: ...
-
-    def signal_main(self, pid: int, signo: int) -> None: ...
-
-    def signal_unit(self, signo: int) -> None: ...
-
-    def kill_unit(self) -> None: ...
-
-    def discard_prepared(self) -> None: ...
-
-    def unit_empty(self) -> bool: ...
-
-    def find_main_pid(self, hint: int | None, pid_file: str) -> int | str: ...
-
-    def accepts_notification(self, sender: int | None) -> bool: ...
 
 
 class UnitReport(Record):
@@ -126,68 +95,6 @@ class UnitActorCrashed(Record):
         self.unit = unit
         self.where = where
         self.error = error
-
-
-def monotonic_usec() -> int:
-    """The state machine's clock: CLOCK_MONOTONIC in whole microseconds."""
-    return time.monotonic_ns() // 1000
-
-
-class UnitSlot:
-    """The unit's stable address and memory: survives restarts of its actor.
-
-    `tell` reaches the attached actor, or waits in the slot while none is attached. The
-    lock is held around each tell so that a crashing actor can take its inbox back
-    without a message slipping past (see `detach`).
-    """
-
-    io: UnitPort  # set right after creation (the io needs the slot as its owner)
-
-    def __init__(self, name: str, model: UnitModel) -> None:
-        self.name = name
-        self.model = model
-        self.events: collections.deque[Event] = collections.deque()
-        self.actions: collections.deque[Action] = collections.deque()
-        self.current: Action | None = None  # being performed (the culprit if it crashes)
-        self.retried = False  # `current` is a culprit being tried a second time
-        self.timers: dict[tuple[TimerKind, int], Any] = {}
-        self.abandoned = False  # the supervisor gave up on this unit's actor
-        self.has_actor = False  # the supervisor's record: an actor runs on this slot
-        self._lock = threading.Lock()
-        self._ref: pykka.ActorRef[Any] | None = None
-        self._waiting: list[Any] = []
-
-    def tell(self, message: Any) -> None:
-        with self._lock:
-            if self.abandoned:
-                return
-            if self._ref is not None:
-                try:
-                    self._ref.tell(message)
-                    return
-                except pykka.ActorDeadError:
-                    self._ref = None
-            self._waiting.append(message)
-
-    def attach(self, ref: pykka.ActorRef[Any]) -> None:
-        """Route messages to `ref` from now on, the ones that waited first."""
-        with self._lock:
-            for message in self._waiting:
-                ref.tell(message)
-            self._waiting.clear()
-            self._ref = ref
-
-    def detach(self, inbox: Any) -> None:
-        """Stop routing to the current actor and take back what its inbox still holds."""
-        with self._lock:
-            self._ref = None
-            taken = []
-            while not inbox.empty():
-                message = inbox.get_nowait().message
-                # pykka's own messages (stop, proxy calls) belong to the old actor only.
-                if not type(message).__module__.startswith("pykka"):
-                    taken.append(message)
-            self._waiting[:0] = taken
 
 
 class UnitActor(pykka.ThreadingActor):

@@ -21,9 +21,10 @@ import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from cinit.actors.unit_model import Role
+from cinit.actors.unit_slot import Tellable
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
@@ -34,10 +35,6 @@ from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
 
 EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
-
-
-class Tellable(Protocol):
-    def tell(self, message: Any) -> None: ...
 
 
 class UnitSpawnError(Exception):

@@ -1,10 +1,17 @@
 """Setting up and tearing down what unit supervision needs, for `cinit.boot`.
 
-`UnitServices.start` creates, in this order: the runtime directory (a failure is logged,
-not fatal: nothing needs it yet), the output relay thread, the notify hub (only when a
-unit needs NOTIFY_SOCKET), cinit's cgroup subtree (or the process-group fallback,
-logged once by `CgroupTree.detect`), and the `UnitSupervisor` actor. `close` stops
-them after the actors are gone: the relay last, so that nothing a service wrote is lost.
+In two steps, so that the first services start before pykka is imported:
+
+1. `UnitServices.prepare` creates the runtime directory (a failure is logged, not
+   fatal: nothing needs it yet), the output relay thread, the notify hub (only when a
+   unit needs NOTIFY_SOCKET) and the context every unit's io shares, with cinit's cgroup
+   subtree (or the process-group fallback, logged once by `CgroupTree.detect`) and the
+   children prepared at boot; then it starts the first wave (`cinit.actors.first_wave`).
+2. `start_supervisor` starts the `UnitSupervisor` actor, which takes over the first
+   wave's units and boots the rest.
+
+`close` stops them after the actors are gone: the relay last, so that nothing a service
+wrote is lost.
 
 The notify sockets live in Linux's abstract namespace (`@cinit/...`), not in the
 runtime directory: that directory is 0700 (cinit's own), and a service running as
@@ -17,12 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cinit.actors.scheduler import Scheduler
-from cinit.actors.supervisor import UnitSupervisor
-from cinit.actors.unit import Tellable
 from cinit.actors.unit_io import UnitContext, UnitIO
+from cinit.actors.unit_slot import Tellable, UnitSlot
 from cinit.io.cgroup import CgroupTree
 from cinit.io.log import log
 from cinit.io.prespawn import EarlyUnits
@@ -30,32 +35,35 @@ from cinit.io.reaper import ProcessTable
 from cinit.units.loader import UnitSet
 from cinit.units.model import ServiceType, Unit, UnitKind
 
+if TYPE_CHECKING:
+    from cinit.actors.scheduler import Scheduler
+
 NOTIFY_DIRECTORY = "@cinit"
 
 
 class UnitServices:
     """The unit supervisor and the threads it relies on."""
 
-    def __init__(
-        self, context: UnitContext, supervisor: Any, tree: Any, sockets: Any = None
-    ) -> None:
+    def __init__(self, unit_set: UnitSet, context: UnitContext, tree: Any) -> None:
+        self.unit_set = unit_set
         self.context = context
-        self.supervisor = supervisor  # pykka ActorRef of the UnitSupervisor
         self.tree = tree
-        self.sockets = sockets  # SocketSupport, when a socket unit is loaded
+        self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
+        self.supervisor: Any = None  # pykka ActorRef of the UnitSupervisor, once started
+        self.sockets: Any = None  # SocketSupport, when a socket unit is loaded
 
     @classmethod
-    def start(
+    def prepare(
         cls,
         unit_set: UnitSet,
         table: ProcessTable,
-        scheduler: Scheduler,
         *,
         runtime_dir: str | None,
         log_prefix: bool,
-        events: Tellable | None = None,
         early: EarlyUnits | None = None,
     ) -> UnitServices:
+        """Everything but the actors; then start the first wave."""
+        from cinit.actors.first_wave import start_first_wave
         from cinit.io.output import OutputRelay
         from cinit.io.runtime import ensure_runtime_dir
         from cinit.io.runtime import runtime_dir as pick_runtime_dir
@@ -83,20 +91,29 @@ class UnitServices:
             prepared=early.prepared if early is not None else {},
             log_prefix=log_prefix,
         )
+        services = cls(unit_set, context, tree)
+        services.started = start_first_wave(unit_set, services.io_factory)
+        return services
 
-        def io_factory(unit: Unit, owner: Tellable) -> UnitIO:
-            return UnitIO(unit, context, owner)
+    def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
+        return UnitIO(unit, self.context, owner)
 
-        sockets = _socket_support(unit_set, context)
-        supervisor = UnitSupervisor.start(
-            unit_set,
-            io_factory,
+    def start_supervisor(self, scheduler: Scheduler, events: Tellable | None = None) -> Any:
+        """Start the unit supervisor (it takes over the first wave); its ActorRef."""
+        from cinit.actors.supervisor import UnitSupervisor
+
+        self.sockets = _socket_support(self.unit_set, self.context)
+        self.supervisor = UnitSupervisor.start(
+            self.unit_set,
+            self.io_factory,
             scheduler,
             events=events,
-            closing=context.closing,
-            sockets=sockets,
+            closing=self.context.closing,
+            sockets=self.sockets,
+            started=self.started,
         )
-        return cls(context, supervisor, tree, sockets)
+        self.started = {}
+        return self.supervisor
 
     def closing(self) -> None:
         """cinit is exiting: actors that stop now must not be restarted."""

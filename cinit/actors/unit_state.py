@@ -28,6 +28,7 @@ daemons are not killed when it exits (only when it is stopped).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cinit.actors.restart import Result, exit_result, seconds_to_usec
@@ -70,6 +71,11 @@ _CONTROL_ROLE = {
     Phase.STOP: Role.STOP,
     Phase.STOP_POST: Role.STOP_POST,
 }
+
+
+def monotonic_usec() -> int:
+    """The state machine's clock: CLOCK_MONOTONIC in whole microseconds."""
+    return time.monotonic_ns() // 1000
 
 
 def step(model: UnitModel, event: Event, now: int) -> tuple[UnitModel, list[Action]]:

@@ -182,6 +182,14 @@ class ProcessTable:
         self._live[pid] = process
         return process
 
+    def register_unhandled_locked(self, pid: int, label: str) -> Process:
+        """Record a child that could not be registered (no pidfd): its exit is reaped
+        silently, not counted as an orphan. The caller holds `lock` and ends the child."""
+        process = Process(self, pid, -1, label, pid)
+        process.discard_exit = True
+        self._live[pid] = process
+        return process
+
     def release(self, process: Process, failed: bool) -> None:
         """End of spawn: a failed one's exit is dropped, a started one's is delivered."""
         with self.lock:

@@ -369,9 +369,7 @@ def _register(table: ProcessTable, pid: int, label: str, owner: ExitOwner | None
         return table.register_locked(pid, label, owner, pgid=pid)
     except OSError as exc:
         os.kill(pid, signal.SIGKILL)  # still unreaped (we hold the lock): pid is exact
-        orphan = Process(table, pid, -1, label, pid)
-        orphan.discard_exit = True  # reaped silently later
-        table._live[pid] = orphan
+        table.register_unhandled_locked(pid, label)
         raise SpawnError(
             label, "", "fork", exc.errno or 0, f"{label}: cannot open a pidfd: {exc}", 1
         ) from None

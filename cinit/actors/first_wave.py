@@ -1,0 +1,135 @@
+"""The first wave of boot: units that wait for nothing, started before the actor tree exists.
+
+Importing pykka and creating the supervisor and one actor per unit costs PID 1 tens of
+milliseconds, and until now no service could start before all of it. The units the
+supervisor would release at once (boot units ordered after nothing that is in play) need
+none of it to start: `cinit.boot` starts them here, in the main thread, right after
+loading the units and preparing their children.
+
+For each such unit this runs the unit's own state machine (`unit_state.step`, the pure
+function its actor runs) from the start request to its first spawn, performing only what
+starting needs now (the condition check, spawns, log lines). The outputs meant for others
+(transitions and reports for the supervisor, timers) are queued in the unit's slot ahead
+of whatever is left (a question only the actor may ask, such as a cgroup check); the actor
+the supervisor later creates on that slot performs them first, in the order the state
+machine emitted them, and carries on. Exits and notifications arriving meanwhile wait in
+the slot (`UnitSlot.tell`): the actor sees them after the spawn, as it would have.
+
+Not with socket units loaded: every socket is bound before any service starts, and
+binding belongs to the supervisor; such a unit set boots entirely through the actors.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from cinit.actors.ordering import StartBook
+from cinit.actors.unit_events import (
+    Action,
+    CancelTimer,
+    CheckConditions,
+    ConditionChecked,
+    DependenciesSettled,
+    Event,
+    Log,
+    Notice,
+    ReportSettled,
+    ReportStopped,
+    RequestContainerExit,
+    RequestOnFailure,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    StartRequested,
+    StartTimer,
+    Transition,
+)
+from cinit.actors.unit_io import UnitSpawnError
+from cinit.actors.unit_slot import Tellable, UnitPort, UnitSlot
+from cinit.actors.unit_state import monotonic_usec, step
+from cinit.io.log import log
+from cinit.units.loader import UnitSet
+from cinit.units.model import Unit, UnitKind
+
+# Actions with no answer that only others consume: the actor performs them later.
+_OUTPUTS = (
+    Transition,
+    Notice,
+    ReportSettled,
+    ReportStopped,
+    RequestOnFailure,
+    RequestContainerExit,
+    StartTimer,
+    CancelTimer,
+)
+
+
+def first_wave(unit_set: UnitSet) -> list[str]:
+    """The services the supervisor releases as soon as boot begins, in start order; none
+    when socket units are loaded (see the module docstring)."""
+    units = unit_set.units
+    if any(unit.kind is UnitKind.SOCKET for unit in units.values()):
+        return []
+    book = StartBook(unit_set.graph)
+    order = book.request(unit_set.graph.boot_units())
+    released = {name for name, failed in book.releasable() if not failed}
+    return [name for name in order if name in released and units[name].service is not None]
+
+
+def start_first_wave(
+    unit_set: UnitSet,
+    io_factory: Callable[[Unit, Tellable], UnitPort],
+    clock: Callable[[], int] = monotonic_usec,
+) -> dict[str, UnitSlot]:
+    """Start the first wave; the slot of each unit, for the supervisor to put actors on."""
+    slots: dict[str, UnitSlot] = {}
+    for name in first_wave(unit_set):
+        slot = UnitSlot.for_unit(unit_set.units[name], io_factory)
+        slot.events.extend((StartRequested(), DependenciesSettled()))
+        _run_until_actor_needed(slot, clock)
+        slots[name] = slot
+    return slots
+
+
+def _run_until_actor_needed(slot: UnitSlot, clock: Callable[[], int]) -> None:
+    """`UnitActor._run`, performing only checks, spawns and log lines; stops at any other
+    question and leaves the outputs first in the slot's queue. An action that raises is
+    left in `slot.current`, as in a crashed actor: the actor's resume deals with it."""
+    outputs: deque[Action] = deque()
+    try:
+        while True:
+            if slot.actions:
+                action = slot.actions[0]
+                if isinstance(action, _OUTPUTS):
+                    outputs.append(slot.actions.popleft())
+                elif isinstance(action, CheckConditions | Spawn | Log):
+                    slot.current = slot.actions.popleft()
+                    answer = _perform(slot, action)
+                    slot.current = None
+                    if answer is not None:
+                        slot.events.append(answer)
+                else:
+                    break  # the actor asks it, in order
+            elif slot.events:
+                slot.model, actions = step(slot.model, slot.events.popleft(), clock())
+                slot.actions.extend(actions)
+            else:
+                break
+    except Exception as exc:  # a bug must not stop the boot: the unit's actor takes over
+        log(f"internal error starting {slot.name} early ({exc!r}); its actor takes over")
+    slot.actions.extendleft(reversed(outputs))
+
+
+def _perform(slot: UnitSlot, action: CheckConditions | Spawn | Log) -> Event | None:
+    """As `UnitActor._perform` does for these three."""
+    if isinstance(action, Log):
+        log(action.text)
+        return None
+    if isinstance(action, CheckConditions):
+        return ConditionChecked(slot.io.unmet_condition())
+    try:
+        pid = slot.io.spawn(action.role, action.index, slot.model.main_pid)
+    except UnitSpawnError as exc:
+        return SpawnFailed(action.role, action.index, exc.exit_code)
+    return Spawned(action.role, action.index, pid)
