@@ -129,7 +129,7 @@ class EventHub:
                 if value is not None:
                     fields[key] = signal_name(value) if key == "signal" else value
             self._track(item.unit, new)
-            self.emit(event_name(old, new), item.unit, **fields)
+            self._stamp(event_name(old, new), item.unit, fields, item.at)
         elif isinstance(item, Notice):
             self.emit(item.event, item.unit or None, **item.fields)
 
@@ -142,14 +142,18 @@ class EventHub:
             return 0
         return self._stamp(event, unit, fields)
 
-    def _stamp(self, event: str, unit: str | None, fields: dict[str, Any]) -> int:
+    def _stamp(
+        self, event: str, unit: str | None, fields: dict[str, Any], at: float | None = None
+    ) -> int:
+        """Queue one event; `at` is when it happened (monotonic), if earlier than now."""
         with self._lock:
             self._seq += 1
             seq = self._seq
-            mono = time.monotonic()
+            now = time.monotonic()
+            mono = now if at is None or at > now else at
             record: EventDict = {
                 "seq": seq,
-                "time": time.time(),
+                "time": time.time() - (now - mono),
                 "mono": mono,
                 "t_ms": round((mono - self.started_mono) * 1000.0, 3),
                 "unit": unit,
@@ -202,36 +206,31 @@ class EventHub:
     # ---- lifecycle (main thread) ---------------------------------------------------------
 
     def emit_loaded(self, unit_set: UnitSet, load_start: float, load_end: float) -> None:
-        """`loaded` for each unit and `overridden` for each drop-in override."""
+        """`loaded` for each unit and `overridden` for each drop-in override, stamped at
+        the end of the load (the first wave's transitions, stamped when they happened,
+        come after it)."""
         load = {"load_start_ms": round((load_start - self.started_mono) * 1000.0, 3)}
         load["load_ms"] = round((load_end - load_start) * 1000.0, 3)
         for override in unit_set.overrides:
-            fields = override.to_event()
+            fields: dict[str, Any] = override.to_event()
             fields.pop("phase", None)
             fields.pop("unit", None)
-            self.emit(
-                "overridden",
-                override.name,
-                core=override.core_path,
-                drop_in=override.drop_in_path,
-                **fields,
-                **load,
-            )
+            fields.update(core=override.core_path, drop_in=override.drop_in_path, **load)
+            self._stamp("overridden", override.name, fields, load_end)
         graph = unit_set.graph
         for name in sorted(unit_set.units):
             unit = unit_set.units[name]
-            self.emit(
-                "loaded",
-                name,
-                kind=str(unit.kind),
-                description=unit.unit.description,
-                after=sorted(graph.ordered_after(name)),
-                requires=sorted(graph.requires(name)),
-                wants=sorted(graph.wants(name)),
-                source=str(unit.source),
-                path=unit.path,
+            fields = {
+                "kind": str(unit.kind),
+                "description": unit.unit.description,
+                "after": sorted(graph.ordered_after(name)),
+                "requires": sorted(graph.requires(name)),
+                "wants": sorted(graph.wants(name)),
+                "source": str(unit.source),
+                "path": unit.path,
                 **load,
-            )
+            }
+            self._stamp("loaded", name, fields, load_end)
 
     def start(self) -> None:
         """Start the pump, once the boot settled (or after `ZMQ_DEFER`, or at `close`):

@@ -23,7 +23,6 @@ The whole shutdown is bounded: `stop_timeout` from the first stop request to SIG
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from cinit.actors.record import Record
@@ -34,6 +33,7 @@ from cinit.io.signals import (
     main_stop_signal,
     signal_name,
 )
+from cinit.units.frozen import Frozen
 
 SIGTERM = signal.SIGTERM
 SIGKILL = signal.SIGKILL
@@ -224,14 +224,12 @@ Action = (
 # ---- model --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(Frozen):
     stop_timeout: float = 8.0
     kill_grace: float = 1.0
 
 
-@dataclass(frozen=True)
-class RootModel:
+class RootModel(Frozen):
     phase: Phase = Phase.BOOTING
     main_alive: bool = False
     units_alive: bool = False
@@ -262,7 +260,7 @@ def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel,
 
     if isinstance(event, Booted):
         if phase is Phase.BOOTING:
-            model = replace(model, phase=Phase.RUNNING, units_alive=event.units)
+            model = model.replace(phase=Phase.RUNNING, units_alive=event.units)
             if model.handoff and not event.units:  # nothing to wait for
                 return _begin_handoff(model, timeouts)
             return model, []
@@ -277,23 +275,23 @@ def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel,
         return _on_signal(model, event, timeouts)
 
     if isinstance(event, MainExited):
-        model = replace(model, main_alive=False, main_status=event.status)
+        model = model.replace(main_alive=False, main_status=event.status)
         if phase in (Phase.BOOTING, Phase.RUNNING):
             text = f"main command {event.description or 'exited'}; stopping"
             return _begin_stop(model, text, None, timeouts, routine=True)
         return _after_progress(model, timeouts)
 
     if isinstance(event, UnitsStopped):
-        model = replace(model, units_alive=False)
+        model = model.replace(units_alive=False)
         if phase in (Phase.BOOTING, Phase.RUNNING):
             return model, []
         return _after_progress(model, timeouts)
 
     if isinstance(event, ExitRequested):
         if model.forced_status is None:
-            model = replace(model, forced_status=event.status)
+            model = model.replace(forced_status=event.status)
         if model.handing_off:  # a unit decided the container must end: no handoff
-            model = replace(model, handing_off=False)
+            model = model.replace(handing_off=False)
             return model, [Log(f"{event.reason}; not handing off")]
         if phase in (Phase.BOOTING, Phase.RUNNING):
             return _begin_stop(model, event.reason, SIGTERM, timeouts)
@@ -330,7 +328,7 @@ def _on_signal(
             return _begin_stop(model, f"{name}{sender}: stopping", signo, timeouts, routine=True)
         actions: list[Action] = []
         if model.handing_off:
-            model = replace(model, handing_off=False)
+            model = model.replace(handing_off=False)
             return model, [Log(f"{name} during the handoff: not handing off; cinit exits")]
         if model.main_alive:
             actions.append(SignalMain(main_stop_signal(signo)))
@@ -352,7 +350,7 @@ def _begin_stop(
     model: RootModel, reason: str, signo: int | None, timeouts: Timeouts, routine: bool = False
 ) -> tuple[RootModel, list[Action]]:
     """Enter STOPPING: stop the main command (with `signo`) and the units, arm the deadline."""
-    model = replace(model, phase=Phase.STOPPING, stop_reason=reason)
+    model = model.replace(phase=Phase.STOPPING, stop_reason=reason)
     actions: list[Action] = [Log(reason, routine=routine)]
     actions.append(StartTimer(StopDeadline(), timeouts.stop_timeout))
     if model.main_alive:
@@ -366,7 +364,7 @@ def _begin_stop(
 def _after_progress(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
     """In STOPPING: once the main command and the units are gone, SIGTERM the leftovers."""
     if model.phase is Phase.STOPPING and not model.main_alive and not model.units_alive:
-        model = replace(model, phase=Phase.DRAINING)
+        model = model.replace(phase=Phase.DRAINING)
         return model, [SignalLeftovers(SIGTERM), CheckChildren()]
     if model.phase in (Phase.DRAINING, Phase.KILLING) and not model.main_alive:
         return model, [CheckChildren()]
@@ -385,7 +383,7 @@ def _escalate(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Act
         actions.append(KillUnits())
     what = " and ".join(waiting) or "leftover processes"
     text = f"{what} did not stop within {timeouts.stop_timeout:g}s; sending SIGKILL"
-    model = replace(model, phase=Phase.KILLING)
+    model = model.replace(phase=Phase.KILLING)
     return model, [
         Log(text),
         *actions,
@@ -397,13 +395,13 @@ def _escalate(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Act
 
 def _begin_handoff(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
     """The boot settled: stop what still runs (the usual ordered stop), then hand off."""
-    model = replace(model, handing_off=True)
+    model = model.replace(handing_off=True)
     reason = "boot settled: stopping what still runs, then handing off"
     return _begin_stop(model, reason, None, timeouts, routine=True)
 
 
 def _finish(model: RootModel) -> tuple[RootModel, list[Action]]:
-    model = replace(model, phase=Phase.EXITED)
+    model = model.replace(phase=Phase.EXITED)
     if model.handing_off:
         return model, [HandOff()]
     return model, [Finish(model.exit_status)]

@@ -18,9 +18,9 @@ Three questions a unit's state machine asks, answered as systemd answers them
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 from enum import StrEnum
 
+from cinit.units.frozen import Frozen
 from cinit.units.model import ExitStatusSet, RestartPolicy
 
 USEC_PER_SEC = 1_000_000
@@ -118,8 +118,7 @@ def seconds_to_usec(seconds: float) -> int | None:
     return max(1, round(seconds * USEC_PER_SEC))
 
 
-@dataclass(frozen=True, slots=True)
-class StartLimit:
+class StartLimit(Frozen):
     """StartLimitBurst= attempts per StartLimitIntervalSec= window; immutable.
 
     `attempt(now)` returns the limit after one more start attempt at `now` (microseconds

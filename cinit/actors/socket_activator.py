@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import errno
 import socket
 import time
 import traceback
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -49,7 +48,6 @@ from cinit.actors.restart import Result
 from cinit.actors.unit import Scheduling, UnitReport
 from cinit.actors.unit_events import Notice, Transition
 from cinit.actors.unit_model import Role, State
-from cinit.actors.unit_slot import Tellable
 from cinit.io.log import info, log
 from cinit.io.reaper import ProcessExit
 from cinit.io.sockets import (
@@ -60,6 +58,9 @@ from cinit.io.sockets import (
     close_listeners,
 )
 from cinit.units.model import ActivationMode, Unit
+
+if TYPE_CHECKING:
+    from cinit.actors.unit_slot import Tellable
 
 # ---- messages ---------------------------------------------------------------------------
 
@@ -180,7 +181,7 @@ class SocketSupport:
         per connection must not leave a cgroup directory behind)."""
         from cinit.actors.unit_io import UnitIO
 
-        return UnitIO(unit, dataclasses.replace(self.context, cgroups=None), owner)
+        return UnitIO(unit, self.context.without_cgroups(), owner)
 
     def proxy(
         self,
@@ -457,7 +458,7 @@ class SocketActivator(pykka.ThreadingActor):
         connection.setblocking(True)  # O_NONBLOCK cleared: the instance expects a plain fd
         name = f"{self.service.stem}@{self.next_instance}.service"
         self.next_instance += 1
-        instance = dataclasses.replace(self.service, name=name)
+        instance = self.service.replace(name=name)
         io = self.support.instance_io(instance, self.actor_ref)
         io.connection = (connection.fileno(), remote_environment(peer, connection.family))
         try:

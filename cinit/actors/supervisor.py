@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -59,7 +59,7 @@ from cinit.actors.unit_events import (
     Transition,
 )
 from cinit.actors.unit_model import Outcome, State
-from cinit.actors.unit_slot import Tellable, UnitPort, UnitSlot
+from cinit.actors.unit_slot import UnitSlot
 from cinit.io.log import info, log
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
@@ -68,7 +68,10 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 10.0  # seconds
 RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it failed
 
-IoFactory = Callable[[Unit, Tellable], UnitPort]
+if TYPE_CHECKING:
+    from cinit.actors.unit_slot import Tellable, UnitPort
+
+    IoFactory = Callable[[Unit, Tellable], UnitPort]
 
 _SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE)
 _SERVICE_DOWN = (State.INACTIVE, State.EXITED, State.FAILED, State.CONDITION_SKIPPED)

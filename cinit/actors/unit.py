@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
@@ -61,10 +61,13 @@ from cinit.actors.unit_events import (
     notify_events,
 )
 from cinit.actors.unit_model import ExitInfo, State
-from cinit.actors.unit_slot import Tellable, UnitSlot
+from cinit.actors.unit_slot import UnitSlot
 from cinit.actors.unit_state import monotonic_usec, step
 from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
+
+if TYPE_CHECKING:
+    from cinit.actors.unit_slot import Tellable
 
 
 class Scheduling(Protocol):

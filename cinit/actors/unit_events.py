@@ -234,7 +234,7 @@ def notify_events(fields: dict[str, str]) -> list[Event]:
 class Transition(Record):
     """The one event every state change emits (the event stream and trace consume it)."""
 
-    __slots__ = ("code", "new", "old", "pid", "reason", "result", "signal", "unit")
+    __slots__ = ("at", "code", "new", "old", "pid", "reason", "result", "signal", "unit")
 
     def __init__(
         self,
@@ -247,6 +247,7 @@ class Transition(Record):
         pid: int | None = None,
         code: int | None = None,
         signal: int | None = None,
+        at: float | None = None,
     ) -> None:
         self.unit = unit
         self.old = old
@@ -256,6 +257,9 @@ class Transition(Record):
         self.pid = pid  # the main pid at the change (None: no main process)
         self.code = code  # how the last main process ended, when it has: exit code ...
         self.signal = signal  # ... or signal number
+        # When it happened (time.monotonic() seconds), if not when it is reported: the
+        # first wave's transitions reach the event stream only once the actors run.
+        self.at = at
 
 
 class Notice(Record):

@@ -16,15 +16,13 @@ that has the same methods (see tests/actors/fake_io.py).
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from cinit.actors.unit_model import Role
-from cinit.actors.unit_slot import Tellable
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
@@ -33,6 +31,12 @@ from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import SpawnError, SpawnRequest, spawn
 from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cinit.actors.unit_slot import Tellable
 
 EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
 
@@ -49,21 +53,39 @@ class UnitSpawnError(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
 class UnitContext:
     """What every unit's io shares; built once by `cinit.boot`."""
 
-    table: ProcessTable
-    base_env: Mapping[str, str]
-    relay: Any = None  # cinit.io.output.OutputRelay, or None: inherit cinit's fds
-    notify: Any = None  # cinit.io.notify.NotifyHub, or None: notify units cannot start
-    cgroups: CgroupTree | None = None  # None: process groups
-    log_prefix: bool = True
-    userdb_root: str = "/"
-    closing: threading.Event = field(default_factory=threading.Event)  # cinit is exiting
-    sockets: Any = None  # cinit.io.sockets.ListenerRegistry: listeners of activated services
-    # Children forked at boot into their unit's cgroup (cinit.io.prespawn), by unit name.
-    prepared: dict[str, PreparedChild] = field(default_factory=dict)
+    def __init__(
+        self,
+        table: ProcessTable,
+        base_env: Mapping[str, str],
+        *,
+        relay: Any = None,
+        notify: Any = None,
+        cgroups: CgroupTree | None = None,
+        log_prefix: bool = True,
+        userdb_root: str = "/",
+        prepared: dict[str, PreparedChild] | None = None,
+    ) -> None:
+        self.table = table
+        self.base_env = base_env
+        self.relay = relay  # cinit.io.output.OutputRelay, or None: inherit cinit's fds
+        self.notify = notify  # cinit.io.notify.NotifyHub, or None: notify units cannot start
+        self.cgroups = cgroups  # None: process groups
+        self.log_prefix = log_prefix
+        self.userdb_root = userdb_root
+        self.closing = threading.Event()  # cinit is exiting
+        # cinit.io.sockets.ListenerRegistry: listeners of activated services
+        self.sockets: Any = None
+        # Children forked at boot into their unit's cgroup (cinit.io.prespawn), by unit name.
+        self.prepared: dict[str, PreparedChild] = prepared if prepared is not None else {}
+
+    def without_cgroups(self) -> UnitContext:
+        """The same context, sharing everything, but units get process groups."""
+        other = copy.copy(self)
+        other.cgroups = None
+        return other
 
 
 class UnitIO:

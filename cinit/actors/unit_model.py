@@ -23,11 +23,11 @@ States (systemd's active states, split where cinit's supervisor needs to know mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from cinit.actors.record import Record
 from cinit.actors.restart import Result, StartLimit
+from cinit.units.frozen import Frozen
 from cinit.units.model import Unit
 
 
@@ -112,8 +112,7 @@ class ExitInfo(Record):
 # ---- the model ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class UnitModel:
+class UnitModel(Frozen):
     """Everything the state machine knows about one unit; replaced, never mutated."""
 
     unit: Unit

@@ -27,7 +27,6 @@ import select
 import socket
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cinit.io.userdb import UserDbError, resolve_credentials
@@ -44,15 +43,17 @@ class Tellable(Protocol):
     def tell(self, message: Any) -> None: ...
 
 
-@dataclass(eq=False)
 class Listener:
     """One bound listener of a socket unit."""
 
-    sock: socket.socket
-    address: ListenAddress
-    directive: str  # ListenStream or ListenDatagram
-    name: str  # FileDescriptorName= (the socket unit's name by default)
-    bound: str  # what it is bound to, as logged (`[::]:8080`, `/run/x.sock`, `@name`)
+    def __init__(
+        self, sock: socket.socket, address: ListenAddress, directive: str, name: str, bound: str
+    ) -> None:
+        self.sock = sock
+        self.address = address
+        self.directive = directive  # ListenStream or ListenDatagram
+        self.name = name  # FileDescriptorName= (the socket unit's name by default)
+        self.bound = bound  # as logged (`[::]:8080`, `/run/x.sock`, `@name`)
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -11,12 +11,11 @@ ordering (systemd semantics). References to units that are not loaded, and to
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from cinit.units.diagnostics import Diagnostic, Severity
+from cinit.units.frozen import Frozen
 from cinit.units.model import (
     ActivationMode,
     ListenAddress,
@@ -32,8 +31,7 @@ from cinit.units.model import (
 _EMPTY: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, eq=False)
-class DependencyGraph:
+class DependencyGraph(Frozen, eq=False):
     """Relations between loaded units and the orders the supervisor boots and stops them in.
 
     Queries about a name that is not loaded answer empty. Every list and tuple is
@@ -510,6 +508,8 @@ def _inet_scopes(host: str, ipv6_only: bool) -> list[tuple[str, str]]:
     """
     if not host:
         return [("6", _ANY)] if ipv6_only else [("4", _ANY), ("6", _ANY)]
+    import ipaddress  # only socket units with a host need it: off the boot path
+
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -638,6 +638,8 @@ def _connect_scopes(target: ListenAddress) -> list[tuple[str, str, bool]]:
     host = target.host
     if host in ("", "localhost"):
         return [("4", "127.0.0.1", True), ("6", "::1", True)]
+    import ipaddress  # only proxy targets with a host need it: off the boot path
+
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+from cinit.units.frozen import Frozen, field
 
 
 class UnitKind(StrEnum):
@@ -42,8 +43,7 @@ class ListenKind(StrEnum):
     ABSTRACT = "abstract"  # Linux abstract namespace, written @name
 
 
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
+class ListenAddress(Frozen):
     """One ListenStream=/ListenDatagram= value (also used for ProxyTarget=)."""
 
     kind: ListenKind
@@ -64,8 +64,7 @@ class ListenAddress:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class ExecCommand:
+class ExecCommand(Frozen):
     """One Exec*= line after systemd unquoting and specifier expansion.
 
     `words` still hold `$VAR`/`${VAR}` references: they are expanded against the
@@ -84,8 +83,7 @@ class ExecCommand:
         return self.words[0]
 
 
-@dataclass(frozen=True, slots=True)
-class EnvironmentFileRef:
+class EnvironmentFileRef(Frozen):
     """An EnvironmentFile= entry; read when the unit starts, not at load."""
 
     path: str
@@ -99,8 +97,7 @@ class ConditionKind(StrEnum):
     USER = "ConditionUser"
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
+class Condition(Frozen):
     """A Condition*= check, evaluated when the unit is about to start."""
 
     kind: ConditionKind
@@ -115,16 +112,14 @@ class OutputTarget(StrEnum):
     APPEND = "append"
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(Frozen):
     """StandardOutput=/StandardError=: `inherit`, `null`, `file:PATH` or `append:PATH`."""
 
     target: OutputTarget = OutputTarget.INHERIT
     path: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ExitStatusSet:
+class ExitStatusSet(Frozen):
     """SuccessExitStatus=: extra exit codes and signals counted as clean."""
 
     codes: frozenset[int] = frozenset()
@@ -134,8 +129,7 @@ class ExitStatusSet:
 INFINITY = math.inf
 
 
-@dataclass(frozen=True, slots=True)
-class UnitSection:
+class UnitSection(Frozen):
     """[Unit]: description, dependencies, conditions, start limits."""
 
     description: str = ""
@@ -149,8 +143,7 @@ class UnitSection:
     start_limit_interval_sec: float = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceSection:
+class ServiceSection(Frozen):
     """[Service]."""
 
     type: ServiceType = ServiceType.SIMPLE
@@ -178,8 +171,7 @@ class ServiceSection:
     exit_container_on_failure: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SocketSection:
+class SocketSection(Frozen):
     """[Socket]."""
 
     listen_stream: tuple[ListenAddress, ...] = ()
@@ -201,8 +193,7 @@ class SocketSection:
     proxy_target: ListenAddress | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InstallSection:
+class InstallSection(Frozen):
     """[Install]: accepted; cinit starts every loaded unit at boot regardless."""
 
     wanted_by: tuple[str, ...] = ()
@@ -213,8 +204,7 @@ class UnitSource(StrEnum):
     DROP_IN = "drop-in"
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(Frozen):
     """One loaded unit file.
 
     `directive_lines` maps each directive that was set to the line of its last
@@ -230,7 +220,7 @@ class Unit:
     install: InstallSection = InstallSection()
     source: UnitSource = UnitSource.CORE
     overrides: str = ""  # path of the core unit this drop-in replaced, if any
-    directive_lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    directive_lines: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def stem(self) -> str:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from cinit.units.diagnostics import Diagnostic, Severity
+from cinit.units.frozen import Frozen
 
 # systemd refuses lines longer than this (LONG_LINE_MAX); so do we, with a diagnostic.
 MAX_LINE_BYTES = 1024 * 1024
@@ -23,17 +22,22 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
-class Assignment(NamedTuple):
+class Assignment:
     """`Key=Value` in `[Section]`, starting on `line` (continuations are joined)."""
 
-    section: str
-    key: str
-    value: str
-    line: int
+    __slots__ = ("key", "line", "section", "value")
+
+    def __init__(self, section: str, key: str, value: str, line: int) -> None:
+        self.section = section
+        self.key = key
+        self.value = value
+        self.line = line
+
+    def __repr__(self) -> str:
+        return f"Assignment({self.section!r}, {self.key!r}, {self.value!r}, {self.line})"
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedFile:
+class ParsedFile(Frozen):
     """The syntactic content of one unit file."""
 
     path: str

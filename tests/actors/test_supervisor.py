@@ -12,12 +12,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 import pytest
 from fake_io import FakeNotify, FakeWorld
+from supervision_support import RecordingRoot, notify, svc, unit_set
 
 from cinit.actors import lifecycle as lc
 from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
@@ -26,35 +26,8 @@ from cinit.actors.supervisor import MAX_RESTARTS, BootUnits, StartUnit, StopUnit
 from cinit.actors.unit import UnitActor
 from cinit.actors.unit_model import State
 from cinit.io import log as cinit_log
-from cinit.units import build_graph, parse_unit
-from cinit.units.loader import UnitSet
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def unit_set(units: dict[str, str]) -> UnitSet:
-    parsed = {}
-    for name, text in units.items():
-        unit, diagnostics = parse_unit(name, text, environ={}, hostname="host")
-        assert unit is not None, diagnostics
-        parsed[name] = unit
-    return UnitSet(units=parsed, graph=build_graph(parsed))
-
-
-@dataclass
-class RecordingRoot:
-    """Stands in for the root actor: records what the supervisor tells it."""
-
-    messages: list[Any] = field(default_factory=list)
-    stopped: threading.Event = field(default_factory=threading.Event)
-
-    def tell(self, message: Any) -> None:
-        self.messages.append(message)
-        if isinstance(message, lc.UnitsStopped):
-            self.stopped.set()
-
-    def exits(self) -> list[lc.ExitRequested]:
-        return [m for m in self.messages if isinstance(m, lc.ExitRequested)]
 
 
 class Harness:
@@ -113,14 +86,6 @@ def harness() -> Iterator[Callable[[dict[str, str]], Harness]]:
 @pytest.fixture(autouse=True)
 def quiet_logs(capfd: pytest.CaptureFixture[str]) -> None:
     cinit_log.set_verbose(False)
-
-
-def svc(exec_start: str, *, unit: str = "", service: str = "") -> str:
-    return f"[Unit]\n{unit}\n[Service]\nExecStart={exec_start}\n{service}\n"
-
-
-def notify(ms: int, *, unit: str = "", service: str = "") -> str:
-    return svc(f"/fake notify {ms}", unit=unit, service=f"Type=notify\n{service}")
 
 
 # ---- boot ordering -------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -376,8 +375,8 @@ def units(draw: st.DrawFn, kind: UnitKind | None = None) -> Unit:
         install=InstallSection(wanted_by=draw(REFERENCES)),
     )
     if kind is UnitKind.SERVICE:
-        return replace(unit, service=draw(service_sections()))
-    return replace(unit, socket=draw(socket_sections(name)))
+        return unit.replace(service=draw(service_sections()))
+    return unit.replace(socket=draw(socket_sections(name)))
 
 
 def parse_clean(name: str, text: str) -> tuple[Unit | None, list[Diagnostic]]:
@@ -430,7 +429,7 @@ def test_rendered_units_load_back_from_utf8_files(batch: list[Unit], placement: 
         for unit in batch:
             loaded = result.units[unit.name]
             assert loaded.path == paths[unit.name]
-            assert replace(loaded, path=unit.path, source=unit.source, overrides="") == unit
+            assert loaded.replace(path=unit.path, source=unit.source, overrides="") == unit
         overridden = {
             u.name for u, where in zip(batch, placement, strict=False) if where == "override"
         }
@@ -446,8 +445,8 @@ def test_privilege_prefixes_round_trip_with_one_warning_each(
 ) -> None:
     assert unit.service is not None
     command = data.draw(exec_commands(privileged=True))
-    service = replace(unit.service, exec_stop=(*unit.service.exec_stop, command))
-    unit = replace(unit, service=service)
+    service = unit.service.replace(exec_stop=(*unit.service.exec_stop, command))
+    unit = unit.replace(service=service)
     again, diagnostics = parse_clean(unit.name, render_unit(unit))
     assert again == unit
     assert [(d.severity, d.directive) for d in diagnostics] == [(Severity.WARNING, "ExecStop")]
