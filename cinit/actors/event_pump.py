@@ -77,6 +77,9 @@ class EventPump:
             if not self.stopping.is_set():
                 self._bring_up()
             self._with_zmq()
+            # Stopped before either loop ran (a handoff right after the boot): the events
+            # still go to the trace.
+            self._process()
         except BaseException as exc:  # the stream is not worth PID 1: say so and carry on
             text = "".join(traceback.format_exception(exc)).rstrip()
             log(f"internal error in the event stream; events stop here:\n{text}")

@@ -54,7 +54,7 @@ from cinit.units.model import Unit, UnitKind
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
-    from cinit.actors.unit_slot import Tellable, UnitPort
+    from cinit.actors.unit_slot import Launching, Tellable, UnitPort
 
 # Actions with no answer that only others consume: the actor performs them later.
 _OUTPUTS = (
@@ -86,43 +86,99 @@ def start_first_wave(
     io_factory: Callable[[Unit, Tellable], UnitPort],
     clock: Callable[[], int] = monotonic_usec,
 ) -> dict[str, UnitSlot]:
-    """Start the first wave; the slot of each unit, for the supervisor to put actors on."""
-    slots: dict[str, UnitSlot] = {}
-    for name in first_wave(unit_set):
-        slot = UnitSlot.for_unit(unit_set.units[name], io_factory)
+    """Start the first wave; the slot of each unit, for the supervisor to put actors on.
+
+    Each unit's first command is launched before any exec is waited for: the children
+    set up and exec side by side (waiting for each in turn queued cinit behind services
+    that were already starting, ~10 ms per unit with 30 of them on 2 CPUs)."""
+    wave = [
+        _EarlyStart(UnitSlot.for_unit(unit_set.units[name], io_factory), clock)
+        for name in first_wave(unit_set)
+    ]
+    for early in wave:
+        early.run(wait_for_exec=False)
+    for early in wave:
+        early.finish_launch()
+        early.run(wait_for_exec=True)
+        early.hand_over()
+    return {early.slot.name: early.slot for early in wave}
+
+
+class _EarlyStart:
+    """One unit of the first wave: `UnitActor._run` in the calling thread, performing only
+    checks, spawns and log lines; it stops at any other question (the actor asks it, in
+    order) and holds the outputs back, to put them first in the slot's queue. An action
+    that raises is left in `slot.current`, as in a crashed actor: the actor's resume deals
+    with it."""
+
+    def __init__(self, slot: UnitSlot, clock: Callable[[], int]) -> None:
+        self.slot = slot
+        self.clock = clock
+        self.outputs: deque[Action] = deque()
+        self.launching: tuple[Spawn, Launching] | None = None
+        self.broken = False
         slot.events.extend((StartRequested(), DependenciesSettled()))
-        _run_until_actor_needed(slot, clock)
-        slots[name] = slot
-    return slots
 
-
-def _run_until_actor_needed(slot: UnitSlot, clock: Callable[[], int]) -> None:
-    """`UnitActor._run`, performing only checks, spawns and log lines; stops at any other
-    question and leaves the outputs first in the slot's queue. An action that raises is
-    left in `slot.current`, as in a crashed actor: the actor's resume deals with it."""
-    outputs: deque[Action] = deque()
-    try:
-        while True:
-            if slot.actions:
-                action = slot.actions[0]
-                if isinstance(action, _OUTPUTS):
-                    outputs.append(slot.actions.popleft())
-                elif isinstance(action, CheckConditions | Spawn | Log):
-                    slot.current = slot.actions.popleft()
-                    answer = _perform(slot, action)
-                    slot.current = None
-                    if answer is not None:
-                        slot.events.append(answer)
+    def run(self, *, wait_for_exec: bool) -> None:
+        """Work the queues off; without `wait_for_exec`, stop at a launched spawn."""
+        slot = self.slot
+        try:
+            while not self.broken and self.launching is None:
+                if slot.actions:
+                    action = slot.actions[0]
+                    if isinstance(action, _OUTPUTS):
+                        self.outputs.append(slot.actions.popleft())
+                    elif isinstance(action, Spawn) and not wait_for_exec:
+                        slot.current = slot.actions.popleft()
+                        self._launch(action)
+                    elif isinstance(action, CheckConditions | Spawn | Log):
+                        slot.current = slot.actions.popleft()
+                        self._answer(_perform(slot, action))
+                    else:
+                        return  # the actor asks it, in order
+                elif slot.events:
+                    slot.model, actions = step(slot.model, slot.events.popleft(), self.clock())
+                    slot.actions.extend(actions)
                 else:
-                    break  # the actor asks it, in order
-            elif slot.events:
-                slot.model, actions = step(slot.model, slot.events.popleft(), clock())
-                slot.actions.extend(actions)
-            else:
-                break
-    except Exception as exc:  # a bug must not stop the boot: the unit's actor takes over
-        log(f"internal error starting {slot.name} early ({exc!r}); its actor takes over")
-    slot.actions.extendleft(reversed(outputs))
+                    return
+        except Exception as exc:  # a bug must not stop the boot: the unit's actor takes over
+            self._broke(exc)
+
+    def _launch(self, action: Spawn) -> None:
+        try:
+            io, main_pid = self.slot.io, self.slot.model.main_pid
+            self.launching = (action, io.launch(action.role, action.index, main_pid))
+        except UnitSpawnError as exc:
+            self._answer(SpawnFailed(action.role, action.index, exc.exit_code))
+
+    def finish_launch(self) -> None:
+        """Wait for the exec of the command launched by `run`, and feed the answer."""
+        if self.launching is None:
+            return
+        action, launching = self.launching
+        self.launching = None
+        try:
+            pid = launching.finish()
+        except UnitSpawnError as exc:
+            self._answer(SpawnFailed(action.role, action.index, exc.exit_code))
+        except Exception as exc:
+            self._broke(exc)
+        else:
+            self._answer(Spawned(action.role, action.index, pid))
+
+    def _answer(self, event: Event | None) -> None:
+        self.slot.current = None
+        if event is not None:
+            self.slot.events.append(event)
+
+    def _broke(self, exc: Exception) -> None:
+        self.broken = True
+        log(f"internal error starting {self.slot.name} early ({exc!r}); its actor takes over")
+
+    def hand_over(self) -> None:
+        """The held-back outputs go first in the slot's queue, for its actor."""
+        self.slot.actions.extendleft(reversed(self.outputs))
+        self.outputs.clear()
 
 
 def _perform(slot: UnitSlot, action: CheckConditions | Spawn | Log) -> Event | None:

@@ -28,7 +28,7 @@ from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
 from cinit.io.prespawn import PreparedChild
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
-from cinit.io.spawn import SpawnError, SpawnRequest, spawn
+from cinit.io.spawn import Launch, SpawnError, SpawnRequest, launch
 from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
 
@@ -51,6 +51,28 @@ class UnitSpawnError(Exception):
     def __init__(self, exit_code: int | None) -> None:
         super().__init__(exit_code)
         self.exit_code = exit_code
+
+
+def _spawn_error(exc: SpawnError) -> UnitSpawnError:
+    log(str(exc))
+    return UnitSpawnError(None if exc.stage == "fork" else exc.exit_code)
+
+
+class UnitLaunch:
+    """A command of the unit started, its exec not confirmed yet (`cinit.io.spawn.Launch`)."""
+
+    def __init__(self, io: UnitIO, started: Launch) -> None:
+        self._io = io
+        self._started = started
+
+    def finish(self) -> int:
+        """Its pid once it exec'd; raises UnitSpawnError."""
+        try:
+            process = self._started.finish()
+        except SpawnError as exc:
+            raise _spawn_error(exc) from None
+        self._io._started(process)
+        return process.pid
 
 
 class UnitContext:
@@ -116,6 +138,11 @@ class UnitIO:
 
     def spawn(self, role: Role, index: int, main_pid: int | None) -> int:
         """Start command `index` of `role`; returns its pid. Raises UnitSpawnError."""
+        return self.launch(role, index, main_pid).finish()
+
+    def launch(self, role: Role, index: int, main_pid: int | None) -> UnitLaunch:
+        """Start command `index` of `role` without waiting for its exec (`finish` does).
+        Raises UnitSpawnError."""
         command = self._command(role, index)
         env = self._environment(role, main_pid)
         pass_fds, fd_names = self._inherited_fds(role, env)
@@ -143,17 +170,17 @@ class UnitIO:
                 userdb_root=self.context.userdb_root,
             )
             prepared = self.context.prepared.pop(self.unit.name, None)
-            process = spawn(request, self.context.table, self.owner, prepared)
+            started = launch(request, self.context.table, self.owner, prepared)
         except SpawnError as exc:
-            log(str(exc))
-            resources = exc.stage == "fork"
-            raise UnitSpawnError(None if resources else exc.exit_code) from None
+            raise _spawn_error(exc) from None
         finally:
-            for fd in opened:
+            for fd in opened:  # the child has its own copies by now
                 os.close(fd)
+        return UnitLaunch(self, started)
+
+    def _started(self, process: Process) -> None:
         self.processes[process.pid] = process
         self.pgids.add(process.pgid)
-        return process.pid
 
     def _inherited_fds(
         self, role: Role, env: dict[str, str]

@@ -3,10 +3,11 @@
 In two steps, so that the first services start before pykka is imported:
 
 1. `UnitServices.prepare` creates the runtime directory (a failure is logged, not
-   fatal: nothing needs it yet), the output relay thread, the notify hub (only when a
-   unit needs NOTIFY_SOCKET) and the context every unit's io shares, with cinit's cgroup
+   fatal: nothing needs it yet), the output relay, the notify hub (only when a unit
+   needs NOTIFY_SOCKET) and the context every unit's io shares, with cinit's cgroup
    subtree (or the process-group fallback, logged once by `CgroupTree.detect`) and the
-   children prepared at boot; then it starts the first wave (`cinit.actors.first_wave`).
+   children prepared at boot; then it starts the first wave (`cinit.actors.first_wave`),
+   and only then the relay's and the hub's threads.
 2. `start_supervisor` starts the `UnitSupervisor` actor, which takes over the first
    wave's units and boots the rest.
 
@@ -76,13 +77,11 @@ class UnitServices:
         except OSError as exc:
             log(f"cannot create the runtime directory {directory}: {exc}")
         relay = OutputRelay()
-        relay.start()
         hub = None
         if any(_needs_notify(unit) for unit in unit_set.units.values()):
             from cinit.io.notify import NotifyHub
 
             hub = NotifyHub(NOTIFY_DIRECTORY)
-            hub.start()
         tree = early.cgroups if early is not None else CgroupTree.for_instance()
         context = UnitContext(
             table=table,
@@ -95,6 +94,12 @@ class UnitServices:
         )
         services = cls(unit_set, context, tree)
         services.started = start_first_wave(unit_set, services.io_factory)
+        # Their threads only now: the first wave's syscalls release the GIL, and a thread
+        # woken by each new pipe or socket took it for up to 5 ms each time (~8 ms per
+        # unit with 30 units). Pipes and sockets opened before are served from the start.
+        relay.start()
+        if hub is not None:
+            hub.start()
         return services
 
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:

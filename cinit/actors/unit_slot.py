@@ -29,12 +29,19 @@ if TYPE_CHECKING:
     class Tellable(Protocol):
         def tell(self, message: Any) -> None: ...
 
+    class Launching(Protocol):
+        """A command started whose exec is not confirmed yet (`UnitLaunch`)."""
+
+        def finish(self) -> int: ...
+
     class UnitPort(Protocol):
         """What the actor needs from the OS side of its unit (`cinit.actors.unit_io.UnitIO`)."""
 
         def unmet_condition(self) -> str | None: ...
 
         def spawn(self, role: Any, index: int, main_pid: int | None) -> int: ...
+
+        def launch(self, role: Any, index: int, main_pid: int | None) -> Launching: ...
 
         def take_exit(self, message: ProcessExit) -> bool: ...
 

@@ -32,6 +32,7 @@ from cinit.io.spawn import _child
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Collection
     from typing import NoReturn
 
     from cinit.io.reaper import ExitOwner
@@ -104,6 +105,11 @@ class EarlyUnits:
     def __init__(self, cgroups: CgroupTree | None, prepared: dict[str, PreparedChild]) -> None:
         self.cgroups = cgroups
         self.prepared = prepared
+
+    def keep(self, names: Collection[str]) -> None:
+        """Discard the children prepared for units other than `names` (not started at boot)."""
+        for name in [name for name in self.prepared if name not in names]:
+            self.prepared.pop(name).discard()
 
 
 def prepare_units(names: list[str], table: ProcessTable) -> EarlyUnits:

@@ -36,7 +36,7 @@ from cinit.io.reaper import Process, ProcessTable
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any, NoReturn
 
     from cinit.io.prespawn import PreparedChild
@@ -238,6 +238,48 @@ def spawn(
     `prepared`, a child already waiting in `request.cgroup` (`cinit.io.prespawn`), is used
     instead of a fork when it still can be; otherwise it is discarded.
     """
+    return launch(request, table, owner, prepared).finish()
+
+
+class Launch:
+    """A process started (forked, or its command handed to a prepared child) whose exec is
+    not confirmed yet: `finish` waits for that. Starting several before finishing any lets
+    their children set up and exec side by side instead of one after the other."""
+
+    def __init__(
+        self,
+        process: Process,
+        table: ProcessTable,
+        request: SpawnRequest,
+        read_report: Callable[[], bytes],
+        details: tuple[str, list[str], object],
+    ) -> None:
+        self.process = process
+        self._table = table
+        self._request = request
+        self._read_report = read_report
+        self._details = details  # cwd, exec candidates, credentials: for the error text
+
+    def finish(self) -> Process:
+        """The process once it exec'd; raises SpawnError (its exit is then not reported)."""
+        report = self._read_report()
+        process = self.process
+        process.started_at = time.monotonic()
+        self._table.release(process, failed=bool(report))
+        if report:
+            raise _decode_failure(report, self._request, *self._details)
+        return process
+
+
+def launch(
+    request: SpawnRequest,
+    table: ProcessTable,
+    owner: ExitOwner | None = None,
+    prepared: PreparedChild | None = None,
+) -> Launch:
+    """Start `request` like `spawn`, without waiting for the exec (`Launch.finish` does).
+
+    Raises SpawnError when the process cannot be started at all."""
     global _internal_signals_checked
     if not _internal_signals_checked:  # once: an inherited SIG_IGN the child cannot undo
         signals.clear_inherited_internal_ignores()
@@ -280,14 +322,12 @@ def spawn(
         request.argv,
         candidates,
     )
+    details = (cwd, candidates, credentials)
     if prepared is not None:
         if prepared.cgroup == request.cgroup:
-            launched = _launch_prepared(prepared, request, table, owner, child_args, sources)
-            if launched is not None:
-                report, process = launched
-                if report:
-                    raise _decode_failure(report, request, cwd, candidates, credentials)
-                return process
+            process = _hand_to_prepared(prepared, request, table, owner, child_args, sources)
+            if process is not None:
+                return Launch(process, table, request, _prepared_report(prepared), details)
         prepared.discard()
 
     cgroup_fd = -1
@@ -322,32 +362,48 @@ def spawn(
             if pid == 0:
                 _child(write_end, ignored, sources, cgroup_fd, *child_args[1:])
             process = _register(table, pid, label, owner)
-        os.close(write_end)
-        write_end = -1
-        report = _read_all(read_end)
-    finally:
+    except BaseException:
         os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
+        raise
+    finally:
+        os.close(write_end)
         if cgroup_fd >= 0:
             os.close(cgroup_fd)
-    process.started_at = time.monotonic()
-    table.release(process, failed=bool(report))
-    if report:
-        raise _decode_failure(report, request, cwd, candidates, credentials)
-    return process
+    return Launch(process, table, request, _pipe_report(read_end), details)
 
 
-def _launch_prepared(
+def _pipe_report(read_end: int) -> Callable[[], bytes]:
+    """What a forked child reports through its error pipe: b"" once it exec'd."""
+
+    def read() -> bytes:
+        try:
+            return _read_all(read_end)
+        finally:
+            os.close(read_end)
+
+    return read
+
+
+def _prepared_report(prepared: PreparedChild) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return prepared.read_report()
+        finally:
+            prepared.close()
+
+    return read
+
+
+def _hand_to_prepared(
     prepared: PreparedChild,
     request: SpawnRequest,
     table: ProcessTable,
     owner: ExitOwner | None,
     child_args: tuple[Any, ...],
     sources: list[int],
-) -> tuple[bytes, Process] | None:
-    """Run the command in the prepared child: (its failure report or b"", the process), or
-    None when the child cannot be used (the caller discards it and forks instead)."""
+) -> Process | None:
+    """Give the prepared child its command: the process, or None when the child cannot be
+    used (the caller discards it and forks instead)."""
     from cinit.io.prespawn import claim_for_launch
 
     if not prepared.wait_ready() or not claim_for_launch(table, prepared, request.label, owner):
@@ -356,11 +412,7 @@ def _launch_prepared(
     if not prepared.send_command(marshal.dumps(child_args), sources):
         table.release(process, failed=True)  # back to a silent exit; discarded by the caller
         return None
-    report = prepared.read_report()
-    prepared.close()
-    process.started_at = time.monotonic()
-    table.release(process, failed=bool(report))
-    return report, process
+    return process
 
 
 def _register(table: ProcessTable, pid: int, label: str, owner: ExitOwner | None) -> Process:

@@ -148,6 +148,19 @@ class _Call:
         self.function()
 
 
+class FakeLaunch:
+    """A launched fake command; `finish` logs that its exec was waited for."""
+
+    def __init__(self, world: FakeWorld, unit: str, pid: int) -> None:
+        self.world = world
+        self.unit = unit
+        self.pid = pid
+
+    def finish(self) -> int:
+        self.world.record("exec-confirmed", self.unit)
+        return self.pid
+
+
 class FakeIO:
     """One unit's fake OS side, with the methods the UnitActor calls."""
 
@@ -189,6 +202,11 @@ class FakeIO:
         with self.world.lock:
             self.mine[pid] = self.world.processes[pid]
         return pid
+
+    def launch(self, role: Role, index: int, main_pid: int | None) -> FakeLaunch:
+        """As `spawn`; the fake exec is confirmed at once."""
+        self.world.record("launch", self.unit.name)
+        return FakeLaunch(self.world, self.unit.name, self.spawn(role, index, main_pid))
 
     def take_exit(self, message: ProcessExit) -> bool:
         return self.mine.pop(message.pid, None) is not None

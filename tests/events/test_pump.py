@@ -60,6 +60,22 @@ def test_buffered_events_reach_an_early_subscriber_and_the_trace(
         request(str(runtime / "control"), {"cmd": "status"}, 1)
 
 
+def test_closing_before_the_pump_ran_still_writes_every_event_to_the_trace(
+    tmp_path: Path,
+) -> None:
+    # A handoff right after a quick boot closes the hub before its pump ever looped.
+    for attempt in range(5):
+        trace = tmp_path / f"trace-{attempt}.jsonl"
+        hub = EventHub(
+            started_mono=time.monotonic(), runtime_dir=str(tmp_path / "run"), trace_file=str(trace)
+        )
+        for i in range(3):
+            hub.emit("orphans-reaped", None, count=1, total=i + 1)
+        hub.close()
+        records = [json.loads(line) for line in trace.read_text().splitlines()]
+        assert [r["seq"] for r in records] == [1, 2, 3], attempt
+
+
 def test_a_broken_pump_stops_taking_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
