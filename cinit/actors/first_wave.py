@@ -88,9 +88,9 @@ def start_first_wave(
 ) -> dict[str, UnitSlot]:
     """Start the first wave; the slot of each unit, for the supervisor to put actors on.
 
-    Each unit's first command is launched before any exec is waited for: the children
-    set up and exec side by side (waiting for each in turn queued cinit behind services
-    that were already starting, ~10 ms per unit with 30 of them on 2 CPUs)."""
+    Each unit's first command is handed to its child before any exec is waited for (see
+    `cinit.io.spawn.Launch`): the children set up and exec side by side, while waiting
+    for each in turn queued cinit behind the services already starting."""
     wave = [
         _EarlyStart(UnitSlot.for_unit(unit_set.units[name], io_factory), clock)
         for name in first_wave(unit_set)
@@ -120,7 +120,7 @@ class _EarlyStart:
         slot.events.extend((StartRequested(), DependenciesSettled()))
 
     def run(self, *, wait_for_exec: bool) -> None:
-        """Work the queues off; without `wait_for_exec`, stop at a launched spawn."""
+        """Work the queues off; without `wait_for_exec`, stop at a spawn once it started."""
         slot = self.slot
         try:
             while not self.broken and self.launching is None:
@@ -147,12 +147,14 @@ class _EarlyStart:
     def _launch(self, action: Spawn) -> None:
         try:
             io, main_pid = self.slot.io, self.slot.model.main_pid
-            self.launching = (action, io.launch(action.role, action.index, main_pid))
+            launching = io.launch(action.role, action.index, main_pid)
+            launching.start()
+            self.launching = (action, launching)
         except UnitSpawnError as exc:
             self._answer(SpawnFailed(action.role, action.index, exc.exit_code))
 
     def finish_launch(self) -> None:
-        """Wait for the exec of the command launched by `run`, and feed the answer."""
+        """Wait for the exec of the command started by `run`; feed the answer."""
         if self.launching is None:
             return
         action, launching = self.launching

@@ -28,7 +28,7 @@ from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
 from cinit.io.prespawn import PreparedChild
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
-from cinit.io.spawn import Launch, SpawnError, SpawnRequest, launch
+from cinit.io.spawn import Launch, SpawnError, SpawnRequest
 from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
 
@@ -59,20 +59,36 @@ def _spawn_error(exc: SpawnError) -> UnitSpawnError:
 
 
 class UnitLaunch:
-    """A command of the unit started, its exec not confirmed yet (`cinit.io.spawn.Launch`)."""
+    """A command of the unit on its way: `start`, then `finish` (`cinit.io.spawn.Launch`)."""
 
-    def __init__(self, io: UnitIO, started: Launch) -> None:
+    def __init__(self, io: UnitIO, launch: Launch, opened: list[int]) -> None:
         self._io = io
-        self._started = started
+        self._launch = launch
+        self._opened = opened  # fds for the child (output pipes, files): closed once started
+
+    def start(self) -> None:
+        """Hand the command to its child (or fork); raises UnitSpawnError."""
+        try:
+            self._launch.start()
+        except SpawnError as exc:
+            raise _spawn_error(exc) from None
+        finally:
+            _close_all(self._opened)  # the child has its own copies by now
 
     def finish(self) -> int:
         """Its pid once it exec'd; raises UnitSpawnError."""
         try:
-            process = self._started.finish()
+            process = self._launch.finish()
         except SpawnError as exc:
             raise _spawn_error(exc) from None
         self._io._started(process)
         return process.pid
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
 
 
 class UnitContext:
@@ -138,11 +154,13 @@ class UnitIO:
 
     def spawn(self, role: Role, index: int, main_pid: int | None) -> int:
         """Start command `index` of `role`; returns its pid. Raises UnitSpawnError."""
-        return self.launch(role, index, main_pid).finish()
+        launch = self.launch(role, index, main_pid)
+        launch.start()
+        return launch.finish()
 
     def launch(self, role: Role, index: int, main_pid: int | None) -> UnitLaunch:
-        """Start command `index` of `role` without waiting for its exec (`finish` does).
-        Raises UnitSpawnError."""
+        """Build the start of command `index` of `role` (`UnitLaunch.start` and `finish` do
+        it; see `cinit.io.spawn.Launch`). Raises UnitSpawnError."""
         command = self._command(role, index)
         env = self._environment(role, main_pid)
         pass_fds, fd_names = self._inherited_fds(role, env)
@@ -170,13 +188,14 @@ class UnitIO:
                 userdb_root=self.context.userdb_root,
             )
             prepared = self.context.prepared.pop(self.unit.name, None)
-            started = launch(request, self.context.table, self.owner, prepared)
+            launch = Launch(request, self.context.table, self.owner, prepared)
+            return UnitLaunch(self, launch, opened)
         except SpawnError as exc:
+            _close_all(opened)
             raise _spawn_error(exc) from None
-        finally:
-            for fd in opened:  # the child has its own copies by now
-                os.close(fd)
-        return UnitLaunch(self, started)
+        except BaseException:
+            _close_all(opened)
+            raise
 
     def _started(self, process: Process) -> None:
         self.processes[process.pid] = process

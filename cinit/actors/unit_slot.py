@@ -30,7 +30,9 @@ if TYPE_CHECKING:
         def tell(self, message: Any) -> None: ...
 
     class Launching(Protocol):
-        """A command started whose exec is not confirmed yet (`UnitLaunch`)."""
+        """A command on its way: `start`, then `finish` for its pid (`UnitLaunch`)."""
+
+        def start(self) -> None: ...
 
         def finish(self) -> int: ...
 

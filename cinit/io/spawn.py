@@ -37,7 +37,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
     from collections.abc import Callable, Mapping, Sequence
-    from typing import Any, NoReturn
+    from typing import NoReturn
 
     from cinit.io.prespawn import PreparedChild
     from cinit.io.reaper import ExitOwner
@@ -238,138 +238,150 @@ def spawn(
     `prepared`, a child already waiting in `request.cgroup` (`cinit.io.prespawn`), is used
     instead of a fork when it still can be; otherwise it is discarded.
     """
-    return launch(request, table, owner, prepared).finish()
+    launch = Launch(request, table, owner, prepared)
+    launch.start()
+    return launch.finish()
 
 
 class Launch:
-    """A process started (forked, or its command handed to a prepared child) whose exec is
-    not confirmed yet: `finish` waits for that. Starting several before finishing any lets
-    their children set up and exec side by side instead of one after the other."""
+    """One spawn in three steps, so that several can overlap: building it (the constructor:
+    credentials, environment, the child's arguments; raises SpawnError), `start` (hand the
+    command to the prepared child, or fork) and `finish` (wait for the exec). Starting
+    several before finishing any lets their children set up and exec side by side instead
+    of one after the other (the first wave of boot, `cinit.actors.first_wave`)."""
 
     def __init__(
         self,
-        process: Process,
-        table: ProcessTable,
         request: SpawnRequest,
-        read_report: Callable[[], bytes],
-        details: tuple[str, list[str], object],
+        table: ProcessTable,
+        owner: ExitOwner | None = None,
+        prepared: PreparedChild | None = None,
     ) -> None:
-        self.process = process
-        self._table = table
-        self._request = request
-        self._read_report = read_report
-        self._details = details  # cwd, exec candidates, credentials: for the error text
+        global _internal_signals_checked
+        if not _internal_signals_checked:  # once: an inherited SIG_IGN the child cannot undo
+            signals.clear_inherited_internal_ignores()
+            _internal_signals_checked = True
+        label = request.label
+        env = _build_env(request)
+        candidates = exec_candidates(request.path, env)
+        credentials = None
+        cwd = request.cwd
+        try:
+            if request.user or request.group:
+                from cinit.io.userdb import resolve_credentials
+
+                credentials = resolve_credentials(request.user, request.group, request.userdb_root)
+            if cwd == "~" or cwd.startswith("~/"):
+                from cinit.io.userdb import home_directory
+
+                home = credentials.home if credentials else home_directory("", request.userdb_root)
+                cwd = home + cwd[1:]
+        except Exception as exc:  # userdb errors and unreadable files alike
+            raise SpawnError(label, request.path, "resolve", 0, f"{label}: {exc}", 217) from None
+        standard = (request.stdin, request.stdout, request.stderr)
+        self.sources = [_devnull() if fd == DEVNULL else fd for fd in standard]
+        self.sources.extend(request.pass_fds)
+        self.ignored = _ignored_signals()
+        self.child_args = (
+            request.new_session,
+            request.foreground,
+            credentials.groups if credentials else None,
+            credentials.gid if credentials else -1,
+            credentials.uid if credentials and request.user else -1,
+            cwd,
+            request.cwd_optional,
+            request.listen_fds,
+            env,
+            request.argv,
+            candidates,
+        )
+        self.request = request
+        self.table = table
+        self.owner = owner
+        self.prepared = prepared
+        self.process: Process | None = None
+        self._details = (cwd, candidates, credentials)  # for the error text
+        self._read_report: Callable[[], bytes] | None = None
+
+    def start(self) -> Process:
+        """Hand the command over (or fork); raises SpawnError when nothing could start."""
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None:
+            if prepared.cgroup == self.request.cgroup and self._hand_to(prepared):
+                assert self.process is not None
+                return self.process
+            prepared.discard()
+        return self._fork()
 
     def finish(self) -> Process:
         """The process once it exec'd; raises SpawnError (its exit is then not reported)."""
+        assert self.process is not None and self._read_report is not None, "not started"
         report = self._read_report()
         process = self.process
         process.started_at = time.monotonic()
-        self._table.release(process, failed=bool(report))
+        self.table.release(process, failed=bool(report))
         if report:
-            raise _decode_failure(report, self._request, *self._details)
+            raise _decode_failure(report, self.request, *self._details)
         return process
 
+    def _hand_to(self, prepared: PreparedChild) -> bool:
+        """Give the prepared child the command; False when it cannot be used."""
+        from cinit.io.prespawn import claim_for_launch
 
-def launch(
-    request: SpawnRequest,
-    table: ProcessTable,
-    owner: ExitOwner | None = None,
-    prepared: PreparedChild | None = None,
-) -> Launch:
-    """Start `request` like `spawn`, without waiting for the exec (`Launch.finish` does).
+        table = self.table
+        if not prepared.wait_ready() or not claim_for_launch(
+            table, prepared, self.request.label, self.owner
+        ):
+            return False
+        payload = marshal.dumps((self.ignored, *self.child_args))
+        if not prepared.send_command(payload, self.sources):
+            table.release(prepared.process, failed=True)  # back to a silent exit
+            return False
+        self.process = prepared.process
+        self._read_report = _prepared_report(prepared)
+        return True
 
-    Raises SpawnError when the process cannot be started at all."""
-    global _internal_signals_checked
-    if not _internal_signals_checked:  # once: an inherited SIG_IGN the child cannot undo
-        signals.clear_inherited_internal_ignores()
-        _internal_signals_checked = True
-    label = request.label
-    env = _build_env(request)
-    candidates = exec_candidates(request.path, env)
-
-    credentials = None
-    cwd = request.cwd
-    try:
-        if request.user or request.group:
-            from cinit.io.userdb import resolve_credentials
-
-            credentials = resolve_credentials(request.user, request.group, request.userdb_root)
-        if cwd == "~" or cwd.startswith("~/"):
-            from cinit.io.userdb import home_directory
-
-            home = credentials.home if credentials else home_directory("", request.userdb_root)
-            cwd = home + cwd[1:]
-    except Exception as exc:  # userdb errors and unreadable files alike
-        raise SpawnError(label, request.path, "resolve", 0, f"{label}: {exc}", 217) from None
-
-    standard = (request.stdin, request.stdout, request.stderr)
-    sources = [_devnull() if fd == DEVNULL else fd for fd in standard]
-    ignored = _ignored_signals()
-    sources.extend(request.pass_fds)
-
-    child_args = (
-        ignored,
-        request.new_session,
-        request.foreground,
-        credentials.groups if credentials else None,
-        credentials.gid if credentials else -1,
-        credentials.uid if credentials and request.user else -1,
-        cwd,
-        request.cwd_optional,
-        request.listen_fds,
-        env,
-        request.argv,
-        candidates,
-    )
-    details = (cwd, candidates, credentials)
-    if prepared is not None:
-        if prepared.cgroup == request.cgroup:
-            process = _hand_to_prepared(prepared, request, table, owner, child_args, sources)
-            if process is not None:
-                return Launch(process, table, request, _prepared_report(prepared), details)
-        prepared.discard()
-
-    cgroup_fd = -1
-    if request.cgroup:
-        procs = os.path.join(request.cgroup, "cgroup.procs")
-        try:
-            cgroup_fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise SpawnError(
-                label,
-                request.path,
-                "cgroup",
-                exc.errno or 0,
-                f"{label}: cannot join cgroup {request.cgroup}: {describe_errno(exc.errno or 0)}",
-                STAGE_EXIT_CODES["cgroup"],
-            ) from None
-
-    read_end, write_end = os.pipe()
-    try:
-        with table.lock:
+    def _fork(self) -> Process:
+        request, label = self.request, self.request.label
+        cgroup_fd = -1
+        if request.cgroup:
+            procs = os.path.join(request.cgroup, "cgroup.procs")
             try:
-                pid = os.fork()
+                cgroup_fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
             except OSError as exc:
+                err = exc.errno or 0
                 raise SpawnError(
                     label,
                     request.path,
-                    "fork",
-                    exc.errno or 0,
-                    f"{label}: cannot fork: {describe_errno(exc.errno or 0)}",
-                    1,
+                    "cgroup",
+                    err,
+                    f"{label}: cannot join cgroup {request.cgroup}: {describe_errno(err)}",
+                    STAGE_EXIT_CODES["cgroup"],
                 ) from None
-            if pid == 0:
-                _child(write_end, ignored, sources, cgroup_fd, *child_args[1:])
-            process = _register(table, pid, label, owner)
-    except BaseException:
-        os.close(read_end)
-        raise
-    finally:
-        os.close(write_end)
-        if cgroup_fd >= 0:
-            os.close(cgroup_fd)
-    return Launch(process, table, request, _pipe_report(read_end), details)
+        read_end, write_end = os.pipe()
+        try:
+            with self.table.lock:
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    err = exc.errno or 0
+                    raise SpawnError(
+                        label, request.path, "fork", err,
+                        f"{label}: cannot fork: {describe_errno(err)}", 1,
+                    ) from None  # fmt: skip
+                if pid == 0:
+                    _child(write_end, self.ignored, self.sources, cgroup_fd, *self.child_args)
+                process = _register(self.table, pid, label, self.owner)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+            if cgroup_fd >= 0:
+                os.close(cgroup_fd)
+        self.process = process
+        self._read_report = _pipe_report(read_end)
+        return process
 
 
 def _pipe_report(read_end: int) -> Callable[[], bytes]:
@@ -392,27 +404,6 @@ def _prepared_report(prepared: PreparedChild) -> Callable[[], bytes]:
             prepared.close()
 
     return read
-
-
-def _hand_to_prepared(
-    prepared: PreparedChild,
-    request: SpawnRequest,
-    table: ProcessTable,
-    owner: ExitOwner | None,
-    child_args: tuple[Any, ...],
-    sources: list[int],
-) -> Process | None:
-    """Give the prepared child its command: the process, or None when the child cannot be
-    used (the caller discards it and forks instead)."""
-    from cinit.io.prespawn import claim_for_launch
-
-    if not prepared.wait_ready() or not claim_for_launch(table, prepared, request.label, owner):
-        return None
-    process = prepared.process
-    if not prepared.send_command(marshal.dumps(child_args), sources):
-        table.release(process, failed=True)  # back to a silent exit; discarded by the caller
-        return None
-    return process
 
 
 def _register(table: ProcessTable, pid: int, label: str, owner: ExitOwner | None) -> Process:

@@ -156,6 +156,9 @@ class FakeLaunch:
         self.unit = unit
         self.pid = pid
 
+    def start(self) -> None:
+        self.world.record("launch-started", self.unit)
+
     def finish(self) -> int:
         self.world.record("exec-confirmed", self.unit)
         return self.pid
