@@ -222,6 +222,7 @@ def _supervise(
             services.supervisor.tell(BootUnits(root))
         if hub is not None:
             hub.start()  # its thread imports ZeroMQ only once the boot settled
+        _collect_from_now_on()
         _main_loop(table, root, outcome, hub)
     except BaseException as exc:  # PID 1 must not die of its own bug: stop things, then exit
         import traceback
@@ -306,6 +307,16 @@ def _prepare_children(config: BootConfig, table: ProcessTable) -> EarlyUnits | N
     from cinit.io.prespawn import prepare_units
 
     return prepare_units(sorted(names), table)
+
+
+def _collect_from_now_on() -> None:
+    """The boot path ran with the collector off (`cinit.cli.main`): what exists now (modules,
+    units, actors) lives as long as PID 1, so it is frozen out of every later collection,
+    which then only looks at what comes and goes."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
 
 
 def _main_loop(

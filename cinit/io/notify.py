@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import errno
 import os
-import selectors
 import sys
 import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import selectors
     import socket
     from typing import Any
 else:  # the C half of `socket`: its enum wrappers would cost ~2 ms on the boot path
     import _socket as socket
+
+_EVENT_READ = 1  # selectors.EVENT_READ: the module itself loads in the thread
 
 NOTIFY_BUFFER_MAX = 4096  # systemd's limit on one notification datagram
 SOCKET_MODE = 0o666
@@ -222,8 +224,10 @@ class NotifyHub:
             pass  # saturated or closed: the thread is awake or gone
 
     def _run(self) -> None:
+        import selectors  # in the thread: off the boot path (~2.5 ms)
+
         selector = selectors.DefaultSelector()
-        selector.register(self._wake_fd, selectors.EVENT_READ, None)
+        selector.register(self._wake_fd, _EVENT_READ, None)
         registered: dict[int, _Endpoint] = {}
         try:
             while True:
@@ -255,7 +259,7 @@ class NotifyHub:
             fd = endpoint.sock.fileno()
             if add and selector is not None:
                 registered[fd] = endpoint
-                selector.register(fd, selectors.EVENT_READ, endpoint)
+                selector.register(fd, _EVENT_READ, endpoint)
             elif not add:
                 if registered.pop(fd, None) is not None and selector is not None:
                     selector.unregister(fd)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 import marshal
 import os
-import socket
+import sys
 
 from cinit.io.cgroup import CgroupTree
 from cinit.io.reaper import Process, ProcessTable
@@ -32,12 +32,15 @@ from cinit.io.spawn import _child
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    import socket
     from collections.abc import Collection
     from typing import NoReturn
 
     from cinit.io.reaper import ExitOwner
-else:  # the C half of `signal`: its enum wrappers cost ~5 ms on the boot path
+else:  # the C halves of `signal` and `socket`: their enum wrappers (and socket's import
+    # of selectors) cost the boot path ~10 ms
     import _signal as signal
+    import _socket as socket
 
 # Boot services prepared at most: each fork (~1 ms) delays cinit's own start.
 MAX_PREPARED = 64
@@ -70,7 +73,9 @@ class PreparedChild:
     def send_command(self, payload: bytes, fds: list[int]) -> bool:
         """Hand over the command; False when the child is gone or the message too big."""
         try:
-            socket.send_fds(self.channel, [payload], fds)
+            rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+            ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)] if fds else []
+            self.channel.sendmsg([payload], ancillary)
         except OSError:
             return False
         return True
@@ -210,7 +215,7 @@ def _wait_for_command(channel_fd: int, procs_fd: int) -> NoReturn:
         os.close(procs_fd)
         os.write(channel_fd, READY)
         channel = socket.socket(fileno=channel_fd)
-        data, fds, _flags, _addr = socket.recv_fds(channel, MAX_COMMAND_BYTES, MAX_FDS)
+        data, fds = _receive_command(channel)
         if data:  # empty: discarded, or cinit went away
             ignored, *rest = marshal.loads(data)
             _child(channel_fd, ignored, fds, -1, *rest)
@@ -219,6 +224,19 @@ def _wait_for_command(channel_fd: int, procs_fd: int) -> NoReturn:
         pass
     finally:
         os._exit(code)
+
+
+def _receive_command(channel: socket.socket) -> tuple[bytes, list[int]]:
+    """The command message and the fds that came with it (SCM_RIGHTS)."""
+    data, ancillary, _flags, _addr = channel.recvmsg(
+        MAX_COMMAND_BYTES, socket.CMSG_SPACE(MAX_FDS * 4)
+    )
+    fds: list[int] = []
+    for level, kind, rights in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(rights) - len(rights) % 4
+            fds += [int.from_bytes(rights[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+    return data, fds
 
 
 def _close_all_but(keep: tuple[int, ...]) -> None:
