@@ -81,6 +81,8 @@ HEADLINES = (
     ("validate", "`cinit validate"),
     ("boot", "par 30: boot -> all ready"),
     ("boot", "chain 10: boot -> all ready"),
+    ("boot", "par 30: SIGTERM -> exit"),
+    ("boot", "par 30: PID 1 peak RSS"),
     ("proxy", "bulk stream"),
     ("proxy", "wrk -t2"),
     ("events", "boot 10 services"),
