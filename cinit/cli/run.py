@@ -48,6 +48,9 @@ options:
   --drop-in DIR        drop-in unit files (default: {DEFAULT_DROP_IN_DIR})
   --strict-units       treat every unit-file warning as an error
   --validate           load and check the units, print a summary, and exit
+  --example            boot the example unit set shipped inside cinit (instead of
+                       --units and --drop-in): a oneshot, a ticker, a drop-in
+                       override and an addition, and a proxy socket on 127.0.0.1:8080
   --stop-timeout SECS  bound on the whole shutdown before SIGKILL
                        (default: {DEFAULT_STOP_TIMEOUT:g}; also 500ms, 5s, 1min)
   --runtime-dir DIR    cinit's private runtime directory (default: $CINIT_RUNTIME_DIR,
@@ -91,7 +94,15 @@ _VALUE_OPTIONS = frozenset(
 )
 _FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
 _FLAG_OPTIONS = frozenset(
-    {"--strict-units", "--validate", "--log-prefix", "--no-log-prefix", "--help", "-h"}
+    {
+        "--strict-units",
+        "--validate",
+        "--example",
+        "--log-prefix",
+        "--no-log-prefix",
+        "--help",
+        "-h",
+    }
 )
 
 
@@ -174,9 +185,17 @@ def parse_args(argv: list[str]) -> RunOptions:
     for arg in args[:i]:
         if arg in ("--log-prefix", "--no-log-prefix"):
             log_prefix = arg == "--log-prefix"  # the last one wins
+    units_dir = values.get("--units", DEFAULT_UNITS_DIR)
+    drop_in_dir = values.get("--drop-in", DEFAULT_DROP_IN_DIR)
+    if "--example" in flags:
+        if "--units" in values or "--drop-in" in values:
+            raise UsageError("--example boots the embedded example set: no --units or --drop-in")
+        from cinit import example_dirs
+
+        units_dir, drop_in_dir = example_dirs()
     config = BootConfig(
-        units_dir=values.get("--units", DEFAULT_UNITS_DIR),
-        drop_in_dir=values.get("--drop-in", DEFAULT_DROP_IN_DIR),
+        units_dir=units_dir,
+        drop_in_dir=drop_in_dir,
         strict="--strict-units" in flags,
         stop_timeout=parse_duration(values["--stop-timeout"])
         if "--stop-timeout" in values

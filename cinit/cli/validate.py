@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cinit import PROG
+from cinit import PROG, example_dirs
 from cinit.cli.args import EXIT_USAGE, Option, UsageError, format_help, parse_options
 from cinit.units import Severity, UnitKind, UnitSet, load_units
 from cinit.units.diagnostics import Diagnostic
@@ -45,12 +45,6 @@ def main(args: list[str]) -> int:
     if values["example"]:
         units, drop_in = example_dirs()
     return run_validate(units, drop_in, bool(values["strict"]), bool(values["json"]))
-
-
-def example_dirs() -> tuple[str, str]:
-    """The example unit set embedded in the package (core units, drop-ins)."""
-    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-    return os.path.join(base, "units"), os.path.join(base, "container-init.d")
 
 
 def run_validate(units_dir: str, drop_in_dir: str, strict: bool, as_json: bool = False) -> int:

@@ -21,8 +21,15 @@ CONTROL_GROUP_ENV = "CINIT_CONTROL_GROUP"
 
 def runtime_dir(explicit: str | None = None) -> str:
     """The runtime directory to use: `explicit` (--runtime-dir), else $CINIT_RUNTIME_DIR,
-    else /run/cinit. An empty value counts as unset."""
-    return explicit or os.environ.get(RUNTIME_DIR_ENV) or DEFAULT_RUNTIME_DIR
+    else /run/cinit for root and, for another user (trying `cinit --example` on a
+    workstation), $XDG_RUNTIME_DIR/cinit as systemd --user does. Empty counts as unset."""
+    chosen = explicit or os.environ.get(RUNTIME_DIR_ENV)
+    if chosen:
+        return chosen
+    user_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if user_dir and os.geteuid() != 0:
+        return os.path.join(user_dir, "cinit")
+    return DEFAULT_RUNTIME_DIR
 
 
 def ensure_runtime_dir(path: str, mode: int = RUNTIME_DIR_MODE) -> str:

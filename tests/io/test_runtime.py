@@ -29,6 +29,19 @@ def test_explicit_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
     assert runtime_dir() == "/run/cinit"
 
 
+def test_another_user_defaults_to_their_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CINIT_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert runtime_dir() == "/run/user/1000/cinit"
+    assert runtime_dir("/tmp/explicit") == "/tmp/explicit"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert runtime_dir() == "/run/cinit"  # root keeps /run/cinit, as system services do
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert runtime_dir() == "/run/cinit"
+
+
 def test_creates_missing_parents_and_the_directory_0700(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "cinit"
     assert ensure_runtime_dir(str(target)) == str(target)
