@@ -16,7 +16,6 @@ that has the same methods (see tests/actors/fake_io.py).
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import signal
 import threading
@@ -121,6 +120,8 @@ class UnitContext:
 
     def without_cgroups(self) -> UnitContext:
         """The same context, sharing everything, but units get process groups."""
+        import copy  # Accept=yes instances only: off the boot path
+
         other = copy.copy(self)
         other.cgroups = None
         return other
