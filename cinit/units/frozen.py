@@ -11,6 +11,10 @@ instance or leaves a field out of equality and hash. Instances are built by keyw
 position, compare and hash by their fields, print like dataclasses, and refuse assignment
 (`FrozenInstanceError`); `replace(**changes)` makes a changed copy. Type checkers see a
 frozen dataclass (`dataclass_transform`).
+
+A class starts with a generic `__init__`; once it has built COMPILE_AFTER instances (a
+thousand-unit `cinit validate`, never a container's boot), it gets one compiled for its
+own fields, as a dataclass has from the start: 2-3x faster per instance.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ else:
 
     def dataclass_transform(**_options: Any) -> Callable[[type], type]:
         return lambda cls: cls
+
+
+COMPILE_AFTER = 200  # instances a class builds generically before its __init__ is compiled
 
 
 class FrozenInstanceError(AttributeError):
@@ -47,19 +54,21 @@ def field(*, default_factory: Callable[[], Any] | None = None, compare: bool = T
 class Frozen:
     """Base of immutable value classes (see the module docstring)."""
 
-    # Set on each subclass by __init_subclass__: field names in order, the compared
-    # ones, constant defaults, and (name, factory) pairs.
+    # Set on each subclass by __init_subclass__: field names in order, the compared ones,
+    # the ones without a default, and (name, factory) pairs. A constant default stays a
+    # class value: an instance holds only what it was given (and its factory defaults).
     _fields: ClassVar[tuple[str, ...]] = ()
     _field_set: ClassVar[frozenset[str]] = frozenset()
     _compared: ClassVar[tuple[str, ...]] = ()
-    _defaults: ClassVar[dict[str, Any]] = {}
+    _required: ClassVar[frozenset[str]] = frozenset()
     _factories: ClassVar[tuple[tuple[str, Callable[[], Any]], ...]] = ()
+    _built: ClassVar[int] = 0  # instances built by the generic __init__
 
     def __init_subclass__(cls, *, eq: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fields: list[str] = list(cls._fields)
         compared: list[str] = list(cls._compared)
-        defaults = dict(cls._defaults)
+        required = set(cls._required)
         factories = list(cls._factories)
         # Not inspect.get_annotations: importing inspect is what made dataclasses slow.
         for name in cls.__dict__.get("__annotations__", {}):  # noqa: RUF063
@@ -74,42 +83,57 @@ class Frozen:
                 delattr(cls, name)  # not a class value: each instance has its own
                 if spec.default_factory is not None:
                     factories.append((name, spec.default_factory))
-            elif value is not _NO_DEFAULT:
-                defaults[name] = value
+                else:
+                    required.add(name)
+            elif value is _NO_DEFAULT:
+                required.add(name)
         cls._fields = tuple(fields)
         cls._field_set = frozenset(fields)
         cls._compared = tuple(compared)
-        cls._defaults = defaults
+        cls._required = frozenset(required)
         cls._factories = tuple(factories)
+        cls._built = 0
+        cls.__init__ = Frozen.__init__  # type: ignore[method-assign]  # never a parent's compiled one
         if not eq:  # identity, as a dataclass with eq=False
             cls.__eq__ = object.__eq__  # type: ignore[method-assign]
             cls.__hash__ = object.__hash__  # type: ignore[method-assign]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Hot: the loader builds ~10 of these per unit file. Dict operations in C only.
         cls = type(self)
+        cls._built += 1
+        if cls._built == COMPILE_AFTER:
+            cls.__init__ = _compiled_init(cls)  # type: ignore[method-assign]
         if args:
-            if len(args) > len(cls._fields):
-                raise TypeError(
-                    f"{cls.__name__}() takes {len(cls._fields)} fields, got {len(args)}"
-                )
-            for name, value in zip(cls._fields, args, strict=False):
-                if name in kwargs:
-                    raise TypeError(f"{cls.__name__}() got multiple values for {name!r}")
-                kwargs[name] = value
-        values = {**cls._defaults, **kwargs}
+            if kwargs or len(args) > len(cls._fields):
+                kwargs = cls._merge_positional(args, kwargs)
+            else:
+                kwargs = dict(zip(cls._fields, args))  # noqa: B905 - at most as many args
+        given = kwargs.keys()
+        if not (cls._required <= given <= cls._field_set):
+            unknown = sorted(given - cls._field_set)
+            missing = [name for name in cls._fields if name in cls._required - given]
+            what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
+            raise TypeError(f"{cls.__name__}(): {what}")
+        values = self.__dict__
+        values.update(kwargs)
         for name, make in cls._factories:
             if name not in kwargs:
                 values[name] = make()
-        if values.keys() != cls._field_set:
-            unknown = sorted(set(values) - cls._field_set)
-            missing = [name for name in cls._fields if name not in values]
-            what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
-            raise TypeError(f"{cls.__name__}(): {what}")
-        self.__dict__.update(values)
+
+    @classmethod
+    def _merge_positional(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if len(args) > len(cls._fields):
+            raise TypeError(f"{cls.__name__}() takes {len(cls._fields)} fields, got {len(args)}")
+        merged = dict(zip(cls._fields, args, strict=False))
+        if kwargs:
+            for name in merged.keys() & kwargs.keys():
+                raise TypeError(f"{cls.__name__}() got multiple values for {name!r}")
+            merged.update(kwargs)
+        return merged
 
     def _key(self) -> tuple[Any, ...]:
-        values = self.__dict__
-        return tuple([values[name] for name in self._compared])
+        return tuple([getattr(self, name) for name in self._compared])
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -120,8 +144,7 @@ class Frozen:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        values = self.__dict__
-        shown = ", ".join(f"{name}={values[name]!r}" for name in self._fields)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{type(self).__name__}({shown})"
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -138,3 +161,30 @@ class Frozen:
 
 
 _NO_DEFAULT = object()
+
+
+def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
+    """An `__init__` for `cls`'s own fields, with the generic one's behaviour: a value not
+    given stays out of the instance (the class value is the default) or comes from its
+    factory; a required one missing raises TypeError, as Python does for unknown names."""
+    namespace: dict[str, Any] = {"_unset": _NO_DEFAULT, "_TypeError": TypeError}
+    reserved = {"__self", "__values", *namespace}
+    if any(name in reserved or name.startswith("_make") for name in cls._fields):
+        return Frozen.__init__  # a field named like the generated code's own names
+    lines = []
+    for index, name in enumerate(cls._fields):
+        lines.append(f"    if {name} is not _unset: __values[{name!r}] = {name}")
+        if name in cls._required:
+            message = f"{cls.__name__}(): missing fields [{name!r}]"
+            lines.append(f"    else: raise _TypeError({message!r})")
+        for factory_name, make in cls._factories:
+            if factory_name == name:
+                namespace[f"_make{index}"] = make
+                lines.append(f"    else: __values[{name!r}] = _make{index}()")
+    params = ", ".join(f"{name}=_unset" for name in cls._fields)
+    source = f"def __init__(__self, {params}):\n    __values = __self.__dict__\n"
+    source += "\n".join(lines) + "\n"
+    exec(source, namespace)  # the class's own field names: identifiers, checked above
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
