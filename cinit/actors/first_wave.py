@@ -88,9 +88,9 @@ def start_first_wave(
 ) -> dict[str, UnitSlot]:
     """Start the first wave; the slot of each unit, for the supervisor to put actors on.
 
-    Each unit's first command is handed to its child before any exec is waited for (see
-    `cinit.io.spawn.Launch`): the children set up and exec side by side, while waiting
-    for each in turn queued cinit behind the services already starting."""
+    Every unit's first command is handed to its child before any exec is waited for (see
+    `cinit.io.spawn.Launch`): the children set up and exec side by side instead of cinit
+    waiting for each in turn while the services started before compete for the CPUs."""
     wave = [
         _EarlyStart(UnitSlot.for_unit(unit_set.units[name], io_factory), clock)
         for name in first_wave(unit_set)
