@@ -165,6 +165,9 @@ class Process:
         return f"Process(pid={self.pid}, label={self.label!r}, {state})"
 
 
+ORPHANS_PER_HOLD = 256
+
+
 class ProcessTable:
     """pid -> owned `Process`, shared by `spawn` (registers) and the reaper (collects)."""
 
@@ -234,17 +237,23 @@ class ProcessTable:
 
     def reap_all(self) -> bool:
         """Collect every exited child; returns False when cinit has no children left at all."""
+        waitpid, nohang, live = os.waitpid, os.WNOHANG, self._live
         while True:
             with self.lock:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    return False
-                if pid == 0:
-                    return True
-                process = self._live.pop(pid, None)
-                if process is None:
+                # Adopted orphans in a row are reaped under one hold of the lock (a storm of
+                # zombies is thousands of them), a bounded number so a spawn waits little.
+                for _ in range(ORPHANS_PER_HOLD):
+                    try:
+                        pid, status = waitpid(-1, nohang)
+                    except ChildProcessError:
+                        return False
+                    if pid == 0:
+                        return True
+                    process = live.pop(pid, None)
+                    if process is not None:
+                        break
                     self.orphans_reaped += 1
+                else:
                     continue
                 process.exit = ProcessExit.from_wait_status(pid, process.label, status)
                 process._close_pidfd()
