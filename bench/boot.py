@@ -34,7 +34,8 @@ script) as PID 1; measured are
   clean       runs where every service recorded that it stopped on SIGTERM (and exit 0);
   link        chain only: median over the chain of (a service's `ready` stamp, taken just
               before it sends READY=1 -> the next service's spawn estimate).
-Runs of the inits are interleaved; medians are printed with cinit/floor ratios and the
+Runs of cinit and the floor are interleaved (docker-systemctl-replacement runs after them);
+medians are printed with cinit/floor ratios and the
 issue's targets. No assertions: numbers are for the note.
 
 With `DSR=path/to/systemctl3.py` in the environment, docker-systemctl-replacement (a Python
@@ -310,16 +311,20 @@ def main() -> int:
     samples: dict[tuple[str, str], list[Sample]] = {}
     problems: dict[tuple[str, str], list[str]] = {}
     started = time.monotonic()
-    for index in range(args.runs):
-        for scenario in scenarios:
-            with_dsr = dsr and scenario.label == "par 30" and index < args.dsr_runs
-            for init in (*inits, "dsr") if with_dsr else inits:
-                key = (scenario.label, init)
-                result = one_run(init, scenario, scratch, index)
-                if isinstance(result, Sample):
-                    samples.setdefault(key, []).append(result)
-                else:
-                    problems.setdefault(key, []).append(result)
+    planned = [(index, scenario, init) for index in range(args.runs) for scenario in scenarios
+               for init in inits]  # fmt: skip
+    # docker-systemctl-replacement's minutes-long runs come last: the load they leave behind
+    # must not fall on the interleaved runs of cinit and the floor.
+    par30 = [s for s in scenarios if s.label == "par 30"]
+    if dsr and par30:
+        planned += [(index, par30[0], "dsr") for index in range(args.dsr_runs)]
+    for index, scenario, init in planned:
+        key = (scenario.label, init)
+        result = one_run(init, scenario, scratch, index)
+        if isinstance(result, Sample):
+            samples.setdefault(key, []).append(result)
+        else:
+            problems.setdefault(key, []).append(result)
     print(f"bench/boot: D = {DELAY * 1e3:.0f} ms per service; {os.cpu_count()} CPUs; "
           f"{args.runs} runs each, interleaved; {time.monotonic() - started:.0f} s; medians")
     rows = []

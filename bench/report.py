@@ -53,7 +53,7 @@ BENCHES = (
     Bench("PID 1", "spawn.py", "The spawn primitive (`/bin/true`, one at a time)", (),
           ("300",)),
     Bench("boot", "boot.py", "Booting and stopping unit sets, beside a shell-script floor",
-          ("--runs", "5"), ("--runs", "2")),
+          ("--runs", "7"), ("--runs", "2")),
     Bench("proxy", "proxy.py", "Proxy relay on loopback, beside systemd-socket-proxyd", (),
           ("--runs", "1", "--bulk-gib", "0.5", "--wrk-seconds", "2")),
     Bench("proxy", "socket_start.py", "Native socket activation, cold start", (),
