@@ -40,11 +40,11 @@ lint:
 	$(PY) -m ruff check cinit tests bench
 	$(PY) -m mypy cinit
 
-bench:  ## every benchmark under bench/, side by side with its peers -> docs/benchmarks.md (~7 min; DSR=path/to/systemctl3.py adds docker-systemctl-replacement, ~3 min more)
+bench: standalone  ## every benchmark under bench/, side by side with its peers -> docs/benchmarks.md (~7 min; DSR=path/to/systemctl3.py adds docker-systemctl-replacement, ~3 min more)
 	DSR=$(DSR) $(PY) bench/report.py
 
 .PHONY: bench-quick
-bench-quick:  ## the same with fewer runs and smaller loads (~2 min)
+bench-quick: standalone  ## the same with fewer runs and smaller loads (~2 min)
 	DSR=$(DSR) $(PY) bench/report.py --quick
 
 clean:
