@@ -29,7 +29,6 @@ from cinit.actors.unit_events import (
     Action,
     CancelTimer,
     CheckConditions,
-    ConditionChecked,
     DependenciesSettled,
     Event,
     Log,
@@ -133,7 +132,7 @@ class _EarlyStart:
                         self._launch(action)
                     elif isinstance(action, CheckConditions | Spawn | Log):
                         slot.current = slot.actions.popleft()
-                        self._answer(_perform(slot, action))
+                        self._answer(slot.start_step(action))
                     else:
                         return  # the actor asks it, in order
                 elif slot.events:
@@ -182,16 +181,3 @@ class _EarlyStart:
         self.slot.actions.extendleft(reversed(self.outputs))
         self.outputs.clear()
 
-
-def _perform(slot: UnitSlot, action: CheckConditions | Spawn | Log) -> Event | None:
-    """As `UnitActor._perform` does for these three."""
-    if isinstance(action, Log):
-        log(action.text)
-        return None
-    if isinstance(action, CheckConditions):
-        return ConditionChecked(slot.io.unmet_condition())
-    try:
-        pid = slot.io.spawn(action.role, action.index, slot.model.main_pid)
-    except UnitSpawnError as exc:
-        return SpawnFailed(action.role, action.index, exc.exit_code)
-    return Spawned(action.role, action.index, pid)

@@ -51,7 +51,6 @@ from cinit.actors.unit_events import (
     SignalRequested,
     SignalUnit,
     Spawn,
-    Spawned,
     SpawnFailed,
     StartRequested,
     StartTimer,
@@ -206,19 +205,9 @@ class UnitActor(pykka.ThreadingActor):
     def _perform(self, action: Action) -> Event | None:
         """Carry out one action; the answer, for those that ask something."""
         io = self.slot.io
-        if isinstance(action, Log):
-            log(action.text)
-        elif isinstance(action, Spawn):
-            from cinit.actors.unit_io import UnitSpawnError
-
-            try:
-                pid = io.spawn(action.role, action.index, self.slot.model.main_pid)
-            except UnitSpawnError as exc:
-                return SpawnFailed(action.role, action.index, exc.exit_code)
-            return Spawned(action.role, action.index, pid)
-        elif isinstance(action, CheckConditions):
-            return ConditionChecked(io.unmet_condition())
-        elif isinstance(action, StartTimer):
+        if isinstance(action, Log | Spawn | CheckConditions):
+            return self.slot.start_step(action)
+        if isinstance(action, StartTimer):
             message = TimerFired(action.kind, action.token)
             timer = self.scheduler.call_later(action.delay_usec / 1e6, self.slot, message)
             self.slot.timers[(action.kind, action.token)] = timer

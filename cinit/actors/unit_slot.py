@@ -13,8 +13,19 @@ from __future__ import annotations
 import collections
 import threading
 
-from cinit.actors.unit_events import Action, Event
+from cinit.actors.unit_events import (
+    Action,
+    CheckConditions,
+    ConditionChecked,
+    Event,
+    Log,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+)
+from cinit.actors.unit_io import UnitSpawnError
 from cinit.actors.unit_model import TimerKind, UnitModel, initial_model
+from cinit.io.log import log
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
@@ -117,6 +128,21 @@ class UnitSlot:
                 ref.tell(message)
             self._waiting.clear()
             self._ref = ref
+
+    def start_step(self, action: Log | Spawn | CheckConditions) -> Event | None:
+        """Carry out one of the actions starting a unit needs, through the slot's io; the
+        answer event (none for a log line). The unit's actor and the first wave of boot
+        (`cinit.actors.first_wave`) both start units through here."""
+        if isinstance(action, Log):
+            log(action.text)
+            return None
+        if isinstance(action, CheckConditions):
+            return ConditionChecked(self.io.unmet_condition())
+        try:
+            pid = self.io.spawn(action.role, action.index, self.model.main_pid)
+        except UnitSpawnError as exc:
+            return SpawnFailed(action.role, action.index, exc.exit_code)
+        return Spawned(action.role, action.index, pid)
 
     def detach(self, inbox: Any) -> None:
         """Stop routing to the current actor and take back what its inbox still holds."""
