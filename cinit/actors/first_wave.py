@@ -84,18 +84,21 @@ def start_first_wave(
     unit_set: UnitSet,
     io_factory: Callable[[Unit, Tellable], UnitPort],
     clock: Callable[[], int] = monotonic_usec,
+    open_gate: Callable[[], None] | None = None,
 ) -> dict[str, UnitSlot]:
     """Start the first wave; the slot of each unit, for the supervisor to put actors on.
 
     Every unit's first command is handed to its child before any exec is waited for (see
-    `cinit.io.spawn.Launch`): the children set up and exec side by side instead of cinit
-    waiting for each in turn while the services started before compete for the CPUs."""
+    `cinit.io.spawn.Launch`), then `open_gate` lets the prepared children exec together
+    (`cinit.io.prespawn`): none competes for the CPUs with cinit handing out the rest."""
     wave = [
         _EarlyStart(UnitSlot.for_unit(unit_set.units[name], io_factory), clock)
         for name in first_wave(unit_set)
     ]
     for early in wave:
         early.run(wait_for_exec=False)
+    if open_gate is not None:
+        open_gate()
     for early in wave:
         early.finish_launch()
         early.run(wait_for_exec=True)

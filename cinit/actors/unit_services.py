@@ -93,7 +93,12 @@ class UnitServices:
             log_prefix=log_prefix,
         )
         services = cls(unit_set, context, tree)
-        services.started = start_first_wave(unit_set, services.io_factory)
+        gate = early.open_gate if early is not None else None
+        try:
+            services.started = start_first_wave(unit_set, services.io_factory, open_gate=gate)
+        finally:
+            if gate is not None:
+                gate()  # whatever happened: later units use prepared children too
         # Their threads only now: the first wave's syscalls release the GIL, and a thread
         # woken by each new pipe or socket took it for up to 5 ms each time (~8 ms per
         # unit with 30 units). Pipes and sockets opened before are served from the start.

@@ -61,7 +61,8 @@ class Boot:
         self.ref: Any = None
 
     def first_wave(self) -> Boot:
-        self.slots = start_first_wave(self.units, self.world.factory)
+        gate = lambda: self.world.record("gate-opened", "*")  # noqa: E731
+        self.slots = start_first_wave(self.units, self.world.factory, open_gate=gate)
         return self
 
     def supervise(self) -> Boot:
@@ -170,6 +171,9 @@ def test_first_wave_starts_every_command_before_waiting_for_any_exec(boot: Any) 
 
     started, confirmed = span("launch-started"), span("exec-confirmed")
     assert started[1] < confirmed[0], w.log
+    # The prepared children exec together: the gate opens once, between the two.
+    gate = [i for i, entry in enumerate(w.log) if entry[0] == "gate-opened"]
+    assert len(gate) == 1 and started[1] < gate[0] < confirmed[0], w.log
 
 
 def test_transitions_of_the_first_wave_carry_when_they_happened(boot: Any) -> None:

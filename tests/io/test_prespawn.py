@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 
 import pytest
 
 from cinit.io.cgroup import CgroupTree
-from cinit.io.prespawn import prepare
+from cinit.io.prespawn import EarlyUnits, prepare, prepare_many
 from cinit.io.reaper import ProcessTable
-from cinit.io.spawn import SpawnError, SpawnRequest, spawn
+from cinit.io.spawn import Launch, SpawnError, SpawnRequest, spawn
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,3 +118,31 @@ def test_a_dead_or_mismatched_prepared_child_falls_back_to_a_fresh_fork(tree: Cg
         if not kill_first:
             _pid, status = os.waitpid(prepared.process.pid, 0)  # discarded by spawn
             assert os.WIFSIGNALED(status)
+
+
+def test_children_behind_the_gate_exec_together_once_it_opens(tree: CgroupTree) -> None:
+    groups = {f"g{i}.service": tree.create(f"g{i}.service").path for i in range(3)}
+    table = ProcessTable()
+    gate_exit, gate = os.pipe2(os.O_CLOEXEC)
+    early = EarlyUnits(tree, prepare_many(groups, table, gate_exit), gate)
+    os.close(gate_exit)
+    assert sorted(early.prepared) == sorted(groups)
+    r, w = os.pipe()
+    launches = []
+    for label, child in early.prepared.items():
+        assert child.wait_ready()
+        command = ["sh", "-c", f"echo {label}"]
+        request = SpawnRequest(command, label=label, cgroup=groups[label], stdout=w, pass_fds=(w,))
+        launch = Launch(request, table, prepared=child)
+        launch.start()
+        launches.append(launch)
+    os.close(w)
+    # Every command is handed out, yet none runs while the gate is closed.
+    assert select.select([r], [], [], 0.5)[0] == [], "a child ran before the gate opened"
+    early.open_gate()
+    early.open_gate()  # idempotent: the boot path opens it whatever happened
+    pids = [launch.finish().pid for launch in launches]
+    assert sorted(read_all(r).split()) == sorted(groups)
+    assert pids == [child.process.pid for child in early.prepared.values()]  # no new forks
+    for pid in pids:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
