@@ -120,9 +120,8 @@ def run(config: BootConfig) -> int:
     if units_present:
         unit_set = _load_units(config)
         if unit_set is None:
-            if early is not None:  # nothing starts: the prepared children go, reaped
-                early.keep(())
-                _reap_until_none_left(table, KILL_GRACE)
+            if early is not None:  # nothing starts: the prepared children and cgroups go
+                _abandon(early, table)
             return EXIT_LOAD_FAILED
         load_end = time.monotonic()
         if early is not None:
@@ -137,6 +136,8 @@ def run(config: BootConfig) -> int:
             main = spawn(request, table)
         except SpawnError as exc:
             log(str(exc))
+            if early is not None:
+                _abandon(early, table)
             return exc.exit_code
     services = None
     if unit_set is not None and unit_set.units:
@@ -145,6 +146,8 @@ def run(config: BootConfig) -> int:
         except BaseException as exc:  # PID 1 must not die of its own bug
             log(f"cannot start the units ({exc!r}); stopping everything")
             _emergency_stop(table, config.stop_timeout)
+            if early is not None:
+                _abandon(early, table)
             return EXIT_INTERNAL_ERROR
     return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
 
@@ -307,6 +310,15 @@ def _prepare_children(config: BootConfig, table: ProcessTable) -> EarlyUnits | N
     from cinit.io.prespawn import prepare_units
 
     return prepare_units(sorted(names), table)
+
+
+def _abandon(early: EarlyUnits, table: ProcessTable) -> None:
+    """Boot stops before any unit starts: discard the prepared children, reap them, and
+    remove cinit's cgroup subtree (on a host, or in tests, it would outlive cinit)."""
+    early.keep(())
+    _reap_until_none_left(table, KILL_GRACE)
+    if early.cgroups is not None:
+        early.cgroups.remove()
 
 
 def _collect_from_now_on() -> None:

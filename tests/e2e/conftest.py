@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 from e2e_support import UNSHARE, Boot, LineReader, Pid1Run, pid1_helpers, write_units
 
+# Teardown waits this long for cinit's orderly stop before it kills the namespace.
+STOP_GRACE = 5.0
+
 
 def _wrapper(binds: Sequence[tuple[Path, str]], stamp: Path) -> list[str]:
     steps = ["set -e"]
@@ -91,7 +94,7 @@ def boot(tmp_path: Path, cinit_cmd: list[str]) -> Iterator[Callable[..., Boot]]:
 
     yield start
     for started in boots:
-        started.run.kill()
+        started.run.terminate(STOP_GRACE)
 
 
 @pytest.fixture

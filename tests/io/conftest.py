@@ -16,16 +16,36 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cinit.io.cgroup import CgroupTree
+from cinit.io.cgroup import CgroupTree, find_cgroup2_mount, own_cgroup_path
 
 ROOT = Path(__file__).resolve().parents[2]
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
+
+
+@pytest.fixture
+def instance_cgroups() -> Callable[[], set[str]]:
+    """Lists the cinit.<id> subtrees (`CgroupTree.for_instance`) a cinit started from here
+    creates (empty without cgroup v2)."""
+    return _instance_cgroups
+
+
+def _instance_cgroups() -> set[str]:
+    mount, own = find_cgroup2_mount(), own_cgroup_path()
+    if mount is None or own is None:
+        return set()
+    mount_point, mount_root = mount
+    relative = os.path.relpath(own, mount_root) if mount_root != "/" else own.lstrip("/")
+    parent = os.path.join(mount_point, relative)
+    try:
+        return {name for name in os.listdir(parent) if name.startswith("cinit.")}
+    except OSError:
+        return set()
 
 
 def can_unshare() -> bool:

@@ -138,10 +138,13 @@ def test_units_are_loaded_and_reported_and_stop_signal_exits_zero(
         assert f"cinit: web.service: {line}" in result.stderr, result.stderr
 
 
-def test_units_with_errors_refuse_to_boot(pid1_driver: Driver, tmp_path: Path) -> None:
+def test_units_with_errors_refuse_to_boot(
+    pid1_driver: Driver, tmp_path: Path, instance_cgroups: Callable[[], set[str]]
+) -> None:
     units = tmp_path / "units"
     units.mkdir()
     (units / "bad.service").write_text("[Service]\nType=sometimes\nExecStart=/bin/true\n")
+    cgroups_before = instance_cgroups()
     result = pid1_driver(
         PRELUDE,
         f"""
@@ -152,3 +155,5 @@ def test_units_with_errors_refuse_to_boot(pid1_driver: Driver, tmp_path: Path) -
     assert result.data == {"status": 1, "procs": [1]}, result  # the main command never started
     assert "bad.service:2: error" in result.stderr
     assert "cinit: not booting" in result.stderr
+    # The child prepared for bad.service and cinit's cgroup subtree are gone with it.
+    assert instance_cgroups() == cgroups_before

@@ -181,12 +181,28 @@ class Pid1Run:
                 f"stderr={self.err.text(0)!r}"
             ) from None
 
+    def _running_pid1(self) -> int | None:
+        if self.proc.poll() is not None:
+            return None
+        if self._init_pid is not None:
+            return self._init_pid
+        return next(iter(_children(self.proc.pid)), None)
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM to PID 1 and up to `grace` s for its orderly exit (cinit then removes its
+        cgroups, which a SIGKILL leaves behind on the host), then `kill`."""
+        pid1 = self._running_pid1()
+        if pid1 is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid1, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(grace)
+        self.kill()
+
     def kill(self) -> None:
         """Kill the namespace (through its PID 1) and unshare; reap unshare."""
         if self.proc.poll() is None:
-            pid1 = self._init_pid if self._init_pid is not None else next(
-                iter(_children(self.proc.pid)), None
-            )
+            pid1 = self._running_pid1()
             if pid1 is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid1, signal.SIGKILL)
