@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from cinit.actors.events import EventHub
     from cinit.actors.root import RootOutcome
     from cinit.actors.unit_services import UnitServices
-    from cinit.io.prespawn import EarlyUnits
+    from cinit.io.prespawn import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
@@ -108,22 +108,26 @@ def run(config: BootConfig) -> int:
             "[-- COMMAND ARGS...])"
         )
         return EXIT_USAGE
-    if os.getpid() != 1:
+    adopts = os.getpid() == 1  # orphans come to cinit
+    if not adopts:
         problem = signals.become_subreaper()
+        adopts = problem is None
         if problem:
             log(f"cannot become a child subreaper ({problem}); orphans will not come to cinit")
     raise_fd_limit()  # before any fork: what children get is decided here
     table = ProcessTable()
     unit_set = None
-    early = _prepare_children(config, table) if units_present else None
+    preparing = _prepare_children(config, table, adopts) if units_present else None
     load_start = load_end = time.monotonic()
+    early = None
     if units_present:
         unit_set = _load_units(config)
+        load_end = time.monotonic()
+        early = preparing.collect() if preparing is not None else None
         if unit_set is None:
             if early is not None:  # nothing starts: the prepared children and cgroups go
                 _abandon(early, table)
             return EXIT_LOAD_FAILED
-        load_end = time.monotonic()
         if early is not None:
             boot = unit_set.graph.boot_units()
             early.keep({name for name in boot if unit_set.units[name].service is not None})
@@ -292,13 +296,16 @@ def _prepare_services(
     )
 
 
-def _prepare_children(config: BootConfig, table: ProcessTable) -> EarlyUnits | None:
+def _prepare_children(
+    config: BootConfig, table: ProcessTable, adopts: bool
+) -> Preparation | None:
     """Fork a child into the cgroup of each service now, before the units are even parsed,
-    while cinit is small and has no thread (see `cinit.io.prespawn`): the cgroup moves
-    (~15-25 ms of waiting each, in the children) overlap the loading, and a unit then
-    starts without a fork of the grown, threaded process or a cgroup move on its path.
-    The names come from the directory listing; children of units that turn out not to
-    start at boot are discarded once the units are loaded (`EarlyUnits.keep`)."""
+    while cinit is small and has no thread (see `cinit.io.prespawn`): the forks (by a
+    helper when cinit `adopts` orphans) and the cgroup moves (~15-25 ms of waiting each,
+    in the children) overlap the loading, and a unit then starts without a fork of the
+    grown, threaded process or a cgroup move on its path. The names come from the
+    directory listing; children of units that turn out not to start at boot are
+    discarded once the units are loaded (`EarlyUnits.keep`)."""
     names: set[str] = set()
     for directory in (config.units_dir, config.drop_in_dir):
         try:
@@ -309,7 +316,7 @@ def _prepare_children(config: BootConfig, table: ProcessTable) -> EarlyUnits | N
         return None
     from cinit.io.prespawn import prepare_units
 
-    return prepare_units(sorted(names), table)
+    return prepare_units(sorted(names), table, adopts=adopts)
 
 
 def _abandon(early: EarlyUnits, table: ProcessTable) -> None:

@@ -26,6 +26,7 @@ is reaped silently (`Process.discard_exit`) until `claim_for_launch` gives it an
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import marshal
 import os
@@ -48,7 +49,7 @@ else:  # the C halves of `signal` and `socket`: their enum wrappers (and socket'
     import _signal as signal
     import _socket as socket
 
-# Boot services prepared at most: each fork (~1 ms) delays cinit's own start.
+# Boot services prepared at most: each one's fork (~0.5 ms) is work before the first start.
 MAX_PREPARED = 64
 # Largest command message (argv + environment); a larger one falls back to a fresh fork.
 MAX_COMMAND_BYTES = 1 << 20
@@ -133,26 +134,48 @@ class EarlyUnits:
             self.prepared.pop(name).discard()
 
 
-def prepare_units(names: list[str], table: ProcessTable) -> EarlyUnits:
+class Preparation:
+    """The children of boot being forked (see `prepare_units`); `collect` waits for them."""
+
+    __slots__ = ("_batch", "_gate", "_table", "_tree")
+
+    def __init__(
+        self, tree: CgroupTree | None, batch: _Batch | None, table: ProcessTable, gate: int
+    ) -> None:
+        self._tree = tree
+        self._batch = batch
+        self._table = table
+        self._gate = gate
+
+    def collect(self) -> EarlyUnits:
+        """The prepared children, registered in the process table."""
+        prepared = self._batch.register(self._table) if self._batch is not None else {}
+        return EarlyUnits(self._tree, prepared, self._gate)
+
+
+def prepare_units(names: list[str], table: ProcessTable, *, adopts: bool = False) -> Preparation:
     """Find cinit's cgroup subtree, create the cgroup of each of `names` (a mkdir costs
     little now, more once units start and move processes), and prepare a child in the
-    cgroups of the first MAX_PREPARED, behind a gate that is closed until `open_gate`."""
+    cgroups of the first MAX_PREPARED, behind a gate that is closed until `open_gate`.
+
+    When cinit `adopts` orphans (PID 1, or a subreaper), a helper process forks the
+    children and exits, leaving them to cinit: ~0.5 ms per fork off cinit's own path,
+    spent on the other CPU while cinit loads the units. `Preparation.collect` registers them."""
     tree = CgroupTree.for_instance()
-    prepared: dict[str, PreparedChild] = {}
-    gate = -1
-    if tree is not None:
-        paths: dict[str, str] = {}
-        for name in names:
-            try:
-                paths[name] = tree.create(name).path
-            except OSError:
-                continue  # the unit's io reports it when it starts
-            if len(paths) == MAX_PREPARED:
-                break
-        gate_exit, gate = os.pipe2(os.O_CLOEXEC)
-        prepared = prepare_many(paths, table, gate_exit)
-        os.close(gate_exit)
-    return EarlyUnits(tree, prepared, gate)
+    if tree is None:
+        return Preparation(None, None, table, -1)
+    paths: dict[str, str] = {}
+    for name in names:
+        try:
+            paths[name] = tree.create(name).path
+        except OSError:
+            continue  # the unit's io reports it when it starts
+        if len(paths) == MAX_PREPARED:
+            break
+    gate_exit, gate = os.pipe2(os.O_CLOEXEC)
+    batch = _Batch.fork(paths, table, gate_exit, through_helper=adopts)
+    os.close(gate_exit)
+    return Preparation(tree, batch, table, gate)
 
 
 def prepare(cgroup: str, table: ProcessTable, label: str) -> PreparedChild | None:
@@ -165,50 +188,131 @@ def prepare_many(
 ) -> dict[str, PreparedChild]:
     """Fork one waiting child per `label: cgroup`; the ones that could not be made are
     left out (nothing to clean for them). With a `gate` (the read end of a pipe), each
-    waits for its end of file between getting its command and running it.
+    waits for its end of file between getting its command and running it."""
+    return _Batch.fork(cgroups, table, gate, through_helper=False).register(table)
+
+
+class _Batch:
+    """Children forked in one go, by cinit itself or by a helper process.
 
     Everything but the forks happens before or after them: each fork makes the parent's
     pages copy-on-write again, so Python work between two forks pays page faults (a
     loop doing the set-up around each fork took 3x as long for 30 children)."""
-    ready: list[tuple[str, str, int, socket.socket, socket.socket]] = []
-    for label, cgroup in cgroups.items():
-        try:
-            procs = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        except OSError:
-            os.close(procs)
-            continue
-        ready.append((label, cgroup, procs, parent_end, child_end))
-    pids: list[int] = []
-    with table.lock:
-        try:
-            for _label, _cgroup, procs, _parent, child_end in ready:
-                pid = os.fork()
-                if pid == 0:
-                    _wait_for_command(child_end.fileno(), procs, gate)
-                pids.append(pid)
-        except OSError:
-            pass  # out of processes: the ones forked so far are used
-        made: dict[str, PreparedChild] = {}
-        for index, (label, cgroup, procs, parent_end, child_end) in enumerate(ready):
-            child_end.close()
-            os.close(procs)
-            if index >= len(pids):
-                parent_end.close()
+
+    __slots__ = ("_helper", "_pids", "_report", "channels")
+
+    def __init__(self, channels: list[tuple[str, str, socket.socket]]) -> None:
+        self.channels = channels  # (label, cgroup, cinit's end), in fork order
+        self._pids: list[int] = []
+        self._helper = -1
+        self._report = -1
+
+    @classmethod
+    def fork(
+        cls, cgroups: dict[str, str], table: ProcessTable, gate: int, *, through_helper: bool
+    ) -> _Batch:
+        ends: list[tuple[int, socket.socket]] = []
+        channels: list[tuple[str, str, socket.socket]] = []
+        for label, cgroup in cgroups.items():
+            try:
+                procs = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            except OSError:
                 continue
             try:
-                process = table.register_locked(pids[index], label, None, pgid=0)
-            except OSError:  # no pidfd: it finds its channel closed and exits, reaped silently
-                parent_end.close()
-                table.register_unhandled_locked(pids[index], label)
+                parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            except OSError:
+                os.close(procs)
                 continue
-            process.held = False
-            process.discard_exit = True  # until launched: nobody to tell about its exit
-            made[label] = PreparedChild(cgroup, parent_end, process)
-    return made
+            ends.append((procs, child_end))
+            channels.append((label, cgroup, parent_end))
+        batch = cls(channels)
+        if not ends:
+            return batch
+        if through_helper:
+            report, report_exit = os.pipe2(os.O_CLOEXEC)
+            try:
+                batch._helper = os.fork()
+            except OSError:
+                os.close(report)
+            else:
+                if batch._helper == 0:
+                    _fork_for_cinit(ends, gate, report_exit)
+                batch._report = report
+            os.close(report_exit)
+        else:
+            with table.lock:  # registered before the reaper may see an exit
+                batch._pids = _fork_each(ends, gate)
+        for procs, child_end in ends:
+            child_end.close()
+            os.close(procs)
+        return batch
+
+    def register(self, table: ProcessTable) -> dict[str, PreparedChild]:
+        """The children that exist, as PreparedChild by label; the others' channels closed."""
+        pids = self._pids
+        if self._report >= 0:
+            pids = _read_pids(self._report)
+            self._report = -1
+        if self._helper > 0:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._helper, 0)  # gone: its children are cinit's now
+            self._helper = -1
+        made: dict[str, PreparedChild] = {}
+        with table.lock:
+            for index, (label, cgroup, parent_end) in enumerate(self.channels):
+                if index >= len(pids):  # never forked
+                    parent_end.close()
+                    continue
+                try:
+                    process = table.register_locked(pids[index], label, None, pgid=0)
+                except OSError:  # no pidfd: it finds its channel closed and exits, reaped
+                    parent_end.close()
+                    table.register_unhandled_locked(pids[index], label)
+                    continue
+                process.held = False
+                process.discard_exit = True  # until launched: nobody to tell about its exit
+                made[label] = PreparedChild(cgroup, parent_end, process)
+        return made
+
+
+def _fork_each(ends: list[tuple[int, socket.socket]], gate: int) -> list[int]:
+    """Fork one waiting child per (cgroup.procs fd, channel end); their pids, in order."""
+    pids: list[int] = []
+    try:
+        for procs, child_end in ends:
+            pid = os.fork()
+            if pid == 0:
+                _wait_for_command(child_end.fileno(), procs, gate)
+            pids.append(pid)
+    except OSError:
+        pass  # out of processes: the ones forked so far are used
+    return pids
+
+
+def _fork_for_cinit(ends: list[tuple[int, socket.socket]], gate: int, report: int) -> NoReturn:
+    """In the helper: fork the children, report their pids to cinit, and exit (the
+    children become cinit's: it is PID 1 or a subreaper)."""
+    code = 1
+    try:
+        gc.disable()
+        pids = _fork_each(ends, gate)
+        os.write(report, " ".join(map(str, pids)).encode())  # < PIPE_BUF: one atomic write
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _read_pids(report: int) -> list[int]:
+    """The helper's report; end of file once it and every child it forked closed the pipe."""
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(report, 4096):
+            chunks.append(chunk)
+    except OSError:
+        pass
+    finally:
+        os.close(report)
+    return [int(word) for word in b"".join(chunks).split()]
 
 
 def claim_for_launch(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,50 @@ def test_children_behind_the_gate_exec_together_once_it_opens(tree: CgroupTree) 
     assert pids == [child.process.pid for child in early.prepared.values()]  # no new forks
     for pid in pids:
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+HELPER_DRIVER = """
+import json, os, time
+from cinit.io.prespawn import prepare_units
+from cinit.io.reaper import ProcessTable
+from cinit.io.spawn import SpawnRequest, spawn
+
+def ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+table = ProcessTable()
+names = ["a.service", "b.service", "c.service"]
+early = prepare_units(names, table, adopts=True).collect()
+out = {"labels": sorted(early.prepared),
+       "parents": sorted({ppid(c.process.pid) for c in early.prepared.values()}),
+       "children": sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and p != "1")}
+r, w = os.pipe()
+child = early.prepared.pop("b.service")
+early.open_gate()
+request = SpawnRequest(["sh", "-c", "echo $$"], label="b.service", cgroup=child.cgroup,
+                       stdout=w, pass_fds=(w,))
+process = spawn(request, table, prepared=child)
+os.close(w)
+out["ran_in"] = int(os.read(r, 100))
+out["prepared_pids"] = sorted([process.pid] + [c.process.pid for c in early.prepared.values()])
+early.keep(())
+deadline = time.monotonic() + 10
+while table.reap_all() and time.monotonic() < deadline:
+    time.sleep(0.01)
+out["removed"] = early.cgroups.remove()
+print(json.dumps(out))
+"""
+
+
+def test_a_helper_forks_the_children_of_boot_and_leaves_them_to_pid1(pid1_driver: Any) -> None:
+    result = pid1_driver(HELPER_DRIVER)
+    data = result.data
+    if data is None and "no writable cgroup" in result.stderr:
+        pytest.skip("no writable cgroup v2 hierarchy here (needs root and cgroup2)")
+    assert data is not None, result
+    assert data["labels"] == ["a.service", "b.service", "c.service"]
+    assert data["parents"] == [1]  # the helper is gone (reaped): PID 1 adopted them
+    assert data["children"] == data["prepared_pids"]  # the helper left nothing else behind
+    assert data["ran_in"] in data["prepared_pids"]  # the command ran in a prepared child
+    assert data["removed"] is True
