@@ -30,11 +30,16 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.syntax import WHITESPACE, Assignment, decode_unit_bytes, parse_syntax
+from cinit.units.syntax import WHITESPACE, decode_unit_bytes, parse_syntax
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
+
+    # What one `Key=value` in one section reads as, wherever it stands: the directive row
+    # (None: not one cinit reads), the value (or _RESET / _INVALID), and the findings about
+    # it as (severity, message) pairs, each made a Diagnostic at every place it occurs.
+    _Reading = tuple[schema.Directive | None, Any, tuple[tuple[Severity, str], ...]]
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -138,13 +143,29 @@ def parse_unit(
     environment by default); `hostname` is `%H`. Returns None for the unit only when
     the name is not a unit filename.
     """
-    path = path or name
+    env = os.environ if environ is None else environ
+    host = os.uname().nodename if hostname is None else hostname
+    return _parse_unit(name, text, path or name, env, host, source, {})
+
+
+def _parse_unit(
+    name: str,
+    text: str,
+    path: str,
+    env: Mapping[str, str],
+    host: str,
+    source: UnitSource,
+    readings: dict[tuple[str, str, str], _Reading],
+) -> tuple[Unit | None, list[Diagnostic]]:
+    """`parse_unit`, sharing `readings` with the other files of one load.
+
+    A value without `%` reads the same in every unit of a load (`env` and `host` are
+    fixed for it), and most assignments repeat across units: each is read once.
+    """
     if not is_unit_filename(name):
         message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
-    env = os.environ if environ is None else environ
-    host = os.uname().nodename if hostname is None else hostname
     parsed = parse_syntax(text, path)
     diags = list(parsed.diagnostics)
     allowed = schema.SECTIONS[kind]
@@ -161,21 +182,21 @@ def parse_unit(
         diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
 
     for item in parsed.assignments:
-        if item.section not in allowed:
+        section, key, raw = item.section, item.key, item.value
+        if section not in allowed:
             continue
-        row = schema.lookup(item.section, item.key)
-        if row is None and item.key.startswith("X-"):
-            continue  # systemd ignores X- directives silently
+        triple = (section, key, raw)
+        reading = readings.get(triple)
+        if reading is None:
+            reading = _read_assignment(section, key, raw, name, host, env)
+            if "%" not in raw:  # specifiers make a value the unit's own
+                readings[triple] = reading
+        row, found, notes = reading
+        for severity, message in notes:
+            diags.append(Diagnostic(severity, message, path, item.line, section, key))
         if row is None:
-            message = f"[{item.section}] unknown directive {item.key}="
-            hint = schema.suggest(item.section, item.key)
-            message += f", did you mean {hint}?" if hint else "; ignored"
-            diags.append(
-                Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key)
-            )
             continue
-        lines[item.key] = item.line
-        found = _read_value(item, row, name, host, env, path, diags)
+        lines[key] = item.line
         target = fields[row.target]
         if found is _RESET:
             target.pop(row.field, None)  # an empty assignment resets to the default
@@ -198,37 +219,39 @@ def parse_unit(
 _RESET, _INVALID = object(), object()
 
 
-def _read_value(
-    item: Assignment,
-    row: schema.Directive,
-    name: str,
-    host: str,
-    env: Mapping[str, str],
-    path: str,
-    diags: list[Diagnostic],
-) -> Any:
-    """The typed value of one assignment: specifiers, then `${VAR}`, then the value form."""
-    raw = item.value
+def _read_assignment(
+    section: str, key: str, raw: str, name: str, host: str, env: Mapping[str, str]
+) -> _Reading:
+    """Read `key=raw` in `[section]`: its row, typed value and findings (see `_Reading`)."""
+    row = schema.lookup(section, key)
+    if row is None:
+        if key.startswith("X-"):
+            return None, _INVALID, ()  # systemd ignores X- directives silently
+        message = f"[{section}] unknown directive {key}="
+        hint = schema.suggest(section, key)
+        message += f", did you mean {hint}?" if hint else "; ignored"
+        return None, _INVALID, ((Severity.WARNING, message),)
     if raw == "":
-        return _RESET
+        return row, _RESET, ()
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
     if "%" in raw:
         value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
+    notes: list[tuple[Severity, str]] = []
     try:
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
-        message = f"[{item.section}] {item.key}={_short(raw)}: {exc}"
-        diags.append(Diagnostic(Severity.ERROR, message, path, item.line, item.section, item.key))
+        notes.append((Severity.ERROR, f"[{section}] {key}={_short(raw)}: {exc}"))
     for warning in warnings:
-        message = f"[{item.section}] {item.key}={_short(raw)}: {warning}"
-        diags.append(Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key))
-    return result
+        notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
+    if row.multi and result is not _INVALID:
+        result = tuple(result)  # shared between units: never a list one of them could change
+    return row, result, tuple(notes)
 
 
 def _build_unit(
@@ -536,14 +559,15 @@ def _load(
     chosen = [(n, p, UnitSource.CORE) for n, p in core if n not in replaced]
     chosen += [(n, p, UnitSource.DROP_IN) for n, p in drop_ins]
     units: dict[str, Unit] = {}
+    env = os.environ if environ is None else environ
+    host = os.uname().nodename if hostname is None else hostname
+    readings: dict[tuple[str, str, str], _Reading] = {}
     for name, path, source in chosen:
         text, read_diags = _read_unit_file(path)
         diags.extend(read_diags)
         if text is None:
             continue
-        unit, unit_diags = parse_unit(
-            name, text, path=path, environ=environ, hostname=hostname, source=source
-        )
+        unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
         diags.extend(unit_diags)
         if unit is not None:
             if name in replaced:
