@@ -30,7 +30,7 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.syntax import WHITESPACE, decode_unit_bytes, parse_syntax
+from cinit.units.syntax import WHITESPACE, decode_unit_bytes, scan_syntax
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
@@ -166,14 +166,13 @@ def _parse_unit(
         message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
-    parsed = parse_syntax(text, path)
-    diags = list(parsed.diagnostics)
+    sections, rows, diags = scan_syntax(text, path)
     allowed = schema.SECTIONS[kind]
     fields: dict[str, dict[str, Any]] = {target: {} for target in _SECTION_CLASSES}
     lines: dict[str, int] = {}
     warned_sections: set[str] = set()
 
-    for section, line in parsed.sections:
+    for section, line in sections:
         if section in allowed or section.startswith("X-") or section in warned_sections:
             continue
         warned_sections.add(section)
@@ -181,8 +180,7 @@ def _parse_unit(
         message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
         diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
 
-    for item in parsed.assignments:
-        section, key, raw = item.section, item.key, item.value
+    for section, key, raw, line in rows:
         if section not in allowed:
             continue
         triple = (section, key, raw)
@@ -193,10 +191,10 @@ def _parse_unit(
                 readings[triple] = reading
         row, found, notes = reading
         for severity, message in notes:
-            diags.append(Diagnostic(severity, message, path, item.line, section, key))
+            diags.append(Diagnostic(severity, message, path, line, section, key))
         if row is None:
             continue
-        lines[key] = item.line
+        lines[key] = line
         target = fields[row.target]
         if found is _RESET:
             target.pop(row.field, None)  # an empty assignment resets to the default
