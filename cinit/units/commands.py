@@ -260,15 +260,17 @@ def _check_exec_path(path: str, text: str) -> None:
 
     if not path:
         raise bad("empty executable path")
-    if any(char in _UNSAFE_PATH_CHARS for char in path):
+    if not _UNSAFE_PATH_CHARS.isdisjoint(path):
         raise bad(
             f"executable path {quoted(path)} contains quotes, backslashes or control characters"
         )
     if path.endswith("/"):
         raise bad(f"executable path {quoted(path)} is a directory")
     if path.startswith("/"):
-        too_long = fs_length(path) >= _PATH_MAX or any(
-            fs_length(part) > _NAME_MAX for part in path.split("/")
+        # A character is at most 4 bytes: a short path needs no counting (the common case).
+        too_long = len(path) * 4 > _NAME_MAX and (
+            fs_length(path) >= _PATH_MAX
+            or any(fs_length(part) > _NAME_MAX for part in path.split("/"))
         )
         if too_long:
             raise bad(f"executable path {quoted(path)} is too long")
@@ -306,7 +308,7 @@ def parse_exec_line(text: str, *, warnings: list[str] | None = None) -> ExecComm
     )
     if not tokens:
         raise ValueFormError(f"invalid command line {quoted(text)}: empty command")
-    if any(raw == ";" for _word, raw in tokens):
+    if ";" in text and any(raw == ";" for _word, raw in tokens):
         raise ValueFormError(f"invalid command line {quoted(text)}: {_SEPARATOR_ERROR}")
     first = tokens[0][0]
     ignore_failure = argv0_separate = no_env_expansion = False

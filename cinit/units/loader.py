@@ -468,8 +468,10 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
         )
         return []
     found: list[tuple[str, str]] = []
+    # os.path.join per entry, done once: an entry from listdir never holds a "/".
+    prefix = os.path.join(directory, "")
     for entry in entries:
-        path = os.path.join(directory, entry)
+        path = prefix + entry
         if not entry.endswith((".service", ".socket")):
             ignored.append(path)
             diags.append(
