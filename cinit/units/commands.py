@@ -82,6 +82,10 @@ _NOTHING_SPECIAL = re.compile(r"[^'\"\\\s]*(?:[ \t\n\r]+[^'\"\\\s]*)*")
 # Runs of characters with no special meaning, outside quotes and inside each kind of quote.
 _PLAIN_RUN = re.compile(r"[^ \t\n\r'\"\\]+")
 _QUOTED_RUN = {"'": re.compile(r"[^'\\]+"), '"': re.compile(r'[^"\\]+')}
+# Without backslashes, a quote opens at a quote character and closes at the next same
+# one; a word is its unquoted characters and whole quoted runs (in any order).
+_QUOTED = re.compile("'([^']*)'|\"([^\"]*)\"")
+_QUOTED_WORD = re.compile("(?:[^ \t\n\r'\"\\\\]|'[^']*'|\"[^\"]*\")+")
 
 
 class _WordBuilder:
@@ -134,7 +138,15 @@ def tokenize_words(
     makes a bare `\\;` token the word ";" (systemd's special case in Exec lines).
     """
     if _NOTHING_SPECIAL.fullmatch(text):  # the common case: no quotes, no escapes
-        return [(word, word) for word in text.split() if word]
+        return [(word, word) for word in text.split()]
+    if "\\" not in text:
+        unquoted = _QUOTED.sub("", text)
+        if "'" not in unquoted and '"' not in unquoted:  # quotes, all closed; no escapes
+            return [
+                # split() gives the text around and inside quotes (None for the other kind).
+                ("".join([part for part in _QUOTED.split(raw) if part]), raw)
+                for raw in _QUOTED_WORD.findall(text)
+            ]
     tokens: list[tuple[str, str]] = []
     length = len(text)
     pos = 0
