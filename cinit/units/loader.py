@@ -36,10 +36,11 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the bo
 if TYPE_CHECKING:
     from typing import Any
 
-    # What one `Key=value` in one section reads as, wherever it stands: the directive row
-    # (None: not one cinit reads), the value (or _RESET / _INVALID), and the findings about
-    # it as (severity, message) pairs, each made a Diagnostic at every place it occurs.
-    _Reading = tuple[schema.Directive | None, Any, tuple[tuple[Severity, str], ...]]
+    # What one `Key=value` in one section reads as, wherever it stands: the findings about
+    # it as (severity, message) pairs, each made a Diagnostic at every place it occurs; the
+    # target section (None: not a directive cinit reads), field and whether values
+    # accumulate there; the value (or _RESET / _INVALID).
+    _Reading = tuple[tuple[tuple[Severity, str], ...], str | None, str, bool, Any]
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -189,20 +190,24 @@ def _parse_unit(
             reading = _read_assignment(section, key, raw, name, host, env)
             if "%" not in raw:  # specifiers make a value the unit's own
                 readings[triple] = reading
-        row, found, notes = reading
-        for severity, message in notes:
-            diags.append(Diagnostic(severity, message, path, line, section, key))
-        if row is None:
+        notes, target, field, multi, found = reading
+        if notes:
+            for severity, message in notes:
+                diags.append(Diagnostic(severity, message, path, line, section, key))
+        if target is None:
             continue
         lines[key] = line
-        target = fields[row.target]
+        values = fields[target]
         if found is _RESET:
-            target.pop(row.field, None)  # an empty assignment resets to the default
-        elif found is not _INVALID:
-            if row.multi:
-                target.setdefault(row.field, []).extend(found)
-            else:
-                target[row.field] = found
+            values.pop(field, None)  # an empty assignment resets to the default
+        elif found is _INVALID:
+            continue
+        elif not multi:
+            values[field] = found
+        elif field in values:
+            values[field].extend(found)
+        else:
+            values[field] = list(found)
 
     unit = _build_unit(name, path, kind, fields, lines, source, diags)
     if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
@@ -215,41 +220,45 @@ def _parse_unit(
 
 # Outcomes of reading one assignment other than a value.
 _RESET, _INVALID = object(), object()
+_DIRECTIVES = schema.DIRECTIVES
 
 
 def _read_assignment(
     section: str, key: str, raw: str, name: str, host: str, env: Mapping[str, str]
 ) -> _Reading:
-    """Read `key=raw` in `[section]`: its row, typed value and findings (see `_Reading`)."""
-    row = schema.lookup(section, key)
+    """Read `key=raw` in `[section]`: what it sets and what is said about it (`_Reading`)."""
+    row = _DIRECTIVES.get((section, key))
     if row is None:
         if key.startswith("X-"):
-            return None, _INVALID, ()  # systemd ignores X- directives silently
+            return (), None, "", False, _INVALID  # systemd ignores X- directives silently
         message = f"[{section}] unknown directive {key}="
         hint = schema.suggest(section, key)
         message += f", did you mean {hint}?" if hint else "; ignored"
-        return None, _INVALID, ((Severity.WARNING, message),)
+        return ((Severity.WARNING, message),), None, "", False, _INVALID
     if raw == "":
-        return row, _RESET, ()
+        return (), row.target, row.field, row.multi, _RESET
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
     if "%" in raw:
         value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
-    notes: list[tuple[Severity, str]] = []
+    error: str | None = None
     try:
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
-        notes.append((Severity.ERROR, f"[{section}] {key}={_short(raw)}: {exc}"))
-    for warning in warnings:
-        notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
+        error = str(exc)
     if row.multi and result is not _INVALID:
         result = tuple(result)  # shared between units: never a list one of them could change
-    return row, result, tuple(notes)
+    if error is None and not warnings:
+        return (), row.target, row.field, row.multi, result
+    notes = [] if error is None else [(Severity.ERROR, f"[{section}] {key}={_short(raw)}: {error}")]
+    for warning in warnings:
+        notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
+    return tuple(notes), row.target, row.field, row.multi, result
 
 
 def _build_unit(
