@@ -171,6 +171,7 @@ def _parse_unit(
     allowed = schema.SECTIONS[kind]
     fields: dict[str, dict[str, Any]] = {target: {} for target in _SECTION_CLASSES}
     lines: dict[str, int] = {}
+    grown: list[tuple[dict[str, Any], str]] = []  # list fields assigned more than once
     warned_sections: set[str] = set()
 
     for section, line in sections:
@@ -204,11 +205,20 @@ def _parse_unit(
             continue
         elif not multi:
             values[field] = found
-        elif field in values:
-            values[field].extend(found)
         else:
-            values[field] = list(found)
+            # A list field keeps its one assignment's tuple; a list only when several add up.
+            earlier = values.get(field)
+            if earlier is None:
+                values[field] = found
+            elif type(earlier) is tuple:
+                values[field] = [*earlier, *found]
+                grown.append((values, field))
+            else:
+                earlier.extend(found)
 
+    for values, field in grown:
+        if type(values.get(field)) is list:  # not reset (and then set once) since
+            values[field] = tuple(values[field])
     unit = _build_unit(name, path, kind, fields, lines, source, diags)
     if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
         hidden = len(diags) - MAX_DIAGNOSTICS_PER_FILE
@@ -275,10 +285,9 @@ def _build_unit(
     values = fields[body]
     for key, default in _resolved_defaults(name, kind, values).items():
         values.setdefault(key, default)
+    # Every list field already holds a tuple (see _parse_unit).
     built = {
-        target: _SECTION_CLASSES[target](
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields[target].items()}
-        )
+        target: _SECTION_CLASSES[target](**fields[target])
         for target in (schema.UNIT, schema.INSTALL, body)
     }
     unit = Unit(

@@ -622,3 +622,14 @@ def test_a_variable_is_expanded_against_the_loads_own_environment(tmp_path: Path
     second = load_units(str(tmp_path / "u"), str(tmp_path / "d"), environ={"WHO": "bob"})
     assert first.units["a.service"].service.user == "ann"  # type: ignore[union-attr]
     assert second.units["a.service"].service.user == "bob"  # type: ignore[union-attr]
+
+
+def test_list_fields_accumulate_reset_and_accumulate_again() -> None:
+    text = "[Unit]\nAfter=a.service\nAfter=b.service c.service\nAfter=\nAfter=d.service\n"
+    assert service_unit(text + "After=e.service\n").after == ("d.service", "e.service")
+    assert service_unit(text).after == ("d.service",)
+    assert service_unit("[Unit]\nAfter=a.service\nAfter=b.service\nAfter=\n").after == ()
+
+
+def service_unit(text: str):  # type: ignore[no-untyped-def]
+    return clean("s.service", text + SIMPLE).unit
