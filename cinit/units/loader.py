@@ -38,15 +38,19 @@ if TYPE_CHECKING:
 
     # What one `Key=value` in one section reads as, wherever it stands: the findings about
     # it as (severity, message) pairs, each made a Diagnostic at every place it occurs; the
-    # target section (None: not a directive cinit reads), field and whether values
-    # accumulate there; the value (or _RESET / _INVALID).
-    _Reading = tuple[tuple[tuple[Severity, str], ...], str | None, str, bool, Any]
+    # directive's name as the table spells it (None: not a directive cinit reads; one
+    # string shared by every unit's directive_lines), its target section, field and whether
+    # values accumulate there; the value (or _RESET / _INVALID).
+    _Reading = tuple[tuple[tuple[Severity, str], ...], str | None, str, str, bool, Any]
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
 
 # Past this many findings in one file, the rest is summarised in one line.
 MAX_DIAGNOSTICS_PER_FILE = 100
+# Readings one load keeps for reuse: enough for every common assignment, while a large
+# load's one-off values (descriptions, ports) do not pile up in memory.
+MAX_SHARED_READINGS = 1024
 SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
@@ -190,14 +194,16 @@ def _parse_unit(
         if reading is None:
             reading = _read_assignment(section, key, raw, name, host, env)
             if "%" not in raw:  # specifiers make a value the unit's own
+                if len(readings) >= MAX_SHARED_READINGS:
+                    readings.clear()  # mostly values seen once: the common ones come back
                 readings[triple] = reading
-        notes, target, field, multi, found = reading
+        notes, directive, target, field, multi, found = reading
         if notes:
             for severity, message in notes:
                 diags.append(Diagnostic(severity, message, path, line, section, key))
-        if target is None:
+        if directive is None:
             continue
-        lines[key] = line
+        lines[directive] = line
         values = fields[target]
         if found is _RESET:
             values.pop(field, None)  # an empty assignment resets to the default
@@ -240,13 +246,13 @@ def _read_assignment(
     row = _DIRECTIVES.get((section, key))
     if row is None:
         if key.startswith("X-"):
-            return (), None, "", False, _INVALID  # systemd ignores X- directives silently
+            return (), None, "", "", False, _INVALID  # systemd ignores X- directives silently
         message = f"[{section}] unknown directive {key}="
         hint = schema.suggest(section, key)
         message += f", did you mean {hint}?" if hint else "; ignored"
-        return ((Severity.WARNING, message),), None, "", False, _INVALID
+        return ((Severity.WARNING, message),), None, "", "", False, _INVALID
     if raw == "":
-        return (), row.target, row.field, row.multi, _RESET
+        return (), row.name, row.target, row.field, row.multi, _RESET
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
@@ -264,11 +270,11 @@ def _read_assignment(
     if row.multi and result is not _INVALID:
         result = tuple(result)  # shared between units: never a list one of them could change
     if error is None and not warnings:
-        return (), row.target, row.field, row.multi, result
+        return (), row.name, row.target, row.field, row.multi, result
     notes = [] if error is None else [(Severity.ERROR, f"[{section}] {key}={_short(raw)}: {error}")]
     for warning in warnings:
         notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
-    return tuple(notes), row.target, row.field, row.multi, result
+    return tuple(notes), row.name, row.target, row.field, row.multi, result
 
 
 def _build_unit(

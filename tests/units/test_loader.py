@@ -633,3 +633,24 @@ def test_list_fields_accumulate_reset_and_accumulate_again() -> None:
 
 def service_unit(text: str):  # type: ignore[no-untyped-def]
     return clean("s.service", text + SIMPLE).unit
+
+
+def test_a_load_past_its_shared_readings_bound_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cinit.units import loader
+
+    for index in range(6):
+        body = f"[Unit]\nDescription=unit {index}\nAfter=x.service\n{SIMPLE}RestartSec=soon\n"
+        write(tmp_path / "u", f"s{index}.service", body)
+    write(tmp_path / "u", "x.service", SIMPLE)
+    unbounded = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    monkeypatch.setattr(loader, "MAX_SHARED_READINGS", 2)
+    bounded = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    assert bounded.units == unbounded.units and bounded.diagnostics == unbounded.diagnostics
+    assert [d.line for d in bounded.errors] == [6] * 6
+
+
+def test_directive_lines_use_the_directive_names_as_the_table_spells_them() -> None:
+    unit = clean("a.service", "[Unit]\nAfter=b.service\n" + SIMPLE)
+    assert unit.directive_lines == {"After": 2, "ExecStart": 4}
