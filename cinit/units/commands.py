@@ -82,6 +82,10 @@ _NOTHING_SPECIAL = re.compile(r"[^'\"\\\s]*(?:[ \t\n\r]+[^'\"\\\s]*)*")
 # Runs of characters with no special meaning, outside quotes and inside each kind of quote.
 _PLAIN_RUN = re.compile(r"[^ \t\n\r'\"\\]+")
 _QUOTED_RUN = {"'": re.compile(r"[^'\\]+"), '"': re.compile(r'[^"\\]+')}
+# Without backslashes, a quote opens at a quote character and closes at the next same
+# one; a word is its unquoted characters and whole quoted runs (in any order).
+_QUOTED = re.compile("'([^']*)'|\"([^\"]*)\"")
+_QUOTED_WORD = re.compile("(?:[^ \t\n\r'\"\\\\]|'[^']*'|\"[^\"]*\")+")
 
 
 class _WordBuilder:
@@ -134,7 +138,15 @@ def tokenize_words(
     makes a bare `\\;` token the word ";" (systemd's special case in Exec lines).
     """
     if _NOTHING_SPECIAL.fullmatch(text):  # the common case: no quotes, no escapes
-        return [(word, word) for word in text.split() if word]
+        return [(word, word) for word in text.split()]
+    if "\\" not in text:
+        unquoted = _QUOTED.sub("", text)
+        if "'" not in unquoted and '"' not in unquoted:  # quotes, all closed; no escapes
+            return [
+                # split() gives the text around and inside quotes (None for the other kind).
+                ("".join([part for part in _QUOTED.split(raw) if part]), raw)
+                for raw in _QUOTED_WORD.findall(text)
+            ]
     tokens: list[tuple[str, str]] = []
     length = len(text)
     pos = 0
@@ -260,15 +272,17 @@ def _check_exec_path(path: str, text: str) -> None:
 
     if not path:
         raise bad("empty executable path")
-    if any(char in _UNSAFE_PATH_CHARS for char in path):
+    if not _UNSAFE_PATH_CHARS.isdisjoint(path):
         raise bad(
             f"executable path {quoted(path)} contains quotes, backslashes or control characters"
         )
     if path.endswith("/"):
         raise bad(f"executable path {quoted(path)} is a directory")
     if path.startswith("/"):
-        too_long = fs_length(path) >= _PATH_MAX or any(
-            fs_length(part) > _NAME_MAX for part in path.split("/")
+        # A character is at most 4 bytes: a short path needs no counting (the common case).
+        too_long = len(path) * 4 > _NAME_MAX and (
+            fs_length(path) >= _PATH_MAX
+            or any(fs_length(part) > _NAME_MAX for part in path.split("/"))
         )
         if too_long:
             raise bad(f"executable path {quoted(path)} is too long")
@@ -306,7 +320,7 @@ def parse_exec_line(text: str, *, warnings: list[str] | None = None) -> ExecComm
     )
     if not tokens:
         raise ValueFormError(f"invalid command line {quoted(text)}: empty command")
-    if any(raw == ";" for _word, raw in tokens):
+    if ";" in text and any(raw == ";" for _word, raw in tokens):
         raise ValueFormError(f"invalid command line {quoted(text)}: {_SEPARATOR_ERROR}")
     first = tokens[0][0]
     ignore_failure = argv0_separate = no_env_expansion = False

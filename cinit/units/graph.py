@@ -354,6 +354,12 @@ def _at(unit: Unit, severity: Severity, section: str, directive: str, message: s
 
 def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnostic]) -> None:
     section = unit.unit
+    named = section.requires + section.on_failure + section.after + section.before
+    for other in named + section.wants:
+        if other not in units:
+            break
+    else:
+        return  # the common case: every name is loaded
     _check_names(unit, "Requires", section.requires, Severity.ERROR, units, found)
     _check_names(unit, "OnFailure", section.on_failure, Severity.ERROR, units, found)
     _check_names(unit, "After", section.after, Severity.WARNING, units, found)
@@ -476,9 +482,12 @@ def _check_dbus_daemon(
         ):
             continue
         for command in service.service.exec_start:
-            words = command.words[1:] if command.argv0_separate else command.words
+            # endswith first: a cheap test that rules out almost every command.
+            if not command.path.endswith("dbus-daemon"):
+                continue
             if posixpath.basename(command.path) != "dbus-daemon":
                 continue
+            words = command.words[1:] if command.argv0_separate else command.words
             if any(word.startswith("--address=systemd:") for word in words[1:]):
                 continue
             hinted.add(service.name)

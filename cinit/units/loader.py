@@ -30,17 +30,27 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.syntax import WHITESPACE, Assignment, decode_unit_bytes, parse_syntax
+from cinit.units.syntax import WHITESPACE, decode_unit_bytes, scan_syntax
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
+
+    # What one `Key=value` in one section reads as, wherever it stands: the findings about
+    # it as (severity, message) pairs, each made a Diagnostic at every place it occurs; the
+    # directive's name as the table spells it (None: not a directive cinit reads; one
+    # string shared by every unit's directive_lines), its target section, field and whether
+    # values accumulate there; the value (or _RESET / _INVALID).
+    _Reading = tuple[tuple[tuple[Severity, str], ...], str | None, str, str, bool, Any]
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
 
 # Past this many findings in one file, the rest is summarised in one line.
 MAX_DIAGNOSTICS_PER_FILE = 100
+# Readings one load keeps for reuse: enough for every common assignment, while a large
+# load's one-off values (descriptions, ports) do not pile up in memory.
+MAX_SHARED_READINGS = 1024
 SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
@@ -138,21 +148,37 @@ def parse_unit(
     environment by default); `hostname` is `%H`. Returns None for the unit only when
     the name is not a unit filename.
     """
-    path = path or name
+    env = os.environ if environ is None else environ
+    host = os.uname().nodename if hostname is None else hostname
+    return _parse_unit(name, text, path or name, env, host, source, {})
+
+
+def _parse_unit(
+    name: str,
+    text: str,
+    path: str,
+    env: Mapping[str, str],
+    host: str,
+    source: UnitSource,
+    readings: dict[tuple[str, str, str], _Reading],
+) -> tuple[Unit | None, list[Diagnostic]]:
+    """`parse_unit`, sharing `readings` with the other files of one load.
+
+    A value without `%` reads the same in every unit of a load (`env` and `host` are
+    fixed for it), and most assignments repeat across units: each is read once.
+    """
     if not is_unit_filename(name):
         message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
-    env = os.environ if environ is None else environ
-    host = os.uname().nodename if hostname is None else hostname
-    parsed = parse_syntax(text, path)
-    diags = list(parsed.diagnostics)
+    sections, rows, diags = scan_syntax(text, path)
     allowed = schema.SECTIONS[kind]
     fields: dict[str, dict[str, Any]] = {target: {} for target in _SECTION_CLASSES}
     lines: dict[str, int] = {}
+    grown: list[tuple[dict[str, Any], str]] = []  # list fields assigned more than once
     warned_sections: set[str] = set()
 
-    for section, line in parsed.sections:
+    for section, line in sections:
         if section in allowed or section.startswith("X-") or section in warned_sections:
             continue
         warned_sections.add(section)
@@ -160,31 +186,45 @@ def parse_unit(
         message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
         diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
 
-    for item in parsed.assignments:
-        if item.section not in allowed:
+    for section, key, raw, line in rows:
+        if section not in allowed:
             continue
-        row = schema.lookup(item.section, item.key)
-        if row is None and item.key.startswith("X-"):
-            continue  # systemd ignores X- directives silently
-        if row is None:
-            message = f"[{item.section}] unknown directive {item.key}="
-            hint = schema.suggest(item.section, item.key)
-            message += f", did you mean {hint}?" if hint else "; ignored"
-            diags.append(
-                Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key)
-            )
+        triple = (section, key, raw)
+        reading = readings.get(triple)
+        if reading is None:
+            reading = _read_assignment(section, key, raw, name, host, env)
+            if "%" not in raw:  # specifiers make a value the unit's own
+                if len(readings) >= MAX_SHARED_READINGS:
+                    readings.clear()  # mostly values seen once: the common ones come back
+                readings[triple] = reading
+        notes, directive, target, field, multi, found = reading
+        if notes:
+            for severity, message in notes:
+                diags.append(Diagnostic(severity, message, path, line, section, key))
+        if directive is None:
             continue
-        lines[item.key] = item.line
-        found = _read_value(item, row, name, host, env, path, diags)
-        target = fields[row.target]
+        lines[directive] = line
+        values = fields[target]
         if found is _RESET:
-            target.pop(row.field, None)  # an empty assignment resets to the default
-        elif found is not _INVALID:
-            if row.multi:
-                target.setdefault(row.field, []).extend(found)
+            values.pop(field, None)  # an empty assignment resets to the default
+        elif found is _INVALID:
+            continue
+        elif not multi:
+            values[field] = found
+        else:
+            # A list field keeps its one assignment's tuple; a list only when several add up.
+            earlier = values.get(field)
+            if earlier is None:
+                values[field] = found
+            elif type(earlier) is tuple:
+                values[field] = [*earlier, *found]
+                grown.append((values, field))
             else:
-                target[row.field] = found
+                earlier.extend(found)
 
+    for values, field in grown:
+        if type(values.get(field)) is list:  # not reset (and then set once) since
+            values[field] = tuple(values[field])
     unit = _build_unit(name, path, kind, fields, lines, source, diags)
     if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
         hidden = len(diags) - MAX_DIAGNOSTICS_PER_FILE
@@ -196,39 +236,45 @@ def parse_unit(
 
 # Outcomes of reading one assignment other than a value.
 _RESET, _INVALID = object(), object()
+_DIRECTIVES = schema.DIRECTIVES
 
 
-def _read_value(
-    item: Assignment,
-    row: schema.Directive,
-    name: str,
-    host: str,
-    env: Mapping[str, str],
-    path: str,
-    diags: list[Diagnostic],
-) -> Any:
-    """The typed value of one assignment: specifiers, then `${VAR}`, then the value form."""
-    raw = item.value
+def _read_assignment(
+    section: str, key: str, raw: str, name: str, host: str, env: Mapping[str, str]
+) -> _Reading:
+    """Read `key=raw` in `[section]`: what it sets and what is said about it (`_Reading`)."""
+    row = _DIRECTIVES.get((section, key))
+    if row is None:
+        if key.startswith("X-"):
+            return (), None, "", "", False, _INVALID  # systemd ignores X- directives silently
+        message = f"[{section}] unknown directive {key}="
+        hint = schema.suggest(section, key)
+        message += f", did you mean {hint}?" if hint else "; ignored"
+        return ((Severity.WARNING, message),), None, "", "", False, _INVALID
     if raw == "":
-        return _RESET
+        return (), row.name, row.target, row.field, row.multi, _RESET
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
     if "%" in raw:
         value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
+    error: str | None = None
     try:
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
-        message = f"[{item.section}] {item.key}={_short(raw)}: {exc}"
-        diags.append(Diagnostic(Severity.ERROR, message, path, item.line, item.section, item.key))
+        error = str(exc)
+    if row.multi and result is not _INVALID:
+        result = tuple(result)  # shared between units: never a list one of them could change
+    if error is None and not warnings:
+        return (), row.name, row.target, row.field, row.multi, result
+    notes = [] if error is None else [(Severity.ERROR, f"[{section}] {key}={_short(raw)}: {error}")]
     for warning in warnings:
-        message = f"[{item.section}] {item.key}={_short(raw)}: {warning}"
-        diags.append(Diagnostic(Severity.WARNING, message, path, item.line, item.section, item.key))
-    return result
+        notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
+    return tuple(notes), row.name, row.target, row.field, row.multi, result
 
 
 def _build_unit(
@@ -245,10 +291,9 @@ def _build_unit(
     values = fields[body]
     for key, default in _resolved_defaults(name, kind, values).items():
         values.setdefault(key, default)
+    # Every list field already holds a tuple (see _parse_unit).
     built = {
-        target: _SECTION_CLASSES[target](
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields[target].items()}
-        )
+        target: _SECTION_CLASSES[target](**fields[target])
         for target in (schema.UNIT, schema.INSTALL, body)
     }
     unit = Unit(
@@ -447,8 +492,10 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
         )
         return []
     found: list[tuple[str, str]] = []
+    # os.path.join per entry, done once: an entry from listdir never holds a "/".
+    prefix = os.path.join(directory, "")
     for entry in entries:
-        path = os.path.join(directory, entry)
+        path = prefix + entry
         if not entry.endswith((".service", ".socket")):
             ignored.append(path)
             diags.append(
@@ -459,15 +506,36 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
     return found
 
 
+# Read at most this much of a unit file (decode_unit_bytes refuses anything over 4 MiB).
+_READ_LIMIT = 8 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
+
+
 def _read_unit_file(path: str) -> tuple[str | None, list[Diagnostic]]:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(8 * 1024 * 1024)
+        data = _read_bytes(path)
     except IsADirectoryError:
         return None, [Diagnostic(Severity.ERROR, "is a directory, not a unit file", path)]
     except OSError as exc:
         return None, [Diagnostic(Severity.ERROR, f"cannot read unit file: {exc.strerror}", path)]
     return decode_unit_bytes(data, path)
+
+
+def _read_bytes(path: str) -> bytes:
+    """Up to _READ_LIMIT bytes of `path`; os.read costs half of open() for small files."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        total = 0
+        while total < _READ_LIMIT:
+            chunk = os.read(fd, min(_READ_CHUNK, _READ_LIMIT - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load_units(
@@ -515,14 +583,15 @@ def _load(
     chosen = [(n, p, UnitSource.CORE) for n, p in core if n not in replaced]
     chosen += [(n, p, UnitSource.DROP_IN) for n, p in drop_ins]
     units: dict[str, Unit] = {}
+    env = os.environ if environ is None else environ
+    host = os.uname().nodename if hostname is None else hostname
+    readings: dict[tuple[str, str, str], _Reading] = {}
     for name, path, source in chosen:
         text, read_diags = _read_unit_file(path)
         diags.extend(read_diags)
         if text is None:
             continue
-        unit, unit_diags = parse_unit(
-            name, text, path=path, environ=environ, hostname=hostname, source=source
-        )
+        unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
         diags.extend(unit_diags)
         if unit is not None:
             if name in replaced:

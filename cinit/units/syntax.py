@@ -7,7 +7,6 @@ line numbers, and reports what is not well-formed (see systemd.syntax(7)).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.frozen import Frozen
@@ -16,7 +15,6 @@ from cinit.units.frozen import Frozen
 MAX_LINE_BYTES = 1024 * 1024
 # systemd's WHITESPACE: what it strips around keys and values (not all of Unicode's spaces).
 WHITESPACE = " \t\n\r"
-_COMMENT = "#;"
 _LINE_END = re.compile(r"\r\n|\r|\n")
 # A unit file larger than this is not a unit file.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -63,6 +61,10 @@ def decode_unit_bytes(data: bytes, path: str) -> tuple[str | None, list[Diagnost
         return None, [Diagnostic(Severity.ERROR, message, path, line)]
 
 
+# One assignment as the loader reads it: (section, key, value, line).
+AssignmentRow = tuple[str, str, str, int]
+
+
 def parse_syntax(text: str, path: str = "") -> ParsedFile:
     """Split unit-file text into sections and assignments.
 
@@ -71,56 +73,77 @@ def parse_syntax(text: str, path: str = "") -> ParsedFile:
     whitespace around keys and values is stripped; assignments before the first section
     header, lines without `=`, and malformed headers are errors.
     """
+    sections, rows, diagnostics = scan_syntax(text, path)
+    assignments = tuple([Assignment(*row) for row in rows])
+    return ParsedFile(path, tuple(sections), assignments, tuple(diagnostics))
+
+
+def scan_syntax(
+    text: str, path: str = ""
+) -> tuple[list[tuple[str, int]], list[AssignmentRow], list[Diagnostic]]:
+    """`parse_syntax` as plain lists and tuples: (sections, assignment rows, diagnostics).
+
+    The loader's form: it reads every row once, so an object per assignment is waste.
+    """
     diagnostics: list[Diagnostic] = []
     sections: list[tuple[str, int]] = []
-    assignments: list[Assignment] = []
+    rows: list[AssignmentRow] = []
     section: str | None = None
-
-    def error(message: str, line: int) -> None:
-        diagnostics.append(Diagnostic(Severity.ERROR, message, path, line, section))
-
     pending: list[str] = []  # pieces of a continued assignment
     pending_line = 0
     # systemd ends lines only at \n, \r\n and \r: not at the other breaks splitlines() knows.
-    lines = _LINE_END.split(text)
-    if lines and lines[-1] == "":
+    lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
+    if lines[-1] == "":
         lines.pop()
-    for number, raw in enumerate(lines, start=1):
-        if len(raw) > MAX_LINE_BYTES:
-            error(f"line is longer than {MAX_LINE_BYTES} bytes", number)
+    # No line can be too long in a text that is not: skip the per-line check then.
+    long_lines = len(text) > MAX_LINE_BYTES
+    number = 0
+    for raw in lines:
+        number += 1
+        if long_lines and len(raw) > MAX_LINE_BYTES:
+            message = f"line is longer than {MAX_LINE_BYTES} bytes"
+            diagnostics.append(Diagnostic(Severity.ERROR, message, path, number, section))
             pending = []
             continue
         stripped = raw.strip(WHITESPACE)
-        first = stripped[:1]
+        if not stripped:
+            continue
+        first = stripped[0]
+        if first == "#" or first == ";":  # comment lines are skipped inside a continuation too
+            continue
         if pending:
-            if first in _COMMENT:
-                continue
-            if stripped.endswith("\\"):
+            if stripped[-1] == "\\":
                 pending.append(stripped[:-1])
                 continue
             pending.append(stripped)
-            _finish(" ".join(pending), pending_line, section, path, assignments, error)
+            _finish(" ".join(pending), pending_line, section, path, rows, diagnostics)
             pending = []
             continue
-        if first in _COMMENT:  # also true for an empty line: "" is in any string
-            continue
         if first == "[":
-            if not stripped.endswith("]") or len(stripped) < 3 or "]" in stripped[1:-1]:
-                error(f"malformed section header {_quote(stripped)}", number)
+            if stripped[-1] != "]" or len(stripped) < 3 or "]" in stripped[1:-1]:
+                message = f"malformed section header {_quote(stripped)}"
+                diagnostics.append(Diagnostic(Severity.ERROR, message, path, number, section))
                 section = None
                 continue
             section = stripped[1:-1]
             sections.append((section, number))
             continue
-        if stripped.endswith("\\"):
+        if stripped[-1] == "\\":
             pending = [stripped[:-1]]
             pending_line = number
             continue
-        _finish(stripped, number, section, path, assignments, error)
+        # The common line, `Key=value` in a section, without a call; the rest in _finish.
+        key, sep, value = stripped.partition("=")
+        if sep and section is not None:
+            key = key.rstrip(WHITESPACE)  # the left end and the value's right end are stripped
+            if key:
+                rows.append((section, key, value.lstrip(WHITESPACE), number))
+                continue
+        _finish(stripped, number, section, path, rows, diagnostics)
     if pending:
         # A continuation at end of file: systemd takes what it has.
-        _finish(" ".join(pending), pending_line, section, path, assignments, error)
-    return ParsedFile(path, tuple(sections), tuple(assignments), tuple(diagnostics))
+        _finish(" ".join(pending), pending_line, section, path, rows, diagnostics)
+    return sections, rows, diagnostics
 
 
 def _finish(
@@ -128,22 +151,24 @@ def _finish(
     line: int,
     section: str | None,
     path: str,
-    out: list[Assignment],
-    error: Callable[[str, int], None],
+    out: list[AssignmentRow],
+    diagnostics: list[Diagnostic],
 ) -> None:
-    """Turn one logical `Key=Value` line into an Assignment, or report why it is not one."""
+    """Turn one logical `Key=Value` line into an assignment row, or report why it is not one."""
+    message = ""
     if section is None:
-        error(f"assignment outside of any section: {_quote(text)}", line)
-        return
-    key, sep, value = text.partition("=")
-    key = key.strip(WHITESPACE)
-    if not sep:
-        error(f"line is not an assignment (missing '='): {_quote(text)}", line)
-        return
-    if not key:
-        error(f"assignment without a directive name: {_quote(text)}", line)
-        return
-    out.append(Assignment(section, key, value.strip(WHITESPACE), line))
+        message = f"assignment outside of any section: {_quote(text)}"
+    else:
+        key, sep, value = text.partition("=")
+        key = key.strip(WHITESPACE)
+        if not sep:
+            message = f"line is not an assignment (missing '='): {_quote(text)}"
+        elif not key:
+            message = f"assignment without a directive name: {_quote(text)}"
+        else:
+            out.append((section, key, value.strip(WHITESPACE), line))
+            return
+    diagnostics.append(Diagnostic(Severity.ERROR, message, path, line, section))
 
 
 def _quote(text: str, limit: int = 60) -> str:

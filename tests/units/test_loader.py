@@ -562,3 +562,95 @@ def test_a_variable_that_expands_to_nothing_leaves_no_whitespace_at_the_ends() -
     text = "[Service]\nType=forking\nPIDFile=/run/x.pid ${EMPTY}\nExecStart=/bin/true\n"
     unit, _ = load("f.service", text)
     assert unit.service is not None and unit.service.pid_file == "/run/x.pid"
+
+
+# --- one load reads a repeated value once: every place still gets its own findings --------
+
+
+def test_a_repeated_bad_value_is_reported_at_each_place(tmp_path: Path) -> None:
+    write(tmp_path / "u", "a.service", SIMPLE + "RestartSec=soon\n")
+    write(tmp_path / "u", "b.service", "[Unit]\nDescription=b\n\n" + SIMPLE + "RestartSec=soon\n")
+    write(tmp_path / "u", "c.service", SIMPLE + "Restartsec=1\nRestartSec=soon\nRestartsec=1\n")
+    result = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    found = [(os.path.basename(d.path), d.line, d.severity, d.section, d.directive)
+             for d in result.diagnostics]  # fmt: skip
+    assert found == [
+        ("a.service", 3, Severity.ERROR, "Service", "RestartSec"),
+        ("b.service", 6, Severity.ERROR, "Service", "RestartSec"),
+        ("c.service", 3, Severity.WARNING, "Service", "Restartsec"),
+        ("c.service", 4, Severity.ERROR, "Service", "RestartSec"),
+        ("c.service", 5, Severity.WARNING, "Service", "Restartsec"),
+    ]
+    assert len({d.message for d in result.errors}) == 1
+    assert result.units["b.service"].line_of("RestartSec") == 6
+
+
+def test_a_repeated_warning_is_reported_for_each_unit(tmp_path: Path) -> None:
+    for name in ("a.service", "b.service"):
+        write(tmp_path / "u", name, SIMPLE + "StandardOutput=journal\n")
+    result = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    assert [os.path.basename(d.path) for d in result.warnings] == ["a.service", "b.service"]
+    assert all(d.line == 3 and d.directive == "StandardOutput" for d in result.warnings)
+
+
+def test_a_specifier_value_is_read_for_each_unit(tmp_path: Path) -> None:
+    body = "[Service]\nExecStart=/bin/run %n\nPIDFile=/run/%N.pid\nType=forking\n"
+    for name in ("a.service", "b.service"):
+        write(tmp_path / "u", name, body)
+    result = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    assert result.ok
+    for stem in ("a", "b"):
+        service = result.units[f"{stem}.service"].service
+        assert service is not None and service.pid_file == f"/run/{stem}.pid"
+        assert service.exec_start[0].words == ("/bin/run", f"{stem}.service")
+
+
+def test_shared_values_do_not_leak_between_units(tmp_path: Path) -> None:
+    # Both units read "After=x.service" once; a reset in one must not empty the other's.
+    write(tmp_path / "u", "x.service", SIMPLE)
+    write(tmp_path / "u", "a.service", "[Unit]\nAfter=x.service\nAfter=\n" + SIMPLE)
+    write(tmp_path / "u", "b.service", "[Unit]\nAfter=x.service\nAfter=x.service\n" + SIMPLE)
+    result = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    assert result.units["a.service"].unit.after == ()
+    assert result.units["b.service"].unit.after == ("x.service", "x.service")
+    assert result.units["x.service"].unit.after == ()
+
+
+def test_a_variable_is_expanded_against_the_loads_own_environment(tmp_path: Path) -> None:
+    write(tmp_path / "u", "a.service", SIMPLE + "User=${WHO}\n")
+    first = load_units(str(tmp_path / "u"), str(tmp_path / "d"), environ={"WHO": "ann"})
+    second = load_units(str(tmp_path / "u"), str(tmp_path / "d"), environ={"WHO": "bob"})
+    assert first.units["a.service"].service.user == "ann"  # type: ignore[union-attr]
+    assert second.units["a.service"].service.user == "bob"  # type: ignore[union-attr]
+
+
+def test_list_fields_accumulate_reset_and_accumulate_again() -> None:
+    text = "[Unit]\nAfter=a.service\nAfter=b.service c.service\nAfter=\nAfter=d.service\n"
+    assert service_unit(text + "After=e.service\n").after == ("d.service", "e.service")
+    assert service_unit(text).after == ("d.service",)
+    assert service_unit("[Unit]\nAfter=a.service\nAfter=b.service\nAfter=\n").after == ()
+
+
+def service_unit(text: str):  # type: ignore[no-untyped-def]
+    return clean("s.service", text + SIMPLE).unit
+
+
+def test_a_load_past_its_shared_readings_bound_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cinit.units import loader
+
+    for index in range(6):
+        body = f"[Unit]\nDescription=unit {index}\nAfter=x.service\n{SIMPLE}RestartSec=soon\n"
+        write(tmp_path / "u", f"s{index}.service", body)
+    write(tmp_path / "u", "x.service", SIMPLE)
+    unbounded = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    monkeypatch.setattr(loader, "MAX_SHARED_READINGS", 2)
+    bounded = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
+    assert bounded.units == unbounded.units and bounded.diagnostics == unbounded.diagnostics
+    assert [d.line for d in bounded.errors] == [6] * 6
+
+
+def test_directive_lines_use_the_directive_names_as_the_table_spells_them() -> None:
+    unit = clean("a.service", "[Unit]\nAfter=b.service\n" + SIMPLE)
+    assert unit.directive_lines == {"After": 2, "ExecStart": 4}

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from cinit.units.addresses import parse_listen_address, parse_proxy_target
-from cinit.units.commands import expand_exec_words, parse_exec_line, render_exec_line, split_words
+from cinit.units.commands import (
+    expand_exec_words,
+    parse_exec_line,
+    render_exec_line,
+    split_words,
+    tokenize_words,
+)
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.environment import (
     expand_specifiers,
@@ -278,6 +284,24 @@ def test_render_timespan_errors(seconds: float) -> None:
 )
 def test_split_words(text: str, words: list[str]) -> None:
     assert split_words(text) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # Quotes without a backslash: each quote closes at the next one of its own kind.
+        ("a'b \"c\"'d \"e'f\" ''", ['ab "c"d', "e'f", ""]),
+        ("x='1 2'\"3 4\"y\t'\n'", ["x=1 23 4y", "\n"]),
+        ("sh -c 'echo \"hi there\"'", ["sh", "-c", 'echo "hi there"']),
+        ("'a' 'b'c'd' \u2028x", ["a", "bcd", "\u2028x"]),  # U+2028 is no separator
+    ],
+)
+def test_split_words_with_quotes_and_no_escapes(text: str, words: list[str]) -> None:
+    assert split_words(text) == words
+    tokens = tokenize_words(text, cunescape=True, relax=False, what="v")
+    assert [raw.replace("'", "").replace('"', "") for _word, raw in tokens] == [
+        word.replace("'", "").replace('"', "") for word in words
+    ]  # each raw token is the word as written
 
 
 def test_split_words_reports_kept_escapes() -> None:
