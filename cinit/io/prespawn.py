@@ -173,7 +173,7 @@ def prepare_units(names: list[str], table: ProcessTable, *, adopts: bool = False
         if len(paths) == MAX_PREPARED:
             break
     gate_exit, gate = os.pipe2(os.O_CLOEXEC)
-    batch = _Batch.fork(paths, table, gate_exit, through_helper=adopts)
+    batch = _Batch.fork(paths, gate_exit, through_helper=adopts)
     os.close(gate_exit)
     return Preparation(tree, batch, table, gate)
 
@@ -189,7 +189,8 @@ def prepare_many(
     """Fork one waiting child per `label: cgroup`; the ones that could not be made are
     left out (nothing to clean for them). With a `gate` (the read end of a pipe), each
     waits for its end of file between getting its command and running it."""
-    return _Batch.fork(cgroups, table, gate, through_helper=False).register(table)
+    with table.lock:  # registered before the reaper may see an exit
+        return _Batch.fork(cgroups, gate, through_helper=False).register_locked(table)
 
 
 class _Batch:
@@ -208,9 +209,9 @@ class _Batch:
         self._report = -1
 
     @classmethod
-    def fork(
-        cls, cgroups: dict[str, str], table: ProcessTable, gate: int, *, through_helper: bool
-    ) -> _Batch:
+    def fork(cls, cgroups: dict[str, str], gate: int, *, through_helper: bool) -> _Batch:
+        """Fork the children; forked directly, they are registered with `register_locked`
+        under the same hold of the table's lock (the reaper must not see an exit first)."""
         ends: list[tuple[int, socket.socket]] = []
         channels: list[tuple[str, str, socket.socket]] = []
         for label, cgroup in cgroups.items():
@@ -240,38 +241,42 @@ class _Batch:
                 batch._report = report
             os.close(report_exit)
         else:
-            with table.lock:  # registered before the reaper may see an exit
-                batch._pids = _fork_each(ends, gate)
+            batch._pids = _fork_each(ends, gate)
         for procs, child_end in ends:
             child_end.close()
             os.close(procs)
         return batch
 
     def register(self, table: ProcessTable) -> dict[str, PreparedChild]:
-        """The children that exist, as PreparedChild by label; the others' channels closed."""
-        pids = self._pids
+        """Wait for the helper's report, then `register_locked`."""
         if self._report >= 0:
-            pids = _read_pids(self._report)
+            self._pids = _read_pids(self._report)
             self._report = -1
         if self._helper > 0:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self._helper, 0)  # gone: its children are cinit's now
             self._helper = -1
-        made: dict[str, PreparedChild] = {}
         with table.lock:
-            for index, (label, cgroup, parent_end) in enumerate(self.channels):
-                if index >= len(pids):  # never forked
-                    parent_end.close()
-                    continue
-                try:
-                    process = table.register_locked(pids[index], label, None, pgid=0)
-                except OSError:  # no pidfd: it finds its channel closed and exits, reaped
-                    parent_end.close()
-                    table.register_unhandled_locked(pids[index], label)
-                    continue
-                process.held = False
-                process.discard_exit = True  # until launched: nobody to tell about its exit
-                made[label] = PreparedChild(cgroup, parent_end, process)
+            return self.register_locked(table)
+
+    def register_locked(self, table: ProcessTable) -> dict[str, PreparedChild]:
+        """The children that exist, as PreparedChild by label; the others' channels closed.
+        The caller holds the table's lock."""
+        made: dict[str, PreparedChild] = {}
+        for index, (label, cgroup, parent_end) in enumerate(self.channels):
+            if index >= len(self._pids):  # never forked
+                parent_end.close()
+                continue
+            pid = self._pids[index]
+            try:
+                process = table.register_locked(pid, label, None, pgid=0)
+            except OSError:  # no pidfd: it finds its channel closed and exits, reaped silently
+                parent_end.close()
+                table.register_unhandled_locked(pid, label)
+                continue
+            process.held = False
+            process.discard_exit = True  # until launched: nobody to tell about its exit
+            made[label] = PreparedChild(cgroup, parent_end, process)
         return made
 
 
