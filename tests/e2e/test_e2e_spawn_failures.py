@@ -4,8 +4,10 @@ Issue 13 (3): with `User=nosuchuser` the unit stayed in `stopping … status=217
 its child prepared at boot (cinit.io.prespawn) was never handed a command nor discarded,
 and waited in the unit's cgroup, so the unit was never found empty. Restart= never fired,
 an After= dependent waited, `is-ready` said "booting", and SIGTERM waited out the stop
-timeout. Each case here fails in cinit (User=, Group=) or in the child (exec): the first
-attempt in the child prepared at boot (the first wave), the restarts in fresh forks.
+timeout. Each case here fails in cinit (User=, Group=, StandardOutput=) or in the child
+(chdir, exec): the first attempt in the child prepared at boot (the first wave), the
+restarts in fresh forks. Statuses are systemd's EXIT_* codes, but exec failures are a
+shell's 127/126, as for the main command (the README's contract).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ CASES = {
               r"unknown group 'cinit-test-nosuchgroup'"),
     "exec": ("ExecStart=/nonexistent/cinit-test-program", 127,
              r"cannot execute /nonexistent/cinit-test-program"),
+    "chdir": ("ExecStart=/bin/sleep 100\nWorkingDirectory=/nonexistent/cinit-test-dir", 200,
+              r"cannot change directory to /nonexistent/cinit-test-dir"),
+    "output": ("ExecStart=/bin/sleep 100\nStandardOutput=file:/nonexistent/cinit-test.log", 209,
+               r"cannot open its output file"),
 }  # fmt: skip
 
 
