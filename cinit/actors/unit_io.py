@@ -162,13 +162,17 @@ class UnitIO:
     def launch(self, role: Role, index: int, main_pid: int | None) -> UnitLaunch:
         """Build the start of command `index` of `role` (`UnitLaunch.start` and `finish` do
         it; see `cinit.io.spawn.Launch`). Raises UnitSpawnError."""
-        command = self._command(role, index)
-        env = self._environment(role, main_pid)
-        pass_fds, fd_names = self._inherited_fds(role, env)
-        words = expand_exec_words(command, env)
-        path, argv = (words[0], words[1:]) if command.argv0_separate else ("", words)
+        # Taken first, and discarded when this start fails before `Launch` owns it: a
+        # prepared child left waiting in the unit's cgroup keeps the unit from ever being
+        # found empty, and the stop that follows the failure would wait for its timeout.
+        prepared = self.context.prepared.pop(self.unit.name, None)
         opened: list[int] = []
         try:
+            command = self._command(role, index)
+            env = self._environment(role, main_pid)
+            pass_fds, fd_names = self._inherited_fds(role, env)
+            words = expand_exec_words(command, env)
+            path, argv = (words[0], words[1:]) if command.argv0_separate else ("", words)
             stdout, stderr = self._output_fds(opened)
             workdir = self.service.working_directory
             request = SpawnRequest(
@@ -188,15 +192,20 @@ class UnitIO:
                 cgroup=self._unit_cgroup(),
                 userdb_root=self.context.userdb_root,
             )
-            prepared = self.context.prepared.pop(self.unit.name, None)
-            launch = Launch(request, self.context.table, self.owner, prepared)
-            return UnitLaunch(self, launch, opened)
+        except BaseException:
+            _close_all(opened)
+            if prepared is not None:
+                prepared.discard()
+            raise
+        try:
+            launch = Launch(request, self.context.table, self.owner, prepared)  # owns it now
         except SpawnError as exc:
             _close_all(opened)
             raise _spawn_error(exc) from None
         except BaseException:
             _close_all(opened)
             raise
+        return UnitLaunch(self, launch, opened)
 
     def _started(self, process: Process) -> None:
         self.processes[process.pid] = process

@@ -126,7 +126,9 @@ class UnitModel(Frozen):
     control_pid: int | None = None  # the ExecStartPre/Post/Stop/StopPost process running
     main_pid_hint: int | None = None  # MAINPID= not adopted yet
     main_exit: ExitInfo | None = None  # a main exit on hold while a successor is looked for
-    last_exit: ExitInfo | None = None  # how this run's main process ended (events report it)
+    # How the main process ended, carried by the Transitions it causes up to the first
+    # state other than stopping (then cleared: later changes are not about it).
+    last_exit: ExitInfo | None = None
     was_ready: bool = False  # this run got ready (ExecStop= runs only then)
     teardown_pending: bool = False  # a finished oneshot may have left daemons behind
     stop_requested: bool = False  # cinit is stopping the unit: no restart, not a failure

@@ -320,7 +320,8 @@ class _Step(StopSteps):
 
     def on_main_pid_found(self, event: MainPidFound) -> None:
         model = self.model
-        self.set(main_pid=event.pid, main_pid_hint=None, main_exit=None)
+        # The predecessor's exit ends nothing: the run goes on with its successor.
+        self.set(main_pid=event.pid, main_pid_hint=None, main_exit=None, last_exit=None)
         if model.state is State.RUNNING and model.phase is Phase.FIND_MAIN:
             self.set(phase=Phase.START)
             self.main_ready()

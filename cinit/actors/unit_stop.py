@@ -80,6 +80,10 @@ class StepBase:
                 at=self.now / 1e6,
             )
             self.actions.append(change)
+            if state is not State.STOPPING:
+                # The exit is told with the changes it causes, up to where the run ends up;
+                # a later change (a new start request, say) is not about it.
+                self.set(last_exit=None)
 
     def say(self, text: str) -> None:
         self.actions.append(Log(f"{self.model.name}: {text}"))

@@ -159,7 +159,8 @@ class SpawnError(Exception):
     """A process that could not be started; `str()` is the line to log.
 
     `stage` is where it failed (`exec`, `chdir`, `user`, `group`, `cgroup`, `fds`,
-    `session`, `signals`, `resolve`, `fork`, `setup`), `errno` the error number (0 when
+    `session`, `signals`, `fork`, `setup`; `user` and `group` also when User=/Group=
+    name nobody, found before any fork), `errno` the error number (0 when
     none), `exit_code` what a shell (exec) or systemd (other stages) would report.
     """
 
@@ -261,11 +262,28 @@ class Launch:
         if not _internal_signals_checked:  # once: an inherited SIG_IGN the child cannot undo
             signals.clear_inherited_internal_ignores()
             _internal_signals_checked = True
+        try:
+            self._build(request)
+        except BaseException:
+            # A prepared child nobody hands a command to waits in the unit's cgroup for
+            # ever: the unit would never be found empty after this failure.
+            if prepared is not None:
+                prepared.discard()
+            raise
+        self.table = table
+        self.owner = owner
+        self.prepared = prepared
+        self.process: Process | None = None
+        self._read_report: Callable[[], bytes] | None = None
+
+    def _build(self, request: SpawnRequest) -> None:
+        """Credentials, environment and the child's arguments; raises SpawnError."""
         label = request.label
         env = _build_env(request)
         candidates = exec_candidates(request.path, env)
         credentials = None
         cwd = request.cwd
+        stage = "user" if request.user else "group"
         try:
             if request.user or request.group:
                 from cinit.io.userdb import resolve_credentials
@@ -274,10 +292,16 @@ class Launch:
             if cwd == "~" or cwd.startswith("~/"):
                 from cinit.io.userdb import home_directory
 
+                stage = "user"
                 home = credentials.home if credentials else home_directory("", request.userdb_root)
                 cwd = home + cwd[1:]
         except Exception as exc:  # userdb errors and unreadable files alike
-            raise SpawnError(label, request.path, "resolve", 0, f"{label}: {exc}", 217) from None
+            from cinit.io.userdb import UserDbError
+
+            if isinstance(exc, UserDbError):
+                stage = exc.stage  # which of User= and Group= names nobody
+            code = STAGE_EXIT_CODES[stage]
+            raise SpawnError(label, request.path, stage, 0, f"{label}: {exc}", code) from None
         standard = (request.stdin, request.stdout, request.stderr)
         self.sources = [_devnull() if fd == DEVNULL else fd for fd in standard]
         self.sources.extend(request.pass_fds)
@@ -296,12 +320,7 @@ class Launch:
             candidates,
         )
         self.request = request
-        self.table = table
-        self.owner = owner
-        self.prepared = prepared
-        self.process: Process | None = None
         self._details = (cwd, candidates, credentials)  # for the error text
-        self._read_report: Callable[[], bytes] | None = None
 
     def start(self) -> Process:
         """Hand the command over (or fork); raises SpawnError when nothing could start."""

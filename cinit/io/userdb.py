@@ -12,7 +12,13 @@ import os
 
 
 class UserDbError(Exception):
-    """A User=/Group= value that cannot be resolved; the message says which and why."""
+    """A User=/Group= value that cannot be resolved; the message says which and why.
+
+    `stage` is `user` or `group`: which one failed (systemd's 217/USER or 216/GROUP)."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 class UserRecord:
@@ -106,7 +112,8 @@ def lookup_user(user: str, root: str = "/") -> UserRecord:
         for record in users:
             if record.uid == uid:
                 return record
-    raise UserDbError(f"unknown user {user!r} (not in {os.path.join(root, 'etc/passwd')})")
+    passwd = os.path.join(root, "etc/passwd")
+    raise UserDbError(f"unknown user {user!r} (not in {passwd})", "user")
 
 
 def lookup_group(group: str, root: str = "/", groups: list[GroupRecord] | None = None) -> int:
@@ -116,7 +123,8 @@ def lookup_group(group: str, root: str = "/", groups: list[GroupRecord] | None =
             return record.gid
     if group.isdigit():
         return int(group)
-    raise UserDbError(f"unknown group {group!r} (not in {os.path.join(root, 'etc/group')})")
+    group_file = os.path.join(root, "etc/group")
+    raise UserDbError(f"unknown group {group!r} (not in {group_file})", "group")
 
 
 def resolve_credentials(user: str, group: str, root: str = "/") -> Credentials:

@@ -486,6 +486,34 @@ def test_mainpid_that_cannot_be_adopted_leaves_the_old_exit_standing() -> None:
     assert sim.model.failure_code == 3
 
 
+def test_a_transition_tells_only_the_exit_that_caused_it() -> None:
+    # Issue 13 (14a): the signal of a stop showed up again on the next start's `waiting`.
+    sim = UnitSim.of(service("ExecStart=/bin/app\nExecStopPost=/bin/cleanup")).boot()
+    sim.feed(ev.StopRequested()).exit_main(signal=signal.SIGTERM).exit_control(0)
+    told = {t.new: (t.code, t.signal) for t in sim.of_type(ev.Transition)}
+    assert told[S.INACTIVE] == (None, signal.SIGTERM)
+    sim.clear().feed(ev.StartRequested())
+    [waiting] = sim.of_type(ev.Transition)
+    assert waiting.new is S.WAITING and (waiting.code, waiting.signal) == (None, None)
+    sim.feed(ev.DependenciesSettled()).exit_main(3).exit_control(0)  # a failed run ...
+    assert sim.state is S.FAILED and sim.of_type(ev.Transition)[-1].code == 3
+    sim.clear().boot()  # ... and a new one: nothing of the old exit
+    assert [(t.code, t.signal) for t in sim.of_type(ev.Transition)] == [(None, None)] * 4
+
+
+def test_the_exit_of_a_replaced_main_process_is_not_told_later() -> None:
+    sim = UnitSim.of(service("Type=notify\nExecStart=/bin/wrapper")).boot()
+    sim.feed(ev.NotifyMainPid(777))
+    sim.main_pid_answer = 777
+    sim.exit(100, 0).feed(ev.NotifyReady())  # the successor takes over: the run goes on
+    sim.clear().feed(ev.StopRequested())
+    [stopping] = sim.of_type(ev.Transition)
+    assert (stopping.code, stopping.signal) == (None, None)
+    sim.exit(777, signal=signal.SIGTERM)
+    last = sim.of_type(ev.Transition)[-1]
+    assert (last.new, last.code, last.signal) == (S.INACTIVE, None, signal.SIGTERM)
+
+
 def test_forwarded_signal_goes_to_the_main_process() -> None:
     sim = UnitSim.of(service("ExecStart=/bin/app")).boot().feed(ev.SignalRequested(1))
     assert sim.of_type(ev.SignalMain) == [ev.SignalMain(100, 1)]

@@ -82,6 +82,70 @@ def test_discarded_child_exits_and_leaves_the_cgroup_empty(tree: CgroupTree) -> 
     assert procs(group.path) == []
 
 
+@pytest.mark.parametrize("credential", ["user", "group"])
+def test_a_launch_that_fails_before_the_hand_over_discards_the_prepared_child(
+    tree: CgroupTree, tmp_path: Any, credential: str
+) -> None:
+    # Issue 13 (3): User= naming nobody fails in cinit, before the child gets a command;
+    # the child was left waiting in the unit's cgroup, which then never became empty.
+    group = tree.create("nouser.service")
+    table = ProcessTable()
+    prepared = prepare(group.path, table, "nouser.service")
+    assert prepared is not None and prepared.wait_ready()
+    (tmp_path / "etc").mkdir()  # a user database with nobody in it
+    names = {credential: "nosuch"}
+    request = SpawnRequest(["true"], label="nouser.service", cgroup=group.path,
+                           userdb_root=str(tmp_path), **names)  # fmt: skip
+    with pytest.raises(SpawnError) as caught:
+        Launch(request, table, prepared=prepared)
+    assert caught.value.exit_code == {"user": 217, "group": 216}[credential]
+    pidfd = os.pidfd_open(prepared.process.pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], 10)
+    finally:
+        os.close(pidfd)
+    assert ready, "the prepared child still waits in the unit's cgroup"
+    _pid, status = os.waitpid(prepared.process.pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert procs(group.path) == []
+
+
+@pytest.mark.parametrize(
+    ("directive", "status"),
+    [("StandardOutput=file:/nonexistent/cinit-test.log", 209),
+     ("EnvironmentFile=/nonexistent/cinit-test.env", None)],
+)  # fmt: skip
+def test_a_unit_start_that_fails_before_its_launch_discards_the_prepared_child(
+    tree: CgroupTree, directive: str, status: int | None
+) -> None:
+    # The unit's io gives up before it builds the launch: the child prepared for the unit
+    # must not wait on in the unit's cgroup (nor be kept for a later start).
+    from cinit.actors.unit_io import UnitContext, UnitIO, UnitSpawnError
+    from cinit.actors.unit_model import Role
+    from cinit.units import parse_unit
+
+    unit, _ = parse_unit("early.service", f"[Service]\nExecStart=/bin/true\n{directive}\n")
+    assert unit is not None
+    group = tree.create("early.service")
+    table = ProcessTable()
+    prepared = prepare(group.path, table, "early.service")
+    assert prepared is not None and prepared.wait_ready()
+    context = UnitContext(table, {}, cgroups=tree, prepared={"early.service": prepared})
+    io = UnitIO(unit, context, owner=None)  # type: ignore[arg-type]
+    with pytest.raises(UnitSpawnError) as caught:
+        io.launch(Role.START, 0, None)
+    assert caught.value.exit_code == status
+    assert context.prepared == {}
+    pidfd = os.pidfd_open(prepared.process.pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], 10)
+    finally:
+        os.close(pidfd)
+    assert ready, "the prepared child still waits in the unit's cgroup"
+    _pid, status_word = os.waitpid(prepared.process.pid, 0)
+    assert os.WIFSIGNALED(status_word)
+
+
 def test_closing_the_channel_alone_ends_the_waiting_child(tree: CgroupTree) -> None:
     group = tree.create("orphan.service")
     prepared = prepare(group.path, ProcessTable(), "orphan.service")

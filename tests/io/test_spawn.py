@@ -355,6 +355,29 @@ def test_group_override_and_unknown_user(fake_root: tuple[Path, Path]) -> None:
     assert "x.service: unknown user 'ghost'" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("user", "group", "stage", "status"),
+    [
+        ("ghost", "", "user", 217),
+        ("", "ghosts", "group", 216),
+        ("svc", "ghosts", "group", 216),
+        ("5000", "", "user", 217),  # a bare uid with no entry needs Group=
+    ],
+)
+def test_a_user_or_group_nobody_has_is_systemds_status_of_that_stage(
+    fake_root: tuple[Path, Path], user: str, group: str, stage: str, status: int
+) -> None:
+    # Issue 13 (3): an unknown Group= was reported as 217/USER. Found before any fork.
+    root, _ = fake_root
+    request = SpawnRequest(["true"], label="x.service", user=user, group=group,
+                           userdb_root=str(root))  # fmt: skip
+    with pytest.raises(SpawnError) as caught:
+        spawn(request, ProcessTable())
+    assert (caught.value.stage, caught.value.exit_code) == (stage, status)
+    name = group if stage == "group" else user
+    assert f"x.service: unknown {stage} {name!r}" in str(caught.value)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 def test_working_directory_failure_names_directory_and_errno(fake_root: tuple[Path, Path]) -> None:
     root, home = fake_root
