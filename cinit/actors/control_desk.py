@@ -107,13 +107,8 @@ class ControlDesk:
     def change(self, client: Client, cmd: str, name: str) -> Reply | None:
         if self.book.shutting_down:
             return self.error("cinit is shutting down", EXIT_FAILED)
-        status = self.book.units[name]
-        state = status["state"]
-        if status["kind"] != "service":
-            # Socket units settle without events: the request is passed on and done.
-            if not self.command("stop" if cmd == "stop" else "start", name):
-                return self.error("no unit supervisor", EXIT_FAILED)
-            return self.done(name)
+        state = self.book.units[name]["state"]
+        # Services and sockets alike: the reply waits for the unit's state events.
         if cmd == "start" and state == "active":
             return self.done(name)
         if cmd == "stop" and state in IDLE_STATES:

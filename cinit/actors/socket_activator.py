@@ -25,7 +25,10 @@ the target is not known up calls `on_demand` (a trigger), `ServiceDown` becomes
 `service_stopped()`, and a target that does not accept within the service's
 TimeoutStartSec= fails the socket (result timeout; the supervisor stops the service).
 
-A failed socket closes its listeners (RemoveOnStop= unlinks unix nodes) and stays failed.
+A failed socket closes its listeners (RemoveOnStop= unlinks unix nodes) and stays failed
+until a start request: the supervisor then stops this actor and binds the socket anew with
+a new one. A stop (`StopSocket`) closes cinit's copies of the listeners; a service that
+inherited them keeps them and runs on, as with systemd.
 Every message is handled inside a try: an error is logged and the actor carries on.
 """
 

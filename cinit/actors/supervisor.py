@@ -17,8 +17,12 @@ boot normally. Socket-activated services are not started at boot (the graph's
 `boot_units` leaves them out): `SocketTriggered` starts one. The supervisor tells a
 service's sockets when it comes up (`ServiceUp`: they stop polling) and when it ends
 (`ServiceDown`: they poll again, so connections queued meanwhile start the next run).
-Without a `SocketSupport` (unit tests of the supervisor alone) a socket counts as ready at
-once and nothing is bound.
+A socket stopped later (`cinit stop`) closes its listeners and its actor ends; its service
+runs on with what it inherited. A start binds it again (a failed socket too, once its old
+actor stopped), with a new actor; under a running service the new one waits, unpolled,
+until the service ends. A bind failure after boot fails the socket alone. Without a
+`SocketSupport` (unit tests of the supervisor alone) a socket counts as ready at once and
+nothing is bound.
 
 Supervision: a unit actor that breaks is restarted on the same `UnitSlot` (nothing is
 lost, see `cinit.actors.unit`), logged and counted. More than `MAX_RESTARTS` crashes of
@@ -157,6 +161,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.sockets = sockets
         self.socket_actors: dict[str, Any] = {}  # bound socket -> its SocketActivator ref
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
+        self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -180,6 +185,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             self.root = message.root
             self._bind_sockets()
             self._start_units(self.graph.boot_units())
+            self.socket_outcomes.clear()  # a later start of an unbound socket binds again
             self.boot_set = set(self.book.in_play)  # with what they pulled in
         elif isinstance(message, StartUnit):
             if self.shutdown is None:
@@ -265,17 +271,27 @@ class UnitSupervisor(pykka.ThreadingActor):
 
         actor = self.socket_actors.get(name)
         if isinstance(message, StartRequested):
+            if actor is not None and self.states.get(name) is State.FAILED:
+                # Its listeners are closed: its actor ends first (Accept=yes instances
+                # too), then SocketStopped binds it again.
+                self.socket_rebinds.add(name)
+                actor.tell(StopSocket())
+                return
             if actor is None and name not in self.socket_outcomes:
-                self._bind_socket(name)  # started again after a stop
-                actor = self.socket_actors.get(name)
-            self.book.settle(name, self.socket_outcomes.get(name, Outcome.READY))
+                self._bind_socket(name)  # started again after a stop or a failure
+            self.book.settle(name, self.socket_outcomes.pop(name, Outcome.READY))
         elif isinstance(message, StopRequested | KillRequested):
+            self.socket_rebinds.discard(name)
             if actor is None:
                 self.socket_outcomes.pop(name, None)  # a later start tries again
                 self._on_stopped(name)
                 return
             if isinstance(message, KillRequested):
                 actor.tell(KillInstances())
+            service = self.graph.activates(name)
+            if service is not None and self.shutdown is None and self._service_up(service):
+                # As systemd: the service goes on, with the listeners it inherited.
+                log(f"{name}: stopping; {service} keeps running with its listeners")
             actor.tell(StopSocket())  # answered by SocketStopped
 
     # ---- sockets -------------------------------------------------------------------------
@@ -286,25 +302,34 @@ class UnitSupervisor(pykka.ThreadingActor):
             return
         for name in sorted(self.units):
             if self.units[name].kind is UnitKind.SOCKET and name not in self.socket_actors:
-                self._bind_socket(name)
+                self._bind_socket(name, at_boot=True)
 
-    def _bind_socket(self, name: str) -> None:
-        from cinit.actors.socket_activator import SocketActivator, describe_listeners
+    def _service_up(self, service: str) -> bool:
+        return self.states.get(service) in _SERVICE_UP
+
+    def _bind_socket(self, name: str, at_boot: bool = False) -> None:
+        """Bind `name` and start its activator; `at_boot`: a failure fails its service too."""
+        from cinit.actors.socket_activator import ServiceUp, SocketActivator, describe_listeners
         from cinit.io.sockets import BindError, close_listeners
 
         assert self.sockets is not None
         unit = self.units[name]
         service = self.graph.activates(name)
+        old = self.states.get(name, State.INACTIVE)
         unmet = self.sockets.unmet_condition(unit)
         if unmet is not None:
             log(f"{name}: skipped ({unmet} not met)")
             self.socket_outcomes[name] = Outcome.SKIPPED
-            self._on_report(name, Transition(name, State.INACTIVE, State.CONDITION_SKIPPED, unmet))
+            self._on_report(name, Transition(name, old, State.CONDITION_SKIPPED, unmet))
             return
+        cascade = service if at_boot else None
         try:
             listeners = self.sockets.bind(unit)
         except BindError as exc:
-            self._socket_bind_failed(name, service, str(exc))
+            reason = str(exc)
+            if service is not None and self._service_up(service):
+                reason += f" ({service} still runs with the listeners of an earlier start)"
+            self._socket_bind_failed(name, cascade, reason)
             return
         if service is None:  # check_units refuses this; be safe anyway
             close_listeners(unit, listeners)
@@ -323,10 +348,10 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._socket_bind_failed(name, service, f"{name}: cannot start its actor: {exc!r}")
             return
         self.socket_actors[name] = ref
+        if self._service_up(service):
+            ref.tell(ServiceUp())  # systemd: running (not polled) until the service ends
         info(f"{name}: listening on {where}")
-        self._on_report(
-            name, Transition(name, State.INACTIVE, State.ACTIVE, f"listening on {where}")
-        )
+        self._on_report(name, Transition(name, old, State.ACTIVE, f"listening on {where}"))
         fields: dict[str, object] = {
             "listeners": [listener.bound for listener in listeners],
             "service": service,
@@ -336,12 +361,12 @@ class UnitSupervisor(pykka.ThreadingActor):
         self._on_report(name, Notice(name, "socket-bound", fields))
 
     def _socket_bind_failed(self, name: str, service: str | None, reason: str) -> None:
+        """`name` could not be bound; `service` (when given) fails with it (dependency)."""
         log(reason)
         log(f"{name}: failed (resources)")
         self.socket_outcomes[name] = Outcome.FAILED
-        self._on_report(
-            name, Transition(name, State.INACTIVE, State.FAILED, reason, Result.RESOURCES)
-        )
+        old = self.states.get(name, State.INACTIVE)
+        self._on_report(name, Transition(name, old, State.FAILED, reason, Result.RESOURCES))
         self._on_report(
             name, Notice(name, "socket-failed", {"result": "resources", "reason": reason})
         )
@@ -379,9 +404,17 @@ class UnitSupervisor(pykka.ThreadingActor):
             if message.stop_service and service is not None and self.shutdown is None:
                 self._stop_unit(service)
         elif isinstance(message, SocketStopped):
-            self.socket_actors.pop(message.socket, None)
-            self.socket_outcomes.pop(message.socket, None)
-            self._on_stopped(message.socket)
+            name = message.socket
+            ref = self.socket_actors.pop(name, None)
+            if ref is not None:
+                ref.stop(block=False)  # its work is done: its thread ends
+            self.socket_outcomes.pop(name, None)
+            self._on_stopped(name)
+            if name in self.socket_rebinds and self.shutdown is None:
+                self.socket_rebinds.discard(name)
+                self._bind_socket(name)
+                self.book.settle(name, self.socket_outcomes.pop(name, Outcome.READY))
+                self._release()
         else:
             return False
         return True

@@ -8,10 +8,11 @@ dup of an open file, so cinit never sets it on a listener it hands over.
 
 Address forms (`cinit.units.addresses`): `PORT` binds `[::]` dual stack (IPv4 `0.0.0.0`
 where IPv6 is off), `ADDR:PORT`, `[V6]:PORT`, `/path` (parent directories created 0755;
-the node is bound under a temporary name, given SocketMode=/SocketUser=/SocketGroup=, then
-renamed over the final path, so a client never sees a half-set-up node and a stale node is
-replaced in one step), `@name` (abstract). Backlog=0 means the kernel maximum
-(net.core.somaxconn).
+the node is bound at the declared path itself, so getsockname(), /proc/net/unix and
+sd_is_socket_unix() name it; a stale socket node there is removed first, anything else
+there is refused; the node is created with at most SocketMode= and then given
+SocketUser=/SocketGroup= and exactly SocketMode=), `@name` (abstract). Backlog=0 means
+the kernel maximum (net.core.somaxconn).
 
 `ReadinessPoller` is one epoll thread for every listener cinit polls. Each fd is watched
 one-shot: when it becomes readable the poller tells its target once and stops watching it
@@ -25,6 +26,7 @@ import errno
 import os
 import select
 import socket
+import stat
 import threading
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -94,6 +96,10 @@ def bind_socket_unit(unit: Unit, userdb_root: str = "/") -> list[Listener]:
                 raise BindError(
                     f"{unit.name}: cannot bind {directive}={address.render()}: "
                     f"{describe_os_error(exc)}"
+                ) from None
+            except NodeInTheWay as exc:
+                raise BindError(
+                    f"{unit.name}: cannot bind {directive}={address.render()}: {exc}"
                 ) from None
             except UserDbError as exc:  # SocketUser=/SocketGroup= unknown
                 raise BindError(
@@ -186,29 +192,25 @@ def _inet_socket(
 
 
 def _bind_unix(path: str, kind: int, section: SocketSection, userdb_root: str) -> socket.socket:
-    parent = os.path.dirname(path)
-    _make_dirs(parent)
+    _make_dirs(os.path.dirname(path))
     uid, gid = _owner(section, userdb_root)
-    temporary = os.path.join(parent, f".#{os.path.basename(path)}.{os.urandom(4).hex()}")
-    if len(os.fsencode(temporary)) > 107:
-        temporary = ""  # no room for a temporary name: replace the node in place
     sock = socket.socket(socket.AF_UNIX, kind)
     try:
-        target = temporary or path
-        if not temporary:
-            with contextlib.suppress(FileNotFoundError):
-                _unlink_socket_node(path)
-        sock.bind(target)
+        # bind() creates the node with the socket inode's mode less the umask: set per
+        # socket, so no process-wide umask change races cinit's other threads.
+        os.fchmod(sock.fileno(), section.socket_mode)
         try:
-            os.chmod(target, section.socket_mode)
-            if uid >= 0 or gid >= 0:
-                os.chown(target, uid, gid)
-            if temporary:
-                _refuse_directory(path)
-                os.rename(temporary, path)  # atomic: replaces a stale node in one step
+            sock.bind(path)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            _remove_stale_node(path)
+            sock.bind(path)
+        try:
+            _set_up_node(path, uid, gid, section.socket_mode)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(target)
+                os.unlink(path)
             raise
     except BaseException:
         sock.close()
@@ -216,15 +218,53 @@ def _bind_unix(path: str, kind: int, section: SocketSection, userdb_root: str) -
     return sock
 
 
-def _refuse_directory(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if os.path.isdir(path) and not os.path.islink(path):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+class NodeInTheWay(Exception):
+    """Something other than a socket node sits at a unix listener's path."""
 
 
-def _unlink_socket_node(path: str) -> None:
-    _refuse_directory(path)
+_NODE_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_a_socket(path: str, mode: int) -> NodeInTheWay:
+    what = next((name for test, name in _NODE_KINDS if test(mode)), "not a socket")
+    return NodeInTheWay(
+        f"{path} exists and is {what}: cinit replaces only a stale socket node there"
+    )
+
+
+def _remove_stale_node(path: str) -> None:
+    """Unlink the socket node at `path` (as systemd does); refuse anything else."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return  # gone meanwhile: bind again
+    if not stat.S_ISSOCK(info.st_mode):
+        raise _not_a_socket(path, info.st_mode)
     os.unlink(path)
+
+
+def _set_up_node(path: str, uid: int, gid: int, mode: int) -> None:
+    """Owner, then the final mode, of the node just bound at `path` (never via a symlink)."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISSOCK(info.st_mode):  # replaced meanwhile
+            raise _not_a_socket(path, info.st_mode)
+        # The fd's /proc link reaches this very inode; without /proc, the path.
+        node = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        if uid >= 0 or gid >= 0:
+            os.chown(node, uid, gid)
+        if stat.S_IMODE(info.st_mode) != mode:  # the umask took bits away: give them back
+            os.chmod(node, mode)
+    finally:
+        os.close(fd)
 
 
 def _make_dirs(directory: str) -> None:

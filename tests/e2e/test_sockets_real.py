@@ -8,8 +8,10 @@ dbus-bin) and run with /usr/bin/python3, not the test virtualenv.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import stat
 import subprocess
 import textwrap
 import urllib.request
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import SEED, Boot, cinit_line, wait_until
-from sockets_support import fetch, find_process, free_port, wait_listening
+from sockets_support import fetch, fetch_unix, find_process, free_port, wait_listening
 
 pytestmark = [pytest.mark.pid1, pytest.mark.timeout(60)]
 
@@ -147,4 +149,52 @@ def test_seed_dbus_system_pair_answers_list_names_over_the_activated_socket(
     assert os.readlink(f"/proc/{daemon.host_pid}/fd/3").startswith("socket:")
     # dbus-daemon kept cinit's node (with --address=systemd: it does not bind its own).
     assert node.exists()
+    assert run.terminate() == 0, run.report()
+
+
+def unix_table_paths() -> list[str]:
+    """The bound paths /proc/net/unix lists (its last column, when there is one)."""
+    lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    return [words[7] for words in (line.split() for line in lines) if len(words) > 7]
+
+
+def test_unix_listener_is_bound_at_its_declared_path_for_sd_is_socket_unix(
+    boot: Booter, tmp_path: Path
+) -> None:
+    if not system_python_has("systemd.daemon"):
+        pytest.skip("python3-systemd is not installed (apt: python3-systemd)")
+    node = tmp_path / "sock" / "app.sock"
+    server = tmp_path / "sd_unix_server.py"
+    server.write_text(
+        textwrap.dedent(f"""\
+        import json, socket
+        from systemd import daemon
+        fds = daemon.listen_fds()
+        listener = socket.socket(fileno=fds[0])
+        facts = {{
+            "fds": fds,
+            "is_socket_unix": daemon.is_socket_unix(
+                fds[0], socket.SOCK_STREAM, 1, path={str(node)!r}
+            ),
+            "getsockname": listener.getsockname(),
+        }}
+        while True:
+            conn, _ = listener.accept()
+            conn.sendall(json.dumps(facts).encode())
+            conn.close()
+        """)
+    )
+    run = boot(
+        {
+            "app.socket": f"[Socket]\nListenStream={node}\nSocketMode=0600\n",
+            "app.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {server}\n",
+        }
+    )
+    wait_until(node.exists, 10, "the unix listener" + run.report())
+    facts = json.loads(fetch_unix(str(node)))
+    assert facts == {"fds": [3], "is_socket_unix": True, "getsockname": str(node)}, run.report()
+    assert stat.S_IMODE(os.lstat(node).st_mode) == 0o600
+    assert os.listdir(node.parent) == ["app.sock"]
+    listed = [path for path in unix_table_paths() if path.startswith(str(node.parent))]
+    assert listed and set(listed) == {str(node)}, listed  # no temporary name
     assert run.terminate() == 0, run.report()

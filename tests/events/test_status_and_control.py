@@ -238,11 +238,25 @@ def test_pending_requests_fail_when_shutdown_starts(tmp_path: Any) -> None:
     assert reply is not None and reply["ok"] is False and reply["code"] == 1
 
 
-def test_socket_units_are_answered_at_once(tmp_path: Any) -> None:
+def test_socket_restart_is_a_stop_then_a_start_answered_by_its_events(tmp_path: Any) -> None:
     desk = Desk(tmp_path)
-    reply = desk.ask({"cmd": "stop", "unit": "s.socket"})
-    assert reply is not None and reply["ok"] is True
+    desk.hub.tell(change("s.socket", State.INACTIVE, State.ACTIVE))
+    desk.settle()
+    assert desk.ask({"cmd": "restart", "unit": "s.socket"}) is None
     assert desk.commands == [("stop", "s.socket")]
+    desk.hub.tell(change("s.socket", State.ACTIVE, State.STOPPING))
+    desk.hub.tell(change("s.socket", State.STOPPING, State.INACTIVE))
+    assert desk.settle() == []
+    assert desk.commands == [("stop", "s.socket"), ("start", "s.socket")]
+    desk.hub.tell(change("s.socket", State.INACTIVE, State.ACTIVE))
+    assert [(r["ok"], r["state"]) for _, r in desk.settle()] == [(True, "active")]
+    # Stopping a stopped socket is done at once; starting a failed one waits for its events.
+    desk.hub.tell(change("s.socket", State.ACTIVE, State.FAILED))
+    desk.settle()
+    assert desk.ask({"cmd": "stop", "unit": "s.socket"})["ok"] is True  # type: ignore[index]
+    assert desk.ask({"cmd": "start", "unit": "s.socket"}) is None
+    desk.hub.tell(change("s.socket", State.FAILED, State.FAILED))
+    assert [(r["ok"], r["code"]) for _, r in desk.settle()] == [(False, 1)]
 
 
 def test_is_ready_and_status_reflect_the_seq(tmp_path: Any) -> None:

@@ -159,11 +159,70 @@ def test_unix_node_parents_mode_owner_and_stale_node_replaced(tmp_path: Path) ->
             assert info.st_gid == 0
             for directory in (deeper.parent, deeper.parent.parent):
                 assert stat.S_IMODE(os.stat(directory).st_mode) == 0o755
-            # Nothing but the nodes: the temporary names were renamed away.
+            # Bound at the declared path itself: no temporary name anywhere.
             assert sorted(os.listdir(path.parent)) == ["app.sock"]
         assert not path.exists() and not deeper.exists()  # remove=True (RemoveOnStop=)
     finally:
         os.umask(old_umask)
+
+
+def unix_table_paths() -> list[str]:
+    """The bound paths /proc/net/unix lists (its last column, when there is one)."""
+    lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    return [words[7] for words in (line.split() for line in lines) if len(words) > 7]
+
+
+def test_unix_node_is_bound_at_the_declared_path_never_wider_than_socket_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.sock"
+    seen: list[tuple[str, int]] = []  # (call, the node's mode when it was made)
+    real_chown, real_chmod = os.chown, os.chmod
+
+    def chown_spy(target: str, uid: int, gid: int, **kw: object) -> None:
+        seen.append(("chown", stat.S_IMODE(os.stat(target).st_mode)))
+        real_chown(target, uid, gid, **kw)  # type: ignore[arg-type]
+
+    def chmod_spy(target: str, mode: int, **kw: object) -> None:
+        seen.append(("chmod", stat.S_IMODE(os.stat(target).st_mode)))
+        real_chmod(target, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "chown", chown_spy)
+    monkeypatch.setattr(os, "chmod", chmod_spy)
+    old_umask = os.umask(0)  # a umask that takes nothing away: SocketMode= alone limits it
+    try:
+        unit = socket_unit(stream=(str(path),), socket_mode=0o600, socket_group="0")
+        with bound(unit) as listeners:
+            assert listeners[0].sock.getsockname() == str(path)
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            assert os.listdir(tmp_path) == ["app.sock"]
+            listed = [p for p in unix_table_paths() if p.startswith(str(tmp_path))]
+            assert listed == [str(path)]
+    finally:
+        os.umask(old_umask)
+    assert seen, "the node's owner was never set"
+    assert all(mode & ~0o600 == 0 for _, mode in seen), seen
+
+
+def test_a_live_or_stale_socket_node_is_replaced_but_a_regular_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.sock"
+    unit = socket_unit(stream=(str(path),))
+    with bound(unit) as first:
+        with bound(unit) as second:  # a restart while the old listener lives on elsewhere
+            assert second[0].sock.getsockname() == str(path)
+            assert connects(socket.AF_UNIX, str(path))
+        assert first[0].sock.getsockname() == str(path)
+    path.write_text("precious")
+    with pytest.raises(BindError, match="exists and is a regular file"):
+        bind_socket_unit(unit)
+    assert path.read_text() == "precious"
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(BindError, match="exists and is a symbolic link"):
+        bind_socket_unit(unit)
+    assert path.is_symlink()
 
 
 def test_failures_name_directive_address_and_errno_and_bind_nothing(tmp_path: Path) -> None:
@@ -185,8 +244,13 @@ def test_failures_name_directive_address_and_errno_and_bind_nothing(tmp_path: Pa
         holder.close()
     directory = tmp_path / "dir.sock"
     directory.mkdir()
-    with pytest.raises(BindError, match=r"Is a directory \(EISDIR\)"):
+    with pytest.raises(BindError) as caught:
         bind_socket_unit(socket_unit(stream=(str(directory),)))
+    assert str(caught.value) == (
+        f"t.socket: cannot bind ListenStream={directory}: {directory} exists and is a "
+        "directory: cinit replaces only a stale socket node there"
+    )
+    assert directory.is_dir()
     with pytest.raises(BindError, match="unknown user 'no-such-user-x'"):
         bind_socket_unit(
             socket_unit(stream=(str(tmp_path / "u.sock"),), socket_user="no-such-user-x")
