@@ -96,7 +96,7 @@ def run_app(args: list[str]) -> int:
     if args and args[0] == "--version":
         args = ["version"]
     elif args and args[0] == "help":  # `cinit help [COMMAND]`: that command's own help
-        args = [args[1], "--help"] if len(args) > 1 else ["--help"]
+        args = [args[1], "--help"] if len(args) > 1 and args[1][:1] != "-" else ["--help"]
         if args[0] not in {name for name, _ in COMMANDS} | {"version", "--help"}:
             from cinit.cli import unknown_command
 

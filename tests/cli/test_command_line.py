@@ -49,7 +49,7 @@ def units(tmp_path: Path) -> list[str]:
 # ---- help ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ask", [["--help"], ["-h"], ["help"]])
+@pytest.mark.parametrize("ask", [["--help"], ["-h"], ["help"], ["help", "-h"]])
 def test_top_level_help_lists_every_command(cinit_cmd: list[str], ask: list[str]) -> None:
     done = cinit(cinit_cmd, *ask)
     assert done.returncode == 0, done.stderr
