@@ -38,6 +38,10 @@ TRACE_LABELS_ENV = "CONTAINER_INIT_TRACE_LABELS"
 DEFAULT_TRACE_FILE = "/tmp/container-init-trace.jsonl"
 
 FINAL_EVENT = "shutdown-finished"
+# Stamped once, right after the change that ended the boot: every boot unit came up,
+# finished, failed or was skipped, and no unit is on its way or waiting to restart.
+# `cinit analyze` counts what comes after it (socket activations, later failures) apart.
+BOOT_SETTLED_EVENT = "boot-settled"
 ZMQ_DEFER = 1.0  # seconds: the latest the stream comes up when the boot does not settle (a
 # boot of 30 services takes ~0.7 s here: importing zmq (~60 ms of CPU) must not land in it)
 
@@ -93,6 +97,8 @@ class EventHub:
         self._queue: deque[EventDict] = deque()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._busy: set[str] = set()  # units in a BUSY state (boot settledness)
+        self._restarting: set[str] = set()  # units in auto-restart (the boot is not over)
+        self._boot_over = False  # BOOT_SETTLED_EVENT was stamped
         # Boot units that have not settled once yet: the boot is not over before they have.
         self._boot_pending: set[str] = set()
         if unit_set is not None:
@@ -128,8 +134,10 @@ class EventHub:
                 value = getattr(item, key, None)
                 if value is not None:
                     fields[key] = signal_name(value) if key == "signal" else value
-            self._track(item.unit, new)
+            boot_over = self._track(item.unit, new)
             self._stamp(event_name(old, new), item.unit, fields, item.at)
+            if boot_over:
+                self._stamp(BOOT_SETTLED_EVENT, None, {}, item.at)
         elif isinstance(item, Notice):
             self.emit(item.event, item.unit or None, **item.fields)
 
@@ -140,6 +148,9 @@ class EventHub:
         if event == FINAL_EVENT:
             self._final = (unit, fields)
             return 0
+        if event.startswith("shutdown-"):
+            with self._lock:
+                self._boot_over = True  # a boot cut short by a stop never settled
         return self._stamp(event, unit, fields)
 
     def _stamp(
@@ -165,15 +176,25 @@ class EventHub:
         self._wake()
         return seq
 
-    def _track(self, unit: str, new: str) -> None:
+    def _track(self, unit: str, new: str) -> bool:
+        """Follow `unit` into `new`; True when this change ended the boot (once)."""
         with self._lock:
             if new in BUSY_STATES:
                 self._busy.add(unit)
             else:
                 self._busy.discard(unit)
                 self._boot_pending.discard(unit)
-            if not self._busy and not self._boot_pending:
-                self.settled.set()
+            if new == "auto-restart":
+                self._restarting.add(unit)
+            else:
+                self._restarting.discard(unit)
+            if self._busy or self._boot_pending:
+                return False
+            self.settled.set()
+            if self._restarting or self._boot_over:
+                return False
+            self._boot_over = True
+            return True
 
     def _wake(self) -> None:
         try:  # noqa: SIM105 - contextlib would be one more import on the boot path

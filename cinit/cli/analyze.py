@@ -2,16 +2,21 @@
 
     cinit analyze blame TRACE                  units by the time their start took
     cinit analyze critical-chain TRACE [UNIT]  the chain of After= units that decided when
-                                               UNIT (default: the last unit up) came up
+                                               UNIT (default: the last unit up) came up;
+                                               `critical-chain UNIT TRACE` (systemd-analyze's
+                                               order) works too
     cinit analyze plot TRACE [-o boot.svg]     an SVG boot chart (stdout without -o)
 
-TRACE is a file written with CONTAINER_INIT_TRACE=1. Exit status: 0 done, 2 bad usage or
-a trace that cannot be read (the message names file and line), 4 UNIT not in the trace.
+TRACE is a file written with CONTAINER_INIT_TRACE=1. The boot ends when it settled (the
+trace's `boot-settled` event): what units did later is listed apart, as after boot.
+Exit status: 0 done, 2 bad usage or a trace that cannot be read (the message names file
+and line), 4 UNIT not in the trace.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
     from cinit.tools.boot_trace import BootTrace
 
 EXIT_OK, EXIT_USAGE, EXIT_UNKNOWN_UNIT = 0, 2, 4
+UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,14 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     blame = commands.add_parser("blame", help="units by the time their start took")
     blame.add_argument("trace", metavar="TRACE", help="JSONL trace file")
     chain = commands.add_parser(
-        "critical-chain", help="the chain of After= units that decided the boot time"
+        "critical-chain",
+        help="the chain of After= units that decided the boot time",
+        usage=f"{PROG} analyze critical-chain TRACE [UNIT]  (or UNIT TRACE)",
     )
     chain.add_argument("trace", metavar="TRACE", help="JSONL trace file")
     chain.add_argument(
         "unit",
         metavar="UNIT",
         nargs="?",
-        help="the unit to explain (default: the one that came up last)",
+        help="the unit to explain (default: the one that came up last); it may come first, "
+        "as in systemd-analyze: UNIT TRACE",
     )
     plot = commands.add_parser("plot", help="an SVG boot chart")
     plot.add_argument("trace", metavar="TRACE", help="JSONL trace file")
@@ -53,6 +62,8 @@ def main(args: list[str]) -> int:
         options = _parser().parse_args(args)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if options.command == "critical-chain" and options.unit is not None:
+        options.trace, options.unit = trace_and_unit(options.trace, options.unit)
 
     from cinit.tools.boot_trace import TraceError, read_trace
 
@@ -77,8 +88,28 @@ def main(args: list[str]) -> int:
     return _plot(trace, options.output)
 
 
+def trace_and_unit(first: str, second: str) -> tuple[str, str]:
+    """Which of two words is the trace and which the unit: `TRACE UNIT` is cinit's order,
+    `UNIT TRACE` systemd-analyze's. The trace is the one that is a file (or ends in
+    .jsonl), else the one without a unit suffix; when neither tells, cinit's order."""
+
+    def trace_likeness(word: str) -> int:
+        if os.path.isfile(word):
+            return 2
+        return 1 if word.endswith(".jsonl") or not word.endswith(UNIT_SUFFIXES) else 0
+
+    if trace_likeness(second) > trace_likeness(first):
+        return second, first
+    return first, second
+
+
 def _critical_chain(trace: BootTrace, unit_name: str | None) -> int:
-    from cinit.tools.boot_analysis import critical_chain, default_chain_unit, format_chain
+    from cinit.tools.boot_analysis import (
+        critical_chain,
+        default_chain_unit,
+        format_after_boot,
+        format_chain,
+    )
 
     if unit_name is None:
         unit = default_chain_unit(trace)
@@ -96,7 +127,7 @@ def _critical_chain(trace: BootTrace, unit_name: str | None) -> int:
             )
             return EXIT_UNKNOWN_UNIT
         unit = found
-    sys.stdout.write(format_chain(critical_chain(trace, unit)))
+    sys.stdout.write(format_chain(critical_chain(trace, unit)) + format_after_boot(trace))
     return EXIT_OK
 
 

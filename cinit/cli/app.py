@@ -1,29 +1,88 @@
-"""The typer application for cinit's tooling commands (everything but the boot path)."""
+"""The typer application: `cinit --help` (every command), `cinit help [COMMAND]`, `version`.
+
+The commands themselves parse their own options (`cinit.cli.run`, `cinit.cli.validate`,
+`cinit.cli.control`, ...: typer costs ~120 ms to import, too much for PID 1 and for an exec
+probe), and `cinit.cli.main` sends them there without coming here. They are registered
+here too, passing their words through, so that the help lists each with its summary and
+a command given to this app runs the same code.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import typer
 
 from cinit import PROG, __version__
 
+# Every command but `version`, with its one-line summary, in the order --help lists them.
+COMMANDS = (
+    ("run", "Boot the units and/or `-- CMD` as PID 1 (the default)."),
+    ("validate", "Check the unit files: file:line diagnostics, a summary."),
+    ("status", "Show the running cinit's units, or one UNIT in detail."),
+    ("start", "Start UNIT in the running cinit."),
+    ("stop", "Stop UNIT in the running cinit."),
+    ("restart", "Restart UNIT in the running cinit."),
+    ("is-ready", "Exit 0 when the boot (or UNIT) is up, else 3 (a probe)."),
+    ("watch", "A live table of the units and their events."),
+    ("analyze", "blame, critical-chain or plot a boot from a trace file."),
+)
+
+HELP = f"""\
+{PROG}: a PID 1 supervisor for container images, driven by systemd unit files.
+
+Boot: {PROG} [run] [--units DIR] [--drop-in DIR] [--strict-units] [--validate]
+[--stop-timeout S] [-- CMD ARGS... | --then-exec PATH ARGS...]. A bare word is a
+command, never the main command: give that after `--` ({PROG} -- sleep 100).
+
+`{PROG} COMMAND -h` (or `{PROG} help COMMAND`) shows a command's options.
+
+Exit status of status, start, stop, restart and is-ready: 0 done / ready; 1 the action
+failed; 2 usage; 3 not ready, UNIT not up, or cinit not running (every one of these
+commands: systemctl exits 1 when it cannot reach systemd, which cannot be told from a
+failed action); 4 unknown unit, or permission denied.
+"""
+
+# A command's words go through untouched: the command parses them itself.
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],
+}
+
 app = typer.Typer(
     name=PROG,
-    help=(
-        "cinit: a PID 1 supervisor for container images, driven by systemd unit files.\n\n"
-        "Boot: cinit \\[run] [--units DIR] [--drop-in DIR] [--strict-units] [--validate] "
-        "[--stop-timeout S] [-- CMD ARGS...]  (see `cinit run --help`).\n\n"
-        "Validate: cinit validate [--units DIR] [--drop-in DIR] [--strict-units] [--json] "
-        "[--example]  (see `cinit validate --help`)."
-    ),
+    help=HELP,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain text like every other help of cinit's (and no odd rows)
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
 @app.callback()
 def _root() -> None:
-    """cinit's tooling commands."""
+    """cinit's commands."""
+
+
+def _forward(name: str) -> Callable[[typer.Context], None]:
+    def command(ctx: typer.Context) -> None:
+        from cinit.cli import run_tool
+
+        if name == "run":
+            from cinit.cli.run import main as run_main
+
+            raise typer.Exit(run_main(list(ctx.args)))
+        raise typer.Exit(run_tool([name, *ctx.args]))
+
+    return command
+
+
+for _name, _summary in COMMANDS:
+    app.command(
+        name=_name, help=_summary, context_settings=_PASS_THROUGH, add_help_option=False
+    )(_forward(_name))
 
 
 @app.command()
@@ -36,6 +95,12 @@ def run_app(args: list[str]) -> int:
     """Run the typer app on `args`; return its exit status instead of raising SystemExit."""
     if args and args[0] == "--version":
         args = ["version"]
+    elif args and args[0] == "help":  # `cinit help [COMMAND]`: that command's own help
+        args = [args[1], "--help"] if len(args) > 1 and args[1][:1] != "-" else ["--help"]
+        if args[0] not in {name for name, _ in COMMANDS} | {"version", "--help"}:
+            from cinit.cli import unknown_command
+
+            return unknown_command(args[0])
     try:
         app(args=args, prog_name=PROG, standalone_mode=True)
     except SystemExit as exc:

@@ -5,8 +5,10 @@ systemctl-like, with LSB exit codes:
   start|stop|restart UNIT  0 done, 1 failed (the reason on stderr), 4 unknown unit
   is-ready [UNIT]          no output; 0 ready, 3 not ready (or cinit not reachable),
                            4 unknown unit
-  cinit not reachable      status/is-ready 3 (not running), actions 1; 4 permission
-                           denied (status: 4 also when cinit does not answer)
+  cinit not running        3 for every command (no control socket: LSB's "not running";
+                           systemctl says 1 there, which a failed action says too);
+                           4 permission denied; cinit not answering: status 4 (unknown),
+                           is-ready 3, actions 1
   any                      2 usage
 The endpoint is `ipc://<runtime dir>/control` (`--runtime-dir`, $CINIT_RUNTIME_DIR,
 /run/cinit). This module is on the exec-probe path of `is-ready`: it imports nothing
@@ -38,8 +40,9 @@ usage: cinit status [UNIT] [--json] [--runtime-dir DIR]
 
 Ask the running cinit (its control socket in the runtime directory: --runtime-dir,
 else $CINIT_RUNTIME_DIR, else /run/cinit) about its units, or start/stop/restart one.
-Exit: 0 ok; 1 failed (start/stop/restart, or cinit not reachable); 2 usage;
-3 not running / not ready; 4 unknown unit, permission denied, or status unknown.
+Exit: 0 ok; 1 failed (start/stop/restart, or cinit not answering); 2 usage;
+3 not ready, UNIT not up, or cinit not running (every command); 4 unknown unit,
+permission denied, or status unknown.
 is-ready prints nothing on stdout.
 """
 
@@ -87,11 +90,12 @@ def main(args: list[str]) -> int:
 
 
 def _unreachable_status(command: str, reason: str) -> int:
-    """LSB: not running is 3 for status/is-ready; 4 is "unknown" (status) and "insufficient
-    privilege" (actions); an action that could not be done is 1."""
+    """One rule: cinit not running is 3 for every command (LSB status' "not running", so a
+    script can tell it from an action that failed, 1); 4 is "insufficient privilege" and,
+    for status, "unknown" (cinit does not answer); an action not answered is 1."""
     if reason == "denied":
         return EXIT_UNKNOWN
-    if command == "is-ready" or (command == "status" and reason == "absent"):
+    if reason == "absent" or command == "is-ready":
         return EXIT_NOT_READY
     return EXIT_UNKNOWN if command == "status" else EXIT_FAILED
 

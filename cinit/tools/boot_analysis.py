@@ -4,6 +4,7 @@ blame: units by the time their start took (starting -> up, or -> failed), longes
 critical-chain: from a unit (by default the one that came up last: it decided when boot
 was over) back through its After= units, at each step the one that came up last, since
 that is the one the unit waited for. `@` is when a unit came up, `+` how long it took.
+Both count the boot only (until `boot-settled`); what units did after it is listed apart.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def blame(trace: BootTrace) -> list[UnitBoot]:
 
 
 def format_blame(trace: BootTrace) -> str:
+    """systemd-analyze blame's lines, then what happened after the boot settled."""
     rows = blame(trace)
     spans = [timespan(boot.took_ms or 0.0) for boot in rows]
     width = max((len(span) for span in spans), default=0)
@@ -48,7 +50,63 @@ def format_blame(trace: BootTrace) -> str:
         # Failed to start, or came up and failed later (a simple service's main exiting).
         note = " (failed)" if boot.ended_failed_ms is not None else ""
         lines.append(f"{span:>{width}} {boot.name}{note}")
-    return "\n".join(lines) + ("\n" if lines else "")
+    return "\n".join(lines) + ("\n" if lines else "") + format_after_boot(trace)
+
+
+# How each state reads in the after-boot list.
+_AFTER_WORDS = {
+    "starting": "started",
+    "active": "up",
+    "exited": "finished",
+    "failed": "failed",
+    "auto-restart": "restarting",
+    "inactive": "stopped",
+    "condition-skipped": "skipped",
+}
+_AFTER_SHOWN = 4  # changes listed per unit; the rest are counted
+
+
+def describe_after(boot: UnitBoot) -> str:
+    """`started @7.160s, up @7.172s`: what `boot` did after the boot settled."""
+    words = []
+    for at, state, result in boot.later:
+        word = _AFTER_WORDS.get(state)
+        if word is None:
+            continue
+        if state == "failed" and result and result != "success":
+            word += f" ({result})"
+        words.append(f"{word} @{timespan(at)}")
+    shown = ", ".join(words[:_AFTER_SHOWN])
+    if len(words) > _AFTER_SHOWN:
+        shown += f", … {len(words) - _AFTER_SHOWN} more changes"
+    return shown
+
+
+def after_boot_heading(trace: BootTrace) -> str:
+    settled = trace.settled_ms or 0.0
+    return f"After the boot settled @{timespan(settled)} (not counted as boot):"
+
+
+def format_after_boot(trace: BootTrace) -> str:
+    """A section naming each unit that did something after the boot settled ("" if none)."""
+    later = [(boot.name, describe_after(boot)) for boot in trace.after_boot()]
+    later = [(name, text) for name, text in later if text]
+    if not later:
+        return ""
+    lines = ["", after_boot_heading(trace)]
+    lines += [f"  {name}: {text}" for name, text in later]
+    return "\n".join(lines) + "\n"
+
+
+def startup_finished(trace: BootTrace) -> tuple[float, UnitBoot] | None:
+    """When the boot was over (the settle, else the last unit up) and the last unit up
+    during it; None when no unit came up."""
+    up = [boot for boot in trace.units.values() if boot.up_ms is not None]
+    if not up:
+        return None
+    last = max(up, key=lambda boot: (boot.up_ms or 0.0, boot.name))
+    finished = trace.settled_ms if trace.settled_ms is not None else last.up_ms or 0.0
+    return finished, last
 
 
 def default_chain_unit(trace: BootTrace) -> UnitBoot | None:
@@ -86,6 +144,7 @@ def critical_chain(trace: BootTrace, unit: UnitBoot) -> list[UnitBoot]:
 
 
 def format_chain(chain: list[UnitBoot]) -> str:
+    """systemd-analyze critical-chain's tree for `chain`."""
     lines = [CHAIN_HEADER]
     for depth, boot in enumerate(chain):
         prefix = "" if depth == 0 else "  " * (depth - 1) + "└─"
@@ -96,5 +155,7 @@ def format_chain(chain: list[UnitBoot]) -> str:
             line += f" +{timespan(boot.took_ms)}"
         if boot.outcome in ("failed", "skipped", "starting"):
             line += f" ({boot.outcome})"
+        elif boot.outcome == "inactive" and boot.later:
+            line += f" (after boot: {describe_after(boot)})"
         lines.append(line)
     return "\n".join(lines) + "\n"

@@ -5,13 +5,20 @@ column, a bar per state from `starting` on (activating, active, restarting, stop
 failed), coloured by state; a unit whose start failed has its activating bar in red; a
 skipped unit is a grey mark. The time axis covers the boot (until the last unit settled,
 plus a margin) with gridlines at round steps; a legend and a summary line sit on top.
+What units did after the boot settled (`boot-settled`) is not drawn as boot: a dashed
+line marks the settle, and a greyed "after boot" list under the chart says what came later.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from cinit.tools.boot_analysis import timespan
+from cinit.tools.boot_analysis import (
+    after_boot_heading,
+    describe_after,
+    startup_finished,
+    timespan,
+)
 from cinit.tools.boot_trace import BootTrace, UnitBoot
 
 COLOURS = {
@@ -45,36 +52,43 @@ PLOT_WIDTH = 960  # px for the time axis
 ROW = 22  # px per unit
 BAR = 14  # bar height
 FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
+AFTER_BOOT_GREY = "#8a9099"
 _CHAR_PX = 7.2  # average glyph width at 12px, for sizing the name column
 
 
 def render_svg(trace: BootTrace) -> str:
     """The chart for `trace` as an SVG document."""
     rows = _rows(trace)
+    later = [(b.name, describe_after(b)) for b in trace.after_boot()]
+    later = [(name, text) for name, text in later if text]
     settled = [b.settled_ms for b in rows if b.settled_ms is not None]
     starts = [b.started_ms for b in rows if b.started_ms is not None]
+    if trace.settled_ms is not None:
+        settled.append(trace.settled_ms)
     last = max([*settled, *starts], default=trace.end_ms) or 1.0
     right_ms = last * 1.06 + 5
     scale = PLOT_WIDTH / right_ms
     names_px = max([len(b.name) for b in rows] + [10]) * _CHAR_PX + 24
     left = names_px
     top = 96
-    height = top + ROW * len(rows) + 48
+    chart_bottom = top + ROW * len(rows) + 48
+    height = chart_bottom + (ROW * (len(later) + 1) + 8 if later else 0)
     width = left + PLOT_WIDTH + 150  # room for the duration text of bars near the end
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}" '
         f'viewBox="0 0 {width:.0f} {height}" font-family="{FONT}" font-size="12">',
         f'<rect x="0" y="0" width="{width:.0f}" height="{height}" fill="#ffffff"/>',
     ]
-    out += _header(trace, rows, 20)
+    out += _header(trace, rows, len(later), 20)
     out += _legend(20, 56)
     out += _axis(left, top, ROW * len(rows), scale, right_ms)
-    finished = [b.up_ms for b in rows if b.up_ms is not None]
-    if finished:
-        x = left + max(finished) * scale
+    finished = startup_finished(trace)
+    if finished is not None:
+        x = left + finished[0] * scale
+        what = "boot settled" if trace.settled_ms is not None else "startup finished"
         out.append(
             f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + ROW * len(rows)}" '
-            'stroke="#333333" stroke-dasharray="4 3"><title>startup finished</title></line>'
+            f'stroke="#333333" stroke-dasharray="4 3"><title>{what}</title></line>'
         )
     for index, boot in enumerate(rows):
         y = top + index * ROW
@@ -88,6 +102,8 @@ def render_svg(trace: BootTrace) -> str:
             f"{escape(boot.name)}</text>"
         )
         out += _bars(boot, left, y, scale, right_ms)
+    if later:
+        out += _after_boot(trace, later, 20, chart_bottom)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -105,21 +121,37 @@ def _rows(trace: BootTrace) -> list[UnitBoot]:
     return sorted(shown, key=lambda boot: (begin(boot), boot.name))
 
 
-def _header(trace: BootTrace, rows: list[UnitBoot], x: int) -> list[str]:
-    up = [b for b in rows if b.up_ms is not None]
+def _header(trace: BootTrace, rows: list[UnitBoot], later: int, x: int) -> list[str]:
     failed = sum(1 for b in rows if b.ended_failed_ms is not None)
     skipped = sum(1 for b in rows if b.outcome == "skipped")
-    if up:
-        last = max(up, key=lambda boot: boot.up_ms or 0.0)
-        summary = f"Startup finished in {timespan(last.up_ms or 0.0)} (last up: {last.name})"
+    finished = startup_finished(trace)
+    if finished is not None:
+        when, last = finished
+        summary = f"Startup finished in {timespan(when)} (last up: {last.name})"
     else:
         summary = "No unit came up"
     summary += f" · {len(rows)} units, {failed} failed, {skipped} skipped"
+    if later:
+        summary += f" · {later} with activity after boot"
     summary += f" · trace ends at {timespan(trace.end_ms)}"
     return [
         f'<text x="{x}" y="26" font-size="16" font-weight="bold">cinit boot chart</text>',
         f'<text x="{x}" y="44" fill="#333333">{escape(summary)} · {escape(trace.path)}</text>',
     ]
+
+
+def _after_boot(trace: BootTrace, later: list[tuple[str, str]], x: int, y: int) -> list[str]:
+    """The greyed list of what units did after the boot settled, under the chart."""
+    parts = [
+        f'<text x="{x}" y="{y + 14}" fill="{AFTER_BOOT_GREY}" font-weight="bold">'
+        f"{escape(after_boot_heading(trace))}</text>"
+    ]
+    for index, (name, text) in enumerate(later, start=1):
+        parts.append(
+            f'<text x="{x + 12}" y="{y + 14 + index * ROW}" fill="{AFTER_BOOT_GREY}">'
+            f"{escape(f'{name}: {text}')}</text>"
+        )
+    return parts
 
 
 def _legend(x: int, y: int) -> list[str]:

@@ -9,6 +9,12 @@ unit (cinit-wide phases) only move the end of the trace.
 A unit's boot is its first start: from the first time it entered `starting` to the first
 time it was up (`active`, or `exited` for a oneshot that finished), else to the first
 `failed`; a unit skipped by a condition took no time.
+
+The boot ends at the `boot-settled` event (cinit stamps it once every boot unit settled
+and nothing is starting, stopping or waiting to restart). State changes after it and
+before shutdown (a socket's service started by its first connection, a later failure)
+are kept apart, in `UnitBoot.later`, and count for nothing in the boot's figures. A trace
+without that event (container-init's, or a boot that never settled) is boot to the end.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ _STATE_OF_EVENT = {
     "restarting": "auto-restart",
 }
 UP_STATES = frozenset({"active", "exited"})
+BOOT_SETTLED = "boot-settled"
 
 
 class TraceError(Exception):
@@ -49,8 +56,10 @@ class UnitBoot:
     failed_ms: float | None = None  # first `failed` before it was ever up
     skipped_ms: float | None = None  # condition-skipped without starting
     ended_failed_ms: float | None = None  # first `failed` at all (also after being up)
-    # (from_ms, state) for every state change, in order: the chart draws these.
+    # (from_ms, state) for every state change of the boot, in order: the chart draws these.
     changes: list[tuple[float, str]] = field(default_factory=list)
+    # (at_ms, state, result) for every change after the boot settled, before shutdown.
+    later: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -99,6 +108,13 @@ class BootTrace:
     records: int
     runs: int = 1  # cinit runs in the file (appended traces); the last one is analysed
     first_line: int = 1  # where the analysed run begins
+    settled_ms: float | None = None  # the `boot-settled` event (None: not in the trace)
+    shutdown_ms: float | None = None  # the first `shutdown-*` event
+
+    def after_boot(self) -> list[UnitBoot]:
+        """Units with state changes after the boot settled, by their first such change."""
+        found = [boot for boot in self.units.values() if boot.later]
+        return sorted(found, key=lambda boot: (boot.later[0][0], boot.name))
 
 
 def read_trace(path: str) -> BootTrace:
@@ -164,23 +180,40 @@ def _timelines(path: str, records: list[tuple[int, dict[str, Any]]]) -> BootTrac
     by_seq = _all_have_seq(records)
     timed.sort(key=lambda item: (item[1], item[2]) if by_seq else item[2])
     end_ms = 0.0
+    settled_ms = shutdown_ms = None
     for when, _, number, record in timed:
         end_ms = max(end_ms, when)
         unit = record.get("unit")
         if unit is None or unit == "":
+            event = str(record.get("event") or record.get("phase") or "")
+            if event.startswith("shutdown-") and shutdown_ms is None:
+                shutdown_ms = when
+            elif event == BOOT_SETTLED and settled_ms is None and shutdown_ms is None:
+                settled_ms = when
             continue
         if not isinstance(unit, str):
             raise TraceError(f"{path}:{number}: `unit` must be a string, got {_kind(unit)}")
         boot = units.get(unit)
         if boot is None:
             boot = units[unit] = UnitBoot(unit)
-        _take(boot, record, when)
+        _take(boot, record, when, _stretch(when, settled_ms, shutdown_ms))
     if not units:
         raise TraceError(f"{path}: no unit events in the trace ({len(records)} records)")
-    return BootTrace(path, units, end_ms, len(records))
+    trace = BootTrace(path, units, end_ms, len(records))
+    trace.settled_ms, trace.shutdown_ms = settled_ms, shutdown_ms
+    return trace
 
 
-def _take(boot: UnitBoot, record: dict[str, Any], when: float) -> None:
+def _stretch(when: float, settled_ms: float | None, shutdown_ms: float | None) -> str:
+    """`boot`, `after` (the boot settled, no shutdown yet) or `shutdown`."""
+    if settled_ms is None or when <= settled_ms:
+        return "boot"
+    if shutdown_ms is None or when < shutdown_ms:
+        return "after"
+    return "shutdown"
+
+
+def _take(boot: UnitBoot, record: dict[str, Any], when: float, stretch: str) -> None:
     event = record.get("event")
     if event == "loaded":
         boot.kind = str(record.get("kind") or boot.kind)
@@ -192,6 +225,11 @@ def _take(boot: UnitBoot, record: dict[str, Any], when: float) -> None:
     state = new if isinstance(new, str) and new else _STATE_OF_EVENT.get(str(event))
     if state is None:
         return
+    if stretch == "after":
+        boot.later.append((when, state, str(record.get("result") or "")))
+        return
+    if stretch == "shutdown":
+        return  # the chart ends with the boot; the stop is not part of it
     boot.changes.append((when, state))
     if state == "failed" and boot.ended_failed_ms is None:
         boot.ended_failed_ms = when

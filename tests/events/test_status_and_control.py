@@ -121,7 +121,7 @@ def test_book_tracks_state_pid_restarts_and_last_exit(tmp_path: Any) -> None:
     assert status["last_exit"] == {"code": 3, "signal": None}
     assert status["main_pid"] is None
     assert not book.is_ready(), "a unit waiting to restart is not ready"
-    assert book.seq == 7
+    assert book.seq == 8  # 6 changes, loaded, and boot-settled after `active`
 
 
 def test_whole_is_not_ready_before_every_boot_unit_settled(tmp_path: Any) -> None:
@@ -263,8 +263,8 @@ def test_is_ready_and_status_reflect_the_seq(tmp_path: Any) -> None:
     desk = Desk(tmp_path)
     desk.go(State.INACTIVE, State.ACTIVE, pid=5)
     ready = desk.ask({"cmd": "is-ready", "unit": "a"})
-    assert ready == {"ok": True, "ready": True, "seq": 3}
+    assert ready == {"ok": True, "ready": True, "seq": 4}  # one more: boot-settled
     status = desk.ask({"cmd": "status"})
-    assert status is not None and status["seq"] == 3
+    assert status is not None and status["seq"] == 4
     assert status["units"]["a.service"]["main_pid"] == 5
     assert status["units"]["a.service"]["state"] == "active"

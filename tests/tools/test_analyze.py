@@ -222,3 +222,64 @@ def test_appended_traces_analyse_the_last_run_and_say_so(
     assert f"holds 2 cinit runs; analysing the last, from line {len(first.records) + 1}" in (
         done.stderr
     )
+
+
+def test_a_trace_without_boot_settled_counts_everything_until_the_end_as_boot(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # container-init's shape: no seq, no t_ms, no boot-settled; a unit failing late.
+    path = tmp_path / "container-init.jsonl"
+    records = [
+        {"phase": "a.service:inactive", "t_start_ms": 0, "dt_ms": 5, "unit": "a.service",
+         "event": "starting"},
+        {"phase": "a.service:starting", "t_start_ms": 5, "dt_ms": 95, "unit": "a.service",
+         "event": "ready"},
+        {"phase": "a.service:active", "t_start_ms": 100, "dt_ms": 29_900, "unit": "a.service",
+         "event": "failed"},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    blame = analyze(cinit_cmd, "blame", path)
+    assert blame.returncode == 0, blame.stderr
+    assert blame.stdout == "95ms a.service (failed)\n"
+    plot = analyze(cinit_cmd, "plot", path)
+    texts = [e.text or "" for e in ET.fromstring(plot.stdout).iter(f"{SVG}text")]
+    assert any(t.startswith("Startup finished in 100ms (last up: a.service)") for t in texts)
+    assert not any("after boot" in t.lower() for t in texts)
+
+
+def test_after_boot_ends_at_shutdown_and_the_boot_chart_ends_at_the_settle(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    writer = TraceWriter().loaded(0, "a.service").loaded(0, "b.service")
+    writer.service("a.service", 1, 2, 50)
+    writer.cinit(50, "boot-settled")
+    writer.service("b.service", 7_000, 7_001, 7_160)
+    writer.cinit(9_000, "shutdown-started")
+    writer.change(9_001, "a.service", "stopping", "stopping")
+    writer.change(9_002, "a.service", "failed", "failed", result="signal")
+    path = writer.write(tmp_path / "t.jsonl")
+    blame = analyze(cinit_cmd, "blame", path)
+    assert blame.stdout.splitlines() == [
+        "49ms a.service",
+        "",
+        "After the boot settled @50ms (not counted as boot):",
+        "  b.service: started @7.000s, up @7.160s",
+    ]
+    plot = analyze(cinit_cmd, "plot", path)
+    texts = [e.text or "" for e in ET.fromstring(plot.stdout).iter(f"{SVG}text")]
+    summary = next(t for t in texts if t.startswith("Startup finished"))
+    assert summary.startswith("Startup finished in 50ms (last up: a.service) · 1 units, 0 failed")
+    assert "7s" not in texts  # the axis covers the boot, not the socket's start at 7 s
+
+
+def test_critical_chain_takes_unit_and_trace_in_either_order(
+    cinit_cmd: list[str], trace: Path, tmp_path: Path
+) -> None:
+    ours = analyze(cinit_cmd, "critical-chain", trace, "cache.service")
+    theirs = analyze(cinit_cmd, "critical-chain", "cache.service", trace)  # systemd-analyze's
+    assert ours.returncode == theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout == ours.stdout
+    assert theirs.stdout.splitlines()[3] == "cache.service @180ms +54ms"
+    # A missing trace is still named as the trace, in either order.
+    missing = analyze(cinit_cmd, "critical-chain", "cache.service", tmp_path / "gone.jsonl")
+    assert missing.returncode == 2 and f"{tmp_path / 'gone.jsonl'}: no such file" in missing.stderr
