@@ -161,3 +161,19 @@ def test_unreadable_file_is_reported(cinit_cmd: list[str], tmp_path: Path) -> No
     assert result.returncode == 1 and f"{core}/a.service: error: cannot read unit file" in (
         result.stderr
     )
+
+
+def test_a_number_past_the_int_digit_limit_is_a_line_not_a_traceback(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # Issue 13: StartLimitBurst= of 4,301 nines was a ValueError traceback (int()'s limit).
+    core, drop = dirs(tmp_path)
+    (core / "a.service").write_text(SIMPLE + "StartLimitBurst=" + "9" * 4301 + "\n")
+    (core / "b.service").write_text(SIMPLE + "RestartSec=5x\n")
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{core}/a.service:3: error: [Service] StartLimitBurst=999" in result.stderr
+    assert "too large" in result.stderr
+    assert f"{core}/b.service:3: error: [Service] RestartSec=5x" in result.stderr
+    assert "0 warnings, 2 errors" in result.stdout

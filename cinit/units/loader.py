@@ -256,17 +256,20 @@ def _read_assignment(
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
-    if "%" in raw:
-        value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
     error: str | None = None
     try:
+        if "%" in raw:
+            value, warnings = environment.expand_specifiers(raw, name, host)
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
         error = str(exc)
+    except Exception as exc:  # a parser bug: said at this file:line, the load goes on
+        result = _INVALID
+        error = f"cannot read this value (internal error: {_describe(exc)})"
     if row.multi and result is not _INVALID:
         result = tuple(result)  # shared between units: never a list one of them could change
     if error is None and not warnings:
@@ -480,6 +483,11 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _describe(exc: BaseException) -> str:
+    """`TypeName: message`, one short line, for an exception no parser should raise."""
+    return _short(f"{type(exc).__name__}: {exc}".replace("\n", " "), 200)
+
+
 def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> list[tuple[str, str]]:
     """(name, path) of the unit files in `directory`, sorted; other entries are reported."""
     try:
@@ -591,7 +599,12 @@ def _load(
         diags.extend(read_diags)
         if text is None:
             continue
-        unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
+        try:
+            unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
+        except Exception as exc:  # a loader bug: this file is reported, the others still read
+            message = f"cannot load this unit file (internal error: {_describe(exc)})"
+            diags.append(Diagnostic(Severity.ERROR, message, path))
+            continue
         diags.extend(unit_diags)
         if unit is not None:
             if name in replaced:
