@@ -177,3 +177,16 @@ def test_a_number_past_the_int_digit_limit_is_a_line_not_a_traceback(
     assert "too large" in result.stderr
     assert f"{core}/b.service:3: error: [Service] RestartSec=5x" in result.stderr
     assert "0 warnings, 2 errors" in result.stdout
+
+
+def test_a_fifo_named_as_a_unit_is_an_error_and_validate_finishes(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # Issue 13: open() of a FIFO waited for a writer, and `cinit validate` never returned.
+    core, drop = dirs(tmp_path)
+    os.mkfifo(core / "x.service")
+    (core / "ok.service").write_text(SIMPLE)
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    assert result.returncode == 1
+    assert f"{core}/x.service: error: is a FIFO (named pipe), not a unit file" in result.stderr
+    assert result.stdout.startswith("1 units (1 services, 0 sockets)"), result.stdout

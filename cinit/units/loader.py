@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import stat
 from collections.abc import Mapping
 
 from cinit.units import environment, schema
@@ -488,10 +489,17 @@ def _describe(exc: BaseException) -> str:
     return _short(f"{type(exc).__name__}: {exc}".replace("\n", " "), 200)
 
 
-def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> list[tuple[str, str]]:
-    """(name, path) of the unit files in `directory`, sorted; other entries are reported."""
+def _scan_dir(
+    directory: str, diags: list[Diagnostic], ignored: list[str], regular: set[str]
+) -> list[tuple[str, str]]:
+    """(name, path) of the unit files in `directory`, sorted; other entries are reported.
+
+    Adds to `regular` the paths the listing itself shows to be regular files (d_type: no
+    stat call); any other entry is checked before it is opened (see _read_unit_file).
+    """
     try:
-        entries = sorted(os.listdir(directory))
+        with os.scandir(directory) as listing:
+            entries = sorted((entry.name, _listed_regular(entry)) for entry in listing)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -500,9 +508,9 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
         )
         return []
     found: list[tuple[str, str]] = []
-    # os.path.join per entry, done once: an entry from listdir never holds a "/".
+    # os.path.join per entry, done once: an entry from a listing never holds a "/".
     prefix = os.path.join(directory, "")
-    for entry in entries:
+    for entry, is_regular in entries:
         path = prefix + entry
         if not entry.endswith((".service", ".socket")):
             ignored.append(path)
@@ -510,29 +518,71 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
                 Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
             )
             continue
+        if is_regular:
+            regular.add(path)
         found.append((entry, path))
     return found
+
+
+def _listed_regular(entry: os.DirEntry[str]) -> bool:
+    """Whether the listing shows a regular file (not through a symlink); False if unsure."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:  # without d_type it stats, and the entry may be gone
+        return False
 
 
 # Read at most this much of a unit file (decode_unit_bytes refuses anything over 4 MiB).
 _READ_LIMIT = 8 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
+# O_NONBLOCK: opening a FIFO must not wait for a writer (it would hold PID 1 forever);
+# O_NOCTTY: a terminal named x.service never becomes cinit's controlling terminal.
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
-def _read_unit_file(path: str) -> tuple[str | None, list[Diagnostic]]:
+class _NotRegularFile(Exception):
+    """A unit path that names something other than a regular file (FIFO, device...)."""
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _read_unit_file(path: str, known_regular: bool) -> tuple[str | None, list[Diagnostic]]:
     try:
-        data = _read_bytes(path)
-    except IsADirectoryError:
-        return None, [Diagnostic(Severity.ERROR, "is a directory, not a unit file", path)]
+        data = _read_bytes(path, known_regular)
+    except _NotRegularFile as exc:
+        message = f"is {exc}, not a unit file (a unit file is a regular file)"
+        return None, [Diagnostic(Severity.ERROR, message, path)]
     except OSError as exc:
         return None, [Diagnostic(Severity.ERROR, f"cannot read unit file: {exc.strerror}", path)]
     return decode_unit_bytes(data, path)
 
 
-def _read_bytes(path: str) -> bytes:
-    """Up to _READ_LIMIT bytes of `path`; os.read costs half of open() for small files."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _read_bytes(path: str, known_regular: bool) -> bytes:
+    """Up to _READ_LIMIT bytes of `path`, a regular file (else `_NotRegularFile`).
+
+    What the listing did not show as a regular file (a symlink, say) is looked at before
+    it is opened: opening a device can act on it (a watchdog starts counting). The fstat
+    after the open settles it for a file replaced in between. os.read costs half of
+    open() for small files.
+    """
+    if not known_regular:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegularFile(_file_kind(mode))
+    fd = os.open(path, _OPEN_FLAGS)
     try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegularFile(_file_kind(mode))
         chunks: list[bytes] = []
         total = 0
         while total < _READ_LIMIT:
@@ -581,8 +631,11 @@ def _load(
     for directory in (units_dir, drop_in_dir):
         if os.path.exists(directory) and not os.path.isdir(directory):
             diags.append(Diagnostic(Severity.ERROR, "not a directory", directory))
-    core = _scan_dir(units_dir, diags, ignored) if os.path.isdir(units_dir) else []
-    drop_ins = _scan_dir(drop_in_dir, diags, ignored) if os.path.isdir(drop_in_dir) else []
+    regular: set[str] = set()  # paths the listings show to be regular files
+    core = _scan_dir(units_dir, diags, ignored, regular) if os.path.isdir(units_dir) else []
+    drop_ins = (
+        _scan_dir(drop_in_dir, diags, ignored, regular) if os.path.isdir(drop_in_dir) else []
+    )
     core_paths = dict(core)
     overrides = tuple(
         Override(name, core_paths[name], path) for name, path in drop_ins if name in core_paths
@@ -595,7 +648,7 @@ def _load(
     host = os.uname().nodename if hostname is None else hostname
     readings: dict[tuple[str, str, str], _Reading] = {}
     for name, path, source in chosen:
-        text, read_diags = _read_unit_file(path)
+        text, read_diags = _read_unit_file(path, path in regular)
         diags.extend(read_diags)
         if text is None:
             continue

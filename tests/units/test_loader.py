@@ -728,3 +728,37 @@ def test_a_parser_bug_is_reported_at_its_line_and_the_load_goes_on(
     messages = sorted(d.format() for d in result.errors)
     assert any("a.service: error: cannot load this unit file" in m for m in messages), messages
     assert any("c.socket:3: error: " in m for m in messages), messages
+
+
+# --- unit paths that are not regular files (issue 13) ---------------------------------------
+
+
+@pytest.mark.timeout(30)  # before the fix, open() of the FIFO waited for a writer forever
+def test_a_fifo_socket_device_or_directory_named_as_a_unit_is_an_error(tmp_path: Path) -> None:
+    import socket
+
+    core, drop = tmp_path / "core", tmp_path / "drop"
+    write(core, "ok.service", SIMPLE)
+    os.mkfifo(core / "fifo.service")
+    drop.mkdir()
+    os.mkfifo(drop / "fifo.socket")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(core / "sock.service"))
+    (core / "dev.service").symlink_to("/dev/null")
+    (core / "dir.service").mkdir()
+    target = write(tmp_path / "elsewhere", "linked.txt", SIMPLE)
+    (core / "linked.service").symlink_to(target)  # a symlink to a regular file is fine
+    try:
+        result = load_units(str(core), str(drop))
+    finally:
+        listener.close()
+    found = {os.path.basename(d.path): d.message for d in result.errors}
+    assert found == {
+        "fifo.service": "is a FIFO (named pipe), not a unit file (a unit file is a regular file)",
+        "fifo.socket": "is a FIFO (named pipe), not a unit file (a unit file is a regular file)",
+        "sock.service": "is a socket, not a unit file (a unit file is a regular file)",
+        "dev.service": "is a character device, not a unit file (a unit file is a regular file)",
+        "dir.service": "is a directory, not a unit file (a unit file is a regular file)",
+    }
+    assert all(d.path.startswith(str(tmp_path)) for d in result.errors)
+    assert sorted(result.units) == ["linked.service", "ok.service"]
