@@ -190,3 +190,24 @@ def test_a_fifo_named_as_a_unit_is_an_error_and_validate_finishes(
     assert result.returncode == 1
     assert f"{core}/x.service: error: is a FIFO (named pipe), not a unit file" in result.stderr
     assert result.stdout.startswith("1 units (1 services, 0 sockets)"), result.stdout
+
+
+def test_a_unit_linked_to_a_secret_file_does_not_echo_it(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # Issue 13: a.service -> /etc/shadow printed every line in its diagnostics. A stand-in
+    # with the same form is used here, not the host's file.
+    core, drop = dirs(tmp_path)
+    hashes = ["$6$saltsaltsaltsalt$" + secret * 86 for secret in "QWXZ"]
+    shadow = tmp_path / "shadow"
+    shadow.write_text(
+        "".join(f"{user}:{hashed}:19000:0:99999:7:::\n" for user, hashed in
+                zip(["root", "daemon", "a", "nobody"], hashes, strict=True))
+        + "TOKEN=s3cr3t-t0k3n\n"
+    )
+    (core / "a.service").symlink_to(shadow)
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    assert result.returncode == 1
+    assert f"{core}/a.service:1: error: line outside of any section: 'root:$6$" in result.stderr
+    for secret in ("Q" * 3, "W" * 3, "X" * 3, "Z" * 3, "s3cr3t"):
+        assert secret not in result.stderr
