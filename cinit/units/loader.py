@@ -666,11 +666,12 @@ def _load(
     graph = build_graph(units)
     diags.extend(check_units(units, graph))
     if strict:
-        diags = [_promote(d) for d in diags]
+        diags = [promote_warning(d) for d in diags]
     return UnitSet(units, graph, tuple(diags), overrides, strict, tuple(ignored))
 
 
-def _promote(diagnostic: Diagnostic) -> Diagnostic:
+def promote_warning(diagnostic: Diagnostic) -> Diagnostic:
+    """`diagnostic` as --strict-units reports it: a warning becomes an error, marked so."""
     if diagnostic.severity is not Severity.WARNING:
         return diagnostic
     return diagnostic.replace(
