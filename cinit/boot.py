@@ -162,8 +162,10 @@ def _load_units(config: BootConfig) -> UnitSet | None:
 
     try:
         unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
-    except Exception as exc:  # the loader reports bad input as diagnostics; this is a bug
-        log(f"cannot load units: {exc!r}")
+    except Exception as exc:  # the loader reports bad input (even its own bugs) per file
+        dirs = f"{config.units_dir} and {config.drop_in_dir}"
+        reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
+        log(f"cannot load units from {dirs} (internal error: {reason})")
         return None
     for override in unit_set.overrides:
         log(override.log_line("cinit").removeprefix("cinit: "))

@@ -16,4 +16,5 @@ CINIT_BUILD_DIR=${CINIT_BUILD_DIR:-$VENV/pyinstaller} packaging/build-standalone
 DROP_IN=$(mktemp -d)
 trap 'rm -rf "$DROP_IN"' EXIT
 cp cinit/examples/container-init.d/* packaging/container-init.d/* "$DROP_IN"/
-"$OUT/cinit" validate --units cinit/examples/units --drop-in "$DROP_IN" --strict-units
+# --no-host-checks: the units' programs (busybox) are in the final image, not in this stage.
+"$OUT/cinit" validate --units cinit/examples/units --drop-in "$DROP_IN" --strict-units --no-host-checks

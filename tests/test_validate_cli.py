@@ -34,6 +34,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_seed_corpus_is_clean_under_strict(cinit_cmd: list[str]) -> None:
+    # The seed's programs and users belong to its image, not to this machine.
     result = run(
         cinit_cmd,
         "validate",
@@ -42,6 +43,7 @@ def test_seed_corpus_is_clean_under_strict(cinit_cmd: list[str]) -> None:
         "--drop-in",
         str(SEED_DIR / "container-init.d"),
         "--strict-units",
+        "--no-host-checks",
     )
     assert result.returncode == 0, result.stderr
     assert "10 units (7 services, 3 sockets), 0 overrides, 0 warnings, 0 errors" in result.stdout
@@ -49,18 +51,22 @@ def test_seed_corpus_is_clean_under_strict(cinit_cmd: list[str]) -> None:
     assert "warning" not in result.stderr and "error" not in result.stderr
 
 
-def test_seed_form_dash_dash_validate(cinit_cmd: list[str]) -> None:
-    result = run(
-        cinit_cmd,
-        "--units",
-        str(SEED_DIR / "units"),
-        "--drop-in",
-        str(SEED_DIR / "container-init.d"),
-        "--validate",
-        "--strict-units",
-    )
+def test_seed_form_dash_dash_validate(cinit_cmd: list[str], tmp_path: Path) -> None:
+    # Not --strict-units: this form checks the programs and users on this machine too,
+    # and the seed's belong to its image (warnings here).
+    seed = ["--units", str(SEED_DIR / "units"), "--drop-in", str(SEED_DIR / "container-init.d")]
+    result = run(cinit_cmd, *seed, "--validate")
     assert result.returncode == 0, result.stderr
-    assert "10 units" in result.stdout
+    assert "10 units" in result.stdout and " 0 errors" in result.stdout
+    # --strict-units and the host checks reach this form as well.
+    core, drop = dirs(tmp_path)
+    (core / "a.service").write_text(f"[Service]\nExecStart={tmp_path}/missing\n")
+    dirs_args = ["--units", str(core), "--drop-in", str(drop)]
+    result = run(cinit_cmd, *dirs_args, "--validate", "--strict-units")
+    assert result.returncode == 1
+    assert f"{core}/a.service:2: error: [Service] ExecStart: command {tmp_path}/missing" in (
+        result.stderr
+    )
 
 
 def test_embedded_example(cinit_cmd: list[str]) -> None:
@@ -161,3 +167,135 @@ def test_unreadable_file_is_reported(cinit_cmd: list[str], tmp_path: Path) -> No
     assert result.returncode == 1 and f"{core}/a.service: error: cannot read unit file" in (
         result.stderr
     )
+
+
+def test_a_number_past_the_int_digit_limit_is_a_line_not_a_traceback(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # Issue 13: StartLimitBurst= of 4,301 nines was a ValueError traceback (int()'s limit).
+    core, drop = dirs(tmp_path)
+    (core / "a.service").write_text(SIMPLE + "StartLimitBurst=" + "9" * 4301 + "\n")
+    (core / "b.service").write_text(SIMPLE + "RestartSec=5x\n")
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{core}/a.service:3: error: [Service] StartLimitBurst=999" in result.stderr
+    assert "too large" in result.stderr
+    assert f"{core}/b.service:3: error: [Service] RestartSec=5x" in result.stderr
+    assert "0 warnings, 2 errors" in result.stdout
+
+
+def test_a_fifo_named_as_a_unit_is_an_error_and_validate_finishes(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # Issue 13: open() of a FIFO waited for a writer, and `cinit validate` never returned.
+    core, drop = dirs(tmp_path)
+    os.mkfifo(core / "x.service")
+    (core / "ok.service").write_text(SIMPLE)
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    assert result.returncode == 1
+    assert f"{core}/x.service: error: is a FIFO (named pipe), not a unit file" in result.stderr
+    assert result.stdout.startswith("1 units (1 services, 0 sockets)"), result.stdout
+
+
+def test_a_unit_linked_to_a_secret_file_does_not_echo_it(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    # Issue 13: a.service -> /etc/shadow printed every line in its diagnostics. A stand-in
+    # with the same form is used here, not the host's file.
+    core, drop = dirs(tmp_path)
+    hashes = ["$6$saltsaltsaltsalt$" + secret * 86 for secret in "QWXZ"]
+    shadow = tmp_path / "shadow"
+    shadow.write_text(
+        "".join(f"{user}:{hashed}:19000:0:99999:7:::\n" for user, hashed in
+                zip(["root", "daemon", "a", "nobody"], hashes, strict=True))
+        + "TOKEN=s3cr3t-t0k3n\n"
+    )
+    (core / "a.service").symlink_to(shadow)
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    assert result.returncode == 1
+    assert f"{core}/a.service:1: error: line outside of any section: 'root:$6$" in result.stderr
+    for secret in ("Q" * 3, "W" * 3, "X" * 3, "Z" * 3, "s3cr3t"):
+        assert secret not in result.stderr
+
+
+# --- programs and users looked for on this machine (issue 13) ------------------------------
+
+
+def test_a_missing_program_and_an_unknown_user_are_warnings(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    core, drop = dirs(tmp_path)
+    missing = tmp_path / "bin" / "doesnotexist"
+    (core / "a.service").write_text(
+        f"[Service]\nExecStart={missing} --flag\nUser=nosuchuser-cinit-test\n"
+    )
+    args = ["validate", "--units", str(core), "--drop-in", str(drop)]
+    result = run(cinit_cmd, *args)
+    assert result.returncode == 0, result.stderr  # warnings: the set is still valid
+    assert result.stderr.splitlines() == [
+        f"{core}/a.service:2: warning: [Service] ExecStart: command {missing} is not "
+        "executable: No such file or directory",
+        f"{core}/a.service:3: warning: [Service] User=nosuchuser-cinit-test: unknown user "
+        "'nosuchuser-cinit-test' (not in /etc/passwd); starting the unit fails unless "
+        "something creates it first",
+    ]
+    assert "2 warnings, 0 errors" in result.stdout
+    strict = run(cinit_cmd, *args, "--strict-units")
+    assert strict.returncode == 1 and strict.stderr.count("[--strict-units]") == 2
+    skipped = run(cinit_cmd, *args, "--strict-units", "--no-host-checks")
+    assert skipped.returncode == 0 and skipped.stderr == ""
+    document = json.loads(run(cinit_cmd, *args, "--json").stdout)
+    assert [(d["line"], d["directive"]) for d in document["diagnostics"]] == [
+        (2, "ExecStart"),
+        (3, "User"),
+    ]
+
+
+def test_programs_are_found_as_the_spawn_finds_them(cinit_cmd: list[str], tmp_path: Path) -> None:
+    core, drop = dirs(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tool").write_text("#!/bin/sh\n")
+    (bin_dir / "tool").chmod(0o755)
+    (bin_dir / "data").write_text("not a program\n")
+    (bin_dir / "data").chmod(0o644)
+    (core / "ok.service").write_text(
+        "[Service]\n"
+        f"Environment=PATH={bin_dir}\n"
+        "ExecStartPre=tool\n"  # a plain name, found in the unit's PATH
+        f"ExecStart={bin_dir}/tool\n"
+        f"ExecStop=-{tmp_path}/missing\n"  # '-': systemd's verify skips it too
+        "ExecStopPost=/bin/sh -c 'exit 0'\n"
+        "User=root\n"
+        "Group=0\n"
+    )
+    (core / "numeric.service").write_text("[Service]\nExecStart=/bin/true\nUser=54321\nGroup=0\n")
+    (core / "bad.service").write_text(
+        "[Service]\n"
+        f"Environment=PATH={bin_dir}\n"
+        "ExecStartPre=no-such-tool-cinit\n"
+        f"ExecStart={bin_dir}/data\n"
+        f"ExecStop={bin_dir}\n"
+        "Group=nosuchgroup-cinit-test\n"
+    )
+    (core / "bad.socket").write_text(
+        "[Socket]\nListenStream=/run/x.sock\nService=ok.service\n"
+        "SocketUser=nosuchuser-cinit-test\n"
+    )
+    result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
+    bad = f"{core}/bad.service"
+    assert result.stderr.splitlines() == [
+        f"{bad}:3: warning: [Service] ExecStartPre: command no-such-tool-cinit is not "
+        f"executable: not found in {bin_dir}",
+        f"{bad}:4: warning: [Service] ExecStart: command {bin_dir}/data is not executable: "
+        "Permission denied",
+        f"{bad}:5: warning: [Service] ExecStop: command {bin_dir} is not executable: "
+        "Is a directory",
+        f"{bad}:6: warning: [Service] Group=nosuchgroup-cinit-test: unknown group "
+        "'nosuchgroup-cinit-test' (not in /etc/group); starting the unit fails unless "
+        "something creates it first",
+        f"{core}/bad.socket:4: warning: [Socket] SocketUser=nosuchuser-cinit-test: unknown "
+        "user 'nosuchuser-cinit-test' (not in /etc/passwd); setting up the socket fails unless "
+        "something creates it first",
+    ]

@@ -3,6 +3,10 @@
 Diagnostics go to stderr as `file:line: severity: message` (like `systemd-analyze verify`);
 the summary goes to stdout. Exit status: 0 clean, 1 errors (or warnings under
 --strict-units). `--json` prints one document on stdout instead.
+
+Besides the units themselves, the programs and users they name are looked for on the
+machine validate runs on (`cinit.io.host_checks`: warnings); `--no-host-checks` leaves
+that out, for a unit set checked outside the image it is meant for.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from cinit import PROG, example_dirs
 from cinit.cli.args import EXIT_USAGE, Option, UsageError, format_help, parse_options
 from cinit.units import Severity, UnitKind, UnitSet, load_units
 from cinit.units.diagnostics import Diagnostic
-from cinit.units.loader import DEFAULT_DROP_IN_DIR, DEFAULT_UNITS_DIR
+from cinit.units.loader import DEFAULT_DROP_IN_DIR, DEFAULT_UNITS_DIR, promote_warning
 
 EXIT_OK, EXIT_INVALID = 0, 1
 DESCRIPTION = (
@@ -28,6 +32,11 @@ OPTIONS = [
     Option("--strict-units", "strict", "treat every warning as an error"),
     Option("--json", "json", "print one JSON document instead of text"),
     Option("--example", "example", "validate the example unit set embedded in cinit"),
+    Option(
+        "--no-host-checks",
+        "no_host_checks",
+        "do not look for the units' programs and users on this machine",
+    ),
 ]
 
 
@@ -44,12 +53,29 @@ def main(args: list[str]) -> int:
     units, drop_in = str(values["units"]), str(values["drop_in"])
     if values["example"]:
         units, drop_in = example_dirs()
-    return run_validate(units, drop_in, bool(values["strict"]), bool(values["json"]))
+    strict, as_json = bool(values["strict"]), bool(values["json"])
+    return run_validate(units, drop_in, strict, as_json, not values["no_host_checks"])
 
 
-def run_validate(units_dir: str, drop_in_dir: str, strict: bool, as_json: bool = False) -> int:
-    """Validate the two directories; print diagnostics and a summary; return the exit code."""
+def run_validate(
+    units_dir: str,
+    drop_in_dir: str,
+    strict: bool,
+    as_json: bool = False,
+    host_checks: bool = True,
+) -> int:
+    """Validate the two directories; print diagnostics and a summary; return the exit code.
+
+    With `host_checks`, the units' programs and users are also looked for on this machine.
+    """
     unit_set = load_units(units_dir, drop_in_dir, strict=strict)
+    if host_checks and unit_set.units:
+        from cinit.io.host_checks import check_against_host
+
+        found = check_against_host(unit_set)
+        if strict:
+            found = [promote_warning(d) for d in found]
+        unit_set = unit_set.replace(diagnostics=unit_set.diagnostics + tuple(found))
     missing: list[Diagnostic] = []
     if not os.path.isdir(units_dir) and not os.path.isdir(drop_in_dir):
         message = f"no unit directories: neither {units_dir} nor {drop_in_dir} exists"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import stat
 from collections.abc import Mapping
 
 from cinit.units import environment, schema
@@ -256,17 +257,20 @@ def _read_assignment(
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
-    if "%" in raw:
-        value, warnings = environment.expand_specifiers(raw, name, host)
     result: Any = _INVALID
     error: str | None = None
     try:
+        if "%" in raw:
+            value, warnings = environment.expand_specifiers(raw, name, host)
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
     except ValueFormError as exc:
         error = str(exc)
+    except Exception as exc:  # a parser bug: said at this file:line, the load goes on
+        result = _INVALID
+        error = f"cannot read this value (internal error: {_describe(exc)})"
     if row.multi and result is not _INVALID:
         result = tuple(result)  # shared between units: never a list one of them could change
     if error is None and not warnings:
@@ -480,10 +484,22 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> list[tuple[str, str]]:
-    """(name, path) of the unit files in `directory`, sorted; other entries are reported."""
+def _describe(exc: BaseException) -> str:
+    """`TypeName: message`, one short line, for an exception no parser should raise."""
+    return _short(f"{type(exc).__name__}: {exc}".replace("\n", " "), 200)
+
+
+def _scan_dir(
+    directory: str, diags: list[Diagnostic], ignored: list[str], regular: set[str]
+) -> list[tuple[str, str]]:
+    """(name, path) of the unit files in `directory`, sorted; other entries are reported.
+
+    Adds to `regular` the paths the listing itself shows to be regular files (d_type: no
+    stat call); any other entry is checked before it is opened (see _read_unit_file).
+    """
     try:
-        entries = sorted(os.listdir(directory))
+        with os.scandir(directory) as listing:
+            entries = sorted((entry.name, _listed_regular(entry)) for entry in listing)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -492,9 +508,9 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
         )
         return []
     found: list[tuple[str, str]] = []
-    # os.path.join per entry, done once: an entry from listdir never holds a "/".
+    # os.path.join per entry, done once: an entry from a listing never holds a "/".
     prefix = os.path.join(directory, "")
-    for entry in entries:
+    for entry, is_regular in entries:
         path = prefix + entry
         if not entry.endswith((".service", ".socket")):
             ignored.append(path)
@@ -502,29 +518,71 @@ def _scan_dir(directory: str, diags: list[Diagnostic], ignored: list[str]) -> li
                 Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
             )
             continue
+        if is_regular:
+            regular.add(path)
         found.append((entry, path))
     return found
+
+
+def _listed_regular(entry: os.DirEntry[str]) -> bool:
+    """Whether the listing shows a regular file (not through a symlink); False if unsure."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:  # without d_type it stats, and the entry may be gone
+        return False
 
 
 # Read at most this much of a unit file (decode_unit_bytes refuses anything over 4 MiB).
 _READ_LIMIT = 8 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
+# O_NONBLOCK: opening a FIFO must not wait for a writer (it would hold PID 1 forever);
+# O_NOCTTY: a terminal named x.service never becomes cinit's controlling terminal.
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
-def _read_unit_file(path: str) -> tuple[str | None, list[Diagnostic]]:
+class _NotRegularFile(Exception):
+    """A unit path that names something other than a regular file (FIFO, device...)."""
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _read_unit_file(path: str, known_regular: bool) -> tuple[str | None, list[Diagnostic]]:
     try:
-        data = _read_bytes(path)
-    except IsADirectoryError:
-        return None, [Diagnostic(Severity.ERROR, "is a directory, not a unit file", path)]
+        data = _read_bytes(path, known_regular)
+    except _NotRegularFile as exc:
+        message = f"is {exc}, not a unit file (a unit file is a regular file)"
+        return None, [Diagnostic(Severity.ERROR, message, path)]
     except OSError as exc:
         return None, [Diagnostic(Severity.ERROR, f"cannot read unit file: {exc.strerror}", path)]
     return decode_unit_bytes(data, path)
 
 
-def _read_bytes(path: str) -> bytes:
-    """Up to _READ_LIMIT bytes of `path`; os.read costs half of open() for small files."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _read_bytes(path: str, known_regular: bool) -> bytes:
+    """Up to _READ_LIMIT bytes of `path`, a regular file (else `_NotRegularFile`).
+
+    What the listing did not show as a regular file (a symlink, say) is looked at before
+    it is opened: opening a device can act on it (a watchdog starts counting). The fstat
+    after the open settles it for a file replaced in between. os.read costs half of
+    open() for small files.
+    """
+    if not known_regular:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegularFile(_file_kind(mode))
+    fd = os.open(path, _OPEN_FLAGS)
     try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegularFile(_file_kind(mode))
         chunks: list[bytes] = []
         total = 0
         while total < _READ_LIMIT:
@@ -573,8 +631,11 @@ def _load(
     for directory in (units_dir, drop_in_dir):
         if os.path.exists(directory) and not os.path.isdir(directory):
             diags.append(Diagnostic(Severity.ERROR, "not a directory", directory))
-    core = _scan_dir(units_dir, diags, ignored) if os.path.isdir(units_dir) else []
-    drop_ins = _scan_dir(drop_in_dir, diags, ignored) if os.path.isdir(drop_in_dir) else []
+    regular: set[str] = set()  # paths the listings show to be regular files
+    core = _scan_dir(units_dir, diags, ignored, regular) if os.path.isdir(units_dir) else []
+    drop_ins = (
+        _scan_dir(drop_in_dir, diags, ignored, regular) if os.path.isdir(drop_in_dir) else []
+    )
     core_paths = dict(core)
     overrides = tuple(
         Override(name, core_paths[name], path) for name, path in drop_ins if name in core_paths
@@ -587,11 +648,16 @@ def _load(
     host = os.uname().nodename if hostname is None else hostname
     readings: dict[tuple[str, str, str], _Reading] = {}
     for name, path, source in chosen:
-        text, read_diags = _read_unit_file(path)
+        text, read_diags = _read_unit_file(path, path in regular)
         diags.extend(read_diags)
         if text is None:
             continue
-        unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
+        try:
+            unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
+        except Exception as exc:  # a loader bug: this file is reported, the others still read
+            message = f"cannot load this unit file (internal error: {_describe(exc)})"
+            diags.append(Diagnostic(Severity.ERROR, message, path))
+            continue
         diags.extend(unit_diags)
         if unit is not None:
             if name in replaced:
@@ -600,11 +666,12 @@ def _load(
     graph = build_graph(units)
     diags.extend(check_units(units, graph))
     if strict:
-        diags = [_promote(d) for d in diags]
+        diags = [promote_warning(d) for d in diags]
     return UnitSet(units, graph, tuple(diags), overrides, strict, tuple(ignored))
 
 
-def _promote(diagnostic: Diagnostic) -> Diagnostic:
+def promote_warning(diagnostic: Diagnostic) -> Diagnostic:
+    """`diagnostic` as --strict-units reports it: a warning becomes an error, marked so."""
     if diagnostic.severity is not Severity.WARNING:
         return diagnostic
     return diagnostic.replace(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from cinit.units import addresses, commands, environment, values
+from cinit.units._text import quoted
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.frozen import Frozen
 from cinit.units.model import (
@@ -74,7 +75,7 @@ def _parse_enum(enum: type[Enum]) -> Callable[[str], Any]:
         for member in enum:
             if member.value == text:
                 return member
-        raise ValueFormError(f"invalid value {text!r}: expected one of {', '.join(choices)}")
+        raise ValueFormError(f"invalid value {quoted(text)}: expected one of {', '.join(choices)}")
 
     return parse
 
@@ -83,19 +84,25 @@ def _render_enum(value: Enum) -> str:
     return str(value.value)
 
 
+# The counters and sizes (StartLimitBurst=, Backlog=, ...) are C ints in systemd.
+_UINT_MAX = 2**31 - 1
+_UINT_MAX_DIGITS = len(str(_UINT_MAX))
+
+
 def _parse_uint(text: str) -> int:
     if not text.isdigit() or not text.isascii():
-        raise ValueFormError(f"invalid number {text!r}: expected a non-negative integer")
-    number = int(text)
-    if number > 2**31 - 1:
-        raise ValueFormError(f"invalid number {text!r}: too large")
-    return number
+        raise ValueFormError(f"invalid number {quoted(text)}: expected a non-negative integer")
+    significant = text.lstrip("0")
+    # Counted before int(): Python refuses to convert more than 4,300 digits (ValueError).
+    if len(significant) > _UINT_MAX_DIGITS or int(significant or "0") > _UINT_MAX:
+        raise ValueFormError(f"invalid number {quoted(text)}: too large (at most {_UINT_MAX})")
+    return int(significant or "0")
 
 
 def _parse_positive(text: str) -> int:
     number = _parse_uint(text)
     if number == 0:
-        raise ValueFormError(f"invalid number {text!r}: must be at least 1")
+        raise ValueFormError(f"invalid number {quoted(text)}: must be at least 1")
     return number
 
 
@@ -106,13 +113,13 @@ def _parse_text(text: str) -> str:
 def _parse_name(text: str) -> str:
     """A user or group name (or numeric id): one word, no control characters."""
     if not text or any(c.isspace() or ord(c) < 32 or c in ":/" for c in text):
-        raise ValueFormError(f"invalid user or group name {text!r}")
+        raise ValueFormError(f"invalid user or group name {quoted(text)}")
     return text
 
 
 def _parse_abs_path(text: str) -> str:
     if not text.startswith("/"):
-        raise ValueFormError(f"invalid path {text!r}: must be absolute")
+        raise ValueFormError(f"invalid path {quoted(text)}: must be absolute")
     return text
 
 
@@ -120,34 +127,36 @@ def _parse_working_directory(text: str) -> str:
     # systemd: "~" is the user's home; a leading "-" makes a missing directory non-fatal.
     bare = text[1:] if text.startswith("-") else text
     if bare != "~" and not bare.startswith("/"):
-        raise ValueFormError(f"invalid directory {text!r}: must be absolute, or ~")
+        raise ValueFormError(f"invalid directory {quoted(text)}: must be absolute, or ~")
     return text
 
 
 def _parse_service_name(text: str) -> str:
     names = values.parse_unit_names(text)
     if len(names) != 1 or not names[0].endswith(".service"):
-        raise ValueFormError(f"invalid service {text!r}: expected one name ending in .service")
+        raise ValueFormError(
+            f"invalid service {quoted(text)}: expected one name ending in .service"
+        )
     return names[0]
 
 
 def _parse_fd_name(text: str) -> str:
     if not text or len(text) > 255 or any(not c.isprintable() or c == ":" for c in text):
-        raise ValueFormError(f"invalid file descriptor name {text!r}")
+        raise ValueFormError(f"invalid file descriptor name {quoted(text)}")
     return text
 
 
 def _parse_bind_ipv6_only(text: str) -> str:
     if text in ("default", "both", "ipv6-only"):
         return text
-    raise ValueFormError(f"invalid value {text!r}: expected default, both or ipv6-only")
+    raise ValueFormError(f"invalid value {quoted(text)}: expected default, both or ipv6-only")
 
 
 def _parse_environment_file(text: str) -> list[EnvironmentFileRef]:
     optional = text.startswith("-")
     path = text[1:] if optional else text
     if not path.startswith("/"):
-        raise ValueFormError(f"invalid environment file {text!r}: path must be absolute")
+        raise ValueFormError(f"invalid environment file {quoted(text)}: path must be absolute")
     return [EnvironmentFileRef(path, optional)]
 
 
@@ -196,13 +205,15 @@ def _condition(kind: ConditionKind) -> Callable[[str], list[Condition]]:
         negate = text.startswith("!")
         value = text[1:] if negate else text
         if not value:
-            raise ValueFormError(f"invalid condition {text!r}: empty")
+            raise ValueFormError(f"invalid condition {quoted(text)}: empty")
         if kind in (ConditionKind.PATH_EXISTS, ConditionKind.PATH_EXISTS_GLOB):
             _parse_abs_path(value)
         elif kind is ConditionKind.ENVIRONMENT:
             name = value.partition("=")[0]
             if not name or not (name[0].isalpha() or name[0] == "_"):
-                raise ValueFormError(f"invalid condition {text!r}: expected NAME or NAME=VALUE")
+                raise ValueFormError(
+                    f"invalid condition {quoted(text)}: expected NAME or NAME=VALUE"
+                )
         elif kind is ConditionKind.USER:
             _parse_name(value)
         return [Condition(kind, value, negate)]

@@ -157,7 +157,11 @@ def _finish(
     """Turn one logical `Key=Value` line into an assignment row, or report why it is not one."""
     message = ""
     if section is None:
-        message = f"assignment outside of any section: {_quote(text)}"
+        key, sep, _value = text.partition("=")
+        if sep:  # the key names the line; the value (a password in a .env file?) stays out
+            message = f"assignment outside of any section: {_quote(key, suffix='=...')}"
+        else:
+            message = f"line outside of any section: {_quote(text)}"
     else:
         key, sep, value = text.partition("=")
         key = key.strip(WHITESPACE)
@@ -171,7 +175,13 @@ def _finish(
     diagnostics.append(Diagnostic(Severity.ERROR, message, path, line, section))
 
 
-def _quote(text: str, limit: int = 60) -> str:
-    """Short repr of user text for messages (long lines are cut, control chars escaped)."""
+# How much of a line that is not unit syntax a message quotes. A unit path may be a
+# symlink to any file (/etc/shadow): 20 characters name the line without its secrets
+# (a shadow line's hash starts past them for SHA-512, yescrypt and bcrypt).
+QUOTED_LINE_MAX = 20
+
+
+def _quote(text: str, limit: int = QUOTED_LINE_MAX, suffix: str = "") -> str:
+    """Short repr of the start of a line for messages (control characters escaped)."""
     shown = text if len(text) <= limit else text[:limit] + "..."
-    return repr(shown)
+    return repr(shown + suffix)

@@ -339,10 +339,11 @@ def parse_octal_mode(text: str) -> int:
     word = strip_ws(text)
     if not word or not all(char in OCTAL_DIGITS for char in word):
         raise ValueFormError(f"invalid file mode {quoted(text)}: expected octal digits like 0660")
-    mode = int(word, 8)
-    if mode > 0o7777:
+    significant = word.lstrip("0")
+    # Counted before int(): a long digit run is too large, however many digits it has.
+    if len(significant) > 4 or int(significant or "0", 8) > 0o7777:
         raise ValueFormError(f"invalid file mode {quoted(text)}: larger than 07777")
-    return mode
+    return int(significant or "0", 8)
 
 
 def parse_output(text: str) -> Output:

@@ -157,3 +157,28 @@ def test_units_with_errors_refuse_to_boot(
     assert "cinit: not booting" in result.stderr
     # The child prepared for bad.service and cinit's cgroup subtree are gone with it.
     assert instance_cgroups() == cgroups_before
+
+
+def test_a_number_past_the_int_digit_limit_is_reported_with_every_other_diagnostic(
+    pid1_driver: Driver, tmp_path: Path
+) -> None:
+    # Issue 13: a 4,301-digit StartLimitBurst= made the load raise; the boot said only
+    # "cannot load units: ValueError(...)", with no file or line, and nothing of the rest.
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "a.service").write_text(
+        "[Unit]\nStartLimitBurst=" + "9" * 4301 + "\n[Service]\nExecStart=/bin/true\n"
+    )
+    (units / "b.service").write_text("[Service]\nExecStart=/bin/true\nType=sometimes\n")
+    result = pid1_driver(
+        PRELUDE,
+        f"""
+        finish(boot.run(boot.BootConfig(units_dir={str(units)!r}, drop_in_dir="/nonexistent",
+                                        command=["sleep", "30"])))
+        """,
+    )
+    assert result.data == {"status": 1, "procs": [1]}, result
+    assert f"{units}/a.service:2: error: [Unit] StartLimitBurst=999" in result.stderr
+    assert f"{units}/b.service:3: error: [Service] Type=sometimes" in result.stderr
+    assert "cannot load units" not in result.stderr
+    assert "cinit: not booting" in result.stderr

@@ -654,3 +654,111 @@ def test_a_load_past_its_shared_readings_bound_reads_the_same(
 def test_directive_lines_use_the_directive_names_as_the_table_spells_them() -> None:
     unit = clean("a.service", "[Unit]\nAfter=b.service\n" + SIMPLE)
     assert unit.directive_lines == {"After": 2, "ExecStart": 4}
+
+
+# --- numbers past int()'s digit limit; bugs in a parser (issue 13) ------------------------
+
+HUGE = "9" * 4301  # one digit past what int() converts (sys.get_int_max_str_digits)
+
+
+@pytest.mark.parametrize(
+    ("name", "section", "key"),
+    [
+        ("a.service", "Unit", "StartLimitBurst"),
+        ("a.service", "Service", "StartLimitBurst"),
+        ("a.socket", "Socket", "Backlog"),
+        ("a.socket", "Socket", "MaxConnections"),
+        ("a.socket", "Socket", "TriggerLimitBurst"),
+        ("a.socket", "Socket", "SocketMode"),  # octal: sevens
+    ],
+)
+def test_a_number_of_4301_digits_is_an_error_at_its_line(name: str, section: str, key: str) -> None:
+    body = SIMPLE if name.endswith(".service") else "[Socket]\nListenStream=80\n"
+    value = HUGE.replace("9", "7") if key == "SocketMode" else HUGE
+    _unit, diags = load(name, f"{body}[{section}]\n{key}={value}\n")
+    [error] = [d for d in diags if d.severity is Severity.ERROR]
+    assert (error.path, error.line, error.directive) == (f"/u/{name}", 4, key)
+    assert "too large" in error.message or "larger than" in error.message
+    assert len(error.format()) < 400  # the value is quoted cut short, not 4,301 digits
+
+
+def test_leading_zeros_do_not_count_against_a_number() -> None:
+    unit = service("StartLimitBurst=" + "0" * 5000 + "7")
+    assert unit.unit.start_limit_burst == 7
+    assert sock("ListenStream=80\nSocketMode=" + "0" * 5000 + "640").socket.socket_mode == 0o640
+
+
+def test_a_huge_number_in_one_file_hides_nothing_of_the_others(tmp_path: Path) -> None:
+    core = tmp_path / "core"
+    write(core, "a.service", f"[Unit]\nStartLimitBurst={HUGE}\n" + SIMPLE)
+    write(core, "b.service", "[Service]\nExecStart=/bin/true\nRestartSec=soon\n")
+    write(core, "c.socket", f"[Socket]\nListenStream=80\nBacklog={HUGE}\nService=b.service\n")
+    result = load_units(str(core), str(tmp_path / "drop"))
+    found = {(os.path.basename(d.path), d.line) for d in result.errors}
+    assert found == {("a.service", 2), ("b.service", 3), ("c.socket", 3)}
+
+
+def test_a_parser_bug_is_reported_at_its_line_and_the_load_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cinit.units import loader, schema
+
+    def broken(text: str) -> float:
+        raise RuntimeError("parser bug\nsecond line")
+
+    row = schema.DIRECTIVES[("Service", "RestartSec")]
+    monkeypatch.setitem(schema.DIRECTIVES, ("Service", "RestartSec"), row.replace(parse=broken))
+    core = tmp_path / "core"
+    write(core, "a.service", SIMPLE + "RestartSec=1\n")
+    write(core, "b.service", "[Service]\nExecStart=/bin/true\nType=weird\n")
+    result = load_units(str(core), str(tmp_path / "drop"))
+    by_file = {os.path.basename(d.path): d for d in result.errors}
+    assert by_file.keys() == {"a.service", "b.service"}
+    assert by_file["a.service"].line == 3
+    assert "internal error: RuntimeError: parser bug second line" in by_file["a.service"].message
+
+    # A bug outside any one value: that file is named, the others are still read.
+    def broken_check(*args: object) -> None:
+        raise RuntimeError("check bug")
+
+    monkeypatch.setattr(loader, "_check_service", broken_check)
+    write(core, "a.service", SIMPLE)
+    write(core, "c.socket", "[Socket]\nListenStream=80\nBacklog=x\n")
+    result = load_units(str(core), str(tmp_path / "drop"))
+    messages = sorted(d.format() for d in result.errors)
+    assert any("a.service: error: cannot load this unit file" in m for m in messages), messages
+    assert any("c.socket:3: error: " in m for m in messages), messages
+
+
+# --- unit paths that are not regular files (issue 13) ---------------------------------------
+
+
+@pytest.mark.timeout(30)  # before the fix, open() of the FIFO waited for a writer forever
+def test_a_fifo_socket_device_or_directory_named_as_a_unit_is_an_error(tmp_path: Path) -> None:
+    import socket
+
+    core, drop = tmp_path / "core", tmp_path / "drop"
+    write(core, "ok.service", SIMPLE)
+    os.mkfifo(core / "fifo.service")
+    drop.mkdir()
+    os.mkfifo(drop / "fifo.socket")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(core / "sock.service"))
+    (core / "dev.service").symlink_to("/dev/null")
+    (core / "dir.service").mkdir()
+    target = write(tmp_path / "elsewhere", "linked.txt", SIMPLE)
+    (core / "linked.service").symlink_to(target)  # a symlink to a regular file is fine
+    try:
+        result = load_units(str(core), str(drop))
+    finally:
+        listener.close()
+    found = {os.path.basename(d.path): d.message for d in result.errors}
+    assert found == {
+        "fifo.service": "is a FIFO (named pipe), not a unit file (a unit file is a regular file)",
+        "fifo.socket": "is a FIFO (named pipe), not a unit file (a unit file is a regular file)",
+        "sock.service": "is a socket, not a unit file (a unit file is a regular file)",
+        "dev.service": "is a character device, not a unit file (a unit file is a regular file)",
+        "dir.service": "is a directory, not a unit file (a unit file is a regular file)",
+    }
+    assert all(d.path.startswith(str(tmp_path)) for d in result.errors)
+    assert sorted(result.units) == ["linked.service", "ok.service"]

@@ -106,3 +106,27 @@ def test_decode_rejects_huge_files() -> None:
 def test_decode_accepts_utf8() -> None:
     text, diags = decode_unit_bytes("[Unit]\nDescription=café ☕\n".encode(), "x.service")
     assert text is not None and not diags
+
+
+# A unit path may be a symlink to any file: a line that is not unit syntax is quoted by its
+# first 20 characters only (issue 13: a link to /etc/shadow echoed whole hashes).
+SHADOW_LINE = "root:$6$saltsaltsaltsalt$" + "H" * 86 + ":19000:0:99999:7:::"
+
+
+def test_a_line_outside_any_section_is_quoted_by_its_start_only() -> None:
+    [(line, message)] = errors(SHADOW_LINE + "\n")
+    assert line == 1
+    assert message == "line outside of any section: 'root:$6$saltsaltsalt...'"
+
+
+def test_the_value_of_an_assignment_outside_any_section_is_not_quoted() -> None:
+    [(_line, message)] = errors("DB_PASSWORD=hunter2\n")
+    assert message == "assignment outside of any section: 'DB_PASSWORD=...'"
+    assert "hunter2" not in message
+
+
+def test_a_line_without_equals_in_a_section_is_quoted_by_its_start_only() -> None:
+    [(_line, message)] = errors("[Service]\n" + SHADOW_LINE + "\n")
+    assert message == "line is not an assignment (missing '='): 'root:$6$saltsaltsalt...'"
+    [(_line, message)] = errors("[" + SHADOW_LINE + "\n")
+    assert message == "malformed section header '[root:$6$saltsaltsal...'"

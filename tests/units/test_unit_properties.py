@@ -653,6 +653,13 @@ def check_parse(name: str, text: str) -> None:
     assert unit is not None or diagnostics
     for diagnostic in diagnostics:
         assert len(diagnostic.format().splitlines()) == 1, diagnostic
+        assert_no_internal_error(diagnostic)
+
+
+def assert_no_internal_error(diagnostic: Diagnostic) -> None:
+    """The loader turns a parser's bug into an error diagnostic, so the set is still read:
+    for these properties such a diagnostic is the exception it stands for."""
+    assert "(internal error: " not in diagnostic.message, diagnostic.format()[:500]
 
 
 # --- never raises ---------------------------------------------------------------------------------
@@ -690,6 +697,99 @@ def test_whatever_text_parses_to_renders_back_to_the_same_unit(rng: random.Rando
     _parsed_text_round_trips(name, structured_text(rng, kind_of(name)))
 
 
+# --- numbers of any size, in every directive of the table ------------------------------------
+
+# What each target of the table is built from, with its defaults (the field types).
+SECTION_DEFAULTS = {
+    schema.UNIT: UnitSection(),
+    schema.SERVICE: ServiceSection(),
+    schema.SOCKET: SocketSection(),
+    schema.INSTALL: InstallSection(),
+}
+ALL_DIRECTIVES = sorted(schema.DIRECTIVES.values(), key=lambda row: (row.section, row.name))
+# The directives whose value is a number (counts, sizes, modes, signals, time spans):
+# every int or float field of the table that is not a boolean.
+NUMERIC_DIRECTIVES = [
+    row
+    for row in ALL_DIRECTIVES
+    if type(getattr(SECTION_DEFAULTS[row.target], row.field)) in (int, float)
+]
+# Past int()'s 4,300-digit limit, with leading zeros or not, alone or inside a value form.
+HUGE_DIGITS = st.builds(
+    lambda lead, digit, count: lead + digit * count,
+    st.sampled_from(["", "0", "000"]),
+    st.sampled_from("13579"),
+    st.integers(4_301, 12_000),
+)
+NUMBER_FORMS = st.sampled_from(
+    [
+        "{}",
+        "{}s",
+        "{} ms",
+        "1min {}",
+        "0.{}",
+        "{}.5",
+        "-{}",
+        "+{}",
+        "SIGRTMIN+{}",
+        "RTMAX-{}",
+        "127.0.0.1:{}",
+        "[::1]:{}",
+        "{}:80",
+        "!{}",
+        "{} {}",
+    ]
+)
+
+
+def unit_around(row: schema.Directive, value: str) -> tuple[str, str]:
+    """(file name, text) of a valid unit of the row's kind with `Name=value` on line 4."""
+    if row.section == "Socket":
+        return "a.socket", f"[Socket]\nListenStream=80\nService=s.service\n{row.name}={value}\n"
+    return "a.service", f"[Service]\nExecStart=/bin/true\n[{row.section}]\n{row.name}={value}\n"
+
+
+def test_the_numeric_directives_come_from_the_table() -> None:
+    names = {(row.section, row.name) for row in NUMERIC_DIRECTIVES}
+    for expected in [
+        ("Unit", "StartLimitBurst"),
+        ("Socket", "Backlog"),
+        ("Socket", "MaxConnections"),
+        ("Socket", "TriggerLimitBurst"),
+        ("Service", "RestartSec"),
+        ("Service", "KillSignal"),
+        ("Socket", "SocketMode"),
+    ]:
+        assert expected in names
+    assert ("Socket", "Accept") not in names  # a boolean is no number
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=st.sampled_from(ALL_DIRECTIVES), digits=HUGE_DIGITS, form=NUMBER_FORMS)
+def test_a_huge_number_in_any_directive_is_a_diagnostic(
+    row: schema.Directive, digits: str, form: str
+) -> None:
+    name, text = unit_around(row, form.replace("{}", digits))
+    unit, diagnostics = parse_unit(name, text, environ={}, hostname=HOST)
+    assert unit is not None
+    for diagnostic in diagnostics:
+        line = diagnostic.format()
+        assert len(line.splitlines()) == 1 and len(line) < 1000, line[:300]
+        assert_no_internal_error(diagnostic)
+
+
+@pytest.mark.parametrize("row", NUMERIC_DIRECTIVES, ids=lambda row: f"{row.section}.{row.name}")
+@settings(max_examples=10, deadline=None)
+@given(digits=HUGE_DIGITS)
+def test_a_huge_number_in_a_numeric_directive_is_an_error_at_its_line(
+    row: schema.Directive, digits: str
+) -> None:
+    name, text = unit_around(row, digits)
+    _unit, diagnostics = parse_unit(name, text, path=f"/u/{name}", environ={}, hostname=HOST)
+    errors = [d for d in diagnostics if d.severity is Severity.ERROR]
+    assert [(d.line, d.directive) for d in errors] == [(4, row.name)], errors
+
+
 FILE_NAMES = st.sampled_from(
     ["a.service", "b.socket", "c.service", "not-a-unit.txt", "x y.service", "é.socket"]
 )
@@ -723,6 +823,7 @@ def test_load_units_on_binary_files_returns_diagnostics(
     assert set(result.units) <= set(core) | set(drop)
     for diagnostic in result.diagnostics:
         assert len(diagnostic.format().splitlines()) == 1, diagnostic
+        assert_no_internal_error(diagnostic)
     result.start_order()  # the graph of whatever loaded is always buildable
 
 
@@ -744,6 +845,7 @@ def test_load_units_on_mutated_seed_files_returns_diagnostics(
         result = load_units(str(core), str(drop), strict=strict, environ={}, hostname=HOST)
     for diagnostic in result.diagnostics:
         assert len(diagnostic.format().splitlines()) == 1, diagnostic
+        assert_no_internal_error(diagnostic)
     result.start_order()
 
 
@@ -844,6 +946,9 @@ def test_fuzz_parse_unit_never_raises() -> None:
                 decoded += 1
                 payload = text
             unit, diagnostics = parse_unit(name, payload, environ={"APP_USER": "u"}, hostname=HOST)
+            for diagnostic in diagnostics:  # a parser's bug, caught by the loader
+                if "(internal error: " in diagnostic.message:
+                    raise AssertionError(diagnostic.message)
         except Exception as exc:  # the property under test: nothing escapes
             pytest.fail(
                 f"input #{number} ({kind}, seed {FUZZ_SEED}) raised {exc!r}: "
