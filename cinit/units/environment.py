@@ -7,8 +7,10 @@ Nothing here touches the OS except `read_env_file`. Parsers raise only `ValueFor
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping, Sequence
 
+from cinit.units._files import read_regular_file
 from cinit.units._text import (
     ENV_NAME,
     NEWLINE,
@@ -199,14 +201,20 @@ def parse_env_file(text: str, *, warnings: list[str] | None = None) -> list[tupl
     return list(result.items())
 
 
+# A bound on an environment file, as on a unit file: a larger one is refused, not cut.
+_ENV_FILE_LIMIT = 4 * 1024 * 1024
+
+
 def read_env_file(path: str, *, warnings: list[str] | None = None) -> list[tuple[str, str]]:
     """Read and parse an environment file (see `parse_env_file`).
 
-    `OSError` propagates unchanged (the caller knows whether the file was optional).
+    `OSError` propagates unchanged (the caller knows whether the file was optional); a FIFO
+    or device there is one too (`NotRegularFileError`), never read.
     Bytes that are not UTF-8 become surrogate escapes and reach the process unchanged.
     """
-    with open(path, "rb") as handle:
-        data = handle.read()
+    data = read_regular_file(path, _ENV_FILE_LIMIT + 1)
+    if len(data) > _ENV_FILE_LIMIT:
+        raise OSError(errno.EFBIG, f"larger than {_ENV_FILE_LIMIT} bytes", path)
     return parse_env_file(data.decode("utf-8", "surrogateescape"), warnings=warnings)
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import gc
 import os
 import re
-import stat
 from collections.abc import Mapping
 
 from cinit.units import environment, schema
+from cinit.units._files import NotRegularFileError, read_regular_file
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.frozen import Frozen
 from cinit.units.graph import DependencyGraph, build_graph, check_units
@@ -534,66 +534,17 @@ def _listed_regular(entry: os.DirEntry[str]) -> bool:
 
 # Read at most this much of a unit file (decode_unit_bytes refuses anything over 4 MiB).
 _READ_LIMIT = 8 * 1024 * 1024
-_READ_CHUNK = 64 * 1024
-# O_NONBLOCK: opening a FIFO must not wait for a writer (it would hold PID 1 forever);
-# O_NOCTTY: a terminal named x.service never becomes cinit's controlling terminal.
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-
-
-class _NotRegularFile(Exception):
-    """A unit path that names something other than a regular file (FIFO, device...)."""
-
-
-def _file_kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
 
 
 def _read_unit_file(path: str, known_regular: bool) -> tuple[str | None, list[Diagnostic]]:
     try:
-        data = _read_bytes(path, known_regular)
-    except _NotRegularFile as exc:
-        message = f"is {exc}, not a unit file (a unit file is a regular file)"
+        data = read_regular_file(path, _READ_LIMIT, known_regular=known_regular)
+    except NotRegularFileError as exc:
+        message = f"is {exc.kind}, not a unit file (a unit file is a regular file)"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     except OSError as exc:
         return None, [Diagnostic(Severity.ERROR, f"cannot read unit file: {exc.strerror}", path)]
     return decode_unit_bytes(data, path)
-
-
-def _read_bytes(path: str, known_regular: bool) -> bytes:
-    """Up to _READ_LIMIT bytes of `path`, a regular file (else `_NotRegularFile`).
-
-    What the listing did not show as a regular file (a symlink, say) is looked at before
-    it is opened: opening a device can act on it (a watchdog starts counting). The fstat
-    after the open settles it for a file replaced in between. os.read costs half of
-    open() for small files.
-    """
-    if not known_regular:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise _NotRegularFile(_file_kind(mode))
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _NotRegularFile(_file_kind(mode))
-        chunks: list[bytes] = []
-        total = 0
-        while total < _READ_LIMIT:
-            chunk = os.read(fd, min(_READ_CHUNK, _READ_LIMIT - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def load_units(

@@ -112,14 +112,28 @@ def test_a_missing_required_file_names_unit_file_and_errno(tmp_path: Path) -> No
 
 def test_an_unreadable_file_is_an_error_unless_optional(tmp_path: Path) -> None:
     directory = tmp_path / "a-directory.env"
-    directory.mkdir()  # open() works on it, read() fails with EISDIR, even for root
+    directory.mkdir()
     with pytest.raises(EnvironmentFileError) as caught:
         unit_environment(service(f"EnvironmentFile={directory}\n"), {})
     assert caught.value.errno == errno.EISDIR
-    assert "Is a directory" in str(caught.value)
+    assert "is a directory, not a regular file" in str(caught.value)
     env, warnings = unit_environment(service(f"EnvironmentFile=-{directory}\n"), {})
     assert env == {}
-    assert warnings == [f"web.service: EnvironmentFile=-{directory}: Is a directory; ignored"]
+    assert warnings == [
+        f"web.service: EnvironmentFile=-{directory}: is a directory, not a regular file; ignored"
+    ]
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "env.fifo"
+    os.mkfifo(fifo)  # a blocking open() would wait here for a writer that never comes
+    with pytest.raises(EnvironmentFileError) as caught:
+        unit_environment(service(f"EnvironmentFile={fifo}\n"), {})
+    assert str(caught.value) == (
+        f"web.service: EnvironmentFile={fifo}: is a FIFO (named pipe), not a regular file"
+    )
+    env, warnings = unit_environment(service(f"EnvironmentFile=-{fifo}\n"), {})
+    assert env == {} and len(warnings) == 1
 
 
 def test_an_unreadable_file_as_another_user(tmp_path: Path) -> None:
