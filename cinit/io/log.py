@@ -53,7 +53,7 @@ _kmsg_fd: int | None = None  # set while the kmsg target is in use
 
 QUEUE_LINES = 1024  # lines waiting for fd 2 at most; later ones are dropped and counted
 QUEUE_BYTES = 1024 * 1024  # and bytes (a traceback or a diagnostic can be long)
-BARRIER_WAIT = 0.5  # seconds a line waits for its barrier (a unit's output relayed first)
+BARRIER_WAIT = 2.0  # seconds a line waits for its barrier (a unit's output relayed first)
 FLUSH_TIMEOUT = 1.0  # seconds `flush` waits at exit for a stalled stderr
 
 

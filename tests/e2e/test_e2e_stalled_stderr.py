@@ -144,3 +144,62 @@ def test_lines_dropped_while_stderr_was_full_are_counted_once_it_drains(
     assert all(line.startswith("cinit: ") for line in lines), [
         line for line in lines if not line.startswith("cinit: ")
     ][:5]
+
+
+def test_a_units_exit_line_comes_after_its_last_output_line(
+    tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    # cinit's stdout and stderr are one small pipe the test first leaves unread: the relay
+    # is stuck on it while the unit writes its lines into its own pipe and exits. Once
+    # the test reads, the unit's `exited` line must still come after all of its output.
+    if pid1_helpers.peer_is_tini():
+        pytest.skip("unit supervision is cinit's own; the init under test is tini")
+    problem = pid1_helpers._unshare_problem()
+    if problem:
+        pytest.skip(problem)
+    done = tmp_path / "talked"
+    script = shell_script(tmp_path / "talk", f"""
+        i=0
+        while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done
+        echo last-line
+        touch {done}
+        """)
+    units = write_unit_files(tmp_path / "units", {
+        "talker.service": f"[Service]\nExecStart={script}\n",
+        "sleeper.service": "[Service]\nExecStart=/bin/sleep 1000\n",
+    })
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CINIT_", "NOTIFY_"))}
+    argv = [
+        *UNSHARE, *cinit_cmd, "--units", str(units), "--drop-in", str(tmp_path / "none"),
+        "--runtime-dir", str(tmp_path / "run"),
+    ]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, cwd=tmp_path, env=env
+    )
+    os.close(write_end)
+    empty = LineReader(io.BytesIO(b""))
+    run = Pid1Run(proc, empty, empty, time.monotonic())
+    try:
+        wait_until(done.exists, 30, "the unit to write its lines and exit")
+        time.sleep(0.3)  # its exit reaped meanwhile, the output still unread (not asserted)
+        os.set_blocking(read_end, False)
+        data = bytearray()
+        exited = re.compile(rb"^cinit: talker\.service: exited \(status=0\)$", re.MULTILINE)
+
+        def read_more() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                data.extend(os.read(read_end, 65536))
+            return exited.search(data) is not None
+
+        wait_until(read_more, 30, "the unit's exited line")
+        text = data.decode(errors="replace")
+        last = text.find("\ntalker.service: last-line\n")
+        assert last != -1, f"the unit's last line is missing: {text[-1500:]!r}"
+        assert last < exited.search(data).start(), (  # type: ignore[union-attr]
+            f"exited before the unit's last output line:\n{text[-1500:]}"
+        )
+    finally:
+        run.terminate(5.0)
+        os.close(read_end)

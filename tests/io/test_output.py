@@ -589,3 +589,28 @@ def test_the_last_lines_of_each_unit_are_kept_for_status(relay: OutputRelay) -> 
     assert "err last" in tail
     assert tail[0].startswith("line ") and "line 24" in tail
     assert relay.tail("other.service") == []
+
+
+def test_a_mark_is_set_once_what_the_units_pipes_held_is_written(
+    relay: OutputRelay, out: Destination
+) -> None:
+    busy = relay.open_pipe("busy.service", 1, True)  # another unit: its pipe is left alone
+    quiet = relay.open_pipe("quiet.service", 1, True)
+    try:
+        os.write(quiet, b"".join(b"line %d\n" % n for n in range(3000)))
+        mark = relay.relayed_mark("quiet.service")
+        assert mark is not None
+        assert mark.wait(20), "the relay never set the mark"
+        # Everything the pipe held when the mark was asked for is written by now.
+        assert out.read().endswith(b"quiet.service: line 2999\n")
+    finally:
+        os.close(busy)
+        os.close(quiet)
+
+
+def test_no_mark_without_a_relay_thread(out: Destination, err: Destination) -> None:
+    relay = OutputRelay(out.fd, err.fd)
+    assert relay.relayed_mark("any.service") is None  # nothing to wait for: not started
+    relay.start()
+    relay.stop()
+    assert relay.relayed_mark("any.service") is None  # stopped: lines go out as they come
