@@ -173,6 +173,15 @@ class OutputRelay:
             os.close(self._wake_fd)
             self._wake_fd = -1
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """After `stop`: wait (at most `timeout` s) for the relay thread to end; whether it
+        did. A thread stuck on a full stdout outlives `stop` until its write returns."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     # --- the relay thread ------------------------------------------------------------------
 
     def _wake(self) -> None:
@@ -196,6 +205,8 @@ class OutputRelay:
                     log(f"output relay: unexpected {type(exc).__name__}: {exc}")
                     time.sleep(0.1)
             self._drain_all()
+            if self.dropped_bytes:  # the first drop per fd was said; the total is too
+                log(f"{self.dropped_bytes} bytes of service output could not be written")
         finally:
             self._selector = None
             selector.close()
@@ -395,7 +406,10 @@ class OutputRelay:
         self.dropped_bytes += size
         if fd not in self._broken:
             self._broken.add(fd)
-            log(f"cannot write service output to fd {fd}: {reason}; dropping it")
+            streams = ((1, "stdout"), (2, "stderr"))
+            names = "/".join(name for stream, name in streams if self._dest[stream] == fd)
+            where = f"{names} (fd {fd})"
+            log(f"cannot write service output to cinit's {where}: {reason}; dropping it")
 
 
 def open_output_file(output: Output) -> int | None:

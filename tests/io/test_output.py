@@ -399,7 +399,9 @@ def test_a_broken_stdout_drops_and_counts_but_stderr_keeps_flowing(err: Destinat
         os.close(write_end)
 
 
-def test_a_stuck_stdout_never_blocks_open_pipe_or_stop(err: Destination) -> None:
+def test_a_stuck_stdout_never_blocks_open_pipe_or_stop(
+    err: Destination, capfd: pytest.CaptureFixture[str]
+) -> None:
     read_end, write_end = os.pipe2(os.O_CLOEXEC)  # blocking, and never read
     relay = OutputRelay(write_end, err.fd)
     relay.start()
@@ -422,7 +424,14 @@ def test_a_stuck_stdout_never_blocks_open_pipe_or_stop(err: Destination) -> None
         flood.send_signal(signal.SIGKILL)
         reap(flood)
         os.close(read_end)  # the relay's blocked write now fails with EPIPE and it ends
+        # Its thread ends here, not during a later test (its line would land outside any
+        # capture, and its fd number could be another test's file by then).
+        ended = relay.wait_stopped(10.0)
         os.close(write_end)
+    assert ended, "the relay thread outlived the EPIPE of its stuck stdout"
+    said = capfd.readouterr().err
+    assert f"cannot write service output to cinit's stdout (fd {write_end}): Broken pipe" in said
+    assert "bytes of service output could not be written" in said
 
 
 def test_a_flooding_writer_does_not_starve_a_quiet_one(err: Destination) -> None:
