@@ -21,11 +21,11 @@ it has no writer thread. The kmsg target writes directly too (/dev/kmsg never bl
 
 from __future__ import annotations
 
+import _thread
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import threading
     from typing import Protocol
 
     class Barrier(Protocol):
@@ -92,7 +92,8 @@ class _ConsoleWriter:
         """Queue one line (never blocks on the fd); dropped and counted when the queue is full."""
         with self._lock:
             queue = self._queue
-            if len(queue) >= QUEUE_LINES or self._queued_bytes + len(data) > QUEUE_BYTES:
+            full = len(queue) >= QUEUE_LINES or self._queued_bytes + len(data) > QUEUE_BYTES
+            if full and queue:  # (one line however long fits in an empty queue)
                 self.dropped += 1
                 last = queue[-1] if queue else None
                 if isinstance(last, _Dropped):
@@ -138,7 +139,7 @@ class _ConsoleWriter:
 
 
 _writer: _ConsoleWriter | None = None
-_writer_lock: threading.Lock | None = None
+_writer_lock = _thread.allocate_lock()  # two threads' first lines at once: one writer
 _direct = False  # a forked child: no writer thread there, write directly
 
 
@@ -166,12 +167,6 @@ def flush(timeout: float = FLUSH_TIMEOUT) -> bool:
     return True if writer is None else writer.flush(timeout)
 
 
-def dropped_lines() -> int:
-    """Lines dropped so far because fd 2 was not writable."""
-    writer = _writer
-    return 0 if writer is None else writer.dropped
-
-
 def write_directly(enabled: bool = True) -> None:
     """Write lines from the calling thread, blocking (a forked child; in-process tests that
     read fd 2 right after a call), or (False) through the writer thread again."""
@@ -181,11 +176,7 @@ def write_directly(enabled: bool = True) -> None:
 
 
 def _start_writer() -> _ConsoleWriter:
-    global _writer, _writer_lock
-    if _writer_lock is None:
-        import threading
-
-        _writer_lock = threading.Lock()  # two threads' first lines at once: one writer
+    global _writer
     with _writer_lock:
         if _writer is None:
             import atexit
@@ -207,7 +198,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def _forked_child() -> None:
     global _writer, _writer_lock, _direct
     _writer = None  # its thread is not in the child (and its lock may be held)
-    _writer_lock = None
+    _writer_lock = _thread.allocate_lock()
     _direct = True
 
 
