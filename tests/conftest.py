@@ -39,3 +39,13 @@ def cinit_command() -> list[str]:
 @pytest.fixture(scope="session")
 def cinit_cmd() -> list[str]:
     return cinit_command()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cinit_lines_written_directly() -> None:
+    """cinit's lines written at once by in-process tests (they read fd 2 right after a
+    call; a writer thread would also let a line land in a later test's capture). The
+    writer thread itself is tested in tests/io/test_log.py; cinit processes use it."""
+    from cinit.io.log import write_directly
+
+    write_directly()

@@ -146,6 +146,12 @@ class UnitIO:
         # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
         self.connection: tuple[int, dict[str, str]] | None = None
 
+    def say(self, text: str) -> None:
+        """One of cinit's lines about the unit, written after the output of the unit the
+        relay still holds (its `exited` line never precedes its last output line)."""
+        relay = self.context.relay
+        log(text, after=relay.relayed_mark(self.unit.name) if relay is not None else None)
+
     # ---- conditions and spawning --------------------------------------------------------
 
     def unmet_condition(self) -> str | None:

@@ -25,7 +25,6 @@ from cinit.actors.unit_events import (
 )
 from cinit.actors.unit_io import UnitSpawnError
 from cinit.actors.unit_model import TimerKind, UnitModel, initial_model
-from cinit.io.log import log
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
@@ -49,6 +48,8 @@ if TYPE_CHECKING:
 
     class UnitPort(Protocol):
         """What the actor needs from the OS side of its unit (`cinit.actors.unit_io.UnitIO`)."""
+
+        def say(self, text: str) -> None: ...
 
         def unmet_condition(self) -> str | None: ...
 
@@ -134,7 +135,7 @@ class UnitSlot:
         answer event (none for a log line). The unit's actor and the first wave of boot
         (`cinit.actors.first_wave`) both start units through here."""
         if isinstance(action, Log):
-            log(action.text)
+            self.io.say(action.text)
             return None
         if isinstance(action, CheckConditions):
             return ConditionChecked(self.io.unmet_condition())

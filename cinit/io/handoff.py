@@ -29,7 +29,7 @@ import sys
 from collections.abc import Mapping
 
 from cinit.io import signals
-from cinit.io.log import error, info, kmsg_fd
+from cinit.io.log import error, flush, info, kmsg_fd
 
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
@@ -47,6 +47,7 @@ def hand_off(argv: list[str]) -> int:
         info(f"{name} arrived before the handoff: not handing off to {path}; exiting")
         return 0
     info(f"handing off to {path}")
+    flush()  # cinit's queued lines out before the exec replaces their writer thread
     reset_signals()
     restore_fd_limit()
     close_fds_above_stderr(keep=kmsg_fd())  # the kmsg fd is close-on-exec

@@ -48,16 +48,28 @@ HOLD_IDLE = 0.25  # seconds others wait for an unfinished long line to go on
 TAIL_LINES = 10  # last lines kept per unit for `cinit status UNIT`
 TAIL_LINE_MAX = 512  # bytes of each kept line
 HOLD_MAX = 16 * 1024 * 1024  # bytes of one long line served before others get a turn
+MARK_READS = 64  # reads per pipe for a mark (4 MiB): a writer still going cannot hold it
 _WAIT_SLICE_MS = 200  # poll slice while cinit's stdout is full (checks for stop)
 
 
 class _Pipe:
     """The relay's side of one service stream."""
 
-    __slots__ = ("continuing", "dest", "fd", "held", "partial", "prefix", "registered", "tail")
+    __slots__ = (
+        "continuing",
+        "dest",
+        "fd",
+        "held",
+        "label",
+        "partial",
+        "prefix",
+        "registered",
+        "tail",
+    )
 
-    def __init__(self, fd: int, prefix: bytes, dest: int, tail: deque[bytes]) -> None:
+    def __init__(self, fd: int, label: str, prefix: bytes, dest: int, tail: deque[bytes]) -> None:
         self.fd = fd  # read end, non-blocking
+        self.label = label  # the unit
         self.tail = tail  # the unit's last lines (shared by its stdout and stderr pipes)
         self.prefix = prefix  # b"" when unprefixed
         self.dest = dest  # cinit's fd to write to
@@ -85,6 +97,7 @@ class OutputRelay:
         self._broken: set[int] = set()  # destination fds already reported as failing
         self.dropped_bytes = 0  # output that could not be written (EPIPE, stop deadline...)
         self._tails: dict[str, deque[bytes]] = {}  # label -> last lines, for `cinit status`
+        self._marks: list[tuple[str, threading.Event]] = []  # see `relayed_mark`
 
     @property
     def open_pipes(self) -> int:
@@ -118,10 +131,22 @@ class OutputRelay:
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(read_end, False)
             tail = self._tails.setdefault(label, deque(maxlen=TAIL_LINES))
-            self._pending.append(_Pipe(read_end, tag, dest, tail))
+            self._pending.append(_Pipe(read_end, label, tag, dest, tail))
             self._open += 1
             self._wake()  # under the lock: stop() closes the eventfd under it too
         return write_end
+
+    def relayed_mark(self, label: str) -> threading.Event | None:
+        """An event set once the relay has written what `label`'s pipes hold now (read
+        until empty, bounded); None when no relay thread runs. A line about a unit that
+        waits for it comes after the unit's output, e.g. `exited` after its last line."""
+        with self._lock:
+            if self._thread is None or self._stopping:
+                return None
+            mark = threading.Event()
+            self._marks.append((label, mark))
+            self._wake()
+        return mark
 
     def tail(self, label: str) -> list[str]:
         """The last complete lines (at most TAIL_LINES) a unit wrote, oldest first."""
@@ -148,6 +173,15 @@ class OutputRelay:
             os.close(self._wake_fd)
             self._wake_fd = -1
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """After `stop`: wait (at most `timeout` s) for the relay thread to end; whether it
+        did. A thread stuck on a full stdout outlives `stop` until its write returns."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     # --- the relay thread ------------------------------------------------------------------
 
     def _wake(self) -> None:
@@ -171,6 +205,8 @@ class OutputRelay:
                     log(f"output relay: unexpected {type(exc).__name__}: {exc}")
                     time.sleep(0.1)
             self._drain_all()
+            if self.dropped_bytes:  # the first drop per fd was said; the total is too
+                log(f"{self.dropped_bytes} bytes of service output could not be written")
         finally:
             self._selector = None
             selector.close()
@@ -178,6 +214,8 @@ class OutputRelay:
     def _step(self, selector: selectors.BaseSelector) -> None:
         """One wake-up: take new pipes, then serve the long-line holder or every ready pipe."""
         self._take_pending(selector)
+        if self._marks:
+            self._serve_marks()
         if self._holder is not None:
             self._serve_holder(self._holder)
             return
@@ -194,6 +232,26 @@ class OutputRelay:
             self._pipes[pipe.fd] = pipe
             selector.register(pipe.fd, _EVENT_READ, pipe)
             pipe.registered = True
+
+    def _serve_marks(self) -> None:
+        """Relay what the marked units' pipes hold, then set their marks (not while another
+        unit's long line holds the relay: its mark waits for the line to end)."""
+        with self._lock:
+            marks, self._marks = self._marks, []
+        waiting = []
+        for label, mark in marks:
+            holder = self._holder
+            if holder is not None and holder.label != label:
+                waiting.append((label, mark))
+                continue
+            for pipe in [pipe for pipe in self._pipes.values() if pipe.label == label]:
+                for _ in range(MARK_READS):
+                    if pipe.fd not in self._pipes or not self._serve(pipe):
+                        break
+            mark.set()
+        if waiting:
+            with self._lock:
+                self._marks[:0] = waiting
 
     def _clear_wake(self) -> None:
         try:  # noqa: SIM105 - contextlib would be one more import on the boot path
@@ -302,6 +360,7 @@ class OutputRelay:
         """At stop: relay whatever each pipe holds until the deadline, then close them all."""
         with self._lock:
             pending, self._pending = self._pending, []
+            marks, self._marks = self._marks, []
         pipes = list(self._pipes.values()) + pending
         for pipe in pending:
             self._pipes[pipe.fd] = pipe  # never registered: _finish only pops it
@@ -314,6 +373,8 @@ class OutputRelay:
                     break
             if pipe.fd in self._pipes:
                 self._finish(pipe)
+        for _label, mark in marks:  # everything is relayed (or given up) now
+            mark.set()
 
     def _write(self, fd: int, data: bytes | memoryview) -> None:
         """Write all of `data` to `fd`, waiting (not spinning) while it is full; on an
@@ -345,7 +406,10 @@ class OutputRelay:
         self.dropped_bytes += size
         if fd not in self._broken:
             self._broken.add(fd)
-            log(f"cannot write service output to fd {fd}: {reason}; dropping it")
+            streams = ((1, "stdout"), (2, "stderr"))
+            names = "/".join(name for stream, name in streams if self._dest[stream] == fd)
+            where = f"{names} (fd {fd})"
+            log(f"cannot write service output to cinit's {where}: {reason}; dropping it")
 
 
 def open_output_file(output: Output) -> int | None:

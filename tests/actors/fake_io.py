@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cinit.actors.unit_model import Role
+from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
 from cinit.units.model import Unit
 
@@ -179,6 +180,9 @@ class FakeIO:
         failure = self.fail_next.pop(method, None)
         if failure is not None:
             raise failure
+
+    def say(self, text: str) -> None:
+        log(text)
 
     def unmet_condition(self) -> str | None:
         self._maybe_fail("unmet_condition")

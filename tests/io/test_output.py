@@ -399,7 +399,9 @@ def test_a_broken_stdout_drops_and_counts_but_stderr_keeps_flowing(err: Destinat
         os.close(write_end)
 
 
-def test_a_stuck_stdout_never_blocks_open_pipe_or_stop(err: Destination) -> None:
+def test_a_stuck_stdout_never_blocks_open_pipe_or_stop(
+    err: Destination, capfd: pytest.CaptureFixture[str]
+) -> None:
     read_end, write_end = os.pipe2(os.O_CLOEXEC)  # blocking, and never read
     relay = OutputRelay(write_end, err.fd)
     relay.start()
@@ -422,7 +424,14 @@ def test_a_stuck_stdout_never_blocks_open_pipe_or_stop(err: Destination) -> None
         flood.send_signal(signal.SIGKILL)
         reap(flood)
         os.close(read_end)  # the relay's blocked write now fails with EPIPE and it ends
+        # Its thread ends here, not during a later test (its line would land outside any
+        # capture, and its fd number could be another test's file by then).
+        ended = relay.wait_stopped(10.0)
         os.close(write_end)
+    assert ended, "the relay thread outlived the EPIPE of its stuck stdout"
+    said = capfd.readouterr().err
+    assert f"cannot write service output to cinit's stdout (fd {write_end}): Broken pipe" in said
+    assert "bytes of service output could not be written" in said
 
 
 def test_a_flooding_writer_does_not_starve_a_quiet_one(err: Destination) -> None:
@@ -589,3 +598,28 @@ def test_the_last_lines_of_each_unit_are_kept_for_status(relay: OutputRelay) -> 
     assert "err last" in tail
     assert tail[0].startswith("line ") and "line 24" in tail
     assert relay.tail("other.service") == []
+
+
+def test_a_mark_is_set_once_what_the_units_pipes_held_is_written(
+    relay: OutputRelay, out: Destination
+) -> None:
+    busy = relay.open_pipe("busy.service", 1, True)  # another unit: its pipe is left alone
+    quiet = relay.open_pipe("quiet.service", 1, True)
+    try:
+        os.write(quiet, b"".join(b"line %d\n" % n for n in range(3000)))
+        mark = relay.relayed_mark("quiet.service")
+        assert mark is not None
+        assert mark.wait(20), "the relay never set the mark"
+        # Everything the pipe held when the mark was asked for is written by now.
+        assert out.read().endswith(b"quiet.service: line 2999\n")
+    finally:
+        os.close(busy)
+        os.close(quiet)
+
+
+def test_no_mark_without_a_relay_thread(out: Destination, err: Destination) -> None:
+    relay = OutputRelay(out.fd, err.fd)
+    assert relay.relayed_mark("any.service") is None  # nothing to wait for: not started
+    relay.start()
+    relay.stop()
+    assert relay.relayed_mark("any.service") is None  # stopped: lines go out as they come
