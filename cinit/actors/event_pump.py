@@ -31,6 +31,14 @@ SLOW_GRACE = 0.2  # seconds everyone waits for a subscriber whose queue is full 
 LOSSY_PERIOD = 2.0  # ... before it loses events for this long (then it gets another chance)
 
 
+def _inside(endpoint: str, directory: str) -> bool:
+    """Whether `endpoint` is an ipc socket in `directory`."""
+    if not endpoint.startswith("ipc://"):
+        return False
+    where = os.path.dirname(os.path.abspath(endpoint[len("ipc://") :]))
+    return where == os.path.abspath(directory)
+
+
 class EventPump:
     """Runs the hub's consumer thread (see module doc)."""
 
@@ -124,26 +132,33 @@ class EventPump:
             gid = control_group_id(self.hub.control_group)
         except UserDbError as exc:
             log(f"control group: {exc}; the sockets stay root's only")
+        endpoint = events_endpoint(self.hub.events_endpoint, runtime)
+        trusted = True
         try:
             ensure_runtime_dir(runtime)
             share_with_group(runtime, gid, 0o750)
         except OSError as exc:
-            log(f"cannot create the runtime directory {runtime}: {exc}")
-        endpoint = events_endpoint(self.hub.events_endpoint, runtime)
-        try:
-            self.publisher = Publisher(zmq, self.context, endpoint, gid)
-        except (zmq.ZMQError, OSError) as exc:
-            log(f"events: cannot bind {endpoint}: {exc}; no event stream")
-        try:
-            self.control = ControlServer(zmq, self.context, control_endpoint(runtime), gid)
-        except (zmq.ZMQError, OSError) as exc:
-            log(f"control: cannot bind {control_endpoint(runtime)}: {exc}; no control")
+            # One line for both sockets; the boot goes on without them.
+            which = "control and event sockets" if _inside(endpoint, runtime) else "control socket"
+            log(f"not binding the {which} in {runtime}: {exc}")
+            trusted = False
+        if trusted or not _inside(endpoint, runtime):
+            try:
+                self.publisher = Publisher(zmq, self.context, endpoint, gid)
+            except (zmq.ZMQError, OSError) as exc:
+                log(f"events: cannot bind {endpoint}: {exc}; no event stream")
+        if trusted:
+            try:
+                self.control = ControlServer(zmq, self.context, control_endpoint(runtime), gid)
+            except (zmq.ZMQError, OSError) as exc:
+                log(f"control: cannot bind {control_endpoint(runtime)}: {exc}; no control")
         from cinit.io.publisher import HOLD_SECONDS
 
         self.hold_until = time.monotonic() + HOLD_SECONDS
         since = (time.monotonic() - self.hub.started_mono) * 1000
         if self.publisher is not None:
-            info(f"event stream on {endpoint}, control in {runtime} ({since:.0f} ms after start)")
+            control = f"control in {runtime}" if self.control is not None else "no control"
+            info(f"event stream on {endpoint}, {control} ({since:.0f} ms after start)")
 
     def _with_zmq(self) -> None:
         zmq = self.zmq

@@ -48,8 +48,15 @@ def loopback_by_default(endpoint: str) -> str:
 
 def bind_private(socket: Any, endpoint: str, gid: int | None = None) -> None:
     """Bind `socket`; an ipc endpoint's file is made 0600, or 0660 for group `gid` (the
-    control group); a stale socket file is replaced."""
+    control group); a stale socket file is replaced. Raises OSError (`UntrustedDirectory`)
+    for an ipc endpoint in a directory another user could change."""
     path = endpoint[len("ipc://") :] if endpoint.startswith("ipc://") else None
+    if path is not None:
+        from cinit.io.runtime import check_trusted_dir
+
+        # The same check as the clients': a socket where another user could replace it is
+        # one they could answer in cinit's place.
+        check_trusted_dir(os.path.dirname(os.path.abspath(path)))
     if path is not None and _listened_on(path):
         # libzmq would unlink it and bind anew: another cinit would silently lose it.
         raise OSError(errno.EADDRINUSE, f"another process listens on {path}")
