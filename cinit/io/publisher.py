@@ -9,7 +9,11 @@ full queue (SNDHWM) cannot take fails with EAGAIN instead of vanishing unseen. T
 keeps such events in a bounded backlog and retries; when a subscriber stays full for
 `SLOW_GRACE`, the socket turns lossy for a while (`set_lossy`): the others get everything,
 the stuck one misses what does not fit, and those seqs are announced (`events-dropped`),
-as is whatever the backlog could not hold. XPUB also tells us when a subscriber
+as is whatever the backlog could not hold.
+Subscriptions are the only messages the socket reads: they are capped at
+`MAX_SUBSCRIPTION` bytes (ZMQ_MAXMSGSIZE, as the control socket's requests are; a longer
+frame drops the connection), so a peer announcing a huge frame makes libzmq allocate
+nothing. XPUB also tells us when a subscriber
 arrives, which lets the pump hold the events of the boot until the first subscriber is
 connected (bounded by `HOLD_SECONDS`): a `cinit watch` started before cinit misses nothing.
 """
@@ -26,6 +30,7 @@ from cinit.io.log import log
 EVENTS_ENV = "CINIT_EVENTS"
 SEND_HWM = 10_000  # messages queued per subscriber before sends fail
 HOLD_SECONDS = 0.25  # at most this long after binding, events wait for a first subscriber
+MAX_SUBSCRIPTION = 64 * 1024  # as a control request (a topic is far shorter)
 
 
 def events_endpoint(explicit: str | None, runtime_dir: str) -> str:
@@ -97,6 +102,7 @@ class Publisher:
         self.endpoint = endpoint
         self.socket = context.socket(zmq.XPUB)
         self.socket.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION)
         self.socket.setsockopt(zmq.XPUB_NODROP, 1)
         self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's arrival, not the first
         self.socket.setsockopt(zmq.LINGER, 0)
