@@ -7,9 +7,12 @@ TCP only when asked, and on loopback unless an address is given: `tcp://PORT` an
 Never blocking: the socket is an XPUB with XPUB_NODROP, so a send that a subscriber's
 full queue (SNDHWM) cannot take fails with EAGAIN instead of vanishing unseen. The pump
 keeps such events in a bounded backlog and retries; when a subscriber stays full for
-`SLOW_GRACE`, the socket turns lossy for a while (`set_lossy`): the others get everything,
-the stuck one misses what does not fit, and those seqs are announced (`events-dropped`),
-as is whatever the backlog could not hold.
+`SLOW_GRACE`, such an event goes to the others only (`send_lossy`). libzmq then skips
+the full subscriber silently until it has read half its queue, so the pump counts every
+event sent from then on, until every subscriber's connection is read to its end
+(`drained`: the socket monitor's fds, SIOCOUTQ); then it announces the count in one
+`events-dropped` notice, which every subscriber can take, as it does whatever the
+backlog could not hold.
 Subscriptions are the only messages the socket reads: they are capped at
 `MAX_SUBSCRIPTION` bytes (ZMQ_MAXMSGSIZE, as the control socket's requests are; a longer
 frame drops the connection), so a peer announcing a huge frame makes libzmq allocate
@@ -112,6 +115,12 @@ class Publisher:
             self.socket.close(linger=0)  # an open socket would make the context's term hang
             raise
         self.subscribers = 0  # subscriptions seen minus unsubscriptions (approximate)
+        # The subscribers' connections (fds, from libzmq's monitor), to see whether each
+        # has read everything sent to it (`drained`).
+        self.connections: set[int] = set()
+        self.monitor = self.socket.get_monitor_socket(
+            zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+        )
 
     def send(self, topic: bytes, payload: bytes) -> bool:
         """Publish one event; False when a subscriber's queue is full (try again later)."""
@@ -122,9 +131,45 @@ class Publisher:
             return False
         return True
 
-    def set_lossy(self, lossy: bool) -> None:
-        """Lossy: sends never fail, a full subscriber just misses them (XPUB_NODROP off)."""
-        self.socket.setsockopt(self.zmq.XPUB_NODROP, 0 if lossy else 1)
+    def send_lossy(self, topic: bytes, payload: bytes) -> None:
+        """Publish one event to the subscribers that have room; a full one misses it."""
+        zmq = self.zmq
+        self.socket.setsockopt(zmq.XPUB_NODROP, 0)
+        try:
+            self.socket.send_multipart((topic, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # not expected without NODROP; missed like the rest
+        finally:
+            self.socket.setsockopt(zmq.XPUB_NODROP, 1)
+
+    def drained(self) -> bool:
+        """Whether every subscriber's connection has been read to its end by the peer
+        (nothing written to it is left in the kernel: SIOCOUTQ is 0)."""
+        import fcntl
+        import struct
+        import termios
+
+        from zmq.utils.monitor import recv_monitor_message
+
+        zmq = self.zmq
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self.connections.add(int(event["value"]))
+            else:
+                self.connections.discard(int(event["value"]))
+        for fd in list(self.connections):
+            try:
+                raw = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4)  # SIOCOUTQ
+            except OSError:
+                self.connections.discard(fd)  # gone before its event came
+                continue
+            if struct.unpack("i", raw)[0]:
+                return False
+        return True
 
     def poll_subscriptions(self) -> bool:
         """Read the (un)subscription messages waiting; True when one was a subscription."""
@@ -143,6 +188,8 @@ class Publisher:
 
     def close(self, linger_ms: int) -> None:
         try:
+            self.socket.disable_monitor()
+            self.monitor.close(linger=0)
             self.socket.setsockopt(self.zmq.LINGER, linger_ms)
             self.socket.close()
         except Exception as exc:  # closing must not stop cinit's exit
