@@ -176,6 +176,7 @@ class EventPump:
         poller.register(self.hub.wake_fd, zmq.POLLIN)
         if self.publisher is not None:
             poller.register(self.publisher.socket, zmq.POLLIN)
+            poller.register(self.publisher.monitor, zmq.POLLIN)
         if self.control is not None:
             poller.register(self.control.socket, zmq.POLLIN)
         while not self.stopping.is_set():
@@ -195,6 +196,8 @@ class EventPump:
                 self._drain_wake()
             publisher = self.publisher
             arrived = publisher is not None and publisher.socket in ready
+            if publisher is not None and publisher.monitor in ready:
+                publisher.track_connections()
             if arrived and publisher.poll_subscriptions() and not self.released:
                 # A subscriber is here: others starting with it get a moment more.
                 self.hold_until = min(self.hold_until, time.monotonic() + 0.03)

@@ -142,13 +142,9 @@ class Publisher:
         finally:
             self.socket.setsockopt(zmq.XPUB_NODROP, 1)
 
-    def drained(self) -> bool:
-        """Whether every subscriber's connection has been read to its end by the peer
-        (nothing written to it is left in the kernel: SIOCOUTQ is 0)."""
-        import fcntl
-        import struct
-        import termios
-
+    def track_connections(self) -> None:
+        """Take the monitor's connection events waiting (the pump polls the monitor, so
+        that its queue never fills and drops one)."""
         from zmq.utils.monitor import recv_monitor_message
 
         zmq = self.zmq
@@ -156,11 +152,20 @@ class Publisher:
             try:
                 event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)
             except zmq.Again:
-                break
+                return
             if event["event"] == zmq.EVENT_ACCEPTED:
                 self.connections.add(int(event["value"]))
             else:
                 self.connections.discard(int(event["value"]))
+
+    def drained(self) -> bool:
+        """Whether every subscriber's connection has been read to its end by the peer
+        (nothing written to it is left in the kernel: SIOCOUTQ is 0)."""
+        import fcntl
+        import struct
+        import termios
+
+        self.track_connections()
         for fd in list(self.connections):
             try:
                 raw = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4)  # SIOCOUTQ
