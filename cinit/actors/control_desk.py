@@ -67,9 +67,15 @@ class ControlDesk:
             message = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             return self.error(f"malformed request: not a JSON object ({exc})", EXIT_USAGE)
+        except RecursionError:  # 64 KiB of "[" is deeper than the parser goes
+            return self.error("malformed request: nested too deep", EXIT_USAGE)
         if not isinstance(message, dict):
             return self.error("malformed request: not a JSON object", EXIT_USAGE)
         cmd, unit = message.get("cmd"), message.get("unit")
+        # Every field's type first: a list is unhashable, and `in COMMANDS` would raise.
+        if "cmd" in message and not isinstance(cmd, str):
+            kind = type(cmd).__name__
+            return self.error(f"malformed request: cmd must be a string, not {kind}", EXIT_USAGE)
         if cmd not in COMMANDS:
             return self.error(f"malformed request: unknown cmd {cmd!r}", EXIT_USAGE)
         if unit is not None and (not isinstance(unit, str) or not unit):

@@ -29,6 +29,16 @@ MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; the
 RETRY_MS = 20  # how soon to try again when a subscriber's queue was full
 SLOW_GRACE = 0.2  # seconds everyone waits for a subscriber whose queue is full ...
 LOSSY_PERIOD = 2.0  # ... before it loses events for this long (then it gets another chance)
+DRAIN_CHECK_MS = 100  # while drops wait to be announced: how often subscribers are looked at
+NOTICE_TOPIC = b"cinit.events-dropped"
+
+
+def _inside(endpoint: str, directory: str) -> bool:
+    """Whether `endpoint` is an ipc socket in `directory`."""
+    if not endpoint.startswith("ipc://"):
+        return False
+    where = os.path.dirname(os.path.abspath(endpoint[len("ipc://") :]))
+    return where == os.path.abspath(directory)
 
 
 class EventPump:
@@ -47,6 +57,12 @@ class EventPump:
         self.drop_count = 0
         self.drop_first = 0
         self.drop_last = 0
+        # After one lossy send, libzmq skips the subscriber that missed it (its pipe is
+        # inactive) without a word until it has read half its queue: until every
+        # subscriber has caught up, every event sent is counted as possibly missed.
+        self.skipping = False
+        self.drained_once = False  # every subscriber had read everything at the last look
+        self.notice_queued = False  # an events-dropped notice is on its way (hub or backlog)
         self.blocked_since: float | None = None  # a send failed (a full subscriber) since
         self.lossy_until: float | None = None  # sends go on without the stuck subscriber
         self.zmq: Any = None
@@ -124,26 +140,33 @@ class EventPump:
             gid = control_group_id(self.hub.control_group)
         except UserDbError as exc:
             log(f"control group: {exc}; the sockets stay root's only")
+        endpoint = events_endpoint(self.hub.events_endpoint, runtime)
+        trusted = True
         try:
             ensure_runtime_dir(runtime)
             share_with_group(runtime, gid, 0o750)
         except OSError as exc:
-            log(f"cannot create the runtime directory {runtime}: {exc}")
-        endpoint = events_endpoint(self.hub.events_endpoint, runtime)
-        try:
-            self.publisher = Publisher(zmq, self.context, endpoint, gid)
-        except (zmq.ZMQError, OSError) as exc:
-            log(f"events: cannot bind {endpoint}: {exc}; no event stream")
-        try:
-            self.control = ControlServer(zmq, self.context, control_endpoint(runtime), gid)
-        except (zmq.ZMQError, OSError) as exc:
-            log(f"control: cannot bind {control_endpoint(runtime)}: {exc}; no control")
+            # One line for both sockets; the boot goes on without them.
+            which = "control and event sockets" if _inside(endpoint, runtime) else "control socket"
+            log(f"not binding the {which} in {runtime}: {exc}")
+            trusted = False
+        if trusted or not _inside(endpoint, runtime):
+            try:
+                self.publisher = Publisher(zmq, self.context, endpoint, gid)
+            except (zmq.ZMQError, OSError) as exc:
+                log(f"events: cannot bind {endpoint}: {exc}; no event stream")
+        if trusted:
+            try:
+                self.control = ControlServer(zmq, self.context, control_endpoint(runtime), gid)
+            except (zmq.ZMQError, OSError) as exc:
+                log(f"control: cannot bind {control_endpoint(runtime)}: {exc}; no control")
         from cinit.io.publisher import HOLD_SECONDS
 
         self.hold_until = time.monotonic() + HOLD_SECONDS
         since = (time.monotonic() - self.hub.started_mono) * 1000
         if self.publisher is not None:
-            info(f"event stream on {endpoint}, control in {runtime} ({since:.0f} ms after start)")
+            control = f"control in {runtime}" if self.control is not None else "no control"
+            info(f"event stream on {endpoint}, {control} ({since:.0f} ms after start)")
 
     def _with_zmq(self) -> None:
         zmq = self.zmq
@@ -153,6 +176,7 @@ class EventPump:
         poller.register(self.hub.wake_fd, zmq.POLLIN)
         if self.publisher is not None:
             poller.register(self.publisher.socket, zmq.POLLIN)
+            poller.register(self.publisher.monitor, zmq.POLLIN)
         if self.control is not None:
             poller.register(self.control.socket, zmq.POLLIN)
         while not self.stopping.is_set():
@@ -165,11 +189,15 @@ class EventPump:
                 timeout = RETRY_MS
             elif self.lossy_until is not None:
                 timeout = max(1, int((self.lossy_until - time.monotonic()) * 1000) + 1)
+            elif self.drop_count and not self.notice_queued:
+                timeout = DRAIN_CHECK_MS  # has everyone caught up, so the notice reaches all?
             ready = dict(poller.poll(timeout))
             if self.hub.wake_fd in ready:
                 self._drain_wake()
             publisher = self.publisher
             arrived = publisher is not None and publisher.socket in ready
+            if publisher is not None and publisher.monitor in ready:
+                publisher.track_connections()
             if arrived and publisher.poll_subscriptions() and not self.released:
                 # A subscriber is here: others starting with it get a moment more.
                 self.hold_until = min(self.hold_until, time.monotonic() + 0.03)
@@ -204,14 +232,23 @@ class EventPump:
 
     def _bound_backlog(self) -> None:
         while len(self.backlog) > MAX_BACKLOG:
-            seq, _, _ = self.backlog.popleft()
-            self._count_drop(seq)
+            self._lose(self.backlog.popleft())
 
-    def _count_drop(self, seq: int) -> None:
+    def _lose(self, entry: tuple[int, bytes, bytes]) -> None:
+        """Count `entry` as missed: an event, or a notice (what it counted, and its seq)."""
+        seq, topic, payload = entry
+        if topic == NOTICE_TOPIC:
+            self.notice_queued = False
+            notice = json.loads(payload)  # our own: count, first_seq, last_seq
+            self._count_drops(notice["first_seq"], notice["last_seq"], notice["count"])
+        self._count_drops(seq, seq, 1)
+
+    def _count_drops(self, first: int, last: int, count: int) -> None:
         if self.drop_count == 0:
-            self.drop_first = seq
-        self.drop_count += 1
-        self.drop_last = seq
+            self.drop_first, self.drop_last = first, last
+        self.drop_first = min(self.drop_first, first)
+        self.drop_last = max(self.drop_last, last)
+        self.drop_count += count
 
     def _flush_stream(self) -> None:
         if self.publisher is None:
@@ -221,31 +258,54 @@ class EventPump:
             if time.monotonic() < self.hold_until:
                 return
             self.released = True
-        # A subscriber whose queue is full holds everyone up for SLOW_GRACE at most; then
-        # the socket is lossy for LOSSY_PERIOD: the others get everything, it loses what
-        # does not fit, and those seqs are announced as (possibly) dropped.
+        # A subscriber whose queue is full holds everyone up for SLOW_GRACE at most; then,
+        # for LOSSY_PERIOD, an event it cannot take goes to the others only. From that
+        # lossy send on, libzmq skips it silently until it reads again, so every event
+        # sent is counted (`skipping`) until every subscriber has caught up; then one
+        # `events-dropped` notice with the count goes out, which all can take (it is
+        # never sent lossy: one that would be is itself counted, into the next notice).
         now = time.monotonic()
         if self.lossy_until is not None and now >= self.lossy_until:
-            self.publisher.set_lossy(False)
             self.lossy_until = None
         while self.backlog:
             seq, topic, payload = self.backlog[0]
-            if not self.publisher.send(topic, payload):
+            if self.publisher.send(topic, payload):
+                self.blocked_since = None
+                self.backlog.popleft()
+                if topic == NOTICE_TOPIC:
+                    self.notice_queued = False
+                if self.skipping:
+                    self._count_drops(seq, seq, 1)  # a skipped subscriber missed it
+                continue
+            if self.lossy_until is None:
                 if self.blocked_since is None:
                     self.blocked_since = now
                 if now - self.blocked_since < SLOW_GRACE:
                     return
-                self.publisher.set_lossy(True)
                 self.lossy_until, self.blocked_since = now + LOSSY_PERIOD, None
-                continue
-            self.blocked_since = None
-            self.backlog.popleft()
-            if self.lossy_until is not None:
-                self._count_drop(seq)
-        if self.drop_count and self.lossy_until is None:
-            count, first, last = self.drop_count, self.drop_first, self.drop_last
-            self.drop_count = 0
-            self.hub.emit("events-dropped", None, count=count, first_seq=first, last_seq=last)
+            entry = self.backlog.popleft()
+            if topic != NOTICE_TOPIC:
+                self.publisher.send_lossy(topic, payload)
+                self.skipping = True
+            self._lose(entry)
+        self._announce_drops()
+
+    def _announce_drops(self) -> None:
+        """Queue the `events-dropped` notice once every subscriber has caught up (read all
+        that was sent to it, at two looks in a row: libzmq may be between two writes), so
+        that none is skipped any more and each gets it."""
+        if not self.drop_count or self.notice_queued:
+            return
+        if not self.publisher.drained():
+            self.drained_once = False
+            return
+        if not self.drained_once:
+            self.drained_once = True
+            return
+        count, first, last = self.drop_count, self.drop_first, self.drop_last
+        self.drop_count, self.notice_queued = 0, True
+        self.skipping = self.drained_once = False
+        self.hub.emit("events-dropped", None, count=count, first_seq=first, last_seq=last)
 
     def _finish_stream(self, budget: float = 0.3) -> None:
         """At exit: try to send the rest for a short while; a stuck subscriber loses it."""

@@ -28,7 +28,6 @@ import os
 
 from cinit.actors.unit_io import UnitContext, UnitIO
 from cinit.io.cgroup import CgroupTree
-from cinit.io.log import log
 from cinit.io.prespawn import EarlyUnits
 from cinit.io.reaper import ProcessTable
 from cinit.units.loader import UnitSet
@@ -72,10 +71,10 @@ class UnitServices:
         from cinit.io.runtime import runtime_dir as pick_runtime_dir
 
         directory = pick_runtime_dir(runtime_dir)
-        try:
+        # Made early for watchers that connect first; a refusal is said once, by the pump
+        # (`cinit.actors.event_pump`), when it would bind the sockets there.
+        with contextlib.suppress(OSError):
             ensure_runtime_dir(directory)
-        except OSError as exc:
-            log(f"cannot create the runtime directory {directory}: {exc}")
         relay = OutputRelay()
         hub = None
         if any(_needs_notify(unit) for unit in unit_set.units.values()):

@@ -11,7 +11,12 @@ it reconnects. Ctrl-C (or SIGTERM/SIGHUP) leaves with status 0 and the terminal 
 With `--json`, or when stdout is not a terminal: the events as JSON Lines, each once and
 in seq order; missed seqs are reported on stderr.
 
-Exit status: 0 after Ctrl-C/SIGTERM (or a closed pipe), 2 usage errors.
+An ipc endpoint whose directory another user could change is refused (status 3, as
+`cinit status` when cinit is not running: cinit never listens there), as the other
+clients refuse it (`cinit.io.runtime.check_trusted_dir`).
+
+Exit status: 0 after Ctrl-C/SIGTERM (or a closed pipe), 2 usage errors, 3 an untrusted
+socket directory.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from types import FrameType
 from typing import Any
 
 from cinit import PROG
-from cinit.io.runtime import runtime_dir
+from cinit.io.runtime import UntrustedDirectory, check_trusted_dir, runtime_dir
 
 EVENTS_ENV = "CINIT_EVENTS"
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_USAGE, EXIT_UNTRUSTED = 0, 2, 3
 STATUS_INTERVAL_S = 2.0  # how often CPU/RSS are refreshed (and cinit's presence checked)
 REPLY_TIMEOUT_S = 1.0  # a control request unanswered this long: cinit is not there
 RETRY_INTERVAL_S = 0.5  # pause between snapshot attempts while cinit is away
@@ -65,6 +70,10 @@ def main(args: list[str]) -> int:
     events = connect_endpoint(options.events or os.environ.get(EVENTS_ENV) or "")
     events = events or f"ipc://{os.path.join(directory, 'events')}"
     control = f"ipc://{os.path.join(directory, 'control')}"
+    refusal = untrusted_endpoint(events, control)
+    if refusal:
+        print(f"{PROG} watch: {refusal}", file=sys.stderr)
+        return EXIT_UNTRUSTED
     _stop_on_signals()
     try:
         if options.json or not sys.stdout.isatty():
@@ -72,6 +81,23 @@ def main(args: list[str]) -> int:
         return _watch_live(events, control, directory)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def untrusted_endpoint(*endpoints: str) -> str:
+    """Why one of the ipc `endpoints` must not be used (its directory could be changed by
+    another user), or "" when none is. A directory not there yet (cinit creates it) or
+    closed to this user is not a refusal: the watch waits, or says so."""
+    for endpoint in endpoints:
+        if not endpoint.startswith("ipc://"):
+            continue  # tcp: whoever may bind the port; the user chose it
+        path = endpoint[len("ipc://") :]
+        try:
+            check_trusted_dir(os.path.dirname(os.path.abspath(path)))
+        except UntrustedDirectory as exc:
+            return f"refusing {endpoint}: {exc}; cinit never listens there"
+        except OSError:
+            continue
+    return ""
 
 
 def connect_endpoint(value: str) -> str:

@@ -7,8 +7,10 @@ command each way, then frames [empty delimiter, body]. This module speaks exactl
 over the ipc endpoint's unix socket, with the standard library only.
 
 Errors are `ControlError`s with a message for the user and the `reason`: "absent" (no
-socket: cinit is not running here), "denied" (not root / not cinit's user), "broken"
-(the peer misbehaved or timed out).
+socket: cinit is not running here; also a socket in a directory another user could
+change, where cinit never listens: whoever does is not cinit), "denied" (not root / not
+cinit's user), "broken" (the peer misbehaved or timed out). The directory is checked
+(`cinit.io.runtime.check_trusted_dir`) before connecting.
 """
 
 from __future__ import annotations
@@ -74,8 +76,33 @@ def endpoint_path(endpoint: str) -> str:
     return endpoint[len("ipc://") :]
 
 
+def _check_directory(path: str) -> None:
+    """Refuse a socket that another user could have put there (see the module doc)."""
+    from cinit.io.runtime import UntrustedDirectory, check_trusted_dir
+
+    directory = path.rpartition("/")[0] or "."
+    try:
+        check_trusted_dir(directory)
+    except UntrustedDirectory as exc:
+        raise ControlError(
+            f"refusing the control socket {path}: {exc}; cinit never listens there", "absent"
+        ) from None
+    except FileNotFoundError:
+        raise ControlError(
+            f"cinit is not running (no control socket at {path})", "absent"
+        ) from None
+    except PermissionError:
+        raise ControlError(
+            f"permission denied on {path}: only root (cinit's user) may control cinit",
+            "denied",
+        ) from None
+    except OSError as exc:
+        raise ControlError(f"cannot use the control socket {path}: {exc}", "broken") from None
+
+
 def request(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Send `message` to the control socket at `path`; the decoded reply."""
+    _check_directory(path)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:

@@ -1,10 +1,16 @@
 """cinit's runtime directory: where its private sockets live (`/run/cinit` by default).
 
-The directory is private to cinit: mode 0700, owned by cinit's own user. It is created
-with its parents when missing and its mode is forced back to 0700 when it already exists
-with another one. A path that exists but is not a real directory (a file, or a symlink,
-which could point anywhere) and a directory owned by another user (who could change its
-mode again later) are refused with an `OSError` naming the path.
+The directory is private to cinit: mode 0700 (0750 with a control group), owned by cinit's
+own user. Nobody else may be able to replace what is in it, or the directory itself: a
+user who could would answer `cinit is-ready` and receive `cinit stop`. So one check,
+`open_trusted_dir`, is made by cinit before it binds there and by every client before it
+connects: walking the path from `/`, each directory and symlink belongs to root or to
+the caller's own user, no directory on the way is writable by another user (unless it
+is sticky, as /tmp is: then others cannot rename what is not theirs), and the directory
+itself is not a symlink and is writable by its owner only. A directory that fails is
+refused with an `UntrustedDirectory` naming the path and the reason; cinit then binds no
+socket there (its units still run), clients refuse to connect. A trusted directory of
+ours with another mode (0755, say) is merely tightened to 0700: nobody else could write.
 """
 
 from __future__ import annotations
@@ -32,45 +38,114 @@ def runtime_dir(explicit: str | None = None) -> str:
     return DEFAULT_RUNTIME_DIR
 
 
-def ensure_runtime_dir(path: str, mode: int = RUNTIME_DIR_MODE) -> str:
-    """Create `path` (and its parents) if needed, set its mode (0700), return `path`.
+PARENT_MODE = 0o755  # missing parents are created as `mkdir -p` would (less the umask)
+_MAX_SYMLINKS = 40  # as the kernel's own limit for one lookup (ELOOP beyond)
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
-    Parents are created with mode 0755 (less the umask), as `mkdir -p` does. Raises
-    OSError when the path cannot be created, is not a directory, is a symlink, or belongs
-    to another user.
-    """
+
+class UntrustedDirectory(OSError):
+    """A socket directory another user could change (see the module doc); `str()` names
+    the path and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(errno.EPERM, f"{path} is not safe for cinit's sockets: {reason}", path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
+def _components(path: str) -> list[str]:
+    return [part for part in path.split("/") if part and part != "."]
+
+
+def open_trusted_dir(path: str, create_mode: int | None = None) -> int:
+    """An O_PATH fd of directory `path`, checked as the module doc says, component by
+    component with openat (nothing is looked up twice by name, so nothing can be swapped
+    between the check and the use); with `create_mode`, missing components are made on the
+    way (parents PARENT_MODE, the last one `create_mode`), each in a directory already
+    checked. Raises `UntrustedDirectory`, FileNotFoundError (a component is missing),
+    NotADirectoryError, PermissionError (a component cannot be searched by this user) or
+    another OSError."""
+    trusted = {0, os.geteuid()}
+    pending = _components(path if path.startswith("/") else os.path.join(os.getcwd(), path))
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open("/", flags | os.O_DIRECTORY)
+    walked, links = "/", 0
     try:
-        os.mkdir(path, mode)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, 0o755, exist_ok=True)
-        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
-            os.mkdir(path, mode)
-        except FileExistsError:
-            pass  # created meanwhile by somebody else: checked below like any existing one
-    # O_NOFOLLOW|O_DIRECTORY: the mode is set on this very directory, never through a link.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-            kind = "a symlink" if os.path.islink(path) else "not a directory"
-            raise NotADirectoryError(
-                errno.ENOTDIR, f"runtime directory {path} exists and is {kind}", path
-            ) from None
+        _check_step(os.fstat(fd), "/", trusted, last=not pending)
+        while pending:
+            name = pending.pop(0)
+            last = not pending
+            child_path = os.path.join(walked, name)
+            try:
+                child = os.open(name, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if create_mode is None:
+                    missing = f"{child_path} does not exist"
+                    raise FileNotFoundError(errno.ENOENT, missing, path) from None
+                try:  # noqa: SIM105 - contextlib would be one more import on the probe path
+                    os.mkdir(name, create_mode if last else PARENT_MODE, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile by somebody else: checked below like any other
+                child = os.open(name, flags, dir_fd=fd)
+            info = os.fstat(child)
+            if stat.S_ISLNK(info.st_mode):
+                if last:
+                    os.close(child)
+                    raise UntrustedDirectory(path, "it is a symlink")
+                owner = info.st_uid
+                os.close(child)
+                if owner not in trusted:
+                    raise UntrustedDirectory(path, f"symlink {child_path} belongs to uid {owner}")
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, f"too many symlinks in {path}", path)
+                target = os.readlink(name, dir_fd=fd)
+                pending[:0] = _components(target)
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd = os.open("/", flags | os.O_DIRECTORY)
+                    walked = "/"
+                continue
+            os.close(fd)
+            fd, walked = child, child_path
+            if not stat.S_ISDIR(info.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, f"{child_path} is not a directory", path)
+            _check_step(info, path if last else child_path, trusted, last)
+    except BaseException:
+        os.close(fd)
         raise
+    return fd
+
+
+def _check_step(info: os.stat_result, where: str, trusted: set[int], last: bool) -> None:
+    """A directory on the way (or, `last`, the socket directory itself) is trusted."""
+    if info.st_uid not in trusted:
+        mine = "root" if trusted == {0} else f"root or uid {os.geteuid()}"
+        raise UntrustedDirectory(where, f"it belongs to uid {info.st_uid}, not to {mine}")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & _OTHERS_WRITE and (last or not mode & stat.S_ISVTX):
+        raise UntrustedDirectory(where, f"mode {mode:04o} lets other users write to it")
+
+
+def check_trusted_dir(path: str) -> None:
+    """Raise as `open_trusted_dir` does unless `path` is a trusted socket directory."""
+    os.close(open_trusted_dir(path))
+
+
+def ensure_runtime_dir(path: str, mode: int = RUNTIME_DIR_MODE) -> str:
+    """Create `path` (and its parents) if needed, check it (`open_trusted_dir`), set its
+    mode (0700), return `path`. Raises what `open_trusted_dir` raises."""
+    fd = open_trusted_dir(path, create_mode=mode)
     try:
-        info = os.fstat(fd)
-        if info.st_uid != os.geteuid():
-            raise PermissionError(
-                errno.EPERM,
-                f"runtime directory {path} belongs to uid {info.st_uid}, not to cinit's "
-                f"uid {os.geteuid()}",
-                path,
-            )
-        if stat.S_IMODE(info.st_mode) != mode:
-            os.fchmod(fd, mode)
+        if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            # An O_PATH fd cannot be chmod'ed: open the very same directory for that.
+            readable = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                os.fchmod(readable, mode)
+            finally:
+                os.close(readable)
     finally:
         os.close(fd)
     return path

@@ -183,6 +183,8 @@ def test_malformed_control_messages_get_errors_and_cinit_carries_on(
             (b"[]", 2),
             (b'{"cmd": "format-disk"}', 2),
             (b'{"cmd": "status", "unit": ["x"]}', 2),
+            (b'{"cmd": ["status"]}', 2),  # issue 13 item 10: was "internal error: TypeError"
+            (b'{"cmd": {"status": 1}}', 2),
             (b'{"cmd": "start"}', 2),
             (b'{"cmd": "stop", "unit": "ghost"}', 4),
         ]:

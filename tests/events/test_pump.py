@@ -142,6 +142,8 @@ def test_a_stuck_subscriber_loses_events_the_others_get_them_and_drops_are_annou
         hub.emit("orphans-reaped", None, count=1, total=i, padding=padding)
         if i % 10 == 9:
             time.sleep(0.005)  # ~2000 events/s, a restart storm's rate
+    # The notice waits until every subscriber can take it: here, until the stuck one left.
+    stuck.close(linger=0)
     reader.join(25)
     hub.close()
     assert dropped, "the stuck subscriber's losses were not announced"
@@ -156,3 +158,82 @@ def test_a_stuck_subscriber_loses_events_the_others_get_them_and_drops_are_annou
     assert missing <= announced, f"missed and not announced: {sorted(missing - announced)}"
     assert len(missing) <= 30, f"the healthy subscriber missed {len(missing)} events"
     assert seqs == sorted(seqs)
+
+
+def test_a_subscriber_that_stopped_reading_gets_the_true_count_of_what_it_missed(
+    tmp_path: Path, sub_context: zmq.Context[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 10a: a subscriber that did not read for a while missed 15,422 events
+    and was told of 1,980 (in a notice it never got). Now the notice waits until it can
+    take it, and counts what it missed, exactly: each gap in its seqs is announced."""
+    import threading
+
+    from cinit.io import publisher
+
+    monkeypatch.setattr(publisher, "SEND_HWM", 1000)
+    monkeypatch.setattr(event_pump, "LOSSY_PERIOD", 0.3)
+    runtime = tmp_path / "run"
+    endpoint = f"ipc://{runtime / 'events'}"
+    stuck = sub_context.socket(zmq.SUB)
+    stuck.setsockopt(zmq.RCVHWM, 1)
+    stuck.setsockopt(zmq.RCVBUF, 4096)
+    stuck.setsockopt(zmq.SUBSCRIBE, b"")
+    stuck.connect(endpoint)  # reads only once the storm is over
+    healthy = sub_context.socket(zmq.SUB)
+    healthy.setsockopt(zmq.RCVHWM, 0)
+    healthy.setsockopt(zmq.SUBSCRIBE, b"")
+    healthy.connect(endpoint)
+    hub = EventHub(started_mono=time.monotonic(), runtime_dir=str(runtime))
+    hub.start()
+    time.sleep(0.5)  # both connected, the hold is over
+    storm = 3000
+    healthy_last: list[int] = []
+
+    def read_healthy() -> None:  # keeps up; the storm is over when it has the last event
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not healthy_last:
+            if healthy.poll(100):
+                event = json.loads(healthy.recv_multipart()[1])
+                if event.get("total") == storm - 1:
+                    healthy_last.append(event["seq"])
+
+    reader = threading.Thread(target=read_healthy)
+    reader.start()
+    padding = "x" * 4000
+    for i in range(storm):
+        hub.emit("orphans-reaped", None, count=1, total=i, padding=padding)
+        if i % 10 == 9:
+            time.sleep(0.005)
+    reader.join(25)
+    assert healthy_last, "the healthy subscriber did not get the storm's last event"
+    # Now the stuck one reads: until every seq it lacks is covered by a notice it got.
+    got: set[int] = set()
+    notices: list[dict[str, Any]] = []
+
+    def uncovered() -> set[int]:
+        missed = set(range(1, max(got, default=0) + 1)) - got
+        for notice in notices:
+            missed -= set(range(notice["first_seq"], notice["last_seq"] + 1))
+        return missed
+
+    def done() -> bool:  # it has a seq after the storm's end, and every gap is announced
+        return max(got, default=0) > healthy_last[0] and not uncovered()
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not done():
+        if not stuck.poll(100):
+            continue
+        event = json.loads(stuck.recv_multipart()[1])
+        got.add(event["seq"])
+        if event["event"] == "events-dropped":
+            notices.append(event)
+    hub.close()
+    assert max(got, default=0) > healthy_last[0], (
+        f"nothing after seq {max(got, default=0)} reached the subscriber, no notice either"
+    )
+    missed = set(range(1, max(got) + 1)) - got
+    assert missed, "the subscriber missed nothing: the storm did not fill its queue"
+    assert notices, f"{len(missed)} events missed and no events-dropped notice received"
+    assert not uncovered(), f"missed and not announced: {sorted(uncovered())[:20]}"
+    announced = sum(notice["count"] for notice in notices)
+    assert announced == len(missed), (announced, len(missed), notices)

@@ -179,6 +179,18 @@ class Desk:
         (b'{"cmd": "status", "unit": 5}', "unit must be"),
         (b'{"cmd": "start"}', "needs a unit"),
         (b"{" * 70000, "too large"),
+        # issue 13 item 10: each field of the wrong type is a usage error, never a TypeError
+        (b'{"cmd": ["status"]}', "cmd must be a string"),
+        (b'{"cmd": {"status": 1}}', "cmd must be a string"),
+        (b'{"cmd": 5}', "cmd must be a string"),
+        (b'{"cmd": null}', "cmd must be a string"),
+        (b'{"cmd": true}', "cmd must be a string"),
+        (b'{"cmd": "status", "unit": ["a"]}', "unit must be"),
+        (b'{"cmd": "status", "unit": {"a": 1}}', "unit must be"),
+        (b'{"cmd": "status", "unit": false}', "unit must be"),
+        (b'{"cmd": "status", "unit": ""}', "unit must be"),
+        (b"[" * 60000 + b"]" * 60000, "too large"),
+        (b'{"cmd": "status", "x": ' + b"[" * 30000 + b"]" * 30000 + b"}", "nested too deep"),
     ],
 )
 def test_malformed_requests_get_error_replies(tmp_path: Any, raw: bytes, words: str) -> None:
