@@ -76,6 +76,15 @@ def endpoint_path(endpoint: str) -> str:
     return endpoint[len("ipc://") :]
 
 
+def _not_running(path: str) -> ControlError:
+    return ControlError(f"cinit is not running (no control socket at {path})", "absent")
+
+
+def _denied(path: str) -> ControlError:
+    message = f"permission denied on {path}: only root (cinit's user) may control cinit"
+    return ControlError(message, "denied")
+
+
 def _check_directory(path: str) -> None:
     """Refuse a socket that another user could have put there (see the module doc)."""
     from cinit.io.runtime import UntrustedDirectory, check_trusted_dir
@@ -88,14 +97,9 @@ def _check_directory(path: str) -> None:
             f"refusing the control socket {path}: {exc}; cinit never listens there", "absent"
         ) from None
     except FileNotFoundError:
-        raise ControlError(
-            f"cinit is not running (no control socket at {path})", "absent"
-        ) from None
+        raise _not_running(path) from None
     except PermissionError:
-        raise ControlError(
-            f"permission denied on {path}: only root (cinit's user) may control cinit",
-            "denied",
-        ) from None
+        raise _denied(path) from None
     except OSError as exc:
         raise ControlError(f"cannot use the control socket {path}: {exc}", "broken") from None
 
@@ -109,14 +113,9 @@ def request(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
-            raise ControlError(
-                f"cinit is not running (no control socket at {path})", "absent"
-            ) from None
+            raise _not_running(path) from None
         except PermissionError:
-            raise ControlError(
-                f"permission denied on {path}: only root (cinit's user) may control cinit",
-                "denied",
-            ) from None
+            raise _denied(path) from None
         sock.sendall(_GREETING + _ready_command())
         reader = _Reader(sock)
         greeting = reader.exactly(64)

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from cinit.io.userdb import UserDbError, resolve_credentials
+from cinit.units._files import file_kind
 from cinit.units.model import ListenAddress, ListenKind, SocketSection, Unit
 
 DEFAULT_BACKLOG = 4096  # when /proc/sys/net/core/somaxconn cannot be read
@@ -222,20 +223,9 @@ class NodeInTheWay(Exception):
     """Something other than a socket node sits at a unix listener's path."""
 
 
-_NODE_KINDS = (
-    (stat.S_ISREG, "a regular file"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISLNK, "a symbolic link"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
 def _not_a_socket(path: str, mode: int) -> NodeInTheWay:
-    what = next((name for test, name in _NODE_KINDS if test(mode)), "not a socket")
     return NodeInTheWay(
-        f"{path} exists and is {what}: cinit replaces only a stale socket node there"
+        f"{path} exists and is {file_kind(mode)}: cinit replaces only a stale socket node there"
     )
 
 

@@ -26,16 +26,21 @@ class NotRegularFileError(OSError):
         self.kind = kind
 
 
+_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
 def file_kind(mode: int) -> str:
-    """What a non-regular file is, in words ("a FIFO (named pipe)", "a directory", ...)."""
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+    """What kind of file `mode` (an st_mode) is, in words: "a FIFO (named pipe)", ..."""
+    return next((kind for test, kind in _KINDS if test(mode)), "of an unknown kind")
+
 
 
 def read_regular_file(path: str, limit: int, *, known_regular: bool = False) -> bytes:
