@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     import pykka
 
-    from cinit.actors.events import EventHub
     from cinit.actors.root import RootOutcome
     from cinit.actors.unit_services import UnitServices
+    from cinit.events.hub import EventHub
     from cinit.io.prespawn import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
 
@@ -193,9 +193,9 @@ def _supervise(
 
         import pykka
 
-        from cinit.actors import lifecycle
         from cinit.actors.root import RootOutcome, RootSupervisor
         from cinit.actors.scheduler import Scheduler
+        from cinit.machines import lifecycle
     except BaseException as exc:  # a broken install must not leave the main command orphaned
         log(f"cannot start the supervisor ({exc!r}); stopping everything")
         _emergency_stop(table, config.stop_timeout)
@@ -265,7 +265,7 @@ def _event_hub(
 ) -> EventHub | None:
     """The event hub, when there is something to watch: units, or a stream or trace asked
     for (a bare `cinit -- CMD` stays as light as tini)."""
-    from cinit.actors.events import TRACE_LABELS_ENV, EventHub, trace_file_from_env
+    from cinit.events.hub import TRACE_LABELS_ENV, EventHub, trace_file_from_env
     from cinit.io.runtime import runtime_dir
 
     trace_file = trace_file_from_env(os.environ)
@@ -351,7 +351,7 @@ def _main_loop(
 
     import pykka
 
-    from cinit.actors.lifecycle import ChildrenGone, SignalArrived
+    from cinit.machines.lifecycle import ChildrenGone, SignalArrived
 
     while not outcome.done:
         taken = signals.wait_signal()

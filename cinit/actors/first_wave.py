@@ -24,8 +24,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from cinit.actors.ordering import StartBook
-from cinit.actors.unit_events import (
+from cinit.actors.unit_io import UnitSpawnError
+from cinit.actors.unit_slot import UnitSlot
+from cinit.io.log import log
+from cinit.machines.ordering import StartBook
+from cinit.machines.unit_events import (
     Action,
     CancelTimer,
     CheckConditions,
@@ -44,10 +47,7 @@ from cinit.actors.unit_events import (
     StartTimer,
     Transition,
 )
-from cinit.actors.unit_io import UnitSpawnError
-from cinit.actors.unit_slot import UnitSlot
-from cinit.actors.unit_state import monotonic_usec, step
-from cinit.io.log import log
+from cinit.machines.unit_state import monotonic_usec, step
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 

@@ -31,12 +31,12 @@ from typing import Any, Protocol
 
 import pykka
 
-from cinit.actors import lifecycle as lc
-from cinit.actors.record import Record
 from cinit.actors.scheduler import Scheduler, Timer
 from cinit.io import sweep
 from cinit.io.log import info, log
 from cinit.io.reaper import Process, ProcessExit
+from cinit.machines import lifecycle as lc
+from cinit.machines.record import Record
 
 
 # Messages for the unit supervisor (issue 4).

@@ -46,11 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from cinit.actors.record import Record
-from cinit.actors.restart import Result
 from cinit.actors.unit import Scheduling, UnitReport
-from cinit.actors.unit_events import Notice, Transition
-from cinit.actors.unit_model import Role, State
 from cinit.io.log import info, log
 from cinit.io.reaper import ProcessExit
 from cinit.io.sockets import (
@@ -60,6 +56,10 @@ from cinit.io.sockets import (
     bind_socket_unit,
     close_listeners,
 )
+from cinit.machines.record import Record
+from cinit.machines.restart import Result
+from cinit.machines.unit_events import Notice, Transition
+from cinit.machines.unit_model import Role, State
 from cinit.units.model import ActivationMode, Unit
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 It creates one `UnitActor` per service (each on its own thread, so independent units
 start concurrently), asks the boot units to start, and releases each one when every unit
-it is ordered after has settled (`cinit.actors.ordering`). It reacts to what the units
+it is ordered after has settled (`cinit.machines.ordering`). It reacts to what the units
 report: OnFailure= (start the handlers, once per failure), ExitContainerOnFailure=
 (`ExitRequested` to the root), and it runs the ordered shutdown (`StopAllUnits` from the
 root, at any moment, also mid-boot: pending starts are cancelled and units stop in
@@ -42,13 +42,15 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from cinit.actors import lifecycle as lc
-from cinit.actors.ordering import StartBook, StopPlan
-from cinit.actors.record import Record
-from cinit.actors.restart import Result
 from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
 from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
-from cinit.actors.unit_events import (
+from cinit.actors.unit_slot import UnitSlot
+from cinit.io.log import info, log
+from cinit.machines import lifecycle as lc
+from cinit.machines.ordering import StartBook, StopPlan
+from cinit.machines.record import Record
+from cinit.machines.restart import Result
+from cinit.machines.unit_events import (
     DependenciesSettled,
     DependencyFailed,
     KillRequested,
@@ -62,9 +64,7 @@ from cinit.actors.unit_events import (
     StopRequested,
     Transition,
 )
-from cinit.actors.unit_model import Outcome, State
-from cinit.actors.unit_slot import UnitSlot
-from cinit.io.log import info, log
+from cinit.machines.unit_model import Outcome, State
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 

@@ -2,7 +2,7 @@
 
 `UnitActor` turns every message (a supervisor request, a `ProcessExit` from the reaper,
 a `NotifyMessage` from the notify hub, a timer) into events for
-`cinit.actors.unit_state.step`, and performs the actions that come back through the
+`cinit.machines.unit_state.step`, and performs the actions that come back through the
 unit's `UnitIO`. Actions that ask the OS a question are answered at once (the answer
 is the next event), so the actor never waits on anything and never sleeps; timers come
 from the scheduler as messages.
@@ -29,8 +29,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
-from cinit.actors.record import Record
-from cinit.actors.unit_events import (
+from cinit.actors.unit_slot import UnitSlot
+from cinit.io.log import log
+from cinit.io.reaper import ProcessExit
+from cinit.machines.record import Record
+from cinit.machines.unit_events import (
     Action,
     CancelTimer,
     CheckConditions,
@@ -59,11 +62,8 @@ from cinit.actors.unit_events import (
     Transition,
     notify_events,
 )
-from cinit.actors.unit_model import ExitInfo, State
-from cinit.actors.unit_slot import UnitSlot
-from cinit.actors.unit_state import monotonic_usec, step
-from cinit.io.log import log
-from cinit.io.reaper import ProcessExit
+from cinit.machines.unit_model import ExitInfo, State
+from cinit.machines.unit_state import monotonic_usec, step
 
 if TYPE_CHECKING:
     from cinit.actors.unit_slot import Tellable

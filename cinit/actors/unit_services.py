@@ -72,7 +72,7 @@ class UnitServices:
 
         directory = pick_runtime_dir(runtime_dir)
         # Made early for watchers that connect first; a refusal is said once, by the pump
-        # (`cinit.actors.event_pump`), when it would bind the sockets there.
+        # (`cinit.events.pump`), when it would bind the sockets there.
         with contextlib.suppress(OSError):
             ensure_runtime_dir(directory)
         relay = OutputRelay()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import collections
 import threading
 
-from cinit.actors.unit_events import (
+from cinit.actors.unit_io import UnitSpawnError
+from cinit.machines.unit_events import (
     Action,
     CheckConditions,
     ConditionChecked,
@@ -23,8 +24,7 @@ from cinit.actors.unit_events import (
     Spawned,
     SpawnFailed,
 )
-from cinit.actors.unit_io import UnitSpawnError
-from cinit.actors.unit_model import TimerKind, UnitModel, initial_model
+from cinit.machines.unit_model import TimerKind, UnitModel, initial_model
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:

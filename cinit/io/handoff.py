@@ -2,7 +2,7 @@
 
 The seed-image pattern (a wrapper init that does early work, then execs the real init):
 cinit boots the units, and once every boot unit settled and whatever still ran was
-stopped (see `cinit.actors.lifecycle`), the main thread, with the actors and threads
+stopped (see `cinit.machines.lifecycle`), the main thread, with the actors and threads
 stopped and the output relayed, calls `hand_off`. It leaves the process as a fresh exec
 would find it:
 

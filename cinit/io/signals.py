@@ -1,6 +1,6 @@
 """Signals cinit owns, and how the main thread takes them.
 
-Policy (documented here, decided by `cinit.actors.lifecycle`):
+Policy (documented here, decided by `cinit.machines.lifecycle`):
 
 * SIGTERM, SIGINT and SIGRTMIN+3 (systemd's container halt request) start an orderly
   shutdown at any moment, boot included. The main command receives the very signal cinit

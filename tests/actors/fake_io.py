@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cinit.actors.unit_model import Role
 from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
+from cinit.machines.unit_model import Role
 from cinit.units.model import Unit
 
 

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cinit.actors import lifecycle as lc
+from cinit.machines import lifecycle as lc
 from cinit.units import build_graph, parse_unit
 from cinit.units.loader import UnitSet
 

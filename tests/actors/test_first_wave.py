@@ -21,10 +21,10 @@ from supervision_support import RecordingRoot, notify, svc, unit_set
 from cinit.actors.first_wave import first_wave, start_first_wave
 from cinit.actors.scheduler import Scheduler
 from cinit.actors.supervisor import BootUnits, UnitSupervisor
-from cinit.actors.unit_events import Transition
-from cinit.actors.unit_model import State
 from cinit.actors.unit_slot import UnitSlot
 from cinit.io import log as cinit_log
+from cinit.machines.unit_events import Transition
+from cinit.machines.unit_model import State
 from cinit.units.loader import UnitSet
 
 pytestmark = pytest.mark.timeout(30)

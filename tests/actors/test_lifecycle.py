@@ -7,8 +7,8 @@ import signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cinit.actors import lifecycle as lc
-from cinit.actors.lifecycle import Phase
+from cinit.machines import lifecycle as lc
+from cinit.machines.lifecycle import Phase
 
 T = lc.Timeouts(stop_timeout=8.0, kill_grace=1.0)
 TERM, INT, KILL = signal.SIGTERM, signal.SIGINT, signal.SIGKILL

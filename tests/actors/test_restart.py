@@ -1,4 +1,4 @@
-"""Restart decisions and start limits (cinit.actors.restart): pure, fake clock in usec."""
+"""Restart decisions and start limits (cinit.machines.restart): pure, fake clock in usec."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cinit.actors.restart import (
+from cinit.machines.restart import (
     Result,
     StartLimit,
     exit_result,

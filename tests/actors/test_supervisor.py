@@ -19,13 +19,13 @@ import pytest
 from fake_io import FakeNotify, FakeWorld
 from supervision_support import RecordingRoot, notify, svc, unit_set
 
-from cinit.actors import lifecycle as lc
 from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
 from cinit.actors.scheduler import Scheduler
 from cinit.actors.supervisor import MAX_RESTARTS, BootUnits, StartUnit, StopUnit, UnitSupervisor
 from cinit.actors.unit import UnitActor
-from cinit.actors.unit_model import State
 from cinit.io import log as cinit_log
+from cinit.machines import lifecycle as lc
+from cinit.machines.unit_model import State
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 from unit_sim import SEC, UnitSim
 
-from cinit.actors import unit_events as ev
-from cinit.actors.restart import Result
-from cinit.actors.unit_model import Outcome, Role, State, TimerKind
+from cinit.machines import unit_events as ev
+from cinit.machines.restart import Result
+from cinit.machines.unit_model import Outcome, Role, State, TimerKind
 
 S = State
 

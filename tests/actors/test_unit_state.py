@@ -12,10 +12,10 @@ import signal
 import pytest
 from unit_sim import SEC, UnitSim
 
-from cinit.actors import unit_events as ev
-from cinit.actors.restart import Result
-from cinit.actors.unit_model import Outcome, Phase, Role, State, TimerKind
-from cinit.actors.unit_state import step
+from cinit.machines import unit_events as ev
+from cinit.machines.restart import Result
+from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
+from cinit.machines.unit_state import step
 
 S = State
 

@@ -13,9 +13,9 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cinit.actors import unit_events as ev
-from cinit.actors.unit_model import ExitInfo, Role, State, UnitModel, initial_model
-from cinit.actors.unit_state import step
+from cinit.machines import unit_events as ev
+from cinit.machines.unit_model import ExitInfo, Role, State, UnitModel, initial_model
+from cinit.machines.unit_state import step
 from cinit.units import parse_unit
 from cinit.units.model import Unit
 

@@ -30,7 +30,7 @@ from e2e_support import (
     write_units,
 )
 
-from cinit.actors import lifecycle as lc
+from cinit.machines import lifecycle as lc
 
 pytestmark = [pytest.mark.timeout(60)]
 

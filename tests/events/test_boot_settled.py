@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cinit.actors.events import EventHub
-from cinit.actors.unit_events import Transition
-from cinit.actors.unit_model import State
+from cinit.events.hub import EventHub
+from cinit.machines.unit_events import Transition
+from cinit.machines.unit_model import State
 
 pytestmark = pytest.mark.timeout(30)
 

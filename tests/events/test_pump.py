@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import zmq
 
-from cinit.actors import event_pump
-from cinit.actors.events import EventHub
+from cinit.events import pump as event_pump
+from cinit.events.hub import EventHub
 from cinit.io.control_client import ControlError, request
 
 pytestmark = pytest.mark.timeout(30)

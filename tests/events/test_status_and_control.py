@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from cinit.actors.control_desk import ControlDesk
-from cinit.actors.events import EventHub, event_name
-from cinit.actors.status_book import StatusBook
-from cinit.actors.unit_events import Notice, Transition
-from cinit.actors.unit_model import State
+from cinit.events.control_desk import ControlDesk
+from cinit.events.hub import EventHub, event_name
+from cinit.events.status_book import StatusBook
+from cinit.machines.unit_events import Notice, Transition
+from cinit.machines.unit_model import State
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -121,7 +121,7 @@ def test_a_unit_start_that_fails_before_its_launch_discards_the_prepared_child(
     # The unit's io gives up before it builds the launch: the child prepared for the unit
     # must not wait on in the unit's cgroup (nor be kept for a later start).
     from cinit.actors.unit_io import UnitContext, UnitIO, UnitSpawnError
-    from cinit.actors.unit_model import Role
+    from cinit.machines.unit_model import Role
     from cinit.units import parse_unit
 
     unit, _ = parse_unit("early.service", f"[Service]\nExecStart=/bin/true\n{directive}\n")

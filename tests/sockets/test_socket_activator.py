@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from cinit.actors.restart import Result
 from cinit.actors.socket_activator import (
     ListenerReadable,
     ServiceDown,
@@ -23,8 +22,9 @@ from cinit.actors.socket_activator import (
     StopSocket,
 )
 from cinit.actors.unit import UnitReport
-from cinit.actors.unit_events import Notice, Transition
 from cinit.io.sockets import ListenerRegistry, bind_socket_unit
+from cinit.machines.restart import Result
+from cinit.machines.unit_events import Notice, Transition
 from cinit.units.addresses import parse_listen_address
 from cinit.units.model import ServiceSection, SocketSection, Unit, UnitKind
 

@@ -119,8 +119,8 @@ class EventHub:
 
     def tell(self, item: Any) -> None:
         """Take a `Transition` or a `Notice` (the supervisor's `events` sink)."""
-        from cinit.actors.unit_events import Notice, Transition
         from cinit.io.signals import signal_name
+        from cinit.machines.unit_events import Notice, Transition
 
         if isinstance(item, Transition):
             old, new = str(item.old), str(item.new)
@@ -272,7 +272,7 @@ class EventHub:
     def _start_pump_locked(self) -> None:
         """Start the pump unless it runs (the caller holds `_launch_lock`)."""
         if self._pump is None:
-            from cinit.actors.event_pump import EventPump
+            from cinit.events.pump import EventPump
 
             self._pump = EventPump(self)
             self._pump.start()

@@ -1,6 +1,6 @@
 """The `cinit-events` thread (the sketch's EventBus): the one owner of ZeroMQ and the trace.
 
-It takes the stamped events from `cinit.actors.events.EventHub` in seq order and, for
+It takes the stamped events from `cinit.events.hub.EventHub` in seq order and, for
 each: updates the status book, answers control requests the event settles, writes the
 trace line, and queues the message for the stream. Before ZeroMQ is up (it is imported
 once the boot settled, at the latest `ZMQ_DEFER` seconds after start) the stream's
@@ -20,9 +20,9 @@ import traceback
 from collections import deque
 from typing import Any
 
-from cinit.actors.control_desk import ControlDesk
-from cinit.actors.events import ZMQ_DEFER, EventHub
-from cinit.actors.status_book import StatusBook
+from cinit.events.control_desk import ControlDesk
+from cinit.events.hub import ZMQ_DEFER, EventHub
+from cinit.events.status_book import StatusBook
 from cinit.io.log import info, log
 
 MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; then dropped

@@ -10,9 +10,9 @@ change emits, for the supervisor and (issue 6) the event stream.
 
 from __future__ import annotations
 
-from cinit.actors.record import Record
-from cinit.actors.restart import Result
-from cinit.actors.unit_model import ExitInfo, Outcome, Role, State, TimerKind
+from cinit.machines.record import Record
+from cinit.machines.restart import Result
+from cinit.machines.unit_model import ExitInfo, Outcome, Role, State, TimerKind
 
 # ---- events ---------------------------------------------------------------------------
 

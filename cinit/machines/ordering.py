@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cinit.actors.unit_model import Outcome
+from cinit.machines.unit_model import Outcome
 from cinit.units.graph import DependencyGraph
 
 

@@ -5,15 +5,15 @@ small operations every transition is made of; `StopSteps` adds everything that t
 unit down: the stop sequence (ExecStop=, KillSignal=, TimeoutStopSec=, SIGKILL,
 ExecStopPost=), timers, the stop and kill requests, and `finalize`, which decides where a
 unit that has no process left ends up (inactive, exited, auto-restart, failed).
-`cinit.actors.unit_state` builds the starting half on top and owns `step`.
+`cinit.machines.unit_state` builds the starting half on top and owns `step`.
 """
 
 from __future__ import annotations
 
 import signal
 
-from cinit.actors.restart import Result, seconds_to_usec, should_restart
-from cinit.actors.unit_events import (
+from cinit.machines.restart import Result, seconds_to_usec, should_restart
+from cinit.machines.unit_events import (
     Action,
     CancelTimer,
     CheckConditions,
@@ -32,7 +32,7 @@ from cinit.actors.unit_events import (
     TimerFired,
     Transition,
 )
-from cinit.actors.unit_model import Outcome, Phase, Role, State, TimerKind, UnitModel
+from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind, UnitModel
 from cinit.units.model import ExecCommand, ServiceSection
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms

@@ -14,8 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cinit.actors.events import READY_STATES
-from cinit.actors.status_book import StatusBook
+from cinit.events.hub import READY_STATES
+from cinit.events.status_book import StatusBook
 
 EXIT_FAILED = 1  # LSB: generic failure
 EXIT_USAGE = 2  # malformed request

@@ -1,7 +1,7 @@
 """A unit's state machine, the nouns: its states and phases, and the model it carries.
 
-`cinit.actors.unit_state.step` is the one function that turns (model, event, now) into
-(model, actions); this module defines the model, `cinit.actors.unit_events` the events
+`cinit.machines.unit_state.step` is the one function that turns (model, event, now) into
+(model, actions); this module defines the model, `cinit.machines.unit_events` the events
 and actions. Everything is immutable and free of I/O, so the state table is tested
 without processes or a real clock.
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from cinit.actors.record import Record
-from cinit.actors.restart import Result, StartLimit
+from cinit.machines.record import Record
+from cinit.machines.restart import Result, StartLimit
 from cinit.units.frozen import Frozen
 from cinit.units.model import Unit
 

@@ -3,8 +3,8 @@
 All of a unit's decisions happen here, s6-style: the actor (`cinit.actors.unit`) feeds
 events in and carries the actions out through `cinit.io`; timers are actions too, and
 `now` (microseconds, any monotonic clock) is the only clock. Every state change emits
-exactly one `Transition`. The vocabulary is in `cinit.actors.unit_model` (states, model)
-and `cinit.actors.unit_events` (events, actions); the stopping half in `unit_stop`.
+exactly one `Transition`. The vocabulary is in `cinit.machines.unit_model` (states, model)
+and `cinit.machines.unit_events` (events, actions); the stopping half in `unit_stop`.
 
 The paths, in short (systemd's, see systemd.service):
 
@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import time
 
-from cinit.actors.restart import Result, exit_result, seconds_to_usec
-from cinit.actors.unit_events import (
+from cinit.machines.restart import Result, exit_result, seconds_to_usec
+from cinit.machines.unit_events import (
     Action,
     CheckConditions,
     CheckEmpty,
@@ -59,8 +59,8 @@ from cinit.actors.unit_events import (
     StopRequested,
     TimerFired,
 )
-from cinit.actors.unit_model import ExitInfo, Outcome, Phase, Role, State, TimerKind, UnitModel
-from cinit.actors.unit_stop import IDLE_STATES, POLL_USEC, StopSteps
+from cinit.machines.unit_model import ExitInfo, Outcome, Phase, Role, State, TimerKind, UnitModel
+from cinit.machines.unit_stop import IDLE_STATES, POLL_USEC, StopSteps
 from cinit.units.model import ServiceType
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms

@@ -25,7 +25,6 @@ from __future__ import annotations
 import signal
 from enum import StrEnum
 
-from cinit.actors.record import Record
 from cinit.io.signals import (
     FORWARDED_SIGNALS,
     SHUTDOWN_SIGNALS,
@@ -33,6 +32,7 @@ from cinit.io.signals import (
     main_stop_signal,
     signal_name,
 )
+from cinit.machines.record import Record
 from cinit.units.frozen import Frozen
 
 SIGTERM = signal.SIGTERM

@@ -1,6 +1,6 @@
 """What `cinit status` and `cinit is-ready` answer from: every unit's state, kept from events.
 
-The book is fed the stamped events of `cinit.actors.events` in seq order (by the pump
+The book is fed the stamped events of `cinit.events.hub` in seq order (by the pump
 thread only) and never looks at anything else, so a snapshot is exactly "the state after
 event `seq`". Memory and CPU are not events: the control server adds them per request.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cinit.actors.events import BUSY_STATES, READY_STATES
+from cinit.events.hub import BUSY_STATES, READY_STATES
 
 EventDict = dict[str, Any]
 RECENT_EVENTS = 10
