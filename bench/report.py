@@ -52,6 +52,8 @@ BENCHES = (
           ("--exec-runs", "7", "--storm-runs", "2")),
     Bench("PID 1", "spawn.py", "The spawn primitive (`/bin/true`, one at a time)", (),
           ("300",)),
+    Bench("PID 1", "signal_window.py", "SIGTERM right after the exec of cinit as PID 1",
+          ("--runs", "3"), ("--runs", "1", "--max-ms", "12")),
     Bench("boot", "boot.py", "Booting and stopping unit sets, beside a shell-script floor",
           ("--runs", "7"), ("--runs", "2")),
     Bench("proxy", "proxy.py", "Proxy relay on loopback, beside systemd-socket-proxyd", (),
