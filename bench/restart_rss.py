@@ -109,9 +109,8 @@ def run_storm(args: argparse.Namespace, workdir: Path) -> tuple[list[dict[str, f
             time.sleep(0.01)
         if pid1 is None:
             return [], "cinit did not start"
-        marks = [args.warmup, *range(args.every, args.restarts + 1, args.every)]
-        if marks[-1] != args.restarts:
-            marks.append(args.restarts)
+        every = range(args.every, args.restarts + 1, args.every)
+        marks = sorted({args.warmup, *every, args.restarts})
         for mark in marks:
             while counter.count < mark:
                 if proc.poll() is not None:
