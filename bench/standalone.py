@@ -49,8 +49,9 @@ def pip_cinit() -> Path:
 def size_bytes(executable: Path) -> int:
     """Bytes on disk of a build: a onedir bundle counts its whole directory."""
     real = executable.resolve()
-    internal = real.parent / "_internal"
-    if internal.is_dir():  # PyInstaller onedir: the executable beside its libraries
+    # PyInstaller onedir: the executable beside its libraries (_internal/), or the launcher
+    # beside the bundle (libexec/: packaging/build-standalone.sh)
+    if (real.parent / "_internal").is_dir() or (real.parent / "libexec").is_dir():
         return sum(
             p.lstat().st_size for p in real.parent.rglob("*") if p.is_file() and not p.is_symlink()
         )

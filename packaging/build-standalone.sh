@@ -1,6 +1,9 @@
 #!/bin/sh
-# Build the standalone cinit: a PyInstaller onedir bundle in $OUT/cinit.dist and the
-# executable $OUT/cinit (a relative symlink into it). Needs no Python on the target.
+# Build the standalone cinit: a PyInstaller onedir bundle in $OUT/cinit.dist/libexec, the
+# launcher $OUT/cinit.dist/cinit (packaging/launcher.c: blocks cinit's signals, then execs the
+# bundle's bootloader) and $OUT/cinit, a relative symlink to the launcher. Needs no Python on
+# the target. Without a C compiler (CC, else cc) cinit.dist/cinit is a symlink to the
+# bootloader: it works, but a SIGTERM in its first ~10 ms as PID 1 is lost (a warning says so).
 #   usage: packaging/build-standalone.sh PYTHON [OUT]     (make standalone: PYTHON=.venv/bin/python OUT=bin)
 # PYTHON must have cinit, its dependencies and PyInstaller importable (pip install '.[build]')
 # and a shared libpython (python.org/pyenv/official container images have one; Debian's
@@ -17,10 +20,17 @@ WORK=${CINIT_BUILD_DIR:-$HERE/../build/standalone}
 mkdir -p "$OUT"
 # Replace atomically enough for a developer machine: build beside, then swap.
 rm -rf "$OUT/cinit.dist.new"
-cp -a "$WORK/dist/cinit" "$OUT/cinit.dist.new"
+mkdir "$OUT/cinit.dist.new"
+cp -a "$WORK/dist/cinit" "$OUT/cinit.dist.new/libexec"
+if ! "$HERE/build-launcher.sh" "$OUT/cinit.dist.new/cinit"; then
+    echo "standalone cinit: WARNING: no launcher built: as PID 1, a SIGTERM in the first" \
+        "~10 ms after exec is lost (packaging/README.md)" >&2
+    ln -s libexec/cinit "$OUT/cinit.dist.new/cinit"
+fi
 rm -rf "$OUT/cinit.dist"
 mv "$OUT/cinit.dist.new" "$OUT/cinit.dist"
-# The bootloader finds its _internal/ through /proc/self/exe, so a symlink works from anywhere.
+# The launcher and the bootloader find their files through /proc/self/exe, so a symlink works
+# from anywhere.
 ln -sfn cinit.dist/cinit "$OUT/cinit"
 if ! "$OUT/cinit" validate --example --strict-units >"$WORK/validate.log" 2>&1; then
     cat "$WORK/validate.log" >&2

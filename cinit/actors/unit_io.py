@@ -215,7 +215,10 @@ class UnitIO:
 
     def _started(self, process: Process) -> None:
         self.processes[process.pid] = process
-        self.pgids.add(process.pgid)
+        # Groups are the fallback's handle, pruned only by the fallback: with a cgroup the
+        # set grew by one per start, forever (+4 MiB over 100,000 restarts).
+        if self.cgroup is None:
+            self.pgids.add(process.pgid)
 
     def _inherited_fds(
         self, role: Role, env: dict[str, str]

@@ -9,6 +9,7 @@ injected into a real PID 1.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -264,3 +265,56 @@ os._exit(0)
     assert err.index("cinit: b.service: stopped") < err.index("cinit: a.service: stopping")
     assert "cinit: a.service: stopped" in err
     assert "did not stop within" not in err, "the signal was sent again, not left to SIGKILL"
+
+
+@pytest.mark.parametrize("handle", ["cgroup", "process groups"])
+def test_a_restart_storm_leaves_no_record_per_restart(tmp_path: Path, handle: str) -> None:
+    # 300 restarts of /bin/true: the unit's process records (its processes, its process
+    # groups) must not grow with them (the pgid set kept one per start when the unit had a
+    # cgroup: an RSS creep of ~4 MiB per 100,000 restarts; bench/restart_rss.py).
+    problem = _can_unshare()
+    if problem:
+        pytest.skip(problem)
+    mount = find_cgroup2_mount()
+    if handle == "cgroup":
+        _cgroup2()
+        prep = ""
+    else:
+        prep = f"umount -l {mount[0]}; " if mount else ""
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "storm.service").write_text(
+        "[Unit]\nStartLimitIntervalSec=0\n"
+        "[Service]\nExecStart=/bin/true\nRestart=always\nRestartSec=0\n"
+    )
+    code = f"""
+import json, os, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+from cinit import boot
+from cinit.actors import unit_io
+original = unit_io.UnitIO._started
+seen = {{"starts": 0, "most_pgids": 0, "most_processes": 0, "cgroup": False}}
+def counting(self, process):
+    original(self, process)
+    seen["starts"] += 1
+    seen["most_pgids"] = max(seen["most_pgids"], len(self.pgids))
+    seen["most_processes"] = max(seen["most_processes"], len(self.processes))
+    seen["cgroup"] = self.cgroup is not None
+    if seen["starts"] == 300:
+        os.kill(os.getpid(), signal.SIGTERM)
+unit_io.UnitIO._started = counting
+status = boot.run(boot.BootConfig(units_dir={str(units)!r}, drop_in_dir="/nonexistent",
+                                  runtime_dir={str(tmp_path / "run")!r}))
+print(json.dumps({{"status": status, **seen}}), flush=True)
+os._exit(0)
+"""
+    script = f"{prep}exec {sys.executable} -c \"$0\""
+    proc = subprocess.run(
+        [*UNSHARE, "/bin/sh", "-c", script, code], capture_output=True, text=True, timeout=50
+    )
+    assert proc.stdout.strip(), proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 0 and seen["starts"] >= 300, (seen, proc.stderr[-2000:])
+    assert seen["cgroup"] == (handle == "cgroup"), seen
+    assert seen["most_processes"] == 1, seen
+    assert seen["most_pgids"] <= 1, seen

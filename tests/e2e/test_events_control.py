@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -146,10 +145,8 @@ def test_is_ready_is_3_while_booting_and_0_once_up(
 
 
 def test_nobody_cannot_use_the_control_endpoint(
-    boot: Booter, tmp_path: Path, cinit_cmd: list[str], shared_dir: Path
+    boot: Booter, cinit_cmd: list[str], cinit_cmd_any_user: list[str], shared_dir: Path
 ) -> None:
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is needed to run the client as nobody")
     runtime = shared_dir / "run"
     run = boot(UNITS, options=["--runtime-dir", str(runtime)])
     run.wait_err(cinit_line("web.service", "ready"), timeout=20)
@@ -159,12 +156,12 @@ def test_nobody_cannot_use_the_control_endpoint(
         0o600,
     )
     for args in (("status",), ("is-ready",), ("stop", "web")):
-        denied = cli(cinit_cmd, runtime, *args, user="nobody")
+        denied = cli(cinit_cmd_any_user, runtime, *args, user="nobody")
         assert denied.returncode == 4, (args, denied.stdout, denied.stderr)
         assert "permission denied" in denied.stderr
     # Even with the directory opened up by mistake, the socket itself (0600) refuses.
     runtime.chmod(0o755)
-    denied = cli(cinit_cmd, runtime, "stop", "web", user="nobody")
+    denied = cli(cinit_cmd_any_user, runtime, "stop", "web", user="nobody")
     assert denied.returncode == 4 and "permission denied" in denied.stderr
     runtime.chmod(0o700)
     assert cli(cinit_cmd, runtime, "is-ready", "web").returncode == 0, "web was stopped"
@@ -233,10 +230,8 @@ def test_malformed_control_messages_get_errors_and_cinit_carries_on(
 
 
 def test_the_control_group_may_use_the_sockets_and_others_still_may_not(
-    boot: Booter, tmp_path: Path, cinit_cmd: list[str], shared_dir: Path
+    boot: Booter, cinit_cmd_any_user: list[str], shared_dir: Path
 ) -> None:
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is needed to run the client as nobody")
     gid = 4242  # a bare number needs no /etc/group entry: setpriv --groups takes it as is
     runtime = shared_dir / "run"
     run = boot(UNITS, options=["--runtime-dir", str(runtime), "--control-group", str(gid)])
@@ -248,10 +243,10 @@ def test_the_control_group_may_use_the_sockets_and_others_still_may_not(
     member = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--groups", str(gid)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
     allowed = subprocess.run(
-        [*member, *cinit_cmd, "is-ready", "web", "--runtime-dir", str(runtime)],
+        [*member, *cinit_cmd_any_user, "is-ready", "web", "--runtime-dir", str(runtime)],
         capture_output=True, text=True, timeout=30, env=env,
     )
     assert allowed.returncode == 0, allowed.stderr
-    denied = cli(cinit_cmd, runtime, "is-ready", "web", user="nobody")
+    denied = cli(cinit_cmd_any_user, runtime, "is-ready", "web", user="nobody")
     assert denied.returncode == 4 and "permission denied" in denied.stderr
     assert run.terminate() == 0, run.report()

@@ -138,6 +138,13 @@ def test_the_build_stage_runs_the_script_tested_here() -> None:
     assert "packaging/containerfile-build.sh /opt/build-venv /out" in runs
 
 
+def test_the_build_stage_can_compile_the_static_launcher() -> None:
+    runs = " ".join(i.args for i in INSTRUCTIONS if i.stage == 0 and i.keyword == "RUN")
+    installed = re.search(r"apt-get install (.*?)(&&|$)", runs)
+    assert installed is not None, runs
+    assert {"gcc", "libc6-dev"} <= set(installed.group(1).split()), installed.group(1)
+
+
 def hadolint() -> str | None:
     beside = Path(sys.executable).parent / "hadolint"
     return str(beside) if beside.exists() else shutil.which("hadolint")
@@ -179,10 +186,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.timeout(420)
 def test_built_binary_needs_no_python(built: Path) -> None:
     bundle = built.resolve().parent
-    linked = subprocess.run(["ldd", str(bundle / "cinit")], capture_output=True, text=True)
+    bootloader = bundle / "libexec" / "cinit"  # bundle/cinit is the launcher (packaging/)
+    linked = subprocess.run(["ldd", str(bootloader)], capture_output=True, text=True)
+    assert linked.returncode == 0, linked.stderr
     assert "python" not in linked.stdout, linked.stdout  # libpython is inside the bundle
     assert "not found" not in linked.stdout, linked.stdout
-    assert (bundle / "_internal" / "cinit" / "examples" / "units" / "web.service").exists()
+    examples = bundle / "libexec" / "_internal" / "cinit" / "examples"
+    assert (examples / "units" / "web.service").exists()
+    if shutil.which(os.environ.get("CC", "cc")):  # the Containerfile's build stage has gcc
+        launcher = bundle / "cinit"
+        assert not launcher.is_symlink(), "built without its launcher"
+        statically = subprocess.run(["ldd", str(launcher)], capture_output=True, text=True)
+        assert "not a dynamic executable" in statically.stdout + statically.stderr
     size = sum(p.lstat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
     assert size <= 40 * 1024 * 1024, f"standalone bundle is {size / 2**20:.1f} MiB"
     # No interpreter on PATH either: the bundle must not lean on the host's Python.

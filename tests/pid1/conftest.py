@@ -266,8 +266,10 @@ def pid1(tmp_path: Path, cinit_cmd: list[str]) -> Iterator[Callable[..., Pid1Run
         options: Sequence[str] = (),
         stdin: int | None = subprocess.DEVNULL,
         cwd: Path | None = None,
+        before_init: Sequence[str] = (),
     ) -> Pid1Run:
-        argv = [*UNSHARE, *init_argv(cinit_cmd, command, options, tmp_path)]
+        # before_init: a program that runs as PID 1 first and execs the init (its argv last)
+        argv = [*UNSHARE, *before_init, *init_argv(cinit_cmd, command, options, tmp_path)]
         proc = subprocess.Popen(
             argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=cwd or tmp_path,

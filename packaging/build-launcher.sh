@@ -1,0 +1,15 @@
+#!/bin/sh
+# Compile packaging/launcher.c (the standalone cinit's `cinit`) into OUT.
+#   usage: packaging/build-launcher.sh OUT      (CC: the compiler, default cc)
+# Static when the C library has a static archive (no dynamic loader runs before the signals
+# are blocked), else dynamic. Exit status 3 when there is no C compiler at all.
+set -eu
+OUT=${1:?usage: build-launcher.sh OUT}
+HERE=$(cd "$(dirname "$0")" && pwd)
+CC=${CC:-cc}
+if ! command -v "$CC" >/dev/null 2>&1; then
+    echo "build-launcher: no C compiler ($CC)" >&2
+    exit 3
+fi
+"$CC" -O2 -s -static -o "$OUT" "$HERE/launcher.c" 2>/dev/null \
+    || "$CC" -O2 -s -o "$OUT" "$HERE/launcher.c"
