@@ -26,7 +26,7 @@ import os
 import time
 
 from cinit.io import signals
-from cinit.io.log import info, log
+from cinit.io.log import flush, info, log
 from cinit.io.reaper import Process, ProcessTable
 from cinit.io.spawn import SpawnError, SpawnRequest, raise_fd_limit, spawn
 
@@ -97,7 +97,14 @@ class BootConfig:
 
 
 def run(config: BootConfig) -> int:
-    """Run cinit until it should exit; returns the exit status."""
+    """Run cinit until it should exit; returns the exit status, cinit's own lines written."""
+    try:
+        return _run(config)
+    finally:
+        flush()  # queued lines (bounded: a stalled stderr does not hold the exit)
+
+
+def _run(config: BootConfig) -> int:
     started = time.monotonic()  # t_ms = 0 of the event stream and the trace
     signals.block_owned()
     units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)

@@ -240,9 +240,6 @@ def main(argv: list[str]) -> int:
     # stop, as tini skips nothing it does not need.
     import contextlib
 
-    from cinit.io.log import flush
-
-    flush()  # cinit's own queued lines (bounded: a stalled stderr does not hold the exit)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to save
             stream.flush()
