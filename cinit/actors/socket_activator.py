@@ -5,15 +5,17 @@ and starts one activator per socket with its listeners. The decisions are the so
 state machine's (`cinit.machines.socket_machine`: listening, running, full, failed,
 stopping, the trigger limit, MaxConnections=); this actor only feeds it what happened (the
 readiness poller thread `cinit.io.sockets.ReadinessPoller`, the proxy relay thread
-`cinit.io.proxy.ProxyRelay`, the supervisor's news of the service, the exits of Accept=yes
-instances, the stop timer) and carries its actions out: polling, accepting, closing the
-listeners, spawning and signalling instances, telling the supervisor. It never blocks.
+`cinit.io.proxy.ProxyRelay`, the supervisor's news of the service, the state changes of
+Accept=yes instances) and carries its actions out: polling, accepting, closing the
+listeners, starting and stopping instances, telling the supervisor. It never blocks.
 
-Native, Accept=yes: every accepted connection starts one instance of the service, named
-`<service stem>@<N>.service` (N counts from 0 per socket), with the connection at fd 3
-(LISTEN_FDS=1, LISTEN_FDNAMES=connection, REMOTE_ADDR/REMOTE_PORT for IP peers). An
-instance runs only the service's ExecStart= main command (no ExecStartPre=, no Restart=),
-with the service's user, environment and output, in process groups (not a cgroup).
+Native, Accept=yes: every accepted connection starts one instance, the unit
+`<service stem>@<N>.service` (N counts from 0 per socket; `socket_machine.instance_unit`),
+with the connection at fd 3 (LISTEN_FDS=1, LISTEN_FDNAMES=connection, REMOTE_ADDR/
+REMOTE_PORT for IP peers). It runs through the unit machine like every unit: its own
+`UnitSlot` and `UnitActor`, which report to this actor (not to the supervisor: instances
+are the socket's, not on the event stream), in process groups (not a cgroup), its lines
+routine ones (CINIT_VERBOSE). Its end (inactive, failed) frees its place.
 
 A failed socket closes its listeners (RemoveOnStop= unlinks unix nodes) and stays failed
 until a start request: the supervisor then stops this actor and binds the socket anew with
@@ -28,6 +30,7 @@ import collections
 import contextlib
 import errno
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -35,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from cinit.actors.unit import Scheduling, UnitReport
+from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
+from cinit.actors.unit_io import UnitIO
+from cinit.actors.unit_slot import UnitSlot
 from cinit.io.log import info, log
-from cinit.io.reaper import ProcessExit
 from cinit.io.sockets import (
     Listener,
     ListenerRegistry,
@@ -58,8 +62,16 @@ from cinit.machines.socket_machine import (
     SocketTriggered,
     StopSocket,
 )
-from cinit.machines.unit_events import Log, Notice, Transition
-from cinit.machines.unit_model import Role
+from cinit.machines.unit_events import (
+    DependenciesSettled,
+    KillRequested,
+    Log,
+    Notice,
+    StartRequested,
+    StopRequested,
+    Transition,
+)
+from cinit.machines.unit_model import State
 from cinit.units.model import Unit
 
 if TYPE_CHECKING:
@@ -110,12 +122,15 @@ class SocketSupport:
         """Bind every listener of `unit` (raises BindError)."""
         return bind_socket_unit(unit, self.context.userdb_root)
 
-    def instance_io(self, unit: Unit, owner: Tellable) -> Any:
-        """A UnitIO for one Accept=yes instance: process groups, not cgroups (an instance
+    def instance_io(self, unit: Unit, owner: Tellable) -> InstanceIO:
+        """The io of one Accept=yes instance: process groups, not cgroups (an instance
         per connection must not leave a cgroup directory behind)."""
-        from cinit.actors.unit_io import UnitIO
+        return InstanceIO(unit, self.context.without_cgroups(), owner)
 
-        return UnitIO(unit, self.context.without_cgroups(), owner)
+    def cinit_closing(self) -> threading.Event | None:
+        """Set when cinit exits (None in tests without a unit context)."""
+        closing: threading.Event | None = getattr(self.context, "closing", None)
+        return closing
 
     def proxy(
         self,
@@ -147,6 +162,49 @@ class SocketSupport:
 
     def close(self) -> None:
         self.poller.stop()
+
+
+class InstanceIO(UnitIO):
+    """A UnitIO whose lines about the instance are routine ones (CINIT_VERBOSE): one
+    instance per connection must not fill the container's log."""
+
+    def say(self, text: str) -> None:
+        info(text)
+
+
+class _InstanceClosing(threading.Event):
+    """An instance actor's `closing`: set when its unit ended and the activator retires
+    the actor, or when cinit exits (either way its stop is not a crash)."""
+
+    def __init__(self, cinit_closing: threading.Event | None) -> None:
+        super().__init__()
+        self._cinit_closing = cinit_closing
+
+    def is_set(self) -> bool:
+        cinit = self._cinit_closing
+        return super().is_set() or (cinit is not None and cinit.is_set())
+
+
+class _Instance:
+    """One Accept=yes instance: its unit's slot and actor, and the connection it gets."""
+
+    def __init__(
+        self, slot: UnitSlot, ref: Any, closing: _InstanceClosing, connection: socket.socket
+    ) -> None:
+        self.slot = slot
+        self.ref = ref
+        self.closing = closing
+        self.connection: socket.socket | None = connection  # closed once it is spawned
+        self.ran = False  # its main process started
+
+    def drop_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.close()  # the instance has its own copy
+            self.connection = None
+
+
+# The unit states in which an instance is over (it never restarts).
+_ENDED = frozenset({State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED, State.EXITED})
 
 
 def remote_environment(peer: Any, family: int) -> dict[str, str]:
@@ -189,9 +247,8 @@ class SocketActivator(pykka.ThreadingActor):
         about = [sm.ListenerInfo(fd, item.bound, item.directive) for fd, item in self.by_fd.items()]
         self.model, self.pending = sm.start(sm.config_of(unit, service, about))
         self.relay: Any = None  # cinit.io.proxy.ProxyRelay in proxy mode
-        self.instances: dict[int, Any] = {}  # Accept=yes: main pid -> its UnitIO
+        self.instances: dict[str, _Instance] = {}  # Accept=yes: by unit name
         self.accepted: dict[int, tuple[socket.socket, Any]] = {}  # listener fd -> conn, peer
-        self.stop_timer: Any = None
         self.errors = 0
         if self.model.config.mode is sm.Mode.NATIVE:
             # Here, in the supervisor's thread: a service pulled in at boot (Requires=)
@@ -223,12 +280,14 @@ class SocketActivator(pykka.ThreadingActor):
 
     def _event(self, message: Any) -> sm.SocketEvent | None:
         """The machine's event for `message`; None for what concerns nobody here."""
-        if isinstance(message, ProcessExit):
-            for pid, io in self.instances.items():
-                if io.take_exit(message):
-                    del self.instances[pid]
-                    return sm.InstanceExited(pid, message.code, message.signal)
-            return None
+        if isinstance(message, UnitReport | UnitActorCrashed):
+            # From an instance's actor; reports after its end (settled, stopped) are moot.
+            if message.unit not in self.instances:
+                return None
+            if isinstance(message, UnitActorCrashed):
+                return self._instance_crashed(message)
+            item = message.item
+            return self._instance_moved(item) if isinstance(item, Transition) else None
         if isinstance(message, sm.EVENT_TYPES):
             return message
         log(f"{self.name}: unexpected message {message!r}")
@@ -275,24 +334,12 @@ class SocketActivator(pykka.ThreadingActor):
             return self._accept(action.fd)
         elif isinstance(action, sm.StartInstance):
             return self._start_instance(action)
-        elif isinstance(action, sm.SignalInstances | sm.KillEveryInstance):
-            for io in list(self.instances.values()):
-                with contextlib.suppress(OSError):
-                    if isinstance(action, sm.SignalInstances):
-                        io.signal_unit(action.signo)
-                    else:
-                        io.kill_unit()
-        elif isinstance(action, sm.ProxyServiceStopped):
-            if self.relay is not None:
-                self.relay.service_stopped()
-        elif isinstance(action, sm.StartStopTimer):
-            self.stop_timer = self.scheduler.call_later(
-                action.delay, self.actor_ref, sm.StopTimedOut()
-            )
-        elif isinstance(action, sm.CancelStopTimer):
-            if self.stop_timer is not None:
-                self.scheduler.cancel(self.stop_timer)
-            self.stop_timer = None
+        elif isinstance(action, sm.StopInstances | sm.KillEveryInstance):
+            request = StopRequested() if isinstance(action, sm.StopInstances) else KillRequested()
+            for instance in self.instances.values():
+                instance.slot.tell(request)
+        elif isinstance(action, sm.ProxyServiceStopped) and self.relay is not None:
+            self.relay.service_stopped()
         return None
 
     # ---- carrying out --------------------------------------------------------------------
@@ -330,19 +377,53 @@ class SocketActivator(pykka.ThreadingActor):
         return sm.ConnectionAccepted(fd)
 
     def _start_instance(self, action: sm.StartInstance) -> sm.SocketEvent:
-        from cinit.actors.unit_io import UnitSpawnError
-
-        connection, peer = self.accepted[action.fd]
+        """Create the instance's unit and start it through the unit machine (its own
+        UnitActor on a UnitSlot, as the supervisor does for every unit)."""
+        connection, peer = self.accepted.pop(action.fd)  # the instance's until it spawned
         connection.setblocking(True)  # O_NONBLOCK cleared: the instance expects a plain fd
-        instance = self.service.replace(name=action.name)
-        io = self.support.instance_io(instance, self.actor_ref)
-        io.connection = (connection.fileno(), remote_environment(peer, connection.family))
+        remote = remote_environment(peer, connection.family)
+
+        def instance_io(unit: Unit, owner: Tellable) -> InstanceIO:
+            io = self.support.instance_io(unit, owner)
+            io.connection = (connection.fileno(), remote)
+            return io
+
+        closing = _InstanceClosing(self.support.cinit_closing())
         try:
-            pid = io.spawn(Role.START, 0, None)
-        except UnitSpawnError:
+            slot = UnitSlot.for_unit(sm.instance_unit(self.service, action.name), instance_io)
+            ref = UnitActor.start(slot, self.actor_ref, self.scheduler, closing=closing)
+        except Exception as exc:
+            connection.close()
+            log(f"{action.name}: cannot start its actor: {exc!r}")
             return sm.InstanceFailed(action.fd, action.name)
-        self.instances[pid] = io
-        return sm.InstanceStarted(action.fd, action.name, pid)
+        self.instances[action.name] = _Instance(slot, ref, closing, connection)
+        slot.tell(StartRequested())
+        slot.tell(DependenciesSettled())
+        return sm.InstanceStarted(action.fd, action.name)
+
+    def _instance_moved(self, change: Transition) -> sm.SocketEvent | None:
+        """An instance's unit changed state: its connection is handed over once it runs;
+        an end retires its actor and frees its place."""
+        instance = self.instances[change.unit]
+        if change.new in (State.RUNNING, State.ACTIVE):
+            instance.ran = True
+            instance.drop_connection()
+        if change.new not in _ENDED:
+            return None
+        del self.instances[change.unit]
+        instance.drop_connection()
+        instance.closing.set()
+        instance.ref.stop(block=False)
+        return sm.InstanceEnded(change.unit, instance.ran)
+
+    def _instance_crashed(self, crash: UnitActorCrashed) -> sm.SocketEvent:
+        """An instance's actor broke (and stopped): kill what it ran, count it ended."""
+        instance = self.instances.pop(crash.unit)
+        log(f"{crash.unit}: its actor broke ({crash.where}); killing it:\n{crash.error}")
+        instance.drop_connection()
+        with contextlib.suppress(OSError):
+            instance.slot.io.kill_unit()
+        return sm.InstanceEnded(crash.unit, instance.ran)
 
     def _close(self) -> None:
         """Stop polling and close cinit's copies of the listeners (once)."""

@@ -13,20 +13,22 @@ Three ways to activate (`Mode`):
 * native, Accept=no: listening --readable--> running (the service gets the listeners,
   polling stops); running --service down--> listening (queued connections trigger the
   next run). An auto-restart keeps it running: the next run takes the listeners again.
-* native, Accept=yes: readable --> accept --> start instance `<stem>@N.service` with the
-  connection; at MaxConnections= live instances it is full (not polled) until one exits.
+* native, Accept=yes: readable --> accept --> start instance `<stem>@N.service`, a unit of
+  its own (`instance_unit`) that the unit machine runs like any other, with the connection
+  as its only listener; at MaxConnections= live instances the socket is full (not polled)
+  until one ends.
 * proxy: the relay owns the polling; its first waiting client is a trigger, a target that
   never accepts fails the socket (result timeout) and stops the service.
 
 Every trigger counts against TriggerLimitBurst= per TriggerLimitIntervalSec=; one more
 fails the socket (trigger-limit-hit). A failure closes the listeners. A stop closes them,
-ends the Accept=yes instances (their stop signal, SIGKILL after the service's
-TimeoutStopSec=) and reports `SocketStopped`; a failed socket stays failed through its stop.
+stops the Accept=yes instances' units (their own stop: KillSignal=, SIGKILL after
+TimeoutStopSec=) and reports `SocketStopped` once the last one ended; a failed socket
+stays failed through its stop.
 """
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -36,7 +38,7 @@ from cinit.machines.record import Record
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import Log, Notice, Transition
 from cinit.machines.unit_model import State
-from cinit.units.model import ActivationMode, Unit
+from cinit.units.model import ActivationMode, RestartPolicy, ServiceType, Unit, UnitSection
 
 # ---- events: what the actor feeds ------------------------------------------------------
 
@@ -78,12 +80,6 @@ class KillInstances(Record):
     __slots__ = ()
 
 
-class StopTimedOut(Record):
-    """Timer: Accept=yes instances did not end within TimeoutStopSec= of the stop."""
-
-    __slots__ = ()
-
-
 class ProxyDemand(Record):
     """Relay -> activator: a client waits and the target is not known up."""
 
@@ -121,18 +117,7 @@ class AcceptFailed(Record):
 
 
 class InstanceStarted(Record):
-    """Answer to StartInstance: instance `name` runs as `pid`."""
-
-    __slots__ = ("fd", "name", "pid")
-
-    def __init__(self, fd: int, name: str, pid: int) -> None:
-        self.fd = fd
-        self.name = name
-        self.pid = pid
-
-
-class InstanceFailed(Record):
-    """Answer to StartInstance: instance `name` could not be started (already logged)."""
+    """Answer to StartInstance: unit `name` exists and was asked to start."""
 
     __slots__ = ("fd", "name")
 
@@ -141,15 +126,25 @@ class InstanceFailed(Record):
         self.name = name
 
 
-class InstanceExited(Record):
-    """The main process `pid` of an Accept=yes instance ended (`code` or `signal`)."""
+class InstanceFailed(Record):
+    """Answer to StartInstance: unit `name` could not even be created (already logged)."""
 
-    __slots__ = ("code", "pid", "signal")
+    __slots__ = ("fd", "name")
 
-    def __init__(self, pid: int, code: int | None, signal: int | None) -> None:
-        self.pid = pid
-        self.code = code
-        self.signal = signal
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd = fd
+        self.name = name
+
+
+class InstanceEnded(Record):
+    """Instance `name`'s unit reached an end state (inactive, failed); `ran`: its main
+    process had started."""
+
+    __slots__ = ("name", "ran")
+
+    def __init__(self, name: str, ran: bool) -> None:
+        self.name = name
+        self.ran = ran
 
 
 SocketEvent = (
@@ -158,14 +153,13 @@ SocketEvent = (
     | ServiceDown
     | StopSocket
     | KillInstances
-    | StopTimedOut
     | ProxyDemand
     | ProxyGaveUp
     | ConnectionAccepted
     | AcceptFailed
     | InstanceStarted
     | InstanceFailed
-    | InstanceExited
+    | InstanceEnded
 )
 EVENT_TYPES: tuple[type[SocketEvent], ...] = get_args(SocketEvent)
 
@@ -213,8 +207,8 @@ class AcceptConnection(Record):
 
 
 class StartInstance(Record):
-    """Start instance `name` with the connection accepted on `fd` as its only listener;
-    answer InstanceStarted or InstanceFailed."""
+    """Start unit `name` (`instance_unit`) through the unit machine, with the connection
+    accepted on `fd` as its only listener; answer InstanceStarted or InstanceFailed."""
 
     __slots__ = ("fd", "name")
 
@@ -223,38 +217,21 @@ class StartInstance(Record):
         self.name = name
 
 
-class SignalInstances(Record):
-    """Send `signo` to every Accept=yes instance (its process group)."""
+class StopInstances(Record):
+    """Ask every Accept=yes instance's unit to stop (its KillSignal=, SIGKILL after its
+    TimeoutStopSec=: the unit machine's own stop); each ends with InstanceEnded."""
 
-    __slots__ = ("signo",)
-
-    def __init__(self, signo: int) -> None:
-        self.signo = signo
+    __slots__ = ()
 
 
 class KillEveryInstance(Record):
-    """SIGKILL every Accept=yes instance."""
+    """SIGKILL every Accept=yes instance (a kill request to each one's unit)."""
 
     __slots__ = ()
 
 
 class ProxyServiceStopped(Record):
     """Tell the relay its target's service ended (the next client demands it again)."""
-
-    __slots__ = ()
-
-
-class StartStopTimer(Record):
-    """Feed StopTimedOut after `delay` seconds."""
-
-    __slots__ = ("delay",)
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-
-class CancelStopTimer(Record):
-    """The stop timer is not needed any more."""
 
     __slots__ = ()
 
@@ -308,11 +285,9 @@ SocketAction = (
     | CloseListeners
     | AcceptConnection
     | StartInstance
-    | SignalInstances
+    | StopInstances
     | KillEveryInstance
     | ProxyServiceStopped
-    | StartStopTimer
-    | CancelStopTimer
     | Info
     | Log
     | Transition
@@ -377,8 +352,6 @@ class SocketConfig:
     trigger_limit_burst: int = 20
     trigger_limit_interval_sec: float = 2.0
     max_connections: int = 64
-    stop_signal: int = signal.SIGTERM  # the service's KillSignal=, for Accept=yes instances
-    stop_timeout_sec: float = 10.0  # the service's TimeoutStopSec=
     target: str = "?"  # the proxy target, as written
 
     @property
@@ -400,7 +373,6 @@ def config_of(unit: Unit, service: Unit, listeners: Sequence[ListenerInfo]) -> S
         mode = Mode.PROXY
     else:
         mode = Mode.ACCEPT if section.accept else Mode.NATIVE
-    settings = service.service
     target = section.proxy_target
     return SocketConfig(
         name=unit.name,
@@ -411,10 +383,30 @@ def config_of(unit: Unit, service: Unit, listeners: Sequence[ListenerInfo]) -> S
         trigger_limit_burst=section.trigger_limit_burst,
         trigger_limit_interval_sec=section.trigger_limit_interval_sec,
         max_connections=section.max_connections,
-        stop_signal=settings.kill_signal if settings is not None else signal.SIGTERM,
-        stop_timeout_sec=settings.timeout_stop_sec if settings is not None else 10.0,
         target=target.render() if target is not None else "?",
     )
+
+
+def instance_unit(service: Unit, name: str) -> Unit:
+    """The unit an Accept=yes connection runs: the template service's ExecStart= main
+    command, ready once it runs, no other command, no Restart=, no dependencies or
+    conditions (what an instance has always run; the unit machine now runs it)."""
+    settings = service.service
+    assert settings is not None
+    main = settings.replace(
+        type=ServiceType.SIMPLE,
+        exec_start=settings.exec_start[:1],
+        exec_start_pre=(),
+        exec_start_post=(),
+        exec_stop=(),
+        exec_stop_post=(),
+        restart=RestartPolicy.NO,
+        remain_after_exit=False,
+        watchdog_sec=0.0,
+        exit_container_on_failure=False,
+    )
+    unit = UnitSection(description=service.unit.description)
+    return service.replace(name=name, unit=unit, service=main)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,10 +416,9 @@ class SocketModel:
     config: SocketConfig
     phase: Phase = Phase.LISTENING
     triggers: tuple[float, ...] = ()  # trigger times within the limit's interval
-    instances: tuple[tuple[int, str], ...] = ()  # live Accept=yes instances: (pid, name)
+    instances: tuple[tuple[str, int], ...] = ()  # live Accept=yes instances: (name, fd)
     next_instance: int = 0  # N of the next `<stem>@N.service`
     cap_logged: bool = False  # MaxConnections= reached was said once
-    stop_timer: bool = False  # a StartStopTimer is pending
 
     @property
     def state(self) -> State:
@@ -488,7 +479,9 @@ def _accepted(model: SocketModel, event: SocketEvent, now: float) -> Step:
         return model, actions
     name = f"{model.config.service_stem}@{model.next_instance}.service"
     model = replace(model, next_instance=model.next_instance + 1)
-    return model, [*actions, StartInstance(event.fd, name)]
+    where = model.config.bound(event.fd)
+    said = Info(f"{name}: starting for a connection on {where}")
+    return model, [*actions, said, StartInstance(event.fd, name)]
 
 
 def _accept_failed(model: SocketModel, event: SocketEvent, now: float) -> Step:
@@ -505,19 +498,18 @@ def _accept_failed(model: SocketModel, event: SocketEvent, now: float) -> Step:
 
 def _instance_started(model: SocketModel, event: SocketEvent, now: float) -> Step:
     assert isinstance(event, InstanceStarted)
-    where = model.config.bound(event.fd)
-    model = replace(model, instances=(*model.instances, (event.pid, event.name)))
-    said = Info(f"{event.name}: started (pid {event.pid}) for a connection on {where}")
-    model, actions = _after_instance(model, event.fd)
-    return model, [said, *actions]
+    model = replace(model, instances=(*model.instances, (event.name, event.fd)))
+    return _after_instance(model, event.fd)
 
 
 def _instance_failed(model: SocketModel, event: SocketEvent, now: float) -> Step:
     assert isinstance(event, InstanceFailed)
-    where = model.config.bound(event.fd)
-    said = Log(f"{event.name}: failed to start for a connection on {where}")
     model, actions = _after_instance(model, event.fd)
-    return model, [said, *actions]
+    return model, [_failed_to_start(model, event.name, event.fd), *actions]
+
+
+def _failed_to_start(model: SocketModel, name: str, fd: int) -> Log:
+    return Log(f"{name}: failed to start for a connection on {model.config.bound(fd)}")
 
 
 def _after_instance(model: SocketModel, fd: int) -> Step:
@@ -539,15 +531,16 @@ def _after_instance(model: SocketModel, fd: int) -> Step:
     return model, [*actions, *entered, Disarm(model.config.fds)]
 
 
-def _instance_exited(model: SocketModel, event: SocketEvent, now: float) -> Step:
-    assert isinstance(event, InstanceExited)
-    names = dict(model.instances)
-    if event.pid not in names:
+def _instance_ended(model: SocketModel, event: SocketEvent, now: float) -> Step:
+    assert isinstance(event, InstanceEnded)
+    fds = dict(model.instances)
+    if event.name not in fds:
         return model, []
-    how = f"signal {event.signal}" if event.signal else f"status={event.code}"
-    left = tuple(item for item in model.instances if item[0] != event.pid)
+    left = tuple(item for item in model.instances if item[0] != event.name)
     model = replace(model, instances=left)
-    actions: list[SocketAction] = [Info(f"{names[event.pid]}: exited ({how})")]
+    actions: list[SocketAction] = []
+    if not event.ran:
+        actions.append(_failed_to_start(model, event.name, fds[event.name]))
     if model.phase is Phase.FULL and len(left) < model.config.max_connections:
         model, entered = _enter(model, Phase.LISTENING, "an instance exited")
         actions += [*entered, Rearm(model.config.fds)]
@@ -603,34 +596,17 @@ def _stop(model: SocketModel, event: SocketEvent, now: float) -> Step:
     if not model.instances:
         model, finished = _finish_stop(model)
         return model, [*actions, *finished]
-    model = replace(model, stop_timer=True)
-    config = model.config
-    return model, [
-        *actions,
-        SignalInstances(config.stop_signal),
-        StartStopTimer(config.stop_timeout_sec),
-    ]
+    return model, [*actions, StopInstances()]
 
 
 def _kill(model: SocketModel, event: SocketEvent, now: float) -> Step:
     return model, [KillEveryInstance()] if model.instances else []
 
 
-def _stop_timed_out(model: SocketModel, event: SocketEvent, now: float) -> Step:
-    if not model.stop_timer:
-        return model, []
-    model = replace(model, stop_timer=False)
-    return model, [KillEveryInstance()] if model.instances else []
-
-
 def _finish_stop(model: SocketModel) -> Step:
-    actions: list[SocketAction] = []
-    if model.stop_timer:
-        model = replace(model, stop_timer=False)
-        actions.append(CancelStopTimer())
     done = Phase.FAILED_STOPPED if model.phase is Phase.FAILED_STOPPING else Phase.INACTIVE
     model, entered = _enter(model, done, "stopped")
-    return model, [*actions, *entered, SocketStopped(model.config.name)]
+    return model, [*entered, SocketStopped(model.config.name)]
 
 
 # ---- triggers and failure ----------------------------------------------------------------
@@ -683,7 +659,6 @@ def _fail(model: SocketModel, result: Result, reason: str, *, stop_service: bool
 # ---- the table ---------------------------------------------------------------------------
 
 _ALL = frozenset(Phase)
-_STOPPING = frozenset({Phase.STOPPING, Phase.FAILED_STOPPING})
 
 # Each event: its handler and the phases it acts in; in every other phase it is ignored.
 _ROWS: dict[type[SocketEvent], tuple[Handler, frozenset[Phase]]] = {
@@ -692,14 +667,13 @@ _ROWS: dict[type[SocketEvent], tuple[Handler, frozenset[Phase]]] = {
     AcceptFailed: (_accept_failed, frozenset({Phase.LISTENING})),
     InstanceStarted: (_instance_started, frozenset({Phase.LISTENING})),
     InstanceFailed: (_instance_failed, frozenset({Phase.LISTENING})),
-    InstanceExited: (_instance_exited, _ALL),  # instances outlive a failure
+    InstanceEnded: (_instance_ended, _ALL),  # instances outlive a failure
     ServiceUp: (_service_up, frozenset({Phase.LISTENING})),
     ServiceDown: (_service_down, _LIVE),  # failed or stopping: nothing left to re-arm
     ProxyDemand: (_proxy_demand, frozenset({Phase.LISTENING})),
     ProxyGaveUp: (_proxy_gave_up, frozenset({Phase.LISTENING})),
     StopSocket: (_stop, _LIVE | {Phase.FAILED}),  # a second stop changes nothing
     KillInstances: (_kill, _ALL),
-    StopTimedOut: (_stop_timed_out, _STOPPING),
 }
 
 TABLE: dict[tuple[Phase, type[SocketEvent]], Handler] = {

@@ -2,8 +2,8 @@
 
 `SocketSim` plays the socket's actor without any OS: it feeds events to
 `socket_machine.step`, answers the actions that ask something (accept a connection,
-start an instance) from what the test scripted, keeps which listener fds the poller
-would report (one-shot, as epoll's EPOLLONESHOT) and the stop timer on a fake clock.
+start an instance's unit) from what the test scripted, and keeps which listener fds the
+poller would report (one-shot, as epoll's EPOLLONESHOT); the test ends instances.
 After every step it checks the invariants:
 
 * one Transition per change of the shown state, chained from the state before the step
@@ -17,7 +17,6 @@ After every step it checks the invariants:
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,14 +39,12 @@ class SocketSim:
     config: sm.SocketConfig
     now: float = 100.0
     accept_answer: sm.AcceptFailed | None = None  # None: a connection is accepted
-    spawn_fails: bool = False  # StartInstance is answered InstanceFailed
+    create_fails: bool = False  # StartInstance is answered InstanceFailed
     model: sm.SocketModel = field(init=False)
     actions: list[Any] = field(default_factory=list)
     armed: set[int] = field(default_factory=set)  # fds the poller would report
     closed: bool = False
-    timer: float | None = None  # the stop timer's deadline
     stopped_reports: int = 0
-    _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(500))
 
     def __post_init__(self) -> None:
         self.model, actions = sm.start(self.config)
@@ -95,13 +92,9 @@ class SocketSim:
         elif isinstance(action, sm.AcceptConnection):
             return self.accept_answer or sm.ConnectionAccepted(action.fd)
         elif isinstance(action, sm.StartInstance):
-            if self.spawn_fails:
+            if self.create_fails:
                 return sm.InstanceFailed(action.fd, action.name)
-            return sm.InstanceStarted(action.fd, action.name, next(self._pids))
-        elif isinstance(action, sm.StartStopTimer):
-            self.timer = self.now + action.delay
-        elif isinstance(action, sm.CancelStopTimer):
-            self.timer = None
+            return sm.InstanceStarted(action.fd, action.name)
         elif isinstance(action, sm.SocketStopped):
             self.stopped_reports += 1
         return None
@@ -127,16 +120,13 @@ class SocketSim:
         return self
 
     def advance(self, seconds: float) -> SocketSim:
-        """Move the clock; the stop timer fires when it falls due."""
         self.now += seconds
-        if self.timer is not None and self.timer <= self.now:
-            self.timer = None
-            self.feed(sm.StopTimedOut())
         return self
 
-    def exit_instance(self, index: int = 0, code: int = 0) -> SocketSim:
-        pid = self.model.instances[index][0]
-        return self.feed(sm.InstanceExited(pid, code, None))
+    def end_instance(self, index: int = 0, ran: bool = True) -> SocketSim:
+        """Instance number `index` (of the live ones) reached an end state."""
+        name = self.model.instances[index][0]
+        return self.feed(sm.InstanceEnded(name, ran))
 
     # ---- looking -----------------------------------------------------------------------
 

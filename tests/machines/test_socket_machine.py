@@ -8,7 +8,6 @@ while it must not be (and everything is once listening again), and MaxConnection
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 
 import pytest
@@ -40,17 +39,17 @@ def sample_events() -> list[sm.SocketEvent]:
         sm.ServiceDown(start_limit_hit=True),
         sm.StopSocket(),
         sm.KillInstances(),
-        sm.StopTimedOut(),
         sm.ProxyDemand(),
         sm.ProxyGaveUp("connection refused"),
         sm.ConnectionAccepted(FDS[0]),
         sm.AcceptFailed(FDS[0]),
         sm.AcceptFailed(FDS[0], "out of memory"),
         sm.AcceptFailed(FDS[0], "not supported", unsupported=True),
-        sm.InstanceStarted(FDS[0], "app@9.service", 900),
+        sm.InstanceStarted(FDS[0], "app@9.service"),
         sm.InstanceFailed(FDS[0], "app@9.service"),
-        sm.InstanceExited(500, 0, None),
-        sm.InstanceExited(12345, 1, None),  # not one of ours
+        sm.InstanceEnded("app@0.service", ran=True),
+        sm.InstanceEnded("app@0.service", ran=False),
+        sm.InstanceEnded("other@3.service", ran=True),  # not one of ours
     ]
 
 
@@ -60,10 +59,10 @@ def reach(mode: sm.Mode, phase: sm.Phase) -> SocketSim | None:
     accept = mode is M.ACCEPT
     sim = SocketSim.of(mode, max_connections=1 if accept else 64)
     if accept and phase is not P.LISTENING:
-        sim.ready()  # one instance (pid 500): full at MaxConnections=1
+        sim.ready()  # one instance (app@0.service): full at MaxConnections=1
     if phase is P.LISTENING:
         if accept:
-            sim.ready().exit_instance()
+            sim.ready().end_instance()
     elif phase is P.RUNNING:
         if mode is not M.NATIVE:
             return None
@@ -74,7 +73,7 @@ def reach(mode: sm.Mode, phase: sm.Phase) -> SocketSim | None:
     elif phase in (P.STOPPING, P.INACTIVE):
         sim.feed(sm.StopSocket())
         if phase is P.INACTIVE and accept:
-            sim.exit_instance()
+            sim.end_instance()
         if phase is P.STOPPING and not accept:
             return None  # without instances a stop completes at once
     else:
@@ -82,7 +81,7 @@ def reach(mode: sm.Mode, phase: sm.Phase) -> SocketSim | None:
         if phase is not P.FAILED:
             sim.feed(sm.StopSocket())
         if phase is P.FAILED_STOPPED and accept:
-            sim.exit_instance()
+            sim.end_instance()
         if phase is P.FAILED_STOPPING and not accept:
             return None
     assert sim.phase is phase, (mode, phase, sim.model)
@@ -108,8 +107,6 @@ def test_every_pair_keeps_the_invariants_and_ignored_pairs_change_nothing(
             if event.fd not in sim.armed:
                 continue  # the poller reports armed fds only
             sim.armed.discard(event.fd)
-        if isinstance(event, sm.StopTimedOut) and sim.timer is None:
-            continue  # the timer runs only while a stop waits
         sim.clear().feed(event)  # the invariants, checked by the sim
 
 
@@ -202,13 +199,46 @@ def test_accept_yes_starts_one_numbered_instance_per_connection_and_polls_again(
         "app@1.service",
         "app@2.service",
     ]
-    assert [pid for pid, _ in sim.model.instances] == [500, 501, 502]
+    assert sim.model.instances == (("app@0.service", 7), ("app@1.service", 8), ("app@2.service", 7))
     assert not sim.of_type(sm.SocketTriggered)  # the instances are the socket's own
     assert [n.event for n in sim.notices()] == ["socket-triggered"] * 3
+    assert (
+        sim.of_type(sm.Info)[1].text == "app@0.service: starting for a connection on /run/app7.sock"
+    )
     assert sim.of_type(sm.Rearm) == [sm.Rearm((7,)), sm.Rearm((8,)), sm.Rearm((7,))]
-    sim.exit_instance(1, code=3)
-    assert [name for _, name in sim.model.instances] == ["app@0.service", "app@2.service"]
-    assert sim.of_type(sm.Info)[-1].text == "app@1.service: exited (status=3)"
+    sim.clear().end_instance(1)
+    assert [name for name, _ in sim.model.instances] == ["app@0.service", "app@2.service"]
+    assert sim.actions == []  # its unit said how it ended
+
+
+def test_instance_units_run_the_main_command_only() -> None:
+    from cinit.units import parse_unit
+
+    text = """[Unit]
+Requires=db.service
+ConditionPathExists=/nowhere
+[Service]
+Type=notify
+ExecStartPre=/bin/prepare
+ExecStart=/bin/serve
+ExecStartPost=/bin/announce
+ExecStop=/bin/halt
+Restart=always
+WatchdogSec=5
+User=nobody
+Environment=A=1
+"""
+    template, _ = parse_unit("echo.service", text, environ={}, hostname="h")
+    assert template is not None and template.service is not None
+    unit = sm.instance_unit(template, "echo@4.service")
+    assert unit.name == "echo@4.service" and unit.stem == "echo@4"
+    service = unit.service
+    assert service is not None
+    assert service.exec_start == template.service.exec_start[:1]
+    assert service.exec_start_pre == service.exec_start_post == service.exec_stop == ()
+    assert service.type.value == "simple" and service.restart.value == "no"
+    assert service.watchdog_sec == 0 and not unit.unit.requires and not unit.unit.conditions
+    assert service.user == "nobody" and service.environment == template.service.environment
 
 
 def test_max_connections_stops_accepting_until_an_instance_exits() -> None:
@@ -219,7 +249,7 @@ def test_max_connections_stops_accepting_until_an_instance_exits() -> None:
     ]
     sim.ready()  # waits in the backlog: not polled
     assert len(sim.of_type(sm.StartInstance)) == 2
-    sim.exit_instance(0)
+    sim.end_instance(0)
     assert sim.phase is P.LISTENING and sim.of_type(sm.Rearm)[-1] == sm.Rearm(FDS)
     sim.ready()
     assert sim.phase is P.FULL and len(sim.of_type(sm.StartInstance)) == 3
@@ -227,15 +257,18 @@ def test_max_connections_stops_accepting_until_an_instance_exits() -> None:
     assert sim.states() == []
 
 
-def test_an_instance_that_cannot_start_is_not_counted() -> None:
+def test_an_instance_that_cannot_start_frees_its_place() -> None:
     sim = SocketSim.of(M.ACCEPT, max_connections=1)
-    sim.spawn_fails = True
-    sim.ready().ready()
+    sim.create_fails = True  # its unit cannot even be created
+    sim.ready()
     assert sim.phase is P.LISTENING and not sim.model.instances
-    assert sim.logs() == [
-        "app@0.service: failed to start for a connection on /run/app7.sock",
-        "app@1.service: failed to start for a connection on /run/app7.sock",
-    ]
+    sim.create_fails = False
+    sim.ready()
+    assert sim.phase is P.FULL
+    sim.end_instance(0, ran=False)  # its unit failed before its command ran
+    assert sim.phase is P.LISTENING and not sim.model.instances
+    assert sim.logs()[0] == "app@0.service: failed to start for a connection on /run/app7.sock"
+    assert sim.logs()[-1] == "app@1.service: failed to start for a connection on /run/app7.sock"
 
 
 def test_a_client_gone_before_the_accept_only_polls_again() -> None:
@@ -262,7 +295,7 @@ def test_the_trigger_limit_counts_connections_and_starts_no_instance_past_it() -
     sim = SocketSim.of(M.ACCEPT, trigger_limit_burst=2, trigger_limit_interval_sec=5)
     sim.ready().ready().ready()
     assert len(sim.of_type(sm.StartInstance)) == 2 and sim.phase is P.FAILED
-    sim.exit_instance(0)  # instances outlive the failure
+    sim.end_instance(0)  # instances outlive the failure
     assert len(sim.model.instances) == 1 and sim.phase is P.FAILED
 
 
@@ -304,23 +337,14 @@ def test_stop_closes_the_listeners_and_reports_once(reach_phase: Callable[..., S
     assert sim.stopped_reports == 1 and sim.phase is P.INACTIVE
 
 
-def test_stop_waits_for_the_instances_and_kills_them_after_timeout_stop_sec() -> None:
-    sim = SocketSim.of(M.ACCEPT, stop_signal=signal.SIGINT, stop_timeout_sec=5.0)
-    sim.ready().ready().clear().feed(sm.StopSocket())
+def test_stop_stops_the_instances_units_and_ends_after_the_last() -> None:
+    sim = SocketSim.of(M.ACCEPT).ready().ready().clear().feed(sm.StopSocket())
     assert sim.phase is P.STOPPING and sim.states() == [("active", "stopping")]
-    assert sim.of_type(sm.SignalInstances) == [sm.SignalInstances(signal.SIGINT)]
-    sim.exit_instance(0).advance(4.9)
-    assert not sim.of_type(sm.KillEveryInstance)
-    sim.advance(0.2)
-    assert sim.of_type(sm.KillEveryInstance) == [sm.KillEveryInstance()]
-    sim.exit_instance(0)
+    assert sim.of_type(sm.StopInstances) == [sm.StopInstances()]  # each unit's own stop
+    sim.end_instance(0)
+    assert sim.phase is P.STOPPING and not sim.stopped_reports
+    sim.end_instance(0)
     assert sim.states()[-1] == ("stopping", "inactive") and sim.stopped_reports == 1
-
-
-def test_instances_ending_in_time_cancel_the_kill_timer() -> None:
-    sim = SocketSim.of(M.ACCEPT).ready().feed(sm.StopSocket()).exit_instance(0)
-    assert sim.of_type(sm.CancelStopTimer) and sim.timer is None
-    assert sim.phase is P.INACTIVE
 
 
 def test_kill_requested_kills_the_instances_in_any_phase() -> None:
@@ -337,7 +361,7 @@ def test_a_failed_socket_stays_failed_through_its_stop() -> None:
     sim.clear().feed(sm.StopSocket())
     assert sim.phase is P.FAILED_STOPPING and sim.state is State.FAILED
     assert not sim.of_type(sm.CloseListeners)  # closed when it failed
-    sim.exit_instance(0)
+    sim.end_instance(0)
     assert sim.phase is P.FAILED_STOPPED and sim.states() == []
     assert sim.of_type(sm.SocketStopped) == [sm.SocketStopped("app.socket")]
 
