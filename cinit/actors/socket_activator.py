@@ -1,29 +1,21 @@
 """Socket activation: one `SocketActivator` actor per bound `.socket` unit.
 
 The supervisor binds every socket at boot, before any service starts (`SocketSupport.bind`),
-and starts one activator per socket with its listeners. The activator never blocks: the
-readiness poller thread (`cinit.io.sockets.ReadinessPoller`) or the proxy relay thread tell
-it what happened, and it tells the supervisor what to do.
+and starts one activator per socket with its listeners. The decisions are the socket's
+state machine's (`cinit.machines.socket_machine`: listening, running, full, failed,
+stopping, the trigger limit, MaxConnections=); this actor only feeds it what happened (the
+readiness poller thread `cinit.io.sockets.ReadinessPoller`, the proxy relay thread
+`cinit.io.proxy.ProxyRelay`, the supervisor's news of the service, the state changes of
+Accept=yes instances) and carries its actions out: polling, accepting, closing the
+listeners, starting and stopping instances, telling the supervisor. It never blocks.
 
-Native, Accept=no (the listeners are inherited by the service, sd_listen_fds):
-
-    listening --a listener readable--> running   (SocketTriggered: the supervisor starts the
-                                                  service; polling stops, every listener)
-    running   --ServiceDown-->         listening (the service ended for whatever reason: poll
-                                                  again; queued connections trigger the next)
-    any       --more than TriggerLimitBurst= triggers within TriggerLimitIntervalSec=--> failed
-
-Native, Accept=yes: every readable event accepts one connection and spawns one instance of
-the service, named `<service stem>@<N>.service` (N counts from 0 per socket), with the
-connection at fd 3 (LISTEN_FDS=1, LISTEN_FDNAMES=connection, REMOTE_ADDR/REMOTE_PORT for IP
-peers). An instance runs only the service's ExecStart= main command (no ExecStartPre=, no
-Restart=), with the service's user, environment and output. At MaxConnections= running
-instances the socket stops accepting (connections wait in the backlog) until one exits.
-
-Proxy: a `cinit.io.proxy.ProxyRelay` owns the listeners' polling; its first client while
-the target is not known up calls `on_demand` (a trigger), `ServiceDown` becomes
-`service_stopped()`, and a target that does not accept within the service's
-TimeoutStartSec= fails the socket (result timeout; the supervisor stops the service).
+Native, Accept=yes: every accepted connection starts one instance, the unit
+`<service stem>@<N>.service` (N counts from 0 per socket; `socket_machine.instance_unit`),
+with the connection at fd 3 (LISTEN_FDS=1, LISTEN_FDNAMES=connection, REMOTE_ADDR/
+REMOTE_PORT for IP peers). It runs through the unit machine like every unit: its own
+`UnitSlot` and `UnitActor`, which report to this actor (not to the supervisor: instances
+are the socket's, not on the event stream), in process groups (not a cgroup), its lines
+routine ones (CINIT_VERBOSE). Its end (inactive, failed) frees its place.
 
 A failed socket closes its listeners (RemoveOnStop= unlinks unix nodes) and stays failed
 until a start request: the supervisor then stops this actor and binds the socket anew with
@@ -38,17 +30,18 @@ import collections
 import contextlib
 import errno
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from cinit.actors.unit import Scheduling, UnitReport
+from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
+from cinit.actors.unit_io import UnitIO
+from cinit.actors.unit_slot import UnitSlot
 from cinit.io.log import info, log
-from cinit.io.reaper import ProcessExit
 from cinit.io.sockets import (
     Listener,
     ListenerRegistry,
@@ -56,102 +49,52 @@ from cinit.io.sockets import (
     bind_socket_unit,
     close_listeners,
 )
-from cinit.machines.record import Record
-from cinit.machines.restart import Result
-from cinit.machines.unit_events import Notice, Transition
-from cinit.machines.unit_model import Role, State
-from cinit.units.model import ActivationMode, Unit
+from cinit.machines import socket_machine as sm
+from cinit.machines.socket_machine import (
+    KillInstances,
+    ListenerReadable,
+    ProxyDemand,
+    ProxyGaveUp,
+    ServiceDown,
+    ServiceUp,
+    SocketFailed,
+    SocketStopped,
+    SocketTriggered,
+    StopSocket,
+)
+from cinit.machines.unit_events import (
+    DependenciesSettled,
+    KillRequested,
+    Log,
+    Notice,
+    StartRequested,
+    StopRequested,
+    Transition,
+)
+from cinit.machines.unit_model import State
+from cinit.units.model import Unit
 
 if TYPE_CHECKING:
     from cinit.actors.unit_slot import Tellable
 
-# ---- messages ---------------------------------------------------------------------------
-
-
-class ListenerReadable(Record):
-    """Poller -> activator: listener `fd` has a connection (or datagram) waiting."""
-
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-
-class ServiceUp(Record):
-    """Supervisor -> activator: the service started (by this or another path): stop polling."""
-
-    __slots__ = ()
-
-
-class ServiceDown(Record):
-    """Supervisor -> activator: the service ended: poll again (native) / re-demand (proxy)."""
-
-    __slots__ = ("restarting", "start_limit_hit")
-
-    def __init__(self, restarting: bool = False, start_limit_hit: bool = False) -> None:
-        self.restarting = restarting  # auto-restart: a native service gets the fds again
-        self.start_limit_hit = start_limit_hit  # it cannot start again: the socket fails
-
-
-class StopSocket(Record):
-    """Supervisor -> activator: stop listening, end Accept=yes instances, close listeners."""
-
-    __slots__ = ()
-
-
-class ProxyDemand(Record):
-    """Relay -> activator: a client waits and the target is not known up."""
-
-    __slots__ = ()
-
-
-class ProxyGaveUp(Record):
-    """Relay -> activator: the target did not accept in time; `reason` says why."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-class KillInstances(Record):
-    """Timer: Accept=yes instances did not end within TimeoutStopSec= of the stop."""
-
-    __slots__ = ()
-
-
-class SocketTriggered(Record):
-    """Activator -> supervisor: start `service` (the first connection arrived)."""
-
-    __slots__ = ("service", "socket")
-
-    def __init__(self, socket: str, service: str) -> None:
-        self.socket = socket
-        self.service = service
-
-
-class SocketFailed(Record):
-    """Activator -> supervisor: the socket failed after it was bound (already logged).
-
-    `stop_service`: the service is useless now (a proxy target that never came up)."""
-
-    __slots__ = ("reason", "result", "socket", "stop_service")
-
-    def __init__(self, socket: str, result: Result, reason: str, stop_service: bool) -> None:
-        self.socket = socket
-        self.result = result
-        self.reason = reason
-        self.stop_service = stop_service
-
-
-class SocketStopped(Record):
-    """Activator -> supervisor: the socket is stopped (listeners closed)."""
-
-    __slots__ = ("socket",)
-
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
-
+# The messages this actor takes and sends are the machine's events and actions; the
+# supervisor imports them from here.
+__all__ = [
+    "KillInstances",
+    "ListenerReadable",
+    "ProxyDemand",
+    "ProxyGaveUp",
+    "ServiceDown",
+    "ServiceUp",
+    "SocketActivator",
+    "SocketFailed",
+    "SocketStopped",
+    "SocketSupport",
+    "SocketTriggered",
+    "StopSocket",
+    "describe_listeners",
+    "remote_environment",
+]
 
 # ---- what the actors need from the OS side ----------------------------------------------
 
@@ -179,12 +122,15 @@ class SocketSupport:
         """Bind every listener of `unit` (raises BindError)."""
         return bind_socket_unit(unit, self.context.userdb_root)
 
-    def instance_io(self, unit: Unit, owner: Tellable) -> Any:
-        """A UnitIO for one Accept=yes instance: process groups, not cgroups (an instance
+    def instance_io(self, unit: Unit, owner: Tellable) -> InstanceIO:
+        """The io of one Accept=yes instance: process groups, not cgroups (an instance
         per connection must not leave a cgroup directory behind)."""
-        from cinit.actors.unit_io import UnitIO
+        return InstanceIO(unit, self.context.without_cgroups(), owner)
 
-        return UnitIO(unit, self.context.without_cgroups(), owner)
+    def cinit_closing(self) -> threading.Event | None:
+        """Set when cinit exits (None in tests without a unit context)."""
+        closing: threading.Event | None = getattr(self.context, "closing", None)
+        return closing
 
     def proxy(
         self,
@@ -218,6 +164,49 @@ class SocketSupport:
         self.poller.stop()
 
 
+class InstanceIO(UnitIO):
+    """A UnitIO whose lines about the instance are routine ones (CINIT_VERBOSE): one
+    instance per connection must not fill the container's log."""
+
+    def say(self, text: str) -> None:
+        info(text)
+
+
+class _InstanceClosing(threading.Event):
+    """An instance actor's `closing`: set when its unit ended and the activator retires
+    the actor, or when cinit exits (either way its stop is not a crash)."""
+
+    def __init__(self, cinit_closing: threading.Event | None) -> None:
+        super().__init__()
+        self._cinit_closing = cinit_closing
+
+    def is_set(self) -> bool:
+        cinit = self._cinit_closing
+        return super().is_set() or (cinit is not None and cinit.is_set())
+
+
+class _Instance:
+    """One Accept=yes instance: its unit's slot and actor, and the connection it gets."""
+
+    def __init__(
+        self, slot: UnitSlot, ref: Any, closing: _InstanceClosing, connection: socket.socket
+    ) -> None:
+        self.slot = slot
+        self.ref = ref
+        self.closing = closing
+        self.connection: socket.socket | None = connection  # closed once it is spawned
+        self.ran = False  # its main process started
+
+    def drop_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.close()  # the instance has its own copy
+            self.connection = None
+
+
+# The unit states in which an instance is over (it never restarts).
+_ENDED = frozenset({State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED, State.EXITED})
+
+
 def remote_environment(peer: Any, family: int) -> dict[str, str]:
     """REMOTE_ADDR/REMOTE_PORT for an IP peer (IPv4-mapped IPv6 shown as IPv4)."""
     if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(peer, tuple):
@@ -226,13 +215,6 @@ def remote_environment(peer: Any, family: int) -> dict[str, str]:
     if host.startswith("::ffff:") and "." in host:
         host = host[7:]
     return {"REMOTE_ADDR": host, "REMOTE_PORT": str(peer[1])}
-
-
-class _Phase(StrEnum):
-    LISTENING = "listening"
-    RUNNING = "running"  # the service has the listeners; not polled
-    FAILED = "failed"
-    STOPPED = "stopped"
 
 
 class SocketActivator(pykka.ThreadingActor):
@@ -262,36 +244,30 @@ class SocketActivator(pykka.ThreadingActor):
         self.supervisor = supervisor
         self.scheduler = scheduler
         self.clock = clock
-        self.phase = _Phase.LISTENING
-        self.triggers: collections.deque[float] = collections.deque()
-        self.relay: Any = None
-        self.instances: dict[int, tuple[str, Any]] = {}  # pid -> (instance name, its io)
-        self.next_instance = 0
-        self.at_cap = False
-        self.cap_logged = False
-        self.stopping = False
-        self.kill_timer: Any = None
+        about = [sm.ListenerInfo(fd, item.bound, item.directive) for fd, item in self.by_fd.items()]
+        self.model, self.pending = sm.start(sm.config_of(unit, service, about))
+        self.relay: Any = None  # cinit.io.proxy.ProxyRelay in proxy mode
+        self.instances: dict[str, _Instance] = {}  # Accept=yes: by unit name
+        self.accepted: dict[int, tuple[socket.socket, Any]] = {}  # listener fd -> conn, peer
         self.errors = 0
-        if self.native and not self.section.accept:
+        if self.model.config.mode is sm.Mode.NATIVE:
             # Here, in the supervisor's thread: a service pulled in at boot (Requires=)
             # may start before this actor runs, and must inherit the listeners.
             support.registry.set(self.name, service.name, listeners)
-
-    @property
-    def native(self) -> bool:
-        return self.section.activation_mode is ActivationMode.NATIVE
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
     def on_start(self) -> None:
         try:
-            self._listen()
+            self._run([])
         except BaseException as exc:
             self._internal_error("on_start", exc)
 
     def on_receive(self, message: Any) -> None:
         try:
-            self._handle(message)
+            event = self._event(message)
+            if event is not None:
+                self._run([event])
         except BaseException as exc:  # never let it escape: pykka would stop the actor
             self._internal_error(repr(message), exc)
 
@@ -300,16 +276,77 @@ class SocketActivator(pykka.ThreadingActor):
         text = "".join(traceback.format_exception(exc)).rstrip()
         log(f"internal error in the socket actor of {self.name} ({where}):\n{text}")
 
-    # ---- start ---------------------------------------------------------------------------
+    # ---- feeding the machine -------------------------------------------------------------
+
+    def _event(self, message: Any) -> sm.SocketEvent | None:
+        """The machine's event for `message`; None for what concerns nobody here."""
+        if isinstance(message, UnitReport | UnitActorCrashed):
+            # From an instance's actor; reports after its end (settled, stopped) are moot.
+            if message.unit not in self.instances:
+                return None
+            if isinstance(message, UnitActorCrashed):
+                return self._instance_crashed(message)
+            item = message.item
+            return self._instance_moved(item) if isinstance(item, Transition) else None
+        if isinstance(message, sm.EVENT_TYPES):
+            return message
+        log(f"{self.name}: unexpected message {message!r}")
+        return None
+
+    def _run(self, events: list[sm.SocketEvent]) -> None:
+        """Step the machine and carry out its actions (answers are fed back at once)."""
+        queue = collections.deque(events)
+        try:
+            while self.pending or queue:
+                if self.pending:
+                    answer = self._perform(self.pending.pop(0))
+                    if answer is not None:
+                        queue.append(answer)
+                else:
+                    self.model, self.pending = sm.step(self.model, queue.popleft(), self.clock())
+        finally:
+            for connection, _ in self.accepted.values():
+                connection.close()  # an instance has its own copy
+            self.accepted.clear()
+
+    def _perform(self, action: sm.SocketAction) -> sm.SocketEvent | None:
+        poller = self.support.poller
+        if isinstance(action, Transition | Notice):
+            # UnitReport's item type leaves out Notice, which the supervisor takes too.
+            self.supervisor.tell(UnitReport(self.name, action))  # type: ignore[arg-type]
+        elif isinstance(action, SocketTriggered | SocketFailed | SocketStopped):
+            self.supervisor.tell(action)
+        elif isinstance(action, sm.Info):
+            info(action.text)
+        elif isinstance(action, Log):
+            log(action.text)
+        elif isinstance(action, sm.Disarm):
+            for fd in action.fds:
+                poller.disarm(fd)
+        elif isinstance(action, sm.Rearm):
+            for fd in action.fds:
+                poller.rearm(fd)
+        elif isinstance(action, sm.Listen):
+            self._listen()
+        elif isinstance(action, sm.CloseListeners):
+            self._close()
+        elif isinstance(action, sm.AcceptConnection):
+            return self._accept(action.fd)
+        elif isinstance(action, sm.StartInstance):
+            return self._start_instance(action)
+        elif isinstance(action, sm.StopInstances | sm.KillEveryInstance):
+            request = StopRequested() if isinstance(action, sm.StopInstances) else KillRequested()
+            for instance in self.instances.values():
+                instance.slot.tell(request)
+        elif isinstance(action, sm.ProxyServiceStopped) and self.relay is not None:
+            self.relay.service_stopped()
+        return None
+
+    # ---- carrying out --------------------------------------------------------------------
 
     def _listen(self) -> None:
         me = self.actor_ref
-        if self.native:
-            for fd, listener in self.by_fd.items():
-                if self.section.accept:
-                    listener.sock.setblocking(False)  # accepted here; never handed over
-                self.support.poller.watch(fd, me, ListenerReadable(fd))
-        else:
+        if self.model.config.mode is sm.Mode.PROXY:
             self.relay = self.support.proxy(
                 self.name,
                 self.listeners,
@@ -319,210 +356,74 @@ class SocketActivator(pykka.ThreadingActor):
                 lambda reason: me.tell(ProxyGaveUp(reason)),
             )
             self.relay.start()
-
-    # ---- dispatch ------------------------------------------------------------------------
-
-    def _handle(self, message: Any) -> None:
-        if isinstance(message, ListenerReadable):
-            self._on_readable(message.fd)
-        elif isinstance(message, ProcessExit):
-            self._on_instance_exit(message)
-        elif isinstance(message, ServiceUp):
-            if self.phase is _Phase.LISTENING and self.native and not self.section.accept:
-                self.phase = _Phase.RUNNING
-                self._disarm()
-        elif isinstance(message, ServiceDown):
-            if message.start_limit_hit:
-                self._service_start_limit_hit()
-            else:
-                self._on_service_down(message.restarting)
-        elif isinstance(message, ProxyDemand):
-            if self.phase is _Phase.LISTENING:
-                self._trigger("")
-        elif isinstance(message, ProxyGaveUp):
-            if self.phase is _Phase.LISTENING:
-                text = f"proxy target {self._target_text()} did not accept: {message.reason}"
-                self._fail(Result.TIMEOUT, text, stop_service=True)
-        elif isinstance(message, StopSocket):
-            self._stop()
-        elif isinstance(message, KillInstances):
-            self.kill_timer = None
-            for _, io in list(self.instances.values()):
-                with contextlib.suppress(OSError):
-                    io.kill_unit()
-        else:
-            log(f"{self.name}: unexpected message {message!r}")
-
-    # ---- triggering ----------------------------------------------------------------------
-
-    def _on_readable(self, fd: int) -> None:
-        listener = self.by_fd.get(fd)
-        if listener is None or self.phase is not _Phase.LISTENING or self.stopping:
-            return  # stale: already stopped, failed or running
-        if self.section.accept:
-            self._accept(listener)
             return
-        self._trigger(listener.bound)
+        accept = self.model.config.mode is sm.Mode.ACCEPT
+        for fd, listener in self.by_fd.items():
+            if accept:
+                listener.sock.setblocking(False)  # accepted here; never handed over
+            self.support.poller.watch(fd, me, ListenerReadable(fd))
 
-    def _trigger(self, where: str) -> bool:
-        """Count a trigger; False (and the socket failed) past the trigger limit."""
-        if not self._within_trigger_limit():
-            return False
-        if self.native and not self.section.accept:
-            self.phase = _Phase.RUNNING  # the service takes the listeners: stop polling
-            self._disarm()
-        fields: dict[str, object] = {"service": self.service.name, "triggers": len(self.triggers)}
-        if where:
-            fields["listener"] = where
-        self._report(Notice(self.name, "socket-triggered", fields))
-        on = f" on {where}" if where else ""
-        info(f"{self.name}: triggered{on}; starting {self.service.name}")
-        if not self.section.accept:
-            self.supervisor.tell(SocketTriggered(self.name, self.service.name))
-        return True
-
-    def _within_trigger_limit(self) -> bool:
-        now = self.clock()
-        interval = self.section.trigger_limit_interval_sec
-        burst = self.section.trigger_limit_burst
-        while self.triggers and now - self.triggers[0] > interval:
-            self.triggers.popleft()
-        self.triggers.append(now)
-        if interval > 0 and burst > 0 and len(self.triggers) > burst:
-            self._fail(
-                Result.TRIGGER_LIMIT_HIT,
-                f"trigger limit hit: more than {burst} triggers within {interval:g}s",
-                stop_service=False,
-            )
-            return False
-        return True
-
-    def _service_start_limit_hit(self) -> None:
-        if self.stopping or self.phase in (_Phase.FAILED, _Phase.STOPPED):
-            return
-        reason = f"{self.service.name} hit its start limit and cannot be started again"
-        self._fail(Result.SERVICE_START_LIMIT_HIT, reason, stop_service=False)
-
-    def _disarm(self) -> None:
-        for fd in self.by_fd:
-            self.support.poller.disarm(fd)
-
-    def _rearm(self) -> None:
-        for fd in self.by_fd:
-            self.support.poller.rearm(fd)
-
-    def _on_service_down(self, restarting: bool) -> None:
-        if self.stopping or self.phase in (_Phase.FAILED, _Phase.STOPPED):
-            return
-        if self.relay is not None:
-            self.relay.service_stopped()
-            return
-        if self.phase is _Phase.RUNNING and not restarting:
-            self.phase = _Phase.LISTENING
-            info(f"{self.name}: {self.service.name} is down; listening again")
-            self._rearm()
-
-    # ---- Accept=yes ----------------------------------------------------------------------
-
-    def _accept(self, listener: Listener) -> None:
+    def _accept(self, fd: int) -> sm.SocketEvent:
+        listener = self.by_fd[fd]
         try:
             connection, peer = listener.sock.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            self.support.poller.rearm(listener.fileno())  # the client went away meanwhile
-            return
+            return sm.AcceptFailed(fd)  # the client went away meanwhile
         except OSError as exc:
             if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a datagram listener
-                reason = f"Accept=yes cannot accept on {listener.directive}={listener.bound}"
-                self._fail(Result.RESOURCES, reason, stop_service=False)
-                return
-            log(f"{self.name}: cannot accept a connection: {exc}")
-            self.support.poller.rearm(listener.fileno())
-            return
-        try:
-            if not self._trigger(listener.bound):
-                return
-            self._spawn_instance(connection, peer, listener)
-        finally:
-            connection.close()  # the instance has its own copy
-        if len(self.instances) >= self.section.max_connections:
-            if not self.cap_logged:
-                self.cap_logged = True
-                log(
-                    f"{self.name}: MaxConnections={self.section.max_connections} reached; "
-                    "new connections wait until an instance exits"
-                )
-            self.at_cap = True
-        elif self.phase is _Phase.LISTENING:
-            self.support.poller.rearm(listener.fileno())
+                return sm.AcceptFailed(fd, str(exc), unsupported=True)
+            return sm.AcceptFailed(fd, str(exc))
+        self.accepted[fd] = (connection, peer)
+        return sm.ConnectionAccepted(fd)
 
-    def _spawn_instance(self, connection: socket.socket, peer: Any, listener: Listener) -> None:
-        from cinit.actors.unit_io import UnitSpawnError
-
+    def _start_instance(self, action: sm.StartInstance) -> sm.SocketEvent:
+        """Create the instance's unit and start it through the unit machine (its own
+        UnitActor on a UnitSlot, as the supervisor does for every unit)."""
+        connection, peer = self.accepted.pop(action.fd)  # the instance's until it spawned
         connection.setblocking(True)  # O_NONBLOCK cleared: the instance expects a plain fd
-        name = f"{self.service.stem}@{self.next_instance}.service"
-        self.next_instance += 1
-        instance = self.service.replace(name=name)
-        io = self.support.instance_io(instance, self.actor_ref)
-        io.connection = (connection.fileno(), remote_environment(peer, connection.family))
+        remote = remote_environment(peer, connection.family)
+
+        def instance_io(unit: Unit, owner: Tellable) -> InstanceIO:
+            io = self.support.instance_io(unit, owner)
+            io.connection = (connection.fileno(), remote)
+            return io
+
+        closing = _InstanceClosing(self.support.cinit_closing())
         try:
-            pid = io.spawn(Role.START, 0, None)
-        except UnitSpawnError:
-            log(f"{name}: failed to start for a connection on {listener.bound}")
-            return
-        self.instances[pid] = (name, io)
-        info(f"{name}: started (pid {pid}) for a connection on {listener.bound}")
+            slot = UnitSlot.for_unit(sm.instance_unit(self.service, action.name), instance_io)
+            ref = UnitActor.start(slot, self.actor_ref, self.scheduler, closing=closing)
+        except Exception as exc:
+            connection.close()
+            log(f"{action.name}: cannot start its actor: {exc!r}")
+            return sm.InstanceFailed(action.fd, action.name)
+        self.instances[action.name] = _Instance(slot, ref, closing, connection)
+        slot.tell(StartRequested())
+        slot.tell(DependenciesSettled())
+        return sm.InstanceStarted(action.fd, action.name)
 
-    def _on_instance_exit(self, message: ProcessExit) -> None:
-        for pid, (name, io) in list(self.instances.items()):
-            if io.take_exit(message):
-                del self.instances[pid]
-                how = f"signal {message.signal}" if message.signal else f"status={message.code}"
-                info(f"{name}: exited ({how})")
-                break
-        if self.at_cap and len(self.instances) < self.section.max_connections:
-            self.at_cap = False
-            if self.phase is _Phase.LISTENING and not self.stopping:
-                self._rearm()
-        if self.stopping and not self.instances:
-            self._finish_stop()
+    def _instance_moved(self, change: Transition) -> sm.SocketEvent | None:
+        """An instance's unit changed state: its connection is handed over once it runs;
+        an end retires its actor and frees its place."""
+        instance = self.instances[change.unit]
+        if change.new in (State.RUNNING, State.ACTIVE):
+            instance.ran = True
+            instance.drop_connection()
+        if change.new not in _ENDED:
+            return None
+        del self.instances[change.unit]
+        instance.drop_connection()
+        instance.closing.set()
+        instance.ref.stop(block=False)
+        return sm.InstanceEnded(change.unit, instance.ran)
 
-    # ---- failing and stopping ------------------------------------------------------------
-
-    def _fail(self, result: Result, reason: str, *, stop_service: bool) -> None:
-        old = self.phase
-        self.phase = _Phase.FAILED
-        self._close()
-        log(f"{self.name}: failed ({result.value}): {reason}")
-        self._report(Transition(self.name, _state(old), State.FAILED, reason, result))
-        fields: dict[str, object] = {"result": result.value, "reason": reason}
-        self._report(Notice(self.name, "socket-failed", fields))
-        self.supervisor.tell(SocketFailed(self.name, result, reason, stop_service))
-
-    def _stop(self) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
-        old = self.phase
-        if old is not _Phase.FAILED:
-            self._report(Transition(self.name, _state(old), State.STOPPING, "stop requested"))
-        self._close()
-        if not self.instances:
-            self._finish_stop()
-            return
-        for _, io in list(self.instances.values()):
-            with contextlib.suppress(OSError):
-                io.signal_unit(self.service.service.kill_signal if self.service.service else 15)
-        timeout = self.service.service.timeout_stop_sec if self.service.service else 10.0
-        self.kill_timer = self.scheduler.call_later(timeout, self.actor_ref, KillInstances())
-
-    def _finish_stop(self) -> None:
-        if self.kill_timer is not None:
-            self.scheduler.cancel(self.kill_timer)
-            self.kill_timer = None
-        if self.phase is not _Phase.FAILED:
-            self._report(Transition(self.name, State.STOPPING, State.INACTIVE, "stopped"))
-            self.phase = _Phase.STOPPED
-        self.supervisor.tell(SocketStopped(self.name))
+    def _instance_crashed(self, crash: UnitActorCrashed) -> sm.SocketEvent:
+        """An instance's actor broke (and stopped): kill what it ran, count it ended."""
+        instance = self.instances.pop(crash.unit)
+        log(f"{crash.unit}: its actor broke ({crash.where}); killing it:\n{crash.error}")
+        instance.drop_connection()
+        with contextlib.suppress(OSError):
+            instance.slot.io.kill_unit()
+        return sm.InstanceEnded(crash.unit, instance.ran)
 
     def _close(self) -> None:
         """Stop polling and close cinit's copies of the listeners (once)."""
@@ -536,22 +437,6 @@ class SocketActivator(pykka.ThreadingActor):
             self.support.poller.forget(fd)
         close_listeners(self.unit, self.listeners, remove=self.section.remove_on_stop)
         self.by_fd = {}
-
-    def _report(self, item: Any) -> None:
-        self.supervisor.tell(UnitReport(self.name, item))
-
-    def _target_text(self) -> str:
-        target = self.section.proxy_target
-        return target.render() if target is not None else "?"
-
-
-def _state(phase: str) -> State:
-    """The unit state a socket phase is shown as (systemd: listening and running are active)."""
-    if phase == _Phase.FAILED:
-        return State.FAILED
-    if phase == _Phase.STOPPED:
-        return State.INACTIVE
-    return State.ACTIVE
 
 
 def describe_listeners(listeners: list[Listener]) -> str:

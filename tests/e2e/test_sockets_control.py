@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 from e2e_support import PYTHON, TESTS, Boot, cinit_line, wait_until
-from sockets_support import fetch_unix, find_process, free_port, listen_server, wait_listening
+from sockets_support import (
+    fetch_unix,
+    find_process,
+    free_port,
+    listen_server,
+    running,
+    wait_listening,
+)
 
 pytestmark = [pytest.mark.pid1, pytest.mark.timeout(90)]
 
@@ -259,4 +266,27 @@ def test_restart_of_accept_and_proxy_sockets_listens_again(
     assert restart.returncode == 0, restart.stderr + run.report()
     assert traced(trace, "web.socket")[-3:] == ["stopping", "stopped", "ready"]
     assert tcp_exchange(port, send).startswith(expect)
+    assert run.terminate() == 0, run.report()
+
+
+def test_stop_of_an_accept_socket_stops_its_running_instances_and_waits_for_them(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    # An instance is a unit of the socket's: the stop ends it (SIGTERM, its unit's own
+    # stop), answers once it is gone, and instances are not on the event stream.
+    port = free_port()
+    units = {
+        "web.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "web.service": f"[Service]\nExecStart=/bin/sleep 60 {port}\n",
+    }
+    run, runtime, trace = booted(boot, tmp_path, cinit_cmd, units)
+    unshare = run.run.proc.pid
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        instance = find_process(unshare, f"sleep 60 {port}")
+        assert instance.fds()[:4] == [0, 1, 2, 3]
+        stop = cli(cinit_cmd, runtime, "stop", "web.socket")
+        assert stop.returncode == 0, stop.stderr + run.report()
+        assert not running(unshare, f"sleep 60 {port}"), run.report()
+    assert traced(trace, "web.socket")[-2:] == ["stopping", "stopped"]
+    assert not [line for line in trace.read_text().splitlines() if "web@" in line]
     assert run.terminate() == 0, run.report()
