@@ -145,12 +145,9 @@ def _show_status(reply: dict[str, Any], unit: str | None, as_json: bool) -> int:
 def _ago(since: Any) -> str:
     if not isinstance(since, int | float):
         return "-"
-    seconds = max(0.0, time.time() - since)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}min {seconds % 60:.0f}s"
-    return f"{seconds // 3600:.0f}h {seconds % 3600 // 60:.0f}min"
+    from cinit.tools.durations import elapsed
+
+    return elapsed(time.time() - since)
 
 
 def _bytes(value: Any) -> str:
