@@ -20,7 +20,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cinit import PROG
-from cinit.cli.args import Command, Option, UsageError, parse, render_help
+from cinit.cli.args import Command, Option, read_command_line, show_help
 
 if TYPE_CHECKING:
     from cinit.tools.boot_trace import BootTrace
@@ -76,24 +76,15 @@ def main(args: list[str]) -> int:
     command = ANALYSES.get(name)
     if command is None:
         if name in ("-h", "--help"):
-            sys.stdout.write(render_help(ANALYZE))
-            return EXIT_OK
+            return show_help(ANALYZE)
         what = f"unknown command {name!r}" if name else "a command is needed"
         print(f"{PROG} analyze: {what} (see {PROG} analyze --help)", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        parsed = parse(command, args[1:])
-    except UsageError as exc:
-        print(f"{PROG} analyze {name}: {exc} (see {PROG} analyze {name} --help)", file=sys.stderr)
-        return EXIT_USAGE
-    if parsed.help:
-        sys.stdout.write(render_help(command))
-        return EXIT_OK
+    prog = f"{PROG} analyze {name}"
+    parsed = read_command_line(command, args[1:], words=WORDS[name], prog=prog)
+    if isinstance(parsed, int):
+        return parsed
     words = parsed.words
-    fewest, most = WORDS[name]
-    if not fewest <= len(words) <= most:
-        print(f"{PROG} analyze {name}: usage: {command.usage[0]}", file=sys.stderr)
-        return EXIT_USAGE
     trace_path, unit_name = words[0], None
     if len(words) == 2:
         trace_path, unit_name = trace_and_unit(words[0], words[1])

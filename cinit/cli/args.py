@@ -157,3 +157,41 @@ def render_help(command: Command) -> str:
     if command.epilog:
         lines += ["", command.epilog.rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+def read_command_line(
+    command: Command, args: Sequence[str], *, words: tuple[int, int] = (0, 0), prog: str = ""
+) -> Parsed | int:
+    """Parse `args` for a tool command; the Parsed values, or the exit status when done.
+
+    `-h` prints the help (status 0); a usage error, or fewer or more positional words than
+    `words` (at least, at most) allows, is one line on stderr naming `prog` (default
+    `cinit NAME`) and pointing at its help (status 2).
+    """
+    prog = prog or f"cinit {command.name}"
+    try:
+        parsed = parse(command, args)
+        fewest, most = words
+        if len(parsed.words) > most:
+            raise UsageError(f"unexpected argument {parsed.words[most]!r}")
+        if len(parsed.words) < fewest and not parsed.help:
+            raise UsageError(f"too few arguments; usage: {command.usage[0]}")
+    except UsageError as exc:
+        return usage_error(prog, exc)
+    return show_help(command) if parsed.help else parsed
+
+
+def usage_error(prog: str, error: UsageError, helped: str = "") -> int:
+    """Say on stderr why the command line is wrong, and where help is; the usage status."""
+    import sys
+
+    sys.stderr.write(f"{prog}: {error} (see {helped or prog} --help)\n")
+    return EXIT_USAGE
+
+
+def show_help(command: Command) -> int:
+    """Print `command`'s help on stdout; the status of a command that did its work."""
+    import sys
+
+    sys.stdout.write(render_help(command))
+    return 0

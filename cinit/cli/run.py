@@ -33,10 +33,18 @@ from cinit.boot import (
     DEFAULT_DROP_IN_DIR,
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_UNITS_DIR,
-    EXIT_USAGE,
     BootConfig,
 )
-from cinit.cli.args import REST, SWITCH, Command, Option, UsageError, parse, render_help
+from cinit.cli.args import (
+    REST,
+    SWITCH,
+    Command,
+    Option,
+    UsageError,
+    parse,
+    show_help,
+    usage_error,
+)
 
 RUN = Command(
     "run",
@@ -194,11 +202,9 @@ def main(argv: list[str]) -> int:
     try:
         options = parse_args(argv)
     except UsageError as exc:
-        sys.stderr.write(f"cinit: {exc} (see cinit run --help)\n")
-        return EXIT_USAGE
+        return usage_error("cinit", exc, helped="cinit run")
     if options.help:
-        sys.stdout.write(render_help(RUN))
-        return 0
+        return show_help(RUN)
     config = options.config
     from cinit.io.log import configure_target
 

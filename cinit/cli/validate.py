@@ -15,7 +15,7 @@ import os
 import sys
 
 from cinit import PROG, example_dirs
-from cinit.cli.args import EXIT_USAGE, Command, Option, UsageError, parse, render_help
+from cinit.cli.args import Command, Option, read_command_line
 from cinit.units import Severity, UnitKind, UnitSet, load_units
 from cinit.units.diagnostics import Diagnostic
 from cinit.units.loader import DEFAULT_DROP_IN_DIR, DEFAULT_UNITS_DIR, promote_warning
@@ -43,16 +43,9 @@ VALIDATE = Command(
 
 def main(args: list[str]) -> int:
     """`cinit validate [options]`: parse the options, validate, return the exit code."""
-    try:
-        parsed = parse(VALIDATE, args)
-        if parsed.words:
-            raise UsageError(f"unknown option {parsed.words[0]!r}")
-    except UsageError as exc:
-        print(f"{PROG} validate: {exc} (see {PROG} validate --help)", file=sys.stderr)
-        return EXIT_USAGE
-    if parsed.help:
-        sys.stdout.write(render_help(VALIDATE))
-        return EXIT_OK
+    parsed = read_command_line(VALIDATE, args)
+    if isinstance(parsed, int):
+        return parsed
     values = parsed.values
     units = parsed.text_or("units", DEFAULT_UNITS_DIR)
     drop_in = parsed.text_or("drop_in", DEFAULT_DROP_IN_DIR)

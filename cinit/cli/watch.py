@@ -30,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from cinit import PROG
-from cinit.cli.args import Command, Option, UsageError, parse, render_help
+from cinit.cli.args import Command, Option, read_command_line
 from cinit.io.runtime import UntrustedDirectory, check_trusted_dir, runtime_dir
 
 EVENTS_ENV = "CINIT_EVENTS"
@@ -67,16 +67,9 @@ WATCH = Command(
 
 def main(args: list[str]) -> int:
     """Entry point of `cinit watch` (args without the command name)."""
-    try:
-        parsed = parse(WATCH, args)
-        if parsed.words:
-            raise UsageError(f"unexpected argument {parsed.words[0]!r}")
-    except UsageError as exc:
-        print(f"{PROG} watch: {exc} (see {PROG} watch --help)", file=sys.stderr)
-        return EXIT_USAGE
-    if parsed.help:
-        sys.stdout.write(render_help(WATCH))
-        return EXIT_OK
+    parsed = read_command_line(WATCH, args)
+    if isinstance(parsed, int):
+        return parsed
     directory = runtime_dir(parsed.text("runtime_dir"))
     events = connect_endpoint(parsed.text("events") or os.environ.get(EVENTS_ENV) or "")
     events = events or f"ipc://{os.path.join(directory, 'events')}"

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from cinit.cli.args import REST, SWITCH, Command, Option, UsageError, parse, render_help
+from cinit.cli.args import (
+    REST,
+    SWITCH,
+    Command,
+    Option,
+    UsageError,
+    parse,
+    read_command_line,
+    render_help,
+)
 
 BOOT = Command(
     "boot",
@@ -103,3 +112,19 @@ def test_help_is_rendered_from_the_table() -> None:
         "\n"
         "Exit status: 0.\n"
     )
+
+
+def test_read_command_line_reports_and_returns_the_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    plot = Command("plot", "s", ["cinit plot TRACE"], "Plots.", [])
+    parsed = read_command_line(plot, ["trace.jsonl"], words=(1, 1))
+    assert not isinstance(parsed, int) and parsed.words == ["trace.jsonl"]
+    assert read_command_line(plot, ["-h"], words=(1, 1)) == 0
+    assert capsys.readouterr().out == render_help(plot)
+    assert read_command_line(plot, ["a", "b"], words=(1, 1), prog="cinit x plot") == 2
+    assert capsys.readouterr().err == (
+        "cinit x plot: unexpected argument 'b' (see cinit x plot --help)\n"
+    )
+    assert read_command_line(plot, [], words=(1, 1)) == 2
+    assert "too few arguments; usage: cinit plot TRACE" in capsys.readouterr().err
