@@ -6,9 +6,10 @@ before that delays the container's real work (the bench holds exec -> child exec
 and none of them imports `typing`, `dataclasses`, pykka, pyzmq or typer (each costs 4 to
 100 ms). tests/test_boot_path.py runs cinit up to its first exec and fails on any other.
 
-A module on the boot path that needs names for type hints only writes
+A module on the boot path (or on the exec probe's, `cinit is-ready`: `cinit.cli.control`,
+`cinit.io.control_client`, a ~30 ms budget) that needs names for type hints only writes
 `from cinit.boot_path import TYPE_CHECKING` (the flag without importing `typing`, ~4 ms);
-modules off it use `from typing import TYPE_CHECKING` as usual.
+modules off them use `from typing import TYPE_CHECKING` as usual.
 """
 
 TYPE_CHECKING = False  # type checkers take it as True (PEP 484); `typing` costs ~4 ms
@@ -36,6 +37,7 @@ UNIT_PATH = frozenset(
     {
         "cinit.io.cgroup",
         "cinit.io.environ",
+        "cinit.io.notify",  # the notify socket, when a unit is Type=notify
         "cinit.io.output",  # the relay of the services' output
         "cinit.io.prespawn",  # a child forked early, waiting for its command
         "cinit.io.runtime",

@@ -21,10 +21,10 @@ import os
 import sys
 import time
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.cli.args import Command, Option, UsageError, parse, render_help
 from cinit.io.control_client import ControlError, request
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
