@@ -25,12 +25,12 @@ from __future__ import annotations
 import os
 import time
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io import signals
 from cinit.io.log import flush, info, log
 from cinit.io.reaper import Process, ProcessTable
 from cinit.io.spawn import SpawnError, SpawnRequest, raise_fd_limit, spawn
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from cinit.actors.unit_io import UnitSpawnError
 from cinit.actors.unit_slot import UnitSlot
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io.log import log
 from cinit.machines.ordering import StartBook
 from cinit.machines.unit_events import (
@@ -51,7 +52,6 @@ from cinit.machines.unit_state import monotonic_usec, step
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from cinit.actors.unit_slot import Launching, Tellable, UnitPort
 

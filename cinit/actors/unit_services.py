@@ -27,13 +27,13 @@ import contextlib
 import os
 
 from cinit.actors.unit_io import UnitContext, UnitIO
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
 from cinit.io.prespawn import EarlyUnits
 from cinit.io.reaper import ProcessTable
 from cinit.units.loader import UnitSet
 from cinit.units.model import ServiceType, Unit, UnitKind
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
 

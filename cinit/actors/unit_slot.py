@@ -14,6 +14,7 @@ import collections
 import threading
 
 from cinit.actors.unit_io import UnitSpawnError
+from cinit.boot_path import TYPE_CHECKING
 from cinit.machines.unit_events import (
     Action,
     CheckConditions,
@@ -26,7 +27,6 @@ from cinit.machines.unit_events import (
 )
 from cinit.machines.unit_model import TimerKind, UnitModel, initial_model
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Protocol

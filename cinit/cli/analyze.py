@@ -15,12 +15,12 @@ and line), 4 UNIT not in the trace.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from cinit import PROG
+from cinit.cli.args import Command, Option, read_command_line, show_help
 
 if TYPE_CHECKING:
     from cinit.tools.boot_trace import BootTrace
@@ -29,46 +29,70 @@ EXIT_OK, EXIT_USAGE, EXIT_UNKNOWN_UNIT = 0, 2, 4
 UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} analyze",
-        description="Analyse a boot from a JSONL trace (CONTAINER_INIT_TRACE=1).",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    blame = commands.add_parser("blame", help="units by the time their start took")
-    blame.add_argument("trace", metavar="TRACE", help="JSONL trace file")
-    chain = commands.add_parser(
+TRACE_HELP = "TRACE is a JSONL trace file written with CONTAINER_INIT_TRACE=1."
+# Each analysis is a command of its own (its synopsis, options and `-h`); `cinit analyze -h`
+# lists them.
+ANALYSES = {
+    "blame": Command(
+        "blame",
+        "units by the time their start took",
+        [f"{PROG} analyze blame TRACE"],
+        f"Units by the time their start took. {TRACE_HELP}",
+        [],
+    ),
+    "critical-chain": Command(
         "critical-chain",
-        help="the chain of After= units that decided the boot time",
-        usage=f"{PROG} analyze critical-chain TRACE [UNIT]  (or UNIT TRACE)",
-    )
-    chain.add_argument("trace", metavar="TRACE", help="JSONL trace file")
-    chain.add_argument(
-        "unit",
-        metavar="UNIT",
-        nargs="?",
-        help="the unit to explain (default: the one that came up last); it may come first, "
-        "as in systemd-analyze: UNIT TRACE",
-    )
-    plot = commands.add_parser("plot", help="an SVG boot chart")
-    plot.add_argument("trace", metavar="TRACE", help="JSONL trace file")
-    plot.add_argument("-o", "--output", metavar="FILE", help="write the SVG here (default: stdout)")
-    return parser
+        "the chain of After= units that decided the boot time",
+        [f"{PROG} analyze critical-chain TRACE [UNIT]  (or UNIT TRACE)"],
+        "The chain of After= units that decided when UNIT (default: the one that came up\n"
+        "last) came up; UNIT may come first, as in systemd-analyze: UNIT TRACE.\n" + TRACE_HELP,
+        [],
+    ),
+    "plot": Command(
+        "plot",
+        "an SVG boot chart",
+        [f"{PROG} analyze plot TRACE [-o FILE]"],
+        f"An SVG boot chart. {TRACE_HELP}",
+        [Option("-o, --output", "write the SVG here (default: stdout)", "FILE")],
+    ),
+}
+# How many words (TRACE, UNIT) each analysis takes: at least, at most.
+WORDS = {"blame": (1, 1), "critical-chain": (1, 2), "plot": (1, 1)}
+ANALYZE = Command(
+    "analyze",
+    "blame, critical-chain or plot a boot from a trace file.",
+    [f"{PROG} analyze COMMAND TRACE ..."],
+    "Analyse a boot from a JSONL trace (CONTAINER_INIT_TRACE=1).",
+    [],
+    epilog="commands:\n"
+    + "\n".join(f"  {name:<19}{command.summary}" for name, command in ANALYSES.items())
+    + f"\n\n`{PROG} analyze COMMAND -h` shows a command's own help.",
+)
 
 
 def main(args: list[str]) -> int:
     """Entry point of `cinit analyze` (args without the command name)."""
-    try:
-        options = _parser().parse_args(args)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if options.command == "critical-chain" and options.unit is not None:
-        options.trace, options.unit = trace_and_unit(options.trace, options.unit)
+    name = args[0] if args else ""
+    command = ANALYSES.get(name)
+    if command is None:
+        if name in ("-h", "--help"):
+            return show_help(ANALYZE)
+        what = f"unknown command {name!r}" if name else "a command is needed"
+        print(f"{PROG} analyze: {what} (see {PROG} analyze --help)", file=sys.stderr)
+        return EXIT_USAGE
+    prog = f"{PROG} analyze {name}"
+    parsed = read_command_line(command, args[1:], words=WORDS[name], prog=prog)
+    if isinstance(parsed, int):
+        return parsed
+    words = parsed.words
+    trace_path, unit_name = words[0], None
+    if len(words) == 2:
+        trace_path, unit_name = trace_and_unit(words[0], words[1])
 
     from cinit.tools.boot_trace import TraceError, read_trace
 
     try:
-        trace = read_trace(options.trace)
+        trace = read_trace(trace_path)
     except TraceError as exc:
         print(f"{PROG} analyze: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,14 +102,14 @@ def main(args: list[str]) -> int:
             f"from line {trace.first_line}",
             file=sys.stderr,
         )
-    if options.command == "blame":
+    if name == "blame":
         from cinit.tools.boot_analysis import format_blame
 
         sys.stdout.write(format_blame(trace))
         return EXIT_OK
-    if options.command == "critical-chain":
-        return _critical_chain(trace, options.unit)
-    return _plot(trace, options.output)
+    if name == "critical-chain":
+        return _critical_chain(trace, unit_name)
+    return _plot(trace, parsed.text("output"))
 
 
 def trace_and_unit(first: str, second: str) -> tuple[str, str]:

@@ -1,9 +1,9 @@
 """The typer application: `cinit --help` (every command), `cinit help [COMMAND]`, `version`.
 
-The commands themselves parse their own options (`cinit.cli.run`, `cinit.cli.validate`,
-`cinit.cli.control`, ...: typer costs ~120 ms to import, too much for PID 1 and for an exec
-probe), and `cinit.cli.main` sends them there without coming here. They are registered
-here too, passing their words through, so that the help lists each with its summary and
+The commands parse their options with `cinit.cli.args` (typer costs ~100 ms to import, too
+much for PID 1 and for an exec probe), from a table each declares (`cinit.cli.run.RUN`, ...),
+and `cinit.cli.main` sends them there without coming here. They are registered here too,
+passing their words through, so that the help lists each with the summary of its table and
 a command given to this app runs the same code.
 """
 
@@ -14,19 +14,21 @@ from collections.abc import Callable
 import typer
 
 from cinit import PROG, __version__
+from cinit.cli.args import Command
 
-# Every command but `version`, with its one-line summary, in the order --help lists them.
-COMMANDS = (
-    ("run", "Boot the units and/or `-- CMD` as PID 1 (the default)."),
-    ("validate", "Check the unit files: file:line diagnostics, a summary."),
-    ("status", "Show the running cinit's units, or one UNIT in detail."),
-    ("start", "Start UNIT in the running cinit."),
-    ("stop", "Stop UNIT in the running cinit."),
-    ("restart", "Restart UNIT in the running cinit."),
-    ("is-ready", "Exit 0 when the boot (or UNIT) is up, else 3 (a probe)."),
-    ("watch", "A live table of the units and their events."),
-    ("analyze", "blame, critical-chain or plot a boot from a trace file."),
-)
+
+def _commands() -> tuple[Command, ...]:
+    """Every command but `version`, in the order --help lists them: their own tables."""
+    from cinit.cli.analyze import ANALYZE
+    from cinit.cli.control import COMMANDS as CONTROL
+    from cinit.cli.run import RUN
+    from cinit.cli.validate import VALIDATE
+    from cinit.cli.watch import WATCH
+
+    return (RUN, VALIDATE, *CONTROL.values(), WATCH, ANALYZE)
+
+
+COMMANDS = _commands()
 
 HELP = f"""\
 {PROG}: a PID 1 supervisor for container images, driven by systemd unit files.
@@ -79,10 +81,13 @@ def _forward(name: str) -> Callable[[typer.Context], None]:
     return command
 
 
-for _name, _summary in COMMANDS:
+for _command in COMMANDS:
     app.command(
-        name=_name, help=_summary, context_settings=_PASS_THROUGH, add_help_option=False
-    )(_forward(_name))
+        name=_command.name,
+        help=_command.summary,
+        context_settings=_PASS_THROUGH,
+        add_help_option=False,
+    )(_forward(_command.name))
 
 
 @app.command()
@@ -97,7 +102,7 @@ def run_app(args: list[str]) -> int:
         args = ["version"]
     elif args and args[0] == "help":  # `cinit help [COMMAND]`: that command's own help
         args = [args[1], "--help"] if len(args) > 1 and args[1][:1] != "-" else ["--help"]
-        if args[0] not in {name for name, _ in COMMANDS} | {"version", "--help"}:
+        if args[0] not in {command.name for command in COMMANDS} | {"version", "--help"}:
             from cinit.cli import unknown_command
 
             return unknown_command(args[0])

@@ -21,71 +21,93 @@ import os
 import sys
 import time
 
+from cinit.boot_path import TYPE_CHECKING
+from cinit.cli.args import Command, Option, UsageError, parse, render_help
 from cinit.io.control_client import ControlError, request
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_READY, EXIT_UNKNOWN = 0, 1, 2, 3, 4
-COMMANDS = ("status", "start", "stop", "restart", "is-ready")
 DEFAULT_TIMEOUT = {"status": 10.0, "is-ready": 5.0, "start": 120.0, "stop": 120.0}
-VALUE_OPTIONS = frozenset({"--runtime-dir", "--timeout"})
-FLAG_OPTIONS = frozenset({"--json", "-h", "--help"})
-
-USAGE = """\
-usage: cinit status [UNIT] [--json] [--runtime-dir DIR]
-       cinit start|stop|restart UNIT [--runtime-dir DIR] [--timeout SECS]
-       cinit is-ready [UNIT] [--runtime-dir DIR] [--timeout SECS]
-
+OPTIONS = (
+    Option("--json", "status: print the reply as one JSON document"),
+    Option(
+        "--runtime-dir",
+        "cinit's runtime directory (default: $CINIT_RUNTIME_DIR,\nelse /run/cinit)",
+        "DIR",
+    ),
+    Option("--timeout", "how long to wait for the answer", "SECS"),
+)
+USAGE = (
+    "cinit status [UNIT] [--json] [--runtime-dir DIR]",
+    "cinit start|stop|restart UNIT [--runtime-dir DIR] [--timeout SECS]",
+    "cinit is-ready [UNIT] [--runtime-dir DIR] [--timeout SECS]",
+)
+DESCRIPTION = """\
 Ask the running cinit (its control socket in the runtime directory: --runtime-dir,
 else $CINIT_RUNTIME_DIR, else /run/cinit) about its units, or start/stop/restart one.
 Exit: 0 ok; 1 failed (start/stop/restart, or cinit not answering); 2 usage;
 3 not ready, UNIT not up, or cinit not running (every command); 4 unknown unit,
 permission denied, or status unknown.
-is-ready prints nothing on stdout.
-"""
+is-ready prints nothing on stdout."""
+SUMMARIES = {
+    "status": "Show the running cinit's units, or one UNIT in detail.",
+    "start": "Start UNIT in the running cinit.",
+    "stop": "Stop UNIT in the running cinit.",
+    "restart": "Restart UNIT in the running cinit.",
+    "is-ready": "Exit 0 when the boot (or UNIT) is up, else 3 (a probe).",
+}
+# One table for the five commands: they take the same options and share one help.
+COMMANDS = {
+    name: Command(name, summary, USAGE, DESCRIPTION, OPTIONS) for name, summary in SUMMARIES.items()
+}
 
 
 def main(args: list[str]) -> int:
     """args[0] is the command name; returns the exit status."""
-    command, rest = args[0], args[1:]
+    command = COMMANDS[args[0]]
+    name = command.name
     try:
-        options, words = _parse(rest)
-    except ValueError as exc:
-        sys.stderr.write(f"cinit {command}: {exc}\n{USAGE}")
+        parsed = parse(command, args[1:])
+    except UsageError as exc:
+        sys.stderr.write(f"cinit {name}: {exc}\n{render_help(command)}")
         return EXIT_USAGE
-    if "help" in options:
-        sys.stdout.write(USAGE)
+    if parsed.help:
+        sys.stdout.write(render_help(command))
         return EXIT_OK
-    needs_unit = command in ("start", "stop", "restart")
+    words = parsed.words
+    needs_unit = name in ("start", "stop", "restart")
     if len(words) > 1 or (needs_unit and not words):
         what = "one UNIT" if needs_unit else "at most one UNIT"
-        sys.stderr.write(f"cinit {command}: expected {what}\n{USAGE}")
+        sys.stderr.write(f"cinit {name}: expected {what}\n{render_help(command)}")
         return EXIT_USAGE
     unit = words[0] if words else None
+    given_timeout = parsed.text("timeout")
     try:
-        timeout = float(options.get("--timeout", DEFAULT_TIMEOUT.get(command, 240.0)))
+        timeout = (
+            DEFAULT_TIMEOUT.get(name, 240.0) if given_timeout is None else float(given_timeout)
+        )
     except ValueError:
-        sys.stderr.write(f"cinit {command}: --timeout: not a number\n")
+        sys.stderr.write(f"cinit {name}: --timeout: not a number\n")
         return EXIT_USAGE
-    runtime = options.get("--runtime-dir") or os.environ.get("CINIT_RUNTIME_DIR") or "/run/cinit"
-    message: dict[str, Any] = {"cmd": command}
+    runtime = parsed.text("runtime_dir") or os.environ.get("CINIT_RUNTIME_DIR") or "/run/cinit"
+    message: dict[str, Any] = {"cmd": name}
     if unit is not None:
         message["unit"] = unit
     try:
         reply = request(os.path.join(runtime, "control"), message, timeout)
     except ControlError as exc:
-        sys.stderr.write(f"cinit {command}: {exc}\n")
-        return _unreachable_status(command, exc.reason)
+        sys.stderr.write(f"cinit {name}: {exc}\n")
+        return _unreachable_status(name, exc.reason)
     if not reply.get("ok"):
-        sys.stderr.write(f"cinit {command}: {reply.get('error', 'failed')}\n")
+        sys.stderr.write(f"cinit {name}: {reply.get('error', 'failed')}\n")
         code = reply.get("code")
         return code if isinstance(code, int) and 0 < code < 256 else EXIT_FAILED
-    if command == "is-ready":
+    if name == "is-ready":
         return EXIT_OK if reply.get("ready") else EXIT_NOT_READY
-    if command == "status":
-        return _show_status(reply, unit, "--json" in options)
+    if name == "status":
+        return _show_status(reply, unit, bool(parsed.values["json"]))
     return EXIT_OK
 
 
@@ -98,31 +120,6 @@ def _unreachable_status(command: str, reason: str) -> int:
     if reason == "absent" or command == "is-ready":
         return EXIT_NOT_READY
     return EXIT_UNKNOWN if command == "status" else EXIT_FAILED
-
-
-def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    options: dict[str, str] = {}
-    words: list[str] = []
-    index = 0
-    while index < len(args):
-        word = args[index]
-        index += 1
-        name, eq, inline = word.partition("=")
-        if name in VALUE_OPTIONS:
-            if eq:
-                options[name] = inline
-            elif index < len(args):
-                options[name] = args[index]
-                index += 1
-            else:
-                raise ValueError(f"option {name} needs a value")
-        elif word in FLAG_OPTIONS:
-            options["help" if word in ("-h", "--help") else word] = ""
-        elif word.startswith("-") and word != "-":
-            raise ValueError(f"unknown option {word!r}")
-        else:
-            words.append(word)
-    return options, words
 
 
 # ---- status output ------------------------------------------------------------------------
@@ -148,12 +145,9 @@ def _show_status(reply: dict[str, Any], unit: str | None, as_json: bool) -> int:
 def _ago(since: Any) -> str:
     if not isinstance(since, int | float):
         return "-"
-    seconds = max(0.0, time.time() - since)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}min {seconds % 60:.0f}s"
-    return f"{seconds // 3600:.0f}h {seconds % 3600 // 60:.0f}min"
+    from cinit.tools.durations import elapsed
+
+    return elapsed(time.time() - since)
 
 
 def _bytes(value: Any) -> str:

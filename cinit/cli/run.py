@@ -1,7 +1,8 @@
 """`cinit [run] [OPTIONS] [-- COMMAND ARGS...]`: the boot path's command line.
 
-Parsed by hand (no argparse, no typer): every import here delays the main command's exec.
-`--opt=value` and `--opt value` are both accepted; an unknown option is an error (exit 2).
+Its options are a table for `cinit.cli.args` (no argparse, no typer: every import here delays
+the main command's exec). `--opt=value` and `--opt value` are both accepted; an unknown
+option is an error (exit 2).
 
 Behaviour by what exists:
 
@@ -32,82 +33,93 @@ from cinit.boot import (
     DEFAULT_DROP_IN_DIR,
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_UNITS_DIR,
-    EXIT_USAGE,
     BootConfig,
 )
+from cinit.cli.args import (
+    REST,
+    SWITCH,
+    Command,
+    Option,
+    UsageError,
+    parse,
+    show_help,
+    usage_error,
+)
 
-USAGE = f"""\
-usage: cinit [run] [OPTIONS] [-- COMMAND [ARG...] | --then-exec PATH [ARG...]]
-
+RUN = Command(
+    "run",
+    "Boot the units and/or `-- CMD` as PID 1 (the default).",
+    ["cinit [run] [OPTIONS] [-- COMMAND [ARG...] | --then-exec PATH [ARG...]]"],
+    """\
 Run as a container's PID 1: boot the systemd units found in the unit directories,
 and/or run COMMAND as the main process (like tini), reap every orphan, forward signals,
-and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.
-
-options:
-  --units DIR          core unit files (default: {DEFAULT_UNITS_DIR})
-  --drop-in DIR        drop-in unit files (default: {DEFAULT_DROP_IN_DIR})
-  --strict-units       treat every unit-file warning as an error
-  --validate           load and check the units, print a summary, and exit
-  --example            boot the example unit set shipped inside cinit (instead of
-                       --units and --drop-in): a oneshot, a ticker, a drop-in
-                       override and an addition, and a proxy socket on 127.0.0.1:8080
-  --stop-timeout SECS  bound on the whole shutdown before SIGKILL
-                       (default: {DEFAULT_STOP_TIMEOUT:g}; also 500ms, 5s, 1min)
-  --runtime-dir DIR    cinit's private runtime directory (default: $CINIT_RUNTIME_DIR,
-                       else /run/cinit)
-  --events ENDPOINT    where the ZeroMQ event stream is published (default:
-                       $CINIT_EVENTS, else ipc://<runtime dir>/events); tcp://PORT
-                       binds loopback only
-  --control-group GROUP
-                       members of GROUP may use the event and control sockets too
-                       (default: $CINIT_CONTROL_GROUP; unset: root only)
-  --log-prefix, --no-log-prefix
-                       prefix each line of service output with `<unit>: ` (default: on;
-                       CINIT_LOG_PREFIX=0 turns it off unless --log-prefix is given)
-  --then-exec PATH [ARG...]
-                       boot the units until the oneshots finished, stop what still
-                       runs, then exec PATH in place of cinit (same pid: PID 1 stays
-                       PID 1) with fds 0-2 only and clean signals; 127/126 when PATH
-                       cannot be executed
-  --log-target auto|console|kmsg
-                       where cinit's own lines go (default: $CINIT_LOG_TARGET, else
-                       auto: /dev/kmsg when there is no stderr, else stderr)
-  -h, --help           show this help and exit
-
+and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.""",
+    [
+        Option("--units", f"core unit files (default: {DEFAULT_UNITS_DIR})", "DIR"),
+        Option("--drop-in", f"drop-in unit files (default: {DEFAULT_DROP_IN_DIR})", "DIR"),
+        Option("--strict-units", "treat every unit-file warning as an error"),
+        Option("--validate", "load and check the units, print a summary, and exit"),
+        Option(
+            "--example",
+            "boot the example unit set shipped inside cinit (instead of\n"
+            "--units and --drop-in): a oneshot, a ticker, a drop-in\n"
+            "override and an addition, and a proxy socket on 127.0.0.1:8080",
+        ),
+        Option(
+            "--stop-timeout",
+            "bound on the whole shutdown before SIGKILL\n"
+            f"(default: {DEFAULT_STOP_TIMEOUT:g}; also 500ms, 5s, 1min)",
+            "SECS",
+        ),
+        Option(
+            "--runtime-dir",
+            "cinit's private runtime directory (default: $CINIT_RUNTIME_DIR,\nelse /run/cinit)",
+            "DIR",
+        ),
+        Option(
+            "--events",
+            "where the ZeroMQ event stream is published (default:\n"
+            "$CINIT_EVENTS, else ipc://<runtime dir>/events); tcp://PORT\n"
+            "binds loopback only",
+            "ENDPOINT",
+        ),
+        Option(
+            "--control-group",
+            "members of GROUP may use the event and control sockets too\n"
+            "(default: $CINIT_CONTROL_GROUP; unset: root only)",
+            "GROUP",
+        ),
+        Option(
+            "--log-prefix, --no-log-prefix",
+            "prefix each line of service output with `<unit>: ` (default: on;\n"
+            "CINIT_LOG_PREFIX=0 turns it off unless --log-prefix is given)",
+            kind=SWITCH,
+        ),
+        Option(
+            "--then-exec",
+            "boot the units until the oneshots finished, stop what still\n"
+            "runs, then exec PATH in place of cinit (same pid: PID 1 stays\n"
+            "PID 1) with fds 0-2 only and clean signals; 127/126 when PATH\n"
+            "cannot be executed",
+            "PATH",
+            kind=REST,
+        ),
+        Option(
+            "--log-target",
+            "where cinit's own lines go (default: $CINIT_LOG_TARGET, else\n"
+            "auto: /dev/kmsg when there is no stderr, else stderr)",
+            "auto|console|kmsg",
+        ),
+    ],
+    epilog="""\
 Signals: SIGTERM/SIGINT/SIGRTMIN+3 stop cinit (COMMAND gets the same signal);
 SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT, SIGALRM are forwarded to COMMAND.
 Exit status: COMMAND's (128+N if killed by signal N); 0 without COMMAND; a unit with
 ExitContainerOnFailure=yes that failed: its exit code, or 1; 1 unit errors; 2 usage;
-126/127 COMMAND not executable/not found; 70 internal error.
-"""
-
-_VALUE_OPTIONS = frozenset(
-    {
-        "--units",
-        "--drop-in",
-        "--stop-timeout",
-        "--runtime-dir",
-        "--events",
-        "--control-group",
-        "--log-target",
-    }
+126/127 COMMAND not executable/not found; 70 internal error.""",
+    takes_command=True,
 )
 _FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
-_FLAG_OPTIONS = frozenset(
-    {
-        "--strict-units",
-        "--validate",
-        "--example",
-        "--log-prefix",
-        "--no-log-prefix",
-        "--help",
-        "-h",
-    }
-)
-
-
-class UsageError(Exception):
-    """Bad command line; the message says what, the exit status is 2."""
 
 
 class RunOptions:
@@ -143,75 +155,46 @@ def parse_duration(text: str) -> float:
 
 def parse_args(argv: list[str]) -> RunOptions:
     """Parse `cinit [run] ...` arguments; raises UsageError."""
-    args = list(argv)
-    if args and args[0] == "run":
-        args.pop(0)
-    values: dict[str, str] = {}
-    flags: set[str] = set()
-    command: list[str] = []
-    then_exec: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            command = args[i:]
-            break
-        if arg == "--then-exec" or arg.startswith("--then-exec="):
-            then_exec = [arg.partition("=")[2]] if "=" in arg else []
-            then_exec += args[i:]
-            if not then_exec or not then_exec[0]:
-                raise UsageError("--then-exec needs the path of the program to hand off to")
-            break
-        name, eq, inline = arg.partition("=")
-        if name in _VALUE_OPTIONS:
-            if eq:
-                values[name] = inline
-            elif i < len(args):
-                values[name] = args[i]
-                i += 1
-            else:
-                raise UsageError(f"option {name} needs a value")
-        elif arg in _FLAG_OPTIONS:
-            flags.add(arg)
-        elif arg.startswith("-"):
-            raise UsageError(f"unknown option {arg!r}")
-        else:
-            raise UsageError(
-                f"unexpected argument {arg!r}; give the main command after '--': cinit -- {arg} ..."
-            )
+    args = argv[1:] if argv and argv[0] == "run" else argv
+    parsed = parse(RUN, args)
+    if parsed.words:
+        word = parsed.words[0]
+        raise UsageError(
+            f"unexpected argument {word!r}; give the main command after '--': cinit -- {word} ..."
+        )
+    values = parsed.values
+    then_exec = values["then_exec"]
+    if then_exec is not None and not (isinstance(then_exec, list) and then_exec and then_exec[0]):
+        raise UsageError("--then-exec needs the path of the program to hand off to")
     # The environment gives the default; a flag on the command line wins over it.
-    log_prefix = os.environ.get("CINIT_LOG_PREFIX", "").strip().lower() not in _FALSE_WORDS
-    for arg in args[:i]:
-        if arg in ("--log-prefix", "--no-log-prefix"):
-            log_prefix = arg == "--log-prefix"  # the last one wins
-    units_dir = values.get("--units", DEFAULT_UNITS_DIR)
-    drop_in_dir = values.get("--drop-in", DEFAULT_DROP_IN_DIR)
-    if "--example" in flags:
-        if "--units" in values or "--drop-in" in values:
+    log_prefix = values["log_prefix"]
+    if log_prefix is None:
+        log_prefix = os.environ.get("CINIT_LOG_PREFIX", "").strip().lower() not in _FALSE_WORDS
+    units_dir = parsed.text_or("units", DEFAULT_UNITS_DIR)
+    drop_in_dir = parsed.text_or("drop_in", DEFAULT_DROP_IN_DIR)
+    if values["example"]:
+        if values["units"] is not None or values["drop_in"] is not None:
             raise UsageError("--example boots the embedded example set: no --units or --drop-in")
         from cinit import example_dirs
 
         units_dir, drop_in_dir = example_dirs()
+    stop_timeout = parsed.text("stop_timeout")
     config = BootConfig(
         units_dir=units_dir,
         drop_in_dir=drop_in_dir,
-        strict="--strict-units" in flags,
-        stop_timeout=parse_duration(values["--stop-timeout"])
-        if "--stop-timeout" in values
-        else DEFAULT_STOP_TIMEOUT,
-        log_prefix=log_prefix,
-        command=command,
-        runtime_dir=values.get("--runtime-dir") or None,
-        events_endpoint=values.get("--events") or None,
-        control_group=values.get("--control-group") or None,
-        then_exec=then_exec or None,
+        strict=bool(values["strict_units"]),
+        stop_timeout=DEFAULT_STOP_TIMEOUT if stop_timeout is None else parse_duration(stop_timeout),
+        log_prefix=bool(log_prefix),
+        command=parsed.command,
+        runtime_dir=parsed.text("runtime_dir") or None,
+        events_endpoint=parsed.text("events") or None,
+        control_group=parsed.text("control_group") or None,
+        then_exec=then_exec if isinstance(then_exec, list) else None,
     )
-    target = values.get("--log-target")
+    target = parsed.text("log_target")
     if target is not None and target.strip().lower() not in ("auto", "console", "kmsg"):
         raise UsageError(f"--log-target: expected auto, console or kmsg, not {target!r}")
-    help = bool(flags & {"--help", "-h"})
-    return RunOptions(config, "--validate" in flags, help, target)
+    return RunOptions(config, bool(values["validate"]), parsed.help, target)
 
 
 def main(argv: list[str]) -> int:
@@ -219,11 +202,9 @@ def main(argv: list[str]) -> int:
     try:
         options = parse_args(argv)
     except UsageError as exc:
-        sys.stderr.write(f"cinit: {exc} (see cinit run --help)\n")
-        return EXIT_USAGE
+        return usage_error("cinit", exc, helped="cinit run")
     if options.help:
-        sys.stdout.write(USAGE)
-        return 0
+        return show_help(RUN)
     config = options.config
     from cinit.io.log import configure_target
 

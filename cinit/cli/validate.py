@@ -15,45 +15,43 @@ import os
 import sys
 
 from cinit import PROG, example_dirs
-from cinit.cli.args import EXIT_USAGE, Option, UsageError, format_help, parse_options
+from cinit.cli.args import Command, Option, read_command_line
 from cinit.units import Severity, UnitKind, UnitSet, load_units
 from cinit.units.diagnostics import Diagnostic
 from cinit.units.loader import DEFAULT_DROP_IN_DIR, DEFAULT_UNITS_DIR, promote_warning
 
 EXIT_OK, EXIT_INVALID = 0, 1
-DESCRIPTION = (
-    "Parse and validate the unit files; print file:line diagnostics (stderr) and a summary.\n"
-    "Exit 0 when clean, 1 on errors (or on any warning with --strict-units), 2 on usage errors."
-)
 
-OPTIONS = [
-    Option("--units", "units", "core unit directory", True, DEFAULT_UNITS_DIR, "DIR"),
-    Option("--drop-in", "drop_in", "drop-in directory", True, DEFAULT_DROP_IN_DIR, "DIR"),
-    Option("--strict-units", "strict", "treat every warning as an error"),
-    Option("--json", "json", "print one JSON document instead of text"),
-    Option("--example", "example", "validate the example unit set embedded in cinit"),
-    Option(
-        "--no-host-checks",
-        "no_host_checks",
-        "do not look for the units' programs and users on this machine",
-    ),
-]
+VALIDATE = Command(
+    "validate",
+    "Check the unit files: file:line diagnostics, a summary.",
+    [f"{PROG} validate [options]"],
+    "Parse and validate the unit files; print file:line diagnostics (stderr) and a summary.\n"
+    "Exit 0 when clean, 1 on errors (or on any warning with --strict-units), 2 on usage errors.",
+    [
+        Option("--units", f"core unit directory (default: {DEFAULT_UNITS_DIR})", "DIR"),
+        Option("--drop-in", f"drop-in directory (default: {DEFAULT_DROP_IN_DIR})", "DIR"),
+        Option("--strict-units", "treat every warning as an error"),
+        Option("--json", "print one JSON document instead of text"),
+        Option("--example", "validate the example unit set embedded in cinit"),
+        Option(
+            "--no-host-checks", "do not look for the units' programs and users\non this machine"
+        ),
+    ],
+)
 
 
 def main(args: list[str]) -> int:
     """`cinit validate [options]`: parse the options, validate, return the exit code."""
-    try:
-        values, _ = parse_options(args, OPTIONS)
-    except UsageError as exc:
-        print(f"{PROG} validate: {exc} (see {PROG} validate --help)", file=sys.stderr)
-        return EXIT_USAGE
-    if values["help"]:
-        print(format_help(f"{PROG} validate [options]", DESCRIPTION, OPTIONS))
-        return EXIT_OK
-    units, drop_in = str(values["units"]), str(values["drop_in"])
+    parsed = read_command_line(VALIDATE, args)
+    if isinstance(parsed, int):
+        return parsed
+    values = parsed.values
+    units = parsed.text_or("units", DEFAULT_UNITS_DIR)
+    drop_in = parsed.text_or("drop_in", DEFAULT_DROP_IN_DIR)
     if values["example"]:
         units, drop_in = example_dirs()
-    strict, as_json = bool(values["strict"]), bool(values["json"])
+    strict, as_json = bool(values["strict_units"]), bool(values["json"])
     return run_validate(units, drop_in, strict, as_json, not values["no_host_checks"])
 
 

@@ -21,7 +21,6 @@ socket directory.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -31,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from cinit import PROG
+from cinit.cli.args import Command, Option, read_command_line
 from cinit.io.runtime import UntrustedDirectory, check_trusted_dir, runtime_dir
 
 EVENTS_ENV = "CINIT_EVENTS"
@@ -41,33 +41,37 @@ RETRY_INTERVAL_S = 0.5  # pause between snapshot attempts while cinit is away
 FRAME_INTERVAL_S = 0.1  # at most this often a redraw; at least once a second
 
 
+WATCH = Command(
+    "watch",
+    "A live table of the units and their events.",
+    [f"{PROG} watch [--json] [--runtime-dir DIR] [--events ENDPOINT]"],
+    "Watch cinit's units and events live (a terminal view, or JSON Lines).",
+    [
+        Option(
+            "--json",
+            "print the events as JSON Lines (the default when stdout\nis not a terminal)",
+        ),
+        Option(
+            "--runtime-dir",
+            "cinit's runtime directory (default: $CINIT_RUNTIME_DIR,\nelse /run/cinit)",
+            "DIR",
+        ),
+        Option(
+            "--events",
+            "event stream endpoint (default: $CINIT_EVENTS,\nelse ipc://<runtime dir>/events)",
+            "ENDPOINT",
+        ),
+    ],
+)
+
+
 def main(args: list[str]) -> int:
     """Entry point of `cinit watch` (args without the command name)."""
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} watch",
-        description="Watch cinit's units and events live (a terminal view, or JSON Lines).",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the events as JSON Lines (the default when stdout is not a terminal)",
-    )
-    parser.add_argument(
-        "--runtime-dir",
-        metavar="DIR",
-        help="cinit's runtime directory (default: $CINIT_RUNTIME_DIR, else /run/cinit)",
-    )
-    parser.add_argument(
-        "--events",
-        metavar="ENDPOINT",
-        help="event stream endpoint (default: $CINIT_EVENTS, else ipc://<runtime dir>/events)",
-    )
-    try:
-        options = parser.parse_args(args)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    directory = runtime_dir(options.runtime_dir)
-    events = connect_endpoint(options.events or os.environ.get(EVENTS_ENV) or "")
+    parsed = read_command_line(WATCH, args)
+    if isinstance(parsed, int):
+        return parsed
+    directory = runtime_dir(parsed.text("runtime_dir"))
+    events = connect_endpoint(parsed.text("events") or os.environ.get(EVENTS_ENV) or "")
     events = events or f"ipc://{os.path.join(directory, 'events')}"
     control = f"ipc://{os.path.join(directory, 'control')}"
     refusal = untrusted_endpoint(events, control)
@@ -76,7 +80,7 @@ def main(args: list[str]) -> int:
         return EXIT_UNTRUSTED
     _stop_on_signals()
     try:
-        if options.json or not sys.stdout.isatty():
+        if parsed.values["json"] or not sys.stdout.isatty():
             return _watch_json(events, directory)
         return _watch_live(events, control, directory)
     except KeyboardInterrupt:

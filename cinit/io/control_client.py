@@ -19,7 +19,8 @@ import _socket  # the C module: `socket` costs ~5 ms of imports (enum, selectors
 import json
 import struct
 
-TYPE_CHECKING = False
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import Any
 

@@ -30,10 +30,10 @@ import errno
 import os
 from collections.abc import Mapping
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.environment import read_env_file
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cinit.units.model import Condition, EnvironmentFileRef, Unit
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from cinit.io.spawn import DEFAULT_PATH, exec_candidates
 from cinit.io.userdb import UserDbError, lookup_group, lookup_user
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.model import ExecCommand, Unit
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import _thread
 import os
 
-TYPE_CHECKING = False
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import Protocol
 

@@ -36,7 +36,8 @@ import os
 import sys
 import threading
 
-TYPE_CHECKING = False
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import selectors
     import socket

@@ -32,9 +32,9 @@ import threading
 import time
 from collections import deque
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io.log import log
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import selectors
 

@@ -32,11 +32,11 @@ import marshal
 import os
 import sys
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
 from cinit.io.reaper import Process, ProcessTable
 from cinit.io.spawn import _child
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
     import socket

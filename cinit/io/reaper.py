@@ -26,7 +26,8 @@ import _thread
 import os
 import time
 
-TYPE_CHECKING = False
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import signal
     from typing import Protocol

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 
-TYPE_CHECKING = False
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import signal
 else:  # the C half of `signal`; the wrapper's enums would cost ~5 ms before the first exec

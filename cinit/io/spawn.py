@@ -30,10 +30,10 @@ import os
 import resource
 import time
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io import signals
 from cinit.io.reaper import Process, ProcessTable
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
     from collections.abc import Callable, Mapping, Sequence

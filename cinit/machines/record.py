@@ -9,7 +9,8 @@ Records are treated as immutable: nothing assigns to one after `__init__`.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import Any
 

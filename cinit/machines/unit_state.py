@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.machines.restart import Result, exit_result, seconds_to_usec
 from cinit.machines.unit_events import (
     Action,
@@ -63,7 +64,6 @@ from cinit.machines.unit_model import ExitInfo, Outcome, Phase, Role, State, Tim
 from cinit.machines.unit_stop import IDLE_STATES, POLL_USEC, StopSteps
 from cinit.units.model import ServiceType
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.machines.restart import Result, seconds_to_usec, should_restart
 from cinit.machines.unit_events import (
     Action,
@@ -35,7 +36,6 @@ from cinit.machines.unit_events import (
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind, UnitModel
 from cinit.units.model import ExecCommand, ServiceSection
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
 

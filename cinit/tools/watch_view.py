@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from cinit.tools.durations import elapsed
 from cinit.tools.watch_model import UnitRow, WatchModel
 
 STATE_STYLES = {
@@ -83,7 +84,7 @@ def _unit_table(rows: list[UnitRow], now: float, hidden: int = 0) -> Table:
             row.name,
             Text(state, style=STATE_STYLES.get(row.state, "")),
             str(row.main_pid) if row.main_pid else "-",
-            uptime(now - row.since) if row.since and row.state in _UP_STATES else "-",
+            elapsed(now - row.since) if row.since and row.state in _UP_STATES else "-",
             str(row.restarts),
             f"{row.cpu:.2f}s" if row.cpu is not None else "-",
             size(row.memory) if row.memory is not None else "-",
@@ -114,18 +115,6 @@ def _line_style(text: str) -> str:
         if f"-> {state}" in text:
             return STATE_STYLES[state]
     return ""
-
-
-def uptime(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h07m`, `3d04h`."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
 def size(octets: int) -> str:

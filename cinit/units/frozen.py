@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-TYPE_CHECKING = False  # not from typing: importing it costs PID 1 ~4 ms before its first exec
+from cinit.boot_path import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import Any, ClassVar, Self, dataclass_transform
 else:

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.units import environment, schema
 from cinit.units._files import NotRegularFileError, read_regular_file
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
@@ -33,7 +34,6 @@ from cinit.units.model import (
 )
 from cinit.units.syntax import WHITESPACE, decode_unit_bytes, scan_syntax
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
 

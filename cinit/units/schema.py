@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 from enum import Enum
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.units import addresses, commands, environment, values
 from cinit.units._text import quoted
 from cinit.units.diagnostics import ValueFormError
@@ -32,7 +33,6 @@ from cinit.units.model import (
     UnitKind,
 )
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from typing import Any
 

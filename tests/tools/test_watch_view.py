@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from cinit.tools.durations import elapsed
 from cinit.tools.watch_model import UnitRow, WatchModel
-from cinit.tools.watch_view import render, size, uptime
+from cinit.tools.watch_view import render, size
 
 NOW = 1_700_000_100.0
 
@@ -58,13 +59,18 @@ def test_units_that_do_not_fit_are_counted() -> None:
 def test_a_row_has_state_pid_uptime_and_the_newest_events_are_in_the_pane() -> None:
     lines = screen(model_with(2, events=40), 140, 20)
     row = next(line for line in lines if line.startswith("unit01.service")).split()
-    assert row[1:4] == ["active", "101", "1m15s"]
+    assert row[1:5] == ["active", "101", "1min", "15s"]
     pane = [line for line in lines if line.startswith("│")]
     assert "40 unit00.service: ready running -> active" in pane[-1]
 
 
 def test_uptime_and_size_read_short() -> None:
-    assert [uptime(s) for s in (5, 65, 3725, 2 * 86400 + 7200)] == ["5s", "1m05s", "1h02m", "2d02h"]
+    assert [elapsed(s) for s in (5, 65, 3725, 2 * 86400 + 7200)] == [
+        "5s",
+        "1min 5s",
+        "1h 2min",
+        "2d 2h",
+    ]
     assert [size(n) for n in (512, 4096, 3 * 1024**2, 5 * 1024**3)] == [
         "512B",
         "4K",
