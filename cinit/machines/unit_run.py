@@ -3,9 +3,7 @@
 Spawn answers, process exits (main and control commands: what an exit means depends on
 the role and the phase), the search for a forking daemon's main process, the check for
 processes left, and the sd_notify messages (READY=1, MAINPID=, STOPPING=1, WATCHDOG=,
-EXTEND_TIMEOUT_USEC=, STATUS=) and forwarded signals. Each function takes the step's
-working copy (`UnitStep`); the ones named `on_...` are cells of the table in
-`cinit.machines.unit_state`.
+EXTEND_TIMEOUT_USEC=, STATUS=) and forwarded signals.
 """
 
 from __future__ import annotations

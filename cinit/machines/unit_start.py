@@ -2,9 +2,7 @@
 
 From the start request through the wait for dependencies, the condition check and the
 start limit, ExecStartPre=, the main process and the readiness of its service type, to
-ExecStartPost= and `active` (or `exited` for a oneshot). Each function takes the step's
-working copy (`UnitStep`); the ones named `on_...` are cells of the table in
-`cinit.machines.unit_state`.
+ExecStartPost= and `active` (or `exited` for a oneshot).
 """
 
 from __future__ import annotations

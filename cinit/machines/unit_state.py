@@ -3,12 +3,13 @@
 All of a unit's decisions happen here, s6-style: the actor (`cinit.actors.unit`) feeds
 events in and carries the actions out through `cinit.io`; timers are actions too, and
 `now` (microseconds, any monotonic clock) is the only clock. `TABLE` says, for each event
-type and each state, which handler runs (or that the event is ignored there); handlers
-live by concern in `unit_start` (bringing a unit up), `unit_run` (its processes and
-notifications) and `unit_stop` (taking it down, and where a run ends up), and change the
-model only through `unit_step.UnitStep`, whose one mutator emits one event per change of
-state (`Transition`) or phase (`PhaseChanged`). The words are in `vocabulary` and
-`unit_model`, the events and actions in `unit_events`.
+type and each state, which handler runs (or that the event is ignored there). Handlers
+(the functions named `on_...`) live by concern in `unit_start` (bringing a unit up),
+`unit_run` (its processes and notifications) and `unit_stop` (taking it down, and where a
+run ends up); each takes the step's working copy (`unit_step.UnitStep`) and the event,
+and changes state and phase only through its one mutator, which emits one event per
+change: a `Transition` for a state, a `PhaseChanged` for a phase alone. The words are in
+`vocabulary` and `unit_model`, the events and actions in `unit_events`.
 
 The paths, in short (systemd's, see systemd.service):
 
@@ -35,34 +36,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from cinit.machines import unit_events as ev
 from cinit.machines import unit_run as run
 from cinit.machines import unit_start as start
 from cinit.machines import unit_stop as stop
-from cinit.machines.unit_events import (
-    Action,
-    CannotStart,
-    ConditionChecked,
-    DependenciesSettled,
-    DependencyFailed,
-    Event,
-    GroupChecked,
-    KillRequested,
-    MainPidFound,
-    MainPidMissing,
-    NotifyExtendTimeout,
-    NotifyMainPid,
-    NotifyReady,
-    NotifyStatus,
-    NotifyStopping,
-    NotifyWatchdog,
-    ProcessExited,
-    SignalRequested,
-    Spawned,
-    SpawnFailed,
-    StartRequested,
-    StopRequested,
-    TimerFired,
-)
+from cinit.machines.unit_events import Action, Event, TimerFired
 from cinit.machines.unit_model import State, TimerKind, UnitModel
 from cinit.machines.unit_step import StepChange, UnitStep
 from cinit.machines.vocabulary import STARTABLE_STATES, UP_STATES
@@ -84,6 +62,7 @@ ALL_STATES = tuple(State)
 RUNNING_OR_ACTIVE = (State.RUNNING, State.ACTIVE)
 STARTING_OR_RUNNING = (State.STARTING, State.RUNNING)
 PENDING_START = (State.WAITING, State.AUTO_RESTART)  # asked to start, nothing runs yet
+SETTLED_NOT_FAILED = (State.INACTIVE, State.CONDITION_SKIPPED, State.EXITED)
 
 
 def _row(
@@ -97,26 +76,25 @@ def _row(
     return row
 
 
+def _always(handler: Handler) -> dict[State, Handler]:
+    """A row whose event means the same in every state (its handler looks further)."""
+    return _row({}, otherwise=handler)
+
+
 # Event type (a timer by its kind) x state -> handler. Every state has a cell in every row.
 TABLE: dict[type | TimerKind, dict[State, Handler]] = {
     # ---- requests from the supervisor ----
-    StartRequested: _row(
+    ev.StartRequested: _row(
         {
             (*STARTABLE_STATES, State.EXITED): start.on_start_fresh,
             (State.ACTIVE,): start.on_start_while_active,
         },
         otherwise=start.on_start_under_way,
     ),
-    DependenciesSettled: _row({(State.WAITING,): start.on_dependencies_settled}),
-    DependencyFailed: _row({(State.WAITING,): start.on_dependency_failed}),
-    CannotStart: _row(
-        {
-            (State.INACTIVE, State.CONDITION_SKIPPED, State.EXITED, *PENDING_START): (
-                start.on_cannot_start
-            )
-        }
-    ),
-    StopRequested: _row(
+    ev.DependenciesSettled: _row({(State.WAITING,): start.on_dependencies_settled}),
+    ev.DependencyFailed: _row({(State.WAITING,): start.on_dependency_failed}),
+    ev.CannotStart: _row({(*SETTLED_NOT_FAILED, *PENDING_START): start.on_cannot_start}),
+    ev.StopRequested: _row(
         {
             (State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED): stop.on_stop_at_rest,
             (State.EXITED,): stop.on_stop_exited,
@@ -125,30 +103,30 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
             (State.STOPPING,): stop.on_stop_stopping,
         }
     ),
-    KillRequested: _row(
+    ev.KillRequested: _row(
         {(*UP_STATES, State.STOPPING): stop.on_kill}, otherwise=stop.on_kill_at_rest
     ),
-    SignalRequested: _row({RUNNING_OR_ACTIVE: run.on_signal_requested}),
+    ev.SignalRequested: _row({RUNNING_OR_ACTIVE: run.on_signal_requested}),
     # ---- answers to actions, and processes (a late answer may meet any state) ----
-    ConditionChecked: _row({PENDING_START: start.on_condition_checked}),
-    Spawned: _row({}, otherwise=start.on_spawned),
-    SpawnFailed: _row({}, otherwise=run.on_spawn_failed),
-    ProcessExited: _row({}, otherwise=run.on_process_exited),
-    MainPidFound: _row({}, otherwise=run.on_main_pid_found),
-    MainPidMissing: _row({}, otherwise=run.on_main_pid_missing),
-    GroupChecked: _row(
+    ev.ConditionChecked: _row({PENDING_START: start.on_condition_checked}),
+    ev.Spawned: _always(start.on_spawned),
+    ev.SpawnFailed: _always(run.on_spawn_failed),
+    ev.ProcessExited: _always(run.on_process_exited),
+    ev.MainPidFound: _always(run.on_main_pid_found),
+    ev.MainPidMissing: _always(run.on_main_pid_missing),
+    ev.GroupChecked: _row(
         {
             (State.ACTIVE,): run.on_group_checked_active,
             (State.STOPPING,): run.on_group_checked_stopping,
         }
     ),
     # ---- sd_notify ----
-    NotifyReady: _row({(State.RUNNING,): run.on_notify_ready}),
-    NotifyStatus: _row({}, otherwise=run.on_notify_status),
-    NotifyMainPid: _row({RUNNING_OR_ACTIVE: run.on_notify_main_pid}),
-    NotifyStopping: _row({RUNNING_OR_ACTIVE: run.on_notify_stopping}),
-    NotifyWatchdog: _row({RUNNING_OR_ACTIVE: run.on_notify_watchdog}),
-    NotifyExtendTimeout: _row(
+    ev.NotifyReady: _row({(State.RUNNING,): run.on_notify_ready}),
+    ev.NotifyStatus: _always(run.on_notify_status),
+    ev.NotifyMainPid: _row({RUNNING_OR_ACTIVE: run.on_notify_main_pid}),
+    ev.NotifyStopping: _row({RUNNING_OR_ACTIVE: run.on_notify_stopping}),
+    ev.NotifyWatchdog: _row({RUNNING_OR_ACTIVE: run.on_notify_watchdog}),
+    ev.NotifyExtendTimeout: _row(
         {
             STARTING_OR_RUNNING: run.on_extend_start_timeout,
             (State.STOPPING,): run.on_extend_stop_timeout,

@@ -3,8 +3,7 @@
 The stop sequence (ExecStop=, KillSignal=, TimeoutStopSec=, SIGKILL, ExecStopPost=), the
 stop and kill requests, the timeouts that end a run (start, watchdog, stop), and
 `finalize`, which decides where a unit with no process left ends up (inactive, exited,
-auto-restart, failed). Each function takes the step's working copy (`UnitStep`); the
-ones named `on_...` are cells of the table in `cinit.machines.unit_state`.
+auto-restart, failed).
 """
 
 from __future__ import annotations
