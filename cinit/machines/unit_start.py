@@ -62,7 +62,7 @@ def on_dependency_failed(step: UnitStep, event: DependencyFailed) -> None:
 def on_cannot_start(step: UnitStep, event: CannotStart) -> None:
     step.disarm(TimerKind.RESTART)
     step.update(result=Result.DEPENDENCY, failure_code=None)
-    enter_failed(step, event.reason)
+    enter_failed(step, event.reason, log_reason=True)
 
 
 def on_restart_delay_over(step: UnitStep, _event: TimerFired) -> None:

@@ -216,11 +216,11 @@ def finalize(step: UnitStep) -> None:
         enter_failed(step, result.value)
 
 
-def enter_failed(step: UnitStep, reason: str) -> None:
+def enter_failed(step: UnitStep, reason: str, log_reason: bool = False) -> None:
     """Failed for good: answer the start request, run OnFailure=, maybe end the container."""
     model = step.model
     result = model.result
-    step.say(f"failed ({result.value})")
+    step.say(f"failed ({result.value})" + (f": {reason}" if log_reason else ""))
     step.enter(State.FAILED, reason)
     step.settle(Outcome.FAILED, result)
     step.actions.append(RequestOnFailure(result))

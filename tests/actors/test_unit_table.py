@@ -98,11 +98,9 @@ def test_a_unit_that_cannot_start_fails_as_a_dependency_failure() -> None:
         Result.DEPENDENCY,
     )
     assert change.reason == "its socket a.socket could not be bound"
-    assert sim.logs() == ["a.service: failed (dependency)"]
+    assert sim.logs() == ["a.service: failed (dependency): its socket a.socket could not be bound"]
     assert sim.of_type(ev.RequestOnFailure) == [ev.RequestOnFailure(Result.DEPENDENCY)]
-    assert sim.of_type(ev.RequestContainerExit) == [
-        ev.RequestContainerExit(1, Result.DEPENDENCY)
-    ]
+    assert sim.of_type(ev.RequestContainerExit) == [ev.RequestContainerExit(1, Result.DEPENDENCY)]
     assert not sim.spawned
 
 
@@ -223,4 +221,3 @@ def test_every_change_in_a_long_run_comes_with_one_event(
         random_walk(UnitSim.of(text), rng, steps=400)
     assert checker.changes > 500 and checker.phase_changes > 100  # the run went places
     assert checker.states == set(State)
-
