@@ -28,7 +28,7 @@ from cinit.io.log import log
 from cinit.io.prespawn import PreparedChild
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import Launch, SpawnError, SpawnRequest
-from cinit.machines.unit_model import Role
+from cinit.machines.unit_model import Role, role_commands
 from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
 
@@ -237,15 +237,7 @@ class UnitIO:
         return tuple(fds), tuple(names)
 
     def _command(self, role: Role, index: int) -> ExecCommand:
-        svc = self.service
-        commands = {
-            Role.PRE: svc.exec_start_pre,
-            Role.START: svc.exec_start,
-            Role.POST: svc.exec_start_post,
-            Role.STOP: svc.exec_stop,
-            Role.STOP_POST: svc.exec_stop_post,
-        }[role]
-        return commands[index]
+        return role_commands(self.service, role)[index]
 
     def _environment(self, role: Role, main_pid: int | None) -> dict[str, str]:
         from cinit.io.environ import EnvironmentFileError, unit_environment

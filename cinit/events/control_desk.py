@@ -14,15 +14,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cinit.events.hub import READY_STATES
 from cinit.events.status_book import StatusBook
+from cinit.machines.vocabulary import AT_REST_STATES, READY_STATES, State
 
 EXIT_FAILED = 1  # LSB: generic failure
 EXIT_USAGE = 2  # malformed request
 EXIT_UNKNOWN_UNIT = 4  # systemctl's "no such unit"
 
 COMMANDS = frozenset({"status", "start", "stop", "restart", "is-ready"})
-IDLE_STATES = frozenset({"inactive", "failed", "exited", "condition-skipped"})
 MAX_REQUEST = 64 * 1024
 
 Reply = dict[str, Any]
@@ -115,11 +114,11 @@ class ControlDesk:
             return self.error("cinit is shutting down", EXIT_FAILED)
         state = self.book.units[name]["state"]
         # Services and sockets alike: the reply waits for the unit's state events.
-        if cmd == "start" and state == "active":
+        if cmd == "start" and state == State.ACTIVE:
             return self.done(name)
-        if cmd == "stop" and state in IDLE_STATES:
+        if cmd == "stop" and state in AT_REST_STATES:
             return self.done(name)
-        if cmd == "restart" and state in IDLE_STATES:
+        if cmd == "restart" and state in AT_REST_STATES:
             cmd = "start"
         if cmd == "restart":
             phase, order = "restart-stop", "stop"
@@ -160,19 +159,19 @@ class ControlDesk:
 
     def _advance(self, item: Pending, new: str, event: dict[str, Any]) -> Reply | None:
         if item.phase == "restart-stop":
-            if new in IDLE_STATES:
+            if new in AT_REST_STATES:
                 item.phase = "start"
                 if not self.command("start", item.unit):
                     return self.error("no unit supervisor", EXIT_FAILED)
             return None
         if item.phase == "stop":
-            return self.done(item.unit) if new in IDLE_STATES else None
+            return self.done(item.unit) if new in AT_REST_STATES else None
         # start
-        if new in READY_STATES or new == "condition-skipped":
+        if new in READY_STATES or new == State.CONDITION_SKIPPED:
             return self.done(item.unit)
-        if new == "failed":
+        if new == State.FAILED:
             result = event.get("result", "")
             return self.error(f"{item.unit} failed ({result})", EXIT_FAILED)
-        if new == "inactive":
+        if new == State.INACTIVE:
             return self.error(f"{item.unit} was stopped before it was up", EXIT_FAILED)
         return None

@@ -11,8 +11,8 @@ JSONL trace, publishes on ZeroMQ and answers the control endpoint. ZeroMQ is imp
 only once the boot has settled (or after `ZMQ_DEFER` seconds): before that, events wait
 in the pump's backlog and none is lost.
 
-The mapping of a unit Transition (old -> new) to an event name lives in `event_name`,
-and nowhere else.
+The mapping of a unit Transition (old -> new) to an event name lives in
+`cinit.machines.vocabulary.event_name`, and nowhere else.
 """
 
 from __future__ import annotations
@@ -24,23 +24,25 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from cinit.machines.vocabulary import (
+    BOOT_SETTLED_EVENT,
+    BUSY_STATES,
+    FINAL_EVENT,
+    State,
+    event_name,
+)
+
 if TYPE_CHECKING:
     from cinit.units.loader import UnitSet
-
-# States in which a unit is on its way somewhere (boot is not settled while one is).
-BUSY_STATES = frozenset({"waiting", "starting", "running", "stopping"})
-READY_STATES = frozenset({"active", "exited"})
 
 TRACE_ENV = "CONTAINER_INIT_TRACE"
 TRACE_FILE_ENV = "CONTAINER_INIT_TRACE_FILE"
 TRACE_LABELS_ENV = "CONTAINER_INIT_TRACE_LABELS"
 DEFAULT_TRACE_FILE = "/tmp/container-init-trace.jsonl"
 
-FINAL_EVENT = "shutdown-finished"
-# Stamped once, right after the change that ended the boot: every boot unit came up,
-# finished, failed or was skipped, and no unit is on its way or waiting to restart.
-# `cinit analyze` counts what comes after it (socket activations, later failures) apart.
-BOOT_SETTLED_EVENT = "boot-settled"
+# BOOT_SETTLED_EVENT is stamped once, right after the change that ended the boot: every
+# boot unit came up, finished, failed or was skipped, and no unit is on its way or waiting
+# to restart. `cinit analyze` counts what comes after it (socket activations ...) apart.
 ZMQ_DEFER = 1.0  # seconds: the latest the stream comes up when the boot does not settle (a
 # boot of 30 services takes ~0.7 s here: importing zmq (~60 ms of CPU) must not land in it)
 
@@ -52,21 +54,6 @@ def trace_file_from_env(environ: Mapping[str, str]) -> str | None:
     if environ.get(TRACE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
         return None
     return environ.get(TRACE_FILE_ENV) or DEFAULT_TRACE_FILE
-
-
-def event_name(old: str, new: str) -> str:
-    """The stream's event name for a unit's state change `old -> new`."""
-    if new == "inactive":
-        return "stopped"
-    if new == "running":
-        return "started"
-    if new == "active":
-        return "ready"
-    if new == "condition-skipped":
-        return "skipped"
-    if new == "auto-restart":
-        return "restarting"
-    return new  # waiting, starting, stopping, exited, failed
 
 
 class EventHub:
@@ -183,7 +170,7 @@ class EventHub:
             else:
                 self._busy.discard(unit)
                 self._boot_pending.discard(unit)
-            if new == "auto-restart":
+            if new == State.AUTO_RESTART:
                 self._restarting.add(unit)
             else:
                 self._restarting.discard(unit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cinit.events.hub import BUSY_STATES, READY_STATES
+from cinit.machines.vocabulary import BUSY_STATES, READY_STATES, UNSETTLED_STATES, State
 
 EventDict = dict[str, Any]
 RECENT_EVENTS = 10
@@ -47,7 +47,7 @@ class StatusBook:
                 "name": name,
                 "description": "",
                 "kind": name.rsplit(".", 1)[-1] if "." in name else "",
-                "state": "inactive",
+                "state": State.INACTIVE.value,
                 "sub": "",
                 "main_pid": None,
                 "since": self.boot_time,
@@ -99,7 +99,7 @@ class StatusBook:
         status["main_pid"] = event.get("pid")  # a Transition carries the main pid it has
         if "code" in event or "signal" in event:
             status["last_exit"] = {"code": event.get("code"), "signal": event.get("signal")}
-        if new == "auto-restart":
+        if new == State.AUTO_RESTART:
             status["restarts"] += 1
         if new not in BUSY_STATES:
             self.boot_pending.discard(name)
@@ -112,8 +112,7 @@ class StatusBook:
             return bool(self.units.get(name, {}).get("ready"))
         if self.shutting_down or self.boot_pending:
             return False
-        unsettled = BUSY_STATES | {"failed", "auto-restart"}
-        return not any(status["state"] in unsettled for status in self.units.values())
+        return not any(status["state"] in UNSETTLED_STATES for status in self.units.values())
 
     def resolve(self, name: str) -> str | None:
         """A unit name as given (`web` means `web.service`), or None when unknown."""

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-
 class Record:
     """Value semantics from `__slots__` (one level of inheritance: the subclass's slots)."""
 

@@ -5,14 +5,16 @@ Events come from the supervisor (start, stop, dependencies), from the unit's pro
 that ask the OS something (CheckConditions -> ConditionChecked, Spawn -> Spawned or
 SpawnFailed, CheckEmpty -> GroupChecked, FindMainPid -> MainPidFound or MainPidMissing).
 Actions are carried out by the unit's actor; `Transition` is the one event every state
-change emits, for the supervisor and (issue 6) the event stream.
+change emits, for the supervisor and the event stream. A change of phase alone emits a
+`PhaseChanged` instead, which is no action: `unit_state.trace_step` hands it out, the
+stream does not carry it.
 """
 
 from __future__ import annotations
 
 from cinit.machines.record import Record
 from cinit.machines.restart import Result
-from cinit.machines.unit_model import ExitInfo, Outcome, Role, State, TimerKind
+from cinit.machines.unit_model import ExitInfo, Outcome, Phase, Role, State, TimerKind
 
 # ---- events ---------------------------------------------------------------------------
 
@@ -161,6 +163,16 @@ class TimerFired(Record):
         self.token = token
 
 
+class CannotStart(Record):
+    """The unit cannot run (its socket could not be bound): it fails, result `dependency`,
+    without a start attempt."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class StopRequested(Record):
     """The supervisor wants the unit down; it answers with ReportStopped once it is."""
 
@@ -186,6 +198,7 @@ Event = (
     StartRequested
     | DependenciesSettled
     | DependencyFailed
+    | CannotStart
     | ConditionChecked
     | Spawned
     | SpawnFailed
@@ -260,6 +273,19 @@ class Transition(Record):
         # When it happened (time.monotonic() seconds), if not when it is reported: the
         # first wave's transitions reach the event stream only once the actors run.
         self.at = at
+
+
+class PhaseChanged(Record):
+    """The one event a change of phase inside a state emits (a change of state emits a
+    Transition, whatever its phase). Not an action, and not on the event stream."""
+
+    __slots__ = ("new", "old", "state", "unit")
+
+    def __init__(self, unit: str, state: State, old: Phase, new: Phase) -> None:
+        self.unit = unit
+        self.state = state
+        self.old = old
+        self.new = new
 
 
 class Notice(Record):

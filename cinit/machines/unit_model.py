@@ -1,24 +1,12 @@
-"""A unit's state machine, the nouns: its states and phases, and the model it carries.
+"""A unit's state machine, the nouns: its phases, command roles, timers and the model.
 
 `cinit.machines.unit_state.step` is the one function that turns (model, event, now) into
 (model, actions); this module defines the model, `cinit.machines.unit_events` the events
-and actions. Everything is immutable and free of I/O, so the state table is tested
-without processes or a real clock.
-
-States (systemd's active states, split where cinit's supervisor needs to know more):
-
-    inactive           never started, or stopped by cinit (not a failure)
-    waiting            asked to start; waiting for the units it is ordered after
-    condition-skipped  a Condition*= did not hold when it was about to start
-    starting           a start attempt began; ExecStartPre= commands run (phase `pre`)
-    running            the main process runs but is not ready yet (phase `start`), or it
-                       is ready and ExecStartPost= commands run (phase `post`)
-    active             ready: dependents may start (a RemainAfterExit oneshot has no process)
-    stopping           ExecStop=, KillSignal=, SIGKILL, ExecStopPost= (phases below)
-    exited             finished on its own with success (a oneshot without RemainAfterExit,
-                       or a service whose main process ended cleanly): settled, not failed
-    failed             ended badly and will not be restarted (`result` says why)
-    auto-restart       ended, and Restart= starts it again after RestartSec=
+and actions, `cinit.machines.vocabulary` the states (re-exported here). Everything is
+immutable and free of I/O, so the state table is tested without processes or a real clock.
+A state holds phases (`Phase`): what the unit does inside it (starting: `pre`; running:
+`start`, `find-main`, `post`; stopping: `notified`, `stop`, `sigterm`, `sigkill`,
+`stop-post`; waiting and auto-restart: `conditions`).
 """
 
 from __future__ import annotations
@@ -27,25 +15,13 @@ from enum import StrEnum
 
 from cinit.machines.record import Record
 from cinit.machines.restart import Result, StartLimit
+from cinit.machines.vocabulary import State as State
 from cinit.units.frozen import Frozen
-from cinit.units.model import Unit
-
-
-class State(StrEnum):
-    INACTIVE = "inactive"
-    WAITING = "waiting"
-    CONDITION_SKIPPED = "condition-skipped"
-    STARTING = "starting"
-    RUNNING = "running"
-    ACTIVE = "active"
-    STOPPING = "stopping"
-    EXITED = "exited"
-    FAILED = "failed"
-    AUTO_RESTART = "auto-restart"
+from cinit.units.model import ExecCommand, ServiceSection, Unit
 
 
 class Phase(StrEnum):
-    """What a unit does inside its state (data, not states: no Transition is emitted)."""
+    """What a unit does inside its state; a change emits `PhaseChanged`, not a Transition."""
 
     NONE = ""
     CONDITIONS = "conditions"  # waiting/auto-restart: conditions are being checked
@@ -68,6 +44,17 @@ class Role(StrEnum):
     POST = "ExecStartPost"
     STOP = "ExecStop"
     STOP_POST = "ExecStopPost"
+
+
+def role_commands(service: ServiceSection, role: Role) -> tuple[ExecCommand, ...]:
+    """The command list of `service` that `role` names (the one place that pairs them)."""
+    return {
+        Role.PRE: service.exec_start_pre,
+        Role.START: service.exec_start,
+        Role.POST: service.exec_start_post,
+        Role.STOP: service.exec_stop,
+        Role.STOP_POST: service.exec_stop_post,
+    }[role]
 
 
 class TimerKind(StrEnum):

@@ -1,311 +1,230 @@
-"""The stopping half of a unit's state machine, and the tools every step uses.
+"""Taking a unit down, and where a run ends up: the stop side of a unit's machine.
 
-`StepBase` is one step's working copy (the model so far, the actions so far) with the
-small operations every transition is made of; `StopSteps` adds everything that takes a
-unit down: the stop sequence (ExecStop=, KillSignal=, TimeoutStopSec=, SIGKILL,
-ExecStopPost=), timers, the stop and kill requests, and `finalize`, which decides where a
-unit that has no process left ends up (inactive, exited, auto-restart, failed).
-`cinit.machines.unit_state` builds the starting half on top and owns `step`.
+The stop sequence (ExecStop=, KillSignal=, TimeoutStopSec=, SIGKILL, ExecStopPost=), the
+stop and kill requests, the timeouts that end a run (start, watchdog, stop), and
+`finalize`, which decides where a unit with no process left ends up (inactive, exited,
+auto-restart, failed).
 """
 
 from __future__ import annotations
 
 import signal
 
-from cinit.boot_path import TYPE_CHECKING
 from cinit.machines.restart import Result, seconds_to_usec, should_restart
 from cinit.machines.unit_events import (
-    Action,
-    CancelTimer,
-    CheckConditions,
     CheckEmpty,
     KillRequested,
     KillUnit,
-    Log,
-    ReportSettled,
-    ReportStopped,
     RequestContainerExit,
     RequestOnFailure,
     SignalUnit,
-    Spawn,
-    StartTimer,
     StopRequested,
     TimerFired,
-    Transition,
 )
-from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind, UnitModel
-from cinit.units.model import ExecCommand, ServiceSection
+from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
+from cinit.machines.unit_step import UnitStep
 
-if TYPE_CHECKING:
-    from typing import Any
-
-POLL_USEC = 20_000  # while stopping, how often to look whether the unit's processes are gone
-
-IDLE_STATES = (State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED)
-UP_STATES = (State.STARTING, State.RUNNING, State.ACTIVE)
+# ---- requests ----------------------------------------------------------------------------
 
 
-class StepBase:
-    """One step's working copy: the model so far and the actions emitted so far."""
-
-    def __init__(self, model: UnitModel, now: int) -> None:
-        if model.unit.service is None:
-            raise ValueError(f"{model.unit.name} is not a service")
-        self.model = model
-        self.now = now
-        self.actions: list[Action] = []
-        self.svc: ServiceSection = model.unit.service
-
-    # ---- small tools -------------------------------------------------------------------
-
-    def set(self, **changes: Any) -> None:
-        self.model = self.model.replace(**changes)
-
-    def go(self, state: State, reason: str, phase: Phase = Phase.NONE) -> None:
-        """Enter `state` (emitting its one Transition when it is a change) and `phase`."""
-        old = self.model.state
-        self.set(state=state, phase=phase)
-        if old is not state:
-            model, last = self.model, self.model.last_exit
-            code, signo = (last.code, last.signal) if last is not None else (None, None)
-            change = Transition(
-                model.name,
-                old,
-                state,
-                reason,
-                model.result,
-                pid=model.main_pid,
-                code=code,
-                signal=signo,
-                at=self.now / 1e6,
-            )
-            self.actions.append(change)
-            if state is not State.STOPPING:
-                # The exit is told with the changes it causes, up to where the run ends up;
-                # a later change (a new start request, say) is not about it.
-                self.set(last_exit=None)
-
-    def say(self, text: str) -> None:
-        self.actions.append(Log(f"{self.model.name}: {text}"))
-
-    def arm(self, kind: TimerKind, delay_usec: int | None) -> None:
-        """(Re)start timer `kind`; None leaves it off (an infinite or disabled timeout)."""
-        self.disarm(kind)
-        if delay_usec is None:
-            return
-        token = self.model.next_token
-        self.set(timers=(*self.model.timers, (kind, token)), next_token=token + 1)
-        self.actions.append(StartTimer(kind, token, delay_usec))
-        if kind is TimerKind.START:
-            self.set(start_deadline=self.now + delay_usec)
-
-    def disarm(self, *kinds: TimerKind) -> None:
-        kept = []
-        for kind, token in self.model.timers:
-            if kind in kinds:
-                self.actions.append(CancelTimer(kind, token))
-            else:
-                kept.append((kind, token))
-        self.set(timers=tuple(kept))
-        if TimerKind.START in kinds:
-            self.set(start_deadline=None)
-
-    def armed(self, kind: TimerKind) -> bool:
-        return any(k is kind for k, _ in self.model.timers)
-
-    def commands(self, role: Role) -> tuple[ExecCommand, ...]:
-        svc = self.svc
-        return {
-            Role.PRE: svc.exec_start_pre,
-            Role.START: svc.exec_start,
-            Role.POST: svc.exec_start_post,
-            Role.STOP: svc.exec_stop,
-            Role.STOP_POST: svc.exec_stop_post,
-        }[role]
-
-    def spawn(self, role: Role, index: int) -> None:
-        self.set(index=index)
-        self.actions.append(Spawn(role, index))
-
-    def settle(self, outcome: Outcome, result: Result = Result.SUCCESS) -> None:
-        if self.model.owes_settled:
-            self.set(owes_settled=False)
-            self.actions.append(ReportSettled(outcome, result))
-
-    def report_stopped(self) -> None:
-        if self.model.owes_stopped:
-            self.set(owes_stopped=False)
-            self.actions.append(ReportStopped())
-
-    def record(self, result: Result, code: int | None = None) -> None:
-        """Note a failure of this run; the first one is the run's result."""
-        if self.model.result is Result.SUCCESS and result is not Result.SUCCESS:
-            self.set(result=result, failure_code=code if result is Result.EXIT_CODE else None)
-
-    def stop_timeout(self) -> int | None:
-        return seconds_to_usec(self.svc.timeout_stop_sec)
-
-    def log_stopping(self) -> None:
-        if not self.model.stopping_logged:
-            self.set(stopping_logged=True)
-            self.say("stopping")
+def _stop_wanted(step: UnitStep) -> None:
+    step.update(owes_stopped=True, stop_requested=True)
 
 
-class StopSteps(StepBase):
-    """Taking a unit down, timers, and the end of a run."""
+def on_stop_at_rest(step: UnitStep, _event: StopRequested) -> None:
+    """Nothing runs: the stop is done at once."""
+    _stop_wanted(step)
+    step.report_stopped()
 
-    def watchdog_expired(self, why: str) -> None:
-        self.say(f"watchdog timeout ({why}); sending SIGABRT")
-        self.record(Result.WATCHDOG)
-        self.disarm(TimerKind.START, TimerKind.WATCHDOG)
-        self.go(State.STOPPING, "watchdog timeout", Phase.SIGTERM)
-        self.enter_sigterm(signal.SIGABRT)
 
-    # ---- timers ------------------------------------------------------------------------
+def on_stop_exited(step: UnitStep, event: StopRequested) -> None:
+    """A finished oneshot may have left daemons behind: those are taken down."""
+    if not step.model.teardown_pending:
+        on_stop_at_rest(step, event)
+        return
+    _stop_wanted(step)
+    step.log_stopping()
+    enter_stop(step, False, "stop requested")
 
-    def on_timer(self, event: TimerFired) -> None:
-        entry = (event.kind, event.token)
-        if entry not in self.model.timers:
-            return  # cancelled, or replaced by a newer one: a stale message
-        self.set(timers=tuple(t for t in self.model.timers if t != entry))
-        model, kind = self.model, event.kind
-        if kind is TimerKind.START and model.state in (State.STARTING, State.RUNNING):
-            self.set(start_deadline=None)
-            self.say(f"start-up timed out after {self.svc.timeout_start_sec:g}s")
-            self.record(Result.TIMEOUT)
-            self.enter_stop(False, "start timeout")
-        elif kind is TimerKind.WATCHDOG and model.state in (State.RUNNING, State.ACTIVE):
-            self.watchdog_expired(f"no WATCHDOG=1 for {self.svc.watchdog_sec:g}s")
-        elif kind is TimerKind.RESTART and model.state is State.AUTO_RESTART:
-            self.set(phase=Phase.CONDITIONS)
-            self.actions.append(CheckConditions())
-        elif kind is TimerKind.POLL:
-            self.check_progress()
-        elif kind is TimerKind.STOP and model.state is State.STOPPING:
-            self.stop_timed_out()
 
-    def stop_timed_out(self) -> None:
-        phase, seconds = self.model.phase, f"{self.svc.timeout_stop_sec:g}s"
-        if phase is Phase.STOP:
-            self.say(f"ExecStop= did not finish within {seconds}")
-            self.enter_sigterm(self.svc.kill_signal)
-        elif phase in (Phase.SIGTERM, Phase.NOTIFIED):
-            if phase is Phase.NOTIFIED and not self.model.stop_requested:
-                self.record(Result.TIMEOUT)
-            self.say(f"did not stop within {seconds}; sending SIGKILL")
-            self.enter_sigkill()
-        elif phase is Phase.SIGKILL:
-            self.say(f"processes still left {seconds} after SIGKILL; giving up on them")
-            self.set(main_pid=None, control_pid=None)
-            self.enter_stop_post()
-        elif phase is Phase.STOP_POST:
-            self.say(f"ExecStopPost= did not finish within {seconds}")
-            self.actions.append(KillUnit())
-            self.set(control_pid=None)
-            self.finalize()
+def on_stop_pending_start(step: UnitStep, _event: StopRequested) -> None:
+    """Waiting, or waiting to restart: nothing runs, the start is called off."""
+    _stop_wanted(step)
+    waiting = step.model.state is State.WAITING
+    step.disarm(TimerKind.RESTART)
+    step.enter(State.INACTIVE, "start cancelled" if waiting else "stopped")
+    step.settle(Outcome.STOPPED)
+    step.report_stopped()
 
-    # ---- stopping ----------------------------------------------------------------------
 
-    def on_stop_requested(self, _event: StopRequested) -> None:
-        self.set(owes_stopped=True, stop_requested=True)
-        state = self.model.state
-        if state in IDLE_STATES or (state is State.EXITED and not self.model.teardown_pending):
-            self.report_stopped()
-        elif state in (State.WAITING, State.AUTO_RESTART):
-            self.disarm(TimerKind.RESTART)
-            self.go(State.INACTIVE, "start cancelled" if state is State.WAITING else "stopped")
-            self.settle(Outcome.STOPPED)
-            self.report_stopped()
-        elif state is State.STOPPING:
-            self.log_stopping()
-            if self.model.phase is Phase.NOTIFIED:
-                self.enter_sigterm(self.svc.kill_signal)
-        else:
-            self.log_stopping()
-            self.enter_stop(state is State.ACTIVE, "stop requested")
+def on_stop_up(step: UnitStep, _event: StopRequested) -> None:
+    _stop_wanted(step)
+    step.log_stopping()
+    enter_stop(step, step.model.state is State.ACTIVE, "stop requested")
 
-    def on_kill_requested(self, _event: KillRequested) -> None:
-        state = self.model.state
-        self.set(killing=True)
-        if state in UP_STATES or state is State.STOPPING or self.model.teardown_pending:
-            self.set(owes_stopped=True, stop_requested=True)
-            self.log_stopping()
-            self.disarm(TimerKind.START, TimerKind.WATCHDOG, TimerKind.RESTART)
-            self.go(State.STOPPING, "killed", Phase.SIGKILL)
-            self.enter_sigkill()
-        else:
-            self.on_stop_requested(StopRequested())
 
-    def enter_stop(self, exec_stop: bool, reason: str) -> None:
-        """Begin the stop sequence: ExecStop= (only after ready), then the kill phases."""
-        self.disarm(TimerKind.START, TimerKind.WATCHDOG)
-        self.set(main_exit=None, main_pid_hint=None)
-        self.go(State.STOPPING, reason, Phase.STOP)
-        if exec_stop and self.svc.exec_stop and not self.model.killing:
-            self.arm(TimerKind.STOP, self.stop_timeout())
-            self.spawn(Role.STOP, 0)
-        else:
-            self.enter_sigterm(self.svc.kill_signal)
+def on_stop_stopping(step: UnitStep, _event: StopRequested) -> None:
+    """Already on its way down; a service winding down by itself is hurried on."""
+    _stop_wanted(step)
+    step.log_stopping()
+    if step.model.phase is Phase.NOTIFIED:
+        enter_sigterm(step, step.svc.kill_signal)
 
-    def enter_sigterm(self, signo: int) -> None:
-        self.set(phase=Phase.SIGTERM)
-        self.arm(TimerKind.STOP, self.stop_timeout())
-        self.actions.append(SignalUnit(signo))
-        self.check_progress()
 
-    def enter_sigkill(self) -> None:
-        self.set(phase=Phase.SIGKILL)
-        self.arm(TimerKind.STOP, self.stop_timeout())
-        self.actions.append(KillUnit())
-        self.check_progress()
+def on_kill(step: UnitStep, _event: KillRequested) -> None:
+    """The global stop timeout ran out: SIGKILL everything of the unit now."""
+    step.update(killing=True, owes_stopped=True, stop_requested=True)
+    step.log_stopping()
+    step.disarm(TimerKind.START, TimerKind.WATCHDOG, TimerKind.RESTART)
+    step.enter(State.STOPPING, "killed", Phase.SIGKILL)
+    enter_sigkill(step)
 
-    def check_progress(self) -> None:
-        """In a kill phase with no main or control process left: is anything else left?"""
-        model = self.model
-        if model.state is not State.STOPPING or model.phase not in (Phase.SIGTERM, Phase.SIGKILL):
-            return
-        if model.main_pid is None and model.control_pid is None:
-            self.actions.append(CheckEmpty())
 
-    def enter_stop_post(self) -> None:
-        self.disarm(TimerKind.STOP, TimerKind.POLL)
-        if self.svc.exec_stop_post and not self.model.killing:
-            self.set(phase=Phase.STOP_POST)
-            self.arm(TimerKind.STOP, self.stop_timeout())
-            self.spawn(Role.STOP_POST, 0)
-        else:
-            self.finalize()
+def on_kill_at_rest(step: UnitStep, event: KillRequested) -> None:
+    """Nothing runs but maybe a finished oneshot's daemons: kill those, else just stop."""
+    if step.model.teardown_pending:
+        on_kill(step, event)
+        return
+    step.update(killing=True)
+    state, stop = step.model.state, StopRequested()
+    if state in (State.WAITING, State.AUTO_RESTART):
+        on_stop_pending_start(step, stop)
+    else:
+        on_stop_at_rest(step, stop)
 
-    def finalize(self) -> None:
-        """The unit has no process left: decide where it ends up."""
-        self.disarm(*TimerKind)
-        self.set(main_pid=None, control_pid=None, main_pid_hint=None, teardown_pending=False)
-        model = self.model
-        if model.stop_requested:
-            self.say("stopped")
-            self.go(State.INACTIVE, "stopped")
-            self.settle(Outcome.STOPPED)
-            self.report_stopped()
-            return
-        result = model.result
-        if should_restart(self.svc.restart, result):
-            self.say(f"restarting in {self.svc.restart_sec:g}s")
-            self.go(State.AUTO_RESTART, f"{result.value}; Restart={self.svc.restart.value}")
-            self.arm(TimerKind.RESTART, seconds_to_usec(self.svc.restart_sec) or 0)
-        elif result is Result.SUCCESS:
-            self.go(State.EXITED, "finished")
-            self.settle(Outcome.EXITED)
-        else:
-            self.enter_failed(result.value)
 
-    def enter_failed(self, reason: str) -> None:
-        model = self.model
-        result = model.result
-        self.say(f"failed ({result.value})")
-        self.go(State.FAILED, reason)
-        self.settle(Outcome.FAILED, result)
-        self.actions.append(RequestOnFailure(result))
-        if self.svc.exit_container_on_failure:
-            code = model.failure_code
-            status = code if result is Result.EXIT_CODE and code else 1
-            self.actions.append(RequestContainerExit(status, result))
+# ---- timers that end a run -----------------------------------------------------------------
+
+
+def on_start_timeout(step: UnitStep, _event: TimerFired) -> None:
+    step.update(start_deadline=None)
+    step.say(f"start-up timed out after {step.svc.timeout_start_sec:g}s")
+    step.record(Result.TIMEOUT)
+    enter_stop(step, False, "start timeout")
+
+
+def on_watchdog_timeout(step: UnitStep, _event: TimerFired) -> None:
+    watchdog_expired(step, f"no WATCHDOG=1 for {step.svc.watchdog_sec:g}s")
+
+
+def on_poll(step: UnitStep, _event: TimerFired) -> None:
+    check_progress(step)
+
+
+def on_stop_timeout(step: UnitStep, _event: TimerFired) -> None:
+    """TimeoutStopSec= ran out in the current stop phase: on to the next, harder one."""
+    phase, seconds = step.model.phase, f"{step.svc.timeout_stop_sec:g}s"
+    if phase is Phase.STOP:
+        step.say(f"ExecStop= did not finish within {seconds}")
+        enter_sigterm(step, step.svc.kill_signal)
+    elif phase in (Phase.SIGTERM, Phase.NOTIFIED):
+        if phase is Phase.NOTIFIED and not step.model.stop_requested:
+            step.record(Result.TIMEOUT)
+        step.say(f"did not stop within {seconds}; sending SIGKILL")
+        enter_sigkill(step)
+    elif phase is Phase.SIGKILL:
+        step.say(f"processes still left {seconds} after SIGKILL; giving up on them")
+        step.update(main_pid=None, control_pid=None)
+        enter_stop_post(step)
+    elif phase is Phase.STOP_POST:
+        step.say(f"ExecStopPost= did not finish within {seconds}")
+        step.actions.append(KillUnit())
+        step.update(control_pid=None)
+        finalize(step)
+
+
+def watchdog_expired(step: UnitStep, why: str) -> None:
+    step.say(f"watchdog timeout ({why}); sending SIGABRT")
+    step.record(Result.WATCHDOG)
+    step.disarm(TimerKind.START, TimerKind.WATCHDOG)
+    step.enter(State.STOPPING, "watchdog timeout", Phase.SIGTERM)
+    enter_sigterm(step, signal.SIGABRT)
+
+
+# ---- the stop sequence ---------------------------------------------------------------------
+
+
+def enter_stop(step: UnitStep, exec_stop: bool, reason: str) -> None:
+    """Begin the stop sequence: ExecStop= (only after ready), then the kill phases."""
+    step.disarm(TimerKind.START, TimerKind.WATCHDOG)
+    step.update(main_exit=None, main_pid_hint=None)
+    if exec_stop and step.svc.exec_stop and not step.model.killing:
+        step.enter(State.STOPPING, reason, Phase.STOP)
+        step.arm(TimerKind.STOP, step.stop_timeout())
+        step.spawn(Role.STOP, 0)
+    else:
+        step.enter(State.STOPPING, reason, Phase.SIGTERM)
+        enter_sigterm(step, step.svc.kill_signal)
+
+
+def enter_sigterm(step: UnitStep, signo: int) -> None:
+    step.enter_phase(Phase.SIGTERM)
+    step.arm(TimerKind.STOP, step.stop_timeout())
+    step.actions.append(SignalUnit(signo))
+    check_progress(step)
+
+
+def enter_sigkill(step: UnitStep) -> None:
+    step.enter_phase(Phase.SIGKILL)
+    step.arm(TimerKind.STOP, step.stop_timeout())
+    step.actions.append(KillUnit())
+    check_progress(step)
+
+
+def check_progress(step: UnitStep) -> None:
+    """In a kill phase with no main or control process left: is anything else left?"""
+    model = step.model
+    if model.state is not State.STOPPING or model.phase not in (Phase.SIGTERM, Phase.SIGKILL):
+        return
+    if model.main_pid is None and model.control_pid is None:
+        step.actions.append(CheckEmpty())
+
+
+def enter_stop_post(step: UnitStep) -> None:
+    step.disarm(TimerKind.STOP, TimerKind.POLL)
+    if step.svc.exec_stop_post and not step.model.killing:
+        step.enter_phase(Phase.STOP_POST)
+        step.arm(TimerKind.STOP, step.stop_timeout())
+        step.spawn(Role.STOP_POST, 0)
+    else:
+        finalize(step)
+
+
+# ---- the end of a run ------------------------------------------------------------------------
+
+
+def finalize(step: UnitStep) -> None:
+    """The unit has no process left: decide where it ends up."""
+    step.disarm(*TimerKind)
+    step.update(main_pid=None, control_pid=None, main_pid_hint=None, teardown_pending=False)
+    model, svc = step.model, step.svc
+    if model.stop_requested:
+        step.say("stopped")
+        step.enter(State.INACTIVE, "stopped")
+        step.settle(Outcome.STOPPED)
+        step.report_stopped()
+        return
+    result = model.result
+    if should_restart(svc.restart, result):
+        step.say(f"restarting in {svc.restart_sec:g}s")
+        step.enter(State.AUTO_RESTART, f"{result.value}; Restart={svc.restart.value}")
+        step.arm(TimerKind.RESTART, seconds_to_usec(svc.restart_sec) or 0)
+    elif result is Result.SUCCESS:
+        step.enter(State.EXITED, "finished")
+        step.settle(Outcome.EXITED)
+    else:
+        enter_failed(step, result.value)
+
+
+def enter_failed(step: UnitStep, reason: str, log_reason: bool = False) -> None:
+    """Failed for good: answer the start request, run OnFailure=, maybe end the container."""
+    model = step.model
+    result = model.result
+    step.say(f"failed ({result.value})" + (f": {reason}" if log_reason else ""))
+    step.enter(State.FAILED, reason)
+    step.settle(Outcome.FAILED, result)
+    step.actions.append(RequestOnFailure(result))
+    if step.svc.exit_container_on_failure:
+        code = model.failure_code
+        status = code if result is Result.EXIT_CODE and code else 1
+        step.actions.append(RequestContainerExit(status, result))

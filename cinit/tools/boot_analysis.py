@@ -9,6 +9,7 @@ Both count the boot only (until `boot-settled`); what units did after it is list
 
 from __future__ import annotations
 
+from cinit.machines.vocabulary import State
 from cinit.tools.boot_trace import BootTrace, UnitBoot
 
 # Float noise in ms stamps: an After= unit up "after" its dependent started by less than
@@ -54,14 +55,14 @@ def format_blame(trace: BootTrace) -> str:
 
 
 # How each state reads in the after-boot list.
-_AFTER_WORDS = {
-    "starting": "started",
-    "active": "up",
-    "exited": "finished",
-    "failed": "failed",
-    "auto-restart": "restarting",
-    "inactive": "stopped",
-    "condition-skipped": "skipped",
+_AFTER_WORDS: dict[str, str] = {
+    State.STARTING: "started",
+    State.ACTIVE: "up",
+    State.EXITED: "finished",
+    State.FAILED: "failed",
+    State.AUTO_RESTART: "restarting",
+    State.INACTIVE: "stopped",
+    State.CONDITION_SKIPPED: "skipped",
 }
 _AFTER_SHOWN = 4  # changes listed per unit; the rest are counted
 
@@ -73,7 +74,7 @@ def describe_after(boot: UnitBoot) -> str:
         word = _AFTER_WORDS.get(state)
         if word is None:
             continue
-        if state == "failed" and result and result != "success":
+        if state == State.FAILED and result and result != "success":
             word += f" ({result})"
         words.append(f"{word} @{timespan(at)}")
     shown = ", ".join(words[:_AFTER_SHOWN])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from html import escape
 
+from cinit.machines.vocabulary import State
 from cinit.tools.boot_analysis import (
     after_boot_heading,
     describe_after,
@@ -40,13 +41,13 @@ LEGEND = (
     ("down", "Failed, down"),
 )
 # Which colour each unit state is drawn in (states not listed are not drawn).
-_STATE_COLOUR = {
-    "starting": "activating",
-    "running": "activating",
-    "active": "active",
-    "auto-restart": "restarting",
-    "stopping": "deactivating",
-    "failed": "down",
+_STATE_COLOUR: dict[str, str] = {
+    State.STARTING: "activating",
+    State.RUNNING: "activating",
+    State.ACTIVE: "active",
+    State.AUTO_RESTART: "restarting",
+    State.STOPPING: "deactivating",
+    State.FAILED: "down",
 }
 PLOT_WIDTH = 960  # px for the time axis
 ROW = 22  # px per unit

@@ -23,20 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Unit states by event name, for records that do not carry `new` (contract mapping).
-_STATE_OF_EVENT = {
-    "starting": "starting",
-    "started": "running",
-    "ready": "active",
-    "exited": "exited",
-    "failed": "failed",
-    "skipped": "condition-skipped",
-    "stopping": "stopping",
-    "stopped": "inactive",
-    "restarting": "auto-restart",
-}
-UP_STATES = frozenset({"active", "exited"})
-BOOT_SETTLED = "boot-settled"
+from cinit.machines.vocabulary import BOOT_SETTLED_EVENT, READY_STATES, STATE_OF_EVENT, State
 
 
 class TraceError(Exception):
@@ -188,7 +175,7 @@ def _timelines(path: str, records: list[tuple[int, dict[str, Any]]]) -> BootTrac
             event = str(record.get("event") or record.get("phase") or "")
             if event.startswith("shutdown-") and shutdown_ms is None:
                 shutdown_ms = when
-            elif event == BOOT_SETTLED and settled_ms is None and shutdown_ms is None:
+            elif event == BOOT_SETTLED_EVENT and settled_ms is None and shutdown_ms is None:
                 settled_ms = when
             continue
         if not isinstance(unit, str):
@@ -222,7 +209,8 @@ def _take(boot: UnitBoot, record: dict[str, Any], when: float, stretch: str) -> 
         if isinstance(after, list):
             boot.after = tuple(str(name) for name in after)
     new = record.get("new")
-    state = new if isinstance(new, str) and new else _STATE_OF_EVENT.get(str(event))
+    # Records without `new` (the contract's mapping) name the state by their event.
+    state = new if isinstance(new, str) and new else STATE_OF_EVENT.get(str(event))
     if state is None:
         return
     if stretch == "after":
@@ -231,15 +219,15 @@ def _take(boot: UnitBoot, record: dict[str, Any], when: float, stretch: str) -> 
     if stretch == "shutdown":
         return  # the chart ends with the boot; the stop is not part of it
     boot.changes.append((when, state))
-    if state == "failed" and boot.ended_failed_ms is None:
+    if state == State.FAILED and boot.ended_failed_ms is None:
         boot.ended_failed_ms = when
-    if state == "starting" and boot.started_ms is None:
+    if state == State.STARTING and boot.started_ms is None:
         boot.started_ms = when
-    elif state in UP_STATES and boot.up_ms is None and boot.started_ms is not None:
+    elif state in READY_STATES and boot.up_ms is None and boot.started_ms is not None:
         boot.up_ms = when
-    elif state == "failed" and boot.up_ms is None and boot.failed_ms is None:
+    elif state == State.FAILED and boot.up_ms is None and boot.failed_ms is None:
         boot.failed_ms = when
-    elif state == "condition-skipped" and boot.started_ms is None and boot.skipped_ms is None:
+    elif state == State.CONDITION_SKIPPED and boot.started_ms is None and boot.skipped_ms is None:
         boot.skipped_ms = when
 
 

@@ -22,8 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-# States in which a unit has no main process any more (a stale pid must not linger).
-_PROCESS_GONE = frozenset({"inactive", "condition-skipped", "exited", "failed", "auto-restart"})
+from cinit.machines.vocabulary import NO_PROCESS_STATES, State
+
 # Two events of one cinit run agree on `time - t_ms/1000` (cinit's start, wall clock) to
 # well within this many seconds; a bigger difference means another run.
 _SAME_RUN_TOLERANCE_S = 1.0
@@ -34,7 +34,7 @@ class UnitRow:
     """One unit's line in the view."""
 
     name: str
-    state: str = "inactive"
+    state: str = State.INACTIVE.value
     description: str = ""
     kind: str = ""
     main_pid: int | None = None
@@ -238,15 +238,15 @@ def _update_row(row: UnitRow, name: str, event: dict[str, Any], when: float | No
     if isinstance(new, str) and new:
         row.state = new
         row.since = when if when is not None else row.since
-        if new in _PROCESS_GONE:
+        if new in NO_PROCESS_STATES:
             row.main_pid = None
     pid = event.get("pid")
-    if isinstance(pid, int) and not isinstance(pid, bool) and row.state not in _PROCESS_GONE:
+    if isinstance(pid, int) and not isinstance(pid, bool) and row.state not in NO_PROCESS_STATES:
         row.main_pid = pid
     restarts = event.get("restarts")
     if isinstance(restarts, int) and not isinstance(restarts, bool):
         row.restarts = restarts
-    elif new == "auto-restart":
+    elif new == State.AUTO_RESTART:
         row.restarts += 1  # the event does not say: count it
     result = event.get("result")
     if isinstance(result, str):
@@ -283,7 +283,7 @@ def _row_from_status(name: str, status: dict[str, Any]) -> UnitRow:
     memory = status.get("memory")
     return UnitRow(
         name=name,
-        state=str(status.get("state") or "inactive"),
+        state=str(status.get("state") or State.INACTIVE.value),
         description=str(status.get("description") or ""),
         kind=str(status.get("kind") or ""),
         main_pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,

@@ -10,23 +10,22 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from cinit.machines.vocabulary import RUN_STATES, State
 from cinit.tools.durations import elapsed
 from cinit.tools.watch_model import UnitRow, WatchModel
 
-STATE_STYLES = {
-    "active": "bold green",
-    "running": "green",
-    "starting": "yellow",
-    "waiting": "cyan",
-    "stopping": "yellow",
-    "auto-restart": "magenta",
-    "exited": "blue",
-    "failed": "bold red",
-    "condition-skipped": "dim",
-    "inactive": "dim",
+STATE_STYLES: dict[str, str] = {
+    State.ACTIVE: "bold green",
+    State.RUNNING: "green",
+    State.STARTING: "yellow",
+    State.WAITING: "cyan",
+    State.STOPPING: "yellow",
+    State.AUTO_RESTART: "magenta",
+    State.EXITED: "blue",
+    State.FAILED: "bold red",
+    State.CONDITION_SKIPPED: "dim",
+    State.INACTIVE: "dim",
 }
-# States in which a unit has been up since `since` (its uptime is worth showing).
-_UP_STATES = frozenset({"starting", "running", "active", "stopping"})
 # Lines the header, the table's heading and the event pane's frame take.
 _CHROME_LINES = 1 + 2 + 2
 _MIN_PANE_LINES = 3
@@ -59,7 +58,7 @@ def _header(model: WatchModel, connection: str) -> Text:
     header.no_wrap, header.overflow = True, "ellipsis"
     header.append(f"  seq {model.seq if model.seq is not None else '-'}")
     header.append(f"  units {len(model.units)}")
-    for state in ("active", "failed", "auto-restart"):
+    for state in (State.ACTIVE, State.FAILED, State.AUTO_RESTART):
         if counts.get(state):
             header.append(f"  {state} {counts[state]}", style=STATE_STYLES[state])
     if model.resyncs:
@@ -71,7 +70,7 @@ def _header(model: WatchModel, connection: str) -> Text:
 def _unit_table(rows: list[UnitRow], now: float, hidden: int = 0) -> Table:
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False)
     table.add_column("UNIT", no_wrap=True, ratio=3)
-    table.add_column("STATE", no_wrap=True, ratio=2, min_width=len("condition-skipped"))
+    table.add_column("STATE", no_wrap=True, ratio=2, min_width=max(map(len, State)))
     table.add_column("PID", justify="right", no_wrap=True)
     table.add_column("UPTIME", justify="right", no_wrap=True)
     table.add_column("RESTARTS", justify="right", no_wrap=True)
@@ -79,12 +78,12 @@ def _unit_table(rows: list[UnitRow], now: float, hidden: int = 0) -> Table:
     table.add_column("RSS", justify="right", no_wrap=True)
     table.add_column("LAST EVENT", no_wrap=True, ratio=2)
     for row in rows:
-        state = row.state + (f" ({row.result})" if row.state == "failed" and row.result else "")
+        state = row.state + (f" ({row.result})" if row.state == State.FAILED and row.result else "")
         table.add_row(
             row.name,
             Text(state, style=STATE_STYLES.get(row.state, "")),
             str(row.main_pid) if row.main_pid else "-",
-            elapsed(now - row.since) if row.since and row.state in _UP_STATES else "-",
+            elapsed(now - row.since) if row.since and row.state in RUN_STATES else "-",
             str(row.restarts),
             f"{row.cpu:.2f}s" if row.cpu is not None else "-",
             size(row.memory) if row.memory is not None else "-",
@@ -111,7 +110,7 @@ def _event_pane(model: WatchModel, lines: int) -> RenderableType:
 
 
 def _line_style(text: str) -> str:
-    for state in ("failed", "auto-restart"):
+    for state in (State.FAILED, State.AUTO_RESTART):
         if f"-> {state}" in text:
             return STATE_STYLES[state]
     return ""

@@ -26,7 +26,7 @@ from typing import Any
 
 from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
-from cinit.machines.unit_model import Role
+from cinit.machines.unit_model import Role, role_commands
 from cinit.units.model import Unit
 
 
@@ -192,14 +192,7 @@ class FakeIO:
         self._maybe_fail("spawn")
         service = self.unit.service
         assert service is not None
-        commands = {
-            Role.PRE: service.exec_start_pre,
-            Role.START: service.exec_start,
-            Role.POST: service.exec_start_post,
-            Role.STOP: service.exec_stop,
-            Role.STOP_POST: service.exec_stop_post,
-        }[role]
-        words = list(commands[index].words)
+        words = list(role_commands(service, role)[index].words)
         if len(words) > 1 and words[1] == "fail-spawn":
             from cinit.actors.unit_io import UnitSpawnError
 
