@@ -40,8 +40,11 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.render import render_unit
 from cinit.units.scan import Override
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
+if TYPE_CHECKING:
+    from cinit.units.render import render_unit
 
 __all__ = [
     "DEFAULT_DROP_IN_DIR",
@@ -79,3 +82,12 @@ __all__ = [
     "parse_unit",
     "render_unit",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # render_unit is for tools and tests: PID 1 does not import its module at boot.
+    if name == "render_unit":
+        from cinit.units.render import render_unit
+
+        return render_unit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

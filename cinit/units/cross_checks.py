@@ -9,7 +9,6 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 
-from cinit.units.address_conflicts import address_conflicts
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.graph import DependencyGraph, activated_service, build_graph
 from cinit.units.model import (
@@ -53,8 +52,11 @@ def check_units(
             sockets.append((unit, unit.socket))
     _check_activation(sockets, units, found)
     _check_dbus_daemon(sockets, units, found)
-    for unit, directive, message in address_conflicts(sockets):
-        found.append(_at(unit, Severity.ERROR, "Socket", directive, message))
+    if sockets:
+        from cinit.units.address_conflicts import address_conflicts  # not for sets without sockets
+
+        for unit, directive, message in address_conflicts(sockets):
+            found.append(_at(unit, Severity.ERROR, "Socket", directive, message))
     _check_cycles(units, graph, found)
     found.sort(key=lambda d: (d.path, d.line or 0))
     return found

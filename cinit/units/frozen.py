@@ -1,4 +1,5 @@
-"""`Frozen`: immutable value classes declared by their annotations, without `dataclasses`.
+"""`Frozen`: the one value-class base of the boot path (the unit model, the machines'
+models, their events and actions), declared by annotations, without `dataclasses`.
 
 A dataclass compiles its methods with `exec` when its class is defined (about a
 millisecond for a frozen one here), and importing `dataclasses` pulls in `inspect` (~9 ms).
@@ -15,11 +16,21 @@ frozen dataclass (`dataclass_transform`).
 A class starts with a generic `__init__`; once it has built COMPILE_AFTER instances (a
 thousand-unit `cinit validate`, never a container's boot), it gets one compiled for its
 own fields, as a dataclass has from the start: 2-3x faster per instance.
+
+Fields live in the instance's `__dict__`, not in `__slots__`: an instance then holds only
+the fields it was given (a 40-field section built from three directives writes three),
+and `__init__` and `replace` are one dict update. Slots, written one `object.__setattr__`
+at a time and every default included, made building and replacing 3-10x slower.
+
+A class may instead write its own `__slots__` (and usually an `__init__` assigning them):
+then those slots are its fields, and it has no `__dict__`. This is how
+`cinit.machines.record.Record`'s older subclasses are written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter  # imported by collections already: free
 
 TYPE_CHECKING = False  # not from typing: importing it costs PID 1 ~4 ms before its first exec
 if TYPE_CHECKING:
@@ -54,18 +65,43 @@ def field(*, default_factory: Callable[[], Any] | None = None, compare: bool = T
 class Frozen:
     """Base of immutable value classes (see the module docstring)."""
 
+    __slots__ = ()  # a subclass with its own __slots__ stays without a __dict__
+
     # Set on each subclass by __init_subclass__: field names in order, the compared ones,
     # the ones without a default, and (name, factory) pairs. A constant default stays a
     # class value: an instance holds only what it was given (and its factory defaults).
     _fields: ClassVar[tuple[str, ...]] = ()
     _field_set: ClassVar[frozenset[str]] = frozenset()
     _compared: ClassVar[tuple[str, ...]] = ()
+    _key: ClassVar[Callable[[Frozen], tuple[Any, ...]]] = staticmethod(lambda _value: ())
     _required: ClassVar[frozenset[str]] = frozenset()
     _factories: ClassVar[tuple[tuple[str, Callable[[], Any]], ...]] = ()
     _built: ClassVar[int] = 0  # instances built by the generic __init__
+    _slotted: ClassVar[bool] = False  # fields written by hand in __slots__
 
     def __init_subclass__(cls, *, eq: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        slots = cls.__dict__.get("__slots__")
+        if slots is None:
+            cls._declare_fields()
+        else:  # hand-written: its slots are its fields, which its own __init__ sets
+            own = (slots,) if isinstance(slots, str) else tuple(slots)
+            cls._fields += own
+            cls._field_set = frozenset(cls._fields)
+            cls._compared += own
+            cls._slotted = True
+        cls._key = staticmethod(_reader(cls._compared))
+        generated = cls.__init__ is Frozen.__init__ or cls.__init__ in _COMPILED
+        if generated and "__init__" not in cls.__dict__:
+            # Its own reference: a parent's __init__ may be compiled for the parent's fields.
+            cls.__init__ = Frozen.__init__  # type: ignore[method-assign]
+        if not eq:  # identity, as a dataclass with eq=False
+            cls.__eq__ = object.__eq__  # type: ignore[method-assign]
+            cls.__hash__ = object.__hash__  # type: ignore[method-assign]
+
+    @classmethod
+    def _declare_fields(cls) -> None:
+        """Fields from the class's own annotations, after the inherited ones."""
         fields: list[str] = list(cls._fields)
         compared: list[str] = list(cls._compared)
         required = set(cls._required)
@@ -93,16 +129,12 @@ class Frozen:
         cls._required = frozenset(required)
         cls._factories = tuple(factories)
         cls._built = 0
-        cls.__init__ = Frozen.__init__  # type: ignore[method-assign]  # never a parent's compiled one
-        if not eq:  # identity, as a dataclass with eq=False
-            cls.__eq__ = object.__eq__  # type: ignore[method-assign]
-            cls.__hash__ = object.__hash__  # type: ignore[method-assign]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Hot: the loader builds ~10 of these per unit file. Dict operations in C only.
         cls = type(self)
         cls._built += 1
-        if cls._built == COMPILE_AFTER:
+        if cls._built == COMPILE_AFTER and not cls._slotted:
             cls.__init__ = _compiled_init(cls)  # type: ignore[method-assign]
         if args:
             if kwargs or len(args) > len(cls._fields):
@@ -115,6 +147,10 @@ class Frozen:
             missing = [name for name in cls._fields if name in cls._required - given]
             what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
             raise TypeError(f"{cls.__name__}(): {what}")
+        if cls._slotted:
+            for name, value in kwargs.items():
+                object.__setattr__(self, name, value)
+            return
         values = self.__dict__
         values.update(kwargs)
         for name, make in cls._factories:
@@ -132,16 +168,14 @@ class Frozen:
             merged.update(kwargs)
         return merged
 
-    def _key(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self._compared])
-
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._key() == other._key()
+        key = type(self)._key
+        return key(self) == key(other)
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(type(self)._key(self))
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
@@ -157,10 +191,23 @@ class Frozen:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied (as `dataclasses.replace`)."""
+        if self._slotted:
+            return type(self)(**{**{name: getattr(self, name) for name in self._fields}, **changes})
         return type(self)(**{**self.__dict__, **changes})
 
 
 _NO_DEFAULT = object()
+_COMPILED: set[Callable[..., None]] = set()  # every __init__ _compiled_init made
+
+
+def _reader(names: tuple[str, ...]) -> Callable[[Frozen], tuple[Any, ...]]:
+    """Reads `names` off an instance as a tuple, in C (attrgetter gives one name bare)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        read_one = attrgetter(names[0])
+        return lambda value: (read_one(value),)
+    return lambda _value: ()
 
 
 def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
@@ -187,4 +234,5 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     exec(source, namespace)  # the class's own field names: identifiers, checked above
     init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
+    _COMPILED.add(init)
     return init
