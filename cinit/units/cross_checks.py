@@ -173,9 +173,8 @@ def _check_activation(
                 f"{', '.join(natives)}: a service is activated either natively or through "
                 "proxies, not both"
             )
-            for unit, section in group:
-                if section.activation_mode is ActivationMode.PROXY:
-                    found.append(_at(unit, Severity.ERROR, "Socket", "ActivationMode", message))
+            proxies = [u for u, s in group if s.activation_mode is ActivationMode.PROXY]
+            found += [_at(u, Severity.ERROR, "Socket", "ActivationMode", message) for u in proxies]
         shared = [u.name for u, s in group if not s.accept]
         if shared and len(shared) < len(group):
             message = (
@@ -183,9 +182,8 @@ def _check_activation(
                 f"{', '.join(shared)}: a service runs either once per connection or once "
                 "for all its sockets"
             )
-            for unit, section in group:
-                if section.accept:
-                    found.append(_at(unit, Severity.ERROR, "Socket", "Accept", message))
+            accepting = [u for u, s in group if s.accept]
+            found += [_at(u, Severity.ERROR, "Socket", "Accept", message) for u in accepting]
 
 
 def _check_dbus_daemon(

@@ -129,17 +129,20 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
     on_failure: dict[str, tuple[str, ...]] = {}
     activates: dict[str, str] = {}
     activated_by: dict[str, list[str]] = {}
+
+    def order(later: str, earlier: str) -> None:
+        after.setdefault(later, set()).add(earlier)
+        before.setdefault(earlier, set()).add(later)
+
     for name in names:
         unit = units[name]
         section = unit.unit
         for other in section.after:
             if other in units:
-                after.setdefault(name, set()).add(other)
-                before.setdefault(other, set()).add(name)
+                order(name, other)
         for other in section.before:
             if other in units:
-                after.setdefault(other, set()).add(name)
-                before.setdefault(name, set()).add(other)
+                order(other, name)
         for other in section.requires:
             if other in units:
                 requires.setdefault(name, set()).add(other)
@@ -157,9 +160,7 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
             if target is not None and target.kind is UnitKind.SERVICE:
                 activates[name] = service
                 activated_by.setdefault(service, []).append(name)  # names are sorted
-                # The socket binds before the service it activates runs.
-                after.setdefault(service, set()).add(name)
-                before.setdefault(name, set()).add(service)
+                order(service, name)  # the socket binds before the service it activates runs
 
     frozen_after = _freeze(after)
     frozen_before = _freeze(before)
