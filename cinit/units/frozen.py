@@ -61,38 +61,64 @@ def field(*, default_factory: Callable[[], Any] | None = None, compare: bool = T
     return _Field(default_factory, compare)
 
 
+class _Spec:
+    """What the base knows of one class: field names in order, the compared ones (and a
+    reader of them), the ones without a default, (name, factory) pairs, whether the class
+    wrote its slots by hand, and how many instances the generic `__init__` built. One
+    object per class: a class attribute written once, and a counter that is not one."""
+
+    __slots__ = (
+        "built",
+        "compared",
+        "factories",
+        "field_set",
+        "fields",
+        "key",
+        "required",
+        "slotted",
+    )
+
+    def __init__(
+        self,
+        fields: tuple[str, ...],
+        compared: tuple[str, ...],
+        required: frozenset[str],
+        factories: tuple[tuple[str, Callable[[], Any]], ...],
+        slotted: bool,
+    ) -> None:
+        self.fields = fields
+        self.field_set = frozenset(fields)
+        self.compared = compared
+        self.key = _reader(compared)
+        self.required = required
+        self.factories = factories
+        self.slotted = slotted
+        self.built = 0
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 class Frozen:
     """Base of immutable value classes (see the module docstring)."""
 
     __slots__ = ()  # a subclass with its own __slots__ stays without a __dict__
 
-    # Set on each subclass by __init_subclass__: field names in order, the compared ones,
-    # the ones without a default, and (name, factory) pairs. A constant default stays a
-    # class value: an instance holds only what it was given (and its factory defaults).
-    _fields: ClassVar[tuple[str, ...]] = ()
-    _field_set: ClassVar[frozenset[str]] = frozenset()
-    _compared: ClassVar[tuple[str, ...]] = ()
-    _key: ClassVar[Callable[[Frozen], tuple[Any, ...]]] = staticmethod(lambda _value: ())
-    _required: ClassVar[frozenset[str]] = frozenset()
-    _factories: ClassVar[tuple[tuple[str, Callable[[], Any]], ...]] = ()
-    _built: ClassVar[int] = 0  # instances built by the generic __init__
-    _slotted: ClassVar[bool] = False  # fields written by hand in __slots__
+    # Set on each subclass by __init_subclass__. A constant default stays a class value:
+    # an instance holds only what it was given (and its factory defaults).
+    _spec: ClassVar[_Spec]
 
     def __init_subclass__(cls, *, eq: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        parent = cls._spec
         slots = cls.__dict__.get("__slots__")
         if slots is None:
-            cls._declare_fields()
+            cls._spec = cls._declared_spec(parent)
         else:  # hand-written: its slots are its fields, which its own __init__ sets
             own = (slots,) if isinstance(slots, str) else tuple(slots)
-            cls._fields += own
-            cls._field_set = frozenset(cls._fields)
-            cls._compared += own
-            cls._slotted = True
-        cls._key = staticmethod(_reader(cls._compared))
-        generated = cls.__init__ is Frozen.__init__ or cls.__init__ in _COMPILED
-        if generated and "__init__" not in cls.__dict__:
+            fields, compared = parent.fields + own, parent.compared + own
+            cls._spec = _Spec(fields, compared, parent.required, parent.factories, True)
+        if "__init__" not in cls.__dict__ and (
+            cls.__init__ is Frozen.__init__ or cls.__init__ in _COMPILED
+        ):
             # Its own reference: a parent's __init__ may be compiled for the parent's fields.
             cls.__init__ = Frozen.__init__  # type: ignore[method-assign]
         if not eq:  # identity, as a dataclass with eq=False
@@ -100,12 +126,12 @@ class Frozen:
             cls.__hash__ = object.__hash__  # type: ignore[method-assign]
 
     @classmethod
-    def _declare_fields(cls) -> None:
+    def _declared_spec(cls, parent: _Spec) -> _Spec:
         """Fields from the class's own annotations, after the inherited ones."""
-        fields: list[str] = list(cls._fields)
-        compared: list[str] = list(cls._compared)
-        required = set(cls._required)
-        factories = list(cls._factories)
+        fields: list[str] = list(parent.fields)
+        compared: list[str] = list(parent.compared)
+        required = set(parent.required)
+        factories = list(parent.factories)
         # Not inspect.get_annotations: importing inspect is what made dataclasses slow.
         for name in cls.__dict__.get("__annotations__", {}):  # noqa: RUF063
             if name in fields:
@@ -123,45 +149,42 @@ class Frozen:
                     required.add(name)
             elif value is _NO_DEFAULT:
                 required.add(name)
-        cls._fields = tuple(fields)
-        cls._field_set = frozenset(fields)
-        cls._compared = tuple(compared)
-        cls._required = frozenset(required)
-        cls._factories = tuple(factories)
-        cls._built = 0
+        return _Spec(tuple(fields), tuple(compared), frozenset(required), tuple(factories), False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Hot: the loader builds ~10 of these per unit file. Dict operations in C only.
         cls = type(self)
-        cls._built += 1
-        if cls._built == COMPILE_AFTER and not cls._slotted:
+        spec = cls._spec
+        spec.built += 1
+        if spec.built == COMPILE_AFTER and not spec.slotted:
             cls.__init__ = _compiled_init(cls)  # type: ignore[method-assign]
         if args:
-            if kwargs or len(args) > len(cls._fields):
+            if kwargs or len(args) > len(spec.fields):
                 kwargs = cls._merge_positional(args, kwargs)
             else:
-                kwargs = dict(zip(cls._fields, args))  # noqa: B905 - at most as many args
+                kwargs = dict(zip(spec.fields, args))  # noqa: B905 - at most as many args
         given = kwargs.keys()
-        if not (cls._required <= given <= cls._field_set):
-            unknown = sorted(given - cls._field_set)
-            missing = [name for name in cls._fields if name in cls._required - given]
+        if not (spec.required <= given <= spec.field_set):
+            unknown = sorted(given - spec.field_set)
+            missing = [name for name in spec.fields if name in spec.required - given]
             what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
             raise TypeError(f"{cls.__name__}(): {what}")
-        if cls._slotted:
+        if spec.slotted:
             for name, value in kwargs.items():
                 object.__setattr__(self, name, value)
             return
         values = self.__dict__
         values.update(kwargs)
-        for name, make in cls._factories:
+        for name, make in spec.factories:
             if name not in kwargs:
                 values[name] = make()
 
     @classmethod
     def _merge_positional(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if len(args) > len(cls._fields):
-            raise TypeError(f"{cls.__name__}() takes {len(cls._fields)} fields, got {len(args)}")
-        merged = dict(zip(cls._fields, args, strict=False))
+        fields = cls._spec.fields
+        if len(args) > len(fields):
+            raise TypeError(f"{cls.__name__}() takes {len(fields)} fields, got {len(args)}")
+        merged = dict(zip(fields, args, strict=False))
         if kwargs:
             for name in merged.keys() & kwargs.keys():
                 raise TypeError(f"{cls.__name__}() got multiple values for {name!r}")
@@ -171,14 +194,14 @@ class Frozen:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        key = type(self)._key
+        key = type(self)._spec.key
         return key(self) == key(other)
 
     def __hash__(self) -> int:
-        return hash(type(self)._key(self))
+        return hash(type(self)._spec.key(self))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._spec.fields)
         return f"{type(self).__name__}({shown})"
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -191,8 +214,9 @@ class Frozen:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied (as `dataclasses.replace`)."""
-        if self._slotted:
-            return type(self)(**{**{name: getattr(self, name) for name in self._fields}, **changes})
+        spec = self._spec
+        if spec.slotted:
+            return type(self)(**{**{name: getattr(self, name) for name in spec.fields}, **changes})
         return type(self)(**{**self.__dict__, **changes})
 
 
@@ -216,19 +240,20 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     factory; a required one missing raises TypeError, as Python does for unknown names."""
     namespace: dict[str, Any] = {"_unset": _NO_DEFAULT, "_TypeError": TypeError}
     reserved = {"__self", "__values", *namespace}
-    if any(name in reserved or name.startswith("_make") for name in cls._fields):
+    spec = cls._spec
+    if any(name in reserved or name.startswith("_make") for name in spec.fields):
         return Frozen.__init__  # a field named like the generated code's own names
     lines = []
-    for index, name in enumerate(cls._fields):
+    for index, name in enumerate(spec.fields):
         lines.append(f"    if {name} is not _unset: __values[{name!r}] = {name}")
-        if name in cls._required:
+        if name in spec.required:
             message = f"{cls.__name__}(): missing fields [{name!r}]"
             lines.append(f"    else: raise _TypeError({message!r})")
-        for factory_name, make in cls._factories:
+        for factory_name, make in spec.factories:
             if factory_name == name:
                 namespace[f"_make{index}"] = make
                 lines.append(f"    else: __values[{name!r}] = _make{index}()")
-    params = ", ".join(f"{name}=_unset" for name in cls._fields)
+    params = ", ".join(f"{name}=_unset" for name in spec.fields)
     source = f"def __init__(__self, {params}):\n    __values = __self.__dict__\n"
     source += "\n".join(lines) + "\n"
     exec(source, namespace)  # the class's own field names: identifiers, checked above
@@ -236,3 +261,6 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     _COMPILED.add(init)
     return init
+
+
+Frozen._spec = _Spec((), (), frozenset(), (), slotted=True)  # no fields, no __dict__
