@@ -102,20 +102,18 @@ class Frozen:
 
     __slots__ = ()  # a subclass with its own __slots__ stays without a __dict__
 
-    # Set on each subclass by __init_subclass__. A constant default stays a class value:
-    # an instance holds only what it was given (and its factory defaults).
-    _spec: ClassVar[_Spec]
+    # Set on each subclass by __init_subclass__ (None: not read yet; see _spec_of). A
+    # constant default stays a class value: an instance holds only what it was given.
+    _spec: ClassVar[_Spec | None]
 
     def __init_subclass__(cls, *, eq: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        parent = cls._spec
-        slots = cls.__dict__.get("__slots__")
-        if slots is None:
-            cls._spec = cls._declared_spec(parent)
-        else:  # hand-written: its slots are its fields, which its own __init__ sets
-            own = (slots,) if isinstance(slots, str) else tuple(slots)
-            fields, compared = parent.fields + own, parent.compared + own
-            cls._spec = _Spec(fields, compared, parent.required, parent.factories, True)
+        if "__slots__" in cls.__dict__:
+            # Hand-written: read when first needed. Most messages are never compared or
+            # printed, and PID 1 defines ~80 of them before its first exec.
+            cls._spec = None
+        else:
+            cls._spec = cls._declared_spec(_parent_spec(cls))
         if "__init__" not in cls.__dict__ and (
             cls.__init__ is Frozen.__init__ or cls.__init__ in _COMPILED
         ):
@@ -154,7 +152,7 @@ class Frozen:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Hot: the loader builds ~10 of these per unit file. Dict operations in C only.
         cls = type(self)
-        spec = cls._spec
+        spec = cls._spec or _spec_of(cls)
         spec.built += 1
         if spec.built == COMPILE_AFTER and not spec.slotted:
             cls.__init__ = _compiled_init(cls)  # type: ignore[method-assign]
@@ -181,7 +179,7 @@ class Frozen:
 
     @classmethod
     def _merge_positional(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        fields = cls._spec.fields
+        fields = _spec_of(cls).fields
         if len(args) > len(fields):
             raise TypeError(f"{cls.__name__}() takes {len(fields)} fields, got {len(args)}")
         merged = dict(zip(fields, args, strict=False))
@@ -194,14 +192,15 @@ class Frozen:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        key = type(self)._spec.key
+        key = _spec_of(type(self)).key
         return key(self) == key(other)
 
     def __hash__(self) -> int:
-        return hash(type(self)._spec.key(self))
+        return hash(_spec_of(type(self)).key(self))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._spec.fields)
+        fields = _spec_of(type(self)).fields
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in fields)
         return f"{type(self).__name__}({shown})"
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -214,7 +213,7 @@ class Frozen:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied (as `dataclasses.replace`)."""
-        spec = self._spec
+        spec = _spec_of(type(self))
         if spec.slotted:
             return type(self)(**{**{name: getattr(self, name) for name in spec.fields}, **changes})
         return type(self)(**{**self.__dict__, **changes})
@@ -240,7 +239,7 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     factory; a required one missing raises TypeError, as Python does for unknown names."""
     namespace: dict[str, Any] = {"_unset": _NO_DEFAULT, "_TypeError": TypeError}
     reserved = {"__self", "__values", *namespace}
-    spec = cls._spec
+    spec = _spec_of(cls)
     if any(name in reserved or name.startswith("_make") for name in spec.fields):
         return Frozen.__init__  # a field named like the generated code's own names
     lines = []
@@ -261,6 +260,27 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     _COMPILED.add(init)
     return init
+
+
+def _spec_of(cls: type[Frozen]) -> _Spec:
+    """`cls`'s spec, read now if it was left for later (a class with hand-written slots:
+    those are its fields, after its parent's)."""
+    spec = cls._spec
+    if spec is None:
+        parent = _parent_spec(cls)
+        slots = cls.__dict__["__slots__"]
+        own = (slots,) if isinstance(slots, str) else tuple(slots)
+        fields, compared = parent.fields + own, parent.compared + own
+        spec = cls._spec = _Spec(fields, compared, parent.required, parent.factories, True)
+    return spec
+
+
+def _parent_spec(cls: type[Frozen]) -> _Spec:
+    """The spec of the nearest class above `cls` that has one (Frozen at the latest)."""
+    for base in cls.__mro__[1:]:
+        if "_spec" in base.__dict__:
+            return _spec_of(base)
+    raise TypeError(f"{cls.__name__} is not a Frozen class")
 
 
 Frozen._spec = _Spec((), (), frozenset(), (), slotted=True)  # no fields, no __dict__
