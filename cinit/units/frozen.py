@@ -1,4 +1,5 @@
-"""`Frozen`: immutable value classes declared by their annotations, without `dataclasses`.
+"""`Frozen`: the one value-class base of the boot path (the unit model, the machines'
+models, their events and actions), declared by annotations, without `dataclasses`.
 
 A dataclass compiles its methods with `exec` when its class is defined (about a
 millisecond for a frozen one here), and importing `dataclasses` pulls in `inspect` (~9 ms).
@@ -15,11 +16,21 @@ frozen dataclass (`dataclass_transform`).
 A class starts with a generic `__init__`; once it has built COMPILE_AFTER instances (a
 thousand-unit `cinit validate`, never a container's boot), it gets one compiled for its
 own fields, as a dataclass has from the start: 2-3x faster per instance.
+
+Fields live in the instance's `__dict__`, not in `__slots__`: an instance then holds only
+the fields it was given (a 40-field section built from three directives writes three),
+and `__init__` and `replace` are one dict update. Slots, written one `object.__setattr__`
+at a time and every default included, made building and replacing 3-10x slower.
+
+A class may instead write its own `__slots__` (and usually an `__init__` assigning them):
+then those slots are its fields, and it has no `__dict__`. This is how
+`cinit.machines.record.Record`'s older subclasses are written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter  # imported by collections already: free
 
 from cinit.boot_path import TYPE_CHECKING
 
@@ -51,26 +62,75 @@ def field(*, default_factory: Callable[[], Any] | None = None, compare: bool = T
     return _Field(default_factory, compare)
 
 
+class _Spec:
+    """What the base knows of one class: field names in order, the compared ones (and a
+    reader of them), the ones without a default, (name, factory) pairs, whether the class
+    wrote its slots by hand, and how many instances the generic `__init__` built. One
+    object per class: a class attribute written once, and a counter that is not one."""
+
+    __slots__ = (
+        "built",
+        "compared",
+        "factories",
+        "field_set",
+        "fields",
+        "key",
+        "required",
+        "slotted",
+    )
+
+    def __init__(
+        self,
+        fields: tuple[str, ...],
+        compared: tuple[str, ...],
+        required: frozenset[str],
+        factories: tuple[tuple[str, Callable[[], Any]], ...],
+        slotted: bool,
+    ) -> None:
+        self.fields = fields
+        self.field_set = frozenset(fields)
+        self.compared = compared
+        self.key = _reader(compared)
+        self.required = required
+        self.factories = factories
+        self.slotted = slotted
+        self.built = 0
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 class Frozen:
     """Base of immutable value classes (see the module docstring)."""
 
-    # Set on each subclass by __init_subclass__: field names in order, the compared ones,
-    # the ones without a default, and (name, factory) pairs. A constant default stays a
-    # class value: an instance holds only what it was given (and its factory defaults).
-    _fields: ClassVar[tuple[str, ...]] = ()
-    _field_set: ClassVar[frozenset[str]] = frozenset()
-    _compared: ClassVar[tuple[str, ...]] = ()
-    _required: ClassVar[frozenset[str]] = frozenset()
-    _factories: ClassVar[tuple[tuple[str, Callable[[], Any]], ...]] = ()
-    _built: ClassVar[int] = 0  # instances built by the generic __init__
+    __slots__ = ()  # a subclass with its own __slots__ stays without a __dict__
+
+    # Set on each subclass by __init_subclass__ (None: not read yet; see _spec_of). A
+    # constant default stays a class value: an instance holds only what it was given.
+    _spec: ClassVar[_Spec | None]
 
     def __init_subclass__(cls, *, eq: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        fields: list[str] = list(cls._fields)
-        compared: list[str] = list(cls._compared)
-        required = set(cls._required)
-        factories = list(cls._factories)
+        if "__slots__" in cls.__dict__:
+            # Hand-written: read when first needed. Most messages are never compared or
+            # printed, and PID 1 defines ~80 of them before its first exec.
+            cls._spec = None
+        else:
+            cls._spec = cls._declared_spec(_parent_spec(cls))
+        if "__init__" not in cls.__dict__ and (
+            cls.__init__ is Frozen.__init__ or cls.__init__ in _COMPILED
+        ):
+            # Its own reference: a parent's __init__ may be compiled for the parent's fields.
+            cls.__init__ = Frozen.__init__  # type: ignore[method-assign]
+        if not eq:  # identity, as a dataclass with eq=False
+            cls.__eq__ = object.__eq__  # type: ignore[method-assign]
+            cls.__hash__ = object.__hash__  # type: ignore[method-assign]
+
+    @classmethod
+    def _declared_spec(cls, parent: _Spec) -> _Spec:
+        """Fields from the class's own annotations, after the inherited ones."""
+        fields: list[str] = list(parent.fields)
+        compared: list[str] = list(parent.compared)
+        required = set(parent.required)
+        factories = list(parent.factories)
         # Not inspect.get_annotations: importing inspect is what made dataclasses slow.
         for name in cls.__dict__.get("__annotations__", {}):  # noqa: RUF063
             if name in fields:
@@ -88,64 +148,60 @@ class Frozen:
                     required.add(name)
             elif value is _NO_DEFAULT:
                 required.add(name)
-        cls._fields = tuple(fields)
-        cls._field_set = frozenset(fields)
-        cls._compared = tuple(compared)
-        cls._required = frozenset(required)
-        cls._factories = tuple(factories)
-        cls._built = 0
-        cls.__init__ = Frozen.__init__  # type: ignore[method-assign]  # never a parent's compiled one
-        if not eq:  # identity, as a dataclass with eq=False
-            cls.__eq__ = object.__eq__  # type: ignore[method-assign]
-            cls.__hash__ = object.__hash__  # type: ignore[method-assign]
+        return _Spec(tuple(fields), tuple(compared), frozenset(required), tuple(factories), False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Hot: the loader builds ~10 of these per unit file. Dict operations in C only.
         cls = type(self)
-        cls._built += 1
-        if cls._built == COMPILE_AFTER:
+        spec = cls._spec or _spec_of(cls)
+        spec.built += 1
+        if spec.built == COMPILE_AFTER and not spec.slotted:
             cls.__init__ = _compiled_init(cls)  # type: ignore[method-assign]
         if args:
-            if kwargs or len(args) > len(cls._fields):
+            if kwargs or len(args) > len(spec.fields):
                 kwargs = cls._merge_positional(args, kwargs)
             else:
-                kwargs = dict(zip(cls._fields, args))  # noqa: B905 - at most as many args
+                kwargs = dict(zip(spec.fields, args))  # noqa: B905 - at most as many args
         given = kwargs.keys()
-        if not (cls._required <= given <= cls._field_set):
-            unknown = sorted(given - cls._field_set)
-            missing = [name for name in cls._fields if name in cls._required - given]
+        if not (spec.required <= given <= spec.field_set):
+            unknown = sorted(given - spec.field_set)
+            missing = [name for name in spec.fields if name in spec.required - given]
             what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
             raise TypeError(f"{cls.__name__}(): {what}")
+        if spec.slotted:
+            for name, value in kwargs.items():
+                object.__setattr__(self, name, value)
+            return
         values = self.__dict__
         values.update(kwargs)
-        for name, make in cls._factories:
+        for name, make in spec.factories:
             if name not in kwargs:
                 values[name] = make()
 
     @classmethod
     def _merge_positional(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if len(args) > len(cls._fields):
-            raise TypeError(f"{cls.__name__}() takes {len(cls._fields)} fields, got {len(args)}")
-        merged = dict(zip(cls._fields, args, strict=False))
+        fields = _spec_of(cls).fields
+        if len(args) > len(fields):
+            raise TypeError(f"{cls.__name__}() takes {len(fields)} fields, got {len(args)}")
+        merged = dict(zip(fields, args, strict=False))
         if kwargs:
             for name in merged.keys() & kwargs.keys():
                 raise TypeError(f"{cls.__name__}() got multiple values for {name!r}")
             merged.update(kwargs)
         return merged
 
-    def _key(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self._compared])
-
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._key() == other._key()
+        key = _spec_of(type(self)).key
+        return key(self) == key(other)
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(_spec_of(type(self)).key(self))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        fields = _spec_of(type(self)).fields
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in fields)
         return f"{type(self).__name__}({shown})"
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -158,10 +214,24 @@ class Frozen:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied (as `dataclasses.replace`)."""
+        spec = _spec_of(type(self))
+        if spec.slotted:
+            return type(self)(**{**{name: getattr(self, name) for name in spec.fields}, **changes})
         return type(self)(**{**self.__dict__, **changes})
 
 
 _NO_DEFAULT = object()
+_COMPILED: set[Callable[..., None]] = set()  # every __init__ _compiled_init made
+
+
+def _reader(names: tuple[str, ...]) -> Callable[[Frozen], tuple[Any, ...]]:
+    """Reads `names` off an instance as a tuple, in C (attrgetter gives one name bare)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        read_one = attrgetter(names[0])
+        return lambda value: (read_one(value),)
+    return lambda _value: ()
 
 
 def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
@@ -170,22 +240,48 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     factory; a required one missing raises TypeError, as Python does for unknown names."""
     namespace: dict[str, Any] = {"_unset": _NO_DEFAULT, "_TypeError": TypeError}
     reserved = {"__self", "__values", *namespace}
-    if any(name in reserved or name.startswith("_make") for name in cls._fields):
+    spec = _spec_of(cls)
+    if any(name in reserved or name.startswith("_make") for name in spec.fields):
         return Frozen.__init__  # a field named like the generated code's own names
     lines = []
-    for index, name in enumerate(cls._fields):
+    for index, name in enumerate(spec.fields):
         lines.append(f"    if {name} is not _unset: __values[{name!r}] = {name}")
-        if name in cls._required:
+        if name in spec.required:
             message = f"{cls.__name__}(): missing fields [{name!r}]"
             lines.append(f"    else: raise _TypeError({message!r})")
-        for factory_name, make in cls._factories:
+        for factory_name, make in spec.factories:
             if factory_name == name:
                 namespace[f"_make{index}"] = make
                 lines.append(f"    else: __values[{name!r}] = _make{index}()")
-    params = ", ".join(f"{name}=_unset" for name in cls._fields)
+    params = ", ".join(f"{name}=_unset" for name in spec.fields)
     source = f"def __init__(__self, {params}):\n    __values = __self.__dict__\n"
     source += "\n".join(lines) + "\n"
     exec(source, namespace)  # the class's own field names: identifiers, checked above
     init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
+    _COMPILED.add(init)
     return init
+
+
+def _spec_of(cls: type[Frozen]) -> _Spec:
+    """`cls`'s spec, read now if it was left for later (a class with hand-written slots:
+    those are its fields, after its parent's)."""
+    spec = cls._spec
+    if spec is None:
+        parent = _parent_spec(cls)
+        slots = cls.__dict__["__slots__"]
+        own = (slots,) if isinstance(slots, str) else tuple(slots)
+        fields, compared = parent.fields + own, parent.compared + own
+        spec = cls._spec = _Spec(fields, compared, parent.required, parent.factories, True)
+    return spec
+
+
+def _parent_spec(cls: type[Frozen]) -> _Spec:
+    """The spec of the nearest class above `cls` that has one (Frozen at the latest)."""
+    for base in cls.__mro__[1:]:
+        if "_spec" in base.__dict__:
+            return _spec_of(base)
+    raise TypeError(f"{cls.__name__} is not a Frozen class")
+
+
+Frozen._spec = _Spec((), (), frozenset(), (), slotted=True)  # no fields, no __dict__

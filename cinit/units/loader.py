@@ -1,9 +1,9 @@
 """Loading: unit directories and files in, a validated `UnitSet` out.
 
-Reads the core directory and the drop-in directory (a drop-in with the same full
+Reads the core directory and the drop-in directory (`scan`: a drop-in with the same full
 filename replaces the core unit; any other is added), parses every file through the
-directive table, runs the per-unit and cross-unit checks, and collects *every*
-diagnostic: one bad file never hides another's.
+directive table (`parse_unit`), runs the per-unit (`unit_checks`) and cross-unit
+(`cross_checks`) checks, and collects *every* diagnostic: one bad file never hides another's.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from collections.abc import Mapping
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.units import environment, schema
-from cinit.units._files import NotRegularFileError, read_regular_file
+from cinit.units.cross_checks import check_units
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.frozen import Frozen
-from cinit.units.graph import DependencyGraph, build_graph, check_units
+from cinit.units.graph import DependencyGraph, build_graph
 from cinit.units.model import (
     INFINITY,
-    ActivationMode,
     InstallSection,
-    RestartPolicy,
     ServiceSection,
     ServiceType,
     SocketSection,
@@ -32,7 +30,9 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.syntax import WHITESPACE, decode_unit_bytes, scan_syntax
+from cinit.units.scan import Override, choose_files, read_unit_file
+from cinit.units.syntax import WHITESPACE, scan_syntax
+from cinit.units.unit_checks import check_service, check_socket
 
 if TYPE_CHECKING:
     from typing import Any
@@ -55,36 +55,12 @@ MAX_SHARED_READINGS = 1024
 SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
-_SECTION_CLASSES: dict[str, Any] = {
+SECTION_CLASSES: dict[str, Any] = {
     schema.UNIT: UnitSection,
     schema.SERVICE: ServiceSection,
     schema.SOCKET: SocketSection,
     schema.INSTALL: InstallSection,
 }
-
-
-class Override(Frozen):
-    """A drop-in that replaced a core unit of the same filename."""
-
-    name: str
-    core_path: str
-    drop_in_path: str
-
-    def log_line(self, prog: str = "cinit") -> str:
-        """The line logged at startup, in container-init's format."""
-        return (
-            f"{prog}: drop-in override: {self.name} replaces "
-            f"{self.core_path} with {self.drop_in_path}"
-        )
-
-    def to_event(self) -> dict[str, str]:
-        """The `unit_overridden` trace event."""
-        return {
-            "phase": "unit_overridden",
-            "unit": self.name,
-            "core_path": self.core_path,
-            "drop_in_path": self.drop_in_path,
-        }
 
 
 class UnitSet(Frozen):
@@ -174,7 +150,7 @@ def _parse_unit(
     kind = SUFFIXES[name[name.rindex(".") :]]
     sections, rows, diags = scan_syntax(text, path)
     allowed = schema.SECTIONS[kind]
-    fields: dict[str, dict[str, Any]] = {target: {} for target in _SECTION_CLASSES}
+    fields: dict[str, dict[str, Any]] = {target: {} for target in SECTION_CLASSES}
     lines: dict[str, int] = {}
     grown: list[tuple[dict[str, Any], str]] = []  # list fields assigned more than once
     warned_sections: set[str] = set()
@@ -293,11 +269,11 @@ def _build_unit(
     """Assemble the typed sections, fill resolved defaults, run the per-unit checks."""
     body = SERVICE_TARGET if kind is UnitKind.SERVICE else SOCKET_TARGET
     values = fields[body]
-    for key, default in _resolved_defaults(name, kind, values).items():
+    for key, default in resolved_defaults(name, kind, values).items():
         values.setdefault(key, default)
     # Every list field already holds a tuple (see _parse_unit).
     built = {
-        target: _SECTION_CLASSES[target](**fields[target])
+        target: SECTION_CLASSES[target](**fields[target])
         for target in (schema.UNIT, schema.INSTALL, body)
     }
     unit = Unit(
@@ -312,16 +288,16 @@ def _build_unit(
         directive_lines=lines,
     )
     if unit.service is not None:
-        _check_service(unit, unit.service, diags)
+        check_service(unit, unit.service, diags)
     if unit.socket is not None:
-        _check_socket(unit, unit.socket, diags)
+        check_socket(unit, unit.socket, diags)
     return unit
 
 
 SERVICE_TARGET, SOCKET_TARGET = schema.SERVICE, schema.SOCKET
 
 
-def _resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> dict[str, Any]:
+def resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults that depend on the unit itself rather than being constants of the section."""
     if kind is UnitKind.SERVICE:
         if values.get("type") is ServiceType.ONESHOT:
@@ -332,154 +308,6 @@ def _resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> 
     return {"service": f"{stem}.service", "file_descriptor_name": name.replace(":", "_")}
 
 
-def _diag(unit: Unit, severity: Severity, directive: str, section: str, message: str) -> Diagnostic:
-    return Diagnostic(severity, message, unit.path, unit.line_of(directive), section, directive)
-
-
-def _check_service(unit: Unit, service: ServiceSection, diags: list[Diagnostic]) -> None:
-    """Rules about one service that need several of its directives together."""
-    count = len(service.exec_start)
-    if count == 0:
-        diags.append(
-            _diag(
-                unit,
-                Severity.ERROR,
-                "ExecStart",
-                "Service",
-                "service has no ExecStart=; nothing to run",
-            )
-        )
-    elif count > 1 and service.type is not ServiceType.ONESHOT:
-        diags.append(
-            _diag(
-                unit,
-                Severity.ERROR,
-                "ExecStart",
-                "Service",
-                f"Type={service.type.value} takes exactly one ExecStart= "
-                f"(found {count}); only Type=oneshot may have several",
-            )
-        )
-    if service.type is ServiceType.ONESHOT and service.restart in (
-        RestartPolicy.ALWAYS,
-        RestartPolicy.ON_SUCCESS,
-    ):
-        diags.append(
-            _diag(
-                unit,
-                Severity.ERROR,
-                "Restart",
-                "Service",
-                f"Restart={service.restart.value} is not allowed for Type=oneshot (use on-failure)",
-            )
-        )
-    if service.watchdog_sec and service.type is not ServiceType.NOTIFY:
-        diags.append(
-            _diag(
-                unit,
-                Severity.WARNING,
-                "WatchdogSec",
-                "Service",
-                "WatchdogSec= only works with Type=notify; ignored",
-            )
-        )
-    if service.pid_file and service.type is not ServiceType.FORKING:
-        diags.append(
-            _diag(
-                unit,
-                Severity.WARNING,
-                "PIDFile",
-                "Service",
-                "PIDFile= is only used with Type=forking; ignored",
-            )
-        )
-    exec_lines = {
-        "ExecStartPre": service.exec_start_pre,
-        "ExecStart": service.exec_start,
-        "ExecStartPost": service.exec_start_post,
-        "ExecStop": service.exec_stop,
-        "ExecStopPost": service.exec_stop_post,
-    }
-    for directive, commands in exec_lines.items():
-        for command in commands:
-            if command.privilege_prefix:
-                diags.append(
-                    _diag(
-                        unit,
-                        Severity.WARNING,
-                        directive,
-                        "Service",
-                        f"{directive}= prefix '{command.privilege_prefix}' accepted: "
-                        "the command runs as configured (User=/Group=)",
-                    )
-                )
-
-
-def _check_socket(unit: Unit, sock: SocketSection, diags: list[Diagnostic]) -> None:
-    """Rules about one socket that need several of its directives together."""
-    if not sock.listen_stream and not sock.listen_datagram:
-        diags.append(
-            _diag(
-                unit,
-                Severity.ERROR,
-                "ListenStream",
-                "Socket",
-                "socket has no ListenStream= or ListenDatagram=; nothing to bind",
-            )
-        )
-    if sock.activation_mode is ActivationMode.PROXY:
-        if sock.proxy_target is None:
-            diags.append(
-                _diag(
-                    unit,
-                    Severity.ERROR,
-                    "ActivationMode",
-                    "Socket",
-                    "ActivationMode=proxy requires ProxyTarget=",
-                )
-            )
-        if sock.listen_datagram:
-            diags.append(
-                _diag(
-                    unit,
-                    Severity.ERROR,
-                    "ListenDatagram",
-                    "Socket",
-                    "ActivationMode=proxy relays streams only; ListenDatagram= needs native mode",
-                )
-            )
-        if sock.accept:
-            diags.append(
-                _diag(
-                    unit,
-                    Severity.ERROR,
-                    "Accept",
-                    "Socket",
-                    "Accept=yes cannot be combined with ActivationMode=proxy",
-                )
-            )
-    elif sock.proxy_target is not None:
-        diags.append(
-            _diag(
-                unit,
-                Severity.ERROR,
-                "ProxyTarget",
-                "Socket",
-                "ProxyTarget= is only valid with ActivationMode=proxy",
-            )
-        )
-    if sock.service == unit.name or not sock.service.endswith(".service"):
-        diags.append(
-            _diag(
-                unit,
-                Severity.ERROR,
-                "Service",
-                "Socket",
-                f"Service={sock.service} must name a .service unit",
-            )
-        )
-
-
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -487,64 +315,6 @@ def _short(text: str, limit: int = 80) -> str:
 def _describe(exc: BaseException) -> str:
     """`TypeName: message`, one short line, for an exception no parser should raise."""
     return _short(f"{type(exc).__name__}: {exc}".replace("\n", " "), 200)
-
-
-def _scan_dir(
-    directory: str, diags: list[Diagnostic], ignored: list[str], regular: set[str]
-) -> list[tuple[str, str]]:
-    """(name, path) of the unit files in `directory`, sorted; other entries are reported.
-
-    Adds to `regular` the paths the listing itself shows to be regular files (d_type: no
-    stat call); any other entry is checked before it is opened (see _read_unit_file).
-    """
-    try:
-        with os.scandir(directory) as listing:
-            entries = sorted((entry.name, _listed_regular(entry)) for entry in listing)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        diags.append(
-            Diagnostic(Severity.ERROR, f"cannot read directory: {exc.strerror}", directory)
-        )
-        return []
-    found: list[tuple[str, str]] = []
-    # os.path.join per entry, done once: an entry from a listing never holds a "/".
-    prefix = os.path.join(directory, "")
-    for entry, is_regular in entries:
-        path = prefix + entry
-        if not entry.endswith((".service", ".socket")):
-            ignored.append(path)
-            diags.append(
-                Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
-            )
-            continue
-        if is_regular:
-            regular.add(path)
-        found.append((entry, path))
-    return found
-
-
-def _listed_regular(entry: os.DirEntry[str]) -> bool:
-    """Whether the listing shows a regular file (not through a symlink); False if unsure."""
-    try:
-        return entry.is_file(follow_symlinks=False)
-    except OSError:  # without d_type it stats, and the entry may be gone
-        return False
-
-
-# Read at most this much of a unit file (decode_unit_bytes refuses anything over 4 MiB).
-_READ_LIMIT = 8 * 1024 * 1024
-
-
-def _read_unit_file(path: str, known_regular: bool) -> tuple[str | None, list[Diagnostic]]:
-    try:
-        data = read_regular_file(path, _READ_LIMIT, known_regular=known_regular)
-    except NotRegularFileError as exc:
-        message = f"is {exc.kind}, not a unit file (a unit file is a regular file)"
-        return None, [Diagnostic(Severity.ERROR, message, path)]
-    except OSError as exc:
-        return None, [Diagnostic(Severity.ERROR, f"cannot read unit file: {exc.strerror}", path)]
-    return decode_unit_bytes(data, path)
 
 
 def load_units(
@@ -579,27 +349,14 @@ def _load(
 ) -> UnitSet:
     diags: list[Diagnostic] = []
     ignored: list[str] = []
-    for directory in (units_dir, drop_in_dir):
-        if os.path.exists(directory) and not os.path.isdir(directory):
-            diags.append(Diagnostic(Severity.ERROR, "not a directory", directory))
-    regular: set[str] = set()  # paths the listings show to be regular files
-    core = _scan_dir(units_dir, diags, ignored, regular) if os.path.isdir(units_dir) else []
-    drop_ins = (
-        _scan_dir(drop_in_dir, diags, ignored, regular) if os.path.isdir(drop_in_dir) else []
-    )
-    core_paths = dict(core)
-    overrides = tuple(
-        Override(name, core_paths[name], path) for name, path in drop_ins if name in core_paths
-    )
-    replaced = {o.name for o in overrides}
-    chosen = [(n, p, UnitSource.CORE) for n, p in core if n not in replaced]
-    chosen += [(n, p, UnitSource.DROP_IN) for n, p in drop_ins]
+    chosen, overrides, regular = choose_files(units_dir, drop_in_dir, diags, ignored)
+    core_paths = {override.name: override.core_path for override in overrides}
     units: dict[str, Unit] = {}
     env = os.environ if environ is None else environ
     host = os.uname().nodename if hostname is None else hostname
     readings: dict[tuple[str, str, str], _Reading] = {}
     for name, path, source in chosen:
-        text, read_diags = _read_unit_file(path, path in regular)
+        text, read_diags = read_unit_file(path, path in regular)
         diags.extend(read_diags)
         if text is None:
             continue
@@ -611,7 +368,7 @@ def _load(
             continue
         diags.extend(unit_diags)
         if unit is not None:
-            if name in replaced:
+            if name in core_paths:
                 unit = unit.replace(overrides=core_paths[name])
             units[name] = unit
     graph = build_graph(units)
@@ -628,37 +385,3 @@ def promote_warning(diagnostic: Diagnostic) -> Diagnostic:
     return diagnostic.replace(
         severity=Severity.ERROR, message=diagnostic.message + " [--strict-units]"
     )
-
-
-def render_unit(unit: Unit) -> str:
-    """Unit-file text that parses back into an equal `Unit` (defaults are omitted)."""
-    out: list[str] = []
-    for section_name, target in schema.SECTIONS[unit.kind].items():
-        data = getattr(unit, target if target != schema.UNIT else "unit")
-        own = target in (SERVICE_TARGET, SOCKET_TARGET)
-        resolved = _resolved_defaults(unit.name, unit.kind, {"type": getattr(data, "type", None)})
-        default = _SECTION_CLASSES[target](**(resolved if own else {}))
-        body: list[str] = []
-        for (sec, name), row in schema.DIRECTIVES.items():
-            if sec != section_name or row.target != target:
-                continue
-            value = getattr(data, row.field)
-            if row.field == "conditions":
-                # All Condition*= share one ordered list: write it once, in order.
-                if not any(line.startswith("Condition") for line in body):
-                    body += [f"{c.kind.value}={_escape(row.render(c))}" for c in value]
-                continue
-            if value == getattr(default, row.field):
-                continue
-            items = value if row.multi else [value]
-            body += [f"{name}={_escape(row.render(item))}" for item in items]
-        if body:
-            out.append(f"[{section_name}]")
-            out += body
-            out.append("")
-    return "\n".join(out)
-
-
-def _escape(text: str) -> str:
-    # Specifiers are expanded on load, so a literal "%" must be written "%%".
-    return text.replace("%", "%%")

@@ -1,5 +1,6 @@
-"""`cinit.units.frozen.Frozen`: the dataclass semantics the unit model relies on, with the
-generic `__init__` and with the one compiled after COMPILE_AFTER instances alike."""
+"""`cinit.units.frozen.Frozen`: the dataclass semantics the unit model and the machines'
+messages rely on, with the generic `__init__` and with the one compiled after
+COMPILE_AFTER instances alike; and `Record` subclasses that still write their slots."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cinit.machines.record import Record
 from cinit.units import frozen
 from cinit.units.frozen import Frozen, FrozenInstanceError, field
 
@@ -109,3 +111,48 @@ def test_a_subclass_never_inherits_its_parent_s_compiled_init(
     Point(1), Point(2)  # compiled for Point's fields
     assert Labelled(1, label="a").label == "a"
     assert Labelled(1, 2, {}, "b") == Labelled(x=1, y=2, label="b")
+    assert repr(Labelled(1)) == "Labelled(x=1, y=0, tags={}, label='?')"
+    assert Labelled(1) != Point(1)
+
+
+def test_an_instance_holds_only_what_it_was_given(classes: tuple[Any, Any]) -> None:
+    Point, _ = classes
+    assert Point(1).__dict__ == {"x": 1, "tags": {}}  # y: the class value is the default
+    assert Point(1).y == 0
+
+
+class Moved(Record):
+    """A record written the old way: its own slots and __init__."""
+
+    __slots__ = ("to", "by")  # noqa: RUF023 - out of order on purpose: repr follows it
+
+    def __init__(self, by: str, to: int = 0) -> None:
+        self.by = by
+        self.to = to
+
+
+class Converted(Record):
+    """The same record declared by annotations."""
+
+    by: str
+    to: int = 0
+
+
+@pytest.mark.parametrize("record", [Moved, Converted])
+def test_records_hand_written_or_declared_are_values(record: Any) -> None:
+    assert record("a", to=2) == record("a", 2) == record(by="a", to=2)
+    assert record("a") != record("b")
+    assert hash(record("a", 1)) == hash(record("a", 1))
+    assert record("a", 1).replace(to=3) == record("a", 3)
+
+
+def test_a_hand_written_record_has_no_dict_and_may_assign_its_slots() -> None:
+    moved = Moved("a")
+    assert not hasattr(moved, "__dict__")
+    with pytest.raises(AttributeError):
+        moved.elsewhere = 1  # type: ignore[attr-defined]
+
+
+def test_a_hand_written_record_keeps_its_slot_order_in_repr() -> None:
+    assert repr(Moved("x", 1)) == "Moved(to=1, by='x')"
+    assert repr(Converted("x", 1)) == "Converted(by='x', to=1)"

@@ -1,4 +1,4 @@
-"""The dependency graph and the cross-unit checks (cinit.units.graph), on hand-built units."""
+"""The dependency graph (cinit.units.graph) and the cross-unit checks (cross_checks)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cinit.units.cross_checks import check_units
 from cinit.units.diagnostics import Diagnostic, Severity
-from cinit.units.graph import build_graph, check_units
+from cinit.units.graph import build_graph
 from cinit.units.model import (
     ActivationMode,
     ListenAddress,

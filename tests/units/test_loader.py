@@ -721,7 +721,7 @@ def test_a_parser_bug_is_reported_at_its_line_and_the_load_goes_on(
     def broken_check(*args: object) -> None:
         raise RuntimeError("check bug")
 
-    monkeypatch.setattr(loader, "_check_service", broken_check)
+    monkeypatch.setattr(loader, "check_service", broken_check)
     write(core, "a.service", SIMPLE)
     write(core, "c.socket", "[Socket]\nListenStream=80\nBacklog=x\n")
     result = load_units(str(core), str(tmp_path / "drop"))
