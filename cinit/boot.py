@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from cinit.actors.root import RootOutcome
     from cinit.actors.unit_services import UnitServices
     from cinit.events.hub import EventHub
-    from cinit.io.prespawn import EarlyUnits, Preparation
+    from cinit.io.spawn.prepared import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
@@ -316,7 +316,7 @@ def _prepare_children(
             continue  # the loader reports it
     if not names:
         return None
-    from cinit.io.prespawn import prepare_units
+    from cinit.io.spawn.prepared import prepare_units
 
     return prepare_units(sorted(names), table, adopts=adopts)
 

@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
-from cinit.io.prespawn import PreparedChild
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import Launch, SpawnError, SpawnRequest
+from cinit.io.spawn.prepared import PreparedChild
 from cinit.machines.unit_model import Role
 from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
