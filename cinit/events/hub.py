@@ -17,12 +17,13 @@ and nowhere else.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from cinit.io.wakeup import Wakeup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._seq = 0
         self._queue: deque[EventDict] = deque()
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.wakeup = Wakeup()  # wakes the pump
         self._busy: set[str] = set()  # units in a BUSY state (boot settledness)
         self._restarting: set[str] = set()  # units in auto-restart (the boot is not over)
         self._boot_over = False  # BOOT_SETTLED_EVENT was stamped
@@ -173,7 +174,7 @@ class EventHub:
             record.update(fields)
             if self.accepting:
                 self._queue.append(record)
-        self._wake()
+        self.wakeup.wake()
         return seq
 
     def _track(self, unit: str, new: str) -> bool:
@@ -196,17 +197,7 @@ class EventHub:
             self._boot_over = True
             return True
 
-    def _wake(self) -> None:
-        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
-            os.eventfd_write(self._wake_fd, 1)
-        except OSError:
-            pass  # counter saturated or closed: the pump is awake or gone anyway
-
     # ---- the pump's side -----------------------------------------------------------------
-
-    @property
-    def wake_fd(self) -> int:
-        return self._wake_fd
 
     @property
     def last_seq(self) -> int:
@@ -289,4 +280,4 @@ class EventHub:
             self._start_pump_locked()
             self._closed = True
         self._pump.stop(timeout)
-        os.close(self._wake_fd)
+        self.wakeup.close()
