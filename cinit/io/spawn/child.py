@@ -102,12 +102,12 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         stage = "exec"
         err, index = _exec(plan)
         code = 127 if err == errno.ENOENT else 126
-        report(error_fd, f"exec:{err}:{index}")
+        report_failure(error_fd, f"exec:{err}:{index}")
     except OSError as exc:
         code = STAGE_EXIT_CODES.get(stage, 127)
-        report(error_fd, f"{stage}:{exc.errno or 0}:")
+        report_failure(error_fd, f"{stage}:{exc.errno or 0}:")
     except BaseException as exc:
-        report(error_fd, f"{stage}:0:{type(exc).__name__}: {exc}")
+        report_failure(error_fd, f"{stage}:0:{type(exc).__name__}: {exc}")
     finally:
         os._exit(code)
 
@@ -150,7 +150,7 @@ def _exec(plan: ChildPlan) -> tuple[int, int]:
     return err, saved_index
 
 
-def report(fd: int, text: str) -> None:
+def report_failure(fd: int, text: str) -> None:
     """Write a failure report (`stage:errno:detail`) for the parent; never raises."""
     try:  # noqa: SIM105 - contextlib would be one more import on the boot path
         os.write(fd, text.encode("utf-8", "replace"))

@@ -34,7 +34,7 @@ import os
 import sys
 
 from cinit.io.cgroup import CgroupTree
-from cinit.io.spawn.child import STAGE_EXIT_CODES, carry_out, report
+from cinit.io.spawn.child import STAGE_EXIT_CODES, carry_out, report_failure
 from cinit.io.spawn.plan import ChildPlan
 
 TYPE_CHECKING = False
@@ -344,7 +344,7 @@ def _wait_for_plan(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
                 plan = ChildPlan.from_wire(data, fds)
             except Exception as exc:  # fds lost on the way (MSG_CTRUNC): say so, do not run
                 code = STAGE_EXIT_CODES["fds"]
-                report(channel_fd, f"fds:0:{exc}")
+                report_failure(channel_fd, f"fds:0:{exc}")
             else:
                 carry_out(plan, channel_fd)
         else:
