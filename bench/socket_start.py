@@ -17,7 +17,7 @@ listener at fd 3, accepts one connection, sends one byte and exits. Two modes, i
   cinit, pgrp the same with cinit's cgroup v2 mounts remounted read-only inside its mount
               namespace, so it falls back to process groups: the difference to `cinit` is
               what moving the new process into its unit's cgroup costs (the kernel waits for
-              an RCU grace period on that move, see cinit.io.prespawn). Shown only where a
+              an RCU grace period on that move, see cinit.io.spawn.prepared). Shown only where a
               cgroup2 mount exists.
 
 Printed: medians and p90, and the median overhead (cinit - own start) against the issue's

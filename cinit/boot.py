@@ -5,7 +5,7 @@ Order matters, and is chosen so that `cinit -- CMD` reaches CMD's exec quickly:
 1. block the owned signals (before any thread exists; see `cinit.io.signals`);
 2. become a child subreaper when not PID 1;
 3. when a unit directory exists: fork a prepared child into the cgroup of each service
-   file (`cinit.io.prespawn`), then load the units (printing diagnostics; refusing to boot
+   file (`cinit.io.spawn.prepared`), then load the units (printing diagnostics; refusing to boot
    a set with errors) and keep the children of the boot services;
 4. spawn the main command;
 5. set up what the units share (output relay, notify hub) and start the first wave, the
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from cinit.actors.root import RootOutcome
     from cinit.actors.unit_services import UnitServices
     from cinit.events.hub import EventHub
-    from cinit.io.prespawn import EarlyUnits, Preparation
+    from cinit.io.spawn.prepared import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
@@ -309,7 +309,7 @@ def _prepare_children(
     config: BootConfig, table: ProcessTable, adopts: bool
 ) -> Preparation | None:
     """Fork a child into the cgroup of each service now, before the units are even parsed,
-    while cinit is small and has no thread (see `cinit.io.prespawn`): the forks (by a
+    while cinit is small and has no thread (see `cinit.io.spawn.prepared`): the forks (by a
     helper when cinit `adopts` orphans) and the cgroup moves (~15-25 ms of waiting each,
     in the children) overlap the loading, and a unit then starts without a fork of the
     grown, threaded process or a cgroup move on its path. The names come from the
@@ -323,7 +323,7 @@ def _prepare_children(
             continue  # the loader reports it
     if not names:
         return None
-    from cinit.io.prespawn import prepare_units
+    from cinit.io.spawn.prepared import prepare_units
 
     return prepare_units(sorted(names), table, adopts=adopts)
 

@@ -27,7 +27,11 @@ MAIN_COMMAND_PATH = frozenset(
         "cinit.io.log",  # cinit's own lines
         "cinit.io.signals",  # blocked first of all: PID 1 would lose them
         "cinit.io.reaper",  # the process table, reaping every orphan
-        "cinit.io.spawn",  # fork, set up, exec
+        "cinit.io.spawn",  # a SpawnRequest -> ChildPlan, launched (the package's __init__)
+        "cinit.io.spawn.launch",
+        "cinit.io.spawn.plan",  # what a child does before exec
+        "cinit.io.spawn.child",  # the child carrying its plan out
+        "cinit.io.spawn.fork",  # a fresh fork, its exec errors back through a pipe
     }
 )
 
@@ -39,7 +43,8 @@ UNIT_PATH = frozenset(
         "cinit.io.environ",
         "cinit.io.notify",  # the notify socket, when a unit is Type=notify
         "cinit.io.output",  # the relay of the services' output
-        "cinit.io.prespawn",  # a child forked early, waiting for its command
+        "cinit.io.spawn.prepared",  # a child forked early, waiting for its command
+        "cinit.io.wakeup",  # an eventfd that wakes a poll loop (output relay, notify)
         "cinit.io.runtime",
         "cinit.io.sweep",
         "cinit.actors",

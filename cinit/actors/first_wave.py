@@ -90,7 +90,7 @@ def start_first_wave(
 
     Every unit's first command is handed to its child before any exec is waited for (see
     `cinit.io.spawn.Launch`), then `open_gate` lets the prepared children exec together
-    (`cinit.io.prespawn`): none competes for the CPUs with cinit handing out the rest."""
+    (`cinit.io.spawn.prepared`): none competes for the CPUs with cinit handing out the rest."""
     wave = [
         _EarlyStart(UnitSlot.for_unit(unit_set.units[name], io_factory), clock)
         for name in first_wave(unit_set)

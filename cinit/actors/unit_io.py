@@ -25,9 +25,9 @@ from cinit.boot_path import TYPE_CHECKING
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
 from cinit.io.log import log
-from cinit.io.prespawn import PreparedChild
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import Launch, SpawnError, SpawnRequest
+from cinit.io.spawn.prepared import PreparedChild
 from cinit.machines.unit_model import Role, role_commands
 from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
@@ -115,7 +115,7 @@ class UnitContext:
         self.closing = threading.Event()  # cinit is exiting
         # cinit.io.sockets.ListenerRegistry: listeners of activated services
         self.sockets: Any = None
-        # Children forked at boot into their unit's cgroup (cinit.io.prespawn), by unit name.
+        # Children forked at boot into their unit's cgroup (cinit.io.spawn.prepared), by unit name.
         self.prepared: dict[str, PreparedChild] = prepared if prepared is not None else {}
 
     def without_cgroups(self) -> UnitContext:

@@ -29,8 +29,8 @@ import os
 from cinit.actors.unit_io import UnitContext, UnitIO
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
-from cinit.io.prespawn import EarlyUnits
 from cinit.io.reaper import ProcessTable
+from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
 from cinit.units.model import ServiceType, Unit, UnitKind
 

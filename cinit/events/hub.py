@@ -6,7 +6,7 @@ shutdown phases, the main loop's orphan counts, the unit loader) calls `EventHub
 time, under one lock) and queue it: they never block on a subscriber, a file or a socket.
 
 One thread, `cinit-events`, does everything else in order (`EventPump` in
-`cinit.io.event_pump`): it keeps the status book (what `cinit status` shows), writes the
+`cinit.events.pump`): it keeps the status book (what `cinit status` shows), writes the
 JSONL trace, publishes on ZeroMQ and answers the control endpoint. ZeroMQ is imported
 only once the boot has settled (or after `ZMQ_DEFER` seconds): before that, events wait
 in the pump's backlog and none is lost.
@@ -17,13 +17,13 @@ The mapping of a unit Transition (old -> new) to an event name lives in
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from cinit.io.wakeup import Wakeup
 from cinit.machines.vocabulary import (
     BOOT_SETTLED_EVENT,
     BUSY_STATES,
@@ -81,7 +81,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._seq = 0
         self._queue: deque[EventDict] = deque()
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.wakeup = Wakeup()  # wakes the pump
         self._busy: set[str] = set()  # units in a BUSY state (boot settledness)
         self._restarting: set[str] = set()  # units in auto-restart (the boot is not over)
         self._boot_over = False  # BOOT_SETTLED_EVENT was stamped
@@ -159,7 +159,7 @@ class EventHub:
             record.update(fields)
             if self.accepting:
                 self._queue.append(record)
-        self._wake()
+        self.wakeup.wake()
         return seq
 
     def _track(self, unit: str, new: str) -> bool:
@@ -182,17 +182,7 @@ class EventHub:
             self._boot_over = True
             return True
 
-    def _wake(self) -> None:
-        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
-            os.eventfd_write(self._wake_fd, 1)
-        except OSError:
-            pass  # counter saturated or closed: the pump is awake or gone anyway
-
     # ---- the pump's side -----------------------------------------------------------------
-
-    @property
-    def wake_fd(self) -> int:
-        return self._wake_fd
 
     @property
     def last_seq(self) -> int:
@@ -275,4 +265,4 @@ class EventHub:
             self._start_pump_locked()
             self._closed = True
         self._pump.stop(timeout)
-        os.close(self._wake_fd)
+        self.wakeup.close()

@@ -81,7 +81,7 @@ class EventPump:
     def stop(self, timeout: float) -> None:
         """Deliver what is queued (within `timeout`), then close everything."""
         self.stopping.set()
-        self.hub._wake()
+        self.hub.wakeup.wake()
         self.thread.join(timeout + 1.0)
 
     # ---- the thread -----------------------------------------------------------------------
@@ -114,7 +114,7 @@ class EventPump:
     def _before_zmq(self) -> None:
         """Process events (book, trace, backlog) until the boot settled or ZMQ_DEFER."""
         deadline = self.hub.started_mono + ZMQ_DEFER
-        fd = self.hub.wake_fd
+        fd = self.hub.wakeup.fd
         while not self.stopping.is_set():
             self._process()
             left = deadline - time.monotonic()
@@ -122,7 +122,7 @@ class EventPump:
                 return
             readable, _, _ = select.select([fd], [], [], min(left, 0.05))
             if readable:
-                self._drain_wake()
+                self.hub.wakeup.drain()
 
     def _bring_up(self) -> None:
         import zmq
@@ -173,7 +173,7 @@ class EventPump:
         if zmq is None:
             return
         poller = zmq.Poller()
-        poller.register(self.hub.wake_fd, zmq.POLLIN)
+        poller.register(self.hub.wakeup.fd, zmq.POLLIN)
         if self.publisher is not None:
             poller.register(self.publisher.socket, zmq.POLLIN)
             poller.register(self.publisher.monitor, zmq.POLLIN)
@@ -192,8 +192,8 @@ class EventPump:
             elif self.drop_count and not self.notice_queued:
                 timeout = DRAIN_CHECK_MS  # has everyone caught up, so the notice reaches all?
             ready = dict(poller.poll(timeout))
-            if self.hub.wake_fd in ready:
-                self._drain_wake()
+            if self.hub.wakeup.fd in ready:
+                self.hub.wakeup.drain()
             publisher = self.publisher
             arrived = publisher is not None and publisher.socket in ready
             if publisher is not None and publisher.monitor in ready:
@@ -205,10 +205,6 @@ class EventPump:
                 self._serve()
         self._process()
         self._finish_stream()
-
-    def _drain_wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.eventfd_read(self.hub.wake_fd)
 
     # ---- events ----------------------------------------------------------------------------
 

@@ -96,9 +96,9 @@ def reset_signals() -> None:
 
 def restore_fd_limit() -> None:
     """Give the program the RLIMIT_NOFILE cinit was given (cinit raised its soft limit)."""
-    from cinit.io import spawn
+    from cinit.io.spawn import service_fd_limit
 
-    given = spawn._service_nofile
+    given = service_fd_limit()
     if given is None:
         return
     import contextlib

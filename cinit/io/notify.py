@@ -37,6 +37,7 @@ import sys
 import threading
 
 from cinit.boot_path import TYPE_CHECKING
+from cinit.io.wakeup import Wakeup
 
 if TYPE_CHECKING:
     import selectors
@@ -105,7 +106,7 @@ class NotifyHub:
         self._count = 0
         self._units: dict[str, _Endpoint] = {}  # unit -> its current endpoint
         self._changes: list[tuple[bool, _Endpoint]] = []  # (add?, endpoint) for the thread
-        self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._wakeup = Wakeup()
         self._thread: threading.Thread | None = None
         self._prepared = False
         self._stopping = False
@@ -152,7 +153,7 @@ class NotifyHub:
                 self._retire_locked(previous)
             self._units[unit] = endpoint
             self._changes.append((True, endpoint))
-            self._wake()  # under the lock: stop() closes the eventfd under it too
+            self._wakeup.wake()  # under the lock: stop() closes it under the lock too
         return address
 
     def close(self, unit: str) -> None:
@@ -161,7 +162,7 @@ class NotifyHub:
             endpoint = self._units.get(unit)
             if endpoint is not None:
                 self._retire_locked(endpoint)
-                self._wake()
+                self._wakeup.wake()
 
     def stop(self) -> None:
         """Close every socket, remove their files, end the thread."""
@@ -173,15 +174,14 @@ class NotifyHub:
                 self._retire_locked(endpoint)
         thread = self._thread
         if thread is not None:
-            self._wake()
+            self._wakeup.wake()
             thread.join(2.0)
             if thread.is_alive():
                 return  # stuck in an owner's tell(): leave it its fds
         else:
             self._apply_changes(None, {})
         with self._lock:
-            os.close(self._wake_fd)
-            self._wake_fd = -1
+            self._wakeup.close()
 
     # --- internals --------------------------------------------------------------------------
 
@@ -216,19 +216,11 @@ class NotifyHub:
             _unlink(endpoint.file)
         self._changes.append((False, endpoint))
 
-    def _wake(self) -> None:
-        if self._wake_fd < 0:
-            return
-        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
-            os.eventfd_write(self._wake_fd, 1)
-        except OSError:
-            pass  # saturated or closed: the thread is awake or gone
-
     def _run(self) -> None:
         import selectors  # in the thread: off the boot path (~2.5 ms)
 
         selector = selectors.DefaultSelector()
-        selector.register(self._wake_fd, _EVENT_READ, None)
+        selector.register(self._wakeup.fd, _EVENT_READ, None)
         registered: dict[int, _Endpoint] = {}
         try:
             while True:
@@ -237,10 +229,7 @@ class NotifyHub:
                     break
                 for key, _events in selector.select():
                     if key.data is None:
-                        try:  # noqa: SIM105 - see _wake
-                            os.eventfd_read(self._wake_fd)
-                        except BlockingIOError:
-                            pass
+                        self._wakeup.drain()
                     else:
                         self._receive(key.data)
         finally:
@@ -305,7 +294,7 @@ def _parse_ancillary(ancillary: list[tuple[int, int, bytes]]) -> int | None:
             pid = int.from_bytes(data[:4], sys.byteorder, signed=True)
         elif kind == socket.SCM_RIGHTS:
             for start in range(0, len(data) - 3, 4):
-                try:  # noqa: SIM105 - see NotifyHub._wake
+                try:  # noqa: SIM105 - contextlib would be one more import on the boot path
                     os.close(int.from_bytes(data[start : start + 4], sys.byteorder, signed=True))
                 except OSError:
                     pass
@@ -313,7 +302,7 @@ def _parse_ancillary(ancillary: list[tuple[int, int, bytes]]) -> int | None:
 
 
 def _unlink(path: str) -> None:
-    try:  # noqa: SIM105 - see NotifyHub._wake
+    try:  # noqa: SIM105 - contextlib would be one more import on the boot path
         os.unlink(path)
     except FileNotFoundError:
         pass

@@ -34,6 +34,7 @@ from collections import deque
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.log import log
+from cinit.io.wakeup import Wakeup
 
 if TYPE_CHECKING:
     import selectors
@@ -88,7 +89,7 @@ class OutputRelay:
         self._pending: list[_Pipe] = []  # opened, not yet taken by the thread
         self._pipes: dict[int, _Pipe] = {}  # read fd -> pipe; the thread's own
         self._open = 0  # read ends held (pending + served)
-        self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._wakeup = Wakeup()
         self._selector: selectors.BaseSelector | None = None
         self._thread: threading.Thread | None = None
         self._holder: _Pipe | None = None  # pipe in the middle of a long line
@@ -133,7 +134,7 @@ class OutputRelay:
             tail = self._tails.setdefault(label, deque(maxlen=TAIL_LINES))
             self._pending.append(_Pipe(read_end, label, tag, dest, tail))
             self._open += 1
-            self._wake()  # under the lock: stop() closes the eventfd under it too
+            self._wakeup.wake()  # under the lock: stop() closes it under the lock too
         return write_end
 
     def relayed_mark(self, label: str) -> threading.Event | None:
@@ -145,7 +146,7 @@ class OutputRelay:
                 return None
             mark = threading.Event()
             self._marks.append((label, mark))
-            self._wake()
+            self._wakeup.wake()
         return mark
 
     def tail(self, label: str) -> list[str]:
@@ -165,13 +166,12 @@ class OutputRelay:
         if thread is None:
             self._drain_all()
         else:
-            self._wake()
+            self._wakeup.wake()
             thread.join(timeout)
             if thread.is_alive():
                 return  # blocked on a stuck stdout: leave it (daemon) with its fds
         with self._lock:
-            os.close(self._wake_fd)
-            self._wake_fd = -1
+            self._wakeup.close()
 
     def wait_stopped(self, timeout: float) -> bool:
         """After `stop`: wait (at most `timeout` s) for the relay thread to end; whether it
@@ -184,19 +184,11 @@ class OutputRelay:
 
     # --- the relay thread ------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        if self._wake_fd < 0:
-            return
-        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
-            os.eventfd_write(self._wake_fd, 1)
-        except OSError:
-            pass  # counter saturated or already closed: the thread is awake or gone
-
     def _run(self) -> None:
         import selectors  # in the thread: off the boot path (~2.5 ms)
 
         selector = self._selector = selectors.DefaultSelector()
-        selector.register(self._wake_fd, _EVENT_READ, None)
+        selector.register(self._wakeup.fd, _EVENT_READ, None)
         try:
             while not self._stopping:
                 try:
@@ -221,7 +213,7 @@ class OutputRelay:
             return
         for key, _events in selector.select():
             if key.data is None:
-                self._clear_wake()
+                self._wakeup.drain()
             elif self._holder is None or key.data is self._holder:
                 self._serve(key.data)  # (once a long line began, the others wait)
 
@@ -253,24 +245,18 @@ class OutputRelay:
             with self._lock:
                 self._marks[:0] = waiting
 
-    def _clear_wake(self) -> None:
-        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
-            os.eventfd_read(self._wake_fd)
-        except BlockingIOError:
-            pass
-
     def _serve_holder(self, pipe: _Pipe) -> None:
         """Exclusive service of a pipe in the middle of a long line."""
         poller = select.poll()
         poller.register(pipe.fd, select.POLLIN)
-        poller.register(self._wake_fd, select.POLLIN)
+        poller.register(self._wakeup.fd, select.POLLIN)
         ready = poller.poll(HOLD_IDLE * 1000)
         if not ready:
             self._end_long_line(pipe)  # the writer paused mid-line: others' turn
             return
         for fd, _events in ready:
-            if fd == self._wake_fd:
-                self._clear_wake()
+            if fd == self._wakeup.fd:
+                self._wakeup.drain()
             else:
                 self._serve(pipe)
 

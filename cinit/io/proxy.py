@@ -62,6 +62,7 @@ from enum import Enum
 from cinit.io.log import info, log
 from cinit.io.proxy_pump import CLIENT, TARGET, WRITE_EVENTS, Connection, Phase, Pump
 from cinit.io.proxy_target import ProxyTarget, self_connect_reason
+from cinit.io.wakeup import Wakeup
 from cinit.units.model import ListenAddress
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "ProxyRelay", "RelayState"]
@@ -112,8 +113,8 @@ class ProxyRelay:
         self.state = RelayState.REFUSING if self.refusal else RelayState.IDLE
 
         self._epoll = select.epoll()
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._epoll.register(self._wake_fd, select.EPOLLIN)
+        self._wakeup = Wakeup()
+        self._epoll.register(self._wakeup.fd, select.EPOLLIN)
         self._listener_fds = {sock.fileno(): sock for sock in self._listeners}
         self._by_fd: dict[int, tuple[Connection, int]] = {}
         self._waiting: deque[Connection] = deque()
@@ -162,13 +163,13 @@ class ProxyRelay:
         """The service exited: the target is no longer known up; new traffic demands it again."""
         with self._lock:
             self._stopped_requested = True
-        self._wake()
+        self._wakeup.wake()
 
     def stop(self) -> None:
         """Stop polling, close every relayed connection and the relay's fds; join the thread."""
         with self._lock:
             self._stop_requested = True
-        self._wake()
+        self._wakeup.wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -189,10 +190,6 @@ class ProxyRelay:
         }
 
     # --- the loop -------------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.eventfd_write(self._wake_fd, 1)
 
     def _run(self) -> None:
         try:
@@ -221,7 +218,7 @@ class ProxyRelay:
             try:
                 if fd in self._listener_fds:
                     self._accept_all(self._listener_fds[fd])
-                elif fd == self._wake_fd:
+                elif fd == self._wakeup.fd:
                     self._on_wake()
             except Exception as exc:  # one event's failure must not drop the rest of the batch
                 log(f"{self.name}: proxy loop error: {exc!r}")
@@ -234,8 +231,7 @@ class ProxyRelay:
         return min(self._retry_at, self._deadline, self._resume_accept_at)
 
     def _on_wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._wake_fd)
+        self._wakeup.drain()
         with self._lock:
             stopped, self._stopped_requested = self._stopped_requested, False
         if stopped:
@@ -282,8 +278,7 @@ class ProxyRelay:
         self._flush_closes()
         with contextlib.suppress(OSError):
             self._epoll.close()
-        with contextlib.suppress(OSError):
-            os.close(self._wake_fd)
+        self._wakeup.close()
 
     # --- accepting --------------------------------------------------------------------------
 

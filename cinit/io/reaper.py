@@ -87,11 +87,11 @@ class Process:
 
     __slots__ = (
         "_delivered",
+        "_discard_exit",
+        "_held",
         "_pidfd",
         "_table",
-        "discard_exit",
         "exit",
-        "held",
         "label",
         "owner",
         "pgid",
@@ -107,8 +107,11 @@ class Process:
         self.pgid = pgid  # process group it leads (spawned processes lead their own), or 0
         self.owner: ExitOwner | None = None
         self.exit: ProcessExit | None = None  # set once reaped
-        self.discard_exit = False  # a failed spawn: its exit is already reported as SpawnError
-        self.held = False  # while spawn() waits for the exec: an exit is kept, not delivered
+        # Set by the table only: a failed spawn (its exit is already reported as SpawnError)
+        # or a prepared child nobody owns yet; and while spawn() waits for the exec (an exit
+        # is kept, not delivered).
+        self._discard_exit = False
+        self._held = False
         self._delivered = False
         self.started_at = time.monotonic()
 
@@ -149,7 +152,7 @@ class Process:
 
     def _take_exit_locked(self) -> ProcessExit | None:
         """The exit to deliver now, at most once: reaped, owned, not held, not discarded."""
-        if self.exit is None or self.owner is None or self.held or self.discard_exit:
+        if self.exit is None or self.owner is None or self._held or self._discard_exit:
             return None
         if self._delivered:
             return None
@@ -182,7 +185,15 @@ class ProcessTable:
         pidfd = os.pidfd_open(pid)
         process = Process(self, pid, pidfd, label, pgid)
         process.owner = owner
-        process.held = True
+        process._held = True
+        self._live[pid] = process
+        return process
+
+    def register_waiting_locked(self, pid: int, label: str) -> Process:
+        """Record a child forked to wait for a command (`cinit.io.spawn.prepared`): nobody
+        owns it and its exit is reaped silently until `hand_over`. The caller holds `lock`."""
+        process = Process(self, pid, os.pidfd_open(pid), label, 0)
+        process._discard_exit = True
         self._live[pid] = process
         return process
 
@@ -190,15 +201,32 @@ class ProcessTable:
         """Record a child that could not be registered (no pidfd): its exit is reaped
         silently, not counted as an orphan. The caller holds `lock` and ends the child."""
         process = Process(self, pid, -1, label, pid)
-        process.discard_exit = True
+        process._discard_exit = True
         self._live[pid] = process
         return process
 
-    def release(self, process: Process, failed: bool) -> None:
-        """End of spawn: a failed one's exit is dropped, a started one's is delivered."""
+    def hand_over(self, process: Process, label: str, owner: ExitOwner | None) -> bool:
+        """A waiting child (`register_waiting_locked`) becomes a spawned process of `owner`
+        named `label`, leading its own group, held until `release`; False when it has
+        exited already (it died while waiting)."""
         with self.lock:
-            process.held = False
-            process.discard_exit = failed
+            if process.exit is not None:
+                return False
+            process.label = label
+            process.owner = owner
+            process.pgid = process.pid  # the command starts a session or group of its own
+            process._held = True
+            process._discard_exit = False
+        return True
+
+    def release(self, process: Process, failed: bool) -> None:
+        """End of spawn: a failed one's exit is dropped, a started one's is delivered (and
+        its start time is now)."""
+        with self.lock:
+            if not failed:
+                process.started_at = time.monotonic()
+            process._held = False
+            process._discard_exit = failed
             pending = process._take_exit_locked()
         if pending is not None and process.owner is not None:
             _deliver(process.owner, pending)

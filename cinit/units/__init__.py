@@ -8,6 +8,7 @@ corpus tests of their own units::
     assert unit_set.ok, [d.format() for d in unit_set.diagnostics]
 """
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.units.cross_checks import check_units
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.graph import DependencyGraph, build_graph
@@ -42,7 +43,6 @@ from cinit.units.model import (
 )
 from cinit.units.scan import Override
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from cinit.units.render import render_unit
 

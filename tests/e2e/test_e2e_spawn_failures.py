@@ -1,7 +1,7 @@
 """A unit whose command cannot be started ends failed, through Restart= and the start limit.
 
 Issue 13 (3): with `User=nosuchuser` the unit stayed in `stopping … status=217` for ever:
-its child prepared at boot (cinit.io.prespawn) was never handed a command nor discarded,
+its child prepared at boot (cinit.io.spawn.prepared) was never handed a command nor discarded,
 and waited in the unit's cgroup, so the unit was never found empty. Restart= never fired,
 an After= dependent waited, `is-ready` said "booting", and SIGTERM waited out the stop
 timeout. Each case here fails in cinit (User=, Group=, StandardOutput=) or in the child

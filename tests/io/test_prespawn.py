@@ -1,4 +1,4 @@
-"""`cinit.io.prespawn`: children forked ahead into a unit's cgroup, launched by `spawn`."""
+"""`cinit.io.spawn.prepared`: children forked ahead into a unit's cgroup, launched by `spawn`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from cinit.io.cgroup import CgroupTree
-from cinit.io.prespawn import EarlyUnits, prepare, prepare_many
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn import Launch, SpawnError, SpawnRequest, spawn
+from cinit.io.spawn.prepared import EarlyUnits, prepare, prepare_many
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -215,7 +215,7 @@ def test_children_behind_the_gate_exec_together_once_it_opens(tree: CgroupTree) 
 
 HELPER_DRIVER = """
 import json, os, time
-from cinit.io.prespawn import prepare_units
+from cinit.io.spawn.prepared import prepare_units
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn import SpawnRequest, spawn
 

@@ -209,3 +209,36 @@ def test_signal_leftovers_as_pid1_leaves_nothing_in_the_namespace(pid1_driver: D
     # Left: the shells and their foreground sleeps, which inherited the ignored SIGTERM.
     assert data["middle"] == 1 + 3 + 3
     assert (data["gone"], data["after"], data["exits"]) == (True, [1], 3)
+
+
+def test_a_waiting_child_is_silent_until_handed_over_then_reported_once(driver: Driver) -> None:
+    # The hand-over of a prepared child (cinit.io.spawn.prepared) through the table's own
+    # methods: registered waiting (its exit silent), handed over (held), released (reported).
+    result = driver(
+        PRELUDE,
+        """
+        table, inbox = ProcessTable(), Inbox()
+        def fork_waiting(seconds):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(seconds)
+                os._exit(3)
+            with table.lock:
+                return table.register_waiting_locked(pid, "waiting")
+        dead = fork_waiting(0)
+        reap_until(table, lambda: not dead.alive)
+        dead_taken = table.hand_over(dead, "dead.service", inbox)
+        live = fork_waiting(0.3)
+        live_taken = table.hand_over(live, "live.service", inbox)
+        reap_until(table, lambda: not live.alive)
+        held = len(inbox.messages)
+        table.release(live, failed=False)
+        table.release(live, failed=False)
+        print(json.dumps({"dead_taken": dead_taken, "live_taken": live_taken, "held": held,
+                          "exits": [(m.label, m.status) for m in inbox.messages],
+                          "pgid": live.pgid == live.pid, "orphans": table.orphans_reaped}))
+        """
+    )
+    assert result.data == {"dead_taken": False, "live_taken": True, "held": 0,
+                           "exits": [["live.service", 3]], "pgid": True,
+                           "orphans": 0}, result  # fmt: skip

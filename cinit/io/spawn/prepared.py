@@ -1,4 +1,4 @@
-"""Children forked ahead of time into a unit's cgroup, given their command when the unit starts.
+"""Children forked ahead of time into a unit's cgroup, handed their plan when the unit starts.
 
 Moving a process into a cgroup v2 makes the kernel wait for an RCU grace period (the
 cgroup_threadgroup_rwsem switches to its slow mode), ~15-25 ms on the development host,
@@ -8,34 +8,35 @@ on the unit's start path: every link of a chain of units, and cinit's own start.
 So `cinit.boot`, right after loading the units and before importing the actor tree, forks
 one `PreparedChild` per boot service: it closes every fd but its channel, joins the unit's
 cgroup, says `ready` and waits. The grace period passes while cinit imports. When the unit
-starts, `cinit.io.spawn.spawn` hands the child its command (marshal) and its fds
-(SCM_RIGHTS) over the channel, a SOCK_SEQPACKET socketpair; the child then runs exactly
-the set-up of a freshly forked child (`spawn._child`) and execs, reporting failures over
-the same channel. Being forked before any thread exists, the children are clean forks.
+starts, `cinit.io.spawn.spawn` hands the child its `ChildPlan` over the channel, a
+SOCK_SEQPACKET socketpair (the plan's wire form, `cinit.io.spawn.plan`: marshal, and its
+fds as SCM_RIGHTS); the child then carries the plan out exactly as a freshly forked child
+does (`cinit.io.spawn.child`) and execs, reporting failures over the same channel. Being
+forked before any thread exists, the children are clean forks.
 
 The children prepared at boot also wait at a gate (a pipe whose write end only cinit
-holds) once they have their command: the first wave hands out every command, then opens
-the gate (`EarlyUnits.open_gate`) and they all exec together. A child that execs as soon
-as it has its command competes for the CPUs with cinit while it hands out the rest: with
+holds) once they have their plan: the first wave hands out every plan, then opens the gate
+(`EarlyUnits.open_gate`) and they all exec together. A child that execs as soon as it
+has its plan competes for the CPUs with cinit while it hands out the rest: with
 30 units, the last exec came ~160 ms after the first (~5 ms behind the gate).
 
 A child that is not used (its unit was skipped or cancelled) is discarded: SIGKILL through
 its pidfd and its channel closed; one whose parent goes away reads EOF and exits. Its exit
-is reaped silently (`Process.discard_exit`) until `claim_for_launch` gives it an owner.
+is reaped silently (`ProcessTable.register_waiting_locked`) until `ProcessTable.hand_over`
+gives it an owner.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import marshal
 import os
 import sys
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
-from cinit.io.reaper import Process, ProcessTable
-from cinit.io.spawn import _child
+from cinit.io.spawn.child import STAGE_EXIT_CODES, carry_out, report_failure
+from cinit.io.spawn.plan import ChildPlan
 
 if TYPE_CHECKING:
     import signal
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
     from typing import NoReturn
 
-    from cinit.io.reaper import ExitOwner
+    from cinit.io.reaper import Process, ProcessTable
 else:  # the C halves of `signal` and `socket`: their enum wrappers (and socket's import
     # of selectors) cost the boot path ~10 ms
     import _signal as signal
@@ -51,14 +52,14 @@ else:  # the C halves of `signal` and `socket`: their enum wrappers (and socket'
 
 # Boot services prepared at most: each one's fork (~0.5 ms) is work before the first start.
 MAX_PREPARED = 64
-# Largest command message (argv + environment); a larger one falls back to a fresh fork.
-MAX_COMMAND_BYTES = 1 << 20
+# Largest plan message (argv + environment); a larger one falls back to a fresh fork.
+MAX_PLAN_BYTES = 1 << 20
 MAX_FDS = 253  # SCM_RIGHTS limit per message
 READY = b"ready"
 
 
 class PreparedChild:
-    """A forked child waiting in `cgroup` for its command (see the module docstring)."""
+    """A forked child waiting in `cgroup` for its plan (see the module docstring)."""
 
     __slots__ = ("_ready", "cgroup", "channel", "process")
 
@@ -77,27 +78,32 @@ class PreparedChild:
                 self._ready = False
         return self._ready
 
-    def send_command(self, payload: bytes, fds: list[int]) -> bool:
-        """Hand over the command; False when the child is gone or the message too big."""
+    def send_plan(self, plan: ChildPlan) -> bool:
+        """Hand over the plan; False when the child is gone or the message too big."""
         try:
+            fds = plan.fds
             rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)] if fds else []
-            self.channel.sendmsg([payload], ancillary)
+            self.channel.sendmsg([plan.to_wire()], ancillary)
         except OSError:
             return False
         return True
 
     def read_report(self) -> bytes:
-        """What the child reports before exec: b"" once it exec'd (its end is close-on-exec)."""
+        """What the child reports before exec, b"" once it exec'd (its end is close-on-exec);
+        closes the channel."""
         chunks: list[bytes] = []
-        while True:
-            try:
-                chunk = self.channel.recv(4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        try:
+            while True:
+                try:
+                    chunk = self.channel.recv(4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            self.channel.close()
 
     def close(self) -> None:
         self.channel.close()
@@ -123,7 +129,7 @@ class EarlyUnits:
         self.gate = gate
 
     def open_gate(self) -> None:
-        """Let the children that have their command exec (and any later one at once)."""
+        """Let the children that have their plan exec (and any later one at once)."""
         if self.gate >= 0:
             os.close(self.gate)
             self.gate = -1
@@ -188,7 +194,7 @@ def prepare_many(
 ) -> dict[str, PreparedChild]:
     """Fork one waiting child per `label: cgroup`; the ones that could not be made are
     left out (nothing to clean for them). With a `gate` (the read end of a pipe), each
-    waits for its end of file between getting its command and running it."""
+    waits for its end of file between getting its plan and carrying it out."""
     with table.lock:  # registered before the reaper may see an exit
         return _Batch.fork(cgroups, gate, through_helper=False).register_locked(table)
 
@@ -269,13 +275,11 @@ class _Batch:
                 continue
             pid = self._pids[index]
             try:
-                process = table.register_locked(pid, label, None, pgid=0)
+                process = table.register_waiting_locked(pid, label)
             except OSError:  # no pidfd: it finds its channel closed and exits, reaped silently
                 parent_end.close()
                 table.register_unhandled_locked(pid, label)
                 continue
-            process.held = False
-            process.discard_exit = True  # until launched: nobody to tell about its exit
             made[label] = PreparedChild(cgroup, parent_end, process)
         return made
 
@@ -287,7 +291,7 @@ def _fork_each(ends: list[tuple[int, socket.socket]], gate: int) -> list[int]:
         for procs, child_end in ends:
             pid = os.fork()
             if pid == 0:
-                _wait_for_command(child_end.fileno(), procs, gate)
+                _wait_for_plan(child_end.fileno(), procs, gate)
             pids.append(pid)
     except OSError:
         pass  # out of processes: the ones forked so far are used
@@ -320,24 +324,9 @@ def _read_pids(report: int) -> list[int]:
     return [int(word) for word in b"".join(chunks).split()]
 
 
-def claim_for_launch(
-    table: ProcessTable, prepared: PreparedChild, label: str, owner: ExitOwner | None
-) -> bool:
-    """Make the prepared child a spawned process of `owner` (held until `table.release`)."""
-    process = prepared.process
-    with table.lock:
-        if process.exit is not None:  # reaped already: it died while waiting
-            return False
-        process.label = label
-        process.owner = owner
-        process.pgid = process.pid  # the command starts a session or group of its own
-        process.held = True
-        process.discard_exit = False
-    return True
-
-
-def _wait_for_command(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
-    """In the prepared child: join the cgroup, wait for the command (and the gate), run it."""
+def _wait_for_plan(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
+    """In the prepared child: join the cgroup, wait for the plan (and the gate), carry it
+    out."""
     code = 1
     try:
         gc.disable()  # no finalizers of the parent's objects may run here
@@ -346,25 +335,29 @@ def _wait_for_command(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
         os.close(procs_fd)
         os.write(channel_fd, READY)
         channel = socket.socket(fileno=channel_fd)
-        data, fds = _receive_command(channel)
+        data, fds = _receive_plan(channel)
         if gate >= 0:
             os.read(gate, 1)  # end of file once cinit closed the write end
             os.close(gate)
         if data:  # empty: discarded, or cinit went away
-            ignored, *rest = marshal.loads(data)
-            _child(channel_fd, ignored, fds, -1, *rest)
-        code = 0
+            try:
+                plan = ChildPlan.from_wire(data, fds)
+            except Exception as exc:  # fds lost on the way (MSG_CTRUNC): say so, do not run
+                code = STAGE_EXIT_CODES["fds"]
+                report_failure(channel_fd, f"fds:0:{exc}")
+            else:
+                carry_out(plan, channel_fd)
+        else:
+            code = 0
     except BaseException:  # the parent sees no `ready` and forks afresh
         pass
     finally:
         os._exit(code)
 
 
-def _receive_command(channel: socket.socket) -> tuple[bytes, list[int]]:
-    """The command message and the fds that came with it (SCM_RIGHTS)."""
-    data, ancillary, _flags, _addr = channel.recvmsg(
-        MAX_COMMAND_BYTES, socket.CMSG_SPACE(MAX_FDS * 4)
-    )
+def _receive_plan(channel: socket.socket) -> tuple[bytes, list[int]]:
+    """The plan's message and the fds that came with it (SCM_RIGHTS)."""
+    data, ancillary, _flags, _addr = channel.recvmsg(MAX_PLAN_BYTES, socket.CMSG_SPACE(MAX_FDS * 4))
     fds: list[int] = []
     for level, kind, rights in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
