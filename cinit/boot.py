@@ -10,8 +10,9 @@ Order matters, and is chosen so that `cinit -- CMD` reaches CMD's exec quickly:
 4. spawn the main command;
 5. set up what the units share (output relay, notify hub) and start the first wave, the
    units that wait for nothing (`cinit.actors.first_wave`);
-6. only now import the heavier parts (pykka, sortedcontainers), start the scheduler, the
-   root supervisor actor and the unit supervisor, which takes over the first wave;
+6. only now import the heavier parts (pykka), start the root supervisor actor and the
+   unit supervisor, which takes over the first wave (the scheduler runs since step 5
+   when units are loaded, so that the first wave's timers are armed when asked for);
 7. loop: take signals with `sigwaitinfo`; SIGCHLD -> reap everything, route exits to their
    owners, tell the root when no child is left; other signals -> a message to the root;
    until the root settles the outcome.
@@ -203,11 +204,11 @@ def _supervise(
 
     main_thread = threading.get_ident()
     outcome = RootOutcome(lambda: signals.wake(main_thread))
-    scheduler = Scheduler().start()
+    scheduler = services.scheduler if services is not None else Scheduler().start()
     hub = _event_hub(config, unit_set, stamps)
     try:
         if services is not None:
-            services.start_supervisor(scheduler, hub)
+            services.start_supervisor(hub)
             if hub is not None:
                 hub.supervisor = services.supervisor
                 if services.context.relay is not None:

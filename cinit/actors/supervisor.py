@@ -44,7 +44,7 @@ import pykka
 
 from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
 from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
-from cinit.actors.unit_slot import UnitSlot
+from cinit.actors.unit_slot import Postbox, UnitSlot
 from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
 from cinit.machines.ordering import StartBook, StopPlan
@@ -73,7 +73,7 @@ RESTART_WINDOW = 10.0  # seconds
 RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it failed
 
 if TYPE_CHECKING:
-    from cinit.actors.unit_slot import Tellable, UnitPort
+    from cinit.actors.unit_ports import Tellable, UnitPort
 
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
@@ -134,6 +134,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         closing: threading.Event | None = None,
         sockets: Any = None,  # cinit.actors.socket_activator.SocketSupport
         started: Mapping[str, UnitSlot] | None = None,
+        reports: Postbox | None = None,
     ) -> None:
         super().__init__()
         self.units: Mapping[str, Unit] = unit_set.units
@@ -147,6 +148,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.root: Tellable | None = None
         self.book = StartBook(self.graph)
         self.slots: dict[str, UnitSlot] = dict(started or {})
+        # Where unit runners report: what the first wave reported waits there until
+        # BootUnits took the first wave over (before that, `book` knows none of it).
+        self.reports = reports if reports is not None else Postbox()
         # Boot units the first wave already started (`cinit.actors.first_wave`): at boot
         # they get an actor but no start request.
         self.started_early: set[str] = set(self.slots)
@@ -164,6 +168,10 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
 
     # ---- pykka hooks ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if not self.slots:  # no first wave: nothing waits for BootUnits
+            self.reports.attach(self.actor_ref)
 
     def on_receive(self, message: Any) -> None:
         try:
@@ -185,6 +193,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             self.root = message.root
             self._bind_sockets()
             self._start_units(self.graph.boot_units())
+            self.reports.attach(self.actor_ref)  # the first wave's reports, in order
             self.socket_outcomes.clear()  # a later start of an unbound socket binds again
             self.boot_set = set(self.book.in_play)  # with what they pulled in
         elif isinstance(message, StartUnit):
@@ -454,7 +463,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             kwargs: dict[str, Any] = {"closing": self.closing}
             if self.unit_clock is not None:
                 kwargs["clock"] = self.unit_clock
-            UnitActor.start(slot, self.actor_ref, self.scheduler, **kwargs)
+            UnitActor.start(slot, self.reports, self.scheduler, **kwargs)
             slot.has_actor = True
         except Exception as exc:  # __init__ runs here, in the supervisor's thread
             self._count_crash(slot.name, "creating its actor", repr(exc))

@@ -35,7 +35,7 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the bo
 if TYPE_CHECKING:
     from typing import Any
 
-    from cinit.actors.unit_slot import Tellable
+    from cinit.actors.unit_ports import Tellable
 
 EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
 

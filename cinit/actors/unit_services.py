@@ -6,8 +6,9 @@ In two steps, so that the first services start before pykka is imported:
    fatal: nothing needs it yet), the output relay, the notify hub (only when a unit
    needs NOTIFY_SOCKET) and the context every unit's io shares, with cinit's cgroup
    subtree (or the process-group fallback, logged once by `CgroupTree.detect`) and the
-   children prepared at boot; then it starts the first wave (`cinit.actors.first_wave`),
-   and only then the relay's and the hub's threads.
+   children prepared at boot; then it starts the scheduler (the first wave's timers are
+   armed on it), the first wave (`cinit.actors.first_wave`), and only then the relay's
+   and the hub's threads.
 2. `start_supervisor` starts the `UnitSupervisor` actor, which takes over the first
    wave's units and boots the rest.
 
@@ -26,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import os
 
+from cinit.actors.scheduler import Scheduler
 from cinit.actors.unit_io import UnitContext, UnitIO
+from cinit.actors.unit_slot import Postbox
 from cinit.io.cgroup import CgroupTree
 from cinit.io.prespawn import EarlyUnits
 from cinit.io.reaper import ProcessTable
@@ -37,8 +40,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the bo
 if TYPE_CHECKING:
     from typing import Any
 
-    from cinit.actors.scheduler import Scheduler
-    from cinit.actors.unit_slot import Tellable, UnitSlot
+    from cinit.actors.unit_ports import Tellable
+    from cinit.actors.unit_slot import UnitSlot
 
 NOTIFY_DIRECTORY = "@cinit"
 
@@ -46,10 +49,14 @@ NOTIFY_DIRECTORY = "@cinit"
 class UnitServices:
     """The unit supervisor and the threads it relies on."""
 
-    def __init__(self, unit_set: UnitSet, context: UnitContext, tree: Any) -> None:
+    def __init__(
+        self, unit_set: UnitSet, context: UnitContext, tree: Any, scheduler: Scheduler
+    ) -> None:
         self.unit_set = unit_set
         self.context = context
         self.tree = tree
+        self.scheduler = scheduler  # started before the first wave; `cinit.boot` uses it
+        self.reports = Postbox()  # the supervisor's address, before the supervisor exists
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: Any = None  # pykka ActorRef of the UnitSupervisor, once started
         self.sockets: Any = None  # SocketSupport, when a socket unit is loaded
@@ -91,10 +98,16 @@ class UnitServices:
             prepared=early.prepared if early is not None else {},
             log_prefix=log_prefix,
         )
-        services = cls(unit_set, context, tree)
+        services = cls(unit_set, context, tree, Scheduler().start())
         gate = early.open_gate if early is not None else None
         try:
-            services.started = start_first_wave(unit_set, services.io_factory, open_gate=gate)
+            services.started = start_first_wave(
+                unit_set,
+                services.io_factory,
+                reports=services.reports,
+                timers=services.scheduler,
+                open_gate=gate,
+            )
         finally:
             if gate is not None:
                 gate()  # whatever happened: later units use prepared children too
@@ -109,8 +122,9 @@ class UnitServices:
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
-    def start_supervisor(self, scheduler: Scheduler, events: Tellable | None = None) -> Any:
+    def start_supervisor(self, events: Tellable | None = None) -> Any:
         """Start the unit supervisor (it takes over the first wave); its ActorRef."""
+        scheduler = self.scheduler
         from cinit.actors.supervisor import UnitSupervisor
 
         self.sockets = _socket_support(self.unit_set, self.context)
@@ -122,6 +136,7 @@ class UnitServices:
             closing=self.context.closing,
             sockets=self.sockets,
             started=self.started,
+            reports=self.reports,
         )
         self.started = {}
         return self.supervisor
