@@ -12,8 +12,9 @@ checks, log lines, timers on the already running scheduler), and tells its trans
 and reports to the supervisor's `Postbox`, where they wait for the supervisor. Exits and
 notifications arriving meanwhile wait in the slot: the unit's actor takes them later.
 
-Not with socket units loaded: every socket is bound before any service starts, and
-binding belongs to the supervisor; such a unit set boots entirely through the actors.
+Every socket unit is bound before (`cinit.io.socket_binding`, called by
+`cinit.actors.unit_services`); the services a socket triggers, and those that Requires=
+or are After= a socket, are left to the supervisor, which knows how the socket fared.
 """
 
 from __future__ import annotations
@@ -36,15 +37,26 @@ if TYPE_CHECKING:
 
 
 def first_wave(unit_set: UnitSet) -> list[str]:
-    """The services the supervisor releases as soon as boot begins, in start order; none
-    when socket units are loaded (see the module docstring)."""
-    units = unit_set.units
-    if any(unit.kind is UnitKind.SOCKET for unit in units.values()):
-        return []
-    book = StartBook(unit_set.graph)
-    order = book.request(unit_set.graph.boot_units())
+    """The services the supervisor releases as soon as boot begins, in start order, but
+    those tied to a socket (see the module docstring)."""
+    units, graph = unit_set.units, unit_set.graph
+    sockets = {name for name, unit in units.items() if unit.kind is UnitKind.SOCKET}
+    book = StartBook(graph)
+    order = book.request(graph.boot_units())
     released = {name for name, failed in book.releasable() if not failed}
-    return [name for name in order if name in released and units[name].service is not None]
+    return [
+        name
+        for name in order
+        if name in released
+        and units[name].service is not None
+        and not (sockets and _tied_to_a_socket(name, unit_set, sockets))
+    ]
+
+
+def _tied_to_a_socket(name: str, unit_set: UnitSet, sockets: set[str]) -> bool:
+    graph = unit_set.graph
+    tied = graph.requires(name) | graph.ordered_after(name)
+    return bool(graph.activated_by(name)) or not tied.isdisjoint(sockets)
 
 
 def start_first_wave(

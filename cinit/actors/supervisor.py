@@ -9,9 +9,10 @@ root, at any moment, also mid-boot: pending starts are cancelled and units stop 
 reverse dependency order; `UnitsStopped` goes back to the root). `KillAllUnits` SIGKILLs
 every unit now; `ForwardSignal` passes SIGHUP/SIGUSR1/SIGUSR2 to every main process.
 
-Socket units (`cinit.actors.socket_activator`): on BootUnits, before any service starts,
-every socket whose conditions hold is bound and gets its `SocketActivator`; a socket that
-cannot be bound fails (result resources) together with the service it activates (result
+Socket units (`cinit.actors.socket_activator`): every socket whose conditions hold is
+bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
+BootUnits each gets its `SocketActivator` with its listeners; a socket that could not be
+bound fails (result resources) together with the service it activates (result
 dependency), with their OnFailure= and the service's ExitContainerOnFailure=; other units
 boot normally. Socket-activated services are not started at boot (the graph's
 `boot_units` leaves them out): `SocketTriggered` starts one. The supervisor tells a
@@ -60,6 +61,7 @@ from cinit.machines.unit_events import (
     RequestContainerExit,
     RequestOnFailure,
     SignalRequested,
+    SocketBindFailed,
     StartRequested,
     StopRequested,
     Transition,
@@ -74,6 +76,7 @@ RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it fai
 
 if TYPE_CHECKING:
     from cinit.actors.unit_ports import Tellable, UnitPort
+    from cinit.io.socket_binding import SocketBinding
 
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
@@ -135,6 +138,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         sockets: Any = None,  # cinit.actors.socket_activator.SocketSupport
         started: Mapping[str, UnitSlot] | None = None,
         reports: Postbox | None = None,
+        bound: Mapping[str, SocketBinding] | None = None,
     ) -> None:
         super().__init__()
         self.units: Mapping[str, Unit] = unit_set.units
@@ -166,6 +170,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.socket_actors: dict[str, Any] = {}  # bound socket -> its SocketActivator ref
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
+        self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -317,29 +322,30 @@ class UnitSupervisor(pykka.ThreadingActor):
         return self.states.get(service) in _SERVICE_UP
 
     def _bind_socket(self, name: str, at_boot: bool = False) -> None:
-        """Bind `name` and start its activator; `at_boot`: a failure fails its service too."""
+        """Hand `name`'s listeners to a new activator; `at_boot`: a failure fails its
+        service too. At boot they were bound before the first wave (`bound`); a socket
+        started again later is bound now (`cinit.io.socket_binding`)."""
         from cinit.actors.socket_activator import ServiceUp, SocketActivator, describe_listeners
-        from cinit.io.sockets import BindError, close_listeners
+        from cinit.io.sockets import close_listeners
 
         assert self.sockets is not None
         unit = self.units[name]
         service = self.graph.activates(name)
         old = self.states.get(name, State.INACTIVE)
-        unmet = self.sockets.unmet_condition(unit)
-        if unmet is not None:
-            log(f"{name}: skipped ({unmet} not met)")
+        binding = self.bound.pop(name, None) or self._bind_now(unit)
+        if binding.unmet is not None:
+            log(f"{name}: skipped ({binding.unmet} not met)")
             self.socket_outcomes[name] = Outcome.SKIPPED
-            self._on_report(name, Transition(name, old, State.CONDITION_SKIPPED, unmet))
+            self._on_report(name, Transition(name, old, State.CONDITION_SKIPPED, binding.unmet))
             return
         cascade = service if at_boot else None
-        try:
-            listeners = self.sockets.bind(unit)
-        except BindError as exc:
-            reason = str(exc)
+        if binding.error is not None:
+            reason = binding.error
             if service is not None and self._service_up(service):
                 reason += f" ({service} still runs with the listeners of an earlier start)"
             self._socket_bind_failed(name, cascade, reason)
             return
+        listeners = binding.listeners
         if service is None:  # check_units refuses this; be safe anyway
             close_listeners(unit, listeners)
             self._socket_bind_failed(name, service, f"{name}: activates no loaded service")
@@ -369,6 +375,13 @@ class UnitSupervisor(pykka.ThreadingActor):
         }
         self._on_report(name, Notice(name, "socket-bound", fields))
 
+    def _bind_now(self, unit: Unit) -> SocketBinding:
+        from cinit.io.socket_binding import bind_socket
+
+        assert self.sockets is not None
+        context = self.sockets.context
+        return bind_socket(unit, context.base_env, context.userdb_root)
+
     def _socket_bind_failed(self, name: str, service: str | None, reason: str) -> None:
         """`name` could not be bound; `service` (when given) fails with it (dependency)."""
         log(reason)
@@ -382,14 +395,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self._on_failure(name)
         if service is None:
             return
-        why = f"its socket {name} could not be bound"
-        log(f"{service}: failed (dependency): {why}")
-        old = self.states.get(service, State.INACTIVE)
-        self._on_report(service, Transition(service, old, State.FAILED, why, Result.DEPENDENCY))
-        self._on_failure(service)
-        settings = self.units[service].service
-        if settings is not None and settings.exit_container_on_failure:
-            self._exit_container(service, RequestContainerExit(1, Result.DEPENDENCY))
+        self._tell(service, SocketBindFailed(name))  # its machine fails it (dependency)
 
     def _handle_socket_report(self, message: Any) -> bool:
         """SocketTriggered, SocketFailed, SocketStopped; False for anything else."""

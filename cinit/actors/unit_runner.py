@@ -37,6 +37,7 @@ from cinit.machines.unit_events import (
     SignalMain,
     SignalRequested,
     SignalUnit,
+    SocketBindFailed,
     Spawn,
     Spawned,
     SpawnFailed,
@@ -77,6 +78,7 @@ SUPERVISOR_EVENTS = (
     StopRequested,
     KillRequested,
     SignalRequested,
+    SocketBindFailed,
 )
 
 

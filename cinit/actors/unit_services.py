@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from cinit.actors.unit_ports import Tellable
     from cinit.actors.unit_slot import UnitSlot
+    from cinit.io.socket_binding import SocketBinding
 
 NOTIFY_DIRECTORY = "@cinit"
 
@@ -57,6 +58,7 @@ class UnitServices:
         self.tree = tree
         self.scheduler = scheduler  # started before the first wave; `cinit.boot` uses it
         self.reports = Postbox()  # the supervisor's address, before the supervisor exists
+        self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: Any = None  # pykka ActorRef of the UnitSupervisor, once started
         self.sockets: Any = None  # SocketSupport, when a socket unit is loaded
@@ -99,6 +101,13 @@ class UnitServices:
             log_prefix=log_prefix,
         )
         services = cls(unit_set, context, tree, Scheduler().start())
+        if any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
+            from cinit.io.socket_binding import bind_sockets
+
+            # Before the first wave: no service starts before the sockets it could reach.
+            services.bound = bind_sockets(
+                unit_set.units.values(), context.base_env, context.userdb_root
+            )
         gate = early.open_gate if early is not None else None
         try:
             services.started = start_first_wave(
@@ -137,7 +146,9 @@ class UnitServices:
             sockets=self.sockets,
             started=self.started,
             reports=self.reports,
+            bound=self.bound,
         )
+        self.bound = {}
         self.started = {}
         return self.supervisor
 
@@ -151,6 +162,9 @@ class UnitServices:
         for prepared in self.context.prepared.values():  # units that never started
             prepared.discard()
         self.context.prepared.clear()
+        for binding in self.bound.values():  # bound, but no supervisor took them
+            binding.close()
+        self.bound.clear()
         if self.sockets is not None:
             self.sockets.close()
         if self.context.notify is not None:

@@ -182,6 +182,16 @@ class SignalRequested(Record):
         self.signo = signo
 
 
+class SocketBindFailed(Record):
+    """The socket that activates this service could not be bound at boot: the service
+    fails (dependency) without starting."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+
 Event = (
     StartRequested
     | DependenciesSettled
@@ -203,6 +213,7 @@ Event = (
     | StopRequested
     | KillRequested
     | SignalRequested
+    | SocketBindFailed
 )
 
 

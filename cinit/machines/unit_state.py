@@ -53,6 +53,7 @@ from cinit.machines.unit_events import (
     ProcessExited,
     SignalMain,
     SignalRequested,
+    SocketBindFailed,
     Spawned,
     SpawnFailed,
     StartRequested,
@@ -405,6 +406,13 @@ class _Step(StopSteps):
         elif model.state is State.STOPPING and self.armed(TimerKind.STOP):
             self.arm(TimerKind.STOP, event.usec)
 
+    def on_socket_bind_failed(self, event: SocketBindFailed) -> None:
+        if self.model.state in IDLE_STATES:  # not running: nothing would start it now
+            why = f"its socket {event.socket} could not be bound"
+            self.set(result=Result.SUCCESS, failure_code=None)
+            self.record(Result.DEPENDENCY)
+            self.enter_failed(why, say_reason=True)
+
     def on_signal_requested(self, event: SignalRequested) -> None:
         pid = self.model.main_pid
         if pid is not None and self.model.state in (State.RUNNING, State.ACTIVE):
@@ -412,6 +420,7 @@ class _Step(StopSteps):
 
 
 _HANDLERS: dict[type, Any] = {
+    SocketBindFailed: _Step.on_socket_bind_failed,
     StartRequested: _Step.on_start_requested,
     DependenciesSettled: _Step.on_dependencies_settled,
     DependencyFailed: _Step.on_dependency_failed,

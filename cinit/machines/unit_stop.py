@@ -298,10 +298,10 @@ class StopSteps(StepBase):
         else:
             self.enter_failed(result.value)
 
-    def enter_failed(self, reason: str) -> None:
+    def enter_failed(self, reason: str, *, say_reason: bool = False) -> None:
         model = self.model
         result = model.result
-        self.say(f"failed ({result.value})")
+        self.say(f"failed ({result.value}): {reason}" if say_reason else f"failed ({result.value})")
         self.go(State.FAILED, reason)
         self.settle(Outcome.FAILED, result)
         self.actions.append(RequestOnFailure(result))

@@ -134,15 +134,29 @@ def test_the_first_wave_is_what_the_supervisor_releases_at_once() -> None:
     assert first_wave(units) == ["a.service", "c.service", "fix.service"]
 
 
-def test_no_first_wave_when_socket_units_are_loaded() -> None:
-    units = unit_set(
-        {
-            "a.service": svc("/fake run"),
-            "web.service": svc("/fake run"),
-            "web.socket": "[Socket]\nListenStream=127.0.0.1:0\n",
-        }
-    )
-    assert first_wave(units) == []  # sockets are bound before any service starts
+SOCKET_UNITS = {
+    "a.service": notify(0),
+    "web.service": svc("/fake run"),  # the socket triggers it
+    "web.socket": "[Socket]\nListenStream=127.0.0.1:0\n",
+    "after.service": notify(0, unit="After=web.socket"),
+    "needs.service": notify(0, unit="Requires=web.socket"),
+}
+
+
+def test_the_first_wave_leaves_out_only_the_services_tied_to_a_socket() -> None:
+    # Every socket is bound before the first wave; whoever depends on how that went waits.
+    assert first_wave(unit_set(SOCKET_UNITS)) == ["a.service"]
+
+
+def test_the_first_wave_runs_with_a_socket_unit_loaded(boot: Any) -> None:
+    b = boot(SOCKET_UNITS).first_wave()
+    assert [e[1] for e in b.world.entries("spawn")] == ["a.service"]
+    assert pykka.ActorRegistry.get_all() == []
+    b.supervise()
+    for name in ("a.service", "after.service", "needs.service"):
+        b.wait_state(name, State.ACTIVE)
+    assert len(b.world.entries("spawn", "a.service")) == 1
+    assert b.world.entries("spawn", "web.service") == []  # nothing connected
 
 
 def test_first_wave_spawns_before_any_actor_then_the_supervisor_takes_over(boot: Any) -> None:
