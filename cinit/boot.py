@@ -206,11 +206,12 @@ def _supervise(
     outcome = RootOutcome(lambda: signals.wake(main_thread))
     scheduler = services.scheduler if services is not None else Scheduler().start()
     hub = _event_hub(config, unit_set, stamps)
+    units = None
     try:
         if services is not None:
-            services.start_supervisor(hub)
+            units = services.start_supervisor(hub)
             if hub is not None:
-                hub.supervisor = services.supervisor
+                hub.supervisor = units
                 if services.context.relay is not None:
                     hub.log_tail = services.context.relay.tail
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
@@ -219,17 +220,17 @@ def _supervise(
             outcome=outcome,
             timeouts=timeouts,
             main=main,
-            units=services.supervisor if services is not None else None,
+            units=units,
             events=hub,
             handoff=bool(config.then_exec),
         )
         if main is not None:
             table.claim(main, root)
         root.tell(lifecycle.Booted(units=services is not None))
-        if services is not None:
+        if units is not None:
             from cinit.actors.supervisor import BootUnits
 
-            services.supervisor.tell(BootUnits(root))
+            units.tell(BootUnits(root))
         if hub is not None:
             hub.start()  # its thread imports ZeroMQ only once the boot settled
         _collect_from_now_on()

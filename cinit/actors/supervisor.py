@@ -39,7 +39,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pykka
 
@@ -67,6 +67,7 @@ from cinit.machines.unit_events import (
     Transition,
 )
 from cinit.machines.unit_model import Outcome, State
+from cinit.machines.unit_state import monotonic_usec
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 
@@ -75,6 +76,7 @@ RESTART_WINDOW = 10.0  # seconds
 RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it failed
 
 if TYPE_CHECKING:
+    from cinit.actors.socket_activator import SocketActivator, SocketSupport
     from cinit.actors.unit_ports import Tellable, UnitPort
     from cinit.io.socket_binding import SocketBinding
 
@@ -135,7 +137,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         clock: Callable[[], float] = time.monotonic,
         unit_clock: Callable[[], int] | None = None,
         closing: threading.Event | None = None,
-        sockets: Any = None,  # cinit.actors.socket_activator.SocketSupport
+        sockets: SocketSupport | None = None,
         started: Mapping[str, UnitSlot] | None = None,
         reports: Postbox | None = None,
         bound: Mapping[str, SocketBinding] | None = None,
@@ -167,7 +169,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.crash_count = 0  # actor crashes, all units
         self.internal_errors = 0  # messages the supervisor itself failed to handle
         self.sockets = sockets
-        self.socket_actors: dict[str, Any] = {}  # bound socket -> its SocketActivator ref
+        self.socket_actors: dict[str, pykka.ActorRef[SocketActivator]] = {}  # bound socket -> actor
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
         self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
@@ -178,7 +180,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         if not self.slots:  # no first wave: nothing waits for BootUnits
             self.reports.attach(self.actor_ref)
 
-    def on_receive(self, message: Any) -> None:
+    def on_receive(self, message: object) -> None:
         try:
             self._handle(message)
             self._check_boot_settled()
@@ -189,7 +191,7 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     # ---- dispatch ------------------------------------------------------------------------
 
-    def _handle(self, message: Any) -> None:
+    def _handle(self, message: object) -> None:
         if isinstance(message, UnitReport):
             self._on_report(message.unit, message.item)
         elif isinstance(message, UnitActorCrashed):
@@ -257,7 +259,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         for name, failed in self.book.releasable(among):
             self._tell(name, DependenciesSettled() if not failed else DependencyFailed(failed))
 
-    def _tell(self, name: str, message: Any) -> None:
+    def _tell(self, name: str, message: object) -> None:
         """Send to a unit; sockets (issue 5) answer for themselves here."""
         unit = self.units[name]
         if unit.kind is UnitKind.SOCKET:
@@ -274,7 +276,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             return
         slot.tell(message)
 
-    def _socket(self, name: str, message: Any) -> None:
+    def _socket(self, name: str, message: object) -> None:
         if self.sockets is None:  # nothing is bound: ready at once, stopped at once
             if isinstance(message, StartRequested):
                 self.book.settle(name, Outcome.READY)
@@ -397,7 +399,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             return
         self._tell(service, SocketBindFailed(name))  # its machine fails it (dependency)
 
-    def _handle_socket_report(self, message: Any) -> bool:
+    def _handle_socket_report(self, message: object) -> bool:
         """SocketTriggered, SocketFailed, SocketStopped; False for anything else."""
         from cinit.actors.socket_activator import (
             ServiceUp,
@@ -441,7 +443,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         sockets = [s for s in self.graph.activated_by(service) if s in self.socket_actors]
         if not sockets:
             return
-        message: Any
+        message: ServiceUp | ServiceDown
         if state in _SERVICE_UP:
             message = ServiceUp()
         elif state is State.FAILED and result is Result.START_LIMIT_HIT:
@@ -466,10 +468,8 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _start_actor(self, slot: UnitSlot) -> None:
         try:
-            kwargs: dict[str, Any] = {"closing": self.closing}
-            if self.unit_clock is not None:
-                kwargs["clock"] = self.unit_clock
-            UnitActor.start(slot, self.reports, self.scheduler, **kwargs)
+            clock = self.unit_clock or monotonic_usec
+            UnitActor.start(slot, self.reports, self.scheduler, clock, self.closing)
             slot.has_actor = True
         except Exception as exc:  # __init__ runs here, in the supervisor's thread
             self._count_crash(slot.name, "creating its actor", repr(exc))
@@ -478,7 +478,7 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     # ---- what units report ---------------------------------------------------------------
 
-    def _on_report(self, name: str, item: Any) -> None:
+    def _on_report(self, name: str, item: object) -> None:
         if isinstance(item, Transition):
             self.states[name] = item.new
             info(f"{name}: {item.old} -> {item.new} ({item.reason})")

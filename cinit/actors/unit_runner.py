@@ -16,47 +16,19 @@ from __future__ import annotations
 from cinit.actors.unit_io import UnitSpawnError
 from cinit.io.log import log
 from cinit.io.reaper import ProcessExit
+from cinit.machines import unit_events as ev
 from cinit.machines.record import Record
-from cinit.machines.unit_events import (
-    Action,
-    CancelTimer,
-    CheckConditions,
-    CheckEmpty,
-    ConditionChecked,
-    DependenciesSettled,
-    DependencyFailed,
-    Event,
-    FindMainPid,
-    GroupChecked,
-    KillRequested,
-    KillUnit,
-    Log,
-    MainPidFound,
-    MainPidMissing,
-    ProcessExited,
-    SignalMain,
-    SignalRequested,
-    SignalUnit,
-    SocketBindFailed,
-    Spawn,
-    Spawned,
-    SpawnFailed,
-    StartRequested,
-    StartTimer,
-    StopRequested,
-    TimerFired,
-    Transition,
-    notify_events,
-)
 from cinit.machines.unit_model import ExitInfo, State
 from cinit.machines.unit_state import monotonic_usec, step
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeGuard
 
     from cinit.actors.unit_ports import Launching, Scheduling, Tellable
     from cinit.actors.unit_slot import UnitSlot
+    from cinit.io.notify import NotifyMessage
 
 
 class UnitReport(Record):
@@ -65,20 +37,20 @@ class UnitReport(Record):
 
     __slots__ = ("item", "unit")
 
-    def __init__(self, unit: str, item: Action) -> None:
+    def __init__(self, unit: str, item: ev.Action) -> None:
         self.unit = unit
         self.item = item
 
 
 # What the supervisor asks of a unit: fed to its machine as they are.
 SUPERVISOR_EVENTS = (
-    StartRequested,
-    DependenciesSettled,
-    DependencyFailed,
-    StopRequested,
-    KillRequested,
-    SignalRequested,
-    SocketBindFailed,
+    ev.StartRequested,
+    ev.DependenciesSettled,
+    ev.DependencyFailed,
+    ev.StopRequested,
+    ev.KillRequested,
+    ev.SignalRequested,
+    ev.SocketBindFailed,
 )
 
 
@@ -99,7 +71,7 @@ class UnitRunner:
         self.reports = reports
         self.timers = timers
         self.clock = clock
-        self.launching: tuple[Spawn, Launching] | None = None
+        self.launching: tuple[ev.Spawn, Launching] | None = None
 
     # ---- messages in ---------------------------------------------------------------------
 
@@ -108,14 +80,14 @@ class UnitRunner:
         slot = self.slot
         if isinstance(message, ProcessExit):
             self._take_exit(message)
-        elif isinstance(message, TimerFired):
+        elif isinstance(message, ev.TimerFired):
             slot.timers.pop((message.kind, message.token), None)
             slot.events.append(message)
         elif isinstance(message, SUPERVISOR_EVENTS):
             slot.events.append(message)
         elif _is_notification(message):
-            if slot.io.accepts_notification(message.sender_pid):  # type: ignore[attr-defined]
-                slot.events.extend(notify_events(message.fields))  # type: ignore[attr-defined]
+            if slot.io.accepts_notification(message.sender_pid):
+                slot.events.extend(ev.notify_events(message.fields))
         else:
             return False
         return True
@@ -123,7 +95,7 @@ class UnitRunner:
     def _take_exit(self, message: ProcessExit) -> None:
         if self.slot.io.take_exit(message):
             exit_info = ExitInfo(message.code, message.signal, message.core_dumped)
-            self.slot.events.append(ProcessExited(message.pid, exit_info))
+            self.slot.events.append(ev.ProcessExited(message.pid, exit_info))
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -137,7 +109,7 @@ class UnitRunner:
             if slot.actions:
                 action = slot.actions.popleft()
                 slot.current = action
-                if launch and isinstance(action, Spawn):
+                if launch and isinstance(action, ev.Spawn):
                     self._launch(action)
                     continue
                 answer = self.perform(action)
@@ -149,19 +121,19 @@ class UnitRunner:
             else:
                 return
 
-    def _answered(self, answer: Event | None) -> None:
+    def _answered(self, answer: ev.Event | None) -> None:
         slot = self.slot
         slot.current = None
         slot.retried = False
         if answer is not None:
             slot.events.append(answer)
 
-    def _launch(self, action: Spawn) -> None:
+    def _launch(self, action: ev.Spawn) -> None:
         try:
             launching = self.slot.io.launch(action.role, action.index, self.slot.model.main_pid)
             launching.start()
         except UnitSpawnError as exc:
-            self._answered(SpawnFailed(action.role, action.index, exc.exit_code))
+            self._answered(ev.SpawnFailed(action.role, action.index, exc.exit_code))
             return
         self.launching = (action, launching)
 
@@ -174,9 +146,9 @@ class UnitRunner:
         try:
             pid = launching.finish()
         except UnitSpawnError as exc:
-            self._answered(SpawnFailed(action.role, action.index, exc.exit_code))
+            self._answered(ev.SpawnFailed(action.role, action.index, exc.exit_code))
         else:
-            self._answered(Spawned(action.role, action.index, pid))
+            self._answered(ev.Spawned(action.role, action.index, pid))
 
     def resume(self) -> None:
         """After an actor broke: feed what was left unfinished, then carry on."""
@@ -196,62 +168,60 @@ class UnitRunner:
 
     # ---- actions -------------------------------------------------------------------------
 
-    def perform(self, action: Action) -> Event | None:
+    def perform(self, action: ev.Action) -> ev.Event | None:
         """Carry out one action; the answer, for those that ask something."""
         slot = self.slot
         io = slot.io
-        if isinstance(action, Log):
+        if isinstance(action, ev.Log):
             io.say(action.text)
-        elif isinstance(action, CheckConditions):
-            return ConditionChecked(io.unmet_condition())
-        elif isinstance(action, Spawn):
+        elif isinstance(action, ev.CheckConditions):
+            return ev.ConditionChecked(io.unmet_condition())
+        elif isinstance(action, ev.Spawn):
             try:
                 pid = io.spawn(action.role, action.index, slot.model.main_pid)
             except UnitSpawnError as exc:
-                return SpawnFailed(action.role, action.index, exc.exit_code)
-            return Spawned(action.role, action.index, pid)
-        elif isinstance(action, StartTimer):
-            message = TimerFired(action.kind, action.token)
+                return ev.SpawnFailed(action.role, action.index, exc.exit_code)
+            return ev.Spawned(action.role, action.index, pid)
+        elif isinstance(action, ev.StartTimer):
+            message = ev.TimerFired(action.kind, action.token)
             timer = self.timers.call_later(action.delay_usec / 1e6, slot, message)
             slot.timers[(action.kind, action.token)] = timer
-        elif isinstance(action, CancelTimer):
+        elif isinstance(action, ev.CancelTimer):
             cancelled = slot.timers.pop((action.kind, action.token), None)
             if cancelled is not None:
                 self.timers.cancel(cancelled)
-        elif isinstance(action, SignalMain | SignalUnit | KillUnit | CheckEmpty | FindMainPid):
+        elif isinstance(action, _OS_ACTIONS):
             return self._perform_os(action)
         else:  # Transition and the reports: for the supervisor
-            if isinstance(action, Transition) and _cancels_start(action):
+            if isinstance(action, ev.Transition) and _cancels_start(action):
                 io.discard_prepared()  # skipped or cancelled: no command will run
             self.reports.tell(UnitReport(slot.name, action))
         return None
 
-    def _perform_os(
-        self, action: SignalMain | SignalUnit | KillUnit | CheckEmpty | FindMainPid
-    ) -> Event | None:
+    def _perform_os(self, action: ev.Action) -> ev.Event | None:
         """Signals and lookups; an OSError is logged and answered as a failure."""
         io = self.slot.io
         try:
-            if isinstance(action, SignalMain):
+            if isinstance(action, ev.SignalMain):
                 io.signal_main(action.pid, action.signo)
-            elif isinstance(action, SignalUnit):
+            elif isinstance(action, ev.SignalUnit):
                 io.signal_unit(action.signo)
-            elif isinstance(action, KillUnit):
+            elif isinstance(action, ev.KillUnit):
                 io.kill_unit()
-            elif isinstance(action, CheckEmpty):
-                return GroupChecked(io.unit_empty())
-            else:
+            elif isinstance(action, ev.CheckEmpty):
+                return ev.GroupChecked(io.unit_empty())
+            elif isinstance(action, ev.FindMainPid):
                 found = io.find_main_pid(action.hint, action.pid_file)
                 if isinstance(found, int):
-                    return MainPidFound(found)
-                return MainPidMissing(found)
+                    return ev.MainPidFound(found)
+                return ev.MainPidMissing(found)
         except OSError as exc:
             log(f"{self.slot.name}: {type(action).__name__} failed: {exc}")
             return failure_answer(action)
         return None
 
 
-def _cancels_start(transition: Transition) -> bool:
+def _cancels_start(transition: ev.Transition) -> bool:
     """A waiting unit goes anywhere but starting/running: it will not run a command now."""
     return transition.old is State.WAITING and transition.new not in (
         State.STARTING,
@@ -259,24 +229,35 @@ def _cancels_start(transition: Transition) -> bool:
     )
 
 
-def _is_notification(message: object) -> bool:
+def _is_notification(message: object) -> TypeGuard[NotifyMessage]:
     """A `cinit.io.notify.NotifyMessage` (checked by shape: the hub imports lazily)."""
     return hasattr(message, "fields") and hasattr(message, "sender_pid")
 
 
 # Actions that may simply be done again after the actor broke while doing them (a
 # signal twice is better than none); the others get their failure answer instead.
-_REPEATABLE = (SignalMain, SignalUnit, KillUnit, CheckEmpty, StartTimer, CancelTimer, Log)
+_REPEATABLE = (
+    ev.SignalMain,
+    ev.SignalUnit,
+    ev.KillUnit,
+    ev.CheckEmpty,
+    ev.StartTimer,
+    ev.CancelTimer,
+    ev.Log,
+)
+
+# Actions answered by asking the OS (an OSError is a failure answer, not a crash).
+_OS_ACTIONS = (ev.SignalMain, ev.SignalUnit, ev.KillUnit, ev.CheckEmpty, ev.FindMainPid)
 
 
-def failure_answer(action: Action) -> Event | None:
+def failure_answer(action: ev.Action) -> ev.Event | None:
     """What to feed the state machine when `action` could not be carried out."""
-    if isinstance(action, Spawn):
-        return SpawnFailed(action.role, action.index, None)
-    if isinstance(action, CheckConditions):
-        return ConditionChecked(None)
-    if isinstance(action, CheckEmpty):
-        return GroupChecked(False)  # look again later (the poll timer)
-    if isinstance(action, FindMainPid):
-        return MainPidMissing("internal error while looking for it")
+    if isinstance(action, ev.Spawn):
+        return ev.SpawnFailed(action.role, action.index, None)
+    if isinstance(action, ev.CheckConditions):
+        return ev.ConditionChecked(None)
+    if isinstance(action, ev.CheckEmpty):
+        return ev.GroupChecked(False)  # look again later (the poll timer)
+    if isinstance(action, ev.FindMainPid):
+        return ev.MainPidMissing("internal error while looking for it")
     return None

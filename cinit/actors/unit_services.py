@@ -38,8 +38,10 @@ from cinit.units.model import ServiceType, Unit, UnitKind
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the boot path ~4 ms
 if TYPE_CHECKING:
-    from typing import Any
+    import pykka
 
+    from cinit.actors.socket_activator import SocketSupport
+    from cinit.actors.supervisor import UnitSupervisor
     from cinit.actors.unit_ports import Tellable
     from cinit.actors.unit_slot import UnitSlot
     from cinit.io.socket_binding import SocketBinding
@@ -51,7 +53,11 @@ class UnitServices:
     """The unit supervisor and the threads it relies on."""
 
     def __init__(
-        self, unit_set: UnitSet, context: UnitContext, tree: Any, scheduler: Scheduler
+        self,
+        unit_set: UnitSet,
+        context: UnitContext,
+        tree: CgroupTree | None,
+        scheduler: Scheduler,
     ) -> None:
         self.unit_set = unit_set
         self.context = context
@@ -60,8 +66,8 @@ class UnitServices:
         self.reports = Postbox()  # the supervisor's address, before the supervisor exists
         self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
-        self.supervisor: Any = None  # pykka ActorRef of the UnitSupervisor, once started
-        self.sockets: Any = None  # SocketSupport, when a socket unit is loaded
+        self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
+        self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
     def prepare(
@@ -131,16 +137,15 @@ class UnitServices:
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
-    def start_supervisor(self, events: Tellable | None = None) -> Any:
+    def start_supervisor(self, events: Tellable | None = None) -> pykka.ActorRef[UnitSupervisor]:
         """Start the unit supervisor (it takes over the first wave); its ActorRef."""
-        scheduler = self.scheduler
         from cinit.actors.supervisor import UnitSupervisor
 
         self.sockets = _socket_support(self.unit_set, self.context)
         self.supervisor = UnitSupervisor.start(
             self.unit_set,
             self.io_factory,
-            scheduler,
+            self.scheduler,
             events=events,
             closing=self.context.closing,
             sockets=self.sockets,
@@ -176,7 +181,7 @@ class UnitServices:
             self.context.relay.stop()
 
 
-def _socket_support(unit_set: UnitSet, context: UnitContext) -> Any:
+def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | None:
     """The poller and listener registry of socket activation; None without socket units."""
     if not any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
         return None
