@@ -10,8 +10,9 @@ Order matters, and is chosen so that `cinit -- CMD` reaches CMD's exec quickly:
 4. spawn the main command;
 5. set up what the units share (output relay, notify hub) and start the first wave, the
    units that wait for nothing (`cinit.actors.first_wave`);
-6. only now import the heavier parts (pykka, sortedcontainers), start the scheduler, the
-   root supervisor actor and the unit supervisor, which takes over the first wave;
+6. only now import the heavier parts (pykka), start the root supervisor actor and the
+   unit supervisor, which takes over the first wave (the scheduler runs since step 5
+   when units are loaded, so that the first wave's timers are armed when asked for);
 7. loop: take signals with `sigwaitinfo`; SIGCHLD -> reap everything, route exits to their
    owners, tell the root when no child is left; other signals -> a message to the root;
    until the root settles the outcome.
@@ -210,13 +211,14 @@ def _supervise(
 
     main_thread = threading.get_ident()
     outcome = RootOutcome(lambda: signals.wake(main_thread))
-    scheduler = Scheduler().start()
+    scheduler = services.scheduler if services is not None else Scheduler().start()
     hub = _event_hub(config, unit_set, stamps)
+    units = None
     try:
         if services is not None:
-            services.start_supervisor(scheduler, hub)
+            units = services.start_supervisor(hub)
             if hub is not None:
-                hub.supervisor = services.supervisor
+                hub.supervisor = units
                 if services.context.relay is not None:
                     hub.log_tail = services.context.relay.tail
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
@@ -225,17 +227,17 @@ def _supervise(
             outcome=outcome,
             timeouts=timeouts,
             main=main,
-            units=services.supervisor if services is not None else None,
+            units=units,
             events=hub,
             handoff=bool(config.then_exec),
         )
         if main is not None:
             table.claim(main, root)
         root.tell(lifecycle.Booted(units=services is not None))
-        if services is not None:
+        if units is not None:
             from cinit.actors.supervisor import BootUnits
 
-            services.supervisor.tell(BootUnits(root))
+            units.tell(BootUnits(root))
         if hub is not None:
             hub.start()  # its thread imports ZeroMQ only once the boot settled
         _collect_from_now_on()

@@ -6,83 +6,65 @@ supervisor would release at once (boot units ordered after nothing that is in pl
 none of it to start: `cinit.boot` starts them here, in the main thread, right after
 loading the units and preparing their children.
 
-For each such unit this runs the unit's own state machine (`unit_state.step`, the pure
-function its actor runs) from the start request to its first spawn, performing only what
-starting needs now (the condition check, spawns, log lines). The outputs meant for others
-(transitions and reports for the supervisor, timers) are queued in the unit's slot ahead
-of whatever is left (a question only the actor may ask, such as a cgroup check); the actor
-the supervisor later creates on that slot performs them first, in the order the state
-machine emitted them, and carries on. Exits and notifications arriving meanwhile wait in
-the slot (`UnitSlot.tell`): the actor sees them after the spawn, as it would have.
+Each such unit gets the runner its actor will use (`cinit.actors.unit_runner`) on its
+slot, fed its start request: the runner carries every action out as it comes (spawns,
+checks, log lines, timers on the already running scheduler), and tells its transitions
+and reports to the supervisor's `Postbox`, where they wait for the supervisor. Exits and
+notifications arriving meanwhile wait in the slot: the unit's actor takes them later.
 
-Not with socket units loaded: every socket is bound before any service starts, and
-binding belongs to the supervisor; such a unit set boots entirely through the actors.
+Every socket unit is bound before (`cinit.io.socket_binding`, called by
+`cinit.actors.unit_services`); the services a socket triggers, and those that Requires=
+or are After= a socket, are left to the supervisor, which knows how the socket fared.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-
-from cinit.actors.unit_io import UnitSpawnError
+from cinit.actors.unit_runner import UnitRunner
 from cinit.actors.unit_slot import UnitSlot
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.log import log
 from cinit.machines.ordering import StartBook
-from cinit.machines.unit_events import (
-    Action,
-    CancelTimer,
-    CheckConditions,
-    DependenciesSettled,
-    Event,
-    Log,
-    Notice,
-    ReportSettled,
-    ReportStopped,
-    RequestContainerExit,
-    RequestOnFailure,
-    Spawn,
-    Spawned,
-    SpawnFailed,
-    StartRequested,
-    StartTimer,
-    Transition,
-)
-from cinit.machines.unit_state import monotonic_usec, step
+from cinit.machines.unit_events import DependenciesSettled, StartRequested
+from cinit.machines.unit_state import monotonic_usec
 from cinit.units.loader import UnitSet
-from cinit.units.model import Unit, UnitKind
+from cinit.units.model import UnitKind
 
 if TYPE_CHECKING:
-    from cinit.actors.unit_slot import Launching, Tellable, UnitPort
+    from collections.abc import Callable
 
-# Actions with no answer that only others consume: the actor performs them later.
-_OUTPUTS = (
-    Transition,
-    Notice,
-    ReportSettled,
-    ReportStopped,
-    RequestOnFailure,
-    RequestContainerExit,
-    StartTimer,
-    CancelTimer,
-)
+    from cinit.actors.unit_ports import Scheduling, Tellable, UnitPort
+    from cinit.units.model import Unit
 
 
 def first_wave(unit_set: UnitSet) -> list[str]:
-    """The services the supervisor releases as soon as boot begins, in start order; none
-    when socket units are loaded (see the module docstring)."""
-    units = unit_set.units
-    if any(unit.kind is UnitKind.SOCKET for unit in units.values()):
-        return []
-    book = StartBook(unit_set.graph)
-    order = book.request(unit_set.graph.boot_units())
+    """The services the supervisor releases as soon as boot begins, in start order, but
+    those tied to a socket (see the module docstring)."""
+    units, graph = unit_set.units, unit_set.graph
+    sockets = {name for name, unit in units.items() if unit.kind is UnitKind.SOCKET}
+    book = StartBook(graph)
+    order = book.request(graph.boot_units())
     released = {name for name, failed in book.releasable() if not failed}
-    return [name for name in order if name in released and units[name].service is not None]
+    return [
+        name
+        for name in order
+        if name in released
+        and units[name].service is not None
+        and not (sockets and _tied_to_a_socket(name, unit_set, sockets))
+    ]
+
+
+def _tied_to_a_socket(name: str, unit_set: UnitSet, sockets: set[str]) -> bool:
+    graph = unit_set.graph
+    tied = graph.requires(name) | graph.ordered_after(name)
+    return bool(graph.activated_by(name)) or not tied.isdisjoint(sockets)
 
 
 def start_first_wave(
     unit_set: UnitSet,
     io_factory: Callable[[Unit, Tellable], UnitPort],
+    *,
+    reports: Tellable,
+    timers: Scheduling,
     clock: Callable[[], int] = monotonic_usec,
     open_gate: Callable[[], None] | None = None,
 ) -> dict[str, UnitSlot]:
@@ -90,97 +72,32 @@ def start_first_wave(
 
     Every unit's first command is handed to its child before any exec is waited for (see
     `cinit.io.spawn.Launch`), then `open_gate` lets the prepared children exec together
-    (`cinit.io.spawn.prepared`): none competes for the CPUs with cinit handing out the rest."""
-    wave = [
-        _EarlyStart(UnitSlot.for_unit(unit_set.units[name], io_factory), clock)
-        for name in first_wave(unit_set)
-    ]
-    for early in wave:
-        early.run(wait_for_exec=False)
+    (`cinit.io.spawn.prepared`): none competes for the CPUs with cinit handing out the rest.
+    A runner that breaks (a bug) stops there: the unit's actor resumes from its slot."""
+    runners = []
+    for name in first_wave(unit_set):
+        slot = UnitSlot.for_unit(unit_set.units[name], io_factory)
+        slot.events.extend((StartRequested(), DependenciesSettled()))
+        runners.append(UnitRunner(slot, reports, timers, clock))
+    going = [runner for runner in runners if _guarded(runner, lambda r: r.run(launch=True))]
     if open_gate is not None:
         open_gate()
-    for early in wave:
-        early.finish_launch()
-        early.run(wait_for_exec=True)
-        early.hand_over()
-    return {early.slot.name: early.slot for early in wave}
+    for runner in going:
+        _guarded(runner, _finish)
+    return {runner.slot.name: runner.slot for runner in runners}
 
 
-class _EarlyStart:
-    """One unit of the first wave: `UnitActor._run` in the calling thread, performing only
-    checks, spawns and log lines; it stops at any other question (the actor asks it, in
-    order) and holds the outputs back, to put them first in the slot's queue. An action
-    that raises is left in `slot.current`, as in a crashed actor: the actor's resume deals
-    with it."""
+def _finish(runner: UnitRunner) -> None:
+    runner.finish_launch()
+    runner.run()
 
-    def __init__(self, slot: UnitSlot, clock: Callable[[], int]) -> None:
-        self.slot = slot
-        self.clock = clock
-        self.outputs: deque[Action] = deque()
-        self.launching: tuple[Spawn, Launching] | None = None
-        self.broken = False
-        slot.events.extend((StartRequested(), DependenciesSettled()))
 
-    def run(self, *, wait_for_exec: bool) -> None:
-        """Work the queues off; without `wait_for_exec`, stop at a spawn once it started."""
-        slot = self.slot
-        try:
-            while not self.broken and self.launching is None:
-                if slot.actions:
-                    action = slot.actions[0]
-                    if isinstance(action, _OUTPUTS):
-                        self.outputs.append(slot.actions.popleft())
-                    elif isinstance(action, Spawn) and not wait_for_exec:
-                        slot.current = slot.actions.popleft()
-                        self._launch(action)
-                    elif isinstance(action, CheckConditions | Spawn | Log):
-                        slot.current = slot.actions.popleft()
-                        self._answer(slot.start_step(action))
-                    else:
-                        return  # the actor asks it, in order
-                elif slot.events:
-                    slot.model, actions = step(slot.model, slot.events.popleft(), self.clock())
-                    slot.actions.extend(actions)
-                else:
-                    return
-        except Exception as exc:  # a bug must not stop the boot: the unit's actor takes over
-            self._broke(exc)
-
-    def _launch(self, action: Spawn) -> None:
-        try:
-            io, main_pid = self.slot.io, self.slot.model.main_pid
-            launching = io.launch(action.role, action.index, main_pid)
-            launching.start()
-            self.launching = (action, launching)
-        except UnitSpawnError as exc:
-            self._answer(SpawnFailed(action.role, action.index, exc.exit_code))
-
-    def finish_launch(self) -> None:
-        """Wait for the exec of the command started by `run`; feed the answer."""
-        if self.launching is None:
-            return
-        action, launching = self.launching
-        self.launching = None
-        try:
-            pid = launching.finish()
-        except UnitSpawnError as exc:
-            self._answer(SpawnFailed(action.role, action.index, exc.exit_code))
-        except Exception as exc:
-            self._broke(exc)
-        else:
-            self._answer(Spawned(action.role, action.index, pid))
-
-    def _answer(self, event: Event | None) -> None:
-        self.slot.current = None
-        if event is not None:
-            self.slot.events.append(event)
-
-    def _broke(self, exc: Exception) -> None:
-        self.broken = True
-        log(f"internal error starting {self.slot.name} early ({exc!r}); its actor takes over")
-
-    def hand_over(self) -> None:
-        """The held-back outputs go first in the slot's queue, for its actor."""
-        self.slot.actions.extendleft(reversed(self.outputs))
-        self.outputs.clear()
-
+def _guarded(runner: UnitRunner, work: Callable[[UnitRunner], None]) -> bool:
+    """Run `work`; False when it broke (logged; the action stays in `slot.current`)."""
+    try:
+        work(runner)
+    except Exception as exc:  # a bug must not stop the boot: the unit's actor takes over
+        runner.launching = None
+        log(f"internal error starting {runner.slot.name} early ({exc!r}); its actor takes over")
+        return False
+    return True

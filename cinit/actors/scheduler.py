@@ -10,19 +10,21 @@ daemon thread that sleeps on a condition until the earliest deadline or a new ti
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
 
-from sortedcontainers import SortedKeyList
+from cinit.boot_path import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
 
-class Target(Protocol):
-    """Where a due timer's message goes (a pykka ActorRef, or a test double)."""
+    class Target(Protocol):
+        """Where a due timer's message goes (a pykka ActorRef, or a test double)."""
 
-    def tell(self, message: object) -> None: ...
+        def tell(self, message: object) -> None: ...
 
 
 class Timer:
@@ -40,21 +42,28 @@ class Timer:
     def __repr__(self) -> str:
         return f"Timer(deadline={self.deadline:.3f}, message={self.message!r})"
 
+    def __lt__(self, other: Timer) -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
 
 class TimerQueue:
-    """Pending timers ordered by deadline; no threads, no clock of its own."""
+    """Pending timers ordered by deadline; no threads, no clock of its own.
+
+    A heap; a cancelled timer stays in it, marked, until it reaches the top."""
 
     def __init__(self) -> None:
-        self._timers: SortedKeyList = SortedKeyList(key=lambda t: (t.deadline, t.seq))
+        self._heap: list[Timer] = []
+        self._pending = 0
         self._seq = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._timers)
+        return self._pending
 
     def add(self, deadline: float, target: Target, message: object) -> Timer:
         """Schedule `message` for `target` at `deadline`."""
         timer = Timer(deadline, next(self._seq), target, message)
-        self._timers.add(timer)
+        heapq.heappush(self._heap, timer)
+        self._pending += 1
         return timer
 
     def cancel(self, timer: Timer) -> bool:
@@ -62,24 +71,30 @@ class TimerQueue:
         if timer.cancelled:
             return False
         timer.cancelled = True
-        try:
-            self._timers.remove(timer)
-        except ValueError:
-            return False
+        self._pending -= 1
+        self._drop_cancelled()
         return True
 
     def next_deadline(self) -> float | None:
         """The earliest pending deadline, if any."""
-        return self._timers[0].deadline if self._timers else None
+        return self._heap[0].deadline if self._heap else None
 
     def pop_due(self, now: float) -> list[Timer]:
         """Remove and return every timer whose deadline is at or before `now`, in order."""
         due = []
-        while self._timers and self._timers[0].deadline <= now:
-            timer = self._timers.pop(0)
+        while self._heap and self._heap[0].deadline <= now:
+            timer = heapq.heappop(self._heap)
             timer.cancelled = True  # fired: a later cancel() is a no-op
+            self._pending -= 1
             due.append(timer)
+            self._drop_cancelled()
         return due
+
+    def _drop_cancelled(self) -> None:
+        """Keep a live timer (or nothing) on top of the heap."""
+        heap = self._heap
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
 
 
 class Scheduler:

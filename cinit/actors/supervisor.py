@@ -9,9 +9,10 @@ root, at any moment, also mid-boot: pending starts are cancelled and units stop 
 reverse dependency order; `UnitsStopped` goes back to the root). `KillAllUnits` SIGKILLs
 every unit now; `ForwardSignal` passes SIGHUP/SIGUSR1/SIGUSR2 to every main process.
 
-Socket units (`cinit.actors.socket_activator`): on BootUnits, before any service starts,
-every socket whose conditions hold is bound and gets its `SocketActivator`; a socket that
-cannot be bound fails (result resources) together with the service it activates (result
+Socket units (`cinit.actors.socket_activator`): every socket whose conditions hold is
+bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
+BootUnits each gets its `SocketActivator` with its listeners; a socket that could not be
+bound fails (result resources) together with the service it activates (result
 dependency), with their OnFailure= and the service's ExitContainerOnFailure=; other units
 boot normally. Socket-activated services are not started at boot (the graph's
 `boot_units` leaves them out): `SocketTriggered` starts one. The supervisor tells a
@@ -38,19 +39,20 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pykka
 
 from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
 from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
-from cinit.actors.unit_slot import UnitSlot
+from cinit.actors.unit_slot import Postbox, UnitSlot
 from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
 from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import (
+    CannotStart,
     DependenciesSettled,
     DependencyFailed,
     KillRequested,
@@ -65,6 +67,7 @@ from cinit.machines.unit_events import (
     Transition,
 )
 from cinit.machines.unit_model import Outcome, State
+from cinit.machines.unit_state import monotonic_usec
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 
@@ -73,7 +76,9 @@ RESTART_WINDOW = 10.0  # seconds
 RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it failed
 
 if TYPE_CHECKING:
-    from cinit.actors.unit_slot import Tellable, UnitPort
+    from cinit.actors.socket_activator import SocketActivator, SocketSupport
+    from cinit.actors.unit_ports import Tellable, UnitPort
+    from cinit.io.socket_binding import SocketBinding
 
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
@@ -132,8 +137,10 @@ class UnitSupervisor(pykka.ThreadingActor):
         clock: Callable[[], float] = time.monotonic,
         unit_clock: Callable[[], int] | None = None,
         closing: threading.Event | None = None,
-        sockets: Any = None,  # cinit.actors.socket_activator.SocketSupport
+        sockets: SocketSupport | None = None,
         started: Mapping[str, UnitSlot] | None = None,
+        reports: Postbox | None = None,
+        bound: Mapping[str, SocketBinding] | None = None,
     ) -> None:
         super().__init__()
         self.units: Mapping[str, Unit] = unit_set.units
@@ -147,6 +154,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.root: Tellable | None = None
         self.book = StartBook(self.graph)
         self.slots: dict[str, UnitSlot] = dict(started or {})
+        # Where unit runners report: what the first wave reported waits there until
+        # BootUnits took the first wave over (before that, `book` knows none of it).
+        self.reports = reports if reports is not None else Postbox()
         # Boot units the first wave already started (`cinit.actors.first_wave`): at boot
         # they get an actor but no start request.
         self.started_early: set[str] = set(self.slots)
@@ -159,13 +169,18 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.crash_count = 0  # actor crashes, all units
         self.internal_errors = 0  # messages the supervisor itself failed to handle
         self.sockets = sockets
-        self.socket_actors: dict[str, Any] = {}  # bound socket -> its SocketActivator ref
+        self.socket_actors: dict[str, pykka.ActorRef[SocketActivator]] = {}  # bound socket -> actor
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
+        self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> None:
+    def on_start(self) -> None:
+        if not self.slots:  # no first wave: nothing waits for BootUnits
+            self.reports.attach(self.actor_ref)
+
+    def on_receive(self, message: object) -> None:
         try:
             self._handle(message)
             self._check_boot_settled()
@@ -176,7 +191,7 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     # ---- dispatch ------------------------------------------------------------------------
 
-    def _handle(self, message: Any) -> None:
+    def _handle(self, message: object) -> None:
         if isinstance(message, UnitReport):
             self._on_report(message.unit, message.item)
         elif isinstance(message, UnitActorCrashed):
@@ -185,6 +200,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             self.root = message.root
             self._bind_sockets()
             self._start_units(self.graph.boot_units())
+            self.reports.attach(self.actor_ref)  # the first wave's reports, in order
             self.socket_outcomes.clear()  # a later start of an unbound socket binds again
             self.boot_set = set(self.book.in_play)  # with what they pulled in
         elif isinstance(message, StartUnit):
@@ -243,7 +259,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         for name, failed in self.book.releasable(among):
             self._tell(name, DependenciesSettled() if not failed else DependencyFailed(failed))
 
-    def _tell(self, name: str, message: Any) -> None:
+    def _tell(self, name: str, message: object) -> None:
         """Send to a unit; sockets (issue 5) answer for themselves here."""
         unit = self.units[name]
         if unit.kind is UnitKind.SOCKET:
@@ -260,7 +276,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             return
         slot.tell(message)
 
-    def _socket(self, name: str, message: Any) -> None:
+    def _socket(self, name: str, message: object) -> None:
         if self.sockets is None:  # nothing is bound: ready at once, stopped at once
             if isinstance(message, StartRequested):
                 self.book.settle(name, Outcome.READY)
@@ -308,29 +324,30 @@ class UnitSupervisor(pykka.ThreadingActor):
         return self.states.get(service) in _SERVICE_UP
 
     def _bind_socket(self, name: str, at_boot: bool = False) -> None:
-        """Bind `name` and start its activator; `at_boot`: a failure fails its service too."""
+        """Hand `name`'s listeners to a new activator; `at_boot`: a failure fails its
+        service too. At boot they were bound before the first wave (`bound`); a socket
+        started again later is bound now (`cinit.io.socket_binding`)."""
         from cinit.actors.socket_activator import ServiceUp, SocketActivator, describe_listeners
-        from cinit.io.sockets import BindError, close_listeners
+        from cinit.io.sockets import close_listeners
 
         assert self.sockets is not None
         unit = self.units[name]
         service = self.graph.activates(name)
         old = self.states.get(name, State.INACTIVE)
-        unmet = self.sockets.unmet_condition(unit)
-        if unmet is not None:
-            log(f"{name}: skipped ({unmet} not met)")
+        binding = self.bound.pop(name, None) or self._bind_now(unit)
+        if binding.unmet is not None:
+            log(f"{name}: skipped ({binding.unmet} not met)")
             self.socket_outcomes[name] = Outcome.SKIPPED
-            self._on_report(name, Transition(name, old, State.CONDITION_SKIPPED, unmet))
+            self._on_report(name, Transition(name, old, State.CONDITION_SKIPPED, binding.unmet))
             return
         cascade = service if at_boot else None
-        try:
-            listeners = self.sockets.bind(unit)
-        except BindError as exc:
-            reason = str(exc)
+        if binding.error is not None:
+            reason = binding.error
             if service is not None and self._service_up(service):
                 reason += f" ({service} still runs with the listeners of an earlier start)"
             self._socket_bind_failed(name, cascade, reason)
             return
+        listeners = binding.listeners
         if service is None:  # check_units refuses this; be safe anyway
             close_listeners(unit, listeners)
             self._socket_bind_failed(name, service, f"{name}: activates no loaded service")
@@ -360,6 +377,13 @@ class UnitSupervisor(pykka.ThreadingActor):
         }
         self._on_report(name, Notice(name, "socket-bound", fields))
 
+    def _bind_now(self, unit: Unit) -> SocketBinding:
+        from cinit.io.socket_binding import bind_socket
+
+        assert self.sockets is not None
+        context = self.sockets.context
+        return bind_socket(unit, context.base_env, context.userdb_root)
+
     def _socket_bind_failed(self, name: str, service: str | None, reason: str) -> None:
         """`name` could not be bound; `service` (when given) fails with it (dependency)."""
         log(reason)
@@ -373,16 +397,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self._on_failure(name)
         if service is None:
             return
-        why = f"its socket {name} could not be bound"
-        log(f"{service}: failed (dependency): {why}")
-        old = self.states.get(service, State.INACTIVE)
-        self._on_report(service, Transition(service, old, State.FAILED, why, Result.DEPENDENCY))
-        self._on_failure(service)
-        settings = self.units[service].service
-        if settings is not None and settings.exit_container_on_failure:
-            self._exit_container(service, RequestContainerExit(1, Result.DEPENDENCY))
+        self._tell(service, CannotStart(f"its socket {name} could not be bound"))  # it fails
 
-    def _handle_socket_report(self, message: Any) -> bool:
+    def _handle_socket_report(self, message: object) -> bool:
         """SocketTriggered, SocketFailed, SocketStopped; False for anything else."""
         from cinit.actors.socket_activator import (
             ServiceUp,
@@ -426,7 +443,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         sockets = [s for s in self.graph.activated_by(service) if s in self.socket_actors]
         if not sockets:
             return
-        message: Any
+        message: ServiceUp | ServiceDown
         if state in _SERVICE_UP:
             message = ServiceUp()
         elif state is State.FAILED and result is Result.START_LIMIT_HIT:
@@ -451,10 +468,8 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _start_actor(self, slot: UnitSlot) -> None:
         try:
-            kwargs: dict[str, Any] = {"closing": self.closing}
-            if self.unit_clock is not None:
-                kwargs["clock"] = self.unit_clock
-            UnitActor.start(slot, self.actor_ref, self.scheduler, **kwargs)
+            clock = self.unit_clock or monotonic_usec
+            UnitActor.start(slot, self.reports, self.scheduler, clock, self.closing)
             slot.has_actor = True
         except Exception as exc:  # __init__ runs here, in the supervisor's thread
             self._count_crash(slot.name, "creating its actor", repr(exc))
@@ -463,7 +478,7 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     # ---- what units report ---------------------------------------------------------------
 
-    def _on_report(self, name: str, item: Any) -> None:
+    def _on_report(self, name: str, item: object) -> None:
         if isinstance(item, Transition):
             self.states[name] = item.new
             info(f"{name}: {item.old} -> {item.new} ({item.reason})")

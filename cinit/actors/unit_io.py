@@ -33,9 +33,10 @@ from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, ServiceType, Unit
 
 if TYPE_CHECKING:
-    from typing import Any
-
-    from cinit.actors.unit_slot import Tellable
+    from cinit.actors.unit_ports import Tellable
+    from cinit.io.notify import NotifyHub
+    from cinit.io.output import OutputRelay
+    from cinit.io.sockets import ListenerRegistry
 
 EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
 
@@ -98,8 +99,8 @@ class UnitContext:
         table: ProcessTable,
         base_env: Mapping[str, str],
         *,
-        relay: Any = None,
-        notify: Any = None,
+        relay: OutputRelay | None = None,
+        notify: NotifyHub | None = None,
         cgroups: CgroupTree | None = None,
         log_prefix: bool = True,
         userdb_root: str = "/",
@@ -107,14 +108,13 @@ class UnitContext:
     ) -> None:
         self.table = table
         self.base_env = base_env
-        self.relay = relay  # cinit.io.output.OutputRelay, or None: inherit cinit's fds
-        self.notify = notify  # cinit.io.notify.NotifyHub, or None: notify units cannot start
+        self.relay = relay  # None: inherit cinit's fds
+        self.notify = notify  # None: notify units cannot start
         self.cgroups = cgroups  # None: process groups
         self.log_prefix = log_prefix
         self.userdb_root = userdb_root
         self.closing = threading.Event()  # cinit is exiting
-        # cinit.io.sockets.ListenerRegistry: listeners of activated services
-        self.sockets: Any = None
+        self.sockets: ListenerRegistry | None = None  # listeners of activated services
         # Children forked at boot into their unit's cgroup (cinit.io.spawn.prepared), by unit name.
         self.prepared: dict[str, PreparedChild] = prepared if prepared is not None else {}
 

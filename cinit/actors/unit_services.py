@@ -6,8 +6,9 @@ In two steps, so that the first services start before pykka is imported:
    fatal: nothing needs it yet), the output relay, the notify hub (only when a unit
    needs NOTIFY_SOCKET) and the context every unit's io shares, with cinit's cgroup
    subtree (or the process-group fallback, logged once by `CgroupTree.detect`) and the
-   children prepared at boot; then it starts the first wave (`cinit.actors.first_wave`),
-   and only then the relay's and the hub's threads.
+   children prepared at boot; then it starts the scheduler (the first wave's timers are
+   armed on it), the first wave (`cinit.actors.first_wave`), and only then the relay's
+   and the hub's threads.
 2. `start_supervisor` starts the `UnitSupervisor` actor, which takes over the first
    wave's units and boots the rest.
 
@@ -26,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import os
 
+from cinit.actors.scheduler import Scheduler
 from cinit.actors.unit_io import UnitContext, UnitIO
+from cinit.actors.unit_slot import Postbox
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
 from cinit.io.reaper import ProcessTable
@@ -35,10 +38,13 @@ from cinit.units.loader import UnitSet
 from cinit.units.model import ServiceType, Unit, UnitKind
 
 if TYPE_CHECKING:
-    from typing import Any
+    import pykka
 
-    from cinit.actors.scheduler import Scheduler
-    from cinit.actors.unit_slot import Tellable, UnitSlot
+    from cinit.actors.socket_activator import SocketSupport
+    from cinit.actors.supervisor import UnitSupervisor
+    from cinit.actors.unit_ports import Tellable
+    from cinit.actors.unit_slot import UnitSlot
+    from cinit.io.socket_binding import SocketBinding
 
 NOTIFY_DIRECTORY = "@cinit"
 
@@ -46,13 +52,22 @@ NOTIFY_DIRECTORY = "@cinit"
 class UnitServices:
     """The unit supervisor and the threads it relies on."""
 
-    def __init__(self, unit_set: UnitSet, context: UnitContext, tree: Any) -> None:
+    def __init__(
+        self,
+        unit_set: UnitSet,
+        context: UnitContext,
+        tree: CgroupTree | None,
+        scheduler: Scheduler,
+    ) -> None:
         self.unit_set = unit_set
         self.context = context
         self.tree = tree
+        self.scheduler = scheduler  # started before the first wave; `cinit.boot` uses it
+        self.reports = Postbox()  # the supervisor's address, before the supervisor exists
+        self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
-        self.supervisor: Any = None  # pykka ActorRef of the UnitSupervisor, once started
-        self.sockets: Any = None  # SocketSupport, when a socket unit is loaded
+        self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
+        self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
     def prepare(
@@ -91,10 +106,23 @@ class UnitServices:
             prepared=early.prepared if early is not None else {},
             log_prefix=log_prefix,
         )
-        services = cls(unit_set, context, tree)
+        services = cls(unit_set, context, tree, Scheduler().start())
+        if any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
+            from cinit.io.socket_binding import bind_sockets
+
+            # Before the first wave: no service starts before the sockets it could reach.
+            services.bound = bind_sockets(
+                unit_set.units.values(), context.base_env, context.userdb_root
+            )
         gate = early.open_gate if early is not None else None
         try:
-            services.started = start_first_wave(unit_set, services.io_factory, open_gate=gate)
+            services.started = start_first_wave(
+                unit_set,
+                services.io_factory,
+                reports=services.reports,
+                timers=services.scheduler,
+                open_gate=gate,
+            )
         finally:
             if gate is not None:
                 gate()  # whatever happened: later units use prepared children too
@@ -109,7 +137,7 @@ class UnitServices:
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
-    def start_supervisor(self, scheduler: Scheduler, events: Tellable | None = None) -> Any:
+    def start_supervisor(self, events: Tellable | None = None) -> pykka.ActorRef[UnitSupervisor]:
         """Start the unit supervisor (it takes over the first wave); its ActorRef."""
         from cinit.actors.supervisor import UnitSupervisor
 
@@ -117,12 +145,15 @@ class UnitServices:
         self.supervisor = UnitSupervisor.start(
             self.unit_set,
             self.io_factory,
-            scheduler,
+            self.scheduler,
             events=events,
             closing=self.context.closing,
             sockets=self.sockets,
             started=self.started,
+            reports=self.reports,
+            bound=self.bound,
         )
+        self.bound = {}
         self.started = {}
         return self.supervisor
 
@@ -136,6 +167,9 @@ class UnitServices:
         for prepared in self.context.prepared.values():  # units that never started
             prepared.discard()
         self.context.prepared.clear()
+        for binding in self.bound.values():  # bound, but no supervisor took them
+            binding.close()
+        self.bound.clear()
         if self.sockets is not None:
             self.sockets.close()
         if self.context.notify is not None:
@@ -147,7 +181,7 @@ class UnitServices:
             self.context.relay.stop()
 
 
-def _socket_support(unit_set: UnitSet, context: UnitContext) -> Any:
+def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | None:
     """The poller and listener registry of socket activation; None without socket units."""
     if not any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
         return None

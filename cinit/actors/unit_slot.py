@@ -1,11 +1,13 @@
-"""`UnitSlot`: a unit's stable address and memory, which outlive any actor of the unit.
+"""Addresses that outlive actors: a unit's `UnitSlot`, and the supervisor's `Postbox`.
 
 The reaper, the notify hub, the scheduler and the supervisor all address a unit through
-its slot. `tell` reaches the attached actor, or waits in the slot while none is attached:
-before the unit's first actor exists (the first wave of boot, `cinit.actors.first_wave`,
-starts units before pykka is even imported) and while a crashed actor is replaced (see
-`cinit.actors.unit`). Nothing here imports pykka: the boot path reaches the first
-service's exec without it.
+its slot. `tell` puts the message in the slot's own inbox and wakes the attached actor,
+if any; messages wait there while no actor is attached: before the unit's first actor
+exists (the first wave of boot, `cinit.actors.first_wave`, starts units before pykka is
+even imported) and while a crashed actor is replaced (see `cinit.actors.unit`). The
+slot's inbox, not pykka's, holds the messages: an actor that breaks leaves them in place
+for the next one. Nothing here imports pykka: the boot path reaches the first service's
+exec without it.
 """
 
 from __future__ import annotations
@@ -13,76 +15,37 @@ from __future__ import annotations
 import collections
 import threading
 
-from cinit.actors.unit_io import UnitSpawnError
 from cinit.boot_path import TYPE_CHECKING
-from cinit.machines.unit_events import (
-    Action,
-    CheckConditions,
-    ConditionChecked,
-    Event,
-    Log,
-    Spawn,
-    Spawned,
-    SpawnFailed,
-)
+from cinit.machines.unit_events import Action, Event
 from cinit.machines.unit_model import TimerKind, UnitModel, initial_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Protocol
 
-    import pykka
-
-    from cinit.io.reaper import ProcessExit
+    from cinit.actors.scheduler import Timer
+    from cinit.actors.unit_ports import Tellable as Tellable
+    from cinit.actors.unit_ports import UnitPort
     from cinit.units.model import Unit
 
-    class Tellable(Protocol):
-        def tell(self, message: Any) -> None: ...
 
-    class Launching(Protocol):
-        """A command on its way: `start`, then `finish` for its pid (`UnitLaunch`)."""
+class Wake:
+    """To a unit's actor: its slot's inbox has messages."""
 
-        def start(self) -> None: ...
+    __slots__ = ()
 
-        def finish(self) -> int: ...
+    def __repr__(self) -> str:
+        return "Wake()"
 
-    class UnitPort(Protocol):
-        """What the actor needs from the OS side of its unit (`cinit.actors.unit_io.UnitIO`)."""
 
-        def say(self, text: str) -> None: ...
-
-        def unmet_condition(self) -> str | None: ...
-
-        def spawn(self, role: Any, index: int, main_pid: int | None) -> int: ...
-
-        def launch(self, role: Any, index: int, main_pid: int | None) -> Launching: ...
-
-        def take_exit(self, message: ProcessExit) -> bool: ...
-
-        def pending_exits(self) -> list[ProcessExit]: ...
-
-        def signal_main(self, pid: int, signo: int) -> None: ...
-
-        def signal_unit(self, signo: int) -> None: ...
-
-        def kill_unit(self) -> None: ...
-
-        def discard_prepared(self) -> None: ...
-
-        def unit_empty(self) -> bool: ...
-
-        def find_main_pid(self, hint: int | None, pid_file: str) -> int | str: ...
-
-        def accepts_notification(self, sender: int | None) -> bool: ...
+WAKE = Wake()
 
 
 class UnitSlot:
     """The unit's stable address and memory: survives restarts of its actor.
 
-    `tell` reaches the attached actor, or waits in the slot while none is attached. The
-    lock is held around each tell so that a crashing actor can take its inbox back
-    without a message slipping past (see `detach`). `events` and `actions` are the
-    state machine's queues: an actor that attaches works them off first.
+    `tell` queues in the slot's inbox and wakes the attached actor once (until it takes
+    the inbox empty). `events` and `actions` are the state machine's queues: the unit's
+    runner works them off (`cinit.actors.unit_runner`).
     """
 
     io: UnitPort  # set right after creation (the io needs the slot as its owner)
@@ -94,12 +57,13 @@ class UnitSlot:
         self.actions: collections.deque[Action] = collections.deque()
         self.current: Action | None = None  # being performed (the culprit if it crashes)
         self.retried = False  # `current` is a culprit being tried a second time
-        self.timers: dict[tuple[TimerKind, int], Any] = {}
+        self.timers: dict[tuple[TimerKind, int], Timer] = {}
         self.abandoned = False  # the supervisor gave up on this unit's actor
         self.has_actor = False  # the supervisor's record: an actor runs on this slot
         self._lock = threading.Lock()
-        self._ref: pykka.ActorRef[Any] | None = None
-        self._waiting: list[Any] = []
+        self._inbox: collections.deque[object] = collections.deque()
+        self._actor: Tellable | None = None
+        self._woken = False  # a Wake is on its way to the actor
 
     @classmethod
     def for_unit(cls, unit: Unit, io_factory: Callable[[Unit, Tellable], UnitPort]) -> UnitSlot:
@@ -108,51 +72,66 @@ class UnitSlot:
         slot.io = io_factory(unit, slot)  # the slot is the owner of the unit's processes
         return slot
 
-    def tell(self, message: Any) -> None:
+    def tell(self, message: object) -> None:
+        """Queue `message` for the unit; wake its actor."""
         with self._lock:
             if self.abandoned:
                 return
-            if self._ref is not None:
-                import pykka  # loaded by now: a ref is attached (a dict lookup, not an import)
+            self._inbox.append(message)
+            self._wake()
 
-                try:
-                    self._ref.tell(message)
-                    return
-                except pykka.ActorDeadError:
-                    self._ref = None
-            self._waiting.append(message)
+    def take(self) -> object | None:
+        """The oldest waiting message, or None (and the next `tell` wakes the actor again)."""
+        with self._lock:
+            if self._inbox:
+                return self._inbox.popleft()
+            self._woken = False
+            return None
 
-    def attach(self, ref: pykka.ActorRef[Any]) -> None:
-        """Route messages to `ref` from now on, the ones that waited first."""
+    def attach(self, actor: Tellable) -> None:
+        """Wake `actor` for the unit's messages from now on (at once if some wait)."""
+        with self._lock:
+            self._actor = actor
+            self._woken = False
+            if self._inbox:
+                self._wake()
+
+    def detach(self) -> None:
+        """No actor from now on: messages wait in the slot."""
+        with self._lock:
+            self._actor = None
+            self._woken = False
+
+    def _wake(self) -> None:
+        if self._actor is None or self._woken:
+            return
+        try:
+            self._actor.tell(WAKE)
+            self._woken = True
+        except Exception:  # its actor is dead (pykka.ActorDeadError): wait for the next
+            self._actor = None
+
+
+class Postbox:
+    """An address whose actor comes later: messages wait, in order, until `attach`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[object] = []
+        self._actor: Tellable | None = None
+
+    def tell(self, message: object) -> None:
+        with self._lock:
+            if self._actor is None:
+                self._waiting.append(message)
+                return
+            actor = self._actor
+        actor.tell(message)
+
+    def attach(self, actor: Tellable) -> None:
+        """Deliver what waited, then route every message to `actor` directly."""
         with self._lock:
             for message in self._waiting:
-                ref.tell(message)
+                actor.tell(message)
             self._waiting.clear()
-            self._ref = ref
-
-    def start_step(self, action: Log | Spawn | CheckConditions) -> Event | None:
-        """Carry out one of the actions starting a unit needs, through the slot's io; the
-        answer event (none for a log line). The unit's actor and the first wave of boot
-        (`cinit.actors.first_wave`) both start units through here."""
-        if isinstance(action, Log):
-            self.io.say(action.text)
-            return None
-        if isinstance(action, CheckConditions):
-            return ConditionChecked(self.io.unmet_condition())
-        try:
-            pid = self.io.spawn(action.role, action.index, self.model.main_pid)
-        except UnitSpawnError as exc:
-            return SpawnFailed(action.role, action.index, exc.exit_code)
-        return Spawned(action.role, action.index, pid)
-
-    def detach(self, inbox: Any) -> None:
-        """Stop routing to the current actor and take back what its inbox still holds."""
-        with self._lock:
-            self._ref = None
-            taken = []
-            while not inbox.empty():
-                message = inbox.get_nowait().message
-                # pykka's own messages (stop, proxy calls) belong to the old actor only.
-                if not type(message).__module__.startswith("pykka"):
-                    taken.append(message)
-            self._waiting[:0] = taken
+            self._actor = actor

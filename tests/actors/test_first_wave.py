@@ -21,7 +21,7 @@ from supervision_support import RecordingRoot, notify, svc, unit_set
 from cinit.actors.first_wave import first_wave, start_first_wave
 from cinit.actors.scheduler import Scheduler
 from cinit.actors.supervisor import BootUnits, UnitSupervisor
-from cinit.actors.unit_slot import UnitSlot
+from cinit.actors.unit_slot import Postbox, UnitSlot
 from cinit.io import log as cinit_log
 from cinit.machines.unit_events import Transition
 from cinit.machines.unit_model import State
@@ -58,11 +58,18 @@ class Boot:
         self.root = RecordingRoot()
         self.closing = threading.Event()
         self.slots: dict[str, UnitSlot] = {}
+        self.reports = Postbox()
         self.ref: Any = None
 
     def first_wave(self) -> Boot:
         gate = lambda: self.world.record("gate-opened", "*")  # noqa: E731
-        self.slots = start_first_wave(self.units, self.world.factory, open_gate=gate)
+        self.slots = start_first_wave(
+            self.units,
+            self.world.factory,
+            reports=self.reports,
+            timers=self.scheduler,
+            open_gate=gate,
+        )
         return self
 
     def supervise(self) -> Boot:
@@ -73,6 +80,7 @@ class Boot:
             events=self.events,
             closing=self.closing,
             started=self.slots,
+            reports=self.reports,
         )
         self.ref.tell(BootUnits(self.root))
         return self
@@ -126,15 +134,29 @@ def test_the_first_wave_is_what_the_supervisor_releases_at_once() -> None:
     assert first_wave(units) == ["a.service", "c.service", "fix.service"]
 
 
-def test_no_first_wave_when_socket_units_are_loaded() -> None:
-    units = unit_set(
-        {
-            "a.service": svc("/fake run"),
-            "web.service": svc("/fake run"),
-            "web.socket": "[Socket]\nListenStream=127.0.0.1:0\n",
-        }
-    )
-    assert first_wave(units) == []  # sockets are bound before any service starts
+SOCKET_UNITS = {
+    "a.service": notify(0),
+    "web.service": svc("/fake run"),  # the socket triggers it
+    "web.socket": "[Socket]\nListenStream=127.0.0.1:0\n",
+    "after.service": notify(0, unit="After=web.socket"),
+    "needs.service": notify(0, unit="Requires=web.socket"),
+}
+
+
+def test_the_first_wave_leaves_out_only_the_services_tied_to_a_socket() -> None:
+    # Every socket is bound before the first wave; whoever depends on how that went waits.
+    assert first_wave(unit_set(SOCKET_UNITS)) == ["a.service"]
+
+
+def test_the_first_wave_runs_with_a_socket_unit_loaded(boot: Any) -> None:
+    b = boot(SOCKET_UNITS).first_wave()
+    assert [e[1] for e in b.world.entries("spawn")] == ["a.service"]
+    assert pykka.ActorRegistry.get_all() == []
+    b.supervise()
+    for name in ("a.service", "after.service", "needs.service"):
+        b.wait_state(name, State.ACTIVE)
+    assert len(b.world.entries("spawn", "a.service")) == 1
+    assert b.world.entries("spawn", "web.service") == []  # nothing connected
 
 
 def test_first_wave_spawns_before_any_actor_then_the_supervisor_takes_over(boot: Any) -> None:
@@ -256,3 +278,19 @@ def test_a_bug_while_starting_early_leaves_the_unit_to_its_actor(
     # The actor answers the broken spawn as a failed one; the restart policy starts it again.
     b.wait_state("a.service", State.ACTIVE)
     assert len(b.world.entries("spawn", "a.service")) == 1
+
+
+def test_a_first_wave_units_start_timeout_is_armed_when_its_start_runs(boot: Any) -> None:
+    # Never ready: TimeoutStartSec=1s stops it. The supervisor comes 0.6 s later; a timer
+    # armed only by the actor would fire ~1.6 s after the start, not ~1 s.
+    b = boot({"slow.service": svc("/fake run", service="Type=notify\nTimeoutStartSec=1s")})
+    b.first_wave()
+    time.sleep(0.6)
+    b.supervise()
+    b.wait_state("slow.service", State.FAILED)
+    with b.events.lock:
+        seen = [t for t in b.events.transitions if t.unit == "slow.service"]
+    started = next(t.at for t in seen if t.new is State.STARTING)
+    timed_out = next(t.at for t in seen if t.reason == "start timeout")
+    assert started is not None and timed_out is not None, seen
+    assert 1.0 <= timed_out - started < 1.5, [(t.new, t.reason, t.at) for t in seen]
