@@ -10,10 +10,11 @@ daemon thread that sleeps on a condition until the earliest deadline or a new ti
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import threading
 import time
+
+from sortedcontainers import SortedKeyList
 
 from cinit.boot_path import TYPE_CHECKING
 
@@ -42,28 +43,21 @@ class Timer:
     def __repr__(self) -> str:
         return f"Timer(deadline={self.deadline:.3f}, message={self.message!r})"
 
-    def __lt__(self, other: Timer) -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
-
 
 class TimerQueue:
-    """Pending timers ordered by deadline; no threads, no clock of its own.
-
-    A heap; a cancelled timer stays in it, marked, until it reaches the top."""
+    """Pending timers ordered by deadline; no threads, no clock of its own."""
 
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
-        self._pending = 0
+        self._timers = SortedKeyList(key=_order)
         self._seq = itertools.count()
 
     def __len__(self) -> int:
-        return self._pending
+        return len(self._timers)
 
     def add(self, deadline: float, target: Target, message: object) -> Timer:
         """Schedule `message` for `target` at `deadline`."""
         timer = Timer(deadline, next(self._seq), target, message)
-        heapq.heappush(self._heap, timer)
-        self._pending += 1
+        self._timers.add(timer)
         return timer
 
     def cancel(self, timer: Timer) -> bool:
@@ -71,30 +65,25 @@ class TimerQueue:
         if timer.cancelled:
             return False
         timer.cancelled = True
-        self._pending -= 1
-        self._drop_cancelled()
+        self._timers.remove(timer)
         return True
 
     def next_deadline(self) -> float | None:
         """The earliest pending deadline, if any."""
-        return self._heap[0].deadline if self._heap else None
+        return self._timers[0].deadline if self._timers else None
 
     def pop_due(self, now: float) -> list[Timer]:
         """Remove and return every timer whose deadline is at or before `now`, in order."""
         due = []
-        while self._heap and self._heap[0].deadline <= now:
-            timer = heapq.heappop(self._heap)
+        while self._timers and self._timers[0].deadline <= now:
+            timer = self._timers.pop(0)
             timer.cancelled = True  # fired: a later cancel() is a no-op
-            self._pending -= 1
             due.append(timer)
-            self._drop_cancelled()
         return due
 
-    def _drop_cancelled(self) -> None:
-        """Keep a live timer (or nothing) on top of the heap."""
-        heap = self._heap
-        while heap and heap[0].cancelled:
-            heapq.heappop(heap)
+
+def _order(timer: Timer) -> tuple[float, int]:
+    return (timer.deadline, timer.seq)  # ties at one deadline fire in scheduling order
 
 
 class Scheduler:
