@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import time
 
+from cinit import signal_policy
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io import signals
 from cinit.io.log import flush, info, log
@@ -376,7 +377,7 @@ def _main_loop(
                     hub.emit("orphans-reaped", None, count=count, total=table.orphans_reaped)
                 if not children_left:
                     root.tell(ChildrenGone())
-            elif taken.signo not in signals.TERMINAL_SIGNALS:
+            elif taken.signo not in signal_policy.TERMINAL_SIGNALS:
                 root.tell(SignalArrived(taken.signo, taken.sender_pid))
         except pykka.ActorDeadError:
             outcome.fail("root supervisor is gone")

@@ -26,6 +26,7 @@ MAIN_COMMAND_PATH = frozenset(
         "cinit.io",
         "cinit.io.log",  # cinit's own lines
         "cinit.io.signals",  # blocked first of all: PID 1 would lose them
+        "cinit.signal_policy",  # which signals cinit owns, and their names
         "cinit.io.reaper",  # the process table, reaping every orphan
         "cinit.io.spawn",  # a SpawnRequest -> ChildPlan, launched (the package's __init__)
         "cinit.io.spawn.launch",

@@ -9,7 +9,7 @@
  * signal with sigwaitinfo once it runs (it gives its own children an empty mask).
  *
  * Built static (packaging/build-standalone.sh) so that no dynamic loader runs before main.
- * The set must equal cinit.io.signals.OWNED_SIGNALS (tests/packaging/test_launcher.py checks).
+ * The set must equal cinit.signal_policy.OWNED_SIGNALS (tests/packaging/test_launcher.py checks).
  */
 #include <errno.h>
 #include <limits.h>

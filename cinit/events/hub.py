@@ -105,8 +105,8 @@ class EventHub:
 
     def tell(self, item: Any) -> None:
         """Take a `Transition` or a `Notice` (the supervisor's `events` sink)."""
-        from cinit.io.signals import signal_name
         from cinit.machines.unit_events import Notice, Transition
+        from cinit.signal_policy import signal_name
 
         if isinstance(item, Transition):
             old, new = str(item.old), str(item.new)

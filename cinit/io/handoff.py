@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from cinit.io import signals
+from cinit import signal_policy
 from cinit.io.log import error, flush, info, kmsg_fd
 
 EXIT_NOT_FOUND = 127
@@ -41,9 +41,9 @@ def hand_off(argv: list[str]) -> int:
     import signal
 
     path = argv[0]
-    pending = signal.sigpending() & signals.SHUTDOWN_SIGNALS
+    pending = signal.sigpending() & signal_policy.SHUTDOWN_SIGNALS
     if pending:
-        name = signals.signal_name(min(pending))
+        name = signal_policy.signal_name(min(pending))
         info(f"{name} arrived before the handoff: not handing off to {path}; exiting")
         return 0
     info(f"handing off to {path}")

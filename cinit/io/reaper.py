@@ -73,7 +73,7 @@ class ProcessExit:
         """`exited with status 3`, `killed by SIGTERM`, `killed by SIGSEGV (core dumped)`."""
         if self.signal is None:
             return f"exited with status {self.code}"
-        from cinit.io.signals import signal_name
+        from cinit.signal_policy import signal_name
 
         core = " (core dumped)" if self.core_dumped else ""
         return f"killed by {signal_name(self.signal)}{core}"

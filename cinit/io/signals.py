@@ -33,22 +33,7 @@ if TYPE_CHECKING:
 else:  # the C half of `signal`; the wrapper's enums would cost ~5 ms before the first exec
     import _signal as signal
 
-SIGRTMIN_3 = signal.SIGRTMIN + 3
-
-SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, SIGRTMIN_3})
-FORWARDED_SIGNALS = frozenset(
-    {
-        signal.SIGHUP,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGWINCH,
-        signal.SIGQUIT,
-        signal.SIGALRM,
-    }
-)
-UNIT_FORWARDED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2})
-TERMINAL_SIGNALS = frozenset({signal.SIGTTIN, signal.SIGTTOU})
-OWNED_SIGNALS = SHUTDOWN_SIGNALS | FORWARDED_SIGNALS | TERMINAL_SIGNALS | {signal.SIGCHLD}
+from cinit.signal_policy import OWNED_SIGNALS, signal_name
 
 WAKE_SIGNAL = signal.SIGCHLD
 
@@ -132,23 +117,6 @@ def wait_signal(timeout: float | None = None) -> SignalInfo | None:
 def wake(thread_ident: int) -> None:
     """Make `wait_signal` in the thread `thread_ident` return (it sees a SIGCHLD)."""
     signal.pthread_kill(thread_ident, WAKE_SIGNAL)
-
-
-def main_stop_signal(signo: int) -> int:
-    """The signal the main command gets when cinit is asked to stop with `signo`: the same."""
-    return signo
-
-
-def signal_name(signo: int) -> str:
-    """`SIGTERM`, `SIGRTMIN+3`, or the number for signals without a name."""
-    if signo == SIGRTMIN_3:
-        return "SIGRTMIN+3"
-    import signal as named  # only when a name is printed
-
-    try:
-        return named.Signals(signo).name
-    except ValueError:
-        return f"signal {signo}"
 
 
 def become_subreaper() -> str | None:

@@ -25,14 +25,14 @@ from __future__ import annotations
 import signal
 from enum import StrEnum
 
-from cinit.io.signals import (
+from cinit.machines.record import Record
+from cinit.signal_policy import (
     FORWARDED_SIGNALS,
     SHUTDOWN_SIGNALS,
     UNIT_FORWARDED_SIGNALS,
     main_stop_signal,
     signal_name,
 )
-from cinit.machines.record import Record
 from cinit.units.frozen import Frozen
 
 SIGTERM = signal.SIGTERM

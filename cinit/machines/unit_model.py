@@ -91,7 +91,7 @@ class ExitInfo(Record):
         """`status=3` or `signal=SIGKILL`, as the contract's `exited (...)` line says it."""
         if self.signal is None:
             return f"status={self.code}"
-        from cinit.io.signals import signal_name
+        from cinit.signal_policy import signal_name
 
         return f"signal={signal_name(self.signal)}"
 

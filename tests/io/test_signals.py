@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cinit import signal_policy
 from cinit.io import signals
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,7 +47,7 @@ def test_owned_signals_are_blocked_in_threads_and_taken_by_the_loop(driver: Driv
     data = result.data
     assert data is not None, result
     blocked = mask_of(data["thread"])
-    for signo in signals.OWNED_SIGNALS:
+    for signo in signal_policy.OWNED_SIGNALS:
         assert blocked & (1 << (signo - 1)), f"signal {signo} not blocked in a later thread"
     assert data["first"] == [int(signal.SIGUSR1), data["pid"]]
     assert data["woken"] == int(signals.WAKE_SIGNAL)
@@ -85,9 +86,9 @@ def test_become_subreaper(driver: Driver) -> None:
 
 def test_signal_policy_sets() -> None:
     expected = {signal.SIGTERM, signal.SIGINT, signal.SIGRTMIN + 3}
-    assert expected == signals.SHUTDOWN_SIGNALS
-    assert signal.SIGQUIT in signals.FORWARDED_SIGNALS
-    assert not signals.SHUTDOWN_SIGNALS & signals.FORWARDED_SIGNALS
-    assert signals.main_stop_signal(signal.SIGRTMIN + 3) == signal.SIGRTMIN + 3
-    assert signals.signal_name(signal.SIGRTMIN + 3) == "SIGRTMIN+3"
-    assert signals.signal_name(signal.SIGTERM) == "SIGTERM"
+    assert expected == signal_policy.SHUTDOWN_SIGNALS
+    assert signal.SIGQUIT in signal_policy.FORWARDED_SIGNALS
+    assert not signal_policy.SHUTDOWN_SIGNALS & signal_policy.FORWARDED_SIGNALS
+    assert signal_policy.main_stop_signal(signal.SIGRTMIN + 3) == signal.SIGRTMIN + 3
+    assert signal_policy.signal_name(signal.SIGRTMIN + 3) == "SIGRTMIN+3"
+    assert signal_policy.signal_name(signal.SIGTERM) == "SIGTERM"

@@ -5,7 +5,7 @@ earlier the owned signals are blocked after exec, the fewer are lost (bench/sign
 measures the window). The standalone build's `cinit` is a small C launcher
 (packaging/launcher.c) that blocks them and execs the PyInstaller bootloader in libexec/;
 the pip-installed script blocks them in its first statement, before importing cinit. Both
-must block exactly cinit.io.signals.OWNED_SIGNALS. That cinit takes a signal that was
+must block exactly cinit.io.signal_policy.OWNED_SIGNALS. That cinit takes a signal that was
 already pending at its exec is tested in tests/pid1 (test_shutdown_signal_pending_at_exec).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cinit.io.signals import OWNED_SIGNALS
+from cinit.signal_policy import OWNED_SIGNALS
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
