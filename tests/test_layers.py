@@ -62,4 +62,4 @@ def test_every_import_follows_an_allowed_arrow() -> None:
 
 
 def test_the_known_exceptions_still_exist() -> None:
-    assert KNOWN_EXCEPTIONS <= set(_arrows())  # a removed one is taken off the list
+    assert set(_arrows()) >= KNOWN_EXCEPTIONS  # a removed one is taken off the list
