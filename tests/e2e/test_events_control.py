@@ -150,7 +150,9 @@ def test_nobody_cannot_use_the_control_endpoint(
     runtime = shared_dir / "run"
     run = boot(UNITS, options=["--runtime-dir", str(runtime)])
     run.wait_err(cinit_line("web.service", "ready"), timeout=20)
-    wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
+    # Answering proves the socket is bound and its mode set (the pump sets it before serving).
+    answers = lambda: cli(cinit_cmd, runtime, "is-ready", "web").returncode == 0  # noqa: E731
+    wait_until(answers, 30, "the control socket")
     assert (runtime.stat().st_mode & 0o777, (runtime / "control").stat().st_mode & 0o777) == (
         0o700,
         0o600,

@@ -303,10 +303,13 @@ def test_unix_listener_parent_directories_are_created_0755(
             "x.service": f"[Service]\nExecStart={listen_server(tmp_path / 'r.json')}\n",
         }
     )
-    wait_until(path.exists, 10, "the unix listener" + run.report())
+    # The node is created with at most SocketMode=, then given exactly the default 0666.
+    def with_its_mode() -> bool:
+        return path.exists() and stat.S_IMODE(os.stat(path).st_mode) == 0o666
+
+    wait_until(with_its_mode, 20, "the unix listener with SocketMode=0666" + run.report())
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o755
     assert stat.S_IMODE(os.stat(path.parent.parent).st_mode) == 0o755
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666  # the default SocketMode=
     assert run.terminate() == 0, run.report()
     assert path.exists(), "without RemoveOnStop= the node stays"
 
