@@ -13,7 +13,9 @@ Socket units (`cinit.actors.socket_activator`): every socket whose conditions ho
 bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
 BootUnits each gets its `SocketActivator` with its listeners; a socket that could not be
 bound fails (result resources) together with the service it activates (result
-dependency), with their OnFailure= and the service's ExitContainerOnFailure=; other units
+dependency), with their OnFailure= and the service's ExitContainerOnFailure=. What a socket
+becomes at its bind (listening, failed, condition-skipped) is a step of its own machine
+(`cinit.machines.socket_machine`) that the supervisor feeds and tells on; other units
 boot normally. Socket-activated services are not started at boot (the graph's
 `boot_units` leaves them out): `SocketTriggered` starts one. The supervisor tells a
 service's sockets when it comes up (`ServiceUp`: they stop polling) and when it ends

@@ -8,6 +8,12 @@ them is not on the stream, as today). The socket's actor feeds the events (readi
 the answers to its OS calls, the supervisor's news of the service, stop/kill requests, the
 stop timer) and carries the actions out through `cinit.io` (poller, relay, listeners).
 
+Before it has an actor, a socket's machine is at rest (`at_rest`: inactive, skipped or
+failed, whatever it showed last) and the supervisor feeds it its verdict on the bind:
+`Bound` (listening; the actor takes the machine over), `BindFailed` (failed, result
+resources, no listeners) or `ConditionUnmet` (condition-skipped). A failed or skipped
+socket started again says so again (a Transition to the same state, with the new reason).
+
 Three ways to activate (`Mode`):
 
 * native, Accept=no: listening --readable--> running (the service gets the listeners,
