@@ -362,8 +362,6 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._socket_bind_failed(name, service, f"{name}: activates no loaded service")
             return
         where = describe_listeners(listeners)
-        section = unit.socket
-        assert section is not None
         config = sm.config_of(unit, self.units[service], listener_infos(listeners))
         shown = self.states.get(name, State.INACTIVE)
         model, actions = sm.step(sm.at_rest(config, shown), sm.Bound(where), self.clock())
@@ -384,13 +382,6 @@ class UnitSupervisor(pykka.ThreadingActor):
         if self._service_up(service):
             ref.tell(ServiceUp())  # systemd: running (not polled) until the service ends
         self._tell_said(name, said)
-        fields: dict[str, object] = {
-            "listeners": [listener.bound for listener in listeners],
-            "service": service,
-            "mode": section.activation_mode.value,
-            "accept": section.accept,
-        }
-        self._on_report(name, Notice(name, "socket-bound", fields))
 
     def _bind_now(self, unit: Unit) -> SocketBinding:
         from cinit.io.socket_binding import bind_socket

@@ -533,9 +533,16 @@ def _ignore(model: SocketModel, event: SocketEvent, now: float) -> Step:
 
 def _bound(model: SocketModel, event: SocketEvent, now: float) -> Step:
     assert isinstance(event, Bound)
-    said = Info(f"{model.config.name}: listening on {event.where}")
+    config = model.config
+    said = Info(f"{config.name}: listening on {event.where}")
     model, entered = _enter(model, Phase.LISTENING, f"listening on {event.where}")
-    return model, [said, *entered, Listen()]
+    fields: dict[str, object] = {
+        "listeners": [listener.bound for listener in config.listeners],
+        "service": config.service,
+        "mode": "proxy" if config.mode is Mode.PROXY else "native",  # ActivationMode=
+        "accept": config.mode is Mode.ACCEPT,
+    }
+    return model, [said, *entered, Notice(config.name, "socket-bound", fields), Listen()]
 
 
 def _bind_failed(model: SocketModel, event: SocketEvent, now: float) -> Step:

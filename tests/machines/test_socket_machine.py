@@ -396,6 +396,17 @@ def test_bound_listens_and_says_where_from_whatever_it_showed(shown: State) -> N
     [change] = sim.of_type(Transition)
     assert change.reason == "listening on /run/app7.sock, /run/app8.sock"
     assert change.result is Result.SUCCESS
+    [notice] = sim.notices()
+    assert (notice.event, notice.fields) == (
+        "socket-bound",
+        {
+            "listeners": ["/run/app7.sock", "/run/app8.sock"],
+            "service": "app.service",
+            "mode": "native",
+            "accept": False,
+        },
+    )
+    assert sim.actions.index(notice) > sim.actions.index(change)
     said = [a for a in sim.actions if isinstance(a, sm.Info | Transition | sm.Listen)]
     assert said == [
         sm.Info("app.socket: listening on /run/app7.sock, /run/app8.sock"),
@@ -463,3 +474,15 @@ def test_a_socket_that_activates_no_loaded_service_still_has_a_config() -> None:
     unit = Unit("lone.socket", "/x/lone.socket", UnitKind.SOCKET, socket=section)
     config = sm.config_of(unit, None)
     assert (config.name, config.service, config.listeners) == ("lone.socket", "?", ())
+
+
+@pytest.mark.parametrize(
+    ("mode", "shown_mode", "accept"),
+    [(M.NATIVE, "native", False), (M.ACCEPT, "native", True), (M.PROXY, "proxy", False)],
+)
+def test_the_bound_notice_names_the_activation_mode(
+    mode: sm.Mode, shown_mode: str, accept: bool
+) -> None:
+    sim = SocketSim.at_rest(State.INACTIVE, mode).feed(sm.Bound("/run/app7.sock"))
+    [notice] = sim.notices()
+    assert (notice.fields["mode"], notice.fields["accept"]) == (shown_mode, accept)
