@@ -93,6 +93,7 @@ __all__ = [
     "SocketTriggered",
     "StopSocket",
     "describe_listeners",
+    "listener_infos",
     "remote_environment",
 ]
 
@@ -231,7 +232,10 @@ class SocketActivator(pykka.ThreadingActor):
         supervisor: Tellable,
         scheduler: Scheduling,
         clock: Callable[[], float] = time.monotonic,
+        opened: tuple[sm.SocketModel, list[sm.SocketAction]] | None = None,
     ) -> None:
+        """`opened`: the machine as the supervisor's `Bound` step left it, and the actions
+        still to carry out (it told what the step said); None: a fresh listening one."""
         super().__init__()
         assert unit.socket is not None
         self.unit = unit
@@ -244,8 +248,9 @@ class SocketActivator(pykka.ThreadingActor):
         self.supervisor = supervisor
         self.scheduler = scheduler
         self.clock = clock
-        about = [sm.ListenerInfo(fd, item.bound, item.directive) for fd, item in self.by_fd.items()]
-        self.model, self.pending = sm.start(sm.config_of(unit, service, about))
+        if opened is None:
+            opened = sm.start(sm.config_of(unit, service, listener_infos(listeners)))
+        self.model, self.pending = opened[0], list(opened[1])
         self.relay: Any = None  # cinit.io.proxy.ProxyRelay in proxy mode
         self.instances: dict[str, _Instance] = {}  # Accept=yes: by unit name
         self.accepted: dict[int, tuple[socket.socket, Any]] = {}  # listener fd -> conn, peer
@@ -437,6 +442,11 @@ class SocketActivator(pykka.ThreadingActor):
             self.support.poller.forget(fd)
         close_listeners(self.unit, self.listeners, remove=self.section.remove_on_stop)
         self.by_fd = {}
+
+
+def listener_infos(listeners: list[Listener]) -> list[sm.ListenerInfo]:
+    """What the socket machine knows of each bound listener."""
+    return [sm.ListenerInfo(item.fileno(), item.bound, item.directive) for item in listeners]
 
 
 def describe_listeners(listeners: list[Listener]) -> str:

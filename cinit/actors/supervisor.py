@@ -13,7 +13,9 @@ Socket units (`cinit.actors.socket_activator`): every socket whose conditions ho
 bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
 BootUnits each gets its `SocketActivator` with its listeners; a socket that could not be
 bound fails (result resources) together with the service it activates (result
-dependency), with their OnFailure= and the service's ExitContainerOnFailure=; other units
+dependency), with their OnFailure= and the service's ExitContainerOnFailure=. What a socket
+becomes at its bind (listening, failed, condition-skipped) is a step of its own machine
+(`cinit.machines.socket_machine`) that the supervisor feeds and tells on; other units
 boot normally. Socket-activated services are not started at boot (the graph's
 `boot_units` leaves them out): `SocketTriggered` starts one. The supervisor tells a
 service's sockets when it comes up (`ServiceUp`: they stop polling) and when it ends
@@ -38,7 +40,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pykka
@@ -56,6 +58,7 @@ from cinit.machines.unit_events import (
     DependenciesSettled,
     DependencyFailed,
     KillRequested,
+    Log,
     Notice,
     ReportSettled,
     ReportStopped,
@@ -79,6 +82,7 @@ if TYPE_CHECKING:
     from cinit.actors.socket_activator import SocketActivator, SocketSupport
     from cinit.actors.unit_ports import Tellable, UnitPort
     from cinit.io.socket_binding import SocketBinding
+    from cinit.machines.socket_machine import SocketEvent
 
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
@@ -326,19 +330,24 @@ class UnitSupervisor(pykka.ThreadingActor):
     def _bind_socket(self, name: str, at_boot: bool = False) -> None:
         """Hand `name`'s listeners to a new activator; `at_boot`: a failure fails its
         service too. At boot they were bound before the first wave (`bound`); a socket
-        started again later is bound now (`cinit.io.socket_binding`)."""
-        from cinit.actors.socket_activator import ServiceUp, SocketActivator, describe_listeners
+        started again later is bound now (`cinit.io.socket_binding`). What the socket
+        becomes (listening, skipped, failed) is its machine's step, told here."""
+        from cinit.actors.socket_activator import (
+            ServiceUp,
+            SocketActivator,
+            describe_listeners,
+            listener_infos,
+        )
         from cinit.io.sockets import close_listeners
+        from cinit.machines import socket_machine as sm
 
         assert self.sockets is not None
         unit = self.units[name]
         service = self.graph.activates(name)
-        old = self.states.get(name, State.INACTIVE)
         binding = self.bound.pop(name, None) or self._bind_now(unit)
         if binding.unmet is not None:
-            log(f"{name}: skipped ({binding.unmet} not met)")
             self.socket_outcomes[name] = Outcome.SKIPPED
-            self._on_report(name, Transition(name, old, State.CONDITION_SKIPPED, binding.unmet))
+            self._step_unbound(name, sm.ConditionUnmet(binding.unmet))
             return
         cascade = service if at_boot else None
         if binding.error is not None:
@@ -353,12 +362,17 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._socket_bind_failed(name, service, f"{name}: activates no loaded service")
             return
         where = describe_listeners(listeners)
-        section = unit.socket
-        assert section is not None
+        config = sm.config_of(unit, self.units[service], listener_infos(listeners))
+        shown = self.states.get(name, State.INACTIVE)
+        model, actions = sm.step(sm.at_rest(config, shown), sm.Bound(where), self.clock())
+        says = (sm.Info, Log, Transition, Notice)  # told here; the rest is the actor's
+        said = [action for action in actions if isinstance(action, says)]
+        left = [action for action in actions if not isinstance(action, says)]
         try:
             ref = SocketActivator.start(
-                unit, self.units[service], listeners, self.sockets, self.actor_ref, self.scheduler
-            )
+                unit, self.units[service], listeners, self.sockets, self.actor_ref,
+                self.scheduler, opened=(model, left),
+            )  # fmt: skip
         except Exception as exc:
             self.sockets.registry.remove(name)
             close_listeners(unit, listeners)
@@ -367,15 +381,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.socket_actors[name] = ref
         if self._service_up(service):
             ref.tell(ServiceUp())  # systemd: running (not polled) until the service ends
-        info(f"{name}: listening on {where}")
-        self._on_report(name, Transition(name, old, State.ACTIVE, f"listening on {where}"))
-        fields: dict[str, object] = {
-            "listeners": [listener.bound for listener in listeners],
-            "service": service,
-            "mode": section.activation_mode.value,
-            "accept": section.accept,
-        }
-        self._on_report(name, Notice(name, "socket-bound", fields))
+        self._tell_said(name, said)
 
     def _bind_now(self, unit: Unit) -> SocketBinding:
         from cinit.io.socket_binding import bind_socket
@@ -386,18 +392,40 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _socket_bind_failed(self, name: str, service: str | None, reason: str) -> None:
         """`name` could not be bound; `service` (when given) fails with it (dependency)."""
-        log(reason)
-        log(f"{name}: failed (resources)")
+        from cinit.machines.socket_machine import BindFailed
+
         self.socket_outcomes[name] = Outcome.FAILED
-        old = self.states.get(name, State.INACTIVE)
-        self._on_report(name, Transition(name, old, State.FAILED, reason, Result.RESOURCES))
-        self._on_report(
-            name, Notice(name, "socket-failed", {"result": "resources", "reason": reason})
-        )
+        self._step_unbound(name, BindFailed(reason))
         self._on_failure(name)
         if service is None:
             return
         self._tell(service, CannotStart(f"its socket {name} could not be bound"))  # it fails
+
+    def _step_unbound(self, name: str, event: SocketEvent) -> None:
+        """Feed `event` to the machine of socket `name`, which has no actor (nothing is
+        bound): it starts from the state the socket shows, and what it says is told."""
+        from cinit.machines import socket_machine as sm
+
+        unit = self.units[name]
+        service = self.graph.activates(name)
+        config = sm.config_of(unit, self.units[service] if service is not None else None)
+        shown = self.states.get(name, State.INACTIVE)
+        _, actions = sm.step(sm.at_rest(config, shown), event, self.clock())
+        self._tell_said(name, actions)
+
+    def _tell_said(self, name: str, actions: Sequence[object]) -> None:
+        """Carry out what a socket machine's step said: its lines, Transitions, Notices."""
+        from cinit.machines.socket_machine import Info
+
+        for action in actions:
+            if isinstance(action, Info):
+                info(action.text)
+            elif isinstance(action, Log):
+                log(action.text)
+            elif isinstance(action, Transition | Notice):
+                self._on_report(name, action)
+            else:
+                log(f"{name}: unexpected socket action {action!r}")
 
     def _handle_socket_report(self, message: object) -> bool:
         """SocketTriggered, SocketFailed, SocketStopped; False for anything else."""

@@ -8,6 +8,12 @@ them is not on the stream, as today). The socket's actor feeds the events (readi
 the answers to its OS calls, the supervisor's news of the service, stop/kill requests, the
 stop timer) and carries the actions out through `cinit.io` (poller, relay, listeners).
 
+Before it has an actor, a socket's machine is at rest (`at_rest`: inactive, skipped or
+failed, whatever it showed last) and the supervisor feeds it its verdict on the bind:
+`Bound` (listening; the actor takes the machine over), `BindFailed` (failed, result
+resources, no listeners) or `ConditionUnmet` (condition-skipped). A failed or skipped
+socket started again says so again (a Transition to the same state, with the new reason).
+
 Three ways to activate (`Mode`):
 
 * native, Accept=no: listening --readable--> running (the service gets the listeners,
@@ -147,8 +153,40 @@ class InstanceEnded(Record):
         self.ran = ran
 
 
+class Bound(Record):
+    """Supervisor: the socket's listeners are bound (`where`, as logged); its actor
+    takes the machine from here."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+
+class BindFailed(Record):
+    """Supervisor: the socket could not be bound (or its actor not started); `reason`
+    says why. The socket fails (result resources) without ever listening."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class ConditionUnmet(Record):
+    """Supervisor: a Condition*= of the socket does not hold (`condition`): not bound."""
+
+    __slots__ = ("condition",)
+
+    def __init__(self, condition: str) -> None:
+        self.condition = condition
+
+
 SocketEvent = (
-    ListenerReadable
+    Bound
+    | BindFailed
+    | ConditionUnmet
+    | ListenerReadable
     | ServiceUp
     | ServiceDown
     | StopSocket
@@ -307,18 +345,20 @@ class Mode(StrEnum):
 
 
 class Phase(StrEnum):
+    SKIPPED = "skipped"  # not bound: a condition did not hold; a start binds it
     LISTENING = "listening"  # polled (or relayed): the next connection triggers
     RUNNING = "running"  # native Accept=no: the service has the listeners; not polled
     FULL = "full"  # Accept=yes at MaxConnections= instances: not polled until one exits
     STOPPING = "stopping"  # listeners closed; Accept=yes instances still ending
-    INACTIVE = "inactive"  # stopped: the supervisor ends the actor
+    INACTIVE = "inactive"  # never bound, or stopped (the supervisor ends the actor)
     FAILED = "failed"  # listeners closed; waits for a stop (a start binds anew)
     FAILED_STOPPING = "failed-stopping"  # failed, its stop waits for the instances
-    FAILED_STOPPED = "failed-stopped"  # failed and stopped: the supervisor ends the actor
+    FAILED_STOPPED = "failed-stopped"  # failed and stopped (or never bound): no actor left
 
 
 # The unit state each phase is shown as (systemd: listening and running are both active).
 SHOWN: dict[Phase, State] = {
+    Phase.SKIPPED: State.CONDITION_SKIPPED,
     Phase.LISTENING: State.ACTIVE,
     Phase.RUNNING: State.ACTIVE,
     Phase.FULL: State.ACTIVE,
@@ -329,6 +369,8 @@ SHOWN: dict[Phase, State] = {
     Phase.FAILED_STOPPED: State.FAILED,
 }
 _LIVE = frozenset({Phase.LISTENING, Phase.RUNNING, Phase.FULL})  # listeners open
+# Without listeners and without an actor: where a (new) bind starts from.
+_AT_REST = frozenset({Phase.SKIPPED, Phase.INACTIVE, Phase.FAILED_STOPPED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,8 +407,11 @@ class SocketConfig:
         return next((item.directive for item in self.listeners if item.fd == fd), "?")
 
 
-def config_of(unit: Unit, service: Unit, listeners: Sequence[ListenerInfo]) -> SocketConfig:
-    """The machine's settings for socket `unit` activating `service`."""
+def config_of(
+    unit: Unit, service: Unit | None, listeners: Sequence[ListenerInfo] = ()
+) -> SocketConfig:
+    """The machine's settings for socket `unit` activating `service` (None: it activates
+    no loaded service, and is never bound)."""
     section = unit.socket
     assert section is not None
     if section.activation_mode is not ActivationMode.NATIVE:
@@ -376,8 +421,8 @@ def config_of(unit: Unit, service: Unit, listeners: Sequence[ListenerInfo]) -> S
     target = section.proxy_target
     return SocketConfig(
         name=unit.name,
-        service=service.name,
-        service_stem=service.stem,
+        service=service.name if service is not None else "?",
+        service_stem=service.stem if service is not None else "?",
         mode=mode,
         listeners=tuple(listeners),
         trigger_limit_burst=section.trigger_limit_burst,
@@ -427,8 +472,24 @@ class SocketModel:
 
 
 def start(config: SocketConfig) -> tuple[SocketModel, list[SocketAction]]:
-    """A freshly bound socket: listening."""
+    """A socket bound with nothing said about it (an activator created without the
+    supervisor's `Bound` step, as in its tests): listening."""
     return SocketModel(config), [Listen()]
+
+
+# The phase at rest that shows each state a socket without an actor can be in.
+_REST_SHOWING: dict[State, Phase] = {
+    State.INACTIVE: Phase.INACTIVE,
+    State.CONDITION_SKIPPED: Phase.SKIPPED,
+    State.FAILED: Phase.FAILED_STOPPED,
+}
+
+
+def at_rest(config: SocketConfig, shown: State = State.INACTIVE) -> SocketModel:
+    """The machine of a socket without listeners nor actor whose unit shows `shown`
+    (never started: inactive; skipped or failed at its last bind; stopped): the
+    supervisor feeds it Bound, BindFailed or ConditionUnmet."""
+    return SocketModel(config, phase=_REST_SHOWING.get(shown, Phase.INACTIVE))
 
 
 Step = tuple[SocketModel, list[SocketAction]]
@@ -443,11 +504,19 @@ def step(model: SocketModel, event: SocketEvent, now: float) -> Step:
 # ---- the one mutator ---------------------------------------------------------------------
 
 
-def _enter(model: SocketModel, phase: Phase, reason: str, result: Result = Result.SUCCESS) -> Step:
-    """Move to `phase`; one Transition when the state shown changes."""
+def _enter(
+    model: SocketModel,
+    phase: Phase,
+    reason: str,
+    result: Result = Result.SUCCESS,
+    *,
+    news: bool = False,
+) -> Step:
+    """Move to `phase`; one Transition when the state shown changes, or when `news`: a
+    new verdict on a socket shown so already (failed again at a new bind, skipped again)."""
     old, new = model.state, SHOWN[phase]
     moved = replace(model, phase=phase)
-    if old is new:
+    if old is new and not news:
         return moved, []
     return moved, [Transition(model.config.name, old, new, reason, result)]
 
@@ -460,6 +529,36 @@ Handler = Callable[[SocketModel, SocketEvent, float], Step]
 def _ignore(model: SocketModel, event: SocketEvent, now: float) -> Step:
     """Stale or meaningless in this phase (a readiness after the service took the fds...)."""
     return model, []
+
+
+def _bound(model: SocketModel, event: SocketEvent, now: float) -> Step:
+    assert isinstance(event, Bound)
+    config = model.config
+    said = Info(f"{config.name}: listening on {event.where}")
+    model, entered = _enter(model, Phase.LISTENING, f"listening on {event.where}")
+    fields: dict[str, object] = {
+        "listeners": [listener.bound for listener in config.listeners],
+        "service": config.service,
+        "mode": "proxy" if config.mode is Mode.PROXY else "native",  # ActivationMode=
+        "accept": config.mode is Mode.ACCEPT,
+    }
+    return model, [said, *entered, Notice(config.name, "socket-bound", fields), Listen()]
+
+
+def _bind_failed(model: SocketModel, event: SocketEvent, now: float) -> Step:
+    assert isinstance(event, BindFailed)
+    name, result = model.config.name, Result.RESOURCES
+    said = [Log(event.reason), Log(f"{name}: failed ({result.value})")]
+    model, entered = _enter(model, Phase.FAILED_STOPPED, event.reason, result, news=True)
+    notice = Notice(name, "socket-failed", {"result": result.value, "reason": event.reason})
+    return model, [*said, *entered, notice]
+
+
+def _condition_unmet(model: SocketModel, event: SocketEvent, now: float) -> Step:
+    assert isinstance(event, ConditionUnmet)
+    said = Log(f"{model.config.name}: skipped ({event.condition} not met)")
+    model, entered = _enter(model, Phase.SKIPPED, event.condition, news=True)
+    return model, [said, *entered]
 
 
 def _readable(model: SocketModel, event: SocketEvent, now: float) -> Step:
@@ -662,6 +761,9 @@ _ALL = frozenset(Phase)
 
 # Each event: its handler and the phases it acts in; in every other phase it is ignored.
 _ROWS: dict[type[SocketEvent], tuple[Handler, frozenset[Phase]]] = {
+    Bound: (_bound, _AT_REST),  # a live or failed socket still has its actor
+    BindFailed: (_bind_failed, _AT_REST),
+    ConditionUnmet: (_condition_unmet, _AT_REST),
     ListenerReadable: (_readable, frozenset({Phase.LISTENING})),  # running/full: stale
     ConnectionAccepted: (_accepted, frozenset({Phase.LISTENING})),
     AcceptFailed: (_accept_failed, frozenset({Phase.LISTENING})),

@@ -54,12 +54,26 @@ class SocketSim:
     def of(cls, mode: sm.Mode = sm.Mode.NATIVE, **settings: Any) -> SocketSim:
         return cls(config(mode, **settings))
 
+    @classmethod
+    def at_rest(
+        cls, shown: State = State.INACTIVE, mode: sm.Mode = sm.Mode.NATIVE, **settings: Any
+    ) -> SocketSim:
+        """A socket without listeners nor actor, showing `shown`: the supervisor's start."""
+        sim = cls(config(mode, **settings))
+        sim.model = sm.at_rest(sim.config, shown)
+        sim.actions.clear()
+        sim.armed.clear()
+        sim.closed = True
+        return sim
+
     # ---- driving -----------------------------------------------------------------------
 
     def feed(self, *events: sm.SocketEvent) -> SocketSim:
         pending = list(events)
         while pending:
             before = self.model.state
+            if isinstance(pending[0], sm.Bound | sm.BindFailed | sm.ConditionUnmet):
+                self.stopped_reports = 0  # the supervisor's new start: a new life
             self.model, actions = sm.step(self.model, pending.pop(0), self.now)
             # One Transition per change of the shown state, chained old -> new.
             for change in (a for a in actions if isinstance(a, Transition)):
@@ -78,8 +92,10 @@ class SocketSim:
                 pending.append(answer)
 
     def _answer(self, action: Any) -> sm.SocketEvent | None:
-        if isinstance(action, sm.Listen) and self.config.mode is not sm.Mode.PROXY:
-            self.armed = set(self.config.fds)
+        if isinstance(action, sm.Listen):
+            self.closed = False  # bound anew
+            if self.config.mode is not sm.Mode.PROXY:
+                self.armed = set(self.config.fds)
         elif isinstance(action, sm.Disarm):
             assert not self.closed, action
             self.armed -= set(action.fds)

@@ -17,6 +17,7 @@ from cinit.machines import socket_machine as sm
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import Transition
 from cinit.machines.unit_model import State
+from cinit.units.model import SocketSection, Unit, UnitKind
 
 P = sm.Phase
 M = sm.Mode
@@ -50,6 +51,9 @@ def sample_events() -> list[sm.SocketEvent]:
         sm.InstanceEnded("app@0.service", ran=True),
         sm.InstanceEnded("app@0.service", ran=False),
         sm.InstanceEnded("other@3.service", ran=True),  # not one of ours
+        sm.Bound("/run/app7.sock, /run/app8.sock"),
+        sm.BindFailed("app.socket: cannot bind /run/app7.sock: Address already in use"),
+        sm.ConditionUnmet("ConditionPathExists=/etc/app"),
     ]
 
 
@@ -60,6 +64,8 @@ def reach(mode: sm.Mode, phase: sm.Phase) -> SocketSim | None:
     sim = SocketSim.of(mode, max_connections=1 if accept else 64)
     if accept and phase is not P.LISTENING:
         sim.ready()  # one instance (app@0.service): full at MaxConnections=1
+    if phase is P.SKIPPED:
+        return SocketSim.at_rest(State.CONDITION_SKIPPED, mode, max_connections=1)
     if phase is P.LISTENING:
         if accept:
             sim.ready().end_instance()
@@ -103,6 +109,8 @@ def test_every_pair_keeps_the_invariants_and_ignored_pairs_change_nothing(
             assert (model, actions) == (before, []), (phase, event)
         if isinstance(event, _ANSWERS):
             continue  # come only right after their action (the tests below)
+        if isinstance(event, _VERDICTS) and phase is not P.INACTIVE:
+            continue  # may say again what a skipped or failed socket shows (tests below)
         if isinstance(event, sm.ListenerReadable):
             if event.fd not in sim.armed:
                 continue  # the poller reports armed fds only
@@ -111,6 +119,7 @@ def test_every_pair_keeps_the_invariants_and_ignored_pairs_change_nothing(
 
 
 _ANSWERS = (sm.ConnectionAccepted, sm.AcceptFailed, sm.InstanceStarted, sm.InstanceFailed)
+_VERDICTS = (sm.BindFailed, sm.ConditionUnmet)
 
 
 # ---- native, Accept=no -------------------------------------------------------------------
@@ -372,3 +381,108 @@ def test_restart_is_a_stop_then_a_fresh_machine_listening() -> None:
     again = SocketSim(sim.config)  # the supervisor binds anew with a new actor
     assert again.phase is P.LISTENING and again.of_type(sm.Listen) == [sm.Listen()]
     assert again.armed == set(FDS)
+
+
+# ---- binding: the supervisor's steps, before the socket has an actor ------------------------
+
+
+@pytest.mark.parametrize(
+    "shown", [State.INACTIVE, State.CONDITION_SKIPPED, State.FAILED], ids=lambda s: s.value
+)
+def test_bound_listens_and_says_where_from_whatever_it_showed(shown: State) -> None:
+    sim = SocketSim.at_rest(shown).feed(sm.Bound("/run/app7.sock, /run/app8.sock"))
+    assert sim.phase is P.LISTENING and sim.armed == set(FDS)
+    assert sim.states() == [(shown.value, "active")]
+    [change] = sim.of_type(Transition)
+    assert change.reason == "listening on /run/app7.sock, /run/app8.sock"
+    assert change.result is Result.SUCCESS
+    [notice] = sim.notices()
+    assert (notice.event, notice.fields) == (
+        "socket-bound",
+        {
+            "listeners": ["/run/app7.sock", "/run/app8.sock"],
+            "service": "app.service",
+            "mode": "native",
+            "accept": False,
+        },
+    )
+    assert sim.actions.index(notice) > sim.actions.index(change)
+    said = [a for a in sim.actions if isinstance(a, sm.Info | Transition | sm.Listen)]
+    assert said == [
+        sm.Info("app.socket: listening on /run/app7.sock, /run/app8.sock"),
+        change,
+        sm.Listen(),
+    ]
+
+
+def test_a_bind_failure_fails_the_socket_with_result_resources_and_no_listeners() -> None:
+    reason = "app.socket: cannot bind /run/app7.sock: Address already in use"
+    sim = SocketSim.at_rest().feed(sm.BindFailed(reason))
+    assert sim.phase is P.FAILED_STOPPED and sim.state is State.FAILED
+    assert sim.logs() == [reason, "app.socket: failed (resources)"]
+    [change] = sim.of_type(Transition)
+    assert (change.old, change.new, change.reason) == (State.INACTIVE, State.FAILED, reason)
+    assert change.result is Result.RESOURCES
+    [notice] = sim.notices()
+    assert (notice.event, notice.fields) == (
+        "socket-failed",
+        {"result": "resources", "reason": reason},
+    )
+    assert not sim.of_type((sm.Listen, sm.CloseListeners, sm.SocketFailed, sm.SocketStopped))
+    assert sim.actions.index(change) > sim.actions.index(sim.of_type(sm.Log)[-1])
+
+
+def test_an_unmet_condition_skips_the_socket_without_binding() -> None:
+    sim = SocketSim.at_rest().feed(sm.ConditionUnmet("ConditionPathExists=/etc/app"))
+    assert sim.phase is P.SKIPPED and sim.state is State.CONDITION_SKIPPED
+    assert sim.logs() == ["app.socket: skipped (ConditionPathExists=/etc/app not met)"]
+    assert sim.states() == [("inactive", "condition-skipped")]
+    assert sim.of_type(Transition)[0].reason == "ConditionPathExists=/etc/app"
+    assert not sim.notices() and not sim.armed
+
+
+@pytest.mark.parametrize(
+    ("shown", "event"),
+    [
+        (State.FAILED, sm.BindFailed("app.socket: cannot bind /run/app7.sock: busy")),
+        (State.CONDITION_SKIPPED, sm.ConditionUnmet("ConditionPathExists=/etc/app")),
+    ],
+    ids=["failed-again", "skipped-again"],
+)
+def test_the_same_verdict_at_a_new_start_is_said_again(shown: State, event: sm.SocketEvent) -> None:
+    # Each start is news on the stream (its reason), though the state shown stays.
+    config = sm.SocketConfig("app.socket", "app.service", "app", M.NATIVE, ())
+    model, actions = sm.step(sm.at_rest(config, shown), event, 0.0)
+    [change] = [a for a in actions if isinstance(a, Transition)]
+    assert change.old is shown and change.new is shown and model.state is shown
+
+
+def test_a_socket_with_an_actor_takes_no_bind_verdict() -> None:
+    for sim in (SocketSim.of(), SocketSim.of().feed(sm.ServiceDown(start_limit_hit=True))):
+        for event in (sm.Bound("x"), sm.BindFailed("x"), sm.ConditionUnmet("x")):
+            assert sm.step(sim.model, event, sim.now) == (sim.model, [])
+
+
+def test_at_rest_shows_what_the_socket_showed_before() -> None:
+    config = SocketSim.of().config
+    for shown in (State.INACTIVE, State.CONDITION_SKIPPED, State.FAILED):
+        assert sm.at_rest(config, shown).state is shown
+
+
+def test_a_socket_that_activates_no_loaded_service_still_has_a_config() -> None:
+    section = SocketSection(service="gone.service")
+    unit = Unit("lone.socket", "/x/lone.socket", UnitKind.SOCKET, socket=section)
+    config = sm.config_of(unit, None)
+    assert (config.name, config.service, config.listeners) == ("lone.socket", "?", ())
+
+
+@pytest.mark.parametrize(
+    ("mode", "shown_mode", "accept"),
+    [(M.NATIVE, "native", False), (M.ACCEPT, "native", True), (M.PROXY, "proxy", False)],
+)
+def test_the_bound_notice_names_the_activation_mode(
+    mode: sm.Mode, shown_mode: str, accept: bool
+) -> None:
+    sim = SocketSim.at_rest(State.INACTIVE, mode).feed(sm.Bound("/run/app7.sock"))
+    [notice] = sim.notices()
+    assert (notice.fields["mode"], notice.fields["accept"]) == (shown_mode, accept)
