@@ -43,22 +43,15 @@ from cinit.machines.record import Record
 class StopAllUnits(Record):
     """Stop every unit in reverse dependency order, then tell the root UnitsStopped."""
 
-    __slots__ = ()
-
 
 class KillAllUnits(Record):
     """The global stop timeout expired: SIGKILL every unit's processes now."""
-
-    __slots__ = ()
 
 
 class ForwardSignal(Record):
     """Pass `signo` to every running unit's main process (see cinit.io.signals)."""
 
-    __slots__ = ("signo",)
-
-    def __init__(self, signo: int) -> None:
-        self.signo = signo
+    signo: int
 
 
 class Tellable(Protocol):

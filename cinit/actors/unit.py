@@ -37,12 +37,9 @@ __all__ = ["Scheduling", "UnitActor", "UnitActorCrashed", "UnitReport"]
 class UnitActorCrashed(Record):
     """From a unit actor to the supervisor: it broke and stopped; start another."""
 
-    __slots__ = ("error", "unit", "where")
-
-    def __init__(self, unit: str, where: str, error: str) -> None:
-        self.unit = unit
-        self.where = where
-        self.error = error
+    unit: str
+    where: str
+    error: str
 
 
 class UnitActor(pykka.ThreadingActor):

@@ -35,11 +35,8 @@ class UnitReport(Record):
     """From a unit's runner to the supervisor: a Transition, Notice, ReportSettled,
     ReportStopped, RequestOnFailure or RequestContainerExit of unit `unit`."""
 
-    __slots__ = ("item", "unit")
-
-    def __init__(self, unit: str, item: ev.Action) -> None:
-        self.unit = unit
-        self.item = item
+    unit: str
+    item: ev.Action
 
 
 # What the supervisor asks of a unit: fed to its machine as they are.

@@ -54,66 +54,44 @@ class Phase(StrEnum):
 class Booted(Record):
     """Boot finished: the main command (if any) runs and units are started."""
 
-    __slots__ = ("units",)
-
-    def __init__(self, units: bool = False) -> None:
-        self.units = units  # whether a unit supervisor is running beside the main command
+    units: bool = False  # whether a unit supervisor is running beside the main command
 
 
 class SignalArrived(Record):
-    __slots__ = ("sender_pid", "signo")
-
-    def __init__(self, signo: int, sender_pid: int = 0) -> None:
-        self.signo = signo
-        self.sender_pid = sender_pid
+    signo: int
+    sender_pid: int = 0
 
 
 class MainExited(Record):
-    __slots__ = ("description", "status")
-
-    def __init__(self, status: int, description: str = "") -> None:
-        self.status = status  # shell convention: code, or 128+signal
-        self.description = description
+    status: int  # shell convention: code, or 128+signal
+    description: str = ""
 
 
 class UnitsStopped(Record):
     """The unit supervisor stopped every unit (issue 4 sends it)."""
 
-    __slots__ = ()
-
 
 class ExitRequested(Record):
     """Something decided the container must stop with `status` (ExitContainerOnFailure)."""
 
-    __slots__ = ("reason", "status")
-
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
+    status: int
+    reason: str
 
 
 class StopDeadline(Record):
     """Timer: `stop_timeout` has passed since the stop began."""
 
-    __slots__ = ()
-
 
 class KillDeadline(Record):
     """Timer: `kill_grace` has passed since SIGKILL."""
-
-    __slots__ = ()
 
 
 class ChildrenGone(Record):
     """cinit has no children left at all (everything reaped)."""
 
-    __slots__ = ()
-
 
 class BootSettled(Record):
     """Every boot unit settled: ready, finished (oneshots), failed or skipped."""
-
-    __slots__ = ()
 
 
 Event = (
@@ -132,79 +110,51 @@ Event = (
 
 
 class SignalMain(Record):
-    __slots__ = ("signo",)
-
-    def __init__(self, signo: int) -> None:
-        self.signo = signo
+    signo: int
 
 
 class KillMainGroup(Record):
     """SIGKILL the main command's whole process group."""
 
-    __slots__ = ()
-
 
 class ForwardToUnits(Record):
-    __slots__ = ("signo",)
-
-    def __init__(self, signo: int) -> None:
-        self.signo = signo
+    signo: int
 
 
 class StopUnits(Record):
     """Begin the units' ordered shutdown."""
 
-    __slots__ = ()
-
 
 class KillUnits(Record):
     """SIGKILL every unit's processes now."""
-
-    __slots__ = ()
 
 
 class SignalLeftovers(Record):
     """Signal every remaining process cinit may stop (namespace as PID 1, else descendants)."""
 
-    __slots__ = ("signo",)
-
-    def __init__(self, signo: int) -> None:
-        self.signo = signo
+    signo: int
 
 
 class StartTimer(Record):
-    __slots__ = ("delay", "event")
-
-    def __init__(self, event: StopDeadline | KillDeadline, delay: float) -> None:
-        self.event = event
-        self.delay = delay
+    event: StopDeadline | KillDeadline
+    delay: float
 
 
 class CheckChildren(Record):
     """Find out whether any child is left; feed ChildrenGone back when none is."""
 
-    __slots__ = ()
-
 
 class Log(Record):
-    __slots__ = ("routine", "text")
-
-    def __init__(self, text: str, routine: bool = False) -> None:
-        self.text = text
-        self.routine = routine  # routine lines are only shown when verbose
+    text: str
+    routine: bool = False  # routine lines are only shown when verbose
 
 
 class Finish(Record):
-    __slots__ = ("status",)
-
-    def __init__(self, status: int) -> None:
-        self.status = status
+    status: int
 
 
 class HandOff(Record):
     """Everything is stopped: the main thread execs the --then-exec program."""
-
-    __slots__ = ()
 
 
 Action = (

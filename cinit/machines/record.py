@@ -19,7 +19,7 @@ class Record(Frozen):
 
     __slots__ = ()
 
-    # Hand-written __init__s assign their slots. Once every subclass declares annotations
-    # instead, these two lines go and records refuse assignment like every value class.
+    # Hand-written __init__s assign their slots (left: socket_machine's and supervisor's).
+    # Once those declare annotations too, these two lines go and records refuse assignment.
     __setattr__ = object.__setattr__  # type: ignore[assignment]
     __delattr__ = object.__delattr__

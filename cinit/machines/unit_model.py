@@ -78,14 +78,9 @@ class Outcome(StrEnum):
 class ExitInfo(Record):
     """How a process ended: an exit code, or a signal (maybe with a core dump)."""
 
-    __slots__ = ("code", "core_dumped", "signal")
-
-    def __init__(
-        self, code: int | None = None, signal: int | None = None, core_dumped: bool = False
-    ) -> None:
-        self.code = code
-        self.signal = signal
-        self.core_dumped = core_dumped
+    code: int | None = None
+    signal: int | None = None
+    core_dumped: bool = False
 
     def describe(self) -> str:
         """`status=3` or `signal=SIGKILL`, as the contract's `exited (...)` line says it."""
