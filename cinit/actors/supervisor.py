@@ -93,37 +93,25 @@ _SERVICE_DOWN = (State.INACTIVE, State.EXITED, State.FAILED, State.CONDITION_SKI
 class BootUnits(Record):
     """Start the boot units; `root` receives UnitsStopped and ExitRequested."""
 
-    __slots__ = ("root",)
-
-    def __init__(self, root: Tellable) -> None:
-        self.root = root
+    root: Tellable
 
 
 class StartUnit(Record):
     """Start one unit (and what it pulls in) as OnFailure= does; for control commands."""
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    name: str
 
 
 class StopUnit(Record):
     """Stop one unit, after the units that Requires= it (and are ordered after it)."""
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    name: str
 
 
 class RetryActor(Record):
     """Timer: try again to start the actor of `name`."""
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    name: str
 
 
 class UnitSupervisor(pykka.ThreadingActor):

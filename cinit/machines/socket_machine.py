@@ -52,134 +52,93 @@ from cinit.units.model import ActivationMode, RestartPolicy, ServiceType, Unit, 
 class ListenerReadable(Record):
     """Poller -> activator: listener `fd` has a connection (or datagram) waiting."""
 
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    fd: int
 
 
 class ServiceUp(Record):
     """Supervisor -> activator: the service started (by this or another path): stop polling."""
 
-    __slots__ = ()
-
 
 class ServiceDown(Record):
     """Supervisor -> activator: the service ended: poll again (native) / re-demand (proxy)."""
 
-    __slots__ = ("restarting", "start_limit_hit")
-
-    def __init__(self, restarting: bool = False, start_limit_hit: bool = False) -> None:
-        self.restarting = restarting  # auto-restart: a native service gets the fds again
-        self.start_limit_hit = start_limit_hit  # it cannot start again: the socket fails
+    restarting: bool = False  # auto-restart: a native service gets the fds again
+    start_limit_hit: bool = False  # it cannot start again: the socket fails
 
 
 class StopSocket(Record):
     """Supervisor -> activator: stop listening, end Accept=yes instances, close listeners."""
 
-    __slots__ = ()
-
 
 class KillInstances(Record):
     """Supervisor -> activator: SIGKILL every Accept=yes instance now."""
-
-    __slots__ = ()
 
 
 class ProxyDemand(Record):
     """Relay -> activator: a client waits and the target is not known up."""
 
-    __slots__ = ()
-
 
 class ProxyGaveUp(Record):
     """Relay -> activator: the target did not accept in time; `reason` says why."""
 
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str
 
 
 class ConnectionAccepted(Record):
     """Answer to AcceptConnection: a connection on listener `fd` is held for an instance."""
 
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    fd: int
 
 
 class AcceptFailed(Record):
     """Answer to AcceptConnection: nothing accepted. `error` is None when the client merely
     went away; `unsupported`: the listener cannot accept at all (a datagram socket)."""
 
-    __slots__ = ("error", "fd", "unsupported")
-
-    def __init__(self, fd: int, error: str | None = None, unsupported: bool = False) -> None:
-        self.fd = fd
-        self.error = error
-        self.unsupported = unsupported
+    fd: int
+    error: str | None = None
+    unsupported: bool = False
 
 
 class InstanceStarted(Record):
     """Answer to StartInstance: unit `name` exists and was asked to start."""
 
-    __slots__ = ("fd", "name")
-
-    def __init__(self, fd: int, name: str) -> None:
-        self.fd = fd
-        self.name = name
+    fd: int
+    name: str
 
 
 class InstanceFailed(Record):
     """Answer to StartInstance: unit `name` could not even be created (already logged)."""
 
-    __slots__ = ("fd", "name")
-
-    def __init__(self, fd: int, name: str) -> None:
-        self.fd = fd
-        self.name = name
+    fd: int
+    name: str
 
 
 class InstanceEnded(Record):
     """Instance `name`'s unit reached an end state (inactive, failed); `ran`: its main
     process had started."""
 
-    __slots__ = ("name", "ran")
-
-    def __init__(self, name: str, ran: bool) -> None:
-        self.name = name
-        self.ran = ran
+    name: str
+    ran: bool
 
 
 class Bound(Record):
     """Supervisor: the socket's listeners are bound (`where`, as logged); its actor
     takes the machine from here."""
 
-    __slots__ = ("where",)
-
-    def __init__(self, where: str) -> None:
-        self.where = where
+    where: str
 
 
 class BindFailed(Record):
     """Supervisor: the socket could not be bound (or its actor not started); `reason`
     says why. The socket fails (result resources) without ever listening."""
 
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str
 
 
 class ConditionUnmet(Record):
     """Supervisor: a Condition*= of the socket does not hold (`condition`): not bound."""
 
-    __slots__ = ("condition",)
-
-    def __init__(self, condition: str) -> None:
-        self.condition = condition
+    condition: str
 
 
 SocketEvent = (
@@ -207,90 +166,62 @@ EVENT_TYPES: tuple[type[SocketEvent], ...] = get_args(SocketEvent)
 class Listen(Record):
     """Start watching the listeners (native: the poller; proxy: start the relay)."""
 
-    __slots__ = ()
-
 
 class Disarm(Record):
     """Stop polling these listener fds (they stay open)."""
 
-    __slots__ = ("fds",)
-
-    def __init__(self, fds: tuple[int, ...]) -> None:
-        self.fds = fds
+    fds: tuple[int, ...]
 
 
 class Rearm(Record):
     """Poll these listener fds again."""
 
-    __slots__ = ("fds",)
-
-    def __init__(self, fds: tuple[int, ...]) -> None:
-        self.fds = fds
+    fds: tuple[int, ...]
 
 
 class CloseListeners(Record):
     """Stop polling, stop the relay, forget the service's inherited fds, close cinit's copies
     (RemoveOnStop= unlinks unix nodes)."""
 
-    __slots__ = ()
-
 
 class AcceptConnection(Record):
     """Accept one connection on listener `fd`; answer ConnectionAccepted or AcceptFailed."""
 
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    fd: int
 
 
 class StartInstance(Record):
     """Start unit `name` (`instance_unit`) through the unit machine, with the connection
     accepted on `fd` as its only listener; answer InstanceStarted or InstanceFailed."""
 
-    __slots__ = ("fd", "name")
-
-    def __init__(self, fd: int, name: str) -> None:
-        self.fd = fd
-        self.name = name
+    fd: int
+    name: str
 
 
 class StopInstances(Record):
     """Ask every Accept=yes instance's unit to stop (its KillSignal=, SIGKILL after its
     TimeoutStopSec=: the unit machine's own stop); each ends with InstanceEnded."""
 
-    __slots__ = ()
-
 
 class KillEveryInstance(Record):
     """SIGKILL every Accept=yes instance (a kill request to each one's unit)."""
-
-    __slots__ = ()
 
 
 class ProxyServiceStopped(Record):
     """Tell the relay its target's service ended (the next client demands it again)."""
 
-    __slots__ = ()
-
 
 class Info(Record):
     """A routine line (only shown with CINIT_VERBOSE), without the `cinit: ` prefix."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+    text: str
 
 
 class SocketTriggered(Record):
     """Activator -> supervisor: start `service` (the first connection arrived)."""
 
-    __slots__ = ("service", "socket")
-
-    def __init__(self, socket: str, service: str) -> None:
-        self.socket = socket
-        self.service = service
+    socket: str
+    service: str
 
 
 class SocketFailed(Record):
@@ -298,22 +229,16 @@ class SocketFailed(Record):
 
     `stop_service`: the service is useless now (a proxy target that never came up)."""
 
-    __slots__ = ("reason", "result", "socket", "stop_service")
-
-    def __init__(self, socket: str, result: Result, reason: str, stop_service: bool) -> None:
-        self.socket = socket
-        self.result = result
-        self.reason = reason
-        self.stop_service = stop_service
+    socket: str
+    result: Result
+    reason: str
+    stop_service: bool
 
 
 class SocketStopped(Record):
     """Activator -> supervisor: the socket is stopped (listeners closed)."""
 
-    __slots__ = ("socket",)
-
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
+    socket: str
 
 
 SocketAction = (
