@@ -22,9 +22,8 @@ the fields it was given (a 40-field section built from three directives writes t
 and `__init__` and `replace` are one dict update. Slots, written one `object.__setattr__`
 at a time and every default included, made building and replacing 3-10x slower.
 
-A class may instead write its own `__slots__` (and usually an `__init__` assigning them):
-then those slots are its fields, and it has no `__dict__`. This is how
-`cinit.machines.record.Record`'s older subclasses are written.
+Fields are declared as annotations only: a subclass that writes its own `__slots__` is
+refused when it is defined.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ def field(*, default_factory: Callable[[], Any] | None = None, compare: bool = T
 class _Spec:
     """What the base knows of one class: field names in order, the compared ones (and a
     reader of them), the ones without a default, (name, factory) pairs, whether the class
-    wrote its slots by hand, and how many instances the generic `__init__` built. One
+    and how many instances the generic `__init__` built. One
     object per class: a class attribute written once, and a counter that is not one."""
 
     __slots__ = (
@@ -76,7 +75,6 @@ class _Spec:
         "fields",
         "key",
         "required",
-        "slotted",
     )
 
     def __init__(
@@ -85,7 +83,6 @@ class _Spec:
         compared: tuple[str, ...],
         required: frozenset[str],
         factories: tuple[tuple[str, Callable[[], Any]], ...],
-        slotted: bool,
     ) -> None:
         self.fields = fields
         self.field_set = frozenset(fields)
@@ -93,7 +90,6 @@ class _Spec:
         self.key = _reader(compared)
         self.required = required
         self.factories = factories
-        self.slotted = slotted
         self.built = 0
 
 
@@ -101,20 +97,17 @@ class _Spec:
 class Frozen:
     """Base of immutable value classes (see the module docstring)."""
 
-    __slots__ = ()  # a subclass with its own __slots__ stays without a __dict__
+    __slots__ = ()  # the fields live in each subclass's instance __dict__
 
-    # Set on each subclass by __init_subclass__ (None: not read yet; see _spec_of). A
-    # constant default stays a class value: an instance holds only what it was given.
-    _spec: ClassVar[_Spec | None]
+    # Set on each subclass by __init_subclass__. A constant default stays a class value:
+    # an instance holds only what it was given.
+    _spec: ClassVar[_Spec]
 
     def __init_subclass__(cls, *, eq: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "__slots__" in cls.__dict__:
-            # Hand-written: read when first needed. Most messages are never compared or
-            # printed, and PID 1 defines ~80 of them before its first exec.
-            cls._spec = None
-        else:
-            cls._spec = cls._declared_spec(_parent_spec(cls))
+        if cls.__dict__.get("__slots__"):
+            raise TypeError(f"{cls.__name__}: declare Frozen fields as annotations, not __slots__")
+        cls._spec = cls._declared_spec(_parent_spec(cls))
         if "__init__" not in cls.__dict__ and (
             cls.__init__ is Frozen.__init__ or cls.__init__ in _COMPILED
         ):
@@ -148,14 +141,14 @@ class Frozen:
                     required.add(name)
             elif value is _NO_DEFAULT:
                 required.add(name)
-        return _Spec(tuple(fields), tuple(compared), frozenset(required), tuple(factories), False)
+        return _Spec(tuple(fields), tuple(compared), frozenset(required), tuple(factories))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Hot: the loader builds ~10 of these per unit file. Dict operations in C only.
         cls = type(self)
-        spec = cls._spec or _spec_of(cls)
+        spec = cls._spec
         spec.built += 1
-        if spec.built == COMPILE_AFTER and not spec.slotted:
+        if spec.built == COMPILE_AFTER:
             cls.__init__ = _compiled_init(cls)  # type: ignore[method-assign]
         if args:
             if kwargs or len(args) > len(spec.fields):
@@ -168,10 +161,6 @@ class Frozen:
             missing = [name for name in spec.fields if name in spec.required - given]
             what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
             raise TypeError(f"{cls.__name__}(): {what}")
-        if spec.slotted:
-            for name, value in kwargs.items():
-                object.__setattr__(self, name, value)
-            return
         values = self.__dict__
         values.update(kwargs)
         for name, make in spec.factories:
@@ -180,7 +169,7 @@ class Frozen:
 
     @classmethod
     def _merge_positional(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        fields = _spec_of(cls).fields
+        fields = cls._spec.fields
         if len(args) > len(fields):
             raise TypeError(f"{cls.__name__}() takes {len(fields)} fields, got {len(args)}")
         merged = dict(zip(fields, args, strict=False))
@@ -193,14 +182,14 @@ class Frozen:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        key = _spec_of(type(self)).key
+        key = type(self)._spec.key
         return key(self) == key(other)
 
     def __hash__(self) -> int:
-        return hash(_spec_of(type(self)).key(self))
+        return hash(type(self)._spec.key(self))
 
     def __repr__(self) -> str:
-        fields = _spec_of(type(self)).fields
+        fields = type(self)._spec.fields
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in fields)
         return f"{type(self).__name__}({shown})"
 
@@ -214,9 +203,6 @@ class Frozen:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied (as `dataclasses.replace`)."""
-        spec = _spec_of(type(self))
-        if spec.slotted:
-            return type(self)(**{**{name: getattr(self, name) for name in spec.fields}, **changes})
         return type(self)(**{**self.__dict__, **changes})
 
 
@@ -240,7 +226,7 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     factory; a required one missing raises TypeError, as Python does for unknown names."""
     namespace: dict[str, Any] = {"_unset": _NO_DEFAULT, "_TypeError": TypeError}
     reserved = {"__self", "__values", *namespace}
-    spec = _spec_of(cls)
+    spec = cls._spec
     if any(name in reserved or name.startswith("_make") for name in spec.fields):
         return Frozen.__init__  # a field named like the generated code's own names
     lines = []
@@ -263,25 +249,12 @@ def _compiled_init(cls: type[Frozen]) -> Callable[..., None]:
     return init
 
 
-def _spec_of(cls: type[Frozen]) -> _Spec:
-    """`cls`'s spec, read now if it was left for later (a class with hand-written slots:
-    those are its fields, after its parent's)."""
-    spec = cls._spec
-    if spec is None:
-        parent = _parent_spec(cls)
-        slots = cls.__dict__["__slots__"]
-        own = (slots,) if isinstance(slots, str) else tuple(slots)
-        fields, compared = parent.fields + own, parent.compared + own
-        spec = cls._spec = _Spec(fields, compared, parent.required, parent.factories, True)
-    return spec
-
-
 def _parent_spec(cls: type[Frozen]) -> _Spec:
     """The spec of the nearest class above `cls` that has one (Frozen at the latest)."""
     for base in cls.__mro__[1:]:
         if "_spec" in base.__dict__:
-            return _spec_of(base)
+            return base._spec  # type: ignore[attr-defined, no-any-return]
     raise TypeError(f"{cls.__name__} is not a Frozen class")
 
 
-Frozen._spec = _Spec((), (), frozenset(), (), slotted=True)  # no fields, no __dict__
+Frozen._spec = _Spec((), (), frozenset(), ())  # no fields
