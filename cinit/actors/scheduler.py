@@ -9,18 +9,17 @@ daemon thread that sleeps on a condition until the earliest deadline or a new ti
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import threading
 import time
 
-from sortedcontainers import SortedKeyList
-
 from cinit.boot_path import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class Target(Protocol):
         """Where a due timer's message goes (a pykka ActorRef, or a test double)."""
@@ -45,11 +44,19 @@ class Timer:
 
 
 class TimerQueue:
-    """Pending timers ordered by deadline; no threads, no clock of its own."""
+    """Pending timers ordered by deadline; no threads, no clock of its own.
+
+    Kept in a SortedKeyList once `use_sorted_list` handed one over (the scheduler's thread
+    imports sortedcontainers, ~5 ms, beside the main thread's first wave rather than before
+    it); until then in a plain list kept sorted (only the first wave's few timers)."""
 
     def __init__(self) -> None:
-        self._timers = SortedKeyList(key=_order)
+        self._timers: Any = []
         self._seq = itertools.count()
+
+    def use_sorted_list(self, sorted_key_list: Callable[..., Any]) -> None:
+        """Move the timers into a `sortedcontainers.SortedKeyList` (the class is given)."""
+        self._timers = sorted_key_list(self._timers, key=_order)
 
     def __len__(self) -> int:
         return len(self._timers)
@@ -57,7 +64,10 @@ class TimerQueue:
     def add(self, deadline: float, target: Target, message: object) -> Timer:
         """Schedule `message` for `target` at `deadline`."""
         timer = Timer(deadline, next(self._seq), target, message)
-        self._timers.add(timer)
+        if isinstance(self._timers, list):
+            bisect.insort(self._timers, timer, key=_order)
+        else:
+            self._timers.add(timer)
         return timer
 
     def cancel(self, timer: Timer) -> bool:
@@ -138,6 +148,10 @@ class Scheduler:
         return len(due)
 
     def _run(self) -> None:
+        from sortedcontainers import SortedKeyList  # here: off the main thread's boot path
+
+        with self._cond:
+            self._queue.use_sorted_list(SortedKeyList)
         while True:
             with self._cond:
                 if self._stopped:

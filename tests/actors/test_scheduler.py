@@ -6,6 +6,7 @@ import queue
 import time
 
 import pytest
+from sortedcontainers import SortedKeyList
 
 from cinit.actors.scheduler import Scheduler, TimerQueue
 
@@ -34,8 +35,11 @@ class FakeClock:
         return self.now
 
 
-def test_timer_queue_orders_by_deadline_then_by_scheduling() -> None:
+@pytest.mark.parametrize("sorted_list", [False, True], ids=["early list", "SortedKeyList"])
+def test_timer_queue_orders_by_deadline_then_by_scheduling(sorted_list: bool) -> None:
     q = TimerQueue()
+    if sorted_list:
+        q.use_sorted_list(SortedKeyList)
     inbox = Inbox()
     q.add(5.0, inbox, "late")
     q.add(1.0, inbox, "early")
@@ -103,3 +107,13 @@ def test_a_target_that_raises_does_not_stop_delivery() -> None:
         assert inbox.messages.get(timeout=5) == "delivered"
     finally:
         scheduler.stop()
+
+
+def test_timers_armed_before_the_sorted_list_keep_their_order_after() -> None:
+    q = TimerQueue()
+    inbox = Inbox()
+    for deadline, name in ((3.0, "c"), (1.0, "a"), (2.0, "b")):
+        q.add(deadline, inbox, name)  # the first wave's timers, before the thread took over
+    q.use_sorted_list(SortedKeyList)
+    q.add(1.5, inbox, "a2")
+    assert [t.message for t in q.pop_due(10.0)] == ["a", "a2", "b", "c"]
