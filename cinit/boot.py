@@ -213,6 +213,7 @@ def _supervise(
     main_thread = threading.get_ident()
     outcome = RootOutcome(lambda: signals.wake(main_thread))
     scheduler = services.scheduler if services is not None else Scheduler().start()
+    scheduler.use_sorted_containers()  # with the late imports, after the first wave's execs
     hub = _event_hub(config, unit_set, stamps)
     units = None
     try:

@@ -55,7 +55,7 @@ UNIT_PATH = frozenset(
         "cinit.actors.unit_slot",
         "cinit.actors.unit_runner",  # the one driver of a unit's machine
         "cinit.actors.unit_ports",
-        "cinit.actors.scheduler",  # timers as the first wave asks (its thread loads sortedcontainers)
+        "cinit.actors.scheduler",  # timers as the first wave asks (sortedcontainers comes later)
         "cinit.io.socket_binding",  # every socket unit bound before the first wave
     }
 )

@@ -46,9 +46,9 @@ class Timer:
 class TimerQueue:
     """Pending timers ordered by deadline; no threads, no clock of its own.
 
-    Kept in a SortedKeyList once `use_sorted_list` handed one over (the scheduler's thread
-    imports sortedcontainers, ~5 ms, beside the main thread's first wave rather than before
-    it); until then in a plain list kept sorted (only the first wave's few timers)."""
+    Kept in a SortedKeyList once `use_sorted_list` handed one over (importing
+    sortedcontainers costs ~5 ms: it waits until the first wave's services are exec'd);
+    until then in a plain list kept sorted (only the first wave's few timers)."""
 
     def __init__(self) -> None:
         self._timers: Any = []
@@ -147,11 +147,15 @@ class Scheduler:
         self._deliver(due)
         return len(due)
 
-    def _run(self) -> None:
-        from sortedcontainers import SortedKeyList  # here: off the main thread's boot path
+    def use_sorted_containers(self) -> None:
+        """Keep the timers in a SortedKeyList from now on (cinit.boot calls it with the late
+        imports, after the first wave's execs: the import costs ~5 ms of the GIL)."""
+        from sortedcontainers import SortedKeyList
 
         with self._cond:
             self._queue.use_sorted_list(SortedKeyList)
+
+    def _run(self) -> None:
         while True:
             with self._cond:
                 if self._stopped:
