@@ -37,12 +37,6 @@ from cinit.units.unit_checks import check_service, check_socket
 if TYPE_CHECKING:
     from typing import Any
 
-    # What one `Key=value` in one section reads as, wherever it stands: the findings about
-    # it as (severity, message) pairs, each made a Diagnostic at every place it occurs; the
-    # directive's name as the table spells it (None: not a directive cinit reads; one
-    # string shared by every unit's directive_lines), its target section, field and whether
-    # values accumulate there; the value (or _RESET / _INVALID).
-    _Reading = tuple[tuple[tuple[Severity, str], ...], str | None, str, str, bool, Any]
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -174,19 +168,20 @@ def _parse_unit(
                 if len(readings) >= MAX_SHARED_READINGS:
                     readings.clear()  # mostly values seen once: the common ones come back
                 readings[triple] = reading
-        notes, directive, target, field, multi, found = reading
-        if notes:
-            for severity, message in notes:
+        if reading.notes:
+            for severity, message in reading.notes:
                 diags.append(Diagnostic(severity, message, path, line, section, key))
+        directive = reading.directive
         if directive is None:
             continue
         lines[directive] = line
-        values = fields[target]
+        values = fields[reading.target]
+        field, found = reading.field, reading.value
         if found is _RESET:
             values.pop(field, None)  # an empty assignment resets to the default
         elif found is _INVALID:
             continue
-        elif not multi:
+        elif not reading.multi:
             values[field] = found
         else:
             # A list field keeps its one assignment's tuple; a list only when several add up.
@@ -213,6 +208,34 @@ def _parse_unit(
 
 # Outcomes of reading one assignment other than a value.
 _RESET, _INVALID = object(), object()
+
+
+class _Reading:
+    """What one `Key=value` in one section reads as, wherever it stands (shared by every
+    unit of a load that has the same line): the findings about it as (severity, message)
+    pairs, each made a Diagnostic at every place it occurs; the directive's name as the
+    table spells it (None: not a directive cinit reads; one string shared by every unit's
+    directive_lines), its target section, field and whether values accumulate there; the
+    value (or _RESET / _INVALID). A plain slotted class: the loader makes one per distinct
+    line of a load and reads it once per line of every file."""
+
+    __slots__ = ("directive", "field", "multi", "notes", "target", "value")
+
+    def __init__(
+        self,
+        notes: tuple[tuple[Severity, str], ...],
+        directive: str | None,
+        target: str = "",
+        field: str = "",
+        multi: bool = False,
+        value: Any = _INVALID,
+    ) -> None:
+        self.notes = notes
+        self.directive = directive
+        self.target = target
+        self.field = field
+        self.multi = multi
+        self.value = value
 _DIRECTIVES = schema.DIRECTIVES
 
 
@@ -223,13 +246,13 @@ def _read_assignment(
     row = _DIRECTIVES.get((section, key))
     if row is None:
         if key.startswith("X-"):
-            return (), None, "", "", False, _INVALID  # systemd ignores X- directives silently
+            return _Reading((), None)  # systemd ignores X- directives silently
         message = f"[{section}] unknown directive {key}="
         hint = schema.suggest(section, key)
         message += f", did you mean {hint}?" if hint else "; ignored"
-        return ((Severity.WARNING, message),), None, "", "", False, _INVALID
+        return _Reading(((Severity.WARNING, message),), None)
     if raw == "":
-        return (), row.name, row.target, row.field, row.multi, _RESET
+        return _Reading((), row.name, row.target, row.field, row.multi, _RESET)
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
@@ -250,11 +273,11 @@ def _read_assignment(
     if row.multi and result is not _INVALID:
         result = tuple(result)  # shared between units: never a list one of them could change
     if error is None and not warnings:
-        return (), row.name, row.target, row.field, row.multi, result
+        return _Reading((), row.name, row.target, row.field, row.multi, result)
     notes = [] if error is None else [(Severity.ERROR, f"[{section}] {key}={_short(raw)}: {error}")]
     for warning in warnings:
         notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
-    return tuple(notes), row.name, row.target, row.field, row.multi, result
+    return _Reading(tuple(notes), row.name, row.target, row.field, row.multi, result)
 
 
 def _build_unit(
