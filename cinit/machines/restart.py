@@ -92,16 +92,7 @@ _RESTARTS_ON: dict[RestartPolicy, frozenset[Result]] = {
     RestartPolicy.ON_FAILURE: _ANY_FAILURE,
     # systemd: "unclean signal, timeout or watchdog" - and its other non-exit-code
     # failures (resources, protocol) - but not an unclean exit code.
-    RestartPolicy.ON_ABNORMAL: frozenset(
-        {
-            Result.SIGNAL,
-            Result.CORE_DUMP,
-            Result.TIMEOUT,
-            Result.WATCHDOG,
-            Result.RESOURCES,
-            Result.PROTOCOL,
-        }
-    ),
+    RestartPolicy.ON_ABNORMAL: _ANY_FAILURE - {Result.EXIT_CODE},
     RestartPolicy.ON_ABORT: frozenset({Result.SIGNAL, Result.CORE_DUMP}),
 }
 
