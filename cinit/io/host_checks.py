@@ -42,6 +42,7 @@ _EXEC_DIRECTIVES = (
     ("ExecStartPost", "exec_start_post"),
     ("ExecStop", "exec_stop"),
     ("ExecStopPost", "exec_stop_post"),
+    ("ExecReload", "exec_reload"),
 )
 
 

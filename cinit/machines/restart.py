@@ -8,7 +8,8 @@ Three questions a unit's state machine asks, answered as systemd answers them
   long-running service (not for a oneshot command, whose job is to finish) and by a
   signal listed in SuccessExitStatus=. Anything else is `exit-code`, `signal` or
   `core-dump`.
-* `should_restart`: systemd's table of which results each Restart= value restarts on.
+* `should_restart`: systemd's table of which results each Restart= value restarts on,
+  after RestartPreventExitStatus= and RestartForceExitStatus= had their say.
 * `StartLimit`: StartLimitBurst= starts within StartLimitIntervalSec=. Every start attempt
   counts (the first start and each automatic restart), in a fixed window that opens at
   the first attempt after the previous window ran out, exactly like systemd's ratelimit:
@@ -97,8 +98,36 @@ _RESTARTS_ON: dict[RestartPolicy, frozenset[Result]] = {
 }
 
 
-def should_restart(policy: RestartPolicy, result: Result) -> bool:
-    """Whether a unit whose run ended with `result` is restarted under `policy`."""
+def in_status_set(statuses: ExitStatusSet, code: int | None, signo: int | None) -> bool:
+    """Whether a process's end (exit `code`, or death by `signo`) is listed in `statuses`."""
+    if signo is not None:
+        return signo in statuses.signals
+    return code is not None and code in statuses.codes
+
+
+def should_restart(
+    policy: RestartPolicy,
+    result: Result,
+    code: int | None = None,
+    signo: int | None = None,
+    *,
+    prevent: ExitStatusSet = _NO_EXTRA_STATUS,
+    force: ExitStatusSet = _NO_EXTRA_STATUS,
+) -> bool:
+    """Whether a unit whose run ended with `result` is restarted under `policy`.
+
+    `code`/`signo` are how its main process ended, when it did: as systemd decides
+    (systemd.service, RestartPreventExitStatus=), an end listed in `prevent`
+    (RestartPreventExitStatus=) never restarts, whatever Restart= says; then one listed
+    in `force` (RestartForceExitStatus=) always does; only then Restart= decides. A run
+    that never got to run (start limit, dependency) restarts on neither list.
+    """
+    if result in (Result.START_LIMIT_HIT, Result.DEPENDENCY):
+        return False
+    if (code is not None or signo is not None) and in_status_set(prevent, code, signo):
+        return False
+    if (code is not None or signo is not None) and in_status_set(force, code, signo):
+        return True
     return result in _RESTARTS_ON[policy]
 
 

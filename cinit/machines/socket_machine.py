@@ -370,6 +370,8 @@ def instance_unit(service: Unit, name: str) -> Unit:
         exec_start_post=(),
         exec_stop=(),
         exec_stop_post=(),
+        exec_reload=(),
+        pid_file="",
         restart=RestartPolicy.NO,
         remain_after_exit=False,
         watchdog_sec=0.0,

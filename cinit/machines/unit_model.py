@@ -44,6 +44,7 @@ class Role(StrEnum):
     POST = "ExecStartPost"
     STOP = "ExecStop"
     STOP_POST = "ExecStopPost"
+    RELOAD = "ExecReload"  # run by the reload verb; gets $MAINPID like every control command
 
 
 def role_commands(service: ServiceSection, role: Role) -> tuple[ExecCommand, ...]:
@@ -54,6 +55,7 @@ def role_commands(service: ServiceSection, role: Role) -> tuple[ExecCommand, ...
         Role.POST: service.exec_start_post,
         Role.STOP: service.exec_stop,
         Role.STOP_POST: service.exec_stop_post,
+        Role.RELOAD: service.exec_reload,
     }[role]
 
 

@@ -17,12 +17,14 @@ from cinit.machines.unit_events import (
     KillUnit,
     RequestContainerExit,
     RequestOnFailure,
+    SignalMain,
     SignalUnit,
     StopRequested,
     TimerFired,
 )
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
 from cinit.machines.unit_step import UnitStep
+from cinit.units.model import KillMode
 
 # ---- requests ----------------------------------------------------------------------------
 
@@ -77,7 +79,7 @@ def on_kill(step: UnitStep, _event: KillRequested) -> None:
     step.log_stopping()
     step.disarm(TimerKind.START, TimerKind.WATCHDOG, TimerKind.RESTART)
     step.enter(State.STOPPING, "killed", Phase.SIGKILL)
-    enter_sigkill(step)
+    enter_sigkill(step, everything=True)
 
 
 def on_kill_at_rest(step: UnitStep, event: KillRequested) -> None:
@@ -120,7 +122,12 @@ def on_stop_timeout(step: UnitStep, _event: TimerFired) -> None:
     elif phase in (Phase.SIGTERM, Phase.NOTIFIED):
         if phase is Phase.NOTIFIED and not step.model.stop_requested:
             step.record(Result.TIMEOUT)
-        step.say(f"did not stop within {seconds}; sending SIGKILL")
+        if not step.svc.send_sigkill:
+            step.say(f"did not stop within {seconds}; SendSIGKILL=no: leaving its processes")
+            step.update(main_pid=None, control_pid=None)
+            enter_stop_post(step)
+            return
+        step.say(f"did not stop within {seconds}; sending {_signal_name(step.svc.final_kill_signal)}")
         enter_sigkill(step)
     elif phase is Phase.SIGKILL:
         step.say(f"processes still left {seconds} after SIGKILL; giving up on them")
@@ -141,6 +148,12 @@ def watchdog_expired(step: UnitStep, why: str) -> None:
     enter_sigterm(step, signal.SIGABRT)
 
 
+def _signal_name(signo: int) -> str:
+    from cinit.signal_policy import signal_name
+
+    return signal_name(signo)
+
+
 # ---- the stop sequence ---------------------------------------------------------------------
 
 
@@ -158,26 +171,67 @@ def enter_stop(step: UnitStep, exec_stop: bool, reason: str) -> None:
 
 
 def enter_sigterm(step: UnitStep, signo: int) -> None:
+    """The first kill phase: `signo` (KillSignal=), and SIGHUP after it with SendSIGHUP=,
+    to the processes KillMode= names."""
     step.enter_phase(Phase.SIGTERM)
     step.arm(TimerKind.STOP, step.stop_timeout())
-    step.actions.append(SignalUnit(signo))
+    svc = step.svc
+    if svc.kill_mode is KillMode.NONE:
+        # systemd: nothing is signalled and nothing waited for; what runs is left alone.
+        step.update(main_pid=None, control_pid=None)
+        enter_stop_post(step)
+        return
+    signals = [signo]
+    if svc.send_sighup and signo != signal.SIGHUP:
+        signals.append(signal.SIGHUP)  # tells shells their terminal is gone
+    for number in signals:
+        _send(step, number, whole=svc.kill_mode is KillMode.CONTROL_GROUP)
     check_progress(step)
 
 
-def enter_sigkill(step: UnitStep) -> None:
+def enter_sigkill(step: UnitStep, everything: bool = False) -> None:
+    """The last kill phase: FinalKillSignal= (SIGKILL) to the processes KillMode= names;
+    `everything` (the global stop timeout ran out): SIGKILL to every process of the unit."""
     step.enter_phase(Phase.SIGKILL)
     step.arm(TimerKind.STOP, step.stop_timeout())
-    step.actions.append(KillUnit())
+    final = step.svc.final_kill_signal
+    if everything or (final == signal.SIGKILL and step.svc.kill_mode in _GROUP_MODES):
+        step.actions.append(KillUnit())
+    else:
+        _send(step, final, whole=step.svc.kill_mode in _GROUP_MODES)
     check_progress(step)
+
+
+# KillModes whose last kill phase reaches every process of the unit.
+_GROUP_MODES = (KillMode.CONTROL_GROUP, KillMode.MIXED)
+
+
+def _send(step: UnitStep, signo: int, whole: bool) -> None:
+    """`signo` to the whole unit, or only to its main and control processes."""
+    if whole:
+        step.actions.append(SignalUnit(signo))
+        return
+    for pid in (step.model.main_pid, step.model.control_pid):
+        if pid is not None:
+            step.actions.append(SignalMain(pid, signo))
 
 
 def check_progress(step: UnitStep) -> None:
-    """In a kill phase with no main or control process left: is anything else left?"""
+    """In a kill phase with no main or control process left: is anything else left?
+
+    KillMode=process leaves the rest alone (the stop goes on); KillMode=mixed sends the
+    rest the last kill signal now; control-group waits until the unit is empty."""
     model = step.model
     if model.state is not State.STOPPING or model.phase not in (Phase.SIGTERM, Phase.SIGKILL):
         return
     if model.main_pid is None and model.control_pid is None:
-        step.actions.append(CheckEmpty())
+        mode = step.svc.kill_mode
+        if mode is KillMode.PROCESS and not model.killing:
+            enter_stop_post(step)
+        elif mode is KillMode.MIXED and model.phase is Phase.SIGTERM:
+            enter_sigkill(step)
+        else:
+            step.actions.append(CheckEmpty())
 
 
 def enter_stop_post(step: UnitStep) -> None:
@@ -205,7 +259,10 @@ def finalize(step: UnitStep) -> None:
         step.report_stopped()
         return
     result = model.result
-    if should_restart(svc.restart, result):
+    last = model.last_exit  # how the main process ended, if this run's end was its exit
+    code, signo = (last.code, last.signal) if last is not None else (None, None)
+    prevent, force = svc.restart_prevent_exit_status, svc.restart_force_exit_status
+    if should_restart(svc.restart, result, code, signo, prevent=prevent, force=force):
         step.say(f"restarting in {svc.restart_sec:g}s")
         step.enter(State.AUTO_RESTART, f"{result.value}; Restart={svc.restart.value}")
         step.arm(TimerKind.RESTART, seconds_to_usec(svc.restart_sec) or 0)

@@ -76,6 +76,7 @@ def _at(unit: Unit, severity: Severity, section: str, directive: str, message: s
 def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnostic]) -> None:
     section = unit.unit
     named = section.requires + section.on_failure + section.after + section.before
+    named += section.binds_to + section.requisite
     for other in named + section.wants:
         if other not in units:
             break
@@ -83,6 +84,9 @@ def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnos
         return  # the common case: every name is loaded
     _check_names(unit, "Requires", section.requires, Severity.ERROR, units, found)
     _check_names(unit, "OnFailure", section.on_failure, Severity.ERROR, units, found)
+    # Like Requires=: under systemd the start fails when the unit named is not found.
+    _check_names(unit, "BindsTo", section.binds_to, Severity.ERROR, units, found)
+    _check_names(unit, "Requisite", section.requisite, Severity.ERROR, units, found)
     _check_names(unit, "After", section.after, Severity.WARNING, units, found)
     _check_names(unit, "Before", section.before, Severity.WARNING, units, found)
     _check_names(unit, "Wants", section.wants, Severity.WARNING, units, found)

@@ -323,6 +323,11 @@ SERVICE_TARGET, SOCKET_TARGET = schema.SERVICE, schema.SOCKET
 def resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults that depend on the unit itself rather than being constants of the section."""
     if kind is UnitKind.SERVICE:
+        both = values.get("timeout_sec")
+        if both is not None:
+            # TimeoutSec= is both timeouts at once; an explicit TimeoutStartSec=/
+            # TimeoutStopSec= wins over it wherever it stands in the file.
+            return {"timeout_start_sec": both, "timeout_stop_sec": both}
         if values.get("type") is ServiceType.ONESHOT:
             return {"timeout_start_sec": INFINITY}  # systemd: a oneshot has no start timeout
         return {}

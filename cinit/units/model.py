@@ -91,18 +91,70 @@ class EnvironmentFileRef(Frozen):
 
 
 class ConditionKind(StrEnum):
+    """The Condition*= checks; each also exists as Assert*= (`assert_name`)."""
+
     PATH_EXISTS = "ConditionPathExists"
     PATH_EXISTS_GLOB = "ConditionPathExistsGlob"
     ENVIRONMENT = "ConditionEnvironment"
     USER = "ConditionUser"
+    # issue 15 (lifecycle): the checks packaged units use, evaluated for a container.
+    PATH_IS_DIRECTORY = "ConditionPathIsDirectory"
+    PATH_IS_SYMBOLIC_LINK = "ConditionPathIsSymbolicLink"
+    PATH_IS_MOUNT_POINT = "ConditionPathIsMountPoint"
+    PATH_IS_READ_WRITE = "ConditionPathIsReadWrite"
+    DIRECTORY_NOT_EMPTY = "ConditionDirectoryNotEmpty"
+    FILE_NOT_EMPTY = "ConditionFileNotEmpty"
+    FILE_IS_EXECUTABLE = "ConditionFileIsExecutable"
+    VIRTUALIZATION = "ConditionVirtualization"
+    CAPABILITY = "ConditionCapability"
+    KERNEL_COMMAND_LINE = "ConditionKernelCommandLine"
+    SECURITY = "ConditionSecurity"
+    HOST = "ConditionHost"
+    FIRST_BOOT = "ConditionFirstBoot"
+    NEEDS_UPDATE = "ConditionNeedsUpdate"
+    GROUP = "ConditionGroup"
+    ARCHITECTURE = "ConditionArchitecture"
+
+    @property
+    def assert_name(self) -> str:
+        """The Assert*= spelling of this check (`AssertPathExists`)."""
+        return "Assert" + self.value.removeprefix("Condition")
 
 
 class Condition(Frozen):
-    """A Condition*= check, evaluated when the unit is about to start."""
+    """A Condition*= (or Assert*=) check, evaluated when the unit is about to start.
+
+    `trigger` is systemd's `|` prefix: the unit starts if every plain check holds and at
+    least one of the triggering ones does (when it has any)."""
 
     kind: ConditionKind
     value: str
     negate: bool = False
+    trigger: bool = False
+
+    def describe(self, prefix: str = "Condition") -> str:
+        """As written: `ConditionPathExists=|!/x` (or `AssertPathExists=...`)."""
+        name = self.kind.value if prefix == "Condition" else self.kind.assert_name
+        marks = ("|" if self.trigger else "") + ("!" if self.negate else "")
+        return f"{name}={marks}{self.value}"
+
+
+class KillMode(StrEnum):
+    """systemd.kill's KillMode=: which processes a stop signals."""
+
+    CONTROL_GROUP = "control-group"  # every process of the unit
+    MIXED = "mixed"  # KillSignal= to the main process, SIGKILL later to the rest
+    PROCESS = "process"  # the main process only; the rest is left alone
+    NONE = "none"  # nothing is signalled (ExecStop= does the work)
+
+
+class NotifyAccess(StrEnum):
+    """systemd.service's NotifyAccess=: whose sd_notify messages count."""
+
+    NONE = "none"
+    MAIN = "main"
+    EXEC = "exec"  # the main process or a control process (ExecStartPre=, ExecStop=, ...)
+    ALL = "all"  # any process of the unit
 
 
 class OutputTarget(StrEnum):
@@ -139,6 +191,12 @@ class UnitSection(Frozen):
     wants: tuple[str, ...] = ()
     on_failure: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
+    # issue 15 (lifecycle): the other dependencies and Assert*=.
+    binds_to: tuple[str, ...] = ()
+    part_of: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    requisite: tuple[str, ...] = ()
+    asserts: tuple[Condition, ...] = ()
     start_limit_burst: int = 5
     start_limit_interval_sec: float = 10.0
 
@@ -169,6 +227,17 @@ class ServiceSection(Frozen):
     standard_output: Output = Output()
     standard_error: Output = Output()
     exit_container_on_failure: bool = False
+    # issue 15 (lifecycle): stopping, restart exit statuses, reload, notify access.
+    kill_mode: KillMode = KillMode.CONTROL_GROUP
+    send_sigkill: bool = True
+    send_sighup: bool = False
+    final_kill_signal: int = 9
+    restart_kill_signal: int | None = None  # None: KillSignal=
+    timeout_sec: float | None = None  # TimeoutSec=: the default of both timeouts above
+    exec_reload: tuple[ExecCommand, ...] = ()  # kept for the reload verb ($MAINPID is set)
+    restart_prevent_exit_status: ExitStatusSet = ExitStatusSet()
+    restart_force_exit_status: ExitStatusSet = ExitStatusSet()
+    notify_access: NotifyAccess | None = None  # None: main for Type=notify, else none
 
 
 class SocketSection(Frozen):

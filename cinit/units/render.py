@@ -13,17 +13,22 @@ def render_unit(unit: Unit) -> str:
     for section_name, target in schema.SECTIONS[unit.kind].items():
         data = getattr(unit, target if target != schema.UNIT else "unit")
         own = target in (SERVICE_TARGET, SOCKET_TARGET)
-        resolved = resolved_defaults(unit.name, unit.kind, {"type": getattr(data, "type", None)})
+        resolved = resolved_defaults(
+            unit.name,
+            unit.kind,
+            {"type": getattr(data, "type", None), "timeout_sec": getattr(data, "timeout_sec", None)},
+        )
         default = SECTION_CLASSES[target](**(resolved if own else {}))
         body: list[str] = []
         for (sec, name), row in schema.DIRECTIVES.items():
             if sec != section_name or row.target != target:
                 continue
             value = getattr(data, row.field)
-            if row.field == "conditions":
-                # All Condition*= share one ordered list: write it once, in order.
-                if not any(line.startswith("Condition") for line in body):
-                    body += [f"{c.kind.value}={_escape(row.render(c))}" for c in value]
+            if row.field in ("conditions", "asserts"):
+                # All Condition*= (Assert*=) share one ordered list: write it once, in order.
+                prefix = "Condition" if row.field == "conditions" else "Assert"
+                if not any(line.startswith(prefix) for line in body):
+                    body += [_escape(c.describe(prefix)) for c in value]
                 continue
             if value == getattr(default, row.field):
                 continue

@@ -24,8 +24,10 @@ from cinit.units.model import (
     EnvironmentFileRef,
     ExecCommand,
     ExitStatusSet,
+    KillMode,
     ListenAddress,
     ListenKind,
+    NotifyAccess,
     Output,
     OutputTarget,
     RestartPolicy,
@@ -200,29 +202,51 @@ def _render_mode(mode: int) -> str:
     return f"{mode:04o}"
 
 
+# Checks whose value is an absolute path (systemd refuses a relative one).
+_PATH_CONDITIONS = frozenset(
+    {
+        ConditionKind.PATH_EXISTS,
+        ConditionKind.PATH_EXISTS_GLOB,
+        ConditionKind.PATH_IS_DIRECTORY,
+        ConditionKind.PATH_IS_SYMBOLIC_LINK,
+        ConditionKind.PATH_IS_MOUNT_POINT,
+        ConditionKind.PATH_IS_READ_WRITE,
+        ConditionKind.DIRECTORY_NOT_EMPTY,
+        ConditionKind.FILE_NOT_EMPTY,
+        ConditionKind.FILE_IS_EXECUTABLE,
+        ConditionKind.NEEDS_UPDATE,
+    }
+)
+
+
 def _condition(kind: ConditionKind) -> Callable[[str], list[Condition]]:
     def parse(text: str) -> list[Condition]:
-        negate = text.startswith("!")
-        value = text[1:] if negate else text
+        # systemd's order: "|" (triggering) first, then "!" (negation).
+        trigger = text.startswith("|")
+        rest = text[1:] if trigger else text
+        negate = rest.startswith("!")
+        value = rest[1:] if negate else rest
         if not value:
             raise ValueFormError(f"invalid condition {quoted(text)}: empty")
-        if kind in (ConditionKind.PATH_EXISTS, ConditionKind.PATH_EXISTS_GLOB):
+        if kind in _PATH_CONDITIONS:
             _parse_abs_path(value)
+        elif kind in (ConditionKind.FIRST_BOOT,):
+            values.parse_bool(value)
         elif kind is ConditionKind.ENVIRONMENT:
             name = value.partition("=")[0]
             if not name or not (name[0].isalpha() or name[0] == "_"):
                 raise ValueFormError(
                     f"invalid condition {quoted(text)}: expected NAME or NAME=VALUE"
                 )
-        elif kind is ConditionKind.USER:
+        elif kind in (ConditionKind.USER, ConditionKind.GROUP):
             _parse_name(value)
-        return [Condition(kind, value, negate)]
+        return [Condition(kind, value, negate, trigger)]
 
     return parse
 
 
 def _render_condition(condition: Condition) -> str:
-    return ("!" if condition.negate else "") + condition.value
+    return ("|" if condition.trigger else "") + ("!" if condition.negate else "") + condition.value
 
 
 def _render_exec(command: ExecCommand) -> str:
@@ -311,6 +335,27 @@ _CONDITION_ROWS = [
     )
     for kind in ConditionKind
 ]
+# Assert*=: the same checks; one that does not hold fails the unit instead of skipping it.
+_ASSERT_ROWS = [
+    _d(
+        "Unit",
+        kind.assert_name,
+        UNIT,
+        "asserts",
+        _condition(kind),
+        _render_condition,
+        multi=True,
+        expand=kind is not ConditionKind.ENVIRONMENT,
+    )
+    for kind in ConditionKind
+]
+# issue 15 (lifecycle): the dependencies beyond Requires=/Wants=.
+_LIFECYCLE_UNIT_ROWS = [
+    _d("Unit", "BindsTo", UNIT, "binds_to", _names, _render_str, multi=True),
+    _d("Unit", "PartOf", UNIT, "part_of", _names, _render_str, multi=True),
+    _d("Unit", "Conflicts", UNIT, "conflicts", _names, _render_str, multi=True),
+    _d("Unit", "Requisite", UNIT, "requisite", _names, _render_str, multi=True),
+]
 _SERVICE_ROWS = [
     _d("Service", "Type", SERVICE, "type", _enum_type, _render_enum),
     _d("Service", "ExecStart", SERVICE, "exec_start", _parse_exec, _render_exec, True, False),
@@ -379,6 +424,52 @@ _SERVICE_ROWS = [
     _d("Service", "StandardOutput", SERVICE, "standard_output", _parse_output, _render_output),
     _d("Service", "StandardError", SERVICE, "standard_error", _parse_output, _render_output),
     _d("Service", "ExitContainerOnFailure", SERVICE, "exit_container_on_failure", _bool, _rbool),
+    # ---- issue 15 (lifecycle): stopping, restart exit statuses, reload, notify access ----
+    _d("Service", "KillMode", SERVICE, "kill_mode", _parse_enum(KillMode), _render_enum),
+    _d("Service", "SendSIGKILL", SERVICE, "send_sigkill", _bool, _rbool),
+    _d("Service", "SendSIGHUP", SERVICE, "send_sighup", _bool, _rbool),
+    _d(
+        "Service",
+        "FinalKillSignal",
+        SERVICE,
+        "final_kill_signal",
+        values.parse_signal,
+        _render_signal,
+    ),
+    _d(
+        "Service",
+        "RestartKillSignal",
+        SERVICE,
+        "restart_kill_signal",
+        values.parse_signal,
+        _render_signal,
+    ),
+    _d("Service", "TimeoutSec", SERVICE, "timeout_sec", _time, _rtime),
+    _d("Service", "ExecReload", SERVICE, "exec_reload", _parse_exec, _render_exec, True, False),
+    _d(
+        "Service",
+        "RestartPreventExitStatus",
+        SERVICE,
+        "restart_prevent_exit_status",
+        values.parse_exit_status_set,
+        _render_exit_statuses,
+    ),
+    _d(
+        "Service",
+        "RestartForceExitStatus",
+        SERVICE,
+        "restart_force_exit_status",
+        values.parse_exit_status_set,
+        _render_exit_statuses,
+    ),
+    _d(
+        "Service",
+        "NotifyAccess",
+        SERVICE,
+        "notify_access",
+        _parse_enum(NotifyAccess),
+        _render_enum,
+    ),
     # systemd also accepts the start limits in [Service] (older spelling).
     _d("Service", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),
     _d("Service", "StartLimitIntervalSec", UNIT, "start_limit_interval_sec", _time, _rtime),
@@ -415,7 +506,13 @@ _INSTALL_ROWS = [
 
 DIRECTIVES: dict[tuple[str, str], Directive] = {
     (row.section, row.name): row
-    for row in _UNIT_ROWS + _CONDITION_ROWS + _SERVICE_ROWS + _SOCKET_ROWS + _INSTALL_ROWS
+    for row in _UNIT_ROWS
+    + _CONDITION_ROWS
+    + _ASSERT_ROWS
+    + _LIFECYCLE_UNIT_ROWS
+    + _SERVICE_ROWS
+    + _SOCKET_ROWS
+    + _INSTALL_ROWS
 }
 
 # Directive names per section, for "did you mean" suggestions.

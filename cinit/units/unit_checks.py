@@ -53,14 +53,13 @@ def check_service(unit: Unit, service: ServiceSection, diags: list[Diagnostic]) 
         say(Severity.ERROR, "Restart", message)
     if service.watchdog_sec and service.type is not ServiceType.NOTIFY:
         say(Severity.WARNING, "WatchdogSec", "WatchdogSec= only works with Type=notify; ignored")
-    if service.pid_file and service.type is not ServiceType.FORKING:
-        say(Severity.WARNING, "PIDFile", "PIDFile= is only used with Type=forking; ignored")
     exec_lines = {
         "ExecStartPre": service.exec_start_pre,
         "ExecStart": service.exec_start,
         "ExecStartPost": service.exec_start_post,
         "ExecStop": service.exec_stop,
         "ExecStopPost": service.exec_stop_post,
+        "ExecReload": service.exec_reload,
     }
     for directive, commands in exec_lines.items():
         for command in commands:

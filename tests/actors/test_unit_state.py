@@ -555,4 +555,5 @@ def test_role_enum_names_the_directives() -> None:
         "ExecStartPost",
         "ExecStop",
         "ExecStopPost",
+        "ExecReload",
     ]

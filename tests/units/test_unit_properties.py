@@ -257,8 +257,12 @@ FD_NAME = raw_text(expanded=True, max_size=16).filter(
 @st.composite
 def conditions(draw: st.DrawFn) -> Condition:
     kind = draw(st.sampled_from(list(ConditionKind)))
-    if kind is ConditionKind.USER:
+    if kind in (ConditionKind.USER, ConditionKind.GROUP):
         value = draw(USER_NAME)
+    elif kind is ConditionKind.FIRST_BOOT:
+        value = draw(st.sampled_from(["yes", "no"]))
+    elif kind in _WORD_CONDITIONS:
+        value = draw(st.sampled_from(["container", "vm", "docker", "CAP_NET_ADMIN", "x86-64"]))
     elif kind is ConditionKind.ENVIRONMENT:  # read without ${VAR} expansion
         value = draw(ENV_NAME)
         if draw(st.booleans()):
@@ -266,7 +270,20 @@ def conditions(draw: st.DrawFn) -> Condition:
         value = value.strip()
     else:
         value = draw(absolute_paths())
-    return Condition(kind, value, draw(st.booleans()))
+    return Condition(kind, value, draw(st.booleans()), draw(st.booleans()))
+
+
+# Checks whose value is a word (not a path, user name or environment variable).
+_WORD_CONDITIONS = frozenset(
+    {
+        ConditionKind.VIRTUALIZATION,
+        ConditionKind.CAPABILITY,
+        ConditionKind.KERNEL_COMMAND_LINE,
+        ConditionKind.SECURITY,
+        ConditionKind.HOST,
+        ConditionKind.ARCHITECTURE,
+    }
+)
 
 
 @st.composite
@@ -279,6 +296,11 @@ def unit_sections(draw: st.DrawFn) -> UnitSection:
         wants=draw(REFERENCES),
         on_failure=draw(REFERENCES),
         conditions=tuple(draw(st.lists(conditions(), max_size=4))),
+        asserts=tuple(draw(st.lists(conditions(), max_size=2))),
+        binds_to=draw(REFERENCES),
+        part_of=draw(REFERENCES),
+        conflicts=draw(REFERENCES),
+        requisite=draw(REFERENCES),
         start_limit_burst=draw(UINT),
         start_limit_interval_sec=draw(TIMESPAN),
     )
