@@ -42,6 +42,7 @@ UNIT_PATH = frozenset(
     {
         "cinit.io.cgroup",
         "cinit.io.environ",
+        "cinit.io.conditions",  # the rarer Condition*=/Assert*= checks, when a unit has one
         "cinit.io.notify",  # the notify socket, when a unit is Type=notify
         "cinit.io.output",  # the relay of the services' output
         "cinit.io.spawn.prepared",  # a child forked early, waiting for its command

@@ -30,7 +30,8 @@ from cinit.io.spawn import Launch, SpawnError, SpawnRequest
 from cinit.io.spawn.prepared import PreparedChild
 from cinit.machines.unit_model import Role, role_commands
 from cinit.units.commands import expand_exec_words
-from cinit.units.model import ExecCommand, ServiceType, Unit
+from cinit.machines.unit_run import notify_access
+from cinit.units.model import ExecCommand, NotifyAccess, Unit
 
 if TYPE_CHECKING:
     from cinit.actors.unit_ports import Tellable
@@ -159,6 +160,11 @@ class UnitIO:
 
         return unmet_condition(self.unit, self.context.base_env, self.context.userdb_root)
 
+    def failed_assertion(self) -> str | None:
+        from cinit.io.environ import failed_assertion
+
+        return failed_assertion(self.unit, self.context.base_env, self.context.userdb_root)
+
     def spawn(self, role: Role, index: int, main_pid: int | None) -> int:
         """Start command `index` of `role`; returns its pid. Raises UnitSpawnError."""
         launch = self.launch(role, index, main_pid)
@@ -243,7 +249,7 @@ class UnitIO:
         from cinit.io.environ import EnvironmentFileError, unit_environment
 
         extra: dict[str, str] = {}
-        if self.service.type is ServiceType.NOTIFY or self.service.watchdog_sec > 0:
+        if notify_access(self.service) is not NotifyAccess.NONE:
             extra["NOTIFY_SOCKET"] = self._notify_address()
         if self.service.watchdog_sec > 0:
             extra["WATCHDOG_USEC"] = str(round(self.service.watchdog_sec * 1_000_000))

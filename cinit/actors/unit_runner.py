@@ -83,8 +83,10 @@ class UnitRunner:
         elif isinstance(message, SUPERVISOR_EVENTS):
             slot.events.append(message)
         elif _is_notification(message):
-            if slot.io.accepts_notification(message.sender_pid):
-                slot.events.extend(ev.notify_events(message.fields))
+            # Whether the sender is the unit's is the OS's answer; whether it may speak
+            # for the unit (NotifyAccess=) is the machine's, against its main pid then.
+            in_unit = slot.io.accepts_notification(message.sender_pid)
+            slot.events.append(ev.NotifyReceived(message.sender_pid, in_unit, message.fields))
         else:
             return False
         return True
@@ -172,7 +174,8 @@ class UnitRunner:
         if isinstance(action, ev.Log):
             io.say(action.text)
         elif isinstance(action, ev.CheckConditions):
-            return ev.ConditionChecked(io.unmet_condition())
+            unmet = io.unmet_condition()
+            return ev.ConditionChecked(unmet, io.failed_assertion() if unmet is None else None)
         elif isinstance(action, ev.Spawn):
             try:
                 pid = io.spawn(action.role, action.index, slot.model.main_pid)

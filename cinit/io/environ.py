@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.units.diagnostics import ValueFormError
@@ -121,10 +121,29 @@ def _read_environment_file(
 
 def unmet_condition(unit: Unit, environ: Mapping[str, str], userdb_root: str = "/") -> str | None:
     """The first condition of `unit` that does not hold, as written (for example
-    `ConditionUser=!root`), or None when all hold. `userdb_root` is where /etc/passwd is."""
-    for condition in unit.unit.conditions:
-        if _holds(condition, environ, userdb_root) == condition.negate:
-            return f"{condition.kind.value}={'!' if condition.negate else ''}{condition.value}"
+    `ConditionUser=!root`), or None when all hold. `userdb_root` is where /etc/passwd is.
+    Triggering conditions (`|`): when there are any, at least one of them must hold; they
+    are named together when none does."""
+    return first_unmet(unit.unit.conditions, "Condition", environ, userdb_root)
+
+
+def failed_assertion(unit: Unit, environ: Mapping[str, str], userdb_root: str = "/") -> str | None:
+    """`unmet_condition` for the unit's Assert*= checks (written `AssertPathExists=...`)."""
+    return first_unmet(unit.unit.asserts, "Assert", environ, userdb_root)
+
+
+def first_unmet(
+    checks: Iterable[Condition], prefix: str, environ: Mapping[str, str], userdb_root: str
+) -> str | None:
+    """The first plain check that fails, else the triggering ones if none of them holds."""
+    triggers: list[Condition] = []
+    for condition in checks:
+        if condition.trigger:
+            triggers.append(condition)
+        elif _holds(condition, environ, userdb_root) == condition.negate:
+            return condition.describe(prefix)
+    if triggers and not any(_holds(c, environ, userdb_root) != c.negate for c in triggers):
+        return ", ".join(c.describe(prefix) for c in triggers)
     return None
 
 
@@ -143,7 +162,13 @@ def _holds(condition: Condition, environ: Mapping[str, str], userdb_root: str) -
         return name in environ and (not equals or environ[name] == expected)
     if kind == "ConditionUser":
         return _user_matches(value, userdb_root)
-    raise ValueError(f"unknown condition {kind}")
+    if kind == "ConditionPathIsDirectory":
+        return os.path.isdir(value)
+    if kind == "ConditionPathIsSymbolicLink":
+        return os.path.islink(value)
+    from cinit.io import conditions  # the rarer checks: off the common boot path
+
+    return conditions.holds(kind, value, environ, userdb_root)
 
 
 def _user_matches(user: str, userdb_root: str) -> bool:

@@ -43,6 +43,7 @@ class Result(StrEnum):
     DEPENDENCY = "dependency"
     RESOURCES = "resources"
     PROTOCOL = "protocol"  # a notify service exited before READY=1, a PIDFile= that is wrong
+    ASSERT = "assert"  # an Assert*= did not hold (systemd's job result for it)
 
 
 # Signals a daemon is expected to die of when asked to stop: a clean end (systemd's
@@ -122,7 +123,7 @@ def should_restart(
     in `force` (RestartForceExitStatus=) always does; only then Restart= decides. A run
     that never got to run (start limit, dependency) restarts on neither list.
     """
-    if result in (Result.START_LIMIT_HIT, Result.DEPENDENCY):
+    if result in (Result.START_LIMIT_HIT, Result.DEPENDENCY, Result.ASSERT):
         return False
     if (code is not None or signo is not None) and in_status_set(prevent, code, signo):
         return False

@@ -35,9 +35,11 @@ class DependencyFailed(Record):
 
 
 class ConditionChecked(Record):
-    """Answer to CheckConditions: the first unmet condition as written, or None."""
+    """Answer to CheckConditions: the first unmet condition as written, or None; when
+    every condition holds, the first Assert*= that does not (`failed_assert`), or None."""
 
     unmet: str | None
+    failed_assert: str | None = None
 
 
 class Spawned(Record):
@@ -84,6 +86,16 @@ class GroupChecked(Record):
     """Answer to CheckEmpty: whether any process of the unit is left."""
 
     empty: bool
+
+
+class NotifyReceived(Record):
+    """One sd_notify datagram: its sender's pid (None: the kernel gave none), whether that
+    process belongs to the unit, and its fields. NotifyAccess= decides whether it counts;
+    then its fields act as the events `notify_events` makes of them, in that order."""
+
+    sender: int | None
+    in_unit: bool
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 class NotifyReady(Record):
@@ -150,6 +162,7 @@ Event = (
     | MainPidFound
     | MainPidMissing
     | GroupChecked
+    | NotifyReceived
     | NotifyReady
     | NotifyStopping
     | NotifyStatus
@@ -228,7 +241,8 @@ class Notice(Record):
 
 
 class CheckConditions(Record):
-    """Evaluate the Condition*= directives now; answer ConditionChecked."""
+    """Evaluate the Condition*= directives, then the Assert*= ones, now; answer
+    ConditionChecked."""
 
 
 class Spawn(Record):

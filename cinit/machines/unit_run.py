@@ -18,6 +18,7 @@ from cinit.machines.unit_events import (
     NotifyExtendTimeout,
     NotifyMainPid,
     NotifyReady,
+    NotifyReceived,
     NotifyStatus,
     NotifyStopping,
     NotifyWatchdog,
@@ -37,7 +38,7 @@ from cinit.machines.unit_stop import (
     finalize,
     watchdog_expired,
 )
-from cinit.units.model import ServiceType
+from cinit.units.model import NotifyAccess, ServiceSection, ServiceType
 
 # The control command a phase runs (the main process is never a control process).
 _CONTROL_ROLE = {
@@ -129,6 +130,13 @@ def main_exited(step: UnitStep, pid: int, info: ExitInfo) -> None:
         step.update(main_exit=info)
         step.actions.append(FindMainPid(hint, ""))
         return
+    if svc.pid_file and svc.type is not ServiceType.ONESHOT and not forking_parent:
+        # systemd, for every type: a daemon may move to a new pid, if it writes the
+        # PID file before its old pid exits. Only a PIDFile= naming no live process
+        # (the exited one, say) ends the run.
+        step.update(main_exit=info)
+        step.actions.append(FindMainPid(None, svc.pid_file))
+        return
     main_gone(step, info)
 
 
@@ -213,6 +221,34 @@ def on_group_checked_stopping(step: UnitStep, event: GroupChecked) -> None:
 
 
 # ---- notifications -------------------------------------------------------------------------
+
+
+def notify_access(svc: ServiceSection) -> NotifyAccess:
+    """NotifyAccess=, or systemd's default: `main` for Type=notify (and a watchdog), else
+    `none`."""
+    if svc.notify_access is not None:
+        return svc.notify_access
+    if svc.type is ServiceType.NOTIFY or svc.watchdog_sec > 0:
+        return NotifyAccess.MAIN
+    return NotifyAccess.NONE
+
+
+def notify_allowed(step: UnitStep, event: NotifyReceived) -> bool:
+    """Whether NotifyAccess= lets the sender of `event` speak for the unit (systemd.service):
+    `main` the main process only, `exec` also a control process (ExecStartPre=, ...),
+    `all` any process of the unit, `none` nobody."""
+    access, sender, model = notify_access(step.svc), event.sender, step.model
+    if sender is None or access is NotifyAccess.NONE:
+        return False
+    if access is NotifyAccess.ALL:
+        return event.in_unit
+    if sender == model.main_pid:
+        return True
+    return access is NotifyAccess.EXEC and sender == model.control_pid
+
+
+# Fields whose refusal is worth a line (STATUS=, WATCHDOG= ... are refused silently).
+TOLD_FIELDS = ("READY", "MAINPID", "STOPPING")
 
 
 def on_notify_ready(step: UnitStep, _event: NotifyReady) -> None:

@@ -14,6 +14,7 @@ from cinit.machines.unit_events import (
     ConditionChecked,
     DependenciesSettled,
     DependencyFailed,
+    FindMainPid,
     Spawned,
     StartRequested,
     TimerFired,
@@ -87,6 +88,11 @@ def on_condition_checked(step: UnitStep, event: ConditionChecked) -> None:
         step.enter(State.CONDITION_SKIPPED, f"{event.unmet} not met")
         step.settle(Outcome.SKIPPED)
         return
+    if event.failed_assert is not None:
+        # systemd: an assertion is a condition whose failure is an error.
+        step.update(result=Result.ASSERT, failure_code=None)
+        enter_failed(step, f"{event.failed_assert} failed", log_reason=True)
+        return
     limit, allowed = model.start_limit.attempt(step.now)
     step.update(start_limit=limit)
     if not allowed:
@@ -146,6 +152,10 @@ def main_ready(step: UnitStep) -> None:
     if svc.type is not ServiceType.ONESHOT:
         step.enter(State.ACTIVE, "ready")
         step.settle(Outcome.READY)
+        if svc.pid_file and svc.type is not ServiceType.FORKING:
+            # PIDFile= on any type: once ready, the process it names (if it names a live
+            # one of the unit) is the main process; no file yet is no failure.
+            step.actions.append(FindMainPid(None, svc.pid_file))
     elif svc.remain_after_exit:
         step.enter(State.ACTIVE, "every ExecStart= succeeded; RemainAfterExit=yes")
         step.settle(Outcome.READY)

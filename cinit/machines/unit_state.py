@@ -41,7 +41,7 @@ from cinit.machines import unit_events as ev
 from cinit.machines import unit_run as run
 from cinit.machines import unit_start as start
 from cinit.machines import unit_stop as stop
-from cinit.machines.unit_events import Action, Event, TimerFired
+from cinit.machines.unit_events import Action, Event, NotifyReceived, TimerFired
 from cinit.machines.unit_model import State, TimerKind, UnitModel
 from cinit.machines.unit_step import StepChange, UnitStep
 from cinit.machines.vocabulary import STARTABLE_STATES, UP_STATES
@@ -79,6 +79,18 @@ def _row(
 def _always(handler: Handler) -> dict[State, Handler]:
     """A row whose event means the same in every state (its handler looks further)."""
     return _row({}, otherwise=handler)
+
+
+def on_notify_received(step: UnitStep, event: NotifyReceived) -> None:
+    """A datagram NotifyAccess= lets through acts field by field (each by its own row of
+    the table, in the state the previous one left); a refused one is dropped."""
+    if not run.notify_allowed(step, event):
+        if any(key in event.fields for key in run.TOLD_FIELDS):
+            access = run.notify_access(step.svc).value
+            step.say(f"notification from pid {event.sender} ignored (NotifyAccess={access})")
+        return
+    for inner in ev.notify_events(event.fields):
+        TABLE[type(inner)][step.model.state](step, inner)
 
 
 # Event type (a timer by its kind) x state -> handler. Every state has a cell in every row.
@@ -121,6 +133,7 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
         }
     ),
     # ---- sd_notify ----
+    ev.NotifyReceived: _always(on_notify_received),
     ev.NotifyReady: _row({(State.RUNNING,): run.on_notify_ready}),
     ev.NotifyStatus: _always(run.on_notify_status),
     ev.NotifyMainPid: _row({RUNNING_OR_ACTIVE: run.on_notify_main_pid}),

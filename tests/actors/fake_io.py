@@ -60,6 +60,7 @@ class FakeWorld:
         self.pids = itertools.count(1000)
         self.processes: dict[int, FakeProcess] = {}
         self.unmet: dict[str, str] = {}  # unit -> the unmet condition to report
+        self.failed_asserts: dict[str, str] = {}  # unit -> the failed Assert*= to report
         self.ios: dict[str, FakeIO] = {}
         self.failures: dict[str, dict[str, BaseException]] = {}  # unit -> method -> raise once
         self.changed = threading.Condition(self.lock)
@@ -187,6 +188,9 @@ class FakeIO:
     def unmet_condition(self) -> str | None:
         self._maybe_fail("unmet_condition")
         return self.world.unmet.get(self.unit.name)
+
+    def failed_assertion(self) -> str | None:
+        return self.world.failed_asserts.get(self.unit.name)
 
     def spawn(self, role: Role, index: int, main_pid: int | None) -> int:
         self._maybe_fail("spawn")

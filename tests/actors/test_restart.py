@@ -67,6 +67,7 @@ TABLE = {
     R.DEPENDENCY: set(),
     R.TRIGGER_LIMIT_HIT: set(),  # socket results: a socket unit never restarts
     R.SERVICE_START_LIMIT_HIT: set(),
+    R.ASSERT: set(),
 }
 
 

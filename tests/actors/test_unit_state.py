@@ -119,6 +119,7 @@ def test_forking_is_ready_when_the_parent_exits_and_the_daemon_is_found() -> Non
     assert sim.of_type(ev.FindMainPid) == [ev.FindMainPid(None, "/run/d.pid")]
     assert sim.state is S.ACTIVE and sim.model.main_pid == 4242
     assert "exited" not in " ".join(sim.logs())  # the parent's exit 0 is the norm
+    sim.main_pid_answer = None  # its PID file names the dead daemon: no live process
     sim.clear().exit_main(signal=signal.SIGKILL)  # the daemon dies later
     assert sim.logs()[0] == "a.service: exited (signal=SIGKILL)"
     assert sim.state is S.FAILED and sim.model.result is Result.SIGNAL
