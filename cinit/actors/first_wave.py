@@ -50,6 +50,7 @@ def first_wave(unit_set: UnitSet) -> list[str]:
         if name in released
         and units[name].service is not None
         and not (sockets and _tied_to_a_socket(name, unit_set, sockets))
+        and not graph.conflicts(name)  # the supervisor decides which of two conflicting runs
     ]
 
 

@@ -88,6 +88,11 @@ if TYPE_CHECKING:
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
 _SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE)
+# Up, or about to be: a conflicting or bound unit in one of these states is stopped.
+_UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
+# Where a unit goes down to, and where it was up (BindsTo= stops the units bound to it).
+_DOWN = (State.INACTIVE, State.FAILED, State.EXITED)
+_WAS_UP = (*_SERVICE_UP, State.STOPPING)
 _SERVICE_DOWN = (State.INACTIVE, State.EXITED, State.FAILED, State.CONDITION_SKIPPED)
 
 
@@ -101,6 +106,16 @@ class RetryActor(Record):
     """Timer: try again to start the actor of `name`."""
 
     name: str
+
+
+class _ActiveUnits:
+    """The units that are active now, as a container `StartBook.releasable` asks."""
+
+    def __init__(self, supervisor: UnitSupervisor) -> None:
+        self.supervisor = supervisor
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.supervisor._active(name)
 
 
 class UnitSupervisor(pykka.ThreadingActor):
@@ -221,7 +236,8 @@ class UnitSupervisor(pykka.ThreadingActor):
     # ---- starting ------------------------------------------------------------------------
 
     def _start_units(self, names: list[str]) -> None:
-        for name in self.book.request(names):
+        requested = self._without_conflicts(self.book.request(names))
+        for name in requested:
             if name in self.started_early:  # asked and released by the first wave
                 self.started_early.discard(name)
                 self.book.waiting.discard(name)
@@ -233,12 +249,64 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._release([name])
         self._release()
 
+    def _without_conflicts(self, requested: list[str]) -> list[str]:
+        """Conflicts= (systemd.unit): starting a unit stops the units it conflicts with.
+        Of two conflicting units asked to start together, the later in start order runs
+        (the earlier is not started); a conflicting unit already up is stopped."""
+        position = {name: index for index, name in enumerate(requested)}
+        dropped: set[str] = set()
+        for name in reversed(requested):
+            if name in dropped:
+                continue
+            for other in sorted(self.graph.conflicts(name)):
+                if other in dropped:
+                    continue
+                if other in position:
+                    dropped.add(other)
+                    log(f"{other}: not started: it conflicts with {name}")
+                    self.book.waiting.discard(other)
+                    self.book.settle(other, Outcome.STOPPED)  # nothing waits for it
+                    self.started_early.discard(other)
+                    if self.states.get(other, State.INACTIVE) in _UP_OR_PENDING:
+                        self._stop_unit(other)  # the first wave started it already
+                elif self.states.get(other, State.INACTIVE) in _UP_OR_PENDING:
+                    log(f"{other}: stopping: {name} conflicts with it")
+                    self._stop_unit(other)
+        return [name for name in requested if name not in dropped]
+
     def _release(self, among: list[str] | None = None) -> None:
         """Let every waiting unit (of `among`) whose ordering dependencies settled go on."""
         if self.shutdown is not None:
             return  # stopping: pending starts are cancelled, not released
-        for name, failed in self.book.releasable(among):
-            self._tell(name, DependenciesSettled() if not failed else DependencyFailed(failed))
+        active = _ActiveUnits(self)  # asked only about Requisite= units: no set built
+        for name, failed in self.book.releasable(among, active):
+            if failed:
+                requisite = self.graph.requisite(name)
+                needed = tuple(dep for dep in failed if dep not in requisite or dep in active)
+                inactive = tuple(dep for dep in failed if dep in requisite and dep not in active)
+                self._tell(name, DependencyFailed(needed, inactive))
+                continue
+            down = self._bound_down(name)
+            if down is not None:
+                log(f"{name}: not started: bound to {down}, which is not active")
+                self._stop_unit(name)
+                continue
+            self._tell(name, DependenciesSettled())
+
+    def _bound_down(self, name: str) -> str | None:
+        """A BindsTo= unit `name` is ordered after that did not become active, if any
+        (systemd: with After=, the unit bound to must be active for `name` to start)."""
+        for dep in sorted(self.graph.binds_to(name) & self.graph.ordered_after(name)):
+            if not self._active(dep):
+                return dep
+        return None
+
+    def _active(self, name: str) -> bool:
+        """Whether `name` is active now (a socket without `SocketSupport`: once started)."""
+        if self.states.get(name) is State.ACTIVE:
+            return True
+        unsupported_socket = self.sockets is None and self.units[name].kind is UnitKind.SOCKET
+        return unsupported_socket and self.book.settled.get(name) is Outcome.READY
 
     def _tell(self, name: str, message: object) -> None:
         """Send to a unit; sockets (issue 5) answer for themselves here."""
@@ -491,6 +559,8 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self.events.tell(item)
             if self.socket_actors and self.units[name].kind is UnitKind.SERVICE:
                 self._tell_sockets(name, item.new, item.result)
+            if item.new in _DOWN and item.old in _WAS_UP:
+                self._stop_bound(name)
         elif isinstance(item, Notice):
             if self.events is not None:
                 self.events.tell(item)
@@ -528,13 +598,22 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.stop_plans.append(self.shutdown)
         self._advance_stops()
 
+    def _stop_bound(self, name: str) -> None:
+        """`name` went down: the units bound to it (BindsTo=) stop too (systemd.unit)."""
+        if self.shutdown is not None:
+            return
+        for binder in sorted(self.graph.bound_by(name)):
+            if self.states.get(binder, State.INACTIVE) in _UP_OR_PENDING:
+                log(f"{binder}: stopping: bound to {name}, which went down")
+                self._stop_unit(binder)
+
     def _stop_unit(self, name: str) -> None:
         if name not in self.units:
             return
         members = {name}
         todo = [name]
-        while todo:  # the units that require it stop with it
-            for dependent in self.graph.required_by(todo.pop()):
+        while todo:  # the units that require it, are bound to it or part of it stop with it
+            for dependent in self.graph.stops_with(todo.pop()):
                 if dependent not in members and dependent in self.book.in_play:
                     members.add(dependent)
                     todo.append(dependent)

@@ -5,8 +5,8 @@ started later by OnFailure=) and how each request settled; `releasable` says whi
 waiting units may start now: every unit they are ordered after that is also in play has
 settled (ready, exited, skipped or failed). Units that were never asked to start (a
 socket-activated service, an OnFailure= handler that has not run) count as settled, so
-nothing waits for them forever. A waiting unit whose Requires= unit failed is released
-with that failure, and must not start.
+nothing waits for them forever. A waiting unit whose Requires= or BindsTo= unit failed,
+or whose Requisite= unit is not active, is released with those units, and must not start.
 
 `StopPlan` orders a stop: a unit is asked to stop only after every member of the plan
 ordered after it has stopped (reverse dependency order; independent branches together).
@@ -14,7 +14,7 @@ ordered after it has stopped (reverse dependency order; independent branches tog
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from cinit.machines.unit_model import Outcome
 from cinit.units.graph import DependencyGraph
@@ -30,7 +30,8 @@ class StartBook:
         self.waiting: set[str] = set()  # asked to start, not released yet
 
     def request(self, names: Iterable[str]) -> list[str]:
-        """Ask `names` to start, with what they pull in (Requires=, Wants=, transitively).
+        """Ask `names` to start, with what they pull in (Requires=, BindsTo=, Wants=,
+        transitively).
 
         Returns every unit to send a start request to, in start order.
         """
@@ -42,6 +43,7 @@ class StartBook:
                 continue
             wanted.add(name)
             todo.extend(self.graph.requires(name))
+            todo.extend(self.graph.binds_to(name))
             todo.extend(self.graph.wants(name))
         for name in wanted:
             self.in_play.add(name)
@@ -53,20 +55,23 @@ class StartBook:
         if name in self.in_play:
             self.settled[name] = outcome
 
-    def releasable(self, among: Iterable[str] | None = None) -> list[tuple[str, tuple[str, ...]]]:
-        """Waiting units (of `among`, default all) that may go now, each with the
-        Requires= units that failed."""
+    def releasable(
+        self, among: Iterable[str] | None = None, active: Container[str] = frozenset()
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        """Waiting units (of `among`, default all) that may go now, each with the units
+        that keep it from starting: Requires=/BindsTo= units that failed, and Requisite=
+        units that are not `active` (systemd: they are not started for it)."""
         candidates = self.waiting if among is None else self.waiting.intersection(among)
         released = []
         for name in sorted(candidates):
             after = self.graph.ordered_after(name)
             if any(dep in self.in_play and dep not in self.settled for dep in after):
                 continue
+            needed = self.graph.requires(name) | self.graph.binds_to(name)
             failed = tuple(
                 sorted(
-                    dep
-                    for dep in self.graph.requires(name)
-                    if self.settled.get(dep) is Outcome.FAILED
+                    {dep for dep in needed if self.settled.get(dep) is Outcome.FAILED}
+                    | {dep for dep in self.graph.requisite(name) if dep not in active}
                 )
             )
             released.append((name, failed))

@@ -29,9 +29,11 @@ class DependenciesSettled(Record):
 
 
 class DependencyFailed(Record):
-    """A unit this one Requires= failed: it must not start."""
+    """A unit this one Requires= (or BindsTo=) failed, or one it has Requisite= on is not
+    active (`inactive`): it must not start."""
 
     units: tuple[str, ...]
+    inactive: tuple[str, ...] = ()
 
 
 class ConditionChecked(Record):

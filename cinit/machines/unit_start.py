@@ -57,7 +57,12 @@ def on_dependencies_settled(step: UnitStep, _event: DependenciesSettled) -> None
 
 def on_dependency_failed(step: UnitStep, event: DependencyFailed) -> None:
     step.record(Result.DEPENDENCY)
-    enter_failed(step, f"required unit failed: {', '.join(event.units)}")
+    reasons = []
+    if event.units:
+        reasons.append(f"required unit failed: {', '.join(event.units)}")
+    if event.inactive:
+        reasons.append(f"Requisite= unit not active: {', '.join(event.inactive)}")
+    enter_failed(step, "; ".join(reasons))
 
 
 def on_cannot_start(step: UnitStep, event: CannotStart) -> None:

@@ -39,6 +39,12 @@ class DependencyGraph(Frozen, eq=False):
     _requires: Mapping[str, frozenset[str]]
     _required_by: Mapping[str, frozenset[str]]
     _wants: Mapping[str, frozenset[str]]
+    # issue 15 (lifecycle): BindsTo=, PartOf=, Conflicts=, Requisite=.
+    _binds_to: Mapping[str, frozenset[str]]
+    _bound_by: Mapping[str, frozenset[str]]
+    _parts: Mapping[str, frozenset[str]]
+    _conflicts: Mapping[str, frozenset[str]]
+    _requisite: Mapping[str, frozenset[str]]
     _on_failure: Mapping[str, tuple[str, ...]]
     _activates: Mapping[str, str]
     _activated_by: Mapping[str, tuple[str, ...]]
@@ -65,6 +71,31 @@ class DependencyGraph(Frozen, eq=False):
     def wants(self, name: str) -> frozenset[str]:
         """Loaded units `name` has Wants= on."""
         return self._wants.get(name, _EMPTY)
+
+    def binds_to(self, name: str) -> frozenset[str]:
+        """Loaded units `name` has BindsTo= on (pulled in like Requires=, and `name` stops
+        whenever one of them goes down)."""
+        return self._binds_to.get(name, _EMPTY)
+
+    def bound_by(self, name: str) -> frozenset[str]:
+        """Loaded units that have BindsTo= on `name`."""
+        return self._bound_by.get(name, _EMPTY)
+
+    def parts(self, name: str) -> frozenset[str]:
+        """Loaded units that are PartOf= `name` (they stop when it is stopped)."""
+        return self._parts.get(name, _EMPTY)
+
+    def conflicts(self, name: str) -> frozenset[str]:
+        """Loaded units `name` conflicts with, in either direction (Conflicts= is mutual)."""
+        return self._conflicts.get(name, _EMPTY)
+
+    def requisite(self, name: str) -> frozenset[str]:
+        """Loaded units `name` has Requisite= on (they must be active already)."""
+        return self._requisite.get(name, _EMPTY)
+
+    def stops_with(self, name: str) -> frozenset[str]:
+        """Loaded units a stop of `name` stops too: Requires=, BindsTo= and PartOf= on it."""
+        return self.required_by(name) | self.bound_by(name) | self.parts(name)
 
     def on_failure(self, name: str) -> tuple[str, ...]:
         """Loaded units to start when `name` enters failed, in the order written."""
@@ -126,6 +157,11 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
     requires: dict[str, set[str]] = {}
     required_by: dict[str, set[str]] = {}
     wants: dict[str, set[str]] = {}
+    binds_to: dict[str, set[str]] = {}
+    bound_by: dict[str, set[str]] = {}
+    parts: dict[str, set[str]] = {}
+    conflicts: dict[str, set[str]] = {}
+    requisite: dict[str, set[str]] = {}
     on_failure: dict[str, tuple[str, ...]] = {}
     activates: dict[str, str] = {}
     activated_by: dict[str, list[str]] = {}
@@ -150,6 +186,20 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
         for other in section.wants:
             if other in units:
                 wants.setdefault(name, set()).add(other)
+        for other in section.binds_to:
+            if other in units:
+                binds_to.setdefault(name, set()).add(other)
+                bound_by.setdefault(other, set()).add(name)
+        for other in section.part_of:
+            if other in units:
+                parts.setdefault(other, set()).add(name)
+        for other in section.conflicts:
+            if other in units and other != name:
+                conflicts.setdefault(name, set()).add(other)
+                conflicts.setdefault(other, set()).add(name)
+        for other in section.requisite:
+            if other in units:
+                requisite.setdefault(name, set()).add(other)
         if section.on_failure:
             handlers = tuple(dict.fromkeys(o for o in section.on_failure if o in units))
             if handlers:
@@ -189,6 +239,11 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
         _requires=_freeze(requires),
         _required_by=_freeze(required_by),
         _wants=_freeze(wants),
+        _binds_to=_freeze(binds_to),
+        _bound_by=_freeze(bound_by),
+        _parts=_freeze(parts),
+        _conflicts=_freeze(conflicts),
+        _requisite=_freeze(requisite),
         _on_failure=on_failure,
         _activates=activates,
         _activated_by={service: tuple(sockets) for service, sockets in activated_by.items()},

@@ -38,6 +38,7 @@ class UnitSim:
     now: int = 0
     model: UnitModel = field(init=False)
     unmet: str | None = None  # the answer to CheckConditions
+    failed_assert: str | None = None  # ... and its Assert*= part, when every condition holds
     group_empty: bool = True  # the answer to CheckEmpty
     spawn_failure: Callable[[Role, int], int | bool | None] | None = None  # exit code/None
     main_pid_answer: int | None = None  # FindMainPid's answer (None: missing)
@@ -75,7 +76,8 @@ class UnitSim:
 
     def _answer(self, action: ev.Action) -> ev.Event | None:
         if isinstance(action, ev.CheckConditions):
-            return ev.ConditionChecked(self.unmet)
+            failed = self.failed_assert if self.unmet is None else None
+            return ev.ConditionChecked(self.unmet, failed)
         if isinstance(action, ev.Spawn):
             failure = self.spawn_failure(action.role, action.index) if self.spawn_failure else False
             if failure is not False:
