@@ -193,6 +193,15 @@ def test_an_unmet_condition_skips_before_any_assertion() -> None:
     assert sim.state is S.CONDITION_SKIPPED
 
 
+def test_a_requisite_not_active_is_named_in_the_failure() -> None:
+    sim = UnitSim.of(service("ExecStart=/bin/app")).feed(ev.StartRequested())
+    sim.feed(ev.DependencyFailed(("db.service",), ("off.service",)))
+    (failed,) = [t for t in sim.of_type(ev.Transition) if t.new is S.FAILED]
+    assert failed.reason == (
+        "required unit failed: db.service; Requisite= unit not active: off.service"
+    )
+
+
 # ---- NotifyAccess= -------------------------------------------------------------------------
 
 

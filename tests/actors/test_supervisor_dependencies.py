@@ -1,0 +1,121 @@
+"""BindsTo=, PartOf=, Conflicts= and Requisite= in the supervisor, with fake processes.
+
+systemd.unit(5): BindsTo= pulls the unit in like Requires= and stops the bound unit's
+dependents whenever it goes down (and, with After=, keeps them from starting unless it is
+active); PartOf= propagates a stop one way; Conflicts= makes a start stop the other unit;
+Requisite= starts nothing and fails the unit when the other is not active already.
+The same on real processes: tests/e2e/test_e2e_lifecycle.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from supervision_support import notify, svc
+from test_supervisor import harness, quiet_logs  # noqa: F401  (fixtures)
+
+from cinit.actors.supervisor import StartUnit, StopUnit
+from cinit.machines.unit_model import State
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_binds_to_stops_the_unit_when_the_bound_one_goes_down_by_itself(harness: Any) -> None:
+    h = harness(
+        {
+            "db.service": svc("/fake exit 1 300"),
+            "app.service": notify(0, unit="BindsTo=db.service\nAfter=db.service"),
+            "other.service": notify(0, unit="After=db.service"),
+        }
+    ).boot()
+    h.wait_state("app.service", State.ACTIVE)
+    h.wait_state("db.service", State.FAILED)
+    h.wait_state("app.service", State.INACTIVE)
+    assert h.state("other.service") is State.ACTIVE  # After= alone binds nothing
+
+
+def test_binds_to_pulls_the_bound_unit_in_and_an_explicit_stop_stops_both(harness: Any) -> None:
+    h = harness(
+        {
+            "db.service": notify(0, unit="OnFailure=x.service"),
+            "x.service": svc("/fake run", unit="OnFailure=db.service"),  # db: trigger-only
+            "app.service": notify(0, unit="BindsTo=db.service\nAfter=db.service"),
+        }
+    ).boot()
+    h.wait_state("app.service", State.ACTIVE)
+    assert h.state("db.service") is State.ACTIVE  # started only because app binds to it
+    h.ref.tell(StopUnit("db.service"))
+    h.wait_state("db.service", State.INACTIVE)
+    assert h.state("app.service") is State.INACTIVE
+    assert h.world.index("exit", "app.service") < h.world.index("signal", "db.service")
+
+
+def test_binds_to_and_after_a_skipped_unit_does_not_start(harness: Any) -> None:
+    h = harness(
+        {
+            "db.service": notify(0),
+            "app.service": notify(0, unit="BindsTo=db.service\nAfter=db.service"),
+        }
+    )
+    h.world.unmet["db.service"] = "ConditionPathExists=/nope"
+    h.boot()
+    h.wait_state("db.service", State.CONDITION_SKIPPED)
+    h.wait_state("app.service", State.INACTIVE)
+    assert h.world.entries("spawn", "app.service") == []
+
+
+def test_part_of_propagates_a_stop_one_way(harness: Any) -> None:
+    h = harness(
+        {
+            "main.service": notify(0),
+            "part.service": notify(0, unit="PartOf=main.service"),
+        }
+    ).boot()
+    h.wait_state("main.service", State.ACTIVE)
+    h.wait_state("part.service", State.ACTIVE)
+    h.ref.tell(StopUnit("part.service"))
+    h.wait_state("part.service", State.INACTIVE)
+    assert h.state("main.service") is State.ACTIVE
+    h.ref.tell(StartUnit("part.service"))
+    h.wait_state("part.service", State.ACTIVE)
+    h.ref.tell(StopUnit("main.service"))
+    h.wait_state("main.service", State.INACTIVE)
+    h.wait_state("part.service", State.INACTIVE)
+
+
+def test_conflicts_the_later_unit_runs_and_a_start_stops_the_other(harness: Any) -> None:
+    h = harness(
+        {
+            "a.service": notify(0, unit="Conflicts=b.service"),
+            "b.service": notify(0),
+        }
+    ).boot()
+    h.wait_state("b.service", State.ACTIVE)
+    assert h.world.entries("spawn", "a.service") == []
+    h.ref.tell(StartUnit("a.service"))
+    h.wait_state("a.service", State.ACTIVE)
+    h.wait_state("b.service", State.INACTIVE)
+    h.ref.tell(StartUnit("b.service"))  # mutual: b's start stops a
+    h.wait_state("b.service", State.ACTIVE)
+    h.wait_state("a.service", State.INACTIVE)
+
+
+def test_requisite_fails_when_the_unit_is_not_active_and_starts_nothing(
+    harness: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    h = harness(
+        {
+            "db.service": notify(0),
+            "app.service": notify(0, unit="Requisite=db.service\nAfter=db.service"),
+            "off.service": svc("/fake run"),
+            "fix.service": svc("/fake run", unit="OnFailure=off.service"),  # off: trigger-only
+            "lone.service": notify(0, unit="Requisite=off.service\nAfter=off.service"),
+        }
+    ).boot()
+    h.wait_state("app.service", State.ACTIVE)
+    h.wait_state("lone.service", State.FAILED)
+    assert h.world.entries("spawn", "off.service") == []
+    assert h.world.entries("spawn", "lone.service") == []
+    err = capfd.readouterr().err
+    assert "cinit: lone.service: failed (dependency)" in err
