@@ -323,8 +323,7 @@ class SocketActivator(pykka.ThreadingActor):
     def _perform(self, action: sm.SocketAction) -> sm.SocketEvent | None:
         poller = self.support.poller
         if isinstance(action, Transition | Notice):
-            # UnitReport's item type leaves out Notice, which the supervisor takes too.
-            self.supervisor.tell(UnitReport(self.name, action))  # type: ignore[arg-type]
+            self.supervisor.tell(UnitReport(self.name, action))
         elif isinstance(action, SocketTriggered | SocketFailed | SocketStopped):
             self.supervisor.tell(action)
         elif isinstance(action, sm.Info):

@@ -29,8 +29,8 @@ from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import Launch, SpawnError, SpawnRequest
 from cinit.io.spawn.prepared import PreparedChild
 from cinit.machines.unit_model import Role, role_commands
-from cinit.units.commands import expand_exec_words
 from cinit.machines.unit_run import notify_access
+from cinit.units.commands import expand_exec_words
 from cinit.units.model import ExecCommand, NotifyAccess, Unit
 
 if TYPE_CHECKING:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cinit.machines.vocabulary import BUSY_STATES, READY_STATES, UNSETTLED_STATES, State
+from cinit.machines.vocabulary import (
+    BUSY_STATES,
+    MAIN_PID_CHANGED_EVENT,
+    READY_STATES,
+    UNSETTLED_STATES,
+    State,
+)
 
 EventDict = dict[str, Any]
 RECENT_EVENTS = 10
@@ -86,6 +92,9 @@ class StatusBook:
             return float(event.get("load_start_ms", t_ms))
         if kind == "overridden":
             return float(event.get("load_start_ms", t_ms))
+        if kind == MAIN_PID_CHANGED_EVENT:
+            status["main_pid"] = event.get("pid")
+            return t_ms
         new = event.get("new")
         if new is None:
             return t_ms

@@ -34,22 +34,17 @@ from cinit.boot_path import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-# Linux capability numbers (linux/capability.h), by systemd's names.
-CAPABILITIES = {
-    name: number
-    for number, name in enumerate(
-        (
-            "CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID CAP_KILL "
-            "CAP_SETGID CAP_SETUID CAP_SETPCAP CAP_LINUX_IMMUTABLE CAP_NET_BIND_SERVICE "
-            "CAP_NET_BROADCAST CAP_NET_ADMIN CAP_NET_RAW CAP_IPC_LOCK CAP_IPC_OWNER "
-            "CAP_SYS_MODULE CAP_SYS_RAWIO CAP_SYS_CHROOT CAP_SYS_PTRACE CAP_SYS_PACCT "
-            "CAP_SYS_ADMIN CAP_SYS_BOOT CAP_SYS_NICE CAP_SYS_RESOURCE CAP_SYS_TIME "
-            "CAP_SYS_TTY_CONFIG CAP_MKNOD CAP_LEASE CAP_AUDIT_WRITE CAP_AUDIT_CONTROL "
-            "CAP_SETFCAP CAP_MAC_OVERRIDE CAP_MAC_ADMIN CAP_SYSLOG CAP_WAKE_ALARM "
-            "CAP_BLOCK_SUSPEND CAP_AUDIT_READ CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE"
-        ).split()
-    )
-}
+# Linux capability numbers (linux/capability.h): each name's place in this list.
+_CAPABILITY_NAMES = """
+    CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID CAP_KILL CAP_SETGID
+    CAP_SETUID CAP_SETPCAP CAP_LINUX_IMMUTABLE CAP_NET_BIND_SERVICE CAP_NET_BROADCAST
+    CAP_NET_ADMIN CAP_NET_RAW CAP_IPC_LOCK CAP_IPC_OWNER CAP_SYS_MODULE CAP_SYS_RAWIO
+    CAP_SYS_CHROOT CAP_SYS_PTRACE CAP_SYS_PACCT CAP_SYS_ADMIN CAP_SYS_BOOT CAP_SYS_NICE
+    CAP_SYS_RESOURCE CAP_SYS_TIME CAP_SYS_TTY_CONFIG CAP_MKNOD CAP_LEASE CAP_AUDIT_WRITE
+    CAP_AUDIT_CONTROL CAP_SETFCAP CAP_MAC_OVERRIDE CAP_MAC_ADMIN CAP_SYSLOG CAP_WAKE_ALARM
+    CAP_BLOCK_SUSPEND CAP_AUDIT_READ CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE
+"""
+CAPABILITIES = {name: number for number, name in enumerate(_CAPABILITY_NAMES.split())}
 
 # uname -m -> systemd's architecture names (ConditionArchitecture=).
 _ARCHITECTURES = {
@@ -207,9 +202,9 @@ def host_holds(value: str) -> bool:
     import fnmatch
 
     compact = value.replace("-", "").lower()
-    if len(compact) == 32 and all(c in "0123456789abcdef" for c in compact):
-        if compact == _machine_id().lower():
-            return True
+    hexadecimal = len(compact) == 32 and all(c in "0123456789abcdef" for c in compact)
+    if hexadecimal and compact == _machine_id().lower():
+        return True
     return fnmatch.fnmatchcase(os.uname().nodename.lower(), value.lower())
 
 

@@ -324,6 +324,7 @@ class RequestContainerExit(Record):
 
 Action = (
     Transition
+    | Notice
     | CheckConditions
     | Spawn
     | SignalMain

@@ -15,6 +15,7 @@ from cinit.machines.unit_events import (
     GroupChecked,
     MainPidFound,
     MainPidMissing,
+    Notice,
     NotifyExtendTimeout,
     NotifyMainPid,
     NotifyReady,
@@ -38,6 +39,7 @@ from cinit.machines.unit_stop import (
     finalize,
     watchdog_expired,
 )
+from cinit.machines.vocabulary import MAIN_PID_CHANGED_EVENT
 from cinit.units.model import NotifyAccess, ServiceSection, ServiceType
 
 # The control command a phase runs (the main process is never a control process).
@@ -181,6 +183,10 @@ def on_main_pid_found(step: UnitStep, event: MainPidFound) -> None:
     if model.state is State.RUNNING and model.phase is Phase.FIND_MAIN:
         step.enter_phase(Phase.START)
         main_ready(step)
+    elif event.pid != model.main_pid:
+        # No change of state tells the new pid: the stream (and `cinit status`) learn it here.
+        step.say(f"main process is now pid {event.pid}")
+        step.actions.append(Notice(model.name, MAIN_PID_CHANGED_EVENT, {"pid": event.pid}))
 
 
 def on_main_pid_missing(step: UnitStep, event: MainPidMissing) -> None:

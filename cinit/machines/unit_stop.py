@@ -127,7 +127,8 @@ def on_stop_timeout(step: UnitStep, _event: TimerFired) -> None:
             step.update(main_pid=None, control_pid=None)
             enter_stop_post(step)
             return
-        step.say(f"did not stop within {seconds}; sending {_signal_name(step.svc.final_kill_signal)}")
+        final = _signal_name(step.svc.final_kill_signal)
+        step.say(f"did not stop within {seconds}; sending {final}")
         enter_sigkill(step)
     elif phase is Phase.SIGKILL:
         step.say(f"processes still left {seconds} after SIGKILL; giving up on them")

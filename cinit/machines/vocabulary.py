@@ -79,6 +79,8 @@ EVENT_OF_STATE: dict[str, str] = {
 # And back: the state an event of a unit's change names (for records without `new`).
 STATE_OF_EVENT: dict[str, str] = {event: state for state, event in EVENT_OF_STATE.items()}
 
+# A running unit's main process changed without a change of state (PIDFile=, MAINPID=).
+MAIN_PID_CHANGED_EVENT = "main-pid-changed"
 BOOT_SETTLED_EVENT = "boot-settled"  # stamped once, right after the change that ended the boot
 FINAL_EVENT = "shutdown-finished"  # the stream's last word
 

@@ -13,11 +13,8 @@ def render_unit(unit: Unit) -> str:
     for section_name, target in schema.SECTIONS[unit.kind].items():
         data = getattr(unit, target if target != schema.UNIT else "unit")
         own = target in (SERVICE_TARGET, SOCKET_TARGET)
-        resolved = resolved_defaults(
-            unit.name,
-            unit.kind,
-            {"type": getattr(data, "type", None), "timeout_sec": getattr(data, "timeout_sec", None)},
-        )
+        given = {field: getattr(data, field, None) for field in ("type", "timeout_sec")}
+        resolved = resolved_defaults(unit.name, unit.kind, given)
         default = SECTION_CLASSES[target](**(resolved if own else {}))
         body: list[str] = []
         for (sec, name), row in schema.DIRECTIVES.items():

@@ -9,16 +9,32 @@ The same on real processes: tests/e2e/test_e2e_lifecycle.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from supervision_support import notify, svc
-from test_supervisor import harness, quiet_logs  # noqa: F401  (fixtures)
+from test_supervisor import Harness
 
 from cinit.actors.supervisor import StartUnit, StopUnit
+from cinit.io import log as cinit_log
 from cinit.machines.unit_model import State
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def harness() -> Iterator[Callable[[dict[str, str]], Harness]]:
+    made: list[Harness] = []
+
+    def make(units: dict[str, str]) -> Harness:
+        cinit_log.set_verbose(False)
+        made.append(Harness(units))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
 
 
 def test_binds_to_stops_the_unit_when_the_bound_one_goes_down_by_itself(harness: Any) -> None:
