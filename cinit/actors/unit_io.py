@@ -420,8 +420,9 @@ class UnitIO:
                 self.pgids.discard(pgid)  # empty: its id may be reused by a stranger now
         return not self.pgids
 
-    def find_main_pid(self, hint: int | None, pid_file: str) -> int | str:
-        """Adopt the unit's main process; its pid, or a reason why there is none."""
+    def find_main_pid(self, hint: int | None, pid_file: str, guess: bool = True) -> int | str:
+        """Adopt the unit's main process; its pid, or a reason why there is none.
+        Without `guess` (GuessMainPID=no), only `hint` or `pid_file` name it."""
         if hint is not None:
             candidate = hint
         elif pid_file:
@@ -433,6 +434,8 @@ class UnitIO:
             if not text.isdigit() or int(text) <= 0:
                 return f"PIDFile={pid_file} does not hold a pid: {text[:40]!r}"
             candidate = int(text)
+        elif not guess:
+            return "no PIDFile= and GuessMainPID=no"
         else:
             left = self._unit_pids()
             if len(left) != 1:

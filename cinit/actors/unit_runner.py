@@ -211,7 +211,7 @@ class UnitRunner:
             elif isinstance(action, ev.CheckEmpty):
                 return ev.GroupChecked(io.unit_empty())
             elif isinstance(action, ev.FindMainPid):
-                found = io.find_main_pid(action.hint, action.pid_file)
+                found = io.find_main_pid(action.hint, action.pid_file, action.guess)
                 if isinstance(found, int):
                     return ev.MainPidFound(found)
                 return ev.MainPidMissing(found)

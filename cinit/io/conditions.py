@@ -23,6 +23,10 @@ container's init:
   read-only DIR: systemd's rule, unchanged.
 - ConditionHost=: the hostname (shell pattern) or the machine id.
 - ConditionPathIsMountPoint= reads /proc/self/mountinfo (bind mounts of files count).
+- ConditionACPower=: systemd's test on /sys/class/power_supply (no mains supply known:
+  on AC power).
+- ConditionCredential=: a file of that name in cinit's $CREDENTIALS_DIRECTORY (what a
+  container manager passes) or /run/credentials/@system.
 """
 
 from __future__ import annotations
@@ -215,6 +219,36 @@ def architecture_holds(value: str) -> bool:
     return _ARCHITECTURES.get(machine, machine) == value
 
 
+def on_ac_power(root: str = "/") -> bool:
+    """systemd's test: on AC power when a mains supply is online, or when the machine has
+    no mains supply at all (nothing says it runs on battery)."""
+    base = os.path.join(root, "sys/class/power_supply")
+    try:
+        supplies = os.listdir(base)
+    except OSError:
+        return True
+    mains = []
+    for supply in supplies:
+        try:
+            with open(os.path.join(base, supply, "type")) as f:
+                if f.read().strip() != "Mains":
+                    continue
+            with open(os.path.join(base, supply, "online")) as f:
+                mains.append(f.read().strip() == "1")
+        except OSError:
+            continue
+    return any(mains) or not mains
+
+
+def credential_given(name: str, environ: Mapping[str, str]) -> bool:
+    """ConditionCredential=: a credential `name` was passed to cinit, in
+    $CREDENTIALS_DIRECTORY or systemd's system credential directory."""
+    if not name or "/" in name:
+        return False
+    directories = [environ.get("CREDENTIALS_DIRECTORY", ""), "/run/credentials/@system"]
+    return any(d and os.path.exists(os.path.join(d, name)) for d in directories)
+
+
 def group_holds(group: str, userdb_root: str = "/") -> bool:
     """ConditionGroup=: cinit's real or effective gid, or a supplementary group, matches."""
     gids = {os.getgid(), os.getegid(), *os.getgroups()}
@@ -317,4 +351,8 @@ def holds(kind: str, value: str, environ: Mapping[str, str], userdb_root: str = 
         return first_boot_holds(value.lower() in ("1", "yes", "y", "true", "t", "on"))
     if kind == "ConditionGroup":
         return group_holds(value, userdb_root)
+    if kind == "ConditionACPower":
+        return on_ac_power() == (value.lower() in ("1", "yes", "y", "true", "t", "on"))
+    if kind == "ConditionCredential":
+        return credential_given(value, environ)
     raise ValueError(f"unknown condition {kind}")

@@ -274,11 +274,13 @@ class CheckEmpty(Record):
 
 
 class FindMainPid(Record):
-    """Find and adopt the main process: `hint` (MAINPID=), else PIDFile=, else the one
-    process left in the unit. Answer MainPidFound or MainPidMissing."""
+    """Find and adopt the main process: `hint` (MAINPID=), else PIDFile=, else (when
+    `guess`: GuessMainPID=) the one process left in the unit. Answer MainPidFound or
+    MainPidMissing."""
 
     hint: int | None
     pid_file: str
+    guess: bool = True
 
 
 class StartTimer(Record):

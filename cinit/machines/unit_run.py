@@ -167,7 +167,7 @@ def main_gone(step: UnitStep, info: ExitInfo) -> None:
     result = daemon_result(step, info)
     if starting and svc.type is ServiceType.FORKING and result is Result.SUCCESS:
         step.enter_phase(Phase.FIND_MAIN)
-        step.actions.append(FindMainPid(None, svc.pid_file))
+        step.actions.append(FindMainPid(None, svc.pid_file, svc.guess_main_pid))
         return
     if starting and svc.type is ServiceType.NOTIFY and result is Result.SUCCESS:
         step.say("main process exited before READY=1")

@@ -85,11 +85,18 @@ def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnos
     _check_names(unit, "Requires", section.requires, Severity.ERROR, units, found)
     _check_names(unit, "OnFailure", section.on_failure, Severity.ERROR, units, found)
     # Like Requires=: under systemd the start fails when the unit named is not found.
-    _check_names(unit, "BindsTo", section.binds_to, Severity.ERROR, units, found)
-    _check_names(unit, "Requisite", section.requisite, Severity.ERROR, units, found)
+    # Devices, mounts and the other unit types cinit does not load are not checked (a
+    # container has none of them to wait for).
+    _check_names(unit, "BindsTo", _loadable(section.binds_to), Severity.ERROR, units, found)
+    _check_names(unit, "Requisite", _loadable(section.requisite), Severity.ERROR, units, found)
     _check_names(unit, "After", section.after, Severity.WARNING, units, found)
     _check_names(unit, "Before", section.before, Severity.WARNING, units, found)
     _check_names(unit, "Wants", section.wants, Severity.WARNING, units, found)
+
+
+def _loadable(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of `names` that are of a unit type cinit loads (services, sockets, targets)."""
+    return tuple(name for name in names if name.endswith((".service", ".socket", ".target")))
 
 
 def _check_names(

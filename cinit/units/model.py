@@ -114,6 +114,8 @@ class ConditionKind(StrEnum):
     NEEDS_UPDATE = "ConditionNeedsUpdate"
     GROUP = "ConditionGroup"
     ARCHITECTURE = "ConditionArchitecture"
+    AC_POWER = "ConditionACPower"
+    CREDENTIAL = "ConditionCredential"
 
     @property
     def assert_name(self) -> str:
@@ -196,6 +198,8 @@ class UnitSection(Frozen):
     part_of: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     requisite: tuple[str, ...] = ()
+    reload_propagated_from: tuple[str, ...] = ()  # kept for the reload verb
+    propagates_reload_to: tuple[str, ...] = ()  # kept for the reload verb
     asserts: tuple[Condition, ...] = ()
     start_limit_burst: int = 5
     start_limit_interval_sec: float = 10.0
@@ -238,6 +242,7 @@ class ServiceSection(Frozen):
     restart_prevent_exit_status: ExitStatusSet = ExitStatusSet()
     restart_force_exit_status: ExitStatusSet = ExitStatusSet()
     notify_access: NotifyAccess | None = None  # None: main for Type=notify, else none
+    guess_main_pid: bool = True  # forking without PIDFile=: adopt the one process left
 
 
 class SocketSection(Frozen):

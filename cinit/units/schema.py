@@ -230,7 +230,7 @@ def _condition(kind: ConditionKind) -> Callable[[str], list[Condition]]:
             raise ValueFormError(f"invalid condition {quoted(text)}: empty")
         if kind in _PATH_CONDITIONS:
             _parse_abs_path(value)
-        elif kind in (ConditionKind.FIRST_BOOT,):
+        elif kind in (ConditionKind.FIRST_BOOT, ConditionKind.AC_POWER):
             values.parse_bool(value)
         elif kind is ConditionKind.ENVIRONMENT:
             name = value.partition("=")[0]
@@ -355,6 +355,16 @@ _LIFECYCLE_UNIT_ROWS = [
     _d("Unit", "PartOf", UNIT, "part_of", _names, _render_str, multi=True),
     _d("Unit", "Conflicts", UNIT, "conflicts", _names, _render_str, multi=True),
     _d("Unit", "Requisite", UNIT, "requisite", _names, _render_str, multi=True),
+    _d(
+        "Unit",
+        "ReloadPropagatedFrom",
+        UNIT,
+        "reload_propagated_from",
+        _names,
+        _render_str,
+        multi=True,
+    ),
+    _d("Unit", "PropagatesReloadTo", UNIT, "propagates_reload_to", _names, _render_str, True),
 ]
 _SERVICE_ROWS = [
     _d("Service", "Type", SERVICE, "type", _enum_type, _render_enum),
@@ -470,6 +480,7 @@ _SERVICE_ROWS = [
         _parse_enum(NotifyAccess),
         _render_enum,
     ),
+    _d("Service", "GuessMainPID", SERVICE, "guess_main_pid", _bool, _rbool),
     # systemd also accepts the start limits in [Service] (older spelling).
     _d("Service", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),
     _d("Service", "StartLimitIntervalSec", UNIT, "start_limit_interval_sec", _time, _rtime),

@@ -241,7 +241,7 @@ class FakeIO:
         self._maybe_fail("unit_empty")
         return not any(p.alive for p in self.mine.values())
 
-    def find_main_pid(self, hint: int | None, pid_file: str) -> int | str:
+    def find_main_pid(self, hint: int | None, pid_file: str, guess: bool = True) -> int | str:
         self._maybe_fail("find_main_pid")
         return "no main process in the fake world"
 

@@ -300,3 +300,17 @@ def test_bad_values_are_errors_naming_the_directive(line: str) -> None:
     errors = [d.format() for d in diagnostics if d.severity.value == "error"]
     assert len(errors) == 1 and line.split("=")[0] in errors[0], errors
     assert errors[0].startswith("a.service:5: error: [Service] "), errors
+
+
+def test_guess_main_pid_no_is_passed_to_the_search() -> None:
+    text = service("Type=forking\nGuessMainPID=no\nExecStart=/bin/daemon")
+    sim = UnitSim.of(text).boot().exit_main(0)
+    assert sim.of_type(ev.FindMainPid) == [ev.FindMainPid(None, "", guess=False)]
+    assert sim.state is S.ACTIVE  # supervised through the unit's processes only
+
+
+def test_reload_propagation_is_kept_in_the_model() -> None:
+    text = service("ExecStart=/bin/app", unit="ReloadPropagatedFrom=pg.service\nPartOf=pg.service")
+    unit = make_unit(text)
+    assert unit.unit.reload_propagated_from == ("pg.service",)
+    assert unit.unit.part_of == ("pg.service",)

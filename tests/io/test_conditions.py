@@ -129,6 +129,27 @@ def test_needs_update_compares_usr_with_the_stamp(tmp_path: Path) -> None:
     assert conditions.needs_update_holds(str(tmp_path))
 
 
+def test_ac_power_and_credentials(tmp_path: Path) -> None:
+    supplies = tmp_path / "sys/class/power_supply"
+    assert conditions.on_ac_power(str(tmp_path))  # nothing known: on AC power
+    battery = supplies / "BAT0"
+    battery.mkdir(parents=True)
+    (battery / "type").write_text("Battery\n")
+    assert conditions.on_ac_power(str(tmp_path))
+    adapter = supplies / "AC"
+    adapter.mkdir()
+    (adapter / "type").write_text("Mains\n")
+    (adapter / "online").write_text("0\n")
+    assert not conditions.on_ac_power(str(tmp_path))
+    (adapter / "online").write_text("1\n")
+    assert conditions.on_ac_power(str(tmp_path))
+    (tmp_path / "secret").write_text("x")
+    given = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    assert unmet("ConditionCredential=secret", environ=given) is None
+    assert unmet("ConditionCredential=other", environ=given) is not None
+    assert unmet("ConditionCredential=secret") is not None
+
+
 def test_group_and_architecture() -> None:
     assert unmet(f"ConditionGroup={os.getgid()}") is None
     assert unmet("ConditionArchitecture=native") is None

@@ -259,7 +259,7 @@ def conditions(draw: st.DrawFn) -> Condition:
     kind = draw(st.sampled_from(list(ConditionKind)))
     if kind in (ConditionKind.USER, ConditionKind.GROUP):
         value = draw(USER_NAME)
-    elif kind is ConditionKind.FIRST_BOOT:
+    elif kind in (ConditionKind.FIRST_BOOT, ConditionKind.AC_POWER):
         value = draw(st.sampled_from(["yes", "no"]))
     elif kind in _WORD_CONDITIONS:
         value = draw(st.sampled_from(["container", "vm", "docker", "CAP_NET_ADMIN", "x86-64"]))
@@ -282,6 +282,7 @@ _WORD_CONDITIONS = frozenset(
         ConditionKind.SECURITY,
         ConditionKind.HOST,
         ConditionKind.ARCHITECTURE,
+        ConditionKind.CREDENTIAL,
     }
 )
 
