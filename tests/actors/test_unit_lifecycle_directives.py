@@ -304,7 +304,9 @@ def test_bad_values_are_errors_naming_the_directive(line: str) -> None:
 
 def test_guess_main_pid_no_is_passed_to_the_search() -> None:
     text = service("Type=forking\nGuessMainPID=no\nExecStart=/bin/daemon")
-    sim = UnitSim.of(text).boot().exit_main(0)
+    sim = UnitSim.of(text).boot()
+    sim.group_empty = False  # the daemon the parent left
+    sim.exit_main(0)
     assert sim.of_type(ev.FindMainPid) == [ev.FindMainPid(None, "", guess=False)]
     assert sim.state is S.ACTIVE  # supervised through the unit's processes only
 
