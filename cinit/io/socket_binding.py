@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cinit.io.environ import unmet_condition
+from cinit.io.environ import failed_assertion, unmet_condition
 from cinit.io.sockets import BindError, Listener, bind_socket_unit, close_listeners
 from cinit.units.model import Unit, UnitKind
 
@@ -45,10 +45,13 @@ class SocketBinding:
 
 
 def bind_socket(unit: Unit, environ: Mapping[str, str], userdb_root: str = "/") -> SocketBinding:
-    """Check `unit`'s conditions, then bind every listener it declares."""
+    """Check `unit`'s conditions and assertions, then bind every listener it declares."""
     unmet = unmet_condition(unit, environ, userdb_root)
     if unmet is not None:
         return SocketBinding(unit, unmet=unmet)
+    failed = failed_assertion(unit, environ, userdb_root)
+    if failed is not None:  # fails like a socket that cannot be bound
+        return SocketBinding(unit, error=f"{unit.name}: {failed} failed")
     try:
         return SocketBinding(unit, bind_socket_unit(unit, userdb_root))
     except BindError as exc:

@@ -176,3 +176,16 @@ def test_asserts_are_checked_apart_from_conditions(tmp_path: Path) -> None:
     assert unmet_condition(unit, {}) is None
     assert failed_assertion(unit, {}) == f"AssertPathExists={missing}"
     assert failed_assertion(unit_with(f"AssertPathExists=!{missing}"), {}) is None
+
+
+def test_a_socket_whose_assertion_fails_is_not_bound(tmp_path: Path) -> None:
+    from cinit.io.socket_binding import bind_socket
+
+    missing = tmp_path / "missing"
+    path = tmp_path / "web.sock"
+    text = f"[Unit]\nAssertPathExists={missing}\n[Socket]\nListenStream={path}\n"
+    unit, diagnostics = parse_unit("web.socket", text, environ={})
+    assert unit is not None, diagnostics
+    binding = bind_socket(unit, {})
+    assert binding.error == f"web.socket: AssertPathExists={missing} failed"
+    assert binding.listeners == [] and not path.exists()
