@@ -16,8 +16,8 @@ import pytest
 from supervision_support import notify, svc
 from test_supervisor import Harness
 
-from cinit.actors.supervisor import StartUnit, StopUnit
 from cinit.io import log as cinit_log
+from cinit.machines.requests import StartUnit, StopUnit
 from cinit.machines.unit_model import State
 
 pytestmark = pytest.mark.timeout(30)
