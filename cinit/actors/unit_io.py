@@ -434,6 +434,10 @@ class UnitIO:
             if not text.isdigit() or int(text) <= 0:
                 return f"PIDFile={pid_file} does not hold a pid: {text[:40]!r}"
             candidate = int(text)
+            if self._not_ours(candidate):
+                # A stale file whose pid now names another unit's process (as systemd, a
+                # PID file may only name a process of the unit).
+                return f"PIDFile={pid_file} names pid {candidate}, not a process of the unit"
         elif not guess:
             return "no PIDFile= and GuessMainPID=no"
         else:
@@ -450,6 +454,15 @@ class UnitIO:
             return f"pid {candidate} is not a live child of cinit"
         self.processes[candidate] = process
         return candidate
+
+    def _not_ours(self, pid: int) -> bool:
+        """Whether `pid` is known to be another unit's: outside the unit's cgroup, or (with
+        process groups) a process another owner holds."""
+        if pid in self.processes:
+            return False
+        if self.cgroup is not None:
+            return pid not in self.cgroup.pids()
+        return any(p.pid == pid and p.owner is not self.owner for p in self.context.table.live())
 
     def _unit_pids(self) -> list[int]:
         if self.cgroup is not None:

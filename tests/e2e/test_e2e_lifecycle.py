@@ -228,6 +228,31 @@ def test_pid_file_on_a_simple_service_follows_the_daemon_it_names(
     assert run.count_err(cinit_line("wrapped.service", "stopped")) == 1, run.report()
 
 
+def test_a_pid_file_naming_another_units_process_is_refused(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    pidfile = tmp_path / "other.pid"
+    other = shell_script(tmp_path / "other.sh", f"""
+        echo $$ > {pidfile}
+        exec sleep 300
+        """)
+    run, runtime = booted(boot, tmp_path, {
+        "other.service": f"[Service]\nExecStart={other}\n",
+        "stale.service": (
+            f"[Unit]\nAfter=other.service\n[Service]\nPIDFile={pidfile}\n"
+            "ExecStart=/bin/sh -c 'sleep 0.5'\n"
+        ),
+    })  # fmt: skip
+    wait_until(pidfile.exists, 10, "other's pid" + run.report())
+    wait_state(cinit_cmd, runtime, "stale.service", "exited", run)
+    units = status(cinit_cmd, runtime)
+    assert units["other.service"]["state"] == "active", run.report()
+    assert units["other.service"]["main_pid"] == int(pidfile.read_text()), run.report()
+    assert run.count_err(cinit_line("stale.service", "main process is now.*")) == 0, run.report()
+    assert run.terminate() == 0, run.report()
+    assert run.count_err(cinit_line("other.service", "stopped")) == 1, run.report()
+
+
 def test_notify_access_main_ignores_a_childs_ready(
     boot: Booter, tmp_path: Path, cinit_cmd: list[str]
 ) -> None:
