@@ -89,6 +89,9 @@ class FakeInstanceIO:
     def unmet_condition(self) -> str | None:
         return None
 
+    def failed_assertion(self) -> str | None:
+        return None
+
     def spawn(self, role: Role, index: int, main_pid: int | None) -> int:
         assert role is Role.START and index == 0 and self.connection is not None
         pid = next(self.pids)
