@@ -72,6 +72,7 @@ from cinit.machines.unit_events import (
 )
 from cinit.machines.unit_model import Outcome, State
 from cinit.machines.unit_state import monotonic_usec
+from cinit.machines.vocabulary import AT_REST_STATES
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 
@@ -158,6 +159,10 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.started_early: set[str] = set(self.slots)
         self.states: dict[str, State] = {}
         self.stop_plans: list[StopPlan] = []
+        # A restart's stop under way: the unit -> the units stopped with it, started again
+        # with it (Requires=, BindsTo=, PartOf=: systemd propagates restarts too).
+        self.restarting: dict[str, tuple[str, ...]] = {}
+        self.restart_when_down: set[str] = set()  # ... those still stopping at the start
         self.shutdown: StopPlan | None = None
         self.units_stopped_sent = False
         self.boot_set: set[str] | None = None  # the boot units, until they all settled
@@ -201,9 +206,9 @@ class UnitSupervisor(pykka.ThreadingActor):
             self.boot_set = set(self.book.in_play)  # with what they pulled in
         elif isinstance(message, StartUnit):
             if self.shutdown is None:
-                self._start_units([message.name])
+                self._start_restarted(message.name)
         elif isinstance(message, StopUnit):
-            self._stop_unit(message.name)
+            self._stop_unit(message.name, restart=message.restart)
         elif isinstance(message, StopAllUnits):
             self._stop_all()
         elif isinstance(message, KillAllUnits):
@@ -248,6 +253,17 @@ class UnitSupervisor(pykka.ThreadingActor):
             # the next actors are still being created.
             self._release([name])
         self._release()
+
+    def _start_restarted(self, name: str) -> None:
+        """Start `name`, and what the stop of its restart took along: at once when at rest,
+        else once it is (a start request meeting a unit still stopping would be lost)."""
+        now = [name]
+        for other in self.restarting.pop(name, ()):
+            if self.states.get(other, State.INACTIVE) in AT_REST_STATES:
+                now.append(other)
+            else:
+                self.restart_when_down.add(other)
+        self._start_units(now)
 
     def _without_conflicts(self, requested: list[str]) -> list[str]:
         """Conflicts= (systemd.unit): starting a unit stops the units it conflicts with.
@@ -561,6 +577,10 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._tell_sockets(name, item.new, item.result)
             if item.new in _DOWN and item.old in _WAS_UP:
                 self._stop_bound(name)
+            if name in self.restart_when_down and item.new in AT_REST_STATES:
+                self.restart_when_down.discard(name)
+                if self.shutdown is None:
+                    self._start_units([name])
         elif isinstance(item, Notice):
             if self.events is not None:
                 self.events.tell(item)
@@ -607,7 +627,7 @@ class UnitSupervisor(pykka.ThreadingActor):
                 log(f"{binder}: stopping: bound to {name}, which went down")
                 self._stop_unit(binder)
 
-    def _stop_unit(self, name: str) -> None:
+    def _stop_unit(self, name: str, restart: bool = False) -> None:
         if name not in self.units:
             return
         members = {name}
@@ -617,6 +637,14 @@ class UnitSupervisor(pykka.ThreadingActor):
                 if dependent not in members and dependent in self.book.in_play:
                     members.add(dependent)
                     todo.append(dependent)
+        if restart:  # what is up now comes back with the restart's start
+            self.restarting[name] = tuple(
+                sorted(
+                    member
+                    for member in members - {name}
+                    if self.states.get(member, State.INACTIVE) in _UP_OR_PENDING
+                )
+            )
         for member in members:
             self.book.waiting.discard(member)
         self.stop_plans.append(StopPlan(self.graph, members))

@@ -50,7 +50,9 @@ class ControlDesk:
         log_tail: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.book = book
-        self.command = command  # ("start"|"stop", unit) -> False when nobody can do it
+        # ("start"|"stop"|"restart-stop", unit) -> False when nobody can do it; "restart-stop"
+        # is a restart's stop: the units stopped along with it start again with it.
+        self.command = command
         self.measure = measure  # fills memory/cpu into unit statuses
         self.log_tail = log_tail  # a unit's last output lines, when cinit keeps them
         self.pending: list[Pending] = []
@@ -121,7 +123,7 @@ class ControlDesk:
         if cmd == "restart" and state in AT_REST_STATES:
             cmd = "start"
         if cmd == "restart":
-            phase, order = "restart-stop", "stop"
+            phase, order = "restart-stop", "restart-stop"
         else:
             phase, order = cmd, cmd
         if not self.command(order, name):

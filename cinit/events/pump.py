@@ -350,7 +350,10 @@ class EventPump:
         from cinit.machines.requests import StartUnit, StopUnit
 
         try:
-            supervisor.tell(StartUnit(unit) if kind == "start" else StopUnit(unit))
+            if kind == "start":
+                supervisor.tell(StartUnit(unit))
+            else:
+                supervisor.tell(StopUnit(unit, restart=kind == "restart-stop"))
         except Exception:  # pykka.ActorDeadError: the supervisor is gone (shutting down)
             return False
         return True

@@ -16,6 +16,9 @@ class StartUnit(Record):
 
 
 class StopUnit(Record):
-    """Stop one unit, after the units that Requires= it (and are ordered after it)."""
+    """Stop one unit, after the units that stop with it (Requires=, BindsTo=, PartOf= on
+    it). `restart`: the stop half of a restart; the next StartUnit of the unit starts
+    those units again too (systemd propagates a restart as it propagates a stop)."""
 
     name: str
+    restart: bool = False

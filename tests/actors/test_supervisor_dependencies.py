@@ -135,3 +135,31 @@ def test_requisite_fails_when_the_unit_is_not_active_and_starts_nothing(
     assert h.world.entries("spawn", "lone.service") == []
     err = capfd.readouterr().err
     assert "cinit: lone.service: failed (dependency)" in err
+
+
+def test_a_restart_brings_back_what_its_stop_took_along(harness: Any) -> None:
+    h = harness(
+        {
+            "main.service": notify(0),
+            "part.service": notify(0, unit="PartOf=main.service"),
+            "needs.service": notify(0, unit="Requires=main.service\nAfter=main.service"),
+            "idle.service": notify(0, unit="PartOf=main.service\nOnFailure=x.service"),
+            "x.service": svc("/fake run", unit="OnFailure=idle.service"),  # idle: not started
+        }
+    ).boot()
+    for name in ("main", "part", "needs"):
+        h.wait_state(f"{name}.service", State.ACTIVE)
+    h.ref.tell(StopUnit("main.service", restart=True))  # what `cinit restart` sends first
+    for name in ("main", "part", "needs"):
+        h.wait_state(f"{name}.service", State.INACTIVE)
+    h.ref.tell(StartUnit("main.service"))
+    for name in ("main", "part", "needs"):
+        h.wait_state(f"{name}.service", State.ACTIVE)
+    assert h.world.entries("spawn", "idle.service") == []  # it was not up: it stays down
+    assert len(h.world.entries("spawn", "part.service")) == 2
+    h.ref.tell(StopUnit("main.service"))  # a plain stop: nothing comes back later
+    h.wait_state("main.service", State.INACTIVE)
+    assert h.state("part.service") is State.INACTIVE
+    h.ref.tell(StartUnit("main.service"))
+    h.wait_state("main.service", State.ACTIVE)
+    assert h.state("part.service") is State.INACTIVE

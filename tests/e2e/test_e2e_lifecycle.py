@@ -306,6 +306,14 @@ def test_binds_to_and_part_of_stop_with_the_unit(
     assert state(cinit_cmd, runtime, "db.service") == "active"  # PartOf= is one-way
     assert cli(cinit_cmd, runtime, "start", "part.service").returncode == 0
     wait_state(cinit_cmd, runtime, "part.service", "active", run)
+    # A restart is propagated like a stop: what stopped with db.service starts with it.
+    names = ("db", "bound", "part")
+    before = {name: run.count_err(cinit_line(f"{name}.service", "stopped")) for name in names}
+    assert cli(cinit_cmd, runtime, "restart", "db.service").returncode == 0, run.report()
+    for name in names:
+        wait_state(cinit_cmd, runtime, f"{name}.service", "active", run)
+        stops = run.count_err(cinit_line(f"{name}.service", "stopped"))
+        assert stops == before[name] + 1, f"{name}: {stops} stops{run.report()}"
     assert cli(cinit_cmd, runtime, "stop", "db.service").returncode == 0
     for name in ("db", "bound", "part"):
         wait_state(cinit_cmd, runtime, f"{name}.service", "inactive", run)

@@ -230,10 +230,10 @@ def test_restart_is_a_stop_then_a_start(tmp_path: Any) -> None:
     desk = Desk(tmp_path)
     desk.go(State.INACTIVE, State.ACTIVE)
     assert desk.ask({"cmd": "restart", "unit": "a.service"}) is None
-    assert desk.commands == [("stop", "a.service")]
+    assert desk.commands == [("restart-stop", "a.service")]
     desk.go(State.ACTIVE, State.STOPPING)
     assert desk.go(State.STOPPING, State.INACTIVE) == []
-    assert desk.commands == [("stop", "a.service"), ("start", "a.service")]
+    assert desk.commands == [("restart-stop", "a.service"), ("start", "a.service")]
     desk.go(State.INACTIVE, State.WAITING)
     replies = desk.go(State.WAITING, State.ACTIVE)
     assert [r["ok"] for _, r in replies] == [True]
@@ -255,11 +255,11 @@ def test_socket_restart_is_a_stop_then_a_start_answered_by_its_events(tmp_path: 
     desk.hub.tell(change("s.socket", State.INACTIVE, State.ACTIVE))
     desk.settle()
     assert desk.ask({"cmd": "restart", "unit": "s.socket"}) is None
-    assert desk.commands == [("stop", "s.socket")]
+    assert desk.commands == [("restart-stop", "s.socket")]
     desk.hub.tell(change("s.socket", State.ACTIVE, State.STOPPING))
     desk.hub.tell(change("s.socket", State.STOPPING, State.INACTIVE))
     assert desk.settle() == []
-    assert desk.commands == [("stop", "s.socket"), ("start", "s.socket")]
+    assert desk.commands == [("restart-stop", "s.socket"), ("start", "s.socket")]
     desk.hub.tell(change("s.socket", State.INACTIVE, State.ACTIVE))
     assert [(r["ok"], r["state"]) for _, r in desk.settle()] == [(True, "active")]
     # Stopping a stopped socket is done at once; starting a failed one waits for its events.
