@@ -163,6 +163,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         # with it (Requires=, BindsTo=, PartOf=: systemd propagates restarts too).
         self.restarting: dict[str, tuple[str, ...]] = {}
         self.restart_when_down: set[str] = set()  # ... those still stopping at the start
+        self.restart_stops: set[str] = set()  # units whose stop is a restart's, not yet told
         self.shutdown: StopPlan | None = None
         self.units_stopped_sent = False
         self.boot_set: set[str] | None = None  # the boot units, until they all settled
@@ -638,6 +639,7 @@ class UnitSupervisor(pykka.ThreadingActor):
                     members.add(dependent)
                     todo.append(dependent)
         if restart:  # what is up now comes back with the restart's start
+            self.restart_stops.update(members)
             self.restarting[name] = tuple(
                 sorted(
                     member
@@ -663,7 +665,9 @@ class UnitSupervisor(pykka.ThreadingActor):
             for plan in list(self.stop_plans):
                 for name in plan.next():
                     progress = True
-                    self._tell(name, StopRequested())
+                    restart = name in self.restart_stops
+                    self.restart_stops.discard(name)
+                    self._tell(name, StopRequested(restart=restart))
                 if plan.finished and plan is not self.shutdown:
                     self.stop_plans.remove(plan)
         shutdown = self.shutdown

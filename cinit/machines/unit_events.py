@@ -139,7 +139,10 @@ class CannotStart(Record):
 
 
 class StopRequested(Record):
-    """The supervisor wants the unit down; it answers with ReportStopped once it is."""
+    """The supervisor wants the unit down; it answers with ReportStopped once it is.
+    `restart`: the stop half of a restart (RestartKillSignal= replaces KillSignal=)."""
+
+    restart: bool = False
 
 
 class KillRequested(Record):

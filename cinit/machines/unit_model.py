@@ -116,6 +116,7 @@ class UnitModel(Frozen):
     was_ready: bool = False  # this run got ready (ExecStop= runs only then)
     teardown_pending: bool = False  # a finished oneshot may have left daemons behind
     stop_requested: bool = False  # cinit is stopping the unit: no restart, not a failure
+    restarting: bool = False  # that stop is a restart's (RestartKillSignal=)
     killing: bool = False  # the global stop timeout ran out: no more ExecStopPost=
     owes_settled: bool = False  # a start request waits for ReportSettled
     owes_stopped: bool = False  # a stop request waits for ReportStopped

@@ -108,7 +108,7 @@ def command_ended(step: UnitStep, role: Role, index: int, info: ExitInfo) -> Non
     elif more and not step.model.killing:  # ExecStop=, ExecStopPost=: failures only logged
         step.spawn(role, index + 1)
     elif role is Role.STOP:
-        enter_sigterm(step, svc.kill_signal)
+        enter_sigterm(step, step.kill_signal())
     else:
         finalize(step)
 
@@ -123,7 +123,7 @@ def main_exited(step: UnitStep, pid: int, info: ExitInfo) -> None:
         if model.phase is Phase.NOTIFIED:
             if not model.stop_requested:
                 step.record(daemon_result(step, info), info.code)
-            enter_sigterm(step, svc.kill_signal)
+            enter_sigterm(step, step.kill_signal())
         else:
             check_progress(step)
         return

@@ -32,6 +32,7 @@ def on_start_fresh(step: UnitStep, _event: StartRequested) -> None:
     step.update(
         owes_settled=True,
         stop_requested=False,
+        restarting=False,
         killing=False,
         stopping_logged=False,
         result=Result.SUCCESS,

@@ -136,6 +136,13 @@ class UnitStep:
         if self.model.result is Result.SUCCESS and result is not Result.SUCCESS:
             self.update(result=result, failure_code=code if result is Result.EXIT_CODE else None)
 
+    def kill_signal(self) -> int:
+        """KillSignal=, or RestartKillSignal= when the stop is a restart's."""
+        restart_signal = self.svc.restart_kill_signal
+        if self.model.restarting and restart_signal is not None:
+            return restart_signal
+        return self.svc.kill_signal
+
     def stop_timeout(self) -> int | None:
         return seconds_to_usec(self.svc.timeout_stop_sec)
 

@@ -29,13 +29,13 @@ from cinit.units.model import KillMode
 # ---- requests ----------------------------------------------------------------------------
 
 
-def _stop_wanted(step: UnitStep) -> None:
-    step.update(owes_stopped=True, stop_requested=True)
+def _stop_wanted(step: UnitStep, event: StopRequested) -> None:
+    step.update(owes_stopped=True, stop_requested=True, restarting=event.restart)
 
 
-def on_stop_at_rest(step: UnitStep, _event: StopRequested) -> None:
+def on_stop_at_rest(step: UnitStep, event: StopRequested) -> None:
     """Nothing runs: the stop is done at once."""
-    _stop_wanted(step)
+    _stop_wanted(step, event)
     step.report_stopped()
 
 
@@ -44,14 +44,14 @@ def on_stop_exited(step: UnitStep, event: StopRequested) -> None:
     if not step.model.teardown_pending:
         on_stop_at_rest(step, event)
         return
-    _stop_wanted(step)
+    _stop_wanted(step, event)
     step.log_stopping()
     enter_stop(step, False, "stop requested")
 
 
-def on_stop_pending_start(step: UnitStep, _event: StopRequested) -> None:
+def on_stop_pending_start(step: UnitStep, event: StopRequested) -> None:
     """Waiting, or waiting to restart: nothing runs, the start is called off."""
-    _stop_wanted(step)
+    _stop_wanted(step, event)
     waiting = step.model.state is State.WAITING
     step.disarm(TimerKind.RESTART)
     step.enter(State.INACTIVE, "start cancelled" if waiting else "stopped")
@@ -59,18 +59,18 @@ def on_stop_pending_start(step: UnitStep, _event: StopRequested) -> None:
     step.report_stopped()
 
 
-def on_stop_up(step: UnitStep, _event: StopRequested) -> None:
-    _stop_wanted(step)
+def on_stop_up(step: UnitStep, event: StopRequested) -> None:
+    _stop_wanted(step, event)
     step.log_stopping()
     enter_stop(step, step.model.state is State.ACTIVE, "stop requested")
 
 
-def on_stop_stopping(step: UnitStep, _event: StopRequested) -> None:
+def on_stop_stopping(step: UnitStep, event: StopRequested) -> None:
     """Already on its way down; a service winding down by itself is hurried on."""
-    _stop_wanted(step)
+    _stop_wanted(step, event)
     step.log_stopping()
     if step.model.phase is Phase.NOTIFIED:
-        enter_sigterm(step, step.svc.kill_signal)
+        enter_sigterm(step, step.kill_signal())
 
 
 def on_kill(step: UnitStep, _event: KillRequested) -> None:
@@ -118,7 +118,7 @@ def on_stop_timeout(step: UnitStep, _event: TimerFired) -> None:
     phase, seconds = step.model.phase, f"{step.svc.timeout_stop_sec:g}s"
     if phase is Phase.STOP:
         step.say(f"ExecStop= did not finish within {seconds}")
-        enter_sigterm(step, step.svc.kill_signal)
+        enter_sigterm(step, step.kill_signal())
     elif phase in (Phase.SIGTERM, Phase.NOTIFIED):
         if phase is Phase.NOTIFIED and not step.model.stop_requested:
             step.record(Result.TIMEOUT)
@@ -168,7 +168,7 @@ def enter_stop(step: UnitStep, exec_stop: bool, reason: str) -> None:
         step.spawn(Role.STOP, 0)
     else:
         step.enter(State.STOPPING, reason, Phase.SIGTERM)
-        enter_sigterm(step, step.svc.kill_signal)
+        enter_sigterm(step, step.kill_signal())
 
 
 def enter_sigterm(step: UnitStep, signo: int) -> None:

@@ -126,6 +126,16 @@ def test_the_global_kill_kills_everything_whatever_the_kill_mode() -> None:
     assert signals(sim) == [("kill", signal.SIGKILL)]
 
 
+def test_restart_kill_signal_is_for_a_restarts_stop_only() -> None:
+    text = service("KillSignal=SIGINT\nRestartKillSignal=SIGUSR2\nExecStart=/bin/app")
+    sim = UnitSim.of(text).boot()
+    sim.clear().feed(ev.StopRequested(restart=True)).exit_main(signal=signal.SIGUSR2)
+    assert signals(sim) == [("unit", signal.SIGUSR2)]
+    sim.boot()
+    stop(sim)
+    assert signals(sim) == [("unit", signal.SIGINT)]
+
+
 def test_timeout_sec_sets_both_timeouts_and_the_specific_ones_win() -> None:
     both = make_unit(service("TimeoutSec=7\nExecStart=/bin/app")).service
     assert both is not None

@@ -165,6 +165,22 @@ def test_send_sighup_follows_the_kill_signal(boot: Booter, tmp_path: Path) -> No
     assert run.count_err(cinit_line("hup.service", r"did not stop.*")) == 0, run.report()
 
 
+def test_restart_kill_signal_stops_a_restarted_unit(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    logger = python_exec("signal_logger.py", "--exit-after", "1", "--timeout", "60", "USR2", "TERM")
+    run, runtime = booted(boot, tmp_path, {
+        "usr.service": f"[Service]\nRestartKillSignal=SIGUSR2\nExecStart={logger}\n",
+    })  # fmt: skip
+    run.wait_out(r"^usr\.service: READY \d+$")
+    assert cli(cinit_cmd, runtime, "restart", "usr.service").returncode == 0, run.report()
+    run.wait_out(r"^usr\.service: SIGUSR2$")
+    wait_until(lambda: run.stdout().count("usr.service: READY") == 2, 10, "the second run")
+    assert run.terminate() == 0, run.report()
+    lines = [line for line in run.stdout().splitlines() if line.startswith("usr.service: SIG")]
+    assert lines == ["usr.service: SIGUSR2", "usr.service: SIGTERM"], run.report()
+
+
 # ---- exit statuses -----------------------------------------------------------------------------
 
 
