@@ -30,6 +30,8 @@ def _describe(event: EventDict) -> str:
         text += f" code={event['code']}"
     if event.get("signal"):
         text += f" signal={event['signal']}"
+    if "new" not in event and event.get("pid") is not None:
+        text += f" pid={event['pid']}"  # main-pid-changed
     return text
 
 

@@ -124,6 +124,20 @@ def test_book_tracks_state_pid_restarts_and_last_exit(tmp_path: Any) -> None:
     assert book.seq == 8  # 6 changes, loaded, and boot-settled after `active`
 
 
+def test_a_new_main_pid_without_a_change_of_state_reaches_the_book(tmp_path: Any) -> None:
+    from cinit.machines.unit_events import Notice
+    from cinit.machines.vocabulary import MAIN_PID_CHANGED_EVENT
+
+    hub = make_hub(tmp_path)
+    book = StatusBook({"a.service"}, 0.0)
+    hub.tell(change("a.service", State.RUNNING, State.ACTIVE, pid=10))
+    hub.tell(Notice("a.service", MAIN_PID_CHANGED_EVENT, {"pid": 42}))
+    feed(book, hub)
+    status = book.units["a.service"]
+    assert (status["state"], status["main_pid"]) == ("active", 42)
+    assert book.recent["a.service"][-1].endswith("main-pid-changed pid=42")
+
+
 def test_whole_is_not_ready_before_every_boot_unit_settled(tmp_path: Any) -> None:
     hub = make_hub(tmp_path)
     book = StatusBook({"a.service", "b.service"}, 0.0)
