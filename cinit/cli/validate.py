@@ -100,12 +100,14 @@ def _count(diagnostics: list[Diagnostic], severity: Severity) -> int:
 def _summary(unit_set: UnitSet, diagnostics: list[Diagnostic], ok: bool) -> str:
     units = unit_set.units.values()
     services = sum(1 for u in units if u.kind is UnitKind.SERVICE)
-    sockets = len(unit_set.units) - services
+    targets = sum(1 for u in units if u.kind is UnitKind.TARGET)
+    sockets = len(unit_set.units) - services - targets
+    kinds = f"{services} services, {sockets} sockets" + (f", {targets} targets" if targets else "")
     errors = _count(diagnostics, Severity.ERROR)
     warnings = _count(diagnostics, Severity.WARNING)
     hints = _count(diagnostics, Severity.HINT)
     lines = [
-        f"{len(unit_set.units)} units ({services} services, {sockets} sockets), "
+        f"{len(unit_set.units)} units ({kinds}), "
         f"{len(unit_set.overrides)} overrides, {warnings} warnings, {errors} errors"
         + (f", {hints} hints" if hints else ""),
     ]

@@ -32,6 +32,7 @@ from cinit.units.model import (
 )
 from cinit.units.scan import Override, choose_files, read_unit_file
 from cinit.units.syntax import WHITESPACE, scan_syntax
+from cinit.units.targets import implicit_targets, target_unit
 from cinit.units.unit_checks import check_service, check_socket
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ MAX_DIAGNOSTICS_PER_FILE = 100
 # Readings one load keeps for reuse: enough for every common assignment, while a large
 # load's one-off values (descriptions, ports) do not pile up in memory.
 MAX_SHARED_READINGS = 1024
-SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
+SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET, ".target": UnitKind.TARGET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
-_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target)")
 SECTION_CLASSES: dict[str, Any] = {
     schema.UNIT: UnitSection,
     schema.SERVICE: ServiceSection,
@@ -100,7 +101,7 @@ class UnitSet(Frozen):
 
 
 def is_unit_filename(name: str) -> bool:
-    """Whether `name` is a valid .service/.socket unit filename."""
+    """Whether `name` is a valid .service/.socket/.target unit filename."""
     return _UNIT_NAME.fullmatch(name) is not None
 
 
@@ -139,7 +140,7 @@ def _parse_unit(
     fixed for it), and most assignments repeat across units: each is read once.
     """
     if not is_unit_filename(name):
-        message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
+        message = f"{name!r} is not a valid unit name (expected NAME.service, NAME.socket or NAME.target)"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
     sections, rows, diags = scan_syntax(text, path)
@@ -290,6 +291,12 @@ def _build_unit(
     diags: list[Diagnostic],
 ) -> Unit:
     """Assemble the typed sections, fill resolved defaults, run the per-unit checks."""
+    if kind is UnitKind.TARGET:
+        unit_section = UnitSection(**fields[schema.UNIT])
+        target = target_unit(name, path, unit_section, source)
+        return target.replace(
+            install=InstallSection(**fields[schema.INSTALL]), directive_lines=lines
+        )
     body = SERVICE_TARGET if kind is UnitKind.SERVICE else SOCKET_TARGET
     values = fields[body]
     for key, default in resolved_defaults(name, kind, values).items():
@@ -325,6 +332,8 @@ def resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> d
     if kind is UnitKind.SERVICE:
         if values.get("type") is ServiceType.ONESHOT:
             return {"timeout_start_sec": INFINITY}  # systemd: a oneshot has no start timeout
+        return {}
+    if kind is UnitKind.TARGET:
         return {}
     stem = name.rsplit(".", 1)[0]
     # ':' separates names in LISTEN_FDNAMES, so it cannot stand in a default name.
@@ -373,6 +382,20 @@ def _load(
     diags: list[Diagnostic] = []
     ignored: list[str] = []
     chosen, overrides, regular = choose_files(units_dir, drop_in_dir, diags, ignored)
+    units = _parse_files(chosen, overrides, regular, diags, environ, hostname)
+    units.update(implicit_targets(units))
+    return _finish(units, None, diags, overrides, strict, ignored)
+
+
+def _parse_files(
+    chosen: list[tuple[str, str, UnitSource]],
+    overrides: tuple[Override, ...],
+    regular: set[str],
+    diags: list[Diagnostic],
+    environ: Mapping[str, str] | None,
+    hostname: str | None,
+) -> dict[str, Unit]:
+    """Read and parse the `chosen` files; their findings go to `diags`."""
     core_paths = {override.name: override.core_path for override in overrides}
     units: dict[str, Unit] = {}
     env = os.environ if environ is None else environ
@@ -394,11 +417,104 @@ def _load(
             if name in core_paths:
                 unit = unit.replace(overrides=core_paths[name])
             units[name] = unit
-    graph = build_graph(units)
+    return units
+
+
+def _finish(
+    units: dict[str, Unit],
+    boot: set[str] | None,
+    diags: list[Diagnostic],
+    overrides: tuple[Override, ...],
+    strict: bool,
+    ignored: list[str],
+) -> UnitSet:
+    graph = build_graph(units, boot)
     diags.extend(check_units(units, graph))
     if strict:
         diags = [promote_warning(d) for d in diags]
     return UnitSet(units, graph, tuple(diags), overrides, strict, tuple(ignored))
+
+
+def load_systemd_units(
+    root: str = "/",
+    units_dir: str = DEFAULT_UNITS_DIR,
+    drop_in_dir: str = DEFAULT_DROP_IN_DIR,
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+) -> UnitSet:
+    """`cinit --systemd`: the units of systemd's search path under `root` (see
+    `systemd_layout`), with `units_dir` and `drop_in_dir` on top (same name: theirs wins;
+    their units start at boot as in the ordinary mode). Only the boot set starts at boot.
+
+    A unit of the search path whose file has errors is not loaded, as systemd leaves a
+    unit with a bad setting (a VM image carries many a container has no use for): its
+    findings are reported as warnings, marked so, and the boot goes on without it.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_systemd(root, units_dir, drop_in_dir, strict, environ, hostname)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load_systemd(
+    root: str,
+    units_dir: str,
+    drop_in_dir: str,
+    strict: bool,
+    environ: Mapping[str, str] | None,
+    hostname: str | None,
+) -> UnitSet:
+    from cinit.units import systemd_layout as layout_of
+
+    diags: list[Diagnostic] = []
+    ignored: list[str] = []
+    layout = layout_of.read_layout(root, diags)
+    chosen, overrides, regular = choose_files(units_dir, drop_in_dir, diags, ignored)
+    on_top = {name for name, _path, _source in chosen}
+    chosen += [
+        (name, path, UnitSource.SYSTEMD) for name, path in layout.files if name not in on_top
+    ]
+    found: list[Diagnostic] = []
+    units = _parse_files(chosen, overrides, regular, found, environ, hostname)
+    # A search-path unit with errors is left out, its findings kept as warnings.
+    mine = on_top_paths(chosen)
+    broken = {d.path for d in found if d.severity is Severity.ERROR and d.path not in mine}
+    for name in [n for n, u in units.items() if u.source is UnitSource.SYSTEMD]:
+        if units[name].path in broken:
+            del units[name]
+    for diagnostic in found:
+        if diagnostic.path in broken and diagnostic.severity is Severity.ERROR:
+            diagnostic = diagnostic.replace(
+                severity=Severity.WARNING,
+                message=f"{diagnostic.message} [unit not loaded: cinit --systemd goes on]",
+            )
+        diags.append(diagnostic)
+    extra = [n for n in (*layout.wants, *layout.requires) if n.endswith(".target")]
+    units.update(implicit_targets(units, (*layout.boot_roots(), *extra)))
+    layout_of.with_dependency_dirs(units, layout)
+    units.update(implicit_targets(units))  # targets the .wants/ links just named
+    boot = layout_of.boot_set(units, layout.boot_roots())
+    boot.update(n for n, u in units.items() if u.source in (UnitSource.CORE, UnitSource.DROP_IN))
+    # Among the units on top, what the ordinary mode would not start stays unstarted.
+    plain = build_graph({n: u for n, u in units.items() if n in on_top})
+    boot.difference_update(plain.trigger_only())
+    if layout.skipped:
+        message = (
+            f"{len(layout.skipped)} unit files of types cinit does not run (.timer, .mount, "
+            ".path, ...) left out"
+        )
+        diags.append(Diagnostic(Severity.HINT, message, layout.dirs[0] if layout.dirs else root))
+    return _finish(units, boot, diags, overrides, strict, ignored)
+
+
+def on_top_paths(chosen: list[tuple[str, str, UnitSource]]) -> set[str]:
+    """The paths of the chosen files that are not from systemd's search path."""
+    return {path for _name, path, source in chosen if source is not UnitSource.SYSTEMD}
 
 
 def promote_warning(diagnostic: Diagnostic) -> Diagnostic:

@@ -11,6 +11,7 @@ from cinit.units.frozen import Frozen, field
 class UnitKind(StrEnum):
     SERVICE = "service"
     SOCKET = "socket"
+    TARGET = "target"  # a grouping and synchronisation point: no process of its own
 
 
 class ServiceType(StrEnum):
@@ -194,14 +195,22 @@ class SocketSection(Frozen):
 
 
 class InstallSection(Frozen):
-    """[Install]: accepted; cinit starts every loaded unit at boot regardless."""
+    """[Install]: how `systemctl enable` would link the unit.
+
+    In --units mode every loaded unit starts at boot regardless, except that a service a
+    socket activates also starts at boot when it is wanted or required by a boot target
+    (`graph.BOOT_TARGETS`); in --systemd mode the `.wants/` links decide.
+    """
 
     wanted_by: tuple[str, ...] = ()
+    required_by: tuple[str, ...] = ()
 
 
 class UnitSource(StrEnum):
     CORE = "core"
     DROP_IN = "drop-in"
+    IMPLICIT = "implicit"  # a target named but defined by no file: empty, always reached
+    SYSTEMD = "systemd"  # from systemd's search path (cinit --systemd)
 
 
 class Unit(Frozen):

@@ -62,11 +62,10 @@ def scan_dir(
     prefix = os.path.join(directory, "")
     for entry, is_regular in entries:
         path = prefix + entry
-        if not entry.endswith((".service", ".socket")):
+        if not entry.endswith((".service", ".socket", ".target")):
             ignored.append(path)
-            diags.append(
-                Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
-            )
+            message = "ignored: not a .service, .socket or .target unit file"
+            diags.append(Diagnostic(Severity.WARNING, message, path))
             continue
         if is_regular:
             regular.add(path)

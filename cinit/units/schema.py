@@ -43,6 +43,7 @@ UNIT, SERVICE, SOCKET, INSTALL = "unit", "service", "socket", "install"
 SECTIONS: dict[UnitKind, dict[str, str]] = {
     UnitKind.SERVICE: {"Unit": UNIT, "Service": SERVICE, "Install": INSTALL},
     UnitKind.SOCKET: {"Unit": UNIT, "Socket": SOCKET, "Install": INSTALL},
+    UnitKind.TARGET: {"Unit": UNIT, "Install": INSTALL},
 }
 
 
@@ -411,6 +412,7 @@ _SOCKET_ROWS = [
 ]
 _INSTALL_ROWS = [
     _d("Install", "WantedBy", INSTALL, "wanted_by", _names, _render_str, multi=True),
+    _d("Install", "RequiredBy", INSTALL, "required_by", _names, _render_str, multi=True),
 ]
 
 DIRECTIVES: dict[tuple[str, str], Directive] = {

@@ -1,0 +1,250 @@
+"""`cinit --systemd`: the unit files of an image laid out for systemd, and its boot set.
+
+systemd's system unit search path, highest precedence first (systemd.unit(5)):
+/etc/systemd/system, /run/systemd/system, /lib/systemd/system, /usr/lib/systemd/system.
+A file name found in a higher directory hides the same name below. A unit file that is
+a symlink to /dev/null, or empty, is masked: it is not loaded, whatever lies below. On a
+merged-/usr image /lib is /usr/lib: directories are taken once (by real path).
+
+The boot set is what default.target pulls in (default.target is a symlink in one of those
+directories, else multi-user.target), plus sockets.target and timers.target: transitively,
+through Wants=/Requires= and the `NAME.wants/` and `NAME.requires/` directories that
+`systemctl enable` fills. Units outside it are loaded (startable by name) but not started.
+
+Everything is read under a root directory (`/` in an image; a fake root in tests, see
+`ROOT_ENV`): symlinks with absolute targets, as `systemctl --root` writes them, are
+resolved inside it. Reads directories and symlinks only (unit files are read by the
+loader); no parsing.
+
+Not done, on purpose: generators (systemd-fstab-generator, ...) are not run; unit types
+other than .service, .socket and .target (.timer, .mount, .path, ...) are listed as
+skipped; template instances and alias symlinks are the loader's (names only here).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from cinit.boot_path import TYPE_CHECKING
+from cinit.units.diagnostics import Diagnostic, Severity
+from cinit.units.frozen import Frozen
+from cinit.units.targets import SUFFIX as TARGET_SUFFIX
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from cinit.units.model import Unit
+
+SEARCH_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
+ROOT_ENV = "CINIT_SYSTEMD_ROOT"  # tests: read the layout under this directory instead of /
+DEFAULT_TARGET = "default.target"
+FALLBACK_TARGET = "multi-user.target"
+# Pulled in at boot beside default.target, as systemd does through basic.target.
+ALWAYS_BOOTED = ("sockets.target", "timers.target")
+LOADED_SUFFIXES = (".service", ".socket", TARGET_SUFFIX)
+OTHER_SUFFIXES = (
+    ".timer",
+    ".path",
+    ".mount",
+    ".automount",
+    ".swap",
+    ".slice",
+    ".scope",
+    ".device",
+)
+DEPENDENCY_DIRS = (".wants", ".requires")
+_MAX_LINKS = 16  # symlink hops followed inside the root before giving up
+
+
+class SystemdLayout(Frozen):
+    """What the search path holds: see the module docstring."""
+
+    root: str
+    dirs: tuple[str, ...]  # existing search directories (under root), highest first
+    files: tuple[tuple[str, str], ...]  # (unit name, path to read), in name order
+    masked: frozenset[str]
+    aliases: tuple[tuple[str, str], ...]  # (link name, unit name it points to)
+    wants: Mapping[str, tuple[str, ...]]  # from NAME.wants/ directories
+    requires: Mapping[str, tuple[str, ...]]  # from NAME.requires/ directories
+    default_target: str
+    skipped: tuple[str, ...]  # unit files of types cinit does not run
+
+    def boot_roots(self) -> tuple[str, ...]:
+        """The targets the boot starts from."""
+        return (self.default_target, *ALWAYS_BOOTED)
+
+
+def systemd_root(environ: Mapping[str, str]) -> str:
+    """The root the layout is read under: `$CINIT_SYSTEMD_ROOT`, else `/`."""
+    return environ.get(ROOT_ENV) or "/"
+
+
+def _under(root: str, path: str) -> str:
+    return path if root == "/" else root.rstrip("/") + path
+
+
+def _resolve(root: str, path: str) -> str | None:
+    """`path` with its symlinks followed inside `root`; None when they do not end (a loop)."""
+    for _ in range(_MAX_LINKS):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return path  # not a symlink (or gone: the reader says so)
+        if target.startswith("/"):
+            path = _under(root, posixpath.normpath(target))
+        else:
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return None
+
+
+def _link_target(root: str, path: str) -> str | None:
+    """Where the symlink at `path` points, as a path inside the root (None: not a link)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    if target.startswith("/"):
+        return posixpath.normpath(target)
+    inner = path[len(root.rstrip("/")) :] if root != "/" else path
+    return posixpath.normpath(posixpath.join(posixpath.dirname(inner), target))
+
+
+def _is_masked(root: str, path: str) -> bool:
+    """A symlink to /dev/null, or an empty file (systemd.unit(5))."""
+    if _link_target(root, path) == "/dev/null":
+        return True
+    resolved = _resolve(root, path)
+    try:
+        return resolved is not None and os.path.getsize(resolved) == 0
+    except OSError:
+        return False
+
+
+def read_layout(root: str, diags: list[Diagnostic]) -> SystemdLayout:
+    """Scan the search path under `root` (see the module docstring); findings go to `diags`."""
+    dirs: list[str] = []
+    seen: set[str] = set()
+    for directory in SEARCH_DIRS:
+        path = _under(root, directory)
+        if not os.path.isdir(path):
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            continue  # merged /usr: /lib is /usr/lib
+        seen.add(real)
+        dirs.append(path)
+    chosen: dict[str, str] = {}  # name -> path, the highest directory's
+    masked: set[str] = set()
+    aliases: dict[str, str] = {}
+    skipped: list[str] = []
+    wants: dict[str, list[str]] = {}
+    requires: dict[str, list[str]] = {}
+    claimed: set[str] = set()  # names a higher directory decided
+    for directory in dirs:
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError as exc:
+            diags.append(
+                Diagnostic(Severity.ERROR, f"cannot read directory: {exc.strerror}", directory)
+            )
+            continue
+        for entry in entries:
+            path = f"{directory}/{entry}"
+            if entry.endswith(DEPENDENCY_DIRS):
+                stem, _, kind = entry.rpartition(".")
+                into = wants if kind == "wants" else requires
+                _read_dependency_dir(path, stem, into)
+                continue
+            if entry in claimed:
+                continue
+            if entry.endswith(OTHER_SUFFIXES):
+                claimed.add(entry)
+                skipped.append(path)
+                continue
+            if not entry.endswith(LOADED_SUFFIXES):
+                continue  # snippet directories (NAME.d/) and anything else: not a unit
+            claimed.add(entry)
+            if _is_masked(root, path):
+                masked.add(entry)
+                continue
+            target = _link_target(root, path)
+            if target is not None and posixpath.basename(target) != entry:
+                aliases[entry] = posixpath.basename(target)
+                continue
+            resolved = _resolve(root, path)
+            if resolved is None:
+                diags.append(Diagnostic(Severity.ERROR, "symlink loop", path))
+                continue
+            chosen[entry] = resolved
+    return SystemdLayout(
+        root=root,
+        dirs=tuple(dirs),
+        files=tuple(sorted(chosen.items())),
+        masked=frozenset(masked),
+        aliases=tuple(sorted(aliases.items())),
+        wants={name: tuple(sorted(set(v))) for name, v in wants.items()},
+        requires={name: tuple(sorted(set(v))) for name, v in requires.items()},
+        default_target=_default_target(root, dirs),
+        skipped=tuple(skipped),
+    )
+
+
+def _read_dependency_dir(path: str, stem: str, into: dict[str, list[str]]) -> None:
+    """`NAME.wants/UNIT` entries: NAME wants UNIT (the entry's name; where it links to
+    only matters for template instances, which the loader resolves)."""
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return  # not a directory, or unreadable: systemd ignores it too
+    names = [entry for entry in entries if entry.endswith(LOADED_SUFFIXES + OTHER_SUFFIXES)]
+    if names:
+        into.setdefault(stem, []).extend(names)
+
+
+def _default_target(root: str, dirs: list[str]) -> str:
+    """The target default.target names: the first directory's default.target symlink
+    (or file: then default.target itself), else multi-user.target."""
+    for directory in dirs:
+        path = f"{directory}/{DEFAULT_TARGET}"
+        target = _link_target(root, path)
+        if target is not None:
+            name = posixpath.basename(target)
+            return name if name.endswith(TARGET_SUFFIX) else FALLBACK_TARGET
+        if os.path.isfile(path):
+            return DEFAULT_TARGET
+    return FALLBACK_TARGET
+
+
+def with_dependency_dirs(units: dict[str, Unit], layout: SystemdLayout) -> None:
+    """Add the `.wants/` and `.requires/` links to the units they belong to (in place):
+    from then on they are Wants=/Requires= like any other. Masked names are left out."""
+    for relation, field in ((layout.wants, "wants"), (layout.requires, "requires")):
+        for name, linked in relation.items():
+            unit = units.get(name)
+            if unit is None:
+                continue
+            present = getattr(unit.unit, field)
+            extra = tuple(n for n in linked if n not in layout.masked and n not in present)
+            if extra:
+                section = unit.unit.replace(**{field: present + extra})
+                units[name] = unit.replace(unit=section)
+
+
+def boot_set(units: Mapping[str, Unit], roots: Iterable[str]) -> set[str]:
+    """Every loaded unit `roots` pull in through Wants= and Requires=, transitively."""
+    found: set[str] = set()
+    todo = [name for name in roots if name in units]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        section = units[name].unit
+        todo.extend(n for n in section.wants + section.requires if n in units and n not in found)
+    return found
