@@ -140,7 +140,8 @@ def _parse_unit(
     fixed for it), and most assignments repeat across units: each is read once.
     """
     if not is_unit_filename(name):
-        message = f"{name!r} is not a valid unit name (expected NAME.service, NAME.socket or NAME.target)"
+        expected = "NAME.service, NAME.socket or NAME.target"
+        message = f"{name!r} is not a valid unit name (expected {expected})"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
     sections, rows, diags = scan_syntax(text, path)
