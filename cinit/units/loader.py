@@ -510,7 +510,20 @@ def _load_systemd(
             ".path, ...) left out"
         )
         diags.append(Diagnostic(Severity.HINT, message, layout.dirs[0] if layout.dirs else root))
-    return _finish(units, boot, diags, overrides, strict, ignored)
+    graph = build_graph(units, boot)
+    # What only a unit that does not start at boot says (emergency.target's Requires= of a
+    # service left out) does not stop the boot either.
+    idle = {u.path for n, u in units.items() if u.source is UnitSource.SYSTEMD and n not in boot}
+    for diagnostic in check_units(units, graph):
+        if diagnostic.severity is Severity.ERROR and diagnostic.path in idle:
+            diagnostic = diagnostic.replace(
+                severity=Severity.WARNING,
+                message=f"{diagnostic.message} [not started at boot: cinit --systemd goes on]",
+            )
+        diags.append(diagnostic)
+    if strict:
+        diags = [promote_warning(d) for d in diags]
+    return UnitSet(units, graph, tuple(diags), overrides, strict, tuple(ignored))
 
 
 def on_top_paths(chosen: list[tuple[str, str, UnitSource]]) -> set[str]:
