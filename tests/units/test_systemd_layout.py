@@ -161,11 +161,22 @@ def test_a_broken_unit_outside_the_boot_set_does_not_stop_the_boot(tmp_path: Pat
     root = make_root(tmp_path)
     lib = root / "usr/lib/systemd/system"
     (lib / "broken.service").write_text("[Service]\nType=nonsense\n")
+    # emergency.target's shape: a target outside the boot set requiring a unit left out.
+    (lib / "rescue-ish.target").write_text("[Unit]\nRequires=broken.service\n")
     units = load(root, tmp_path)
     assert units.ok and "broken.service" not in units.units
     found = [d for d in units.diagnostics if d.path.endswith("broken.service")]
     assert found and all(d.severity is Severity.WARNING for d in found)
     assert any("unit not loaded" in d.message for d in found)
+    (required,) = [d for d in units.diagnostics if d.path.endswith("rescue-ish.target")]
+    assert required.severity is Severity.WARNING and "not started at boot" in required.message
+    # In the boot set, the same Requires= refuses the boot, as in the ordinary mode.
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir()
+    os.symlink("/usr/lib/systemd/system/rescue-ish.target", wants / "rescue-ish.target")
+    units = load(root, tmp_path)
+    assert not units.ok and "rescue-ish.target" in units.graph.boot_units()
+    assert [e.path for e in units.errors] == [f"{root}/lib/systemd/system/rescue-ish.target"]
 
 
 def test_container_init_units_apply_on_top_and_start_at_boot(tmp_path: Path) -> None:
