@@ -48,6 +48,7 @@ class DependencyGraph(Frozen, eq=False):
     _start_order: tuple[str, ...]
     _start_levels: tuple[tuple[str, ...], ...]
     _trigger_only: frozenset[str]
+    _bound_later: frozenset[str] = frozenset()
 
     def ordered_after(self, name: str) -> frozenset[str]:
         """Units that must be ready (or failed, or skipped) before `name` starts."""
@@ -102,6 +103,12 @@ class DependencyGraph(Frozen, eq=False):
         see `build_graph`), every unit in an OnFailure=, and, when the boot set was given,
         every unit outside it."""
         return self._trigger_only
+
+    def binds_at_boot(self, name: str) -> bool:
+        """Whether socket `name` is bound before the first service starts: every socket,
+        but, when the boot set was given, those outside it (bound when started: ssh.socket
+        beside an enabled ssh.service that binds port 22 itself)."""
+        return name not in self._bound_later
 
     def boot_units(self) -> list[str]:
         """`start_order` without the trigger-only units."""
@@ -210,12 +217,14 @@ def build_graph(
             )
         )
         levels = _start_levels(names, frozen_after, frozen_before, cycle_groups)
+    bound_later: frozenset[str] = frozenset()
     if boot is None:
         trigger_only = {s for s in activated_by if not wanted_at_boot(units[s])}
         for handlers in on_failure.values():
             trigger_only.update(handlers)
     else:
         trigger_only = set(names).difference(boot)
+        bound_later = frozenset(n for n in trigger_only if units[n].kind is UnitKind.SOCKET)
     return DependencyGraph(
         names=tuple(names),
         cycle_groups=cycle_groups,
@@ -230,6 +239,7 @@ def build_graph(
         _start_order=tuple(name for level in levels for name in level),
         _start_levels=tuple(tuple(level) for level in levels),
         _trigger_only=frozenset(trigger_only),
+        _bound_later=bound_later,
     )
 
 

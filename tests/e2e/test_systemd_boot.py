@@ -48,6 +48,26 @@ while True:
 """
 
 
+# ssh's shape: the service is enabled and binds its address itself; its socket is loaded
+# but not enabled, so it must not be bound (the service would find the address taken).
+SELF_BIND = """\
+import json, os, socket, sys
+path, report = sys.argv[1], sys.argv[2]
+sock = socket.socket(socket.AF_UNIX)
+try:
+    sock.bind(path)
+    bound = True
+except OSError as exc:
+    bound = str(exc)
+with open(report + ".tmp", "w") as out:
+    json.dump({"LISTEN_FDS": os.environ.get("LISTEN_FDS"), "bound": bound}, out)
+os.rename(report + ".tmp", report)
+sock.listen()
+while True:
+    sock.accept()[0].close()
+"""
+
+
 def systemctl(root: Path, *args: str) -> None:
     assert SYSTEMCTL is not None
     subprocess.run([SYSTEMCTL, f"--root={root}", *args], check=True, capture_output=True)
@@ -89,6 +109,8 @@ def fake_root(tmp_path: Path) -> tuple[Path, Path]:
     )
     fd_check = tmp_path / "fd_check.py"
     fd_check.write_text(FD_CHECK)
+    self_bind = tmp_path / "self_bind.py"
+    self_bind.write_text(SELF_BIND)
     write_units(
         lib,
         {
@@ -136,10 +158,22 @@ def fake_root(tmp_path: Path) -> tuple[Path, Path]:
                 [Install]
                 WantedBy=multi-user.target
                 """,
+            "sshish.socket": f"""
+                [Socket]
+                ListenStream={out}/sshish.sock
+                [Install]
+                WantedBy=sockets.target
+                """,
+            "sshish.service": f"""
+                [Service]
+                ExecStart={PYTHON} -I -S {self_bind} {out}/sshish.sock {out}/sshish.json
+                [Install]
+                WantedBy=multi-user.target
+                """,
         },
     )
     systemctl(root, "enable", "app.target", "web.service", "masked.service")
-    systemctl(root, "enable", "logd.socket", "logd.service")
+    systemctl(root, "enable", "logd.socket", "logd.service", "sshish.service")
     systemctl(root, "mask", "masked.service")  # its .wants link stays: it must not start
     systemctl(root, "set-default", "multi-user.target")
     return root, out
@@ -170,8 +204,13 @@ def test_systemd_layout_boots_the_default_target_and_stops_in_reverse(
         client.connect(str(out / "logd.sock"))
         assert client.recv(100) == b"hello from logd\n"
 
+    # A socket outside the boot set is not bound: its enabled service binds the address.
+    wait_until(lambda: (out / "sshish.json").exists(), 10, "sshish.service's report")
+    assert json.loads((out / "sshish.json").read_text()) == {"LISTEN_FDS": None, "bound": True}
+
     wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
     units = status_json(cinit_cmd, runtime)["units"]
+    assert units["sshish.socket"]["state"] == "inactive"
     for name in ("multi-user.target", "app.target", "sockets.target", "basic.target"):
         assert units[name]["state"] == "active", (name, units[name])
     # Named by After= only and defined by no file: an empty target, loaded; as under
