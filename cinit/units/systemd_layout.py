@@ -139,6 +139,10 @@ def read_layout(root: str, diags: list[Diagnostic]) -> SystemdLayout:
             continue  # merged /usr: /lib is /usr/lib
         seen.add(real)
         dirs.append(path)
+    if not dirs:
+        where = ", ".join(SEARCH_DIRS) + ("" if root == "/" else f" under {root}")
+        message = f"none of systemd's unit directories exists ({where})"
+        diags.append(Diagnostic(Severity.WARNING, message, root))
     chosen: dict[str, str] = {}  # name -> path, the highest directory's
     masked: set[str] = set()
     aliases: dict[str, str] = {}

@@ -207,3 +207,11 @@ def test_symlinks_with_absolute_targets_resolve_inside_the_root(tmp_path: Path) 
     layout = read_layout(str(root), [])
     assert "sshd.service" not in dict(layout.files)
     assert ("sshd.service", "ssh.service") in layout.aliases
+
+
+def test_a_root_without_systemd_directories_is_a_warning(tmp_path: Path) -> None:
+    units = load(tmp_path / "empty", tmp_path)
+    (warning,) = units.warnings
+    assert "none of systemd's unit directories exists" in warning.message
+    # Still the boot's targets: empty, always reached, nothing else.
+    assert set(units.graph.boot_units()) == {"multi-user.target", "sockets.target", "timers.target"}
