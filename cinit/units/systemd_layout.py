@@ -183,7 +183,9 @@ def read_layout(root: str, diags: list[Diagnostic]) -> SystemdLayout:
                 continue
             resolved = _resolve(root, path)
             if resolved is None:
-                diags.append(Diagnostic(Severity.ERROR, "symlink loop", path))
+                # A broken link in an image must not stop its boot: that unit is not there.
+                message = "symlink loop: this unit is not loaded"
+                diags.append(Diagnostic(Severity.WARNING, message, path))
                 continue
             chosen[entry] = resolved
     return SystemdLayout(
