@@ -215,3 +215,15 @@ def test_a_root_without_systemd_directories_is_a_warning(tmp_path: Path) -> None
     assert "none of systemd's unit directories exists" in warning.message
     # Still the boot's targets: empty, always reached, nothing else.
     assert set(units.graph.boot_units()) == {"multi-user.target", "sockets.target", "timers.target"}
+
+
+def test_a_symlink_loop_leaves_that_unit_out_with_a_warning(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    etc, run = root / "etc/systemd/system", root / "run/systemd/system"
+    run.mkdir(parents=True)
+    os.symlink("/run/systemd/system/a.service", etc / "a.service")
+    os.symlink("/etc/systemd/system/a.service", run / "a.service")
+    units = load(root, tmp_path)
+    assert units.ok and "a.service" not in units.units
+    loops = [d for d in units.warnings if "symlink loop" in d.message]
+    assert loops, units.diagnostics
