@@ -499,11 +499,11 @@ def _load_systemd(
     units.update(implicit_targets(units, (*layout.boot_roots(), *extra)))
     layout_of.with_dependency_dirs(units, layout)
     units.update(implicit_targets(units))  # targets the .wants/ links just named
-    boot = layout_of.boot_set(units, layout.boot_roots())
-    boot.update(n for n, u in units.items() if u.source in (UnitSource.CORE, UnitSource.DROP_IN))
-    # Among the units on top, what the ordinary mode would not start stays unstarted.
+    # The units on top start at boot as in the ordinary mode (but what it leaves to a
+    # socket or an OnFailure=), with what they pull in, beside what default.target does.
     plain = build_graph({n: u for n, u in units.items() if n in on_top})
-    boot.difference_update(plain.trigger_only())
+    roots = [*layout.boot_roots(), *sorted(set(plain.names) - plain.trigger_only())]
+    boot = layout_of.boot_set(units, roots)
     if layout.skipped:
         message = (
             f"{len(layout.skipped)} unit files of types cinit does not run (.timer, .mount, "

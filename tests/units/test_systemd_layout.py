@@ -184,13 +184,19 @@ def test_container_init_units_apply_on_top_and_start_at_boot(tmp_path: Path) -> 
     units_dir = tmp_path / "ci-units"
     units_dir.mkdir()
     (units_dir / "nginx.service").write_text("[Service]\nExecStart=/bin/sleep 1\n")
-    (units_dir / "extra.service").write_text("[Service]\nExecStart=/bin/sleep 1\n")
+    # extra.service pulls in a unit of the search path that nothing enabled.
+    extra = "[Unit]\nWants=cron.service\n[Service]\nExecStart=/bin/sleep 1\n"
+    (units_dir / "extra.service").write_text(extra)
+    (units_dir / "lazy.socket").write_text("[Socket]\nListenStream=/run/lazy.sock\n")
+    (units_dir / "lazy.service").write_text("[Service]\nExecStart=/bin/sleep 1\n")
     units = load_systemd_units(
         str(root), str(units_dir), str(tmp_path / "none"), environ={}, hostname="h"
     )
     assert units.ok
     assert units.units["nginx.service"].path == str(units_dir / "nginx.service")
-    assert {"nginx.service", "extra.service"} <= set(units.graph.boot_units())
+    boot = set(units.graph.boot_units())
+    assert {"nginx.service", "extra.service", "cron.service", "lazy.socket"} <= boot
+    assert "lazy.service" not in boot  # socket-activated, as in the ordinary mode
 
 
 def test_symlinks_with_absolute_targets_resolve_inside_the_root(tmp_path: Path) -> None:
