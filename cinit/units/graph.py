@@ -8,7 +8,8 @@ socket that activates service X) means Y must be ready, failed or skipped before
 starts, and X must have stopped before Y stops. Requires= and Wants= never imply
 ordering (systemd semantics), except from a `.target`: as systemd.target(5) says, a
 target is ordered after every unit it wants or requires (unless that unit is already
-ordered after the target), so that reaching it means they were dealt with. References
+ordered after the target, or the target says DefaultDependencies=no), so that reaching
+it means they were dealt with. References
 to units that are not loaded add no edge (the loader gives every named `.target` a
 unit, so targets are always loaded when loaded through it).
 """
@@ -194,7 +195,7 @@ def build_graph(
                 order(service, name)  # the socket binds before the service it activates runs
 
     for name in names:
-        if units[name].kind is UnitKind.TARGET:
+        if units[name].kind is UnitKind.TARGET and units[name].unit.default_dependencies:
             # systemd.target(5): a target waits for what it pulls in, unless that unit is
             # ordered after the target already (no loop is made).
             for other in wants.get(name, set()) | requires.get(name, set()):

@@ -142,6 +142,9 @@ class UnitSection(Frozen):
     conditions: tuple[Condition, ...] = ()
     start_limit_burst: int = 5
     start_limit_interval_sec: float = 10.0
+    # Of systemd's implicit dependencies cinit adds one: a target is ordered after the
+    # units it wants or requires (the others order against shutdown and sysinit).
+    default_dependencies: bool = True
 
 
 class ServiceSection(Frozen):

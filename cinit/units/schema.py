@@ -298,6 +298,8 @@ _UNIT_ROWS = [
     _d("Unit", "OnFailure", UNIT, "on_failure", _names, _render_str, multi=True),
     _d("Unit", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),
     _d("Unit", "StartLimitIntervalSec", UNIT, "start_limit_interval_sec", _time, _rtime),
+    # Targets (issue 15): whether a target is ordered after what it pulls in.
+    _d("Unit", "DefaultDependencies", UNIT, "default_dependencies", _bool, _rbool),
 ]
 _CONDITION_ROWS = [
     _d(
