@@ -167,10 +167,13 @@ def _run(config: BootConfig) -> int:
 
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
+    from cinit.io.host_facts import read_host_facts
     from cinit.units import load_units
 
     try:
-        unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
+        unit_set = load_units(
+            config.units_dir, config.drop_in_dir, strict=config.strict, facts=read_host_facts
+        )
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
         dirs = f"{config.units_dir} and {config.drop_in_dir}"
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
@@ -178,6 +181,8 @@ def _load_units(config: BootConfig) -> UnitSet | None:
         return None
     for override in unit_set.overrides:
         log(override.log_line("cinit").removeprefix("cinit: "))
+    for line in unit_set.snippet_lines("cinit"):
+        log(line.removeprefix("cinit: "))
     for diagnostic in unit_set.diagnostics:
         log(diagnostic.format())
     if not unit_set.ok:

@@ -69,7 +69,7 @@ def _add_alias(
         own = unit.template  # a template's alias: one for every instance
     suffix = name[name.rindex(".") :]
     problem = ""
-    if alias == name or alias == own:
+    if alias in (name, own):
         return
     if not alias.endswith(suffix):
         problem = f"Alias={alias} is not a {suffix} name like the unit's own; ignored"

@@ -99,6 +99,15 @@ class UnitSet(Frozen):
         real = self.aliases.get(name)
         return real if real in self.units else None
 
+    def snippet_lines(self, prog: str = "cinit") -> list[str]:
+        """One line per snippet applied, in unit then application order, logged at startup
+        beside the drop-in override lines."""
+        return [
+            f"{prog}: unit {name}: applied snippet {path}"
+            for name in sorted(self.units)
+            for path in self.units[name].snippets
+        ]
+
     def start_order(self) -> list[str]:
         """Every unit, each after all units it is ordered after."""
         return self.graph.start_order()

@@ -112,10 +112,10 @@ def list_dir(
     prefix = os.path.join(directory, "")
     for entry, kind in entries:
         path = prefix + entry
-        if entry.endswith(SNIPPET_DIR_SUFFIXES) or entry in TYPE_SNIPPET_DIRS:
-            if kind == "dir" or (kind == "link" and os.path.isdir(path)):
-                listing.snippets[entry[:-2]] = _snippet_files(path, diags, ignored)
-                continue
+        snippet_dir = entry.endswith(SNIPPET_DIR_SUFFIXES) or entry in TYPE_SNIPPET_DIRS
+        if snippet_dir and (kind == "dir" or (kind == "link" and os.path.isdir(path))):
+            listing.snippets[entry[:-2]] = _snippet_files(path, diags, ignored)
+            continue
         if not entry.endswith((".service", ".socket")):
             ignored.append(path)
             diags.append(
