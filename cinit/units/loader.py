@@ -330,12 +330,17 @@ def _read_assignment(
     result: Any = _INVALID
     error: str | None = None
     try:
-        if "%" in raw:
+        # systemd expands the specifiers of a command line and of Environment= in each
+        # word once it is split: an instance "a b" (%I of a\x20b) stays one argument.
+        by_word = "%" in raw and (row.name.startswith("Exec") or row.name == "Environment")
+        if "%" in raw and not by_word:
             value, warnings = specifiers.expand(raw, name, path, facts)
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
+        if by_word:
+            result = _expand_words(result, name, path, facts, warnings)
     except ValueFormError as exc:
         error = str(exc)
     except Exception as exc:  # a parser bug: said at this file:line, the load goes on
@@ -349,6 +354,31 @@ def _read_assignment(
     for warning in warnings:
         notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
     return _Reading(tuple(notes), row.name, row.target, row.field, row.multi, result)
+
+
+def _expand_words(
+    items: list[Any],
+    name: str,
+    path: str,
+    facts: Callable[[], HostFacts],
+    warnings: list[str],
+) -> list[Any]:
+    """Exec*= commands or Environment= pairs with the specifiers of each word expanded."""
+
+    def expand(word: str) -> str:
+        if "%" not in word:
+            return word
+        text, found = specifiers.expand(word, name, path, facts)
+        warnings.extend(w for w in found if w not in warnings)
+        return text
+
+    expanded: list[Any] = []
+    for item in items:
+        if isinstance(item, tuple):  # Environment=: (name, value)
+            expanded.append((item[0], expand(item[1])))
+        else:
+            expanded.append(item.replace(words=tuple(expand(word) for word in item.words)))
+    return expanded
 
 
 def _build_unit(
