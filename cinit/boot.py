@@ -327,7 +327,11 @@ def _prepare_children(
     names: set[str] = set()
     for directory in (config.units_dir, config.drop_in_dir):
         try:
-            names.update(entry for entry in os.listdir(directory) if entry.endswith(".service"))
+            names.update(
+                entry
+                for entry in os.listdir(directory)
+                if entry.endswith(".service") and not entry.endswith("@.service")  # a template
+            )
         except OSError:
             continue  # the loader reports it
     if not names:
