@@ -507,6 +507,7 @@ class _Loading:
         self.units: dict[str, Unit] = {}
         self.link_aliases: dict[str, list[str]] = {}  # unit -> its alias symlinks
         self.used_stems: set[str] = set()
+        self.has_snippets = any(scan.snippets)
 
     def text(self, path: str) -> str | None:
         """A file's text, read once per load (a template serves all its instances)."""
@@ -524,11 +525,12 @@ class _Loading:
         text = self.text(path)
         if text is None:
             return None
-        aliases = self.link_aliases.get(name, ())
-        stems = snippets.snippet_stems(name, aliases)
-        self.used_stems.update(stems)
-        snippet_paths = snippets.snippets_for(name, self.scan.snippets, aliases)
         sources: list[tuple[str, str]] = [(path, text)]
+        snippet_paths: list[str] = []
+        if self.has_snippets:  # most unit sets have none: no per-unit work then
+            aliases = self.link_aliases.get(name, ())
+            self.used_stems.update(snippets.snippet_stems(name, aliases))
+            snippet_paths = snippets.snippets_for(name, self.scan.snippets, aliases)
         for snippet in snippet_paths:
             snippet_text = self.text(snippet)
             if snippet_text is not None:

@@ -28,18 +28,24 @@ def split_name(name: str) -> tuple[str, str | None, str]:
 
 def is_template(name: str) -> bool:
     """Whether `name` is a template (`x@.service`): an "@" right before the suffix."""
+    if "@" not in name:
+        return False
     _prefix, instance, _suffix = split_name(name)
     return instance == ""
 
 
 def is_instance(name: str) -> bool:
     """Whether `name` is an instance of a template (`x@y.service`)."""
+    if "@" not in name:
+        return False
     _prefix, instance, _suffix = split_name(name)
     return bool(instance)
 
 
 def template_of(name: str) -> str:
     """The template an instance comes from (`x@y.service` -> `x@.service`); "" if none."""
+    if "@" not in name:
+        return ""
     prefix, instance, suffix = split_name(name)
     return f"{prefix}@{suffix}" if instance else ""
 

@@ -88,7 +88,7 @@ def test_aliases_instances_and_snippets_as_pid1(
         "app from-snippet",
         "worker 15-main 15/main worker@15-main.service",
         "worker dep dep worker@dep.service",
-    ]), recorded + [run.report()]
+    ]), [*recorded, run.report()]
     assert recorded.index("logger") < recorded.index("app from-snippet")  # After=syslog.service
     wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
     # Events and status name the unit itself; its aliases reach it.
