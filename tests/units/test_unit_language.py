@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from cinit.events.status_book import StatusBook
 from cinit.units import Severity, load_units
 from cinit.units.loader import load_unit_dirs
 from cinit.units.snippets import snippet_stems
@@ -113,17 +112,6 @@ def test_aliases_that_cannot_be_used_are_warnings_at_their_line(tmp_path: Path) 
                in m for m in found), found
     assert result.resolve("shared.service") == "c.service"
     assert not load(tmp_path, strict=True).ok
-
-
-def test_status_book_resolves_an_alias_from_the_loaded_event() -> None:
-    book = StatusBook({"rsyslog.service"}, 0.0)
-    loaded = {"seq": 1, "t_ms": 1.0, "event": "loaded", "unit": "rsyslog.service",
-              "kind": "service", "aliases": ["syslog.service"]}
-    book.apply(loaded)
-    assert book.resolve("syslog.service") == "rsyslog.service"
-    assert book.resolve("syslog") == "rsyslog.service"
-    assert book.resolve("rsyslog") == "rsyslog.service"
-    assert book.resolve("other.service") is None
 
 
 # --- templates and instances --------------------------------------------------------------
