@@ -578,14 +578,20 @@ def _load(
     alias_map: dict[str, str] = {}
     instance_links: list[tuple[str, str, str]] = []
     for name, (target, link_path) in sorted(scan.links.items()):
+        elsewhere = target not in files and target not in templates and target not in scan.links
+        if elsewhere and link_path in scan.dangling:
+            # systemd: a unit that is not found. Said, but not a reason to refuse the boot.
+            message = f"{name} links to {target}, which does not exist: ignored"
+            diags.append(Diagnostic(Severity.WARNING, message, link_path))
+            continue
+        if elsewhere:
+            where = templates if unit_names.is_template(target) else files
+            where[target] = (link_path, UnitSource.CORE)
         if unit_names.is_template(target) and unit_names.template_of(name) == target:
             instance_links.append((name, target, link_path))
             continue
         alias_map[name] = target
         loading.link_aliases.setdefault(target, []).append(name)
-        if target not in files and target not in templates and target not in scan.links:
-            where = templates if unit_names.is_template(target) else files
-            where[target] = (link_path, UnitSource.CORE)
     for name, (path, source) in files.items():
         unit = loading.parse(name, path, source)
         if unit is not None and name in core_paths:

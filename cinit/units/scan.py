@@ -203,17 +203,19 @@ class Scan:
 
     `chosen`: the unit files to load as (name, path, source), lowest-precedence directory
     first, each in name order (templates included); `links`: names whose deciding entry is
-    a link to another unit's name, as name -> (target name, link path); `masked`: names
+    a link to another unit's name, as name -> (target name, link path) (`dangling`: the
+    paths of those whose target does not exist); `masked`: names
     masked by a link to /dev/null, as name -> link path; `overrides`: the files that
     replaced a file of the same name in a lower directory; `regular`: the paths the
     listings show to be regular files; `snippets`: each directory's snippet directories.
     """
 
-    __slots__ = ("chosen", "links", "masked", "overrides", "regular", "snippets")
+    __slots__ = ("chosen", "dangling", "links", "masked", "overrides", "regular", "snippets")
 
     def __init__(self) -> None:
         self.chosen: list[tuple[str, str, UnitSource]] = []
         self.links: dict[str, tuple[str, str]] = {}
+        self.dangling: set[str] = set()  # paths of links whose target does not exist
         self.masked: dict[str, str] = {}
         self.overrides: tuple[Override, ...] = ()
         self.regular: set[str] = set()
@@ -259,6 +261,8 @@ def scan_dirs(directories: list[str], diags: list[Diagnostic], ignored: list[str
                 scan.masked[entry.name] = entry.path
             elif entry.kind == Entry.LINK:
                 scan.links[entry.name] = (entry.target, entry.path)
+                if not os.path.exists(entry.path):
+                    scan.dangling.add(entry.path)
             else:
                 scan.chosen.append((entry.name, entry.path, source))
                 lower = shadowed.get(entry.name)

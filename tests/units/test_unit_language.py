@@ -169,13 +169,27 @@ def test_a_socket_service_instance_and_an_instance_file_of_its_own(tmp_path: Pat
     assert own.template == "" and own.service.exec_start[0].words[-1] == "two"
 
 
-def test_a_link_to_a_template_that_is_not_loaded_is_an_error(tmp_path: Path) -> None:
+def test_links_to_files_that_do_not_exist_are_warnings(tmp_path: Path) -> None:
+    # systemd: units that are not found; a package removed, its enable links left behind.
     (tmp_path / "u").mkdir()
     os.symlink("/nowhere/pg@.service", tmp_path / "u" / "pg@15-main.service")
+    os.symlink("/nowhere/rsyslog.service", tmp_path / "u" / "syslog.service")
     result = load(tmp_path)
-    assert not result.ok
-    assert any("pg@15-main.service: error: pg@15-main.service links to the template "
-               "pg@.service, which is not loaded" in m for m in messages(result)), messages(result)
+    assert result.ok and not result.units
+    found = messages(result, Severity.WARNING)
+    assert f"{tmp_path}/u/pg@15-main.service: warning: pg@15-main.service links to "  \
+        "pg@.service, which does not exist: ignored" in found, found
+    assert any("syslog.service links to rsyslog.service, which does not exist" in m
+               for m in found), found
+
+
+def test_an_instance_link_to_a_template_outside_the_directories(tmp_path: Path) -> None:
+    template = write(tmp_path / "elsewhere", "pg@.service", TEMPLATE)
+    (tmp_path / "u").mkdir()
+    os.symlink(template, tmp_path / "u" / "pg@15-main.service")
+    result = load(tmp_path, strict=True)
+    assert result.ok, messages(result)
+    assert result.units["pg@15-main.service"].unit.description == "cluster 15-main"
 
 
 def test_a_template_without_instances_is_still_checked(tmp_path: Path) -> None:
