@@ -599,6 +599,8 @@ def _load(
     for name, target, link_path in instance_links:
         _instantiate(loading, name, target, templates, link_path)
     aliases.install_aliases(loading.units, alias_map, diags)
+    if loading.has_snippets:
+        _reread_for_alias_snippets(loading, alias_map)
     # Instances named by a dependency (Requires=x@a.service) come from their template,
     # and may name further instances.
     pending = sorted(loading.units)
@@ -636,6 +638,25 @@ def _load(
         masked=dict(scan.masked),
         templates=template_paths,
     )
+
+
+def _reread_for_alias_snippets(loading: _Loading, alias_map: Mapping[str, str]) -> None:
+    """Read again the units whose `Alias=` names have snippet directories: systemd applies
+    `ALIAS.service.d/` to the unit once enabled, and cinit takes every unit as enabled."""
+    extra: dict[str, list[str]] = {}
+    for alias, real in alias_map.items():
+        if alias in loading.link_aliases.get(real, ()):
+            continue  # a link: its snippets were applied already
+        if any(alias in listing for listing in loading.scan.snippets):
+            extra.setdefault(real, []).append(alias)
+    for real, names in sorted(extra.items()):
+        unit = loading.units.get(real)
+        if unit is None:
+            continue  # a template's alias: its instances are read later, with it
+        loading.link_aliases.setdefault(real, []).extend(names)
+        again = loading.parse(real, unit.path, unit.source, unit.template)
+        if again is not None and unit.overrides:
+            loading.units[real] = again.replace(overrides=unit.overrides)
 
 
 def _instantiate(

@@ -324,6 +324,19 @@ def test_template_prefix_and_type_snippets_apply_most_specific_first(tmp_path: P
     assert other.environment == (("T", "other"), ("P", "1"), ("S", "1"))
 
 
+def test_snippets_of_an_alias_name_apply_to_the_unit(tmp_path: Path) -> None:
+    write(tmp_path / "u", "rsyslog.service", RSYSLOG)
+    write(tmp_path / "u", "syslog.socket", SYSLOG_SOCKET)
+    write(tmp_path / "d" / "syslog.service.d", "x.conf", "[Service]\nEnvironment=VIA=alias\n")
+    os.symlink("rsyslog.service", tmp_path / "u" / "rlog.service")
+    write(tmp_path / "u" / "rlog.service.d", "y.conf", "[Service]\nEnvironment=VIA2=link\n")
+    result = load(tmp_path, strict=True)
+    assert result.ok, messages(result)
+    unit = result.units["rsyslog.service"]
+    assert unit.service.environment == (("VIA", "alias"), ("VIA2", "link"))
+    assert not messages(result, Severity.HINT)
+
+
 def test_snippet_stems() -> None:
     assert snippet_stems("a-b-c@i.service", ["x.service"]) == [
         "a-b-c@i.service", "x.service", "a-b-c@.service", "a-b-.service", "a-.service", "service",
