@@ -328,3 +328,5 @@ def test_validate_names_snippets_and_their_errors_with_file_and_line(
     assert by_name["web.service"]["aliases"] == ["www.service"]
     assert by_name["pg@15-main.service"]["template"] == "pg@.service"
     assert len(by_name["web.service"]["snippets"]) == 2
+    assert document["aliases"] == {"www.service": "web.service"}
+    assert document["templates"] == ["pg@.service"]

@@ -159,4 +159,7 @@ def _document(
         },
         "start_order": unit_set.start_order() if ok else [],
         "ignored_files": list(unit_set.ignored_files),
+        "aliases": dict(sorted(unit_set.aliases.items())),
+        "templates": sorted(unit_set.templates),
+        "masked": sorted(unit_set.masked),
     }
