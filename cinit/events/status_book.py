@@ -83,6 +83,8 @@ class StatusBook:
         if kind == "loaded":
             for alias in event.get("aliases", ()):
                 self.aliases[alias] = name
+            if event.get("snippets"):  # what `status UNIT` lists as systemctl's Drop-In:
+                status["snippets"] = list(event["snippets"])
             status["description"] = event.get("description", "")
             status["kind"] = event.get("kind", status["kind"])
             self.since_ms[name] = t_ms

@@ -100,6 +100,9 @@ def test_aliases_instances_and_snippets_as_pid1(
     assert worker["state"] == "active" and worker["description"] == "worker dep"
     assert "worker@.service" not in status(cinit_cmd, runtime)  # a template never runs
 
+    block = cli(cinit_cmd, runtime, "status", "app")
+    assert f"    Drop-In: {snippet}\n" in block.stdout, block.stdout
+
     stopped = cli(cinit_cmd, runtime, "stop", "syslog.service")
     assert stopped.returncode == 0, stopped.stderr
     assert status(cinit_cmd, runtime, "logger")["logger.service"]["state"] == "inactive"
