@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from cinit.events.hub import EventHub
     from cinit.io.spawn.prepared import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
+    from cinit.units.specifiers import HostFacts
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -165,14 +166,21 @@ def _run(config: BootConfig) -> int:
     return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
 
 
+def _host_facts() -> HostFacts:
+    """The host's specifier values, read (and their module imported) only when a unit
+    file holds a specifier that needs one."""
+    from cinit.io.host_facts import read_host_facts
+
+    return read_host_facts()
+
+
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
-    from cinit.io.host_facts import read_host_facts
     from cinit.units import load_units
 
     try:
         unit_set = load_units(
-            config.units_dir, config.drop_in_dir, strict=config.strict, facts=read_host_facts
+            config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
         )
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
         dirs = f"{config.units_dir} and {config.drop_in_dir}"

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 
 from cinit.boot_path import TYPE_CHECKING
-from cinit.units import aliases, environment, schema, snippets, specifiers, unit_names
+from cinit.units import aliases, environment, schema, unit_names
 from cinit.units.cross_checks import check_units
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.frozen import Frozen
@@ -157,9 +157,11 @@ def default_facts(hostname: str | None = None) -> Callable[[], HostFacts]:
     """Host facts without reading any file: the hostname and kernel release (uname)."""
 
     def facts() -> HostFacts:
+        from cinit.units.specifiers import HostFacts
+
         uname = os.uname()
         host = uname.nodename if hostname is None else hostname
-        return specifiers.HostFacts(hostname=host, kernel_release=uname.release)
+        return HostFacts(hostname=host, kernel_release=uname.release)
 
     return facts
 
@@ -334,7 +336,7 @@ def _read_assignment(
         # word once it is split: an instance "a b" (%I of a\x20b) stays one argument.
         by_word = "%" in raw and (row.name.startswith("Exec") or row.name == "Environment")
         if "%" in raw and not by_word:
-            value, warnings = specifiers.expand(raw, name, path, facts)
+            value, warnings = _expand(raw, name, path, facts)
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
@@ -356,6 +358,16 @@ def _read_assignment(
     return _Reading(tuple(notes), row.name, row.target, row.field, row.multi, result)
 
 
+def _expand(
+    text: str, name: str, path: str, facts: Callable[[], HostFacts]
+) -> tuple[str, list[str]]:
+    """`specifiers.expand`, its module imported by the first value that holds a `%`: a
+    boot whose units have none does without it."""
+    from cinit.units.specifiers import expand
+
+    return expand(text, name, path, facts)
+
+
 def _expand_words(
     items: list[Any],
     name: str,
@@ -368,7 +380,7 @@ def _expand_words(
     def expand(word: str) -> str:
         if "%" not in word:
             return word
-        text, found = specifiers.expand(word, name, path, facts)
+        text, found = _expand(word, name, path, facts)
         warnings.extend(w for w in found if w not in warnings)
         return text
 
@@ -529,6 +541,8 @@ class _Loading:
         snippet_paths: list[str] = []
         if self.has_snippets:  # most unit sets have none: no per-unit work then
             aliases = self.link_aliases.get(name, ())
+            from cinit.units import snippets
+
             self.used_stems.update(snippets.snippet_stems(name, aliases))
             snippet_paths = snippets.snippets_for(name, self.scan.snippets, aliases)
         for snippet in snippet_paths:
@@ -696,9 +710,13 @@ def _with_aliases(units: dict[str, Unit], alias_map: Mapping[str, str]) -> dict[
 
 def _note_unused_snippets(scan: Scan, used: set[str], diags: list[Diagnostic]) -> None:
     """A hint for each snippet directory of a unit that is not loaded (systemd is silent)."""
+    if not any(scan.snippets):
+        return
+    from cinit.units.snippets import is_shared_stem
+
     for listing in scan.snippets:
         for stem, found in sorted(listing.items()):
-            if stem in used or snippets.is_shared_stem(stem) or not found:
+            if stem in used or is_shared_stem(stem) or not found:
                 continue
             directory = found[0][1].rpartition("/")[0]
             message = f"snippets for {stem}, which is not loaded: not applied"
