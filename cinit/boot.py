@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from cinit.events.hub import EventHub
     from cinit.io.spawn.prepared import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
+    from cinit.units.specifiers import HostFacts
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -176,6 +177,14 @@ def _run(config: BootConfig) -> int:
     return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
 
 
+def _host_facts() -> HostFacts:
+    """The host's specifier values, read (and their module imported) only when a unit
+    file holds a specifier that needs one."""
+    from cinit.io.host_facts import read_host_facts
+
+    return read_host_facts()
+
+
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
     dirs = f"{config.units_dir} and {config.drop_in_dir}"
@@ -187,18 +196,22 @@ def _load_units(config: BootConfig) -> UnitSet | None:
             root = config.systemd_root or systemd_root(os.environ)
             dirs = f"systemd's unit directories under {root}, {dirs}"
             unit_set = load_systemd_units(
-                root, config.units_dir, config.drop_in_dir, strict=config.strict
+                root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
             )
         else:
             from cinit.units import load_units
 
-            unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
+            unit_set = load_units(
+                config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+            )
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"cannot load units from {dirs} (internal error: {reason})")
         return None
     for override in unit_set.overrides:
         log(override.log_line("cinit").removeprefix("cinit: "))
+    for line in unit_set.snippet_lines("cinit"):
+        log(line.removeprefix("cinit: "))
     loud = _loud_paths(unit_set, config) if config.systemd else None
     held = 0
     for diagnostic in unit_set.diagnostics:
@@ -365,7 +378,11 @@ def _prepare_children(
     names: set[str] = set()
     for directory in (config.units_dir, config.drop_in_dir):
         try:
-            names.update(entry for entry in os.listdir(directory) if entry.endswith(".service"))
+            names.update(
+                entry
+                for entry in os.listdir(directory)
+                if entry.endswith(".service") and not entry.endswith("@.service")  # a template
+            )
         except OSError:
             continue  # the loader reports it
     if not names:

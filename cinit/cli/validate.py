@@ -90,12 +90,16 @@ def run_validate(
     With `systemd_root`, systemd's unit directories under it are loaded too, as
     `cinit --systemd` does.
     """
+    from cinit.io.host_facts import read_host_facts
+
     if systemd_root is not None:
         from cinit.units.loader import load_systemd_units
 
-        unit_set = load_systemd_units(systemd_root, units_dir, drop_in_dir, strict=strict)
+        unit_set = load_systemd_units(
+            systemd_root, units_dir, drop_in_dir, strict=strict, facts=read_host_facts
+        )
     else:
-        unit_set = load_units(units_dir, drop_in_dir, strict=strict)
+        unit_set = load_units(units_dir, drop_in_dir, strict=strict, facts=read_host_facts)
     if host_checks and unit_set.units:
         from cinit.io.host_checks import check_against_host
 
@@ -116,6 +120,8 @@ def run_validate(
         return EXIT_OK if ok else EXIT_INVALID
     for override in unit_set.overrides:
         print(override.log_line(PROG), file=sys.stderr)
+    for line in unit_set.snippet_lines(PROG):
+        print(line, file=sys.stderr)
     for diagnostic in diagnostics:
         print(diagnostic.format(), file=sys.stderr)
     print(_summary(unit_set, diagnostics, ok, systemd_root is not None))
@@ -171,6 +177,9 @@ def _document(
                 "path": unit.path,
                 "source": unit.source.value,
                 "overrides": unit.overrides or None,
+                "snippets": list(unit.snippets),
+                "aliases": list(unit.aliases),
+                "template": unit.template or None,
             }
             for unit in unit_set.units.values()
         ],
@@ -188,4 +197,7 @@ def _document(
         "start_order": unit_set.start_order() if ok else [],
         "boot_units": unit_set.graph.boot_units() if ok else [],
         "ignored_files": list(unit_set.ignored_files),
+        "aliases": dict(sorted(unit_set.aliases.items())),
+        "templates": sorted(unit_set.templates),
+        "masked": sorted(unit_set.masked),
     }

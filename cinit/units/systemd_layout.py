@@ -18,7 +18,9 @@ loader); no parsing.
 
 Not done, on purpose: generators (systemd-fstab-generator, ...) are not run; unit types
 other than .service, .socket and .target (.timer, .mount, .path, ...) are listed as
-skipped; template instances and alias symlinks are the loader's (names only here).
+skipped. The unit files themselves, alias and instance links, `/dev/null` masks and
+snippets are read by the loader over `dirs` (`scan.scan_dirs`), as for cinit's own
+directories; `SystemdBoot` is what it adds for this mode.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ import posixpath
 from cinit.boot_path import TYPE_CHECKING
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.frozen import Frozen
+from cinit.units.graph import build_graph
+from cinit.units.model import UnitSource
 from cinit.units.targets import SUFFIX as TARGET_SUFFIX
+from cinit.units.targets import implicit_targets
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -67,9 +72,7 @@ class SystemdLayout(Frozen):
 
     root: str
     dirs: tuple[str, ...]  # existing search directories (under root), highest first
-    files: tuple[tuple[str, str], ...]  # (unit name, path to read), in name order
-    masked: frozenset[str]
-    aliases: tuple[tuple[str, str], ...]  # (link name, unit name it points to)
+    masked: frozenset[str]  # names whose deciding entry is a link to /dev/null or empty
     wants: Mapping[str, tuple[str, ...]]  # from NAME.wants/ directories
     requires: Mapping[str, tuple[str, ...]]  # from NAME.requires/ directories
     default_target: str
@@ -143,9 +146,7 @@ def read_layout(root: str, diags: list[Diagnostic]) -> SystemdLayout:
         where = ", ".join(SEARCH_DIRS) + ("" if root == "/" else f" under {root}")
         message = f"none of systemd's unit directories exists ({where})"
         diags.append(Diagnostic(Severity.WARNING, message, root))
-    chosen: dict[str, str] = {}  # name -> path, the highest directory's
     masked: set[str] = set()
-    aliases: dict[str, str] = {}
     skipped: list[str] = []
     wants: dict[str, list[str]] = {}
     requires: dict[str, list[str]] = {}
@@ -170,30 +171,14 @@ def read_layout(root: str, diags: list[Diagnostic]) -> SystemdLayout:
             if entry.endswith(OTHER_SUFFIXES):
                 claimed.add(entry)
                 skipped.append(path)
-                continue
-            if not entry.endswith(LOADED_SUFFIXES):
-                continue  # snippet directories (NAME.d/) and anything else: not a unit
-            claimed.add(entry)
-            if _is_masked(root, path):
-                masked.add(entry)
-                continue
-            target = _link_target(root, path)
-            if target is not None and posixpath.basename(target) != entry:
-                aliases[entry] = posixpath.basename(target)
-                continue
-            resolved = _resolve(root, path)
-            if resolved is None:
-                # A broken link in an image must not stop its boot: that unit is not there.
-                message = "symlink loop: this unit is not loaded"
-                diags.append(Diagnostic(Severity.WARNING, message, path))
-                continue
-            chosen[entry] = resolved
+            elif entry.endswith(LOADED_SUFFIXES):
+                claimed.add(entry)
+                if _is_masked(root, path):
+                    masked.add(entry)
     return SystemdLayout(
         root=root,
         dirs=tuple(dirs),
-        files=tuple(sorted(chosen.items())),
         masked=frozenset(masked),
-        aliases=tuple(sorted(aliases.items())),
         wants={name: tuple(sorted(set(v))) for name, v in wants.items()},
         requires={name: tuple(sorted(set(v))) for name, v in requires.items()},
         default_target=_default_target(root, dirs),
@@ -227,19 +212,90 @@ def _default_target(root: str, dirs: list[str]) -> str:
     return FALLBACK_TARGET
 
 
-def with_dependency_dirs(units: dict[str, Unit], layout: SystemdLayout) -> None:
-    """Add the `.wants/` and `.requires/` links to the units they belong to (in place):
-    from then on they are Wants=/Requires= like any other. Masked names are left out."""
-    for relation, field in ((layout.wants, "wants"), (layout.requires, "requires")):
-        for name, linked in relation.items():
-            unit = units.get(name)
-            if unit is None:
-                continue
-            present = getattr(unit.unit, field)
-            extra = tuple(n for n in linked if n not in layout.masked and n not in present)
-            if extra:
-                section = unit.unit.replace(**{field: present + extra})
-                units[name] = unit.replace(unit=section)
+class SystemdBoot:
+    """What `cinit --systemd` adds to a load (`loader.load_systemd_units`): the loader
+    calls `link` once the unit files are read (before template instances named by
+    dependencies are made: a `.wants/` link may name one, `postgresql@15-main.service`),
+    then `settle` for the boot set, then `soften` on the cross-unit findings."""
+
+    def __init__(self, layout: SystemdLayout, findings: list[Diagnostic]) -> None:
+        self.layout = layout
+        self.findings = tuple(findings)  # what reading the layout found
+
+    def link(self, units: dict[str, Unit]) -> None:
+        """Give the `.wants/` and `.requires/` links to the units they belong to (an
+        empty target for a target no file defines), as Wants=/Requires= (in place)."""
+        layout = self.layout
+        named = [n for n in (*layout.boot_roots(), *layout.wants, *layout.requires)]
+        units.update(implicit_targets(units, (n for n in named if n.endswith(TARGET_SUFFIX))))
+        for relation, field in ((layout.wants, "wants"), (layout.requires, "requires")):
+            for name, linked in relation.items():
+                unit = units.get(name)
+                if unit is None:
+                    continue
+                present = getattr(unit.unit, field)
+                extra = tuple(n for n in linked if n not in layout.masked and n not in present)
+                if extra:
+                    units[name] = unit.replace(unit=unit.unit.replace(**{field: present + extra}))
+
+    def settle(self, units: dict[str, Unit], diags: list[Diagnostic]) -> set[str]:
+        """Leave out the search path's units that are masked by an empty file or whose
+        files have errors (their errors become warnings, in `diags`), and return the boot
+        set: what default.target, sockets.target, timers.target and the units of cinit's
+        own directories (as in the ordinary mode) pull in."""
+        ours = {u.path for u in units.values() if u.source is not UnitSource.SYSTEMD}
+        broken = {d.path for d in diags if d.severity is Severity.ERROR and d.path not in ours}
+        empty = {
+            u.path
+            for n, u in units.items()
+            if u.source is UnitSource.SYSTEMD and n in self.layout.masked
+        }
+        for name in [n for n, u in units.items() if u.source is UnitSource.SYSTEMD]:
+            if units[name].path in broken or units[name].path in empty:
+                del units[name]
+        kept: list[Diagnostic] = []
+        for diagnostic in diags:
+            if diagnostic.path in empty:
+                continue  # an empty file masks: nothing in it to report
+            if diagnostic.path in broken and diagnostic.severity is Severity.ERROR:
+                diagnostic = diagnostic.replace(
+                    severity=Severity.WARNING,
+                    message=f"{diagnostic.message} [unit not loaded: cinit --systemd goes on]",
+                )
+            kept.append(diagnostic)
+        for path in sorted(empty):
+            message = "masked (an empty file): not loaded"
+            kept.append(Diagnostic(Severity.HINT, message, path))
+        if self.layout.skipped:
+            message = (
+                f"{len(self.layout.skipped)} unit files of types cinit does not run (.timer, "
+                ".mount, .path, ...) left out"
+            )
+            kept.append(Diagnostic(Severity.HINT, message, self.layout.dirs[0]))
+        diags[:] = kept
+        own = (UnitSource.CORE, UnitSource.DROP_IN)  # cinit's directories, not implicit
+        plain = build_graph({n: u for n, u in units.items() if u.source in own})
+        roots = [*self.layout.boot_roots(), *sorted(set(plain.names) - plain.trigger_only())]
+        return boot_set(units, roots)
+
+    def soften(
+        self, found: list[Diagnostic], units: Mapping[str, Unit], boot: set[str] | None
+    ) -> list[Diagnostic]:
+        """What only a unit of the search path that does not start at boot says
+        (emergency.target's Requires= of a service left out) does not stop the boot."""
+        started = boot or set()
+        idle = {
+            u.path for n, u in units.items() if u.source is UnitSource.SYSTEMD and n not in started
+        }
+        softened = []
+        for diagnostic in found:
+            if diagnostic.severity is Severity.ERROR and diagnostic.path in idle:
+                diagnostic = diagnostic.replace(
+                    severity=Severity.WARNING,
+                    message=f"{diagnostic.message} [not started at boot: cinit --systemd goes on]",
+                )
+            softened.append(diagnostic)
+        return softened
 
 
 def boot_set(units: Mapping[str, Unit], roots: Iterable[str]) -> set[str]:
