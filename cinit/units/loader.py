@@ -629,7 +629,7 @@ def _load(
     if loading.has_snippets:
         _reread_for_alias_snippets(loading, alias_map)
     if systemd is not None:  # .wants/ links, before the instances they may name are made
-        systemd.link(loading.units)
+        systemd.link(loading.units, alias_map)
     # Instances named by a dependency (Requires=x@a.service) come from their template,
     # and may name further instances.
     pending = sorted(loading.units)

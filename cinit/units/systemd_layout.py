@@ -34,7 +34,7 @@ from cinit.units.frozen import Frozen
 from cinit.units.graph import build_graph
 from cinit.units.model import UnitSource
 from cinit.units.targets import SUFFIX as TARGET_SUFFIX
-from cinit.units.targets import implicit_targets
+from cinit.units.targets import target_unit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -221,15 +221,23 @@ class SystemdBoot:
     def __init__(self, layout: SystemdLayout, findings: list[Diagnostic]) -> None:
         self.layout = layout
         self.findings = tuple(findings)  # what reading the layout found
+        self.roots: tuple[str, ...] = layout.boot_roots()  # by own names, once linked
 
-    def link(self, units: dict[str, Unit]) -> None:
+    def link(self, units: dict[str, Unit], alias_map: Mapping[str, str]) -> None:
         """Give the `.wants/` and `.requires/` links to the units they belong to (an
-        empty target for a target no file defines), as Wants=/Requires= (in place)."""
+        empty target for a target no file defines), as Wants=/Requires= (in place).
+        Names go through `alias_map` (`default.target -> graphical.target`)."""
+        from cinit.units.aliases import resolve
+
         layout = self.layout
-        named = [n for n in (*layout.boot_roots(), *layout.wants, *layout.requires)]
-        units.update(implicit_targets(units, (n for n in named if n.endswith(TARGET_SUFFIX))))
+        self.roots = tuple(resolve(name, alias_map) for name in layout.boot_roots())
+        owners = [resolve(name, alias_map) for name in (*layout.wants, *layout.requires)]
+        for name in (*self.roots, *owners):
+            if name.endswith(TARGET_SUFFIX) and name not in units:
+                units[name] = target_unit(name)
         for relation, field in ((layout.wants, "wants"), (layout.requires, "requires")):
-            for name, linked in relation.items():
+            for owner, linked in relation.items():
+                name = resolve(owner, alias_map)
                 unit = units.get(name)
                 if unit is None:
                     continue
@@ -275,7 +283,7 @@ class SystemdBoot:
         diags[:] = kept
         own = (UnitSource.CORE, UnitSource.DROP_IN)  # cinit's directories, not implicit
         plain = build_graph({n: u for n, u in units.items() if u.source in own})
-        roots = [*self.layout.boot_roots(), *sorted(set(plain.names) - plain.trigger_only())]
+        roots = [*self.roots, *sorted(set(plain.names) - plain.trigger_only())]
         return boot_set(units, roots)
 
     def soften(
