@@ -107,6 +107,9 @@ def test_the_default_target_link_is_followed_else_multi_user(tmp_path: Path) -> 
     units = load(root, tmp_path)
     boot = set(units.graph.boot_units())
     assert {"graphical.target", "multi-user.target"} <= boot  # graphical requires multi-user
+    # The link is an alias of graphical.target, never an empty target of its own.
+    assert "default.target" not in units.units
+    assert units.resolve("default.target") == "graphical.target"
     systemctl(root, "set-default", "multi-user.target")  # /etc wins over /usr/lib
     assert read_layout(str(root), []).default_target == "multi-user.target"
     os.unlink(root / "etc/systemd/system/default.target")
