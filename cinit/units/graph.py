@@ -132,6 +132,19 @@ BOOT_TARGETS = frozenset(
 )
 
 
+# systemd.special(7) targets a boot never reaches: shutdown, rescue, sleep. Units name them
+# for ordering (syslog.socket: Before=shutdown.target); in --units mode, where every loaded
+# unit starts, they stay inactive (in --systemd mode nothing pulls them in).
+NOT_AT_BOOT = frozenset(
+    f"{name}.target"
+    for name in (
+        "shutdown", "final", "umount", "halt", "poweroff", "reboot", "kexec", "exit",
+        "rescue", "emergency", "sleep", "suspend", "hibernate", "hybrid-sleep",
+        "suspend-then-hibernate",
+    )
+)  # fmt: skip
+
+
 def wanted_at_boot(unit: Unit) -> bool:
     """Whether [Install] links `unit` to a boot target (see `BOOT_TARGETS`)."""
     install = unit.install
@@ -223,6 +236,7 @@ def build_graph(
         trigger_only = {s for s in activated_by if not wanted_at_boot(units[s])}
         for handlers in on_failure.values():
             trigger_only.update(handlers)
+        trigger_only.update(n for n in NOT_AT_BOOT if n in units)
     else:
         trigger_only = set(names).difference(boot)
         bound_later = frozenset(n for n in trigger_only if units[n].kind is UnitKind.SOCKET)

@@ -151,3 +151,20 @@ def test_severity_of_a_reference_to_a_missing_unit_is_a_hint(tmp_path: Path) -> 
     assert result.ok  # --strict-units passes: a hint never fails
     (hint,) = result.diagnostics
     assert hint.severity is Severity.HINT and "auditd.service" in hint.message
+
+
+def test_shutdown_and_rescue_targets_are_never_boot_units(tmp_path: Path) -> None:
+    core = tmp_path / "units"
+    core.mkdir()
+    # syslog.socket's shape: ordered before shutdown.target, which no file defines.
+    (core / "log.socket").write_text(
+        "[Unit]\nBefore=sockets.target shutdown.target\n[Socket]\nListenStream=/run/l.sock\n"
+    )
+    (core / "log.service").write_text(SIMPLE)
+    (core / "rescue.target").write_text("[Unit]\nDescription=rescue\n")
+    result = load_units(str(core), str(tmp_path / "none"), environ={}, hostname="h")
+    assert result.ok
+    assert result.units["shutdown.target"].source is UnitSource.IMPLICIT
+    boot = result.graph.boot_units()
+    assert "sockets.target" in boot
+    assert "shutdown.target" not in boot and "rescue.target" not in boot
