@@ -22,7 +22,7 @@ from cinit.machines.unit_events import (
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
 from cinit.machines.unit_step import UnitStep
 from cinit.machines.unit_stop import enter_failed
-from cinit.units.model import ServiceType
+from cinit.units.model import ServiceType, UnitKind
 
 # ---- the request -------------------------------------------------------------------------
 
@@ -162,6 +162,9 @@ def main_ready(step: UnitStep) -> None:
             # PIDFile= on any type: once ready, the process it names (if it names a live
             # one of the unit) is the main process; no file yet is no failure.
             step.actions.append(FindMainPid(None, svc.pid_file))
+    elif step.model.unit.kind is UnitKind.TARGET:  # a oneshot with no command
+        step.enter(State.ACTIVE, "target reached")
+        step.settle(Outcome.READY)
     elif svc.remain_after_exit:
         step.enter(State.ACTIVE, "every ExecStart= succeeded; RemainAfterExit=yes")
         step.settle(Outcome.READY)

@@ -34,8 +34,9 @@ def check_units(
     the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
     mode; proxy and native sockets activating one service (its contract would be both
     "inherit listeners" and "listen yourself"); Accept=yes and Accept=no sockets
-    activating one service. Warnings: After=/Before=/Wants= naming a unit that is not
-    loaded (targets are accepted silently); Restart= on a oneshot with RemainAfterExit=yes.
+    activating one service. Warnings: Restart= on a oneshot with RemainAfterExit=yes.
+    Hints: After=/Before=/Wants= naming a unit that is not loaded (a no-op, as under
+    systemd: ssh's After=auditd.service; targets are accepted silently).
 
     Pass the `graph` already built from the same `units` to avoid building it twice.
     """
@@ -66,7 +67,7 @@ def _at(unit: Unit, severity: Severity, section: str, directive: str, message: s
     return Diagnostic(
         severity=severity,
         message=f"{unit.name}: {message}",
-        path=unit.path,
+        path=unit.path_of(directive),
         line=unit.line_of(directive),
         section=section,
         directive=directive,
@@ -89,9 +90,10 @@ def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnos
     # container has none of them to wait for).
     _check_names(unit, "BindsTo", _loadable(section.binds_to), Severity.ERROR, units, found)
     _check_names(unit, "Requisite", _loadable(section.requisite), Severity.ERROR, units, found)
-    _check_names(unit, "After", section.after, Severity.WARNING, units, found)
-    _check_names(unit, "Before", section.before, Severity.WARNING, units, found)
-    _check_names(unit, "Wants", section.wants, Severity.WARNING, units, found)
+    # systemd ignores these when the unit is not there: a note, never a warning.
+    _check_names(unit, "After", section.after, Severity.HINT, units, found)
+    _check_names(unit, "Before", section.before, Severity.HINT, units, found)
+    _check_names(unit, "Wants", section.wants, Severity.HINT, units, found)
 
 
 def _loadable(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -119,11 +121,11 @@ def _check_names(
             # Targets are always reached, so only OnFailure= (which starts one) is wrong.
             if directive != "OnFailure":
                 continue
-            message = f"{directive}= names {other}: cinit has no targets, nothing would start"
+            message = f"{directive}= names {other}, which is not loaded"
         elif severity is Severity.ERROR:
             message = f"{directive}= names {other}, which is not loaded"
         else:
-            message = f"{directive}= names {other}, which is not loaded (ignored)"
+            message = f"{directive}= names {other}, which is not loaded (a no-op, as in systemd)"
         found.append(_at(unit, severity, "Unit", directive, message))
 
 

@@ -11,6 +11,7 @@ from cinit.units.frozen import Frozen, field
 class UnitKind(StrEnum):
     SERVICE = "service"
     SOCKET = "socket"
+    TARGET = "target"  # a grouping and synchronisation point: no process of its own
 
 
 class ServiceType(StrEnum):
@@ -203,6 +204,9 @@ class UnitSection(Frozen):
     asserts: tuple[Condition, ...] = ()
     start_limit_burst: int = 5
     start_limit_interval_sec: float = 10.0
+    # Of systemd's implicit dependencies cinit adds one: a target is ordered after the
+    # units it wants or requires (the others order against shutdown and sysinit).
+    default_dependencies: bool = True
 
 
 class ServiceSection(Frozen):
@@ -268,14 +272,26 @@ class SocketSection(Frozen):
 
 
 class InstallSection(Frozen):
-    """[Install]: accepted; cinit starts every loaded unit at boot regardless."""
+    """[Install]: how `systemctl enable` would link the unit.
+
+    In --units mode every loaded unit starts at boot regardless, except that a service a
+    socket activates also starts at boot when it is wanted or required by a boot target
+    (`graph.BOOT_TARGETS`); in --systemd mode the `.wants/` links decide.
+    """
 
     wanted_by: tuple[str, ...] = ()
+    required_by: tuple[str, ...] = ()
+    # The unit language (issue 15): names the unit answers to, as if enabled.
+    alias: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # read for `systemctl enable`; cinit enables nothing
+    default_instance: str = ""
 
 
 class UnitSource(StrEnum):
     CORE = "core"
     DROP_IN = "drop-in"
+    IMPLICIT = "implicit"  # a target named but defined by no file: empty, always reached
+    SYSTEMD = "systemd"  # from systemd's search path (cinit --systemd)
 
 
 class Unit(Frozen):
@@ -295,6 +311,12 @@ class Unit(Frozen):
     source: UnitSource = UnitSource.CORE
     overrides: str = ""  # path of the core unit this drop-in replaced, if any
     directive_lines: dict[str, int] = field(default_factory=dict, compare=False)
+    # The unit language (issue 15): where a directive was set when not in `path` (a
+    # snippet), the snippets applied in order, the template of an instance, its aliases.
+    directive_files: dict[str, str] = field(default_factory=dict, compare=False)
+    snippets: tuple[str, ...] = ()
+    template: str = ""  # `x@.service` for the instance `x@a.service`
+    aliases: tuple[str, ...] = ()  # other names that resolve to this unit
 
     @property
     def stem(self) -> str:
@@ -304,3 +326,7 @@ class Unit(Frozen):
     def line_of(self, directive: str) -> int | None:
         """Line of the last assignment of `directive`, if the file set it."""
         return self.directive_lines.get(directive)
+
+    def path_of(self, directive: str) -> str:
+        """The file (unit file or snippet) of the last assignment of `directive`."""
+        return self.directive_files.get(directive, self.path)
