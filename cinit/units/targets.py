@@ -51,7 +51,8 @@ def target_unit(
 def named_targets(unit: Unit) -> Iterable[str]:
     """The `.target` names `unit`'s [Unit] section relates to."""
     section = unit.unit
-    for name in section.after + section.before + section.requires + section.wants:
+    related = section.after + section.before + section.requires + section.wants
+    for name in related + section.binds_to + section.part_of:  # + issue 15's BindsTo=, PartOf=
         if name.endswith(SUFFIX):
             yield name
 

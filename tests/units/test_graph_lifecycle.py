@@ -71,3 +71,14 @@ def test_binds_to_and_requisite_on_a_missing_service_are_errors_but_not_on_a_tar
         "app.service: BindsTo= names gone.service, which is not loaded",
         "app.service: Requisite= names nope.service, which is not loaded",
     ]
+
+
+def test_a_target_named_only_by_binds_to_or_part_of_is_an_implicit_target() -> None:
+    from cinit.units.targets import implicit_targets
+
+    loaded = units(app="BindsTo=up.target", part="PartOf=group.target")
+    assert sorted(implicit_targets(loaded)) == ["group.target", "up.target"]
+    loaded.update(implicit_targets(loaded))
+    graph = build_graph(loaded)
+    assert graph.parts("group.target") == {"part.service"}
+    assert graph.binds_to("app.service") == {"up.target"}
