@@ -1,0 +1,1033 @@
+"""Carrying out tmpfiles.d: find the files, gather the specifiers, create and remove.
+
+`cinit.units.tmpfiles` parses and orders; this module touches the file system, always
+below a `root` (`/` at boot; a temporary tree in tests and with `cinit tmpfiles --root`,
+like `systemd-tmpfiles --root`). Paths are walked one component at a time from a directory
+fd of the root: a symlink among the parents is followed but resolved inside the root (an
+absolute target starts again at the root, `..` never climbs above it), and the last
+component is never followed (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`) except by `w` lines, which
+systemd documents as following symlinks. Removal does not cross into other file systems.
+
+Users and groups come from the root's /etc/passwd and /etc/group (`cinit.io.userdb`): no
+NSS module is loaded into PID 1, and a tree under `--root` uses its own users.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import os
+import platform
+import stat
+from collections.abc import Callable, Iterator, Sequence
+
+from cinit.io.userdb import UserDbError, lookup_group, lookup_user, read_group, read_passwd
+from cinit.units._files import NotRegularFileError, read_regular_file
+from cinit.units.diagnostics import Diagnostic, Severity
+from cinit.units.tmpfiles import (
+    ADJUST,
+    ADJUST_DIRECTORY,
+    ADJUST_RECURSIVE,
+    BLOCK_DEVICE,
+    CHAR_DEVICE,
+    CONFIG_DIRS,
+    CONFIG_SUFFIX,
+    COPY,
+    CREATE_FILE,
+    CREATE_PHASE,
+    DEFAULT_DIRECTORY_MODE,
+    DEFAULT_FILE_MODE,
+    EMPTY_DIRECTORY,
+    FIFO,
+    NOT_APPLIED,
+    REMOVE_RECURSIVE,
+    SUBVOLUMES,
+    SYMLINK,
+    WRITE,
+    ConfigFile,
+    TmpfilesEntry,
+    choose_config_files,
+    device_numbers,
+    merge_entries,
+    parse_tmpfiles,
+    plan,
+    select_entries,
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_LINES = 65  # systemd-tmpfiles: some lines were unusable, the rest applied (EX_DATAERR)
+EXIT_CANNOT_CREATE = 73  # systemd-tmpfiles: some lines could not be carried out (EX_CANTCREAT)
+_CONFIG_LIMIT = 4 * 1024 * 1024  # a configuration file larger than this is refused
+_MAX_LINKS = 40  # symlinks followed in one path before giving up (ELOOP), as the kernel
+_PATH_FLAGS = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
+_DIR_FLAGS = _PATH_FLAGS | os.O_DIRECTORY
+_CAP_MKNOD = 27
+
+
+class TmpfilesError(Exception):
+    """A line that could not be carried out; the message says why (the entry says where)."""
+
+
+class Notice(Exception):
+    """Something a line found in its way that systemd-tmpfiles reports without failing
+    (a node of another type where a directory should be, say)."""
+
+
+class TmpfilesRun:
+    """What a run found and did: counts, and one diagnostic per problem (file:line)."""
+
+    __slots__ = ("applied", "bad_lines", "diagnostics", "failed", "files", "not_applied")
+
+    def __init__(self) -> None:
+        self.files = 0  # configuration files read
+        self.applied = 0  # entries carried out
+        self.failed = 0  # entries that could not be carried out
+        self.not_applied = 0  # entries of types cinit parses but does not carry out
+        self.bad_lines = 0  # lines that could not be used at all
+        self.diagnostics: list[Diagnostic] = []
+
+    @property
+    def exit_status(self) -> int:
+        """systemd-tmpfiles' exit status for the same outcome."""
+        if self.bad_lines:  # systemd-tmpfiles puts this one first too
+            return EXIT_BAD_LINES
+        return EXIT_CANNOT_CREATE if self.failed else EXIT_OK
+
+    def summary(self) -> str:
+        """The one line cinit logs at boot."""
+        extra = f", {self.not_applied} not applied" if self.not_applied else ""
+        return (
+            f"tmpfiles: {self.applied} entries applied from {self.files} files "
+            f"({self.failed + self.bad_lines} failed{extra})"
+        )
+
+
+# --- finding and reading the configuration --------------------------------------------------
+
+
+def _inside(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/")) if root not in ("", "/") else path
+
+
+def find_config_files(root: str, names: Sequence[str] = ()) -> tuple[list[ConfigFile], list[str]]:
+    """The configuration files a run reads, in order; and the names asked for that exist in
+    no directory. With no `names`: every *.conf of the directories (systemd's rules).
+    A name with a slash is that file (outside the root, as systemd-tmpfiles takes it);
+    a bare name is looked up in the directories, highest precedence first."""
+    found: list[ConfigFile] = []
+    for rank, directory in enumerate(CONFIG_DIRS):
+        real = _inside(root, directory)
+        try:
+            with os.scandir(real) as listing:
+                entries = [e for e in listing if e.name.endswith(CONFIG_SUFFIX)]
+        except OSError:
+            continue
+        for entry in entries:
+            found.append(ConfigFile(entry.name, entry.path, rank, _masked(entry.path, root)))
+    if not names:
+        return choose_config_files(found), []
+    chosen: list[ConfigFile] = []
+    missing: list[str] = []
+    for name in names:
+        if "/" in name:
+            chosen.append(ConfigFile(os.path.basename(name), name, -1))
+            continue
+        candidates = choose_config_files(f for f in found if f.name == name)
+        if candidates:
+            chosen.extend(candidates)
+        elif not any(f.name == name for f in found):
+            missing.append(name)
+    return chosen, missing
+
+
+def _masked(path: str, root: str) -> bool:
+    """A link to /dev/null masks a file name (tmpfiles.d(5)); so does an empty file."""
+    try:
+        if os.path.islink(path):
+            return os.readlink(path) == "/dev/null"
+        return os.stat(path).st_size == 0
+    except OSError:
+        return False
+
+
+def read_config(path: str) -> str:
+    """A configuration file's text (a regular file; undecodable bytes kept as escapes)."""
+    data = read_regular_file(path, _CONFIG_LIMIT)
+    if len(data) >= _CONFIG_LIMIT:
+        raise OSError(errno.EFBIG, "larger than 4 MiB", path)
+    return data.decode("utf-8", "surrogateescape")
+
+
+def specifier_values(root: str = "/") -> dict[str, str]:
+    """The values of tmpfiles.d(5)'s specifiers for this system (a missing source, such as
+    no /etc/machine-id, leaves its letter out: a line using it is then unusable)."""
+    values = {
+        "t": "/run",
+        "S": "/var/lib",
+        "C": "/var/cache",
+        "L": "/var/log",
+        "T": _temp_dir("/tmp"),
+        "V": _temp_dir("/var/tmp"),
+        "v": platform.release(),
+        "a": _ARCHITECTURES.get(platform.machine(), platform.machine()),
+    }
+    uid, gid = os.getuid(), os.getgid()
+    user = next((u for u in read_passwd(root) if u.uid == uid), None)
+    group = next((g for g in read_group(root) if g.gid == gid), None)
+    values.update(
+        U=str(uid),
+        u=user.name if user else str(uid),
+        h=user.home if user else ("/root" if uid == 0 else "/"),
+        G=str(gid),
+        g=group.name if group else str(gid),
+    )
+    host = _first_line("/proc/sys/kernel/hostname") or platform.node()
+    if host:
+        values.update(H=host, l=host.split(".")[0])
+    machine_id = _first_line(_inside(root, "/etc/machine-id"))
+    if machine_id:
+        values["m"] = machine_id
+    boot_id = _first_line("/proc/sys/kernel/random/boot_id")
+    if boot_id:
+        values["b"] = boot_id.replace("-", "")
+    release = _os_release(root)
+    for letter, key in (("o", "ID"), ("w", "VERSION_ID"), ("W", "VARIANT_ID"), ("B", "BUILD_ID")):
+        values[letter] = release.get(key, "")
+    values.update(M=release.get("IMAGE_ID", ""), A=release.get("IMAGE_VERSION", ""))
+    return values
+
+
+_ARCHITECTURES = {"x86_64": "x86-64", "aarch64": "arm64", "i686": "x86", "armv7l": "arm"}
+
+
+def _temp_dir(default: str) -> str:
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name, "")
+        if value.startswith("/"):
+            return value
+    return default
+
+
+def _first_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
+
+
+def _os_release(root: str) -> dict[str, str]:
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(_inside(root, path), encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        values = {}
+        for line in text.splitlines():
+            key, equals, value = line.strip().partition("=")
+            if equals and key and not key.startswith("#"):
+                values[key] = value.strip().strip("\"'")
+        return values
+    return {}
+
+
+def load(
+    root: str,
+    configs: Sequence[str] = (),
+    *,
+    boot: bool,
+    prefixes: Sequence[str] = (),
+    exclude_prefixes: Sequence[str] = (),
+    run: TmpfilesRun | None = None,
+) -> tuple[list[list[TmpfilesEntry]], TmpfilesRun]:
+    """Read and parse the configuration; the entries grouped by path, and the run so far
+    (files counted, unusable lines reported)."""
+    run = run or TmpfilesRun()
+    files, missing = find_config_files(root, configs)
+    for name in missing:
+        run.diagnostics.append(Diagnostic(Severity.ERROR, "no such configuration file", name))
+        run.bad_lines += 1
+    values = specifier_values(root)
+    entries: list[TmpfilesEntry] = []
+    for config in files:
+        try:
+            text = read_config(config.path)
+        except (NotRegularFileError, OSError) as exc:
+            reason = exc.strerror or str(exc)
+            run.diagnostics.append(
+                Diagnostic(Severity.ERROR, f"cannot read: {reason}", config.path)
+            )
+            run.bad_lines += 1
+            continue
+        run.files += 1
+        parsed, diagnostics = parse_tmpfiles(text, config.path, values)
+        run.bad_lines += sum(1 for d in diagnostics if d.severity is Severity.ERROR)
+        run.diagnostics.extend(diagnostics)
+        entries.extend(parsed)
+    chosen = select_entries(
+        entries, boot=boot, prefixes=prefixes, exclude_prefixes=exclude_prefixes
+    )
+    groups, duplicates = merge_entries(chosen)
+    run.diagnostics.extend(duplicates)
+    return groups, run
+
+
+# --- walking paths inside the root ----------------------------------------------------------
+
+
+class Tree:
+    """A root directory, and paths below it walked without leaving it."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root or "/"
+        self.fd = os.open(self.root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+
+    def close(self) -> None:
+        """Release the root's fd."""
+        os.close(self.fd)
+
+    def show(self, path: str) -> str:
+        """`path` as it is on this machine (for messages)."""
+        return _inside(self.root, path)
+
+    def open_parent(
+        self, path: str, *, create: bool = False, retype: bool = False
+    ) -> tuple[int, str]:
+        """An fd of the directory that holds `path`'s last component, and that component.
+
+        Symlinks among the parents are resolved inside the root. `create` makes missing
+        parents (mode 0755, owned by the caller, as systemd-tmpfiles); `retype` replaces a
+        parent that is not a directory by one (the `=` modifier). The caller closes the fd.
+        """
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            raise TmpfilesError("the root itself is not a path a line can create")
+        return self._walk(parts[:-1], create, retype), parts[-1]
+
+    def open_path(self, path: str) -> int:
+        """An O_PATH fd of `path` itself, every symlink resolved inside the root."""
+        return self._walk([p for p in path.split("/") if p], False, False, final=True)
+
+    def _walk(self, parts: list[str], create: bool, retype: bool, final: bool = False) -> int:
+        todo = list(parts)
+        where: list[str] = []  # real directories from the root: `..` goes back along them
+        fd = os.dup(self.fd)
+        links = 0
+        try:
+            while todo:
+                name = todo.pop(0)
+                if name in ("", "."):
+                    continue
+                if name == "..":
+                    if where:
+                        where.pop()
+                        os.close(fd)
+                        fd = self._reopen(where)
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    _make_directory(fd, name, DEFAULT_DIRECTORY_MODE)
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise OSError(errno.ELOOP, "too many levels of symbolic links", name)
+                    target = os.readlink(name, dir_fd=fd)
+                    todo[:0] = target.split("/")
+                    if target.startswith("/"):
+                        where.clear()
+                        os.close(fd)
+                        fd = os.dup(self.fd)
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    if not todo and final:  # the path itself: any kind of node will do
+                        new = os.open(name, _PATH_FLAGS, dir_fd=fd)
+                        os.close(fd)
+                        return new
+                    if not retype:
+                        raise NotADirectoryError(errno.ENOTDIR, "not a directory", name)
+                    os.unlink(name, dir_fd=fd)
+                    _make_directory(fd, name, DEFAULT_DIRECTORY_MODE)
+                new = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = new
+                where.append(name)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _reopen(self, where: list[str]) -> int:
+        fd = os.dup(self.fd)
+        for name in where:
+            new = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = new
+        return fd
+
+    def expand(self, pattern: str) -> list[str]:
+        """The existing paths that a glob `pattern` names, sorted (`*`, `?`, `[...]`; a
+        leading dot is matched only by a pattern component that starts with one)."""
+        matches = [""]
+        for part in (p for p in pattern.split("/") if p):
+            following: list[str] = []
+            for prefix in matches:
+                if not _has_magic(part):
+                    following.append(f"{prefix}/{part}")
+                    continue
+                following.extend(f"{prefix}/{name}" for name in self._list(prefix or "/", part))
+            matches = following
+        return sorted(m for m in matches if m and self.exists(m))
+
+    def _list(self, directory: str, part: str) -> list[str]:
+        try:
+            fd = self.open_path(directory)
+        except OSError:
+            return []
+        try:
+            listing_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
+        try:
+            names = os.listdir(listing_fd)
+        finally:
+            os.close(listing_fd)
+        hidden = part.startswith(".")
+        return sorted(n for n in names if fnmatch.fnmatchcase(n, part) and (hidden or n[0] != "."))
+
+    def exists(self, path: str) -> bool:
+        """Whether `path` exists (its last component not followed)."""
+        try:
+            parent, name = self.open_parent(path)
+        except OSError:
+            return False
+        try:
+            os.stat(name, dir_fd=parent, follow_symlinks=False)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(parent)
+
+
+def _has_magic(part: str) -> bool:
+    return any(c in part for c in "*?[")
+
+
+def _make_directory(parent: int, name: str, mode: int) -> None:
+    os.mkdir(name, mode, dir_fd=parent)
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    try:
+        _chmod(fd, mode)  # the umask does not decide: the line (or systemd's default) does
+    finally:
+        os.close(fd)
+
+
+def _chmod(fd: int, mode: int) -> None:
+    """chmod through an O_PATH fd (the node, never a symlink it could be swapped for)."""
+    os.chmod(f"/proc/self/fd/{fd}", mode)
+
+
+def _chown(fd: int, uid: int, gid: int) -> None:
+    os.chown(f"/proc/self/fd/{fd}", uid, gid)
+
+
+# --- carrying the entries out ---------------------------------------------------------------
+
+
+class _Owners:
+    """User and group names resolved in the root's passwd and group files, once each."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.cache: dict[tuple[str, str], int] = {}
+
+    def ids(self, entry: TmpfilesEntry) -> tuple[int | None, int | None]:
+        uid = None if entry.user is None else self._id("user", entry.user)
+        gid = None if entry.group is None else self._id("group", entry.group)
+        return uid, gid
+
+    def _id(self, kind: str, name: str) -> int:
+        key = (kind, name)
+        if key not in self.cache:
+            if kind == "user":
+                self.cache[key] = (
+                    _numeric(name) if name.isdigit() else lookup_user(name, self.root).uid
+                )
+            else:
+                self.cache[key] = (
+                    _numeric(name) if name.isdigit() else lookup_group(name, self.root)
+                )
+        return self.cache[key]
+
+
+def _numeric(name: str) -> int:
+    return int(name)
+
+
+def _mask_mode(wanted: int, current: int, is_dir: bool) -> int:
+    """`~MODE`: a class of bits (r, w, x) the node has nowhere stays off; no setuid, setgid
+    or sticky bit but on a directory."""
+    mode = wanted
+    for bits in (0o444, 0o222, 0o111):
+        if not current & bits:
+            mode &= ~bits
+    if not is_dir:
+        mode &= 0o777
+    return mode
+
+
+class Applier:
+    """Carries entries out inside one `Tree`."""
+
+    def __init__(self, tree: Tree, owners: _Owners) -> None:
+        self.tree = tree
+        self.owners = owners
+        self.can_mknod = _has_capability(_CAP_MKNOD)
+
+    # The permissions every kind of node gets (systemd's fd_set_perms).
+    def settle(
+        self,
+        fd: int,
+        entry: TmpfilesEntry,
+        created: bool,
+        default_mode: int | None,
+        at: tuple[int, str] | None = None,
+    ) -> None:
+        """Owner and mode of the node `fd` (an O_PATH fd) as the line asks; `at` (its
+        directory's fd and its name) lets a symlink change owner (never mode)."""
+        st = os.fstat(fd)
+        uid, gid = self.owners.ids(entry)
+        if entry.user_on_create and not created:
+            uid = None
+        if entry.group_on_create and not created:
+            gid = None
+        if (uid is not None and uid != st.st_uid) or (gid is not None and gid != st.st_gid):
+            new_uid, new_gid = -1 if uid is None else uid, -1 if gid is None else gid
+            if stat.S_ISLNK(st.st_mode):
+                if at is not None:
+                    os.chown(at[1], new_uid, new_gid, dir_fd=at[0], follow_symlinks=False)
+                return
+            _chown(fd, new_uid, new_gid)  # before chmod: a chown clears setuid and setgid
+        if stat.S_ISLNK(st.st_mode):
+            return  # a symlink has no mode of its own
+        mode: int | None = entry.mode
+        if mode is not None and entry.mode_on_create and not created:
+            mode = None
+        if mode is None:
+            mode = default_mode if created else None
+        elif entry.mode_masked:
+            mode = _mask_mode(mode, st.st_mode, stat.S_ISDIR(st.st_mode))
+        if mode is not None and (created or stat.S_IMODE(os.fstat(fd).st_mode) != mode):
+            _chmod(fd, mode)
+
+    def create(self, entry: TmpfilesEntry) -> None:
+        """The create phase of one entry."""
+        kind = entry.kind
+        if kind == CREATE_FILE:
+            self._file(entry)
+        elif kind == WRITE:
+            for path in self.tree.expand(entry.path):
+                self._write(entry, path)
+        elif kind in ("d", EMPTY_DIRECTORY) or kind in SUBVOLUMES:
+            self._directory(entry)
+        elif kind == ADJUST_DIRECTORY:
+            for path in self.tree.expand(entry.path):
+                self._adjust(entry, path, directories_only=True)
+        elif kind == FIFO:
+            self._node(entry, stat.S_IFIFO, 0)
+        elif kind == SYMLINK:
+            self._symlink(entry)
+        elif kind in (CHAR_DEVICE, BLOCK_DEVICE):
+            if not self.can_mknod:
+                return  # as systemd: no CAP_MKNOD (a container), no device nodes
+            major, minor = device_numbers(entry)
+            kind_bits = stat.S_IFCHR if kind == CHAR_DEVICE else stat.S_IFBLK
+            self._node(entry, kind_bits, os.makedev(major, minor))
+        elif kind == COPY:
+            self._copy(entry)
+        elif kind in (ADJUST, ADJUST_RECURSIVE):
+            for path in self.tree.expand(entry.path):
+                self._adjust(entry, path, recursive=kind == ADJUST_RECURSIVE)
+
+    def remove(self, entry: TmpfilesEntry) -> None:
+        """The remove phase of one entry (D: its contents; r, R: the paths)."""
+        if entry.kind == EMPTY_DIRECTORY:
+            self._remove_contents(entry.path)
+            return
+        for path in self.tree.expand(entry.path):
+            parent, name = self.tree.open_parent(path)
+            try:
+                if entry.kind == REMOVE_RECURSIVE:
+                    _remove_tree(parent, name)
+                else:
+                    _remove_one(parent, name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise TmpfilesError(
+                    f"cannot remove {self.tree.show(path)}: {exc.strerror}"
+                ) from None
+            finally:
+                os.close(parent)
+
+    # -- the kinds of lines
+
+    def _file(self, entry: TmpfilesEntry) -> None:
+        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
+        try:
+            flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK
+            created = True
+            try:
+                fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, DEFAULT_FILE_MODE, dir_fd=parent)
+            except FileExistsError:
+                created = False
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    if not entry.retype:
+                        raise TmpfilesError(
+                            f"{self.tree.show(entry.path)} exists and is not a regular file"
+                        ) from None
+                    _remove_tree(parent, name)
+                    return self._file(entry)
+                # Without `+` an existing file keeps its content: only its mode and owner
+                # are settled, through an O_PATH fd (a read-only file still counts).
+                fd = os.open(name, os.O_TRUNC | flags if entry.plus else _PATH_FLAGS, dir_fd=parent)
+            try:
+                data = self._data(entry)
+                if data and (created or entry.plus):
+                    _write_all(fd, data)
+                self.settle(fd, entry, created, DEFAULT_FILE_MODE)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(parent)
+        return None
+
+    def _data(self, entry: TmpfilesEntry) -> bytes | None:
+        if not entry.credential:
+            return entry.data
+        directory = os.environ.get("CREDENTIALS_DIRECTORY", "")
+        name = entry.argument or ""
+        if not directory or "/" in name or not name:
+            return None
+        try:
+            data = read_regular_file(os.path.join(directory, name), _CONFIG_LIMIT)
+        except OSError:
+            return None
+        if entry.decode:
+            import base64
+            import binascii
+
+            try:
+                return base64.b64decode(data)
+            except (binascii.Error, ValueError):
+                raise TmpfilesError(f"credential {name} is not base64") from None
+        return data
+
+    def _write(self, entry: TmpfilesEntry, path: str) -> None:
+        data = self._data(entry)
+        if data is None:
+            return
+        try:
+            fd_path = self.tree.open_path(path)  # w follows symlinks (inside the root)
+        except FileNotFoundError:
+            return
+        try:
+            flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+            fd = os.open(f"/proc/self/fd/{fd_path}", flags | (os.O_APPEND if entry.plus else 0))
+        finally:
+            os.close(fd_path)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+
+    def _directory(self, entry: TmpfilesEntry) -> None:
+        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
+        try:
+            created = True
+            try:
+                os.mkdir(name, DEFAULT_DIRECTORY_MODE, dir_fd=parent)
+            except FileExistsError:
+                created = False
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    if not entry.retype:
+                        raise Notice(
+                            f"{self.tree.show(entry.path)} already exists and is not a directory"
+                        ) from None
+                    _remove_tree(parent, name)
+                    os.mkdir(name, DEFAULT_DIRECTORY_MODE, dir_fd=parent)
+                    created = True
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            try:
+                self.settle(fd, entry, created, DEFAULT_DIRECTORY_MODE)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(parent)
+
+    def _node(self, entry: TmpfilesEntry, kind_bits: int, device: int) -> None:
+        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
+        try:
+            created = True
+            try:
+                os.mknod(name, kind_bits | DEFAULT_FILE_MODE, device, dir_fd=parent)
+            except FileExistsError:
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                same = stat.S_IFMT(st.st_mode) == kind_bits and (not device or st.st_rdev == device)
+                if same:
+                    created = False
+                elif entry.plus or entry.retype:
+                    _remove_tree(parent, name)
+                    os.mknod(name, kind_bits | DEFAULT_FILE_MODE, device, dir_fd=parent)
+                else:
+                    what = "a FIFO" if kind_bits == stat.S_IFIFO else "the device node it names"
+                    raise Notice(
+                        f"{self.tree.show(entry.path)} already exists and is not {what}"
+                    ) from None
+            fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
+            try:
+                self.settle(fd, entry, created, DEFAULT_FILE_MODE)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(parent)
+
+    def _symlink(self, entry: TmpfilesEntry) -> None:
+        target = entry.argument or ""
+        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
+        try:
+            try:
+                os.symlink(target, name, dir_fd=parent)
+            except FileExistsError:
+                try:
+                    if os.readlink(name, dir_fd=parent) == target:
+                        return
+                except OSError:
+                    pass  # not a symlink
+                if not (entry.plus or entry.retype):
+                    raise Notice(
+                        f"{self.tree.show(entry.path)} already exists and is not a symlink to "
+                        f"{target}"
+                    ) from None
+                _remove_tree(parent, name)
+                os.symlink(target, name, dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def _copy(self, entry: TmpfilesEntry) -> None:
+        source = entry.argument or ""
+        try:
+            source_fd = self.tree.open_path(source)
+        except FileNotFoundError:
+            raise TmpfilesError(f"copy source {self.tree.show(source)} does not exist") from None
+        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
+        try:
+            try:
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None:
+                if not stat.S_ISDIR(st.st_mode) or not stat.S_ISDIR(os.fstat(source_fd).st_mode):
+                    return  # exists, and is not an empty directory to fill: left as it is
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+                try:
+                    empty = not _names(fd)
+                finally:
+                    os.close(fd)
+                if not empty:
+                    return
+                _copy_contents(source_fd, parent, name)
+            else:
+                _copy_node(source_fd, parent, name)
+            fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
+            try:
+                if entry.mode is not None or entry.user is not None or entry.group is not None:
+                    self.settle(fd, entry, True, None)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(parent)
+            os.close(source_fd)
+
+    def _adjust(
+        self,
+        entry: TmpfilesEntry,
+        path: str,
+        *,
+        recursive: bool = False,
+        directories_only: bool = False,
+    ) -> None:
+        parent, name = self.tree.open_parent(path)
+        try:
+            try:
+                fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                return
+            try:
+                st = os.fstat(fd)
+                if directories_only and not stat.S_ISDIR(st.st_mode):
+                    raise Notice(f"{self.tree.show(path)} is not a directory")
+                self.settle(fd, entry, False, None, (parent, name))
+                if recursive and stat.S_ISDIR(st.st_mode):
+                    for child_fd, directory, child in _walk_below(fd, st.st_dev):
+                        try:
+                            self.settle(child_fd, entry, False, None, (directory, child))
+                        finally:
+                            os.close(child_fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(parent)
+
+    def _remove_contents(self, path: str) -> None:
+        try:
+            fd = self.tree.open_path(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISDIR(st.st_mode) or _is_symlink_path(self.tree, path):
+                return
+            for name in _names(fd):
+                try:
+                    _remove_tree(fd, name, st.st_dev)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    shown = self.tree.show(f"{path}/{name}")
+                    raise TmpfilesError(f"cannot remove {shown}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def _is_symlink_path(tree: Tree, path: str) -> bool:
+    parent, name = tree.open_parent(path)
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    finally:
+        os.close(parent)
+
+
+def _has_capability(bit: int) -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _names(dir_fd: int) -> list[str]:
+    """The names in the directory `dir_fd` (an O_PATH fd or any fd of it)."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_one(parent: int, name: str) -> None:
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        os.rmdir(name, dir_fd=parent)
+    else:
+        os.unlink(name, dir_fd=parent)
+
+
+def _remove_tree(parent: int, name: str, device: int | None = None) -> None:
+    """rm -rf of `name` in `parent`: symlinks are removed, never followed; a directory on
+    another file system than `device` (a mount point) is left, contents and all."""
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent)
+        return
+    if device is not None and st.st_dev != device:
+        return
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    try:
+        for child in _names(fd):
+            with contextlib.suppress(FileNotFoundError):
+                _remove_tree(fd, child, st.st_dev)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)
+
+
+def _walk_below(fd: int, device: int) -> Iterator[tuple[int, int, str]]:
+    """Everything below the directory `fd` on the same file system, depth first: an O_PATH
+    fd of each (the caller closes it), its directory's fd and its name. Symlinks are
+    yielded, never followed."""
+    for name in sorted(_names(fd)):
+        try:
+            child = os.open(name, _PATH_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            continue
+        st = os.fstat(child)
+        if stat.S_ISDIR(st.st_mode) and st.st_dev == device:
+            try:
+                yield from _walk_below(child, device)
+            except BaseException:
+                os.close(child)
+                raise
+        yield child, fd, name
+
+
+def _copy_node(source: int, parent: int, name: str) -> None:
+    """Copy what `source` (an O_PATH fd) is to `name` in `parent`: modes and owners kept,
+    symlinks copied as symlinks, directories recursively."""
+    st = os.fstat(source)
+    if stat.S_ISDIR(st.st_mode):
+        os.mkdir(name, 0o700, dir_fd=parent)
+        _copy_contents(source, parent, name)
+    elif stat.S_ISREG(st.st_mode):
+        reader = os.open(f"/proc/self/fd/{source}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            writer = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o600,
+                dir_fd=parent,
+            )
+            try:
+                while chunk := os.read(reader, 1 << 16):
+                    _write_all(writer, chunk)
+            finally:
+                os.close(writer)
+        finally:
+            os.close(reader)
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(f"/proc/self/fd/{source}"), name, dir_fd=parent)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=parent, follow_symlinks=False)
+        return
+    else:
+        os.mknod(name, st.st_mode, st.st_rdev, dir_fd=parent)
+    fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
+    try:
+        _chown(fd, st.st_uid, st.st_gid)
+        _chmod(fd, stat.S_IMODE(st.st_mode))
+    finally:
+        os.close(fd)
+
+
+def _copy_contents(source: int, parent: int, name: str) -> None:
+    target = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    try:
+        for child in sorted(_names(source)):
+            child_fd = os.open(child, _PATH_FLAGS, dir_fd=source)
+            try:
+                _copy_node(child_fd, target, child)
+            finally:
+                os.close(child_fd)
+    finally:
+        os.close(target)
+
+
+# --- a whole run ----------------------------------------------------------------------------
+
+
+def apply(
+    root: str = "/",
+    configs: Sequence[str] = (),
+    *,
+    create: bool = True,
+    remove: bool = False,
+    boot: bool = False,
+    prefixes: Sequence[str] = (),
+    exclude_prefixes: Sequence[str] = (),
+    report: Callable[[Diagnostic], None] | None = None,
+) -> TmpfilesRun:
+    """Read the configuration below `root` (or `configs`) and carry it out: what
+    `systemd-tmpfiles [--create] [--remove] [--boot] --root=ROOT` does, for the line types
+    cinit supports. Never raises for bad input or a failing line: the run says what failed."""
+    groups, run = load(
+        root, configs, boot=boot, prefixes=prefixes, exclude_prefixes=exclude_prefixes
+    )
+    owners = _Owners(root)
+    groups = [_known_owners(group, owners, run) for group in groups]
+    tree = Tree(root)
+    applier = Applier(tree, owners)
+    done: set[int] = set()
+    try:
+        for phase, entry in plan(groups, create=create, remove=remove):
+            if entry.kind in NOT_APPLIED:
+                if id(entry) not in done:
+                    run.not_applied += 1
+                    done.add(id(entry))
+                continue
+            try:
+                if phase == CREATE_PHASE:
+                    applier.create(entry)
+                else:
+                    applier.remove(entry)
+            except Notice as exc:
+                run.diagnostics.append(_diagnostic(Severity.WARNING, str(exc), entry))
+            except UserDbError as exc:
+                run.diagnostics.append(_diagnostic(Severity.ERROR, str(exc), entry))
+                run.bad_lines += 1
+                continue
+            except (TmpfilesError, OSError) as exc:
+                message = (
+                    str(exc) if isinstance(exc, TmpfilesError) else _os_message(exc, tree, entry)
+                )
+                if entry.lenient and phase == CREATE_PHASE:
+                    run.diagnostics.append(
+                        _diagnostic(Severity.HINT, message + " (ignored: '-')", entry)
+                    )
+                else:
+                    run.diagnostics.append(_diagnostic(Severity.ERROR, message, entry))
+                    run.failed += 1
+                    continue
+            if id(entry) not in done:
+                done.add(id(entry))
+                run.applied += 1
+    finally:
+        tree.close()
+    if report is not None:
+        for diagnostic in run.diagnostics:
+            report(diagnostic)
+    return run
+
+
+def _known_owners(
+    group: list[TmpfilesEntry], owners: _Owners, run: TmpfilesRun
+) -> list[TmpfilesEntry]:
+    """The entries whose user and group exist: an unknown one makes a line unusable (as
+    systemd-tmpfiles decides when it reads the line, whatever the run does)."""
+    kept = []
+    for entry in group:
+        try:
+            owners.ids(entry)
+        except UserDbError as exc:
+            run.diagnostics.append(_diagnostic(Severity.ERROR, str(exc), entry))
+            run.bad_lines += 1
+            continue
+        kept.append(entry)
+    return kept
+
+
+def _diagnostic(severity: Severity, message: str, entry: TmpfilesEntry) -> Diagnostic:
+    return Diagnostic(severity, message, entry.source, entry.line, directive=entry.kind)
+
+
+def _os_message(exc: OSError, tree: Tree, entry: TmpfilesEntry) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{entry.kind} {tree.show(entry.path)}: {reason}"

@@ -1,0 +1,583 @@
+"""tmpfiles.d(5) configuration: text in, typed entries and their order of application out.
+
+Pure: the caller (`cinit.io.tmpfiles`) lists the configuration directories, reads the files
+and gathers the specifier values (machine id, host name, ...); this module decides which
+files count (systemd's override rules), what each line says, which lines a run takes
+(`--boot`, `--prefix`, `--exclude-prefix`), which duplicates lose, and in what order the
+entries are carried out. A bad line is a `Diagnostic` naming file and line; the other lines
+still count.
+
+What is parsed but not carried out (`NOT_APPLIED`): `h`/`H` (file attributes: chattr
+ioctls), `a`/`A` (POSIX ACLs) and `t`/`T` (extended attributes): an application container
+rarely has a file system or a use for them, and systemd in a container skips most of them
+too; they are counted as "not applied". The age field is parsed and checked, but ageing
+(`--clean`) is not part of `--create`/`--remove`/`--boot`, so nothing acts on it.
+Brace expansion in globs (`{a,b}`) is not supported.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from cinit.units.diagnostics import Diagnostic, Severity
+from cinit.units.frozen import Frozen
+
+# Configuration directories, highest precedence first (tmpfiles.d(5)): a file name in an
+# earlier one hides the same name in every later one.
+CONFIG_DIRS = (
+    "/etc/tmpfiles.d",
+    "/run/tmpfiles.d",
+    "/usr/local/lib/tmpfiles.d",
+    "/usr/lib/tmpfiles.d",
+    "/lib/tmpfiles.d",
+)
+CONFIG_SUFFIX = ".conf"
+
+# Line types. `F` is the old spelling of `f+` (systemd still reads it).
+CREATE_FILE, WRITE, DIRECTORY, EMPTY_DIRECTORY, ADJUST_DIRECTORY = "f", "w", "d", "D", "e"
+SUBVOLUMES = frozenset("vqQ")  # a plain directory without btrfs subvolumes: as `d`
+FIFO, SYMLINK, CHAR_DEVICE, BLOCK_DEVICE, COPY = "p", "L", "c", "b", "C"
+IGNORE, IGNORE_DIRECTORY, REMOVE, REMOVE_RECURSIVE = "x", "X", "r", "R"
+ADJUST, ADJUST_RECURSIVE = "z", "Z"
+NOT_APPLIED = frozenset("tThHaA")  # xattrs, file attributes, ACLs: parsed, counted, left out
+KNOWN_TYPES = frozenset("fFwdDevqQpLcbCxXrRzZ") | NOT_APPLIED
+# Types whose path is a shell-style glob.
+GLOB_TYPES = frozenset("weXxrRzZtThHaA")
+# Types that create a node of their own (a line of one of them claims its path).
+CREATING = frozenset("fFdDvqQpLcbC")
+# Types that say what a path is; two of them on one path must agree (systemd's
+# "takes ownership"), or the later line is ignored as a duplicate.
+OWNING = CREATING | frozenset("ewxXrR")
+# Types that need the argument column.
+NEEDS_ARGUMENT = frozenset("wcbtThHaA")
+# Types that may take `+` (and what it means: truncate, append, replace, or add).
+PLUS_TYPES = frozenset("fwpLcbaA")
+CONTENT_TYPES = frozenset("fFw")  # the argument is data to write: C escapes, `~`, `^`
+MODIFIERS = frozenset("+!-=~^")
+DEFAULT_DIRECTORY_MODE = 0o755
+DEFAULT_FILE_MODE = 0o644
+FACTORY_DIR = "/usr/share/factory"  # where L and C without an argument take their source
+
+# What specifiers tmpfiles.d(5) defines; the caller supplies their values.
+SPECIFIER_LETTERS = frozenset("aAbBCgGhHlLmMoStTuUvVwW")
+
+
+class TmpfilesEntry(Frozen):
+    """One line of a tmpfiles.d file, parsed: what to do at which path."""
+
+    kind: str  # the type letter (`F` is read as `f` with `plus`)
+    path: str  # absolute, normalised, specifiers expanded
+    source: str  # the file it came from
+    line: int
+    plus: bool = False  # `+`: truncate (f), append (w), replace what is there (p L c b)
+    boot: bool = False  # `!`: only with --boot
+    lenient: bool = False  # `-`: a failure to create does not count as one
+    retype: bool = False  # `=`: remove an object of the wrong type, parents included
+    decode: bool = False  # `~`: the argument was base64 (already decoded into `data`)
+    credential: bool = False  # `^`: the argument names a credential
+    mode: int | None = None
+    mode_masked: bool = False  # `~MODE`: keep the existing node's absent r/w/x classes out
+    mode_on_create: bool = False  # `:MODE`: only for a node this run creates
+    user: str | None = None
+    user_on_create: bool = False
+    group: str | None = None
+    group_on_create: bool = False
+    age: float | None = None  # seconds (parsed; nothing ages files in --create/--remove)
+    argument: str | None = None  # specifiers expanded (not for `~` lines)
+    data: bytes | None = None  # what f/F/w write: C escapes or base64 decoded
+
+    @property
+    def where(self) -> str:
+        """`file:line`, for messages."""
+        return f"{self.source}:{self.line}"
+
+    @property
+    def is_glob(self) -> bool:
+        """Whether the path is a glob pattern (the type takes globs)."""
+        return self.kind in GLOB_TYPES
+
+    def owner_fields(self) -> tuple[object, ...]:
+        """What two owning lines on one path must agree on (the type is not part of it:
+        systemd lets `r` and `d` share a path, the first removing, the second creating)."""
+        return (
+            self.argument,
+            self.data,
+            self.mode,
+            self.mode_masked,
+            self.mode_on_create,
+            self.user,
+            self.user_on_create,
+            self.group,
+            self.group_on_create,
+            self.age,
+        )
+
+
+class ConfigFile(Frozen):
+    """A configuration file found in one of the directories (see `choose_config_files`)."""
+
+    name: str
+    path: str
+    rank: int  # index in CONFIG_DIRS: lower wins
+    masked: bool = False  # a link to /dev/null (or an empty file): hides the name, adds nothing
+
+
+def choose_config_files(found: Iterable[ConfigFile]) -> list[ConfigFile]:
+    """The files that count, by name in lexical order: for each name, the one of the
+    highest-precedence directory (a masked one hides the name and is dropped)."""
+    best: dict[str, ConfigFile] = {}
+    for candidate in found:
+        held = best.get(candidate.name)
+        if held is None or candidate.rank < held.rank:
+            best[candidate.name] = candidate
+    return [best[name] for name in sorted(best) if not best[name].masked]
+
+
+# --- one line --------------------------------------------------------------------------------
+
+
+class _LineError(Exception):
+    """A line that cannot be used; the message says why."""
+
+
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "s": " ",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
+
+
+def unescape(text: str) -> str:
+    """Resolve C-style escapes (`\\n`, `\\x20`, `\\040`, `\\u00e9`, ...) as systemd does."""
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "\\":
+            out.append(char)
+            index += 1
+            continue
+        escaped, used = _one_escape(text, index + 1)
+        out.append(escaped)
+        index += 1 + used
+    return "".join(out)
+
+
+def _one_escape(text: str, start: int) -> tuple[str, int]:
+    """The character an escape starting after its backslash stands for, and its length."""
+    if start >= len(text):
+        raise _LineError("a backslash ends the line")
+    char = text[start]
+    if char in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[char], 1
+    for lead, width, base in (("x", 2, 16), ("u", 4, 16), ("U", 8, 16)):
+        if char == lead:
+            digits = text[start + 1 : start + 1 + width]
+            if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
+                raise _LineError(f"bad escape \\{char}{digits}")
+            code = int(digits, base)
+            if code == 0 or code > 0x10FFFF:
+                raise _LineError(f"bad escape \\{char}{digits}")
+            return chr(code), 1 + width
+    if char in "01234567":
+        digits = text[start : start + 3]
+        if len(digits) != 3 or not all(d in "01234567" for d in digits) or digits == "000":
+            raise _LineError(f"bad escape \\{digits}")
+        return chr(int(digits, 8)), 3
+    raise _LineError(f"unknown escape \\{char}")
+
+
+def split_line(line: str) -> tuple[list[str], str]:
+    """The first six whitespace-separated fields (quotes removed, escapes resolved) and the
+    rest of the line, the argument, as written (it keeps its quotes and inner spaces)."""
+    fields: list[str] = []
+    index, end = 0, len(line)
+    while len(fields) < 6:
+        while index < end and line[index] in " \t":
+            index += 1
+        if index >= end:
+            return fields, ""
+        word: list[str] = []
+        quote = ""
+        while index < end:
+            char = line[index]
+            if quote:
+                if char == quote:
+                    quote = ""
+                    index += 1
+                    continue
+            elif char in " \t":
+                break
+            elif char in "\"'":
+                quote = char
+                index += 1
+                continue
+            if char == "\\":
+                escaped, used = _one_escape(line, index + 1)
+                word.append(escaped)
+                index += 1 + used
+                continue
+            word.append(char)
+            index += 1
+        if quote:
+            raise _LineError("unbalanced quotes")
+        fields.append("".join(word))
+    return fields, line[index:].strip(" \t")
+
+
+def expand_specifiers(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each `%X` replaced by its value; `%%` is `%`. An unknown or unresolvable
+    specifier (no value given) makes the line unusable, as under systemd."""
+    if "%" not in text:
+        return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "%":
+            out.append(char)
+            index += 1
+            continue
+        letter = text[index + 1 : index + 2]
+        if letter == "%":
+            out.append("%")
+        elif letter in values:
+            out.append(values[letter])
+        elif letter in SPECIFIER_LETTERS:
+            raise _LineError(f"specifier %{letter} has no value here")
+        else:
+            raise _LineError(f"unknown specifier %{letter or '(end of line)'}")
+        index += 2
+    return "".join(out)
+
+
+def normalize_path(path: str) -> str:
+    """An absolute path without `//`, `.` components or a trailing slash; `..` is refused
+    (tmpfiles acts on the very path it names, never on one a `..` leads to)."""
+    if not path.startswith("/"):
+        raise _LineError(f"path {path!r} is not absolute")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise _LineError(f"path {path!r} contains '..'")
+    return "/" + "/".join(parts)
+
+
+_AGE_UNITS = {
+    "us": 1e-6,
+    "usec": 1e-6,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+    "w": 604800.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
+_AGE_TERM = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+def parse_age(text: str) -> float:
+    """The age column in seconds: `10d`, `1h 30min`, `~2w`, `mA:1h` (the `~` and the
+    age-by letters are accepted; nothing ages files here)."""
+    value = text.lstrip("~")
+    head, colon, tail = value.partition(":")
+    if colon:
+        if not head or any(letter not in "abcmABCM" for letter in head):
+            raise _LineError(f"bad age-by letters {head!r}")
+        value = tail
+    total, index = 0.0, 0
+    while index < len(value):
+        match = _AGE_TERM.match(value, index)
+        if match is None or match.end() == index:
+            raise _LineError(f"bad age {text!r}")
+        number, unit = match.groups()
+        if unit not in _AGE_UNITS and unit != "":
+            raise _LineError(f"bad age unit {unit!r} in {text!r}")
+        total += float(number) * _AGE_UNITS.get(unit, 1.0)
+        index = match.end()
+        while index < len(value) and value[index] in " \t":
+            index += 1
+    if not value.strip():
+        raise _LineError(f"bad age {text!r}")
+    return total
+
+
+def _dash(field: str) -> bool:
+    return field in ("", "-")
+
+
+def _owner(field: str, what: str) -> tuple[str | None, bool]:
+    if _dash(field):
+        return None, False
+    on_create = field.startswith(":")
+    name = field[1:] if on_create else field
+    if not name:
+        raise _LineError(f"empty {what}")
+    return name, on_create
+
+
+def _mode(field: str) -> tuple[int | None, bool, bool]:
+    if _dash(field):
+        return None, False, False
+    masked = on_create = False
+    rest = field
+    while rest[:1] in ("~", ":") and rest:
+        masked |= rest[0] == "~"
+        on_create |= rest[0] == ":"
+        rest = rest[1:]
+    if not rest or any(d not in "01234567" for d in rest) or int(rest, 8) > 0o7777:
+        raise _LineError(f"bad mode {field!r}")
+    return int(rest, 8), masked, on_create
+
+
+def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> TmpfilesEntry:
+    """One non-comment line; raises `_LineError` with the reason it cannot be used."""
+    fields, argument_text = split_line(text)
+    if len(fields) < 2:
+        raise _LineError("a line needs at least a type and a path")
+    fields += ["-"] * (6 - len(fields))
+    action, raw_path, mode_field, user_field, group_field, age_field = fields
+    letter, modifiers = action[:1], action[1:]
+    if letter not in KNOWN_TYPES:
+        raise _LineError(f"unknown line type {action!r}")
+    unknown = set(modifiers) - MODIFIERS
+    if unknown:
+        raise _LineError(f"unknown modifier {''.join(sorted(unknown))!r} in {action!r}")
+    plus = "+" in modifiers
+    if letter == "F":  # the old spelling of f+
+        letter, plus = CREATE_FILE, True
+    if plus and letter not in PLUS_TYPES:
+        raise _LineError(f"line type {letter!r} takes no '+'")
+    decode, credential = "~" in modifiers, "^" in modifiers
+    if (decode or credential) and letter not in CONTENT_TYPES:
+        raise _LineError(f"'~' and '^' are for lines that write content (f, w), not {letter!r}")
+    path = normalize_path(expand_specifiers(raw_path, values))
+    mode, masked, mode_on_create = _mode(mode_field)
+    user, user_on_create = _owner(user_field, "user")
+    group, group_on_create = _owner(group_field, "group")
+    age = None if _dash(age_field) else parse_age(age_field)
+    argument: str | None = None if _dash(argument_text) else argument_text
+    data: bytes | None = None
+    if argument is not None and not credential:
+        if decode:
+            try:
+                data = base64.b64decode(argument.encode(), validate=False)
+            except (binascii.Error, ValueError) as exc:
+                raise _LineError(f"argument is not base64: {exc}") from None
+        else:
+            argument = expand_specifiers(argument, values)
+            if letter in CONTENT_TYPES:
+                argument = unescape(argument)
+                data = argument.encode("utf-8", "surrogateescape")
+    if argument is None and letter in NEEDS_ARGUMENT:
+        raise _LineError(f"line type {letter!r} needs an argument")
+    if letter in (CHAR_DEVICE, BLOCK_DEVICE) and argument is not None:
+        _device_numbers(argument)
+    if letter in (SYMLINK, COPY) and argument is None:
+        argument = FACTORY_DIR + path
+    return TmpfilesEntry(
+        kind=letter,
+        path=path,
+        source=source,
+        line=line,
+        plus=plus,
+        boot="!" in modifiers,
+        lenient="-" in modifiers,
+        retype="=" in modifiers,
+        decode=decode,
+        credential=credential,
+        mode=mode,
+        mode_masked=masked,
+        mode_on_create=mode_on_create,
+        user=user,
+        user_on_create=user_on_create,
+        group=group,
+        group_on_create=group_on_create,
+        age=age,
+        argument=argument,
+        data=data,
+    )
+
+
+def _device_numbers(argument: str) -> tuple[int, int]:
+    major, colon, minor = argument.partition(":")
+    if not colon or not major.isdigit() or not minor.isdigit():
+        raise _LineError(f"device numbers must be MAJOR:MINOR, not {argument!r}")
+    return int(major), int(minor)
+
+
+def device_numbers(entry: TmpfilesEntry) -> tuple[int, int]:
+    """(major, minor) of a `c`/`b` line (checked when parsed)."""
+    return _device_numbers(entry.argument or "")
+
+
+def parse_tmpfiles(
+    text: str, source: str, values: Mapping[str, str]
+) -> tuple[list[TmpfilesEntry], list[Diagnostic]]:
+    """Every usable line of one file, and a diagnostic per line that is not (file:line)."""
+    entries: list[TmpfilesEntry] = []
+    diagnostics: list[Diagnostic] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            entry = parse_line(stripped, source, number, values)
+        except _LineError as exc:
+            diagnostics.append(Diagnostic(Severity.ERROR, str(exc), source, number))
+            continue
+        if entry.path == "/var/run" or entry.path.startswith("/var/run/"):
+            fixed = "/run" + entry.path.removeprefix("/var/run")
+            message = f"{entry.path} is below the legacy /var/run; using {fixed}"
+            diagnostics.append(Diagnostic(Severity.HINT, message, source, number))
+            entry = entry.replace(path=fixed)
+        entries.append(entry)
+    return entries, diagnostics
+
+
+# --- the lines a run takes, and their order -----------------------------------------------
+
+
+def _under(path: str, prefix: str) -> bool:
+    prefix = prefix.rstrip("/") or "/"
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+def select_entries(
+    entries: Iterable[TmpfilesEntry],
+    *,
+    boot: bool,
+    prefixes: Sequence[str] = (),
+    exclude_prefixes: Sequence[str] = (),
+) -> list[TmpfilesEntry]:
+    """The entries this run takes: `!` lines only with `boot`; paths under a prefix (if any
+    is given) and under no excluded one. Done before duplicates are settled, as systemd
+    does: a skipped `!` line leaves its path to the next line naming it."""
+    return [
+        entry
+        for entry in entries
+        if (boot or not entry.boot)
+        and (not prefixes or any(_under(entry.path, p) for p in prefixes))
+        and not any(_under(entry.path, p) for p in exclude_prefixes)
+    ]
+
+
+def merge_entries(
+    entries: Iterable[TmpfilesEntry],
+) -> tuple[list[list[TmpfilesEntry]], list[Diagnostic]]:
+    """Group the entries by path, lines with globs apart from the others (in order of first
+    appearance; files come in lexical order, so the earliest file wins). A later line that
+    claims a path an earlier one claimed with other attributes is dropped with a hint; an
+    exact repeat is dropped silently. Within a group the claiming lines come first, then
+    the others by type (a fixed order, as systemd's)."""
+    groups: dict[tuple[bool, str], list[TmpfilesEntry]] = {}
+    diagnostics: list[Diagnostic] = []
+    for entry in entries:
+        group = groups.setdefault((entry.is_glob, entry.path), [])
+        fields = entry.owner_fields()
+        if entry.kind in OWNING:
+            rival = next(
+                (e for e in group if e.kind in OWNING and e.owner_fields() != fields), None
+            )
+            if rival is not None:
+                message = f"duplicate line for {entry.path} (first at {rival.where}); ignored"
+                diagnostics.append(Diagnostic(Severity.HINT, message, entry.source, entry.line))
+                continue
+        same = (
+            e
+            for e in group
+            if (e.kind, e.plus, e.owner_fields()) == (entry.kind, entry.plus, fields)
+        )
+        if next(same, None) is not None:
+            continue
+        group.append(entry)
+    ordered = []
+    for group in groups.values():
+        group.sort(key=lambda e: (e.kind not in OWNING, e.kind))
+        ordered.append(group)
+    return ordered, diagnostics
+
+
+REMOVE_PHASE, CREATE_PHASE = "remove", "create"
+REMOVING = frozenset("DrR")  # what --remove acts on (D: the directory's contents)
+CREATING_PHASE_TYPES = KNOWN_TYPES - frozenset("xXrRF")  # what --create acts on
+
+
+def plan(
+    groups: Sequence[Sequence[TmpfilesEntry]], *, create: bool, remove: bool
+) -> list[tuple[str, TmpfilesEntry]]:
+    """(phase, entry) in the order they are carried out.
+
+    Removal comes first (the ground is cleared, then built on), then creation. In each
+    phase paths without globs come before globs; a path's nearest ancestor that has lines
+    of its own is created before it, and removed after it.
+    """
+    ordered = [g for g in groups if g and not g[0].is_glob] + [
+        g for g in groups if g and g[0].is_glob
+    ]
+    keys = [(g[0].is_glob, g[0].path) for g in ordered]
+    by_key = dict(zip(keys, ordered, strict=True))
+    children: dict[tuple[bool, str], list[tuple[bool, str]]] = {}
+    parent_of: dict[tuple[bool, str], tuple[bool, str]] = {}
+    for key in keys:
+        ancestor = key[1]
+        while ancestor != "/":
+            ancestor = ancestor.rsplit("/", 1)[0] or "/"
+            found = next((k for k in ((False, ancestor), (True, ancestor)) if k in by_key), None)
+            if found is not None:
+                parent_of[key] = found
+                children.setdefault(found, []).append(key)
+                break
+    steps: list[tuple[str, TmpfilesEntry]] = []
+    visited: set[tuple[bool, str]] = set()
+
+    def removal(key: tuple[bool, str]) -> None:
+        if key in visited:
+            return
+        visited.add(key)
+        for child in children.get(key, ()):
+            removal(child)
+        steps.extend((REMOVE_PHASE, e) for e in by_key[key] if e.kind in REMOVING)
+
+    def creation(key: tuple[bool, str]) -> None:
+        if key in visited:
+            return
+        visited.add(key)
+        if key in parent_of:
+            creation(parent_of[key])
+        steps.extend((CREATE_PHASE, e) for e in by_key[key] if e.kind in CREATING_PHASE_TYPES)
+
+    if remove:
+        for key in keys:
+            removal(key)
+    visited.clear()
+    if create:
+        for key in keys:
+            creation(key)
+    return steps
