@@ -68,7 +68,9 @@ class BootConfig:
         "runtime_dir",
         "stop_timeout",
         "strict",
+        "systemd",
         "then_exec",
+        "tmpfiles",
         "units_dir",
     )
 
@@ -85,6 +87,8 @@ class BootConfig:
         events_endpoint: str | None = None,
         then_exec: list[str] | None = None,
         control_group: str | None = None,
+        tmpfiles: bool | None = None,
+        systemd: bool = False,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
@@ -96,6 +100,8 @@ class BootConfig:
         self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
         self.control_group = control_group  # None: $CINIT_CONTROL_GROUP, else root only
         self.then_exec = then_exec or []  # --then-exec PATH ARGS: hand off once booted
+        self.tmpfiles = tmpfiles  # --tmpfiles / --no-tmpfiles; None: decide (see _tmpfiles_wanted)
+        self.systemd = systemd  # an image laid out for systemd (`--systemd`): tmpfiles.d applies
 
 
 def run(config: BootConfig) -> int:
@@ -109,6 +115,8 @@ def run(config: BootConfig) -> int:
 def _run(config: BootConfig) -> int:
     started = time.monotonic()  # t_ms = 0 of the event stream and the trace
     signals.block_owned()
+    # Looked at before cinit itself puts anything there (its runtime directory).
+    fresh_run = os.getpid() == 1 and config.tmpfiles is None and _run_is_fresh()
     units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
     if not units_present and not config.command and not config.then_exec:
         log(
@@ -140,6 +148,8 @@ def _run(config: BootConfig) -> int:
         if early is not None:
             boot = unit_set.graph.boot_units()
             early.keep({name for name in boot if unit_set.units[name].service is not None})
+    if _tmpfiles_wanted(config, fresh_run, units_present):
+        _apply_tmpfiles()  # before the main command, the sockets and the first unit
     main = None
     if config.command:
         request = SpawnRequest(
@@ -163,6 +173,56 @@ def _run(config: BootConfig) -> int:
                 _abandon(early, table)
             return EXIT_INTERNAL_ERROR
     return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
+
+
+# What a container runtime itself may put in a fresh /run before init starts.
+_RUNTIME_ENTRIES = frozenset({".containerenv", "secrets"})
+
+
+def _run_is_fresh() -> bool:
+    """Whether /run is as a runtime gives a container (an empty tmpfs): nothing there but
+    what the runtime adds. A host's /run, or one an image ships with content, is not."""
+    try:
+        return not set(os.listdir("/run")) - _RUNTIME_ENTRIES
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _tmpfiles_wanted(config: BootConfig, fresh_run: bool, units_present: bool) -> bool:
+    """Whether cinit applies tmpfiles.d at boot: as PID 1 only, and then when asked
+    (`--tmpfiles`), for a systemd image (`--systemd`), or when cinit boots units in a fresh
+    /run. Never otherwise: cinit run as PID 1 of a namespace on a host's root (tests do
+    that) would apply the host's lines to the host (Debian's `D /tmp` empties /tmp), and
+    a bare `cinit -- CMD` stays the tini-like init it was. `--no-tmpfiles` turns it off."""
+    if config.tmpfiles is False or os.getpid() != 1:
+        return False
+    return bool(config.tmpfiles) or config.systemd or (fresh_run and units_present)
+
+
+def _apply_tmpfiles() -> None:
+    """tmpfiles.d with `--create --remove --boot`, as systemd before its first service:
+    one summary line, one line per problem (file:line); a failure never stops the boot."""
+    begun = time.monotonic()
+    try:
+        from cinit.io.tmpfiles import apply  # only here: ~10 ms of imports a boot without
+        # tmpfiles.d does not pay
+
+        from cinit.units.diagnostics import Severity
+
+        run = apply("/", create=True, remove=True, boot=True)
+    except Exception as exc:  # PID 1 goes on: the units report what they miss
+        reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
+        log(f"tmpfiles: not applied (internal error: {reason})")
+        return
+    for diagnostic in run.diagnostics:
+        if diagnostic.severity is Severity.HINT:
+            info(f"tmpfiles: {diagnostic.format()}")
+        else:
+            log(f"tmpfiles: {diagnostic.format()}")
+    log(run.summary())
+    info(f"tmpfiles: took {(time.monotonic() - begun) * 1000:.1f} ms")
 
 
 def _load_units(config: BootConfig) -> UnitSet | None:

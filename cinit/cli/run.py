@@ -105,6 +105,13 @@ and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.""",
             kind=REST,
         ),
         Option(
+            "--tmpfiles, --no-tmpfiles",
+            "apply tmpfiles.d (--create --remove --boot) before the first\n"
+            "unit; as PID 1 only (default: when cinit boots units in an\n"
+            "empty /run, as a container runtime gives it)",
+            kind=SWITCH,
+        ),
+        Option(
             "--log-target",
             "where cinit's own lines go (default: $CINIT_LOG_TARGET, else\n"
             "auto: /dev/kmsg when there is no stderr, else stderr)",
@@ -190,6 +197,7 @@ def parse_args(argv: list[str]) -> RunOptions:
         events_endpoint=parsed.text("events") or None,
         control_group=parsed.text("control_group") or None,
         then_exec=then_exec if isinstance(then_exec, list) else None,
+        tmpfiles=None if values["tmpfiles"] is None else bool(values["tmpfiles"]),
     )
     target = parsed.text("log_target")
     if target is not None and target.strip().lower() not in ("auto", "console", "kmsg"):

@@ -387,7 +387,7 @@ def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> 
     if argument is not None and not credential:
         if decode:
             try:
-                data = base64.b64decode(argument.encode(), validate=False)
+                data = base64.b64decode("".join(argument.split()).encode(), validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise _LineError(f"argument is not base64: {exc}") from None
         else:
