@@ -206,9 +206,8 @@ def _apply_tmpfiles() -> None:
     one summary line, one line per problem (file:line); a failure never stops the boot."""
     begun = time.monotonic()
     try:
-        from cinit.io.tmpfiles import apply  # only here: ~10 ms of imports a boot without
-        # tmpfiles.d does not pay
-
+        # Imported only here: a boot that does not apply tmpfiles.d pays nothing for it.
+        from cinit.io.tmpfiles import apply
         from cinit.units.diagnostics import Severity
 
         run = apply("/", create=True, remove=True, boot=True)
