@@ -148,7 +148,7 @@ def _run(config: BootConfig) -> int:
         if early is not None:
             boot = unit_set.graph.boot_units()
             early.keep({name for name in boot if unit_set.units[name].service is not None})
-    if _tmpfiles_wanted(config, fresh_run, units_present):
+    if _tmpfiles_wanted(config, fresh_run, units_present, pid1=os.getpid() == 1):
         _apply_tmpfiles()  # before the main command, the sockets and the first unit
     main = None
     if config.command:
@@ -190,13 +190,15 @@ def _run_is_fresh() -> bool:
         return False
 
 
-def _tmpfiles_wanted(config: BootConfig, fresh_run: bool, units_present: bool) -> bool:
+def _tmpfiles_wanted(
+    config: BootConfig, fresh_run: bool, units_present: bool, *, pid1: bool
+) -> bool:
     """Whether cinit applies tmpfiles.d at boot: as PID 1 only, and then when asked
     (`--tmpfiles`), for a systemd image (`--systemd`), or when cinit boots units in a fresh
     /run. Never otherwise: cinit run as PID 1 of a namespace on a host's root (tests do
     that) would apply the host's lines to the host (Debian's `D /tmp` empties /tmp), and
     a bare `cinit -- CMD` stays the tini-like init it was. `--no-tmpfiles` turns it off."""
-    if config.tmpfiles is False or os.getpid() != 1:
+    if config.tmpfiles is False or not pid1:
         return False
     return bool(config.tmpfiles) or config.systemd or (fresh_run and units_present)
 

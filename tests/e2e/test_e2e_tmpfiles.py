@@ -73,7 +73,9 @@ def _problem() -> str | None:
     problem = pid1_helpers._unshare_problem()
     if problem:
         return str(problem)
-    missing = [d for d in ("/mnt", "/etc/tmpfiles.d", "/usr/lib/tmpfiles.d") if not os.path.isdir(d)]
+    missing = [
+        d for d in ("/mnt", "/etc/tmpfiles.d", "/usr/lib/tmpfiles.d") if not os.path.isdir(d)
+    ]
     if missing:
         return f"needs these directories to mount private tmpfs on: {', '.join(missing)}"
     return None
@@ -106,9 +108,7 @@ def boot_fresh(tmp_path: Path, cinit_cmd: list[str]):  # type: ignore[no-untyped
         pytest.skip(problem)
     boots: list[Boot] = []
 
-    def start(
-        *, options: tuple[str, ...] = (), config: str = CONFIG, run_setup: str = ""
-    ) -> Boot:
+    def start(*, options: tuple[str, ...] = (), config: str = CONFIG, run_setup: str = "") -> Boot:
         write_units(tmp_path / "units", UNITS)
         shell_script(tmp_path / "check.sh", CHECK)
         (tmp_path / "h1.conf").write_text(config)

@@ -396,3 +396,24 @@ def test_a_missing_config_name_and_usage(tmp_path: Path, cinit_cmd: list[str]) -
     assert usage.returncode == 2 and "give --create, --remove or both" in usage.stderr
     no_root = cinit_tmpfiles(cinit_cmd, f"--root={tmp_path}/absent", "--create")
     assert no_root.returncode == 1 and "not a directory" in no_root.stderr
+
+
+@pytest.mark.parametrize(
+    ("tmpfiles", "systemd", "fresh_run", "units", "pid1", "wanted"),
+    [
+        (None, False, True, True, True, True),  # a container's empty /run, units to boot
+        (None, False, True, False, True, False),  # `cinit -- CMD` stays tini-like
+        (None, False, False, True, True, False),  # a /run with content: maybe a host's
+        (None, True, False, True, True, True),  # an image laid out for systemd
+        (True, False, False, False, True, True),  # --tmpfiles forces it
+        (True, True, True, True, False, False),  # never when not PID 1
+        (False, True, True, True, True, False),  # --no-tmpfiles wins
+    ],
+)
+def test_when_boot_applies_tmpfiles(
+    tmpfiles: bool | None, systemd: bool, fresh_run: bool, units: bool, pid1: bool, wanted: bool
+) -> None:
+    from cinit.boot import BootConfig, _tmpfiles_wanted
+
+    config = BootConfig(tmpfiles=tmpfiles, systemd=systemd)
+    assert _tmpfiles_wanted(config, fresh_run, units, pid1=pid1) is wanted
