@@ -532,6 +532,8 @@ class Applier:
     def create(self, entry: TmpfilesEntry) -> None:
         """The create phase of one entry."""
         kind = entry.kind
+        if entry.credential and self._data(entry) is None:
+            return  # as systemd: a line whose credential is not set is skipped
         if kind == CREATE_FILE:
             self._file(entry)
         elif kind == WRITE:
@@ -730,7 +732,7 @@ class Applier:
         try:
             source_fd = self.tree.open_path(source)
         except FileNotFoundError:
-            raise TmpfilesError(f"copy source {self.tree.show(source)} does not exist") from None
+            return  # as systemd-tmpfiles: nothing to copy (often a factory file not shipped)
         parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
         try:
             try:

@@ -452,7 +452,7 @@ def parse_tmpfiles(
         except _LineError as exc:
             diagnostics.append(Diagnostic(Severity.ERROR, str(exc), source, number))
             continue
-        if entry.path == "/var/run" or entry.path.startswith("/var/run/"):
+        if entry.path.startswith("/var/run/"):  # /var/run itself is the link to /run
             fixed = "/run" + entry.path.removeprefix("/var/run")
             message = f"{entry.path} is below the legacy /var/run; using {fixed}"
             diagnostics.append(Diagnostic(Severity.HINT, message, source, number))

@@ -417,3 +417,30 @@ def test_when_boot_applies_tmpfiles(
 
     config = BootConfig(tmpfiles=tmpfiles, systemd=systemd)
     assert _tmpfiles_wanted(config, fresh_run, units, pid1=pid1) is wanted
+
+
+@needs_oracle
+@needs_root
+def test_this_machines_own_tmpfiles_d_as_systemd_tmpfiles_at_boot(
+    tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    # The package files of the machine the tests run on (Debian's systemd, dbus, and the
+    # daemons' own: postgresql, php-fpm, haproxy, ... when installed), copied into both
+    # roots with its users, carried out as at boot.
+    shipped = sorted(Path("/usr/lib/tmpfiles.d").glob("*.conf"))
+    if not shipped:
+        pytest.skip("this machine ships no /usr/lib/tmpfiles.d/*.conf")
+
+    def setup(root: Path) -> None:
+        (root / "usr/lib/tmpfiles.d").mkdir(parents=True)
+        for conf in shipped:
+            shutil.copy(conf, root / "usr/lib/tmpfiles.d" / conf.name)
+        for name in ("passwd", "group"):
+            if Path(f"/etc/{name}").exists():
+                shutil.copy(f"/etc/{name}", root / "etc" / name)
+        (root / "tmp/left-over").mkdir(parents=True)
+        (root / "tmp/left-over/file").write_text("x")
+        (root / "var").mkdir()
+
+    _, ours = compare(tmp_path, cinit_cmd, None, setup, ["--create", "--remove", "--boot"])
+    assert "entries applied from" in ours.stderr

@@ -96,6 +96,7 @@ def test_legacy_var_run_is_moved_to_run_with_a_hint() -> None:
     entries, diagnostics = parse_tmpfiles("d /var/run/app", "x.conf", VALUES)
     assert entries[0].path == "/run/app"
     assert [d.severity for d in diagnostics] == [Severity.HINT]
+    assert one("L /var/run - - - - ../run").path == "/var/run"  # the link itself stays
 
 
 def test_paths_are_normalised() -> None:
