@@ -172,6 +172,8 @@ EVERY_TYPE = r"""
     R /R*
     r! /stale.lock
     d /deep=/a/b
+    d= /retype/sub/dir 0700
+    L= /retype2/link - - - - /t
     d /var/run/legacy
     d /dup 0700
     d /dup 0750
@@ -229,6 +231,8 @@ def every_type_tree(root: Path) -> None:
     make("app", "start")
     make("stale.lock", "")
     make("deep=", "not a directory")
+    make("retype", "a file where a directory is needed")
+    make("retype2/link/inner", "a directory where a symlink is wanted")
     make("run")
     make("var")
     os.symlink("../run", root / "var/run")
