@@ -18,7 +18,6 @@ import contextlib
 import errno
 import fnmatch
 import os
-import platform
 import stat
 from collections.abc import Callable, Iterator, Sequence
 
@@ -163,6 +162,7 @@ def read_config(path: str) -> str:
 def specifier_values(root: str = "/") -> dict[str, str]:
     """The values of tmpfiles.d(5)'s specifiers for this system (a missing source, such as
     no /etc/machine-id, leaves its letter out: a line using it is then unusable)."""
+    system = os.uname()  # (`platform` costs ~2 ms to import)
     values = {
         "t": "/run",
         "S": "/var/lib",
@@ -170,8 +170,8 @@ def specifier_values(root: str = "/") -> dict[str, str]:
         "L": "/var/log",
         "T": _temp_dir("/tmp"),
         "V": _temp_dir("/var/tmp"),
-        "v": platform.release(),
-        "a": _ARCHITECTURES.get(platform.machine(), platform.machine()),
+        "v": system.release,
+        "a": _ARCHITECTURES.get(system.machine, system.machine),
     }
     uid, gid = os.getuid(), os.getgid()
     user = next((u for u in read_passwd(root) if u.uid == uid), None)
@@ -183,7 +183,7 @@ def specifier_values(root: str = "/") -> dict[str, str]:
         G=str(gid),
         g=group.name if group else str(gid),
     )
-    host = _first_line("/proc/sys/kernel/hostname") or platform.node()
+    host = _first_line("/proc/sys/kernel/hostname") or system.nodename
     if host:
         values.update(H=host, l=host.split(".")[0])
     machine_id = _first_line(_inside(root, "/etc/machine-id"))
