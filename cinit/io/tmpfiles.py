@@ -986,10 +986,8 @@ def apply(
                 run.diagnostics.append(_diagnostic(Severity.ERROR, str(exc), entry))
                 run.bad_lines += 1
                 continue
-            except (TmpfilesError, OSError) as exc:
-                message = (
-                    str(exc) if isinstance(exc, TmpfilesError) else _os_message(exc, tree, entry)
-                )
+            except Exception as exc:  # one line's failure (or cinit's own bug) is that line's
+                message = _failure(exc, tree, entry)
                 if entry.lenient and phase == CREATE_PHASE:
                     run.diagnostics.append(
                         _diagnostic(Severity.HINT, message + " (ignored: '-')", entry)
@@ -1030,6 +1028,11 @@ def _diagnostic(severity: Severity, message: str, entry: TmpfilesEntry) -> Diagn
     return Diagnostic(severity, message, entry.source, entry.line, directive=entry.kind)
 
 
-def _os_message(exc: OSError, tree: Tree, entry: TmpfilesEntry) -> str:
-    reason = exc.strerror or str(exc)
+def _failure(exc: Exception, tree: Tree, entry: TmpfilesEntry) -> str:
+    if isinstance(exc, TmpfilesError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+    else:  # a value the kernel cannot take (device numbers out of range, ...) or a bug
+        reason = f"{type(exc).__name__}: {exc}"[:200]
     return f"{entry.kind} {tree.show(entry.path)}: {reason}"

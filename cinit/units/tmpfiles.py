@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from cinit.units.diagnostics import Diagnostic, Severity
+from cinit.units.commands import _unescape_one, _WordBuilder  # systemd's C escapes, shared
+from cinit.units.diagnostics import Diagnostic, Severity, ValueFormError
 from cinit.units.frozen import Frozen
+from cinit.units.values import parse_octal_mode, parse_timespan
 
 # Configuration directories, highest precedence first (tmpfiles.d(5)): a file name in an
 # earlier one hides the same name in every later one.
@@ -143,61 +144,35 @@ class _LineError(Exception):
     """A line that cannot be used; the message says why."""
 
 
-_SIMPLE_ESCAPES = {
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-    "s": " ",
-    "\\": "\\",
-    '"': '"',
-    "'": "'",
-}
-
-
 def unescape(text: str) -> str:
-    """Resolve C-style escapes (`\\n`, `\\x20`, `\\040`, `\\u00e9`, ...) as systemd does."""
+    """Resolve C-style escapes (`\\n`, `\\x20`, `\\040`, `\\u00e9`, ...) as systemd does: a
+    `\\xNN` or octal byte is a byte (undecodable ones kept as surrogate escapes)."""
     if "\\" not in text:
         return text
-    out: list[str] = []
+    word = _WordBuilder()
     index = 0
     while index < len(text):
         char = text[index]
         if char != "\\":
-            out.append(char)
+            word.add(char)
             index += 1
             continue
-        escaped, used = _one_escape(text, index + 1)
-        out.append(escaped)
-        index += 1 + used
-    return "".join(out)
+        index += 1 + _add_escape(word, text, index + 1)
+    return word.value()
 
 
-def _one_escape(text: str, start: int) -> tuple[str, int]:
-    """The character an escape starting after its backslash stands for, and its length."""
-    if start >= len(text):
-        raise _LineError("a backslash ends the line")
-    char = text[start]
-    if char in _SIMPLE_ESCAPES:
-        return _SIMPLE_ESCAPES[char], 1
-    for lead, width, base in (("x", 2, 16), ("u", 4, 16), ("U", 8, 16)):
-        if char == lead:
-            digits = text[start + 1 : start + 1 + width]
-            if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise _LineError(f"bad escape \\{char}{digits}")
-            code = int(digits, base)
-            if code == 0 or code > 0x10FFFF:
-                raise _LineError(f"bad escape \\{char}{digits}")
-            return chr(code), 1 + width
-    if char in "01234567":
-        digits = text[start : start + 3]
-        if len(digits) != 3 or not all(d in "01234567" for d in digits) or digits == "000":
-            raise _LineError(f"bad escape \\{digits}")
-        return chr(int(digits, 8)), 3
-    raise _LineError(f"unknown escape \\{char}")
+def _add_escape(word: _WordBuilder, text: str, start: int) -> int:
+    """Add the escape whose letter is at `start` (after its backslash); its length."""
+    decoded = _unescape_one(text, start) if start < len(text) else None
+    if decoded is None:
+        shown = text[start - 1 : start + 3] if start < len(text) else "\\"
+        raise _LineError(f"bad escape {shown!r}")
+    value, used = decoded
+    if isinstance(value, int):
+        word.add_byte(value)
+    else:
+        word.add(value)
+    return used
 
 
 def split_line(line: str) -> tuple[list[str], str]:
@@ -210,7 +185,7 @@ def split_line(line: str) -> tuple[list[str], str]:
             index += 1
         if index >= end:
             return fields, ""
-        word: list[str] = []
+        word = _WordBuilder()
         quote = ""
         while index < end:
             char = line[index]
@@ -226,15 +201,13 @@ def split_line(line: str) -> tuple[list[str], str]:
                 index += 1
                 continue
             if char == "\\":
-                escaped, used = _one_escape(line, index + 1)
-                word.append(escaped)
-                index += 1 + used
+                index += 1 + _add_escape(word, line, index + 1)
                 continue
-            word.append(char)
+            word.add(char)
             index += 1
         if quote:
             raise _LineError("unbalanced quotes")
-        fields.append("".join(word))
+        fields.append(word.value())
     return fields, line[index:].strip(" \t")
 
 
@@ -275,33 +248,6 @@ def normalize_path(path: str) -> str:
     return "/" + "/".join(parts)
 
 
-_AGE_UNITS = {
-    "us": 1e-6,
-    "usec": 1e-6,
-    "ms": 1e-3,
-    "msec": 1e-3,
-    "s": 1.0,
-    "sec": 1.0,
-    "second": 1.0,
-    "seconds": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "minute": 60.0,
-    "minutes": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "hour": 3600.0,
-    "hours": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-    "days": 86400.0,
-    "w": 604800.0,
-    "week": 604800.0,
-    "weeks": 604800.0,
-}
-_AGE_TERM = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)")
-
-
 def parse_age(text: str) -> float:
     """The age column in seconds: `10d`, `1h 30min`, `~2w`, `mA:1h` (the `~` and the
     age-by letters are accepted; nothing ages files here)."""
@@ -311,21 +257,10 @@ def parse_age(text: str) -> float:
         if not head or any(letter not in "abcmABCM" for letter in head):
             raise _LineError(f"bad age-by letters {head!r}")
         value = tail
-    total, index = 0.0, 0
-    while index < len(value):
-        match = _AGE_TERM.match(value, index)
-        if match is None or match.end() == index:
-            raise _LineError(f"bad age {text!r}")
-        number, unit = match.groups()
-        if unit not in _AGE_UNITS and unit != "":
-            raise _LineError(f"bad age unit {unit!r} in {text!r}")
-        total += float(number) * _AGE_UNITS.get(unit, 1.0)
-        index = match.end()
-        while index < len(value) and value[index] in " \t":
-            index += 1
-    if not value.strip():
-        raise _LineError(f"bad age {text!r}")
-    return total
+    try:
+        return parse_timespan(value)
+    except ValueFormError as exc:
+        raise _LineError(f"bad age {text!r}: {exc}") from None
 
 
 def _dash(field: str) -> bool:
@@ -351,9 +286,10 @@ def _mode(field: str) -> tuple[int | None, bool, bool]:
         masked |= rest[0] == "~"
         on_create |= rest[0] == ":"
         rest = rest[1:]
-    if not rest or any(d not in "01234567" for d in rest) or int(rest, 8) > 0o7777:
-        raise _LineError(f"bad mode {field!r}")
-    return int(rest, 8), masked, on_create
+    try:
+        return parse_octal_mode(rest), masked, on_create
+    except ValueFormError as exc:
+        raise _LineError(f"bad mode {field!r}: {exc}") from None
 
 
 def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> TmpfilesEntry:

@@ -123,6 +123,7 @@ EVERY_TYPE = r"""
     w+ /app - - - - more
     w /nofile - - - - x
     f /a/f4 - - - - "quoted arg"
+    f /a/bytes - - - - \xe9\303\251\u00e9|\t|
     f~ /a/b64 - - - - aGVsbG8K
     f /a/spec - - - - %m|%H|%l|%v|%u|%U|%g|%G|%h|%o|%w|%a|%T|%V|%%
     d /a/d1 2775 svc - -
@@ -448,3 +449,15 @@ def test_this_machines_own_tmpfiles_d_as_systemd_tmpfiles_at_boot(
 
     _, ours = compare(tmp_path, cinit_cmd, None, setup, ["--create", "--remove", "--boot"])
     assert "entries applied from" in ours.stderr
+
+
+def test_a_line_the_kernel_cannot_take_fails_alone(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    conf = tmp_path / "big.conf"
+    conf.write_text("c /dev/huge 0600 - - - 99999999999999:1\nd /after\n")
+    run = apply(str(root), [str(conf)], create=True)
+    if not run.diagnostics:
+        pytest.skip("this machine has no CAP_MKNOD: device lines are skipped")
+    assert run.failed == 1 and run.applied == 1 and (root / "after").is_dir()
+    assert run.diagnostics[0].format().startswith(f"{conf}:1: error: c {root}/dev/huge: ")

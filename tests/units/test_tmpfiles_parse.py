@@ -4,6 +4,8 @@ files that count, duplicates, and the order of application. Pure: no file is tou
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cinit.units.diagnostics import Severity
 from cinit.units.tmpfiles import (
@@ -64,6 +66,10 @@ def test_quoted_fields_and_c_escapes() -> None:
     assert one(r"f /a - - - - one\ntwo\x20three\\").data == b"one\ntwo three\\"
 
 
+def test_byte_escapes_are_bytes() -> None:
+    assert one(r"f /a - - - - \xe9\303\251").data == b"\xe9\xc3\xa9"  # as systemd: raw bytes
+
+
 def test_content_escapes_only_for_lines_that_write_content() -> None:
     assert one(r"L /a - - - - /x\x41").argument == r"/x\x41"
 
@@ -112,7 +118,7 @@ def test_paths_are_normalised() -> None:
         ("d /a/../b", "contains '..'"),
         ("d /a 0999", "bad mode '0999'"),
         ("d /a 17777", "bad mode"),
-        ("d /a - - - 3fortnights", "bad age unit"),
+        ("d /a - - - 3fortnights", "unknown unit 'fortnights'"),
         ("d+ /a", "takes no '+'"),
         ("d~ /a", "'~' and '^' are for lines that write content"),
         ("d? /a", "unknown modifier '?'"),
@@ -121,7 +127,7 @@ def test_paths_are_normalised() -> None:
         ("w /a", "needs an argument"),
         ("c /dev/x 0600 - - - 1", "MAJOR:MINOR"),
         ('d "/a', "unbalanced quotes"),
-        (r"f /a - - - - x\q", "unknown escape"),
+        (r"f /a - - - - x\q", "bad escape"),
         ("f~ /a - - - - !!!", "not base64"),
     ],
 )
@@ -215,3 +221,22 @@ def test_only_the_asked_phases() -> None:
         (REMOVE_PHASE, "r", "/b"),
     ]
     assert order("D /a\nr /b\n", create=True, remove=False) == [(CREATE_PHASE, "D", "/a")]
+
+
+# Any text, weighted toward the characters the format gives a meaning to.
+LINE_CHARS = st.one_of(
+    st.sampled_from(list(" \t\"'\\%~:!-=+^#/0123456789abcdefxuUmbHtDLCrRzZwpqvQ")),
+    st.characters(exclude_categories=()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(LINE_CHARS, max_size=40), max_size=6))
+def test_no_text_makes_the_parser_raise(lines: list[str]) -> None:
+    entries, diagnostics = parse_tmpfiles("\n".join(lines), "fuzz.conf", VALUES)
+    for diagnostic in diagnostics:
+        assert diagnostic.path == "fuzz.conf" and diagnostic.line is not None
+    for entry in entries:
+        assert entry.path.startswith("/") and "/../" not in entry.path + "/"
+    groups, _ = merge_entries(entries)
+    plan(groups, create=True, remove=True)
