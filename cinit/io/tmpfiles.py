@@ -55,7 +55,6 @@ from cinit.units.tmpfiles import (
 )
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
 EXIT_BAD_LINES = 65  # systemd-tmpfiles: some lines were unusable, the rest applied (EX_DATAERR)
 EXIT_CANNOT_CREATE = 73  # systemd-tmpfiles: some lines could not be carried out (EX_CANTCREAT)
 _CONFIG_LIMIT = 4 * 1024 * 1024  # a configuration file larger than this is refused
@@ -433,11 +432,25 @@ def _make_directory(parent: int, name: str, mode: int) -> None:
 
 def _chmod(fd: int, mode: int) -> None:
     """chmod through an O_PATH fd (the node, never a symlink it could be swapped for)."""
-    os.chmod(f"/proc/self/fd/{fd}", mode)
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    except FileNotFoundError:
+        _need_proc()
+        raise
 
 
 def _chown(fd: int, uid: int, gid: int) -> None:
-    os.chown(f"/proc/self/fd/{fd}", uid, gid)
+    """chown through an O_PATH fd, as `_chmod`."""
+    try:
+        os.chown(f"/proc/self/fd/{fd}", uid, gid)
+    except FileNotFoundError:
+        _need_proc()
+        raise
+
+
+def _need_proc() -> None:
+    if not os.path.isdir("/proc/self/fd"):  # a chroot without /proc (an image build step)
+        raise TmpfilesError("setting modes and owners needs /proc mounted (/proc/self/fd)")
 
 
 # --- carrying the entries out ---------------------------------------------------------------
@@ -917,7 +930,7 @@ def _copy_node(source: int, parent: int, name: str) -> None:
         finally:
             os.close(reader)
     elif stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(f"/proc/self/fd/{source}"), name, dir_fd=parent)
+        os.symlink(os.readlink("", dir_fd=source), name, dir_fd=parent)  # readlinkat(fd, "")
         os.chown(name, st.st_uid, st.st_gid, dir_fd=parent, follow_symlinks=False)
         return
     else:

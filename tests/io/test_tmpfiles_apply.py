@@ -201,6 +201,8 @@ def every_type_tree(root: Path) -> None:
     (root / "ex").chmod(0o644)
     make("src/sub/f", "s")
     make("src/top", "t")
+    os.symlink("top", root / "src/link")
+    os.mkfifo(root / "src/fifo")
     make("cdst")
     make("cfull/mine", "m")
     make("R1/a/b", "r")
