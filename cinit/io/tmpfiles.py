@@ -19,6 +19,7 @@ import errno
 import fnmatch
 import os
 import stat
+import struct
 from collections.abc import Callable, Iterator, Sequence
 
 from cinit.io.userdb import UserDbError, lookup_group, lookup_user, read_group, read_passwd
@@ -28,6 +29,8 @@ from cinit.units.tmpfiles import (
     ADJUST,
     ADJUST_DIRECTORY,
     ADJUST_RECURSIVE,
+    ATTRIBUTES,
+    ATTRIBUTES_RECURSIVE,
     BLOCK_DEVICE,
     CHAR_DEVICE,
     CONFIG_DIRS,
@@ -44,6 +47,8 @@ from cinit.units.tmpfiles import (
     SUBVOLUMES,
     SYMLINK,
     WRITE,
+    XATTRS,
+    XATTRS_RECURSIVE,
     ConfigFile,
     TmpfilesEntry,
     choose_config_files,
@@ -71,6 +76,11 @@ class TmpfilesError(Exception):
 class Notice(Exception):
     """Something a line found in its way that systemd-tmpfiles reports without failing
     (a node of another type where a directory should be, say)."""
+
+
+class Unsupported(Exception):
+    """What the file system cannot do (a chattr flag tmpfs or ext4 lacks): systemd-tmpfiles
+    goes on silently; cinit says so in a hint."""
 
 
 class TmpfilesRun:
@@ -572,6 +582,11 @@ class Applier:
         elif kind in (ADJUST, ADJUST_RECURSIVE):
             for path in self.tree.expand(entry.path):
                 self._adjust(entry, path, recursive=kind == ADJUST_RECURSIVE)
+        elif kind in (XATTRS, XATTRS_RECURSIVE, ATTRIBUTES, ATTRIBUTES_RECURSIVE):
+            recursive = kind in (XATTRS_RECURSIVE, ATTRIBUTES_RECURSIVE)
+            act = _set_xattrs if kind in (XATTRS, XATTRS_RECURSIVE) else _set_attributes
+            for path in self.tree.expand(entry.path):
+                self._each_node(path, recursive, entry, act)
 
     def remove(self, entry: TmpfilesEntry) -> None:
         """The remove phase of one entry (D: its contents; r, R: the paths)."""
@@ -805,6 +820,35 @@ class Applier:
         finally:
             os.close(parent)
 
+    def _each_node(
+        self,
+        path: str,
+        recursive: bool,
+        entry: TmpfilesEntry,
+        act: Callable[[int, TmpfilesEntry], None],
+    ) -> None:
+        """`act(fd, entry)` on an O_PATH fd of `path` (not followed) and, when `recursive`,
+        of everything below it on the same file system."""
+        parent, name = self.tree.open_parent(path)
+        try:
+            try:
+                fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                return
+        finally:
+            os.close(parent)
+        try:
+            act(fd, entry)
+            st = os.fstat(fd)
+            if recursive and stat.S_ISDIR(st.st_mode):
+                for child_fd, _directory, _name in _walk_below(fd, st.st_dev):
+                    try:
+                        act(child_fd, entry)
+                    finally:
+                        os.close(child_fd)
+        finally:
+            os.close(fd)
+
     def _remove_contents(self, path: str) -> None:
         try:
             fd = self.tree.open_path(path)
@@ -824,6 +868,54 @@ class Applier:
                     raise TmpfilesError(f"cannot remove {shown}: {exc.strerror}") from None
         finally:
             os.close(fd)
+
+
+def _set_xattrs(fd: int, entry: TmpfilesEntry) -> None:
+    """`t`: the extended attributes of the node `fd` (a symlink is left alone)."""
+    if stat.S_ISLNK(os.fstat(fd).st_mode):
+        return
+    for name, value in entry.xattrs:
+        try:
+            os.setxattr(f"/proc/self/fd/{fd}", name, value)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise Unsupported(f"extended attribute {name}: {exc.strerror}") from None
+            raise
+
+
+# FS_IOC_GETFLAGS/SETFLAGS are _IOR/_IOW('f', 1|2, long): the size of a long is in them.
+_LONG = struct.calcsize("l")
+_GET_FLAGS = (2 << 30) | (_LONG << 16) | (ord("f") << 8) | 1
+_SET_FLAGS = (1 << 30) | (_LONG << 16) | (ord("f") << 8) | 2
+
+
+def _set_attributes(fd: int, entry: TmpfilesEntry) -> None:
+    """`h`: chattr the node `fd` (regular files and directories only, as systemd)."""
+    if entry.attributes is None or not _file_or_directory(os.fstat(fd).st_mode):
+        return
+    import fcntl
+
+    value, mask = entry.attributes
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+    node = os.open(f"/proc/self/fd/{fd}", flags)
+    try:
+        buffer = bytearray(8)
+        try:
+            fcntl.ioctl(node, _GET_FLAGS, buffer, True)
+            current = struct.unpack_from("i", buffer)[0]
+            wanted = (current & ~mask) | (value & mask)
+            if wanted != current:
+                struct.pack_into("i", buffer, 0, wanted)
+                fcntl.ioctl(node, _SET_FLAGS, buffer, True)
+        except OSError as exc:  # as systemd-tmpfiles: logged, never a failure (ext4 refuses
+            # to clear `e`, tmpfs has no flags, only btrfs knows `C`)
+            raise Unsupported(f"file attributes {entry.argument}: {exc.strerror}") from None
+    finally:
+        os.close(node)
+
+
+def _file_or_directory(mode: int) -> bool:
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
 
 
 def _is_symlink_path(tree: Tree, path: str) -> bool:
@@ -995,6 +1087,9 @@ def apply(
                     applier.remove(entry)
             except Notice as exc:
                 run.diagnostics.append(_diagnostic(Severity.WARNING, str(exc), entry))
+            except Unsupported as exc:
+                message = f"{tree.show(entry.path)}: {exc} (not applied here)"
+                run.diagnostics.append(_diagnostic(Severity.HINT, message, entry))
             except UserDbError as exc:
                 run.diagnostics.append(_diagnostic(Severity.ERROR, str(exc), entry))
                 run.bad_lines += 1

@@ -7,11 +7,10 @@ files count (systemd's override rules), what each line says, which lines a run t
 entries are carried out. A bad line is a `Diagnostic` naming file and line; the other lines
 still count.
 
-What is parsed but not carried out (`NOT_APPLIED`): `h`/`H` (file attributes: chattr
-ioctls), `a`/`A` (POSIX ACLs) and `t`/`T` (extended attributes): an application container
-rarely has a file system or a use for them, and systemd in a container skips most of them
-too; they are counted as "not applied". The age field is parsed and checked, but ageing
-(`--clean`) is not part of `--create`/`--remove`/`--boot`, so nothing acts on it.
+What is parsed but not carried out (`NOT_APPLIED`): `a`/`A` (POSIX ACLs: journald's group
+access, in practice): an application container rarely has a use for them; they are counted
+as "not applied". The age field is parsed and checked, but ageing (`--clean`) is not part
+of `--create`/`--remove`/`--boot`, so nothing acts on it.
 Brace expansion in globs (`{a,b}`) is not supported.
 """
 
@@ -43,8 +42,28 @@ SUBVOLUMES = frozenset("vqQ")  # a plain directory without btrfs subvolumes: as 
 FIFO, SYMLINK, CHAR_DEVICE, BLOCK_DEVICE, COPY = "p", "L", "c", "b", "C"
 IGNORE, IGNORE_DIRECTORY, REMOVE, REMOVE_RECURSIVE = "x", "X", "r", "R"
 ADJUST, ADJUST_RECURSIVE = "z", "Z"
-NOT_APPLIED = frozenset("tThHaA")  # xattrs, file attributes, ACLs: parsed, counted, left out
-KNOWN_TYPES = frozenset("fFwdDevqQpLcbCxXrRzZ") | NOT_APPLIED
+XATTRS, XATTRS_RECURSIVE = "t", "T"
+ATTRIBUTES, ATTRIBUTES_RECURSIVE = "h", "H"
+NOT_APPLIED = frozenset("aA")  # POSIX ACLs: parsed, counted as not applied, left out
+KNOWN_TYPES = frozenset("fFwdDevqQpLcbCxXrRzZtThH") | NOT_APPLIED
+# chattr(1)'s letters -> the kernel's FS_*_FL bits (linux/fs.h), for h/H lines.
+ATTRIBUTE_BITS = {
+    "a": 0x00000020,  # append only
+    "A": 0x00000080,  # no atime updates
+    "c": 0x00000004,  # compressed
+    "C": 0x00800000,  # no copy on write
+    "d": 0x00000040,  # no dump
+    "D": 0x00010000,  # synchronous directory updates
+    "e": 0x00080000,  # extents
+    "i": 0x00000010,  # immutable
+    "j": 0x00004000,  # data journalling
+    "P": 0x20000000,  # project hierarchy
+    "s": 0x00000001,  # secure deletion
+    "S": 0x00000008,  # synchronous updates
+    "t": 0x00008000,  # no tail merging
+    "T": 0x00020000,  # top of directory hierarchy
+    "u": 0x00000002,  # undeletable
+}
 # Types whose path is a shell-style glob.
 GLOB_TYPES = frozenset("weXxrRzZtThHaA")
 # Types that create a node of their own (a line of one of them claims its path).
@@ -89,6 +108,8 @@ class TmpfilesEntry(Frozen):
     age: float | None = None  # seconds (parsed; nothing ages files in --create/--remove)
     argument: str | None = None  # specifiers expanded (not for `~` lines)
     data: bytes | None = None  # what f/F/w write: C escapes or base64 decoded
+    xattrs: tuple[tuple[str, bytes], ...] = ()  # t/T: (name, value) pairs
+    attributes: tuple[int, int] | None = None  # h/H: (value, mask) of FS_*_FL bits
 
     @property
     def where(self) -> str:
@@ -179,36 +200,56 @@ def split_line(line: str) -> tuple[list[str], str]:
     """The first six whitespace-separated fields (quotes removed, escapes resolved) and the
     rest of the line, the argument, as written (it keeps its quotes and inner spaces)."""
     fields: list[str] = []
-    index, end = 0, len(line)
+    index = 0
     while len(fields) < 6:
-        while index < end and line[index] in " \t":
-            index += 1
-        if index >= end:
+        word, index = _next_word(line, index)
+        if word is None:
             return fields, ""
-        word = _WordBuilder()
-        quote = ""
-        while index < end:
-            char = line[index]
-            if quote:
-                if char == quote:
-                    quote = ""
-                    index += 1
-                    continue
-            elif char in " \t":
-                break
-            elif char in "\"'":
-                quote = char
+        fields.append(word)
+    return fields, line[index:].strip(" \t")
+
+
+def split_words(text: str) -> list[str]:
+    """Every word of `text`, with quotes and C escapes as in the first fields."""
+    words: list[str] = []
+    index = 0
+    while True:
+        word, index = _next_word(text, index)
+        if word is None:
+            return words
+        words.append(word)
+
+
+def _next_word(line: str, index: int) -> tuple[str | None, int]:
+    """The word that starts at or after `index`, and where it ends; None at the end."""
+    end = len(line)
+    while index < end and line[index] in " \t":
+        index += 1
+    if index >= end:
+        return None, index
+    word = _WordBuilder()
+    quote = ""
+    while index < end:
+        char = line[index]
+        if quote:
+            if char == quote:
+                quote = ""
                 index += 1
                 continue
-            if char == "\\":
-                index += 1 + _add_escape(word, line, index + 1)
-                continue
-            word.add(char)
+        elif char in " \t":
+            break
+        elif char in "\"'":
+            quote = char
             index += 1
-        if quote:
-            raise _LineError("unbalanced quotes")
-        fields.append(word.value())
-    return fields, line[index:].strip(" \t")
+            continue
+        if char == "\\":
+            index += 1 + _add_escape(word, line, index + 1)
+            continue
+        word.add(char)
+        index += 1
+    if quote:
+        raise _LineError("unbalanced quotes")
+    return word.value(), index
 
 
 def expand_specifiers(text: str, values: Mapping[str, str]) -> str:
@@ -337,6 +378,10 @@ def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> 
         _device_numbers(argument)
     if letter in (SYMLINK, COPY) and argument is None:
         argument = FACTORY_DIR + path
+    xattrs = _xattrs(argument or "") if letter in (XATTRS, XATTRS_RECURSIVE) else ()
+    attributes = None
+    if letter in (ATTRIBUTES, ATTRIBUTES_RECURSIVE):
+        attributes = _attributes(argument or "")
     return TmpfilesEntry(
         kind=letter,
         path=path,
@@ -358,7 +403,39 @@ def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> 
         age=age,
         argument=argument,
         data=data,
+        xattrs=xattrs,
+        attributes=attributes,
     )
+
+
+def _xattrs(argument: str) -> tuple[tuple[str, bytes], ...]:
+    """`t` arguments: `namespace.name=value` words (a value may be quoted)."""
+    pairs = []
+    for word in split_words(argument):
+        name, equals, value = word.partition("=")
+        if not equals or "." not in name.strip(".") or not name.isprintable():
+            raise _LineError(f"extended attributes are namespace.name=value, not {word!r}")
+        pairs.append((name, value.encode("utf-8", "surrogateescape")))
+    return tuple(pairs)
+
+
+def _attributes(argument: str) -> tuple[int, int]:
+    """`h` arguments: `[+-=]LETTERS` -> (value, mask): the bits to set among those to touch."""
+    how, letters = (argument[0], argument[1:]) if argument[:1] in "+-=" else ("+", argument)
+    unknown = sorted(set(letters) - set(ATTRIBUTE_BITS))
+    if unknown or (not letters and how != "="):
+        raise _LineError(
+            f"file attributes are [+-=] and letters of aAcCdDeijPsStTu, not {argument!r}"
+        )
+    bits = 0
+    for letter in letters:
+        bits |= ATTRIBUTE_BITS[letter]
+    if how == "=":
+        mask = 0
+        for bit in ATTRIBUTE_BITS.values():
+            mask |= bit
+        return bits, mask
+    return (bits if how == "+" else 0), bits
 
 
 def _device_numbers(argument: str) -> tuple[int, int]:

@@ -9,9 +9,11 @@ below pytest's temporary directory: no line ever reaches the host's /etc, /run o
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -33,7 +35,7 @@ needs_root = pytest.mark.skipif(
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nsvc:x:123:456::/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nsvcg:x:456:\nadm:x:4:\n"
-Node = tuple[int, str | None, int, int, object]
+Node = tuple[int, str | None, int, int, object, object]
 
 
 def snapshot(root: Path) -> dict[str, Node]:
@@ -52,8 +54,24 @@ def snapshot(root: Path) -> dict[str, Node]:
             elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 held = (os.major(st.st_rdev), os.minor(st.st_rdev))
             mode = None if stat.S_ISLNK(st.st_mode) else oct(stat.S_IMODE(st.st_mode))
-            nodes[os.path.relpath(path, root)] = (kind, mode, st.st_uid, st.st_gid, held)
+            extra = _xattrs_and_flags(path) if kind in (stat.S_IFREG, stat.S_IFDIR) else None
+            nodes[os.path.relpath(path, root)] = (kind, mode, st.st_uid, st.st_gid, held, extra)
     return nodes
+
+
+def _xattrs_and_flags(path: str) -> tuple[dict[str, bytes], int]:
+    """A file's or directory's extended attributes and chattr flags (FS_IOC_GETFLAGS)."""
+    xattrs = {name: os.getxattr(path, name) for name in os.listxattr(path)}
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        buffer = bytearray(8)
+        try:
+            fcntl.ioctl(fd, (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1, buffer)
+        except OSError:
+            return xattrs, -1
+        return xattrs, struct.unpack_from("i", buffer)[0]
+    finally:
+        os.close(fd)
 
 
 def base_tree(root: Path) -> None:
@@ -154,6 +172,13 @@ EVERY_TYPE = r"""
     z /hid/* 0600
     Z /zz 0711 svc
     Z /real 0700
+    h /a/d1 - - - - +d
+    h /a/d1 - - - - +A
+    H /zz - - - - +d
+    h /a/f1 - - - - =
+    h /a/f3 - - - - +C
+    t /a/f2 - - - - user.k=v "user.spaced=x y"
+    T /real - - - - user.r=1
     d /par/sub1
     d /par2/sub2
     d /ex2 :0700 :svc
@@ -269,6 +294,9 @@ def test_every_line_type_as_systemd_tmpfiles(
         assert os.readlink(tree / "lwrong2") == "/new"
     if "--remove" in operations:
         assert not (tree / "rfile").exists() and not (tree / "D1/sub").exists()
+    if "--create" in operations and "--exclude-prefix=/a" not in operations:
+        assert os.getxattr(tree / "a/f2", "user.spaced") == b"x y"  # t
+        assert _xattrs_and_flags(str(tree / "a/d1"))[1] & 0x40  # h +d: FS_NODUMP_FL
 
 
 @needs_oracle
@@ -383,14 +411,14 @@ def test_symlinks_never_lead_out_of_the_root(tmp_path: Path) -> None:
     assert run.failed == 0 and run.bad_lines == 0
 
 
-def test_types_cinit_does_not_apply_are_counted_not_failed(tmp_path: Path) -> None:
+def test_acl_lines_are_counted_not_applied_not_failed(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "d").mkdir(parents=True)
     conf = tmp_path / "na.conf"
-    conf.write_text("t /d - - - - user.x=1\nh /d - - - - +C\na+ /d - - - - group:adm:r-x\nd /e\n")
+    conf.write_text("a+ /d - - - - group:adm:r-x\nA /d - - - - user::rwx\nd /e\n")
     run = apply(str(root), [str(conf)], create=True)
-    assert (run.applied, run.not_applied, run.failed, run.exit_status) == (1, 3, 0, 0)
-    assert run.summary() == "tmpfiles: 1 entries applied from 1 files (0 failed, 3 not applied)"
+    assert (run.applied, run.not_applied, run.failed, run.exit_status) == (1, 2, 0, 0)
+    assert run.summary() == "tmpfiles: 1 entries applied from 1 files (0 failed, 2 not applied)"
 
 
 def test_a_missing_config_name_and_usage(tmp_path: Path, cinit_cmd: list[str]) -> None:

@@ -93,6 +93,17 @@ def test_specifiers_in_path_and_argument() -> None:
     assert entry.argument == "box.example:root:%"
 
 
+def test_xattr_and_attribute_arguments() -> None:
+    assert one('t /a - - - - user.a=1 "user.b=two words"').xattrs == (
+        ("user.a", b"1"),
+        ("user.b", b"two words"),
+    )
+    assert one("h /a - - - - +C").attributes == (0x800000, 0x800000)
+    assert one("h /a - - - - -dC").attributes == (0, 0x800040)
+    assert one("h /a - - - - Cd").attributes == (0x800040, 0x800040)  # `+` is the default
+    assert one("h /a - - - - =").attributes == (0, 0x208BC0FF)  # every letter, all off
+
+
 def test_link_and_copy_without_argument_use_the_factory_tree() -> None:
     assert one("L /etc/issue").argument == "/usr/share/factory/etc/issue"
     assert one("C /etc/skel").argument == "/usr/share/factory/etc/skel"
@@ -129,6 +140,10 @@ def test_paths_are_normalised() -> None:
         ('d "/a', "unbalanced quotes"),
         (r"f /a - - - - x\q", "bad escape"),
         ("f~ /a - - - - !!!", "not base64"),
+        ("t /a - - - - noequals", "namespace.name=value"),
+        ("t /a - - - - plain=1", "namespace.name=value"),
+        ("h /a - - - - +Q", "letters of aAcCdDeijPsStTu"),
+        ("h /a - - - - +", "letters of aAcCdDeijPsStTu"),
     ],
 )
 def test_bad_lines_name_file_and_line(line: str, reason: str) -> None:
