@@ -175,19 +175,28 @@ def _run(config: BootConfig) -> int:
     return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
 
 
-# What a container runtime itself may put in a fresh /run before init starts.
+# What a container runtime itself may put in a fresh /run before init starts (podman's
+# .containerenv, secrets mounted through /var/run/secrets).
 _RUNTIME_ENTRIES = frozenset({".containerenv", "secrets"})
 
 
-def _run_is_fresh() -> bool:
-    """Whether /run is as a runtime gives a container (an empty tmpfs): nothing there but
-    what the runtime adds. A host's /run, or one an image ships with content, is not."""
+def _run_is_fresh(run: str = "/run") -> bool:
+    """Whether /run is as a runtime gives a container: empty but for what the runtime adds,
+    and an empty `lock` directory (Debian's images ship one). A host's /run, or one with
+    other content, is not."""
     try:
-        return not set(os.listdir("/run")) - _RUNTIME_ENTRIES
+        entries = set(os.listdir(run)) - _RUNTIME_ENTRIES
+        if (
+            "lock" in entries
+            and not os.path.islink(f"{run}/lock")
+            and not os.listdir(f"{run}/lock")
+        ):
+            entries.discard("lock")
     except FileNotFoundError:
         return True
     except OSError:
         return False
+    return not entries
 
 
 def _tmpfiles_wanted(

@@ -186,7 +186,7 @@ def test_a_run_with_content_is_left_alone_unless_forced(
     # /run with something in it is not what a runtime gives a fresh container: it may be
     # a host's, so cinit does not apply tmpfiles.d there unless told to.
     options = ("--tmpfiles",) if forced else ()
-    boot = boot_fresh(options=options, run_setup="mkdir /run/lock")
+    boot = boot_fresh(options=options, run_setup="mkdir /run/lock /run/user")
     if forced:
         assert result(tmp_path, boot) == MADE
         assert boot.wait_err(APPLIED.pattern).groups() == ("6", "1", "0")

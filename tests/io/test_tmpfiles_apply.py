@@ -491,3 +491,20 @@ def test_a_line_the_kernel_cannot_take_fails_alone(tmp_path: Path) -> None:
         pytest.skip("this machine has no CAP_MKNOD: device lines are skipped")
     assert run.failed == 1 and run.applied == 1 and (root / "after").is_dir()
     assert run.diagnostics[0].format().startswith(f"{conf}:1: error: c {root}/dev/huge: ")
+
+
+def test_what_counts_as_a_fresh_run(tmp_path: Path) -> None:
+    from cinit.boot import _run_is_fresh
+
+    run = tmp_path / "run"
+    assert _run_is_fresh(str(run))  # none at all
+    run.mkdir()
+    (run / ".containerenv").write_text("")
+    (run / "secrets").mkdir()
+    (run / "lock").mkdir()
+    assert _run_is_fresh(str(run))  # what runtimes and Debian's images put there
+    (run / "lock/held").write_text("")
+    assert not _run_is_fresh(str(run))  # a lock in use: a running system's /run
+    (run / "lock/held").unlink()
+    (run / "user").mkdir()
+    assert not _run_is_fresh(str(run))
