@@ -18,6 +18,7 @@ import contextlib
 import errno
 import fnmatch
 import os
+import re
 import stat
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -961,8 +962,9 @@ def _remove_one(parent: int, name: str) -> None:
 
 
 def _remove_tree(parent: int, name: str, device: int | None = None) -> None:
-    """rm -rf of `name` in `parent`: symlinks are removed, never followed; a directory on
-    another file system than `device` (a mount point) is left, contents and all."""
+    """rm -rf of `name` in `parent`: symlinks are removed, never followed; a mount point (a
+    directory on another file system than `device`, or any mount, a bind mount of the
+    same file system included) is left, contents and all, as systemd does."""
     st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=parent)
@@ -971,6 +973,8 @@ def _remove_tree(parent: int, name: str, device: int | None = None) -> None:
         return
     fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
     try:
+        if _is_mount_point(fd):
+            return
         for child in _names(fd):
             with contextlib.suppress(FileNotFoundError):
                 _remove_tree(fd, child, st.st_dev)
@@ -982,20 +986,57 @@ def _remove_tree(parent: int, name: str, device: int | None = None) -> None:
 def _walk_below(fd: int, device: int) -> Iterator[tuple[int, int, str]]:
     """Everything below the directory `fd` on the same file system, depth first: an O_PATH
     fd of each (the caller closes it), its directory's fd and its name. Symlinks are
-    yielded, never followed."""
+    yielded, never followed; mount points are yielded, never entered."""
     for name in sorted(_names(fd)):
         try:
             child = os.open(name, _PATH_FLAGS, dir_fd=fd)
         except FileNotFoundError:
             continue
         st = os.fstat(child)
-        if stat.S_ISDIR(st.st_mode) and st.st_dev == device:
+        if stat.S_ISDIR(st.st_mode) and st.st_dev == device and not _is_mount_point(child):
             try:
                 yield from _walk_below(child, device)
             except BaseException:
                 os.close(child)
                 raise
         yield child, fd, name
+
+
+# The mount points of this mount namespace (read once per run: `apply` resets it).
+_mounts: frozenset[str] | None = None
+
+
+def _is_mount_point(fd: int) -> bool:
+    """Whether the directory `fd` is a mount point, bind mounts of the same file system
+    included (st_dev cannot tell those): its path is in /proc/self/mountinfo."""
+    global _mounts
+    if _mounts is None:
+        _mounts = _read_mounts()
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") in _mounts
+    except OSError:
+        return False
+
+
+def _read_mounts() -> frozenset[str]:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return frozenset()
+    points = set()
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:
+            points.add(_unescape_mount(fields[4]))
+    return frozenset(points)
+
+
+def _unescape_mount(text: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040, ...)."""
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def _copy_node(source: int, parent: int, name: str) -> None:
@@ -1065,6 +1106,8 @@ def apply(
     """Read the configuration below `root` (or `configs`) and carry it out: what
     `systemd-tmpfiles [--create] [--remove] [--boot] --root=ROOT` does, for the line types
     cinit supports. Never raises for bad input or a failing line: the run says what failed."""
+    global _mounts
+    _mounts = None  # read again: mounts may have changed since the last run
     groups, run = load(
         root, configs, boot=boot, prefixes=prefixes, exclude_prefixes=exclude_prefixes
     )

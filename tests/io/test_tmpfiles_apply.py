@@ -508,3 +508,33 @@ def test_what_counts_as_a_fresh_run(tmp_path: Path) -> None:
     (run / "lock/held").unlink()
     (run / "user").mkdir()
     assert not _run_is_fresh(str(run))
+
+
+@needs_root
+def test_removal_never_enters_a_mount_point(tmp_path: Path, cinit_cmd: list[str]) -> None:
+    # A bind mount of the same file system (st_dev alone cannot tell it) inside what D, R
+    # and Z act on, as `docker run -v /data:/tmp/data` makes: its contents are not theirs.
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    kept = tmp_path / "kept"
+    (kept / "sub").mkdir(parents=True)
+    (kept / "sub/precious").write_text("host data")
+    root = tmp_path / "root"
+    for directory in ("D1/bound", "R1/bound", "Z1/bound"):
+        (root / directory).mkdir(parents=True)
+    (root / "D1/mine").write_text("goes")
+    conf = tmp_path / "mounts.conf"
+    conf.write_text("D /D1\nR /R1\nZ /Z1 0700\n")
+    binds = "; ".join(f"mount --bind {kept} {root}/{d}/bound" for d in ("D1", "R1", "Z1"))
+    cinit = " ".join(cinit_cmd)
+    command = f"set -e; {binds}; exec {cinit} tmpfiles --root={root} --remove --create {conf}"
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (kept / "sub/precious").read_text() == "host data", done.stderr
+    assert stat.S_IMODE((kept / "sub").stat().st_mode) == 0o755  # Z did not enter it
+    assert not (root / "D1/mine").exists()  # the rest was removed
+    assert "Traceback" not in done.stderr
