@@ -6,7 +6,8 @@ like `systemd-tmpfiles --root`). Paths are walked one component at a time from a
 fd of the root: a symlink among the parents is followed but resolved inside the root (an
 absolute target starts again at the root, `..` never climbs above it), and the last
 component is never followed (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`) except by `w` lines, which
-systemd documents as following symlinks. Removal does not cross into other file systems.
+systemd documents as following symlinks. Removal and recursive changes stop at every mount
+point, bind mounts included (a volume mounted below `D /tmp` is not emptied).
 
 Users and groups come from the root's /etc/passwd and /etc/group (`cinit.io.userdb`): no
 NSS module is loaded into PID 1, and a tree under `--root` uses its own users.
