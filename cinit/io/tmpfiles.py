@@ -483,19 +483,13 @@ class _Owners:
     def _id(self, kind: str, name: str) -> int:
         key = (kind, name)
         if key not in self.cache:
-            if kind == "user":
-                self.cache[key] = (
-                    _numeric(name) if name.isdigit() else lookup_user(name, self.root).uid
-                )
+            if name.isdigit():  # a number needs no entry, as systemd-tmpfiles
+                self.cache[key] = int(name)
+            elif kind == "user":
+                self.cache[key] = lookup_user(name, self.root).uid
             else:
-                self.cache[key] = (
-                    _numeric(name) if name.isdigit() else lookup_group(name, self.root)
-                )
+                self.cache[key] = lookup_group(name, self.root)
         return self.cache[key]
-
-
-def _numeric(name: str) -> int:
-    return int(name)
 
 
 def _mask_mode(wanted: int, current: int, is_dir: bool) -> int:
