@@ -24,7 +24,8 @@ import stat
 import struct
 from collections.abc import Callable, Iterator, Sequence
 
-from cinit.io.userdb import UserDbError, lookup_group, lookup_user, read_group, read_passwd
+from cinit.io.host_facts import read_host_facts
+from cinit.io.userdb import UserDbError, lookup_group, lookup_user
 from cinit.units._files import NotRegularFileError, read_regular_file
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.tmpfiles import (
@@ -171,9 +172,11 @@ def read_config(path: str) -> str:
 
 
 def specifier_values(root: str = "/") -> dict[str, str]:
-    """The values of tmpfiles.d(5)'s specifiers for this system (a missing source, such as
-    no /etc/machine-id, leaves its letter out: a line using it is then unusable)."""
-    system = os.uname()  # (`platform` costs ~2 ms to import)
+    """The values of tmpfiles.d(5)'s specifiers for this system: the host facts the unit
+    specifiers use (`cinit.io.host_facts`), the system manager's directories, and `%T`/`%V`
+    from $TMPDIR as systemd-tmpfiles takes them. A fact that is not known (no
+    /etc/machine-id) leaves its letter out: a line using it is then unusable."""
+    facts = read_host_facts(root)
     values = {
         "t": "/run",
         "S": "/var/lib",
@@ -181,36 +184,26 @@ def specifier_values(root: str = "/") -> dict[str, str]:
         "L": "/var/log",
         "T": _temp_dir("/tmp"),
         "V": _temp_dir("/var/tmp"),
-        "v": system.release,
-        "a": _ARCHITECTURES.get(system.machine, system.machine),
+        "U": str(facts.uid),
+        "u": facts.user_name,
+        "h": facts.home,
+        "G": str(facts.gid),
+        "g": facts.group_name,
+        "o": facts.os_id,
+        "w": facts.os_version_id,
+        "W": facts.os_variant_id,
+        "B": facts.os_build_id,
     }
-    uid, gid = os.getuid(), os.getgid()
-    user = next((u for u in read_passwd(root) if u.uid == uid), None)
-    group = next((g for g in read_group(root) if g.gid == gid), None)
-    values.update(
-        U=str(uid),
-        u=user.name if user else str(uid),
-        h=user.home if user else ("/root" if uid == 0 else "/"),
-        G=str(gid),
-        g=group.name if group else str(gid),
-    )
-    host = _first_line("/proc/sys/kernel/hostname") or system.nodename
-    if host:
-        values.update(H=host, l=host.split(".")[0])
-    machine_id = _first_line(_inside(root, "/etc/machine-id"))
-    if machine_id:
-        values["m"] = machine_id
-    boot_id = _first_line("/proc/sys/kernel/random/boot_id")
-    if boot_id:
-        values["b"] = boot_id.replace("-", "")
-    release = _os_release(root)
-    for letter, key in (("o", "ID"), ("w", "VERSION_ID"), ("W", "VARIANT_ID"), ("B", "BUILD_ID")):
-        values[letter] = release.get(key, "")
-    values.update(M=release.get("IMAGE_ID", ""), A=release.get("IMAGE_VERSION", ""))
+    known = {
+        "H": facts.hostname,
+        "l": facts.hostname.split(".")[0],
+        "m": facts.machine_id,
+        "b": facts.boot_id,
+        "v": facts.kernel_release,
+        "a": facts.architecture,
+    }
+    values.update((letter, value) for letter, value in known.items() if value)
     return values
-
-
-_ARCHITECTURES = {"x86_64": "x86-64", "aarch64": "arm64", "i686": "x86", "armv7l": "arm"}
 
 
 def _temp_dir(default: str) -> str:
@@ -219,30 +212,6 @@ def _temp_dir(default: str) -> str:
         if value.startswith("/"):
             return value
     return default
-
-
-def _first_line(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().strip()
-    except OSError:
-        return ""
-
-
-def _os_release(root: str) -> dict[str, str]:
-    for path in ("/etc/os-release", "/usr/lib/os-release"):
-        try:
-            with open(_inside(root, path), encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        values = {}
-        for line in text.splitlines():
-            key, equals, value = line.strip().partition("=")
-            if equals and key and not key.startswith("#"):
-                values[key] = value.strip().strip("\"'")
-        return values
-    return {}
 
 
 def load(

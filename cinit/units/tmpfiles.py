@@ -82,7 +82,7 @@ DEFAULT_FILE_MODE = 0o644
 FACTORY_DIR = "/usr/share/factory"  # where L and C without an argument take their source
 
 # What specifiers tmpfiles.d(5) defines; the caller supplies their values.
-SPECIFIER_LETTERS = frozenset("aAbBCgGhHlLmMoStTuUvVwW")
+SPECIFIER_LETTERS = frozenset("abBCgGhHlLmoStTuUvVwW")  # %M, %A: newer than systemd 252
 
 
 class TmpfilesEntry(Frozen):
