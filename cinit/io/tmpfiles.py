@@ -142,7 +142,7 @@ def find_config_files(root: str, names: Sequence[str] = ()) -> tuple[list[Config
     chosen: list[ConfigFile] = []
     missing: list[str] = []
     for name in names:
-        if "/" in name:
+        if "/" in name or name == STDIN:
             chosen.append(ConfigFile(os.path.basename(name), name, -1))
             continue
         candidates = choose_config_files(f for f in found if f.name == name)
@@ -161,6 +161,15 @@ def _masked(path: str, root: str) -> bool:
         return os.stat(path).st_size == 0
     except OSError:
         return False
+
+
+STDIN = "-"  # a CONFIG of "-": lines from standard input, as systemd-tmpfiles
+
+
+def _read_stdin() -> str:
+    import sys
+
+    return sys.stdin.buffer.read(_CONFIG_LIMIT).decode("utf-8", "surrogateescape")
 
 
 def read_config(path: str) -> str:
@@ -234,7 +243,7 @@ def load(
     entries: list[TmpfilesEntry] = []
     for config in files:
         try:
-            text = read_config(config.path)
+            text = _read_stdin() if config.path == STDIN else read_config(config.path)
         except (NotRegularFileError, OSError) as exc:
             reason = exc.strerror or str(exc)
             run.diagnostics.append(
@@ -243,7 +252,8 @@ def load(
             run.bad_lines += 1
             continue
         run.files += 1
-        parsed, diagnostics = parse_tmpfiles(text, config.path, values)
+        source = "<stdin>" if config.path == STDIN else config.path
+        parsed, diagnostics = parse_tmpfiles(text, source, values)
         run.bad_lines += sum(1 for d in diagnostics if d.severity is Severity.ERROR)
         run.diagnostics.extend(diagnostics)
         entries.extend(parsed)

@@ -538,3 +538,18 @@ def test_removal_never_enters_a_mount_point(tmp_path: Path, cinit_cmd: list[str]
     assert stat.S_IMODE((kept / "sub").stat().st_mode) == 0o755  # Z did not enter it
     assert not (root / "D1/mine").exists()  # the rest was removed
     assert "Traceback" not in done.stderr
+
+
+def test_lines_from_standard_input(tmp_path: Path, cinit_cmd: list[str]) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    done = subprocess.run(
+        [*cinit_cmd, "tmpfiles", "--create", f"--root={root}", "-"],
+        input="d /from-stdin 0700\nbad\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 65
+    assert "<stdin>:2: error: a line needs at least a type and a path" in done.stderr
+    assert stat.S_IMODE((root / "from-stdin").stat().st_mode) == 0o700
