@@ -221,6 +221,12 @@ def _tmpfiles_wanted(
     return bool(config.tmpfiles) or config.systemd or (fresh_run and units_present)
 
 
+# systemd-nologin.conf's `f+! /run/nologin` keeps users other than root out while the system
+# boots, and systemd-user-sessions.service removes it once it is up. cinit has no such step:
+# made, the file would lock every other user out for good (ssh logins included).
+BOOT_EXCLUDED = ("/run/nologin",)
+
+
 def _apply_tmpfiles() -> None:
     """tmpfiles.d with `--create --remove --boot`, as systemd before its first service:
     one summary line, one line per problem (file:line); a failure never stops the boot."""
@@ -230,7 +236,7 @@ def _apply_tmpfiles() -> None:
         from cinit.io.tmpfiles import apply
         from cinit.units.diagnostics import Severity
 
-        run = apply("/", create=True, remove=True, boot=True)
+        run = apply("/", create=True, remove=True, boot=True, exclude_prefixes=BOOT_EXCLUDED)
     except Exception as exc:  # PID 1 goes on: the units report what they miss
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"tmpfiles: not applied (internal error: {reason})")

@@ -30,6 +30,7 @@ L /run/h1/link - - - - /target
 f /run/h1/file 0644 - - - made-by-tmpfiles
 D /tmp/h1-clean 0700
 r! /tmp/stale.lock
+f+! /run/nologin 0644 - - - System is booting up.
 """
 CHECK = """\
 out=/mnt/t/result
@@ -40,6 +41,7 @@ out=/mnt/t/result
   [ -S /run/h1/sub/h1.sock ] && echo "socket bound"
   [ -e /tmp/h1-clean/old ] || echo "clean emptied"
   [ -e /tmp/stale.lock ] || echo "lock removed"
+  [ -e /run/nologin ] && echo "nologin made"
   echo done
 } > $out.tmp
 mv $out.tmp $out
@@ -163,8 +165,9 @@ def test_a_fresh_run_gets_tmpfiles_before_the_first_unit_and_its_socket(
     boot = boot_fresh(config=CONFIG + "Y /bad-type\n")
     assert result(tmp_path, boot) == MADE
     line = boot.wait_err(APPLIED.pattern)
-    assert line.groups() == ("6", "1", "1")  # six lines applied, the seventh is bad
-    boot.wait_err(r"^cinit: tmpfiles: /etc/tmpfiles\.d/h1\.conf:7: error: unknown line type 'Y'")
+    assert line.groups() == ("6", "1", "1")  # six lines applied, the one after them is bad
+    # (and /run/nologin is left out at boot: nothing would ever remove it)
+    boot.wait_err(r"^cinit: tmpfiles: /etc/tmpfiles\.d/h1\.conf:8: error: unknown line type 'Y'")
     took = boot.wait_err(r"tmpfiles: took ([0-9.]+) ms")
     print(f"tmpfiles at boot took {took.group(1)} ms")  # the cost, in the test's output
     assert boot.terminate() == 0, boot.report()
