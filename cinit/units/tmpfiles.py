@@ -165,6 +165,11 @@ class _LineError(Exception):
     """A line that cannot be used; the message says why."""
 
 
+class _Unresolvable(_LineError):
+    """A line naming a specifier this system has no value for (`%m` without a machine id):
+    skipped with a hint, as systemd-tmpfiles skips it, not an error."""
+
+
 def unescape(text: str) -> str:
     """Resolve C-style escapes (`\\n`, `\\x20`, `\\040`, `\\u00e9`, ...) as systemd does: a
     `\\xNN` or octal byte is a byte (undecodable ones kept as surrogate escapes)."""
@@ -271,7 +276,7 @@ def expand_specifiers(text: str, values: Mapping[str, str]) -> str:
         elif letter in values:
             out.append(values[letter])
         elif letter in SPECIFIER_LETTERS:
-            raise _LineError(f"specifier %{letter} has no value here")
+            raise _Unresolvable(f"skipped: specifier %{letter} has no value here")
         else:
             raise _LineError(f"unknown specifier %{letter or '(end of line)'}")
         index += 2
@@ -463,7 +468,8 @@ def parse_tmpfiles(
         try:
             entry = parse_line(stripped, source, number, values)
         except _LineError as exc:
-            diagnostics.append(Diagnostic(Severity.ERROR, str(exc), source, number))
+            severity = Severity.HINT if isinstance(exc, _Unresolvable) else Severity.ERROR
+            diagnostics.append(Diagnostic(severity, str(exc), source, number))
             continue
         if entry.path.startswith("/var/run/"):  # /var/run itself is the link to /run
             fixed = "/run" + entry.path.removeprefix("/var/run")

@@ -336,6 +336,18 @@ def test_unusable_lines_exit_65_and_the_rest_is_applied(
     assert (tmp_path / "cinit/ok2").is_dir()
 
 
+@needs_oracle
+@needs_root
+def test_no_machine_id_skips_the_lines_that_name_it(tmp_path: Path, cinit_cmd: list[str]) -> None:
+    def no_machine_id(root: Path) -> None:
+        (root / "etc/machine-id").unlink()
+
+    config = "d /journal/%m\nz /journal/%m/x 0640\nd /ok\n"
+    _, ours = compare(tmp_path, cinit_cmd, config, no_machine_id, ["--create"])
+    assert ours.returncode == 0 and (tmp_path / "cinit/ok").is_dir()
+    assert "hint: skipped: specifier %m has no value here" in ours.stderr
+
+
 def config_dirs_tree(root: Path) -> None:
     for directory in ("etc", "run", "usr/lib", "usr/local/lib"):
         (root / directory / "tmpfiles.d").mkdir(parents=True, exist_ok=True)

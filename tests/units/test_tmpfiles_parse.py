@@ -134,7 +134,6 @@ def test_paths_are_normalised() -> None:
         ("d~ /a", "'~' and '^' are for lines that write content"),
         ("d? /a", "unknown modifier '?'"),
         ("d /%q", "unknown specifier %q"),
-        ("d /%b", "specifier %b has no value here"),
         ("w /a", "needs an argument"),
         ("c /dev/x 0600 - - - 1", "MAJOR:MINOR"),
         ('d "/a', "unbalanced quotes"),
@@ -150,6 +149,14 @@ def test_bad_lines_name_file_and_line(line: str, reason: str) -> None:
     text = problem(line)
     assert text.startswith("/etc/tmpfiles.d/t.conf:1: error: ")
     assert reason in text
+
+
+def test_a_specifier_without_a_value_skips_the_line_with_a_hint() -> None:
+    # As systemd-tmpfiles: no /etc/machine-id (a fresh image) skips the journal's lines.
+    entries, diagnostics = parse_tmpfiles("d /var/log/journal/%m\nd /b\n", "x.conf", {})
+    assert [e.path for e in entries] == ["/b"]
+    assert [(d.severity, d.line) for d in diagnostics] == [(Severity.HINT, 1)]
+    assert "skipped: specifier %m has no value here" in diagnostics[0].message
 
 
 def test_a_bad_line_leaves_the_others() -> None:
