@@ -184,7 +184,7 @@ def specifier_values(root: str = "/") -> dict[str, str]:
     """The values of tmpfiles.d(5)'s specifiers for this system: the host facts the unit
     specifiers use (`cinit.io.host_facts`), the system manager's directories, and `%T`/`%V`
     from $TMPDIR as systemd-tmpfiles takes them. A fact that is not known (no
-    /etc/machine-id) leaves its letter out: a line using it is then unusable."""
+    /etc/machine-id) leaves its letter out: a line using it is skipped, with a hint."""
     facts = read_host_facts(root)
     values = {
         "t": "/run",
