@@ -24,10 +24,10 @@ TMPFILES = Command(
     "tmpfiles",
     "Apply tmpfiles.d: create, and remove, what its lines say.",
     [f"{PROG} tmpfiles --create|--remove [--boot] [--prefix P]... [--root DIR] [CONFIG...]"],
-    "Carry out tmpfiles.d(5) lines as `systemd-tmpfiles` does, for the line types cinit\n"
-    "supports (a/A, ACLs, are read and counted as not applied). CONFIG: a file (a path),\n"
-    "a name looked up in /etc, /run, /usr/local/lib, /usr/lib and /lib tmpfiles.d, or -\n"
-    "(standard input); none: every file there (/etc/tmpfiles.d hides a name elsewhere).\n"
+    "Carry out tmpfiles.d(5) lines as `systemd-tmpfiles --create --remove` does (ageing,\n"
+    "--clean, is not offered). CONFIG: a file (a path), a name looked up in /etc, /run,\n"
+    "/usr/local/lib, /usr/lib and /lib tmpfiles.d, or - (standard input); none: every\n"
+    "file there (a name in /etc/tmpfiles.d hides the same name in the others).\n"
     "Exit 0 all applied, 65 unusable lines, 73 lines that failed, 1 no run, 2 usage.",
     [
         Option("--create", "create and adjust what the lines name"),

@@ -29,6 +29,8 @@ from cinit.io.userdb import UserDbError, lookup_group, lookup_user
 from cinit.units._files import NotRegularFileError, read_regular_file
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.tmpfiles import (
+    ACLS,
+    ACLS_RECURSIVE,
     ADJUST,
     ADJUST_DIRECTORY,
     ADJUST_RECURSIVE,
@@ -45,7 +47,6 @@ from cinit.units.tmpfiles import (
     DEFAULT_FILE_MODE,
     EMPTY_DIRECTORY,
     FIFO,
-    NOT_APPLIED,
     REMOVE_RECURSIVE,
     SUBVOLUMES,
     SYMLINK,
@@ -89,13 +90,12 @@ class Unsupported(Exception):
 class TmpfilesRun:
     """What a run found and did: counts, and one diagnostic per problem (file:line)."""
 
-    __slots__ = ("applied", "bad_lines", "diagnostics", "failed", "files", "not_applied")
+    __slots__ = ("applied", "bad_lines", "diagnostics", "failed", "files")
 
     def __init__(self) -> None:
         self.files = 0  # configuration files read
         self.applied = 0  # entries carried out
         self.failed = 0  # entries that could not be carried out
-        self.not_applied = 0  # entries of types cinit parses but does not carry out
         self.bad_lines = 0  # lines that could not be used at all
         self.diagnostics: list[Diagnostic] = []
 
@@ -108,10 +108,9 @@ class TmpfilesRun:
 
     def summary(self) -> str:
         """The one line cinit logs at boot."""
-        extra = f", {self.not_applied} not applied" if self.not_applied else ""
         return (
             f"tmpfiles: {self.applied} entries applied from {self.files} files "
-            f"({self.failed + self.bad_lines} failed{extra})"
+            f"({self.failed + self.bad_lines} failed)"
         )
 
 
@@ -455,11 +454,12 @@ class _Owners:
         self.cache: dict[tuple[str, str], int] = {}
 
     def ids(self, entry: TmpfilesEntry) -> tuple[int | None, int | None]:
-        uid = None if entry.user is None else self._id("user", entry.user)
-        gid = None if entry.group is None else self._id("group", entry.group)
+        uid = None if entry.user is None else self.id_of("user", entry.user)
+        gid = None if entry.group is None else self.id_of("group", entry.group)
         return uid, gid
 
-    def _id(self, kind: str, name: str) -> int:
+    def id_of(self, kind: str, name: str) -> int:
+        """The uid or gid of `name` (a number is taken as it is)."""
         key = (kind, name)
         if key not in self.cache:
             if name.isdigit():  # a number needs no entry, as systemd-tmpfiles
@@ -562,6 +562,9 @@ class Applier:
             act = _set_xattrs if kind in (XATTRS, XATTRS_RECURSIVE) else _set_attributes
             for path in self.tree.expand(entry.path):
                 self._each_node(path, recursive, entry, act)
+        elif kind in (ACLS, ACLS_RECURSIVE):
+            for path in self.tree.expand(entry.path):
+                self._each_node(path, kind == ACLS_RECURSIVE, entry, self._set_acls)
 
     def remove(self, entry: TmpfilesEntry) -> None:
         """The remove phase of one entry (D: its contents; r, R: the paths)."""
@@ -795,6 +798,49 @@ class Applier:
         finally:
             os.close(parent)
 
+    def _set_acls(self, fd: int, entry: TmpfilesEntry) -> None:
+        """`a`: the access ACL (and a directory's default ACL) of the node `fd`, as
+        systemd-tmpfiles sets them: `a` replaces, `a+` merges into what is there; a mask
+        is computed when named entries need one and none is given; the owner, group and
+        other entries come from the node's mode when the line leaves them out."""
+        st = os.fstat(fd)
+        if stat.S_ISLNK(st.st_mode):
+            return
+        path = f"/proc/self/fd/{fd}"
+        for default in (False, True):
+            wanted = {
+                self._acl_key(tag, qualifier): perms
+                for is_default, tag, qualifier, perms in entry.acl
+                if is_default == default
+            }
+            if not wanted or (default and not stat.S_ISDIR(st.st_mode)):
+                continue
+            if entry.plus:
+                acl = _read_acl(path, default, st.st_mode)
+                acl.update(wanted)
+            else:
+                acl = dict(wanted)
+            _add_mask_if_needed(acl)  # `a`: before the base entries, as systemd
+            for key, perms in _acl_from_mode(st.st_mode).items():
+                acl.setdefault(key, perms)
+            try:
+                os.setxattr(path, _ACL_XATTRS[default], _encode_acl(acl))
+            except OSError as exc:
+                if exc.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+                    raise Unsupported(f"ACLs: {exc.strerror}") from None
+                raise
+
+    def _acl_key(self, tag: str, qualifier: str) -> tuple[int, int]:
+        if tag == "user":
+            if not qualifier:
+                return _ACL_USER_OBJ, _ACL_NO_ID
+            return _ACL_USER, self.owners.id_of("user", qualifier)
+        if tag == "group":
+            if not qualifier:
+                return _ACL_GROUP_OBJ, _ACL_NO_ID
+            return _ACL_GROUP, self.owners.id_of("group", qualifier)
+        return (_ACL_MASK if tag == "mask" else _ACL_OTHER), _ACL_NO_ID
+
     def _each_node(
         self,
         path: str,
@@ -843,6 +889,66 @@ class Applier:
                     raise TmpfilesError(f"cannot remove {shown}: {exc.strerror}") from None
         finally:
             os.close(fd)
+
+
+# POSIX ACLs as the kernel takes them in system.posix_acl_access/_default: a version, then
+# (tag, permissions, id) entries sorted by tag and id (linux/posix_acl_xattr.h).
+_ACL_XATTRS = {False: "system.posix_acl_access", True: "system.posix_acl_default"}
+_ACL_VERSION = 2
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = (
+    0x01,
+    0x02,
+    0x04,
+    0x08,
+    0x10,
+    0x20,
+)
+_ACL_NO_ID = 0xFFFFFFFF
+
+
+def _acl_from_mode(mode: int) -> dict[tuple[int, int], int]:
+    """The three entries a mode stands for (owner, group, other)."""
+    return {
+        (_ACL_USER_OBJ, _ACL_NO_ID): mode >> 6 & 7,
+        (_ACL_GROUP_OBJ, _ACL_NO_ID): mode >> 3 & 7,
+        (_ACL_OTHER, _ACL_NO_ID): mode & 7,
+    }
+
+
+def _read_acl(path: str, default: bool, mode: int) -> dict[tuple[int, int], int]:
+    """The node's ACL of that type; without one, the access ACL its mode stands for (and
+    no default ACL), as libacl's acl_get_file."""
+    try:
+        data = os.getxattr(path, _ACL_XATTRS[default])
+    except OSError as exc:
+        if exc.errno != errno.ENODATA:
+            raise
+        return {} if default else _acl_from_mode(mode)
+    acl = {}
+    for offset in range(4, len(data) - 7, 8):
+        tag, perms, ident = struct.unpack_from("<HHI", data, offset)
+        acl[(tag, ident)] = perms
+    return acl
+
+
+def _add_mask_if_needed(acl: dict[tuple[int, int], int]) -> None:
+    """Named entries need a mask: when none is there, the union of the group class."""
+    if any(tag == _ACL_MASK for tag, _ in acl):
+        return
+    if not any(tag in (_ACL_USER, _ACL_GROUP) for tag, _ in acl):
+        return
+    mask = 0
+    for (tag, _ident), perms in acl.items():
+        if tag in (_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP):
+            mask |= perms
+    acl[(_ACL_MASK, _ACL_NO_ID)] = mask
+
+
+def _encode_acl(acl: dict[tuple[int, int], int]) -> bytes:
+    entries = b"".join(
+        struct.pack("<HHI", tag, perms, ident) for (tag, ident), perms in sorted(acl.items())
+    )
+    return struct.pack("<I", _ACL_VERSION) + entries
 
 
 def _set_xattrs(fd: int, entry: TmpfilesEntry) -> None:
@@ -1078,8 +1184,8 @@ def apply(
     report: Callable[[Diagnostic], None] | None = None,
 ) -> TmpfilesRun:
     """Read the configuration below `root` (or `configs`) and carry it out: what
-    `systemd-tmpfiles [--create] [--remove] [--boot] --root=ROOT` does, for the line types
-    cinit supports. Never raises for bad input or a failing line: the run says what failed."""
+    `systemd-tmpfiles [--create] [--remove] [--boot] --root=ROOT` does (every line type;
+    no ageing). Never raises for bad input or a failing line: the run says what failed."""
     global _mounts
     _mounts = None  # read again: mounts may have changed since the last run
     groups, run = load(
@@ -1092,11 +1198,6 @@ def apply(
     done: set[int] = set()
     try:
         for phase, entry in plan(groups, create=create, remove=remove):
-            if entry.kind in NOT_APPLIED:
-                if id(entry) not in done:
-                    run.not_applied += 1
-                    done.add(id(entry))
-                continue
             try:
                 if phase == CREATE_PHASE:
                     applier.create(entry)

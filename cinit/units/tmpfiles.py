@@ -7,11 +7,9 @@ files count (systemd's override rules), what each line says, which lines a run t
 entries are carried out. A bad line is a `Diagnostic` naming file and line; the other lines
 still count.
 
-What is parsed but not carried out (`NOT_APPLIED`): `a`/`A` (POSIX ACLs: journald's group
-access, in practice): an application container rarely has a use for them; they are counted
-as "not applied". The age field is parsed and checked, but ageing (`--clean`) is not part
-of `--create`/`--remove`/`--boot`, so nothing acts on it.
-Brace expansion in globs (`{a,b}`) is not supported.
+Every line type is carried out. The age field is parsed and checked, but ageing (`--clean`)
+is not part of `--create`/`--remove`/`--boot`, so nothing acts on it. Brace expansion in
+globs (`{a,b}`) is not supported.
 """
 
 from __future__ import annotations
@@ -44,8 +42,20 @@ IGNORE, IGNORE_DIRECTORY, REMOVE, REMOVE_RECURSIVE = "x", "X", "r", "R"
 ADJUST, ADJUST_RECURSIVE = "z", "Z"
 XATTRS, XATTRS_RECURSIVE = "t", "T"
 ATTRIBUTES, ATTRIBUTES_RECURSIVE = "h", "H"
-NOT_APPLIED = frozenset("aA")  # POSIX ACLs: parsed, counted as not applied, left out
-KNOWN_TYPES = frozenset("fFwdDevqQpLcbCxXrRzZtThH") | NOT_APPLIED
+ACLS, ACLS_RECURSIVE = "a", "A"
+KNOWN_TYPES = frozenset("fFwdDevqQpLcbCxXrRzZtThHaA")
+# acl(5)'s text form: the tag words and the permission letters.
+ACL_TAGS = {
+    "u": "user",
+    "user": "user",
+    "g": "group",
+    "group": "group",
+    "m": "mask",
+    "mask": "mask",
+    "o": "other",
+    "other": "other",
+}
+ACL_PERMISSIONS = {"r": 4, "w": 2, "x": 1}
 # chattr(1)'s letters -> the kernel's FS_*_FL bits (linux/fs.h), for h/H lines.
 ATTRIBUTE_BITS = {
     "a": 0x00000020,  # append only
@@ -110,6 +120,8 @@ class TmpfilesEntry(Frozen):
     data: bytes | None = None  # what f/F/w write: C escapes or base64 decoded
     xattrs: tuple[tuple[str, bytes], ...] = ()  # t/T: (name, value) pairs
     attributes: tuple[int, int] | None = None  # h/H: (value, mask) of FS_*_FL bits
+    # a/A: (default ACL?, tag: user|group|mask|other, qualifier ("" for the owner's), perms)
+    acl: tuple[tuple[bool, str, str, int], ...] = ()
 
     @property
     def where(self) -> str:
@@ -387,6 +399,7 @@ def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> 
     attributes = None
     if letter in (ATTRIBUTES, ATTRIBUTES_RECURSIVE):
         attributes = _attributes(argument or "")
+    acl = _acl(argument or "") if letter in (ACLS, ACLS_RECURSIVE) else ()
     return TmpfilesEntry(
         kind=letter,
         path=path,
@@ -410,6 +423,7 @@ def parse_line(text: str, source: str, line: int, values: Mapping[str, str]) -> 
         data=data,
         xattrs=xattrs,
         attributes=attributes,
+        acl=acl,
     )
 
 
@@ -422,6 +436,34 @@ def _xattrs(argument: str) -> tuple[tuple[str, bytes], ...]:
             raise _LineError(f"extended attributes are namespace.name=value, not {word!r}")
         pairs.append((name, value.encode("utf-8", "surrogateescape")))
     return tuple(pairs)
+
+
+def _acl(argument: str) -> tuple[tuple[bool, str, str, int], ...]:
+    """`a` arguments, acl(5)'s text form: `[d[efault]:]TAG:[QUALIFIER]:PERMS` entries
+    separated by commas (`group:adm:r-x,d:group::r-x`, `u:www:rw`, `m::rx`, `o::-`)."""
+    entries = []
+    for text in (word for part in argument.split(",") for word in part.split()):
+        item = text
+        default = item.startswith(("d:", "default:"))
+        if default:
+            item = item.partition(":")[2]
+        fields = item.split(":")
+        tag = ACL_TAGS.get(fields[0])
+        if tag in ("mask", "other") and len(fields) == 2:
+            fields.insert(1, "")
+        if tag is None or len(fields) != 3 or (tag in ("mask", "other") and fields[1]):
+            raise _LineError(
+                f"ACL entries are [d:]user|group|mask|other:[NAME]:PERMS, not {text!r}"
+            )
+        perms = fields[2]
+        letters = perms.replace("-", "")
+        if len(set(letters)) != len(letters) or any(c not in ACL_PERMISSIONS for c in letters):
+            raise _LineError(f"ACL permissions are r, w, x (or -), not {perms!r} in {text!r}")
+        value = sum(ACL_PERMISSIONS[c] for c in letters)
+        entries.append((default, tag, fields[1], value))
+    if not entries:
+        raise _LineError("an ACL line needs entries")
+    return tuple(entries)
 
 
 def _attributes(argument: str) -> tuple[int, int]:

@@ -179,6 +179,12 @@ EVERY_TYPE = r"""
     h /a/f3 - - - - +C
     t /a/f2 - - - - user.k=v "user.spaced=x y"
     T /real - - - - user.r=1
+    a /a/f4 - - - - group:adm:r--
+    a+ /a/f5 - - - - u:root:rw,g:adm:r-x
+    a+ /a/d1 - - - - d:group::r-x,d:group:adm:r-x,group::r-x,group:adm:r-x
+    A /real - - - - u:123:r-x
+    A+ /zz - - - - g:adm:rwx
+    a /ex - - - - user::rw,group::r,other::-,mask::r,g:4:rw
     d /par/sub1
     d /par2/sub2
     d /ex2 :0700 :svc
@@ -423,14 +429,19 @@ def test_symlinks_never_lead_out_of_the_root(tmp_path: Path) -> None:
     assert run.failed == 0 and run.bad_lines == 0
 
 
-def test_acl_lines_are_counted_not_applied_not_failed(tmp_path: Path) -> None:
+def test_acl_names_come_from_the_roots_group_file(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    (root / "d").mkdir(parents=True)
-    conf = tmp_path / "na.conf"
-    conf.write_text("a+ /d - - - - group:adm:r-x\nA /d - - - - user::rwx\nd /e\n")
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/group").write_text("staff:x:777:\n")
+    (root / "d").mkdir()
+    conf = tmp_path / "acl.conf"
+    conf.write_text("a /d - - - - group:staff:r-x\na /d - - - - group:nosuch:r-x\nd /e\n")
     run = apply(str(root), [str(conf)], create=True)
-    assert (run.applied, run.not_applied, run.failed, run.exit_status) == (1, 2, 0, 0)
-    assert run.summary() == "tmpfiles: 1 entries applied from 1 files (0 failed, 2 not applied)"
+    access = os.getxattr(root / "d", "system.posix_acl_access")
+    entries = [struct.unpack_from("<HHI", access, 4 + 8 * n) for n in range(len(access) // 8)]
+    assert (0x08, 5, 777) in entries  # a named group entry for gid 777, r-x
+    assert run.bad_lines == 1 and run.exit_status == 65
+    assert "unknown group 'nosuch'" in run.diagnostics[-1].message
 
 
 def test_a_missing_config_name_and_usage(tmp_path: Path, cinit_cmd: list[str]) -> None:

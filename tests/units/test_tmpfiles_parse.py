@@ -104,6 +104,16 @@ def test_xattr_and_attribute_arguments() -> None:
     assert one("h /a - - - - =").attributes == (0, 0x208BC0FF)  # every letter, all off
 
 
+def test_acl_arguments() -> None:
+    entry = one("a+ /d - - - - d:group::r-x,u:www:rw default:m::rx o:-")
+    assert entry.plus and entry.acl == (
+        (True, "group", "", 5),
+        (False, "user", "www", 6),
+        (True, "mask", "", 5),
+        (False, "other", "", 0),
+    )
+
+
 def test_link_and_copy_without_argument_use_the_factory_tree() -> None:
     assert one("L /etc/issue").argument == "/usr/share/factory/etc/issue"
     assert one("C /etc/skel").argument == "/usr/share/factory/etc/skel"
@@ -143,6 +153,10 @@ def test_paths_are_normalised() -> None:
         ("t /a - - - - plain=1", "namespace.name=value"),
         ("h /a - - - - +Q", "letters of aAcCdDeijPsStTu"),
         ("h /a - - - - +", "letters of aAcCdDeijPsStTu"),
+        ("a /a - - - - staff:r", "ACL entries are"),
+        ("a /a - - - - m:x:r", "ACL entries are"),
+        ("a /a - - - - g:adm:rwxr", "ACL permissions are r, w, x"),
+        ("a /a - - - - g:adm:rq", "ACL permissions are r, w, x"),
     ],
 )
 def test_bad_lines_name_file_and_line(line: str, reason: str) -> None:
