@@ -70,6 +70,7 @@ class BootConfig:
         "stop_timeout",
         "strict",
         "systemd",
+        "systemd_root",
         "then_exec",
         "tmpfiles",
         "units_dir",
@@ -90,6 +91,7 @@ class BootConfig:
         control_group: str | None = None,
         tmpfiles: bool | None = None,
         systemd: bool = False,
+        systemd_root: str | None = None,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
@@ -101,8 +103,9 @@ class BootConfig:
         self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
         self.control_group = control_group  # None: $CINIT_CONTROL_GROUP, else root only
         self.then_exec = then_exec or []  # --then-exec PATH ARGS: hand off once booted
+        self.systemd = systemd  # --systemd: systemd's search path and boot set too
+        self.systemd_root = systemd_root  # None: $CINIT_SYSTEMD_ROOT, else /
         self.tmpfiles = tmpfiles  # --tmpfiles / --no-tmpfiles; None: decide (see _tmpfiles_wanted)
-        self.systemd = systemd  # an image laid out for systemd (`--systemd`): tmpfiles.d applies
 
 
 def run(config: BootConfig) -> int:
@@ -118,7 +121,9 @@ def _run(config: BootConfig) -> int:
     signals.block_owned()
     # Looked at before cinit itself puts anything there (its runtime directory).
     fresh_run = os.getpid() == 1 and config.tmpfiles is None and _run_is_fresh()
-    units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
+    units_present = (
+        config.systemd or os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
+    )
     if not units_present and not config.command and not config.then_exec:
         log(
             f"nothing to supervise: neither {config.units_dir} nor {config.drop_in_dir} "
@@ -135,7 +140,10 @@ def _run(config: BootConfig) -> int:
     raise_fd_limit()  # before any fork: what children get is decided here
     table = ProcessTable()
     unit_set = None
-    preparing = _prepare_children(config, table, adopts) if units_present else None
+    # --systemd: which services start is known only once default.target was followed, and
+    # an image has hundreds of unit files: no child is prepared per file.
+    prepared_children = units_present and not config.systemd
+    preparing = _prepare_children(config, table, adopts) if prepared_children else None
     load_start = load_end = time.monotonic()
     early = None
     if units_present:
@@ -150,7 +158,7 @@ def _run(config: BootConfig) -> int:
             boot = unit_set.graph.boot_units()
             early.keep({name for name in boot if unit_set.units[name].service is not None})
     if _tmpfiles_wanted(config, fresh_run, units_present, pid1=os.getpid() == 1):
-        _apply_tmpfiles()  # before the main command, the sockets and the first unit
+        _apply_tmpfiles(_tmpfiles_root(config))  # before the main command, sockets, units
     main = None
     if config.command:
         request = SpawnRequest(
@@ -227,7 +235,18 @@ def _tmpfiles_wanted(
 BOOT_EXCLUDED = ("/run/nologin",)
 
 
-def _apply_tmpfiles() -> None:
+def _tmpfiles_root(config: BootConfig) -> str:
+    """Where tmpfiles.d is read and applied: `/`, or under `--systemd-root` (or
+    $CINIT_SYSTEMD_ROOT), the fake root tests and layout checks give `--systemd`: what is
+    re-rooted for the unit files is re-rooted for tmpfiles.d too, never the host's."""
+    if not config.systemd:
+        return "/"
+    from cinit.units.systemd_layout import systemd_root
+
+    return config.systemd_root or systemd_root(os.environ)
+
+
+def _apply_tmpfiles(root: str = "/") -> None:
     """tmpfiles.d with `--create --remove --boot`, as systemd before its first service:
     one summary line, one line per problem (file:line); a failure never stops the boot."""
     begun = time.monotonic()
@@ -236,7 +255,7 @@ def _apply_tmpfiles() -> None:
         from cinit.io.tmpfiles import apply
         from cinit.units.diagnostics import Severity
 
-        run = apply("/", create=True, remove=True, boot=True, exclude_prefixes=BOOT_EXCLUDED)
+        run = apply(root, create=True, remove=True, boot=True, exclude_prefixes=BOOT_EXCLUDED)
     except Exception as exc:  # PID 1 goes on: the units report what they miss
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"tmpfiles: not applied (internal error: {reason})")
@@ -246,20 +265,30 @@ def _apply_tmpfiles() -> None:
             info(f"tmpfiles: {diagnostic.format()}")
         else:
             log(f"tmpfiles: {diagnostic.format()}")
-    log(run.summary())
+    (log if run.files or run.diagnostics else info)(run.summary())  # no file: nothing to say
     info(f"tmpfiles: took {(time.monotonic() - begun) * 1000:.1f} ms")
 
 
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
-    from cinit.units import load_units
-
+    dirs = f"{config.units_dir} and {config.drop_in_dir}"
     try:
-        unit_set = load_units(
-            config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
-        )
+        if config.systemd:
+            from cinit.units.loader import load_systemd_units
+            from cinit.units.systemd_layout import systemd_root
+
+            root = config.systemd_root or systemd_root(os.environ)
+            dirs = f"systemd's unit directories under {root}, {dirs}"
+            unit_set = load_systemd_units(
+                root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+            )
+        else:
+            from cinit.units import load_units
+
+            unit_set = load_units(
+                config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+            )
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
-        dirs = f"{config.units_dir} and {config.drop_in_dir}"
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"cannot load units from {dirs} (internal error: {reason})")
         return None
@@ -267,14 +296,36 @@ def _load_units(config: BootConfig) -> UnitSet | None:
         log(override.log_line("cinit").removeprefix("cinit: "))
     for line in unit_set.snippet_lines("cinit"):
         log(line.removeprefix("cinit: "))
+    loud = _loud_paths(unit_set, config) if config.systemd else None
+    held = 0
     for diagnostic in unit_set.diagnostics:
+        # --systemd: an image's many units that do not start would drown the boot's own
+        # findings; they are counted here and listed by `cinit validate --systemd`.
+        if (
+            loud is not None
+            and diagnostic.severity.value != "error"
+            and diagnostic.path not in loud
+            and not diagnostic.path.startswith((config.units_dir, config.drop_in_dir))
+        ):
+            held += 1
+            continue
         log(diagnostic.format())
+    if held:
+        log(f"{held} findings about units that do not start at boot not shown (see validate)")
     if not unit_set.ok:
-        dirs = f"{config.units_dir} and {config.drop_in_dir}"
         log(f"not booting: the unit files in {dirs} have errors")
         return None
-    info(f"loaded {len(unit_set.units)} units")
+    if config.systemd:
+        booted = len(unit_set.graph.boot_units())
+        info(f"loaded {len(unit_set.units)} units, {booted} start at boot")
+    else:
+        info(f"loaded {len(unit_set.units)} units")
     return unit_set
+
+
+def _loud_paths(unit_set: UnitSet, config: BootConfig) -> set[str]:
+    """The files of the units that start at boot."""
+    return {unit_set.units[name].path for name in unit_set.graph.boot_units()}
 
 
 def _supervise(

@@ -576,3 +576,17 @@ def test_lines_from_standard_input(tmp_path: Path, cinit_cmd: list[str]) -> None
     assert done.returncode == 65
     assert "<stdin>:2: error: a line needs at least a type and a path" in done.stderr
     assert stat.S_IMODE((root / "from-stdin").stat().st_mode) == 0o700
+
+
+def test_a_fake_systemd_root_is_where_tmpfiles_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `cinit --systemd --systemd-root DIR` (tests, layout checks) must never apply the
+    # host's tmpfiles.d to the host: DIR is the root for tmpfiles.d as for the unit files.
+    from cinit.boot import BootConfig, _tmpfiles_root
+
+    monkeypatch.delenv("CINIT_SYSTEMD_ROOT", raising=False)
+    assert _tmpfiles_root(BootConfig()) == "/"
+    assert _tmpfiles_root(BootConfig(systemd=True)) == "/"
+    assert _tmpfiles_root(BootConfig(systemd=True, systemd_root="/srv/img")) == "/srv/img"
+    monkeypatch.setenv("CINIT_SYSTEMD_ROOT", "/srv/other")
+    assert _tmpfiles_root(BootConfig(systemd=True)) == "/srv/other"
+    assert _tmpfiles_root(BootConfig(tmpfiles=True)) == "/"
