@@ -168,6 +168,7 @@ def _run(config: BootConfig) -> int:
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
     from cinit.units import load_units
+    from cinit.units.diagnostics import Severity
 
     try:
         unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
@@ -179,7 +180,8 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     for override in unit_set.overrides:
         log(override.log_line("cinit").removeprefix("cinit: "))
     for diagnostic in unit_set.diagnostics:
-        log(diagnostic.format())
+        if diagnostic.severity is not Severity.NOTE:  # `cinit validate` lists the notes
+            log(diagnostic.format())
     if not unit_set.ok:
         dirs = f"{config.units_dir} and {config.drop_in_dir}"
         log(f"not booting: the unit files in {dirs} have errors")
@@ -309,9 +311,7 @@ def _prepare_services(
     )
 
 
-def _prepare_children(
-    config: BootConfig, table: ProcessTable, adopts: bool
-) -> Preparation | None:
+def _prepare_children(config: BootConfig, table: ProcessTable, adopts: bool) -> Preparation | None:
     """Fork a child into the cgroup of each service now, before the units are even parsed,
     while cinit is small and has no thread (see `cinit.io.spawn.prepared`): the forks (by a
     helper when cinit `adopts` orphans) and the cgroup moves (~15-25 ms of waiting each,

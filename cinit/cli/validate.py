@@ -104,10 +104,12 @@ def _summary(unit_set: UnitSet, diagnostics: list[Diagnostic], ok: bool) -> str:
     errors = _count(diagnostics, Severity.ERROR)
     warnings = _count(diagnostics, Severity.WARNING)
     hints = _count(diagnostics, Severity.HINT)
+    notes = _count(diagnostics, Severity.NOTE)
     lines = [
         f"{len(unit_set.units)} units ({services} services, {sockets} sockets), "
         f"{len(unit_set.overrides)} overrides, {warnings} warnings, {errors} errors"
-        + (f", {hints} hints" if hints else ""),
+        + (f", {hints} hints" if hints else "")
+        + (f", {notes} notes" if notes else ""),
     ]
     if ok:
         lines.append("start order: " + (" ".join(unit_set.start_order()) or "(none)"))
@@ -149,6 +151,7 @@ def _document(
             "errors": _count(diagnostics, Severity.ERROR),
             "warnings": _count(diagnostics, Severity.WARNING),
             "hints": _count(diagnostics, Severity.HINT),
+            "notes": _count(diagnostics, Severity.NOTE),
         },
         "start_order": unit_set.start_order() if ok else [],
         "ignored_files": list(unit_set.ignored_files),

@@ -157,8 +157,12 @@ def _parse_unit(
         message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
         diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
 
+    not_applied: dict[str, int] = {}  # accepted, not carried out: name -> first line
     for section, key, raw, line in rows:
         if section not in allowed:
+            continue
+        if (section, key) in _NOT_APPLIED:
+            not_applied.setdefault(key, line)
             continue
         triple = (section, key, raw)
         reading = readings.get(triple)
@@ -197,6 +201,11 @@ def _parse_unit(
     for values, field in grown:
         if type(values.get(field)) is list:  # not reset (and then set once) since
             values[field] = tuple(values[field])
+    if not_applied:  # one note per unit, at the first of them
+        listed = ", ".join(f"{key}=" for key in not_applied)
+        message = f"not applied in a container (accepted, see docs/directives.md): {listed}"
+        first = min(not_applied.values())
+        diags.append(Diagnostic(Severity.NOTE, message, path, first))
     unit = _build_unit(name, path, kind, fields, lines, source, diags)
     if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
         hidden = len(diags) - MAX_DIAGNOSTICS_PER_FILE
@@ -236,7 +245,10 @@ class _Reading:
         self.field = field
         self.multi = multi
         self.value = value
+
+
 _DIRECTIVES = schema.DIRECTIVES
+_NOT_APPLIED = schema.NOT_APPLIED
 
 
 def _read_assignment(
