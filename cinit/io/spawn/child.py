@@ -29,6 +29,9 @@ else:  # the C half of `signal`; the wrapper's enums would cost ~5 ms before the
 # systemd's EXIT_* codes for the stages before exec (`status=217/USER` reads as in systemd).
 STAGE_EXIT_CODES = {
     "chdir": 200,
+    "nice": 201,
+    "limits": 205,
+    "oom_adjust": 206,
     "fds": 202,
     "signals": 207,
     "group": 216,
@@ -55,6 +58,8 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         stage = "signals"
         for signo in plan.reset_signals:
             signal.signal(signo, signal.SIG_DFL)
+        if plan.ignore_sigpipe:
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
         stage = "session"
         if plan.new_session:
@@ -74,6 +79,25 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
             except OSError:
                 pass
 
+        # Before the credentials change: a lower nice level, a lower OOM score and a higher
+        # hard limit each need privileges the service's user lacks.
+        if plan.nice is not None:
+            stage = "nice"
+            os.setpriority(os.PRIO_PROCESS, 0, plan.nice)
+        if plan.oom_score_adjust is not None:
+            stage = "oom_adjust"
+            _write_oom_score_adjust(plan.oom_score_adjust)
+        if plan.fd_limit is not None:
+            stage = "fds"
+            resource.setrlimit(resource.RLIMIT_NOFILE, plan.fd_limit)
+        if plan.rlimits:
+            stage = "limits"
+            for which, soft, hard in plan.rlimits:
+                try:
+                    resource.setrlimit(which, (soft, hard))
+                except ValueError:  # above a hard limit cinit cannot raise
+                    raise OSError(errno.EPERM, "") from None
+
         if plan.groups is not None:
             stage = "group"
             os.setgroups(plan.groups)
@@ -81,6 +105,9 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         if plan.uid >= 0:
             stage = "user"
             os.setuid(plan.uid)
+
+        if plan.umask >= 0:
+            os.umask(plan.umask)
 
         if plan.cwd:
             stage = "chdir"
@@ -92,10 +119,6 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
 
         if plan.listen_pid:
             plan.env["LISTEN_PID"] = str(os.getpid())
-
-        if plan.fd_limit is not None:
-            stage = "fds"
-            resource.setrlimit(resource.RLIMIT_NOFILE, plan.fd_limit)
 
         stage = "signals"
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
@@ -111,6 +134,14 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         report_failure(error_fd, f"{stage}:0:{type(exc).__name__}: {exc}")
     finally:
         os._exit(code)
+
+
+def _write_oom_score_adjust(value: int) -> None:
+    fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
 
 
 def _lay_out(fds: list[int], base: int, error_fd: int) -> None:
