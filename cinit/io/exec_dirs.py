@@ -99,7 +99,7 @@ def remove_runtime_directories(service: ServiceSection, root: str = "/") -> list
         try:
             if os.path.islink(path):
                 os.unlink(path)
-            elif os.path.lexists(path):
+            elif os.path.isdir(path):  # anything else there was never ours to remove
                 shutil.rmtree(path)
         except OSError as exc:
             problems.append(f"cannot remove RuntimeDirectory={name}: {exc}")

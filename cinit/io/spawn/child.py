@@ -137,11 +137,18 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
 
 
 def _write_oom_score_adjust(value: int) -> None:
-    fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    """OOMScoreAdjust=. Lowering the score needs CAP_SYS_RESOURCE, which a container seldom
+    has (Docker drops it): refused for want of privilege, it is ignored, as systemd does
+    ("assuming containerized execution"); dbus and postgresql ship -900."""
     try:
-        os.write(fd, str(value).encode())
-    finally:
-        os.close(fd)
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
 
 
 def _lay_out(fds: list[int], base: int, error_fd: int) -> None:
