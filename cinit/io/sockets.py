@@ -11,8 +11,10 @@ where IPv6 is off), `ADDR:PORT`, `[V6]:PORT`, `/path` (parent directories create
 the node is bound at the declared path itself, so getsockname(), /proc/net/unix and
 sd_is_socket_unix() name it; a stale socket node there is removed first, anything else
 there is refused; the node is created with at most SocketMode= and then given
-SocketUser=/SocketGroup= and exactly SocketMode=), `@name` (abstract). Backlog=0 means
-the kernel maximum (net.core.somaxconn).
+SocketUser=/SocketGroup= and exactly SocketMode=; missing parents get DirectoryMode=;
+Symlinks= are made to it), `@name` (abstract). Backlog=0 means the kernel maximum
+(net.core.somaxconn). PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer= and
+SocketProtocol= (inet listeners) are set on the socket before it is bound.
 
 `ReadinessPoller` is one epoll thread for every listener cinit polls. Each fd is watched
 one-shot: when it becomes readable the poller tells its target once and stops watching it
@@ -110,7 +112,29 @@ def bind_socket_unit(unit: Unit, userdb_root: str = "/") -> list[Listener]:
     except BaseException:
         close_listeners(unit, bound)
         raise
+    if section.symlinks:
+        _make_symlinks(unit, section, bound)
     return bound
+
+
+def _make_symlinks(unit: Unit, section: SocketSection, bound: list[Listener]) -> None:
+    """Symlinks=: each path a symlink to the unit's one unix socket. A failure is not the
+    socket's (systemd.socket(5)): logged, and the socket serves on."""
+    from cinit.io.log import log  # only units with Symlinks=
+
+    target = next((b.address.path for b in bound if b.address.kind is ListenKind.UNIX), "")
+    if not target:
+        log(f"{unit.name}: Symlinks= needs a unix socket (ListenStream=/path); none made")
+        return
+    for path in section.symlinks:
+        try:
+            _make_dirs(os.path.dirname(path), section.directory_mode)
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.islink(path):
+                    os.unlink(path)  # an old link of ours (or anyone's): replaced
+            os.symlink(target, path)
+        except OSError as exc:
+            log(f"{unit.name}: cannot create Symlinks={path}: {describe_os_error(exc)}")
 
 
 def close_listeners(unit: Unit, listeners: Iterable[Listener], remove: bool = False) -> None:
@@ -121,6 +145,11 @@ def close_listeners(unit: Unit, listeners: Iterable[Listener], remove: bool = Fa
         if remove and listener.address.kind is ListenKind.UNIX:
             with contextlib.suppress(OSError):
                 os.unlink(listener.address.path)
+    if remove and unit.socket is not None:
+        for path in unit.socket.symlinks:  # only links: a file put there is not ours
+            if os.path.islink(path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def _bind_one(
@@ -133,6 +162,7 @@ def _bind_one(
     elif address.kind is ListenKind.ABSTRACT:
         sock = socket.socket(socket.AF_UNIX, kind)
         try:
+            _set_options(sock, section)
             sock.bind("\0" + address.path)
         except BaseException:
             sock.close()
@@ -147,6 +177,31 @@ def _bind_one(
             sock.close()
             raise
     return sock, where
+
+
+# SocketProtocol= names (systemd.socket(5)); Python's socket module lacks some constants.
+_PROTOCOLS = {"udplite": 136, "sctp": 132, "mptcp": 262}
+_SO_PASSSEC = getattr(socket, "SO_PASSSEC", 34)
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+def _set_options(sock: socket.socket, section: SocketSection) -> None:
+    """PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer=, set before bind so
+    that the service's first read already has them."""
+    if section.pass_credentials:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    if section.pass_security:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_PASSSEC, 1)
+    for size, forced, plain in (
+        (section.receive_buffer, _SO_RCVBUFFORCE, socket.SO_RCVBUF),
+        (section.send_buffer, _SO_SNDBUFFORCE, socket.SO_SNDBUF),
+    ):
+        if size:
+            try:  # as root, past net.core.rmem_max/wmem_max; as systemd does, else capped
+                sock.setsockopt(socket.SOL_SOCKET, forced, size)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
 
 
 def _bind_inet(
@@ -174,8 +229,10 @@ def _bind_inet(
 def _inet_socket(
     family: int, host: str, port: int, kind: int, section: SocketSection
 ) -> socket.socket:
-    sock = socket.socket(family, kind)
+    protocol = _PROTOCOLS.get(section.socket_protocol, 0)
+    sock = socket.socket(family, kind, protocol)
     try:
+        _set_options(sock, section)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if section.reuse_port:
@@ -193,10 +250,11 @@ def _inet_socket(
 
 
 def _bind_unix(path: str, kind: int, section: SocketSection, userdb_root: str) -> socket.socket:
-    _make_dirs(os.path.dirname(path))
+    _make_dirs(os.path.dirname(path), section.directory_mode)
     uid, gid = _owner(section, userdb_root)
     sock = socket.socket(socket.AF_UNIX, kind)
     try:
+        _set_options(sock, section)
         # bind() creates the node with the socket inode's mode less the umask: set per
         # socket, so no process-wide umask change races cinit's other threads.
         os.fchmod(sock.fileno(), section.socket_mode)
@@ -257,8 +315,9 @@ def _set_up_node(path: str, uid: int, gid: int, mode: int) -> None:
         os.close(fd)
 
 
-def _make_dirs(directory: str) -> None:
-    """Create `directory` and missing parents with mode 0755 (whatever the umask)."""
+def _make_dirs(directory: str, mode: int = 0o755) -> None:
+    """Create `directory` and missing parents with `mode` (DirectoryMode=, 0755 by default;
+    whatever the umask)."""
     missing = []
     current = directory
     while current and not os.path.isdir(current):
@@ -267,7 +326,7 @@ def _make_dirs(directory: str) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):
             os.mkdir(path)
-            os.chmod(path, 0o755)
+            os.chmod(path, mode)
 
 
 def _owner(section: SocketSection, userdb_root: str) -> tuple[int, int]:

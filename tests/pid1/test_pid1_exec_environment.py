@@ -16,6 +16,8 @@ from __future__ import annotations
 import pwd
 import re
 import shlex
+import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -289,3 +291,54 @@ ExecStart=/bin/touch /run/done
     assert "bad.service: cannot set its resource limits (Limit*=)" in log, log
     assert "bad.service: failed" in log, log
     assert "Traceback" not in log
+
+
+def test_socket_options_are_set_on_the_fds_the_service_gets(
+    pid1: Starter, prog: Callable[..., list[str]], tmp_path: Path
+) -> None:
+    report = " ".join(shlex.quote(w) for w in prog("socket_options_report.py", "/run/done"))
+    python = shlex.quote(sys.executable)
+    sock = """[Socket]
+ListenStream=/run/opts/deep/stream.sock
+ListenDatagram=/run/opts/dgram/d.sock
+PassCredentials=yes
+PassSecurity=yes
+ReceiveBuffer=1M
+SendBuffer=256K
+DirectoryMode=0700
+Symlinks=/run/links/stream-link
+"""
+    service = f"""[Service]
+Type=oneshot
+ExecStart={report}
+"""
+    # The main command connects once (that starts the service), then waits for its report.
+    connect = (
+        f"{python} -c 'import socket; s = socket.socket(socket.AF_UNIX); "
+        's.connect("/run/links/stream-link")\' ; '
+        "stat -c 'stat %n %a' /run/opts /run/opts/deep /run/opts/dgram; "
+        "readlink /run/links/stream-link | sed 's/^/link /'"
+    )
+    code, out, err, _ = _boot(
+        pid1,
+        tmp_path,
+        {"opts.socket": sock, "opts.service": service},
+        "/run/opts/deep/stream.sock",
+        connect + "; i=0; while [ ! -e /run/done ] && [ $i -lt 200 ]; do sleep 0.05; "
+        "i=$((i+1)); done",
+    )
+    assert code == 0, err
+    reports = _lines(out, "opts.service: fd ")
+    assert len(reports) == 2, out + err
+    for line in reports:
+        fields = dict(word.split("=") for word in line.split()[1:])
+        assert fields["passcred"] == "1", line
+        assert fields["passsec"] == "1", line
+        # The kernel doubles what it is given (socket(7)); FORCE lets root pass rmem_max.
+        assert int(fields["rcvbuf"]) == 2 * 1024 * 1024, line
+        assert int(fields["sndbuf"]) == 2 * 256 * 1024, line
+    types = sorted(dict(w.split("=") for w in line.split()[1:])["type"] for line in reports)
+    assert types == [str(int(socket.SOCK_STREAM)), str(int(socket.SOCK_DGRAM))], out
+    stats = {line.split()[0]: line.split()[1] for line in _lines(out, "stat ")}
+    assert stats == {"/run/opts": "700", "/run/opts/deep": "700", "/run/opts/dgram": "700"}
+    assert "link /run/opts/deep/stream.sock" in out.splitlines(), out
