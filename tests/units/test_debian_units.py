@@ -82,7 +82,7 @@ def test_each_unit_lists_its_not_applied_directives_in_one_note(
     debian: UnitSet, path: Path
 ) -> None:
     expected = []
-    for name, line in _assignments(path):
+    for name, _line in _assignments(path):
         if schema.not_applied("Service", name) and name not in expected:
             expected.append(name)
     notes = [d for d in debian.diagnostics if d.path == str(path) and d.severity is Severity.NOTE]
