@@ -73,9 +73,17 @@ def prepare_directories(
 
 
 def _make(path: str, mode: int, owner: tuple[int, int]) -> None:
+    missing = []
     parent = os.path.dirname(path)
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, _PARENT_MODE, exist_ok=True)
+    while parent and not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):  # root's, 0755 whatever the umask (`mkdir -p`)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            continue  # made meanwhile (another unit sharing the parent)
+        os.chmod(directory, _PARENT_MODE)
     try:
         os.mkdir(path, mode)
     except FileExistsError:
