@@ -207,10 +207,8 @@ def test_a_unit_linked_to_a_secret_file_does_not_echo_it(
     hashes = ["$6$saltsaltsaltsalt$" + secret * 86 for secret in "QWXZ"]
     shadow = tmp_path / "shadow"
     shadow.write_text(
-        "".join(
-            f"{user}:{hashed}:19000:0:99999:7:::\n"
-            for user, hashed in zip(["root", "daemon", "a", "nobody"], hashes, strict=True)
-        )
+        "".join(f"{user}:{hashed}:19000:0:99999:7:::\n" for user, hashed in
+                zip(["root", "daemon", "a", "nobody"], hashes, strict=True))
         + "TOKEN=s3cr3t-t0k3n\n"
     )
     (core / "a.service").symlink_to(shadow)
@@ -282,7 +280,8 @@ def test_programs_are_found_as_the_spawn_finds_them(cinit_cmd: list[str], tmp_pa
         "Group=nosuchgroup-cinit-test\n"
     )
     (core / "bad.socket").write_text(
-        "[Socket]\nListenStream=/run/x.sock\nService=ok.service\nSocketUser=nosuchuser-cinit-test\n"
+        "[Socket]\nListenStream=/run/x.sock\nService=ok.service\n"
+        "SocketUser=nosuchuser-cinit-test\n"
     )
     result = run(cinit_cmd, "validate", "--units", str(core), "--drop-in", str(drop))
     bad = f"{core}/bad.service"

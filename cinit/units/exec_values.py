@@ -84,7 +84,7 @@ def _limit_value(resource: str, word: str, whole: str) -> int:
         return int(-(-seconds // 1))
     if resource == "RTTIME":  # microseconds: a bare number is microseconds here
         if word.isascii() and word.isdigit():
-            return int(word)
+            return _int(word, whole)  # bounded before int(): no 4,300-digit conversion
         seconds = values.parse_timespan(word)
         return RLIMIT_INFINITY if seconds == float("inf") else round(seconds * 1_000_000)
     if resource == "NICE":

@@ -245,8 +245,6 @@ class _Reading:
         self.field = field
         self.multi = multi
         self.value = value
-
-
 _DIRECTIVES = schema.DIRECTIVES
 _NOT_APPLIED = schema.NOT_APPLIED
 

@@ -44,7 +44,9 @@ def test_sigterm_stops_main_with_the_same_signal_and_arms_the_deadline() -> None
 
 
 def test_orderly_stop_exits_with_the_main_commands_status() -> None:
-    model, actions = run(running(), lc.SignalArrived(TERM), lc.MainExited(143, "killed by SIGTERM"))
+    model, actions = run(
+        running(), lc.SignalArrived(TERM), lc.MainExited(143, "killed by SIGTERM")
+    )
     assert model.phase is Phase.DRAINING
     assert actions[-2:] == [lc.SignalLeftovers(TERM), lc.CheckChildren()]
     model, actions = run(model, lc.ChildrenGone())
@@ -83,14 +85,8 @@ def test_second_sigterm_is_passed_on_and_changes_nothing_else() -> None:
 
 
 def test_forwarded_signals_go_to_the_main_command_only_while_it_runs() -> None:
-    for signo in (
-        signal.SIGHUP,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGWINCH,
-        signal.SIGQUIT,
-        signal.SIGALRM,
-    ):
+    for signo in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
+                  signal.SIGQUIT, signal.SIGALRM):
         model, actions = run(running(), lc.SignalArrived(signo))
         assert model.phase is Phase.RUNNING
         assert actions == [lc.SignalMain(signo)]

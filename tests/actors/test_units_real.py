@@ -308,7 +308,7 @@ status = boot.run(boot.BootConfig(units_dir={str(units)!r}, drop_in_dir="/nonexi
 print(json.dumps({{"status": status, **seen}}), flush=True)
 os._exit(0)
 """
-    script = f'{prep}exec {sys.executable} -c "$0"'
+    script = f"{prep}exec {sys.executable} -c \"$0\""
     proc = subprocess.run(
         [*UNSHARE, "/bin/sh", "-c", script, code], capture_output=True, text=True, timeout=50
     )

@@ -79,24 +79,13 @@ def boot(tmp_path: Path, cinit_cmd: list[str]) -> Iterator[Callable[..., Boot]]:
                 all_binds.append((etc / file, f"/etc/{file}"))
         stamp = base / "exec-stamp"
         argv = [
-            *UNSHARE,
-            *_wrapper(all_binds, stamp),
-            *cinit_cmd,
-            "--units",
-            str(units_dir),
-            "--drop-in",
-            str(drop_in_dir),
-            "--runtime-dir",
-            str(base / "run"),
-            *options,
+            *UNSHARE, *_wrapper(all_binds, stamp), *cinit_cmd,
+            "--units", str(units_dir), "--drop-in", str(drop_in_dir),
+            "--runtime-dir", str(base / "run"), *options,
         ]
         proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            env=_child_env(env),
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=tmp_path, env=_child_env(env),
         )
         run = Pid1Run(proc, LineReader(proc.stdout), LineReader(proc.stderr), time.monotonic())
         started = Boot(run, stamp)

@@ -170,3 +170,5 @@ class Boot:
     def report(self) -> str:
         """Both streams, for assertion messages."""
         return f"\nstderr:\n{self.stderr()}\nstdout:\n{self.stdout()}"
+
+

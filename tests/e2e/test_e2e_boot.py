@@ -66,14 +66,13 @@ def test_twenty_independent_notify_services_are_all_ready_well_under_a_second(
 def test_chain_is_ordered_on_readiness_of_notify_services(boot: Booter, tmp_path: Path) -> None:
     log = tmp_path / "events.log"
     last = stamp_script(tmp_path / "c.sh", log, "c")
-    run = boot(
-        {
-            "a.service": f"""
+    run = boot({
+        "a.service": f"""
             [Service]
             Type=notify
             ExecStart={notify_exec("a", log, 0.3)}
             """,
-            "b.service": f"""
+        "b.service": f"""
             [Unit]
             After=a.service
 
@@ -81,7 +80,7 @@ def test_chain_is_ordered_on_readiness_of_notify_services(boot: Booter, tmp_path
             Type=notify
             ExecStart={notify_exec("b", log, 0.2)}
             """,
-            "c.service": f"""
+        "c.service": f"""
             [Unit]
             After=b.service
 
@@ -90,8 +89,7 @@ def test_chain_is_ordered_on_readiness_of_notify_services(boot: Booter, tmp_path
             RemainAfterExit=yes
             ExecStart={last}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("c.service", "ready"), timeout=20)
     a_ready, b_start = stamp_of(log, "ready", "a"), stamp_of(log, "start", "b")
     b_ready, c_start = stamp_of(log, "ready", "b"), stamp_of(log, "start", "c")
@@ -113,14 +111,13 @@ def test_requires_failure_propagates_and_condition_skip_does_not(
         name: shell_script(tmp_path / f"{name}.sh", f"touch {marks / name}\n")
         for name in ("b", "c", "skipped", "d")
     }
-    run = boot(
-        {
-            "a.service": """
+    run = boot({
+        "a.service": """
             [Service]
             Type=oneshot
             ExecStart=/bin/false
             """,
-            "b.service": f"""
+        "b.service": f"""
             [Unit]
             Requires=a.service
             After=a.service
@@ -130,7 +127,7 @@ def test_requires_failure_propagates_and_condition_skip_does_not(
             RemainAfterExit=yes
             ExecStart={scripts["b"]}
             """,
-            "c.service": f"""
+        "c.service": f"""
             [Unit]
             After=a.service
 
@@ -139,7 +136,7 @@ def test_requires_failure_propagates_and_condition_skip_does_not(
             RemainAfterExit=yes
             ExecStart={scripts["c"]}
             """,
-            "skipped.service": f"""
+        "skipped.service": f"""
             [Unit]
             ConditionPathExists=/nonexistent
 
@@ -148,7 +145,7 @@ def test_requires_failure_propagates_and_condition_skip_does_not(
             RemainAfterExit=yes
             ExecStart={scripts["skipped"]}
             """,
-            "d.service": f"""
+        "d.service": f"""
             [Unit]
             Requires=skipped.service
             After=skipped.service
@@ -158,8 +155,7 @@ def test_requires_failure_propagates_and_condition_skip_does_not(
             RemainAfterExit=yes
             ExecStart={scripts["d"]}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("a.service", r"failed \(exit-code\)"))
     run.wait_err(cinit_line("b.service", r"failed \(dependency\)"))
     unmet = r"skipped \(ConditionPathExists=/nonexistent not met\)"
@@ -180,19 +176,15 @@ def test_oneshot_runs_its_exec_start_lines_in_order_and_remains_active(
     boot: Booter, tmp_path: Path
 ) -> None:
     log = tmp_path / "events.log"
-    first = shell_script(
-        tmp_path / "first.sh",
-        f"""
+    first = shell_script(tmp_path / "first.sh", f"""
         sleep 0.2
         echo "first one $(date +%s%N)" >> {log}
-        """,
-    )
+        """)
     second = shell_script(tmp_path / "second.sh", f'echo "second one $(date +%s%N)" >> {log}\n')
     stop = shell_script(tmp_path / "stop.sh", f'echo "execstop one $(date +%s%N)" >> {log}\n')
     dependent = stamp_script(tmp_path / "dep.sh", log, "dependent")
-    run = boot(
-        {
-            "one.service": f"""
+    run = boot({
+        "one.service": f"""
             [Service]
             Type=oneshot
             RemainAfterExit=yes
@@ -200,7 +192,7 @@ def test_oneshot_runs_its_exec_start_lines_in_order_and_remains_active(
             ExecStart={second}
             ExecStop={stop}
             """,
-            "dependent.service": f"""
+        "dependent.service": f"""
             [Unit]
             After=one.service
             Requires=one.service
@@ -210,22 +202,16 @@ def test_oneshot_runs_its_exec_start_lines_in_order_and_remains_active(
             RemainAfterExit=yes
             ExecStart={dependent}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("dependent.service", "ready"), timeout=20)
     assert [(ev, who) for ev, who, _ in events(log)] == [
-        ("first", "one"),
-        ("second", "one"),
-        ("start", "dependent"),
+        ("first", "one"), ("second", "one"), ("start", "dependent"),
     ], run.report()
     assert run.count_err(cinit_line("one.service", r"started \(pid \d+\)")) == 2, run.report()
     assert run.count_err(cinit_line("one.service", "ready")) == 1, run.report()
     # RemainAfterExit=yes: still active after its commands exited, so stopping it at
     # shutdown runs its ExecStop=.
     assert run.terminate() == 0, run.report()
-    wait_until(
-        lambda: ("execstop", "one") in [(e, w) for e, w, _ in events(log)],
-        2,
-        "one.service's ExecStop= to run at shutdown",
-    )
+    wait_until(lambda: ("execstop", "one") in [(e, w) for e, w, _ in events(log)], 2,
+               "one.service's ExecStop= to run at shutdown")
     assert run.count_err(cinit_line("one.service", "stopped")) == 1, run.report()

@@ -23,17 +23,13 @@ def test_restart_on_failure_stops_at_start_limit_and_runs_on_failure_once(
 ) -> None:
     starts = tmp_path / "starts"
     rescues = tmp_path / "rescues"
-    flaky = shell_script(
-        tmp_path / "flaky.sh",
-        f"""
+    flaky = shell_script(tmp_path / "flaky.sh", f"""
         echo "start $(date +%s%N)" >> {starts}
         exit 1
-        """,
-    )
+        """)
     rescue = shell_script(tmp_path / "rescue.sh", f'echo "rescue $(date +%s%N)" >> {rescues}\n')
-    run = boot(
-        {
-            "flaky.service": f"""
+    run = boot({
+        "flaky.service": f"""
             [Unit]
             OnFailure=rescue.service
             StartLimitBurst=3
@@ -45,13 +41,12 @@ def test_restart_on_failure_stops_at_start_limit_and_runs_on_failure_once(
             Restart=on-failure
             RestartSec=100ms
             """,
-            "rescue.service": f"""
+        "rescue.service": f"""
             [Service]
             Type=oneshot
             ExecStart={rescue}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("flaky.service", r"failed \(start-limit-hit\)"), timeout=20)
     run.wait_err(cinit_line("flaky.service", r"starting OnFailure= units: rescue\.service"))
     wait_until(lambda: len(lines(rescues)) >= 1, 10, "the OnFailure= unit to run")
@@ -73,22 +68,18 @@ def test_exit_container_on_failure_stops_the_rest_in_reverse_order(
     boot: Booter, tmp_path: Path
 ) -> None:
     log = tmp_path / "events.log"
-    bomb = shell_script(
-        tmp_path / "bomb.sh",
-        f"""
+    bomb = shell_script(tmp_path / "bomb.sh", f"""
         echo "start bomb $(date +%s%N)" >> {log}
         sleep 0.2
         exit 3
-        """,
-    )
-    run = boot(
-        {
-            "base1.service": f"""
+        """)
+    run = boot({
+        "base1.service": f"""
             [Service]
             Type=notify
             ExecStart={notify_exec("base1", log, 0.0, "--stop-delay", 0.1)}
             """,
-            "base2.service": f"""
+        "base2.service": f"""
             [Unit]
             After=base1.service
 
@@ -96,7 +87,7 @@ def test_exit_container_on_failure_stops_the_rest_in_reverse_order(
             Type=notify
             ExecStart={notify_exec("base2", log, 0.0, "--stop-delay", 0.1)}
             """,
-            "base3.service": f"""
+        "base3.service": f"""
             [Unit]
             After=base2.service
 
@@ -104,7 +95,7 @@ def test_exit_container_on_failure_stops_the_rest_in_reverse_order(
             Type=notify
             ExecStart={notify_exec("base3", log, 0.0, "--stop-delay", 0.1)}
             """,
-            "bomb.service": f"""
+        "bomb.service": f"""
             [Unit]
             After=base3.service
 
@@ -113,26 +104,21 @@ def test_exit_container_on_failure_stops_the_rest_in_reverse_order(
             ExecStart={bomb}
             ExitContainerOnFailure=yes
             """,
-        }
-    )
+    })
     status = run.finish(20)
     assert status == 3, f"cinit exited {status}, expected the failed unit's code 3{run.report()}"
     run.wait_err(
         r"^cinit: bomb\.service failed with ExitContainerOnFailure=yes \(exit-code\); "
-        r"shutting down$",
-        timeout=1,
+        r"shutting down$", timeout=1,
     )
     seen = [(ev, who) for ev, who, _ in events(log)]
     assert ("start", "bomb") in seen, f"the bomb never ran: {seen}{run.report()}"
     stops = [(ev, who) for ev, who in seen if ev.startswith("stop")]
     # Each stops only after the unit ordered after it has finished stopping.
     assert stops == [
-        ("stop-begin", "base3"),
-        ("stop-end", "base3"),
-        ("stop-begin", "base2"),
-        ("stop-end", "base2"),
-        ("stop-begin", "base1"),
-        ("stop-end", "base1"),
+        ("stop-begin", "base3"), ("stop-end", "base3"),
+        ("stop-begin", "base2"), ("stop-end", "base2"),
+        ("stop-begin", "base1"), ("stop-end", "base1"),
     ], f"stop order: {stops}{run.report()}"
     for name in ("base1", "base2", "base3"):
         assert run.count_err(cinit_line(f"{name}.service", "stopped")) == 1, run.report()

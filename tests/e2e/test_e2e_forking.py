@@ -29,17 +29,13 @@ def test_forking_daemon_is_tracked_and_killed_at_shutdown(boot: Booter, tmp_path
     checks = tmp_path / "checks.log"
     # The watcher is ordered before the daemon, so it stops after it: its ExecStop= looks,
     # from inside the namespace, whether the daemon's pid is gone by then.
-    check = shell_script(
-        tmp_path / "check.sh",
-        f"""
+    check = shell_script(tmp_path / "check.sh", f"""
         pid=$(cat {pidfile})
         if [ -e /proc/$pid ]; then state=alive; else state=gone; fi
         echo "$state $pid" >> {checks}
-        """,
-    )
-    run = boot(
-        {
-            "watcher.service": f"""
+        """)
+    run = boot({
+        "watcher.service": f"""
             [Unit]
             Before=daemon.service
 
@@ -48,14 +44,13 @@ def test_forking_daemon_is_tracked_and_killed_at_shutdown(boot: Booter, tmp_path
             ExecStart=/bin/sleep 60
             ExecStop={check}
             """,
-            "daemon.service": f"""
+        "daemon.service": f"""
             [Service]
             Type=forking
             PIDFile={pidfile}
             ExecStart={python_exec("forking_daemon.py", "--pidfile", pidfile, "--log", log)}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("daemon.service", "ready"), timeout=20)
     pid = daemon_pid(log)
     assert int(pidfile.read_text()) == pid
@@ -74,26 +69,17 @@ def test_forking_daemon_exit_is_seen_as_the_units_main_process_exit(
     log = tmp_path / "daemon.log"
     pidfile = tmp_path / "daemon.pid"
     command = python_exec(
-        "forking_daemon.py",
-        "--pidfile",
-        pidfile,
-        "--log",
-        log,
-        "--exit-after",
-        "0.5",
-        "--exit-code",
-        "5",
+        "forking_daemon.py", "--pidfile", pidfile, "--log", log,
+        "--exit-after", "0.5", "--exit-code", "5",
     )
-    run = boot(
-        {
-            "daemon.service": f"""
+    run = boot({
+        "daemon.service": f"""
             [Service]
             Type=forking
             PIDFile={pidfile}
             ExecStart={command}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("daemon.service", "ready"), timeout=20)
     run.wait_err(cinit_line("daemon.service", r"exited \(status=5\)"), timeout=10)
     run.wait_err(cinit_line("daemon.service", r"failed \(exit-code\)"), timeout=5)

@@ -14,21 +14,15 @@ Booter = Callable[..., Boot]  # the `boot` fixture (tests/e2e/conftest.py)
 
 
 def output_units(tmp_path: Path) -> dict[str, str]:
-    talker = shell_script(
-        tmp_path / "talker.sh",
-        """
+    talker = shell_script(tmp_path / "talker.sh", """
         echo hello
         echo oops >&2
         printf 'partial, no newline'
-        """,
-    )
-    filer = shell_script(
-        tmp_path / "filer.sh",
-        """
+        """)
+    filer = shell_script(tmp_path / "filer.sh", """
         echo "to the file"
         echo "filer to stderr" >&2
-        """,
-    )
+        """)
     return {
         "talker.service": f"""
             [Service]
@@ -54,7 +48,9 @@ def booted_and_stopped(run: Boot) -> tuple[list[str], list[str]]:
     return run.stdout().splitlines(), run.stderr().splitlines()
 
 
-def test_service_output_lines_are_prefixed_with_the_unit_name(boot: Booter, tmp_path: Path) -> None:
+def test_service_output_lines_are_prefixed_with_the_unit_name(
+    boot: Booter, tmp_path: Path
+) -> None:
     out, err = booted_and_stopped(boot(output_units(tmp_path)))
     talker_out = [line for line in out if line.startswith("talker.service: ")]
     # The last line had no newline when the service exited: it is kept, not lost.
@@ -75,8 +71,7 @@ def test_log_prefix_can_be_turned_off(boot: Booter, tmp_path: Path, how: str) ->
         run = boot(output_units(tmp_path), env={name: value})
     out, err = booted_and_stopped(run)
     assert [line for line in out if line in ("hello", "partial, no newline")] == [
-        "hello",
-        "partial, no newline",
+        "hello", "partial, no newline",
     ], out
     assert not [line for line in out if line.startswith("talker.service:")], out
     assert "oops" in err, err

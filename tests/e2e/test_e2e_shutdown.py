@@ -39,12 +39,9 @@ def test_stop_order_is_the_reverse_of_start_order(boot: Booter, tmp_path: Path) 
     # A unit is signalled only after the one ordered after it has exited (each takes
     # 0.2 s to stop): the stop phases never overlap.
     assert stops == [
-        ("stop-begin", "alpha"),
-        ("stop-end", "alpha"),
-        ("stop-begin", "mid"),
-        ("stop-end", "mid"),
-        ("stop-begin", "zeta"),
-        ("stop-end", "zeta"),
+        ("stop-begin", "alpha"), ("stop-end", "alpha"),
+        ("stop-begin", "mid"), ("stop-end", "mid"),
+        ("stop-begin", "zeta"), ("stop-end", "zeta"),
     ], f"stop order {stops}{run.report()}"
     err = run.stderr()
     positions = [err.index(f"cinit: {name}.service: stopped") for name in ("alpha", "mid", "zeta")]
@@ -56,14 +53,13 @@ def test_sigterm_while_a_unit_is_still_starting_gives_a_clean_ordered_exit(
 ) -> None:
     log = tmp_path / "events.log"
     later = shell_script(tmp_path / "later.sh", f'echo "start later $(date +%s%N)" >> {log}\n')
-    run = boot(
-        {
-            "base.service": f"""
+    run = boot({
+        "base.service": f"""
             [Service]
             Type=notify
             ExecStart={notify_exec("base", log, 0.0)}
             """,
-            "stuck.service": f"""
+        "stuck.service": f"""
             [Unit]
             After=base.service
 
@@ -71,7 +67,7 @@ def test_sigterm_while_a_unit_is_still_starting_gives_a_clean_ordered_exit(
             Type=notify
             ExecStart={notify_exec("stuck", log, 0.0, "--no-ready")}
             """,
-            "later.service": f"""
+        "later.service": f"""
             [Unit]
             After=stuck.service
 
@@ -79,15 +75,11 @@ def test_sigterm_while_a_unit_is_still_starting_gives_a_clean_ordered_exit(
             Type=oneshot
             ExecStart={later}
             """,
-        }
-    )
+    })
     run.wait_err(cinit_line("stuck.service", r"started \(pid \d+\)"), timeout=20)
     # The stuck service is running (its handler is set once it logged `start`).
-    wait_until(
-        lambda: ("start", "stuck") in [(e, w) for e, w, _ in events(log)],
-        10,
-        "the never-ready service to run",
-    )
+    wait_until(lambda: ("start", "stuck") in [(e, w) for e, w, _ in events(log)], 10,
+               "the never-ready service to run")
     assert run.terminate(10) == 0, run.report()
     seen = [(ev, who) for ev, who, _ in events(log)]
     assert ("start", "later") not in seen, f"a pending unit started during shutdown{run.report()}"
@@ -96,10 +88,8 @@ def test_sigterm_while_a_unit_is_still_starting_gives_a_clean_ordered_exit(
     # Both running services were stopped by SIGTERM (not killed with the namespace), the
     # one still starting first.
     assert stops == [
-        ("stop-begin", "stuck"),
-        ("stop-end", "stuck"),
-        ("stop-begin", "base"),
-        ("stop-end", "base"),
+        ("stop-begin", "stuck"), ("stop-end", "stuck"),
+        ("stop-begin", "base"), ("stop-end", "base"),
     ], f"stops {stops}{run.report()}"
     assert run.count_err(cinit_line("stuck.service", r"failed \(.*\)")) == 0, run.report()
     assert run.count_err(r"^cinit: .*: started .*$") == 2, run.report()

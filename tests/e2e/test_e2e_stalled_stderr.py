@@ -35,10 +35,8 @@ class StalledBoot:
     def __init__(self, tmp_path: Path, cinit_cmd: list[str]) -> None:
         self.counter = tmp_path / "restarts"
         script = shell_script(tmp_path / "tick", f"printf x >> {self.counter}\n")
-        units = write_unit_files(
-            tmp_path / "units",
-            {
-                "storm.service": f"""
+        units = write_unit_files(tmp_path / "units", {
+            "storm.service": f"""
                 [Unit]
                 StartLimitBurst=0
                 [Service]
@@ -46,30 +44,19 @@ class StalledBoot:
                 Restart=always
                 RestartSec=0
                 """,
-                "sleeper.service": "[Service]\nExecStart=/bin/sleep 1000\n",
-            },
-        )
+            "sleeper.service": "[Service]\nExecStart=/bin/sleep 1000\n",
+        })
         self.err_read, err_write = os.pipe2(os.O_CLOEXEC)
         fcntl.fcntl(err_write, F_SETPIPE_SZ, 4096)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CINIT_", "NOTIFY_"))}
         env["CINIT_VERBOSE"] = "1"  # more of cinit's own lines per restart
         argv = [
-            *UNSHARE,
-            *cinit_cmd,
-            "--units",
-            str(units),
-            "--drop-in",
-            str(tmp_path / "none"),
-            "--runtime-dir",
-            str(tmp_path / "run"),
+            *UNSHARE, *cinit_cmd, "--units", str(units), "--drop-in", str(tmp_path / "none"),
+            "--runtime-dir", str(tmp_path / "run"),
         ]
         proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err_write,
-            cwd=tmp_path,
-            env=env,
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_write,
+            cwd=tmp_path, env=env,
         )
         os.close(err_write)
         # The run's stderr is the test's unread pipe: the helper's reader gets nothing.
@@ -131,11 +118,8 @@ def test_restarts_go_on_and_sigterm_stops_cinit_while_stderr_is_full(
 ) -> None:
     stalled.wait_full()
     before = stalled.restarts()
-    wait_until(
-        lambda: stalled.restarts() >= before + 50,
-        30,
-        f"50 more restarts with stderr full (still {stalled.restarts()} after {before})",
-    )
+    wait_until(lambda: stalled.restarts() >= before + 50, 30,
+               f"50 more restarts with stderr full (still {stalled.restarts()} after {before})")
     assert stalled.unread() > 4096 - 64, "the pipe was read: this test needs it to stay full"
     stalled.run.send(15)  # SIGTERM
     # Bounded: stopping sleep 1000 and a short flush of the stalled stderr, not its drain.
@@ -149,11 +133,8 @@ def test_lines_dropped_while_stderr_was_full_are_counted_once_it_drains(
     stalled.wait_full()
     before = stalled.restarts()
     # Each restart is a few of cinit's lines: enough to overflow its queue.
-    wait_until(
-        lambda: stalled.restarts() >= before + 1500,
-        60,
-        f"1500 more restarts with stderr full (still {stalled.restarts()} after {before})",
-    )
+    wait_until(lambda: stalled.restarts() >= before + 1500, 60,
+               f"1500 more restarts with stderr full (still {stalled.restarts()} after {before})")
     text = stalled.read_some(20)
     found = DROP_NOTICE.search(text)
     assert found, f"no drop notice in {len(text)} bytes read after the drain: {text[-2000:]!r}"
@@ -177,34 +158,22 @@ def test_a_units_exit_line_comes_after_its_last_output_line(
     if problem:
         pytest.skip(problem)
     done = tmp_path / "talked"
-    script = shell_script(
-        tmp_path / "talk",
-        f"""
+    script = shell_script(tmp_path / "talk", f"""
         i=0
         while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done
         echo last-line
         touch {done}
-        """,
-    )
-    units = write_unit_files(
-        tmp_path / "units",
-        {
-            "talker.service": f"[Service]\nExecStart={script}\n",
-            "sleeper.service": "[Service]\nExecStart=/bin/sleep 1000\n",
-        },
-    )
+        """)
+    units = write_unit_files(tmp_path / "units", {
+        "talker.service": f"[Service]\nExecStart={script}\n",
+        "sleeper.service": "[Service]\nExecStart=/bin/sleep 1000\n",
+    })
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CINIT_", "NOTIFY_"))}
     argv = [
-        *UNSHARE,
-        *cinit_cmd,
-        "--units",
-        str(units),
-        "--drop-in",
-        str(tmp_path / "none"),
-        "--runtime-dir",
-        str(tmp_path / "run"),
+        *UNSHARE, *cinit_cmd, "--units", str(units), "--drop-in", str(tmp_path / "none"),
+        "--runtime-dir", str(tmp_path / "run"),
     ]
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, cwd=tmp_path, env=env

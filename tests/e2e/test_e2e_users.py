@@ -37,13 +37,10 @@ def host_user_db_untouched() -> Iterator[None]:
 
 
 def user_creating_oneshot(script_dir: Path, extra_unit: str = "") -> str:
-    make_user = shell_script(
-        script_dir / "make-user.sh",
-        f"""
+    make_user = shell_script(script_dir / "make-user.sh", f"""
         echo '{PASSWD_LINE}' >> /etc/passwd
         echo '{GROUP_LINE}' >> /etc/group
-        """,
-    )
+        """)
     return f"""
         [Unit]
         {extra_unit}
@@ -70,16 +67,12 @@ def test_user_created_by_a_boot_oneshot_is_used_by_user_in_a_later_unit(
     boot: Booter, tmp_path: Path, shared_dir: Path
 ) -> None:
     marks = writable_dir(shared_dir / "marks")
-    report = shell_script(
-        shared_dir / "report-id.sh",
-        f"""
+    report = shell_script(shared_dir / "report-id.sh", f"""
         echo "$(id -u) $(id -g) $(id -G)" > {marks}/id
-        """,
-    )
-    run = boot(
-        {
-            "make-user.service": user_creating_oneshot(tmp_path),
-            "use-user.service": f"""
+        """)
+    run = boot({
+        "make-user.service": user_creating_oneshot(tmp_path),
+        "use-user.service": f"""
             [Unit]
             After=make-user.service
             Requires=make-user.service
@@ -90,9 +83,7 @@ def test_user_created_by_a_boot_oneshot_is_used_by_user_in_a_later_unit(
             User={USER}
             ExecStart={report}
             """,
-        },
-        user_db=True,
-    )
+    }, user_db=True)
     run.wait_err(cinit_line("use-user.service", "ready"), timeout=20)
     assert lines(marks / "id") == [f"{UID} {UID} {UID}"], run.report()
     # The oneshot wrote the private copy the namespace saw.
@@ -110,19 +101,13 @@ def test_seed_myimage_init_and_app_run_as_the_image_user(
     os.chown(home, UID, UID)
     home.chmod(0o755)
     bin_dir = shared_dir / "bin"
-    shell_script(
-        bin_dir / "myimage-init",
-        f"""
+    shell_script(bin_dir / "myimage-init", f"""
         echo "init|$(id -u)|$(date +%s%N)" >> {marks}/init.log
-        """,
-    )
-    shell_script(
-        bin_dir / "myimage-app",
-        f"""
+        """)
+    shell_script(bin_dir / "myimage-app", f"""
         echo "app|$(id -u)|$(pwd)|$*|$(date +%s%N)" >> {marks}/app.log
         exec sleep 60
-        """,
-    )
+        """)
     bin_dir.chmod(0o755)
     core = {
         name: (SEED / "units" / name).read_text()
@@ -137,9 +122,7 @@ def test_seed_myimage_init_and_app_run_as_the_image_user(
         for name in ("myimage-init.service", "myimage-app.service")
     }
     run = boot(
-        core,
-        drop_ins,
-        user_db=True,
+        core, drop_ins, user_db=True,
         env={"APP_USER": USER, "APP_HOME": str(home)},
         binds=[(bin_dir, "/usr/local/bin")],
     )

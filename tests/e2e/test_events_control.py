@@ -246,10 +246,7 @@ def test_the_control_group_may_use_the_sockets_and_others_still_may_not(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
     allowed = subprocess.run(
         [*member, *cinit_cmd_any_user, "is-ready", "web", "--runtime-dir", str(runtime)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
+        capture_output=True, text=True, timeout=30, env=env,
     )
     assert allowed.returncode == 0, allowed.stderr
     denied = cli(cinit_cmd_any_user, runtime, "is-ready", "web", user="nobody")

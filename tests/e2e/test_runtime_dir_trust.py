@@ -47,10 +47,7 @@ def cli(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
     return subprocess.run(
         [*cinit_cmd, *args, "--runtime-dir", str(runtime)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
+        capture_output=True, text=True, timeout=timeout, env=env,
     )
 
 

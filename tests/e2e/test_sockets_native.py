@@ -303,7 +303,6 @@ def test_unix_listener_parent_directories_are_created_0755(
             "x.service": f"[Service]\nExecStart={listen_server(tmp_path / 'r.json')}\n",
         }
     )
-
     # The node is created with at most SocketMode=, then given exactly the default 0666.
     def with_its_mode() -> bool:
         return path.exists() and stat.S_IMODE(os.stat(path).st_mode) == 0o666

@@ -46,12 +46,8 @@ def test_spawned_process_and_its_children_are_placed_and_killed_together(
     table = ProcessTable()
     r, w = os.pipe()
     process = spawn(
-        SpawnRequest(
-            ["sh", "-c", "sleep 30 & grep ^0:: /proc/self/cgroup; wait"],
-            label="web",
-            cgroup=group.path,
-            stdout=w,
-        ),
+        SpawnRequest(["sh", "-c", "sleep 30 & grep ^0:: /proc/self/cgroup; wait"], label="web",
+                     cgroup=group.path, stdout=w),
         table,
     )
     os.close(w)

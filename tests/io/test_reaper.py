@@ -55,7 +55,7 @@ def test_exits_go_to_owners_and_orphans_are_counted(driver: Driver) -> None:
         ok = reap_until(table, lambda: inbox.messages and table.orphans_reaped >= 3)
         print(json.dumps({"ok": ok, "exits": [(m.label, m.status) for m in inbox.messages],
                           "orphans": table.orphans_reaped, "left": sweep.children_remain()}))
-        """,
+        """
     )
     data = result.data
     assert data is not None, result
@@ -76,7 +76,7 @@ def test_exit_collected_before_claim_is_delivered_on_claim(driver: Driver) -> No
         table.claim(p, inbox)
         print(json.dumps({"before": before, "after": [m.status for m in inbox.messages],
                           "orphans": table.orphans_reaped}))
-        """,
+        """
     )
     assert result.data == {"before": 0, "after": [9], "orphans": 0}, result
 
@@ -94,7 +94,7 @@ def test_no_signal_after_reap_so_a_reused_pid_is_never_hit(driver: Driver) -> No
         print(json.dumps({"first": alive_signal, "after": p.send_signal(signal.SIGKILL),
                           "group_after": p.signal_group(signal.SIGKILL),
                           "exit": inbox.messages[0].describe()}))
-        """,
+        """
     )
     assert result.data == {
         "first": True,
@@ -123,7 +123,7 @@ def test_group_signal_reaches_members_left_after_the_leader_was_reaped(driver: D
         bystander.kill(); bystander.wait()
         print(json.dumps({"members": len(members), "sent": sent, "gone": gone,
                           "bystander_alive": by_alive}))
-        """,
+        """
     )
     expected = {"members": 1, "sent": True, "gone": True, "bystander_alive": True}
     assert result.data == expected, result
@@ -147,7 +147,7 @@ def test_adopt_accepts_only_own_children(driver: Driver) -> None:
         adopted.send_signal(signal.SIGTERM)
         reap_until(table, lambda: inbox.messages)
         print(json.dumps({"refused": refused, "exit": inbox.messages[0].describe()}))
-        """,
+        """
     )
     assert result.data == {"refused": True, "exit": "killed by SIGTERM"}, result
 
@@ -172,7 +172,7 @@ def test_signal_descendants_never_reaches_other_processes(driver: Driver) -> Non
             gone = reap_until(table, lambda: not sweep.children_remain())
             print(json.dumps({{"found": len(found), "sent": sent, "gone": gone,
                               "outsider_seen": {outsider.pid} in found}}))
-            """,
+            """
         )
         # Each unit is a shell with two sleeps.
         assert result.data == {"found": 9, "sent": 9, "gone": True, "outsider_seen": False}, result
@@ -200,7 +200,7 @@ def test_signal_leftovers_as_pid1_leaves_nothing_in_the_namespace(pid1_driver: D
         after = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
         print(json.dumps({"pid": os.getpid(), "before": before, "middle": len(middle),
                           "gone": gone, "after": after, "exits": len(inbox.messages)}))
-        """,
+        """
     )
     data = result.data
     assert data is not None, result
@@ -237,7 +237,7 @@ def test_a_waiting_child_is_silent_until_handed_over_then_reported_once(driver: 
         print(json.dumps({"dead_taken": dead_taken, "live_taken": live_taken, "held": held,
                           "exits": [(m.label, m.status) for m in inbox.messages],
                           "pgid": live.pgid == live.pid, "orphans": table.orphans_reaped}))
-        """,
+        """
     )
     assert result.data == {"dead_taken": False, "live_taken": True, "held": 0,
                            "exits": [["live.service", 3]], "pgid": True,

@@ -310,7 +310,8 @@ def fake_root() -> Iterator[tuple[Path, Path]]:
     home.chmod(0o755)
     (root / "etc").mkdir()
     (root / "etc/passwd").write_text(
-        f"root:x:0:0:root:/root:/bin/sh\nsvc:x:4242:4343:Service:{home}:/bin/sh\n"
+        "root:x:0:0:root:/root:/bin/sh\n"
+        f"svc:x:4242:4343:Service:{home}:/bin/sh\n"
     )
     (root / "etc/group").write_text(
         "root:x:0:\nsvc:x:4343:\nextra:x:4444:other,svc\nunrelated:x:4545:other\n"
@@ -348,10 +349,8 @@ def test_group_override_and_unknown_user(fake_root: tuple[Path, Path]) -> None:
     assert sorted(output.split()) == ["4444"]
 
     with pytest.raises(SpawnError) as caught:
-        spawn(
-            SpawnRequest(["true"], label="x.service", user="ghost", userdb_root=str(root)),
-            ProcessTable(),
-        )
+        spawn(SpawnRequest(["true"], label="x.service", user="ghost", userdb_root=str(root)),
+              ProcessTable())
     assert caught.value.exit_code == 217
     assert "x.service: unknown user 'ghost'" in str(caught.value)
 
@@ -386,9 +385,8 @@ def test_working_directory_failure_names_directory_and_errno(fake_root: tuple[Pa
     private.mkdir(mode=0o700)
     with pytest.raises(SpawnError) as caught:
         run_and_capture(
-            SpawnRequest(
-                ["true"], label="w.service", user="svc", cwd=str(private), userdb_root=str(root)
-            )
+            SpawnRequest(["true"], label="w.service", user="svc", cwd=str(private),
+                         userdb_root=str(root))
         )
     assert str(caught.value) == (
         f"w.service: cannot change directory to {private}: Permission denied (EACCES)"
@@ -462,14 +460,8 @@ def test_failed_spawn_never_reports_an_exit_even_when_reaped_at_once(driver: Dri
         """,
         timeout=60,
     )
-    expected = {
-        "exits": 150,
-        "distinct": 150,
-        "bad": 0,
-        "errors": 150,
-        "codes": [127],
-        "orphans": 0,
-    }
+    expected = {"exits": 150, "distinct": 150, "bad": 0, "errors": 150, "codes": [127],
+                "orphans": 0}
     assert result.data == expected, result
 
 
@@ -485,16 +477,11 @@ def test_spawn_does_not_use_subprocess() -> None:
 
 def test_cinit_modules_on_the_boot_path_import_nothing_heavy() -> None:
     probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; import cinit.cli.run, cinit.boot, cinit.io.spawn, cinit.io.reaper;"
-            "print(' '.join(m for m in ('pykka','sortedcontainers','typer','zmq','psutil',"
-            "'dataclasses','typing','threading','subprocess') if m in sys.modules))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [sys.executable, "-c",
+         "import sys; import cinit.cli.run, cinit.boot, cinit.io.spawn, cinit.io.reaper;"
+         "print(' '.join(m for m in ('pykka','sortedcontainers','typer','zmq','psutil',"
+         "'dataclasses','typing','threading','subprocess') if m in sys.modules))"],
+        capture_output=True, text=True, timeout=30,
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == ""

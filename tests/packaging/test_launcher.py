@@ -105,9 +105,8 @@ def test_pip_script_blocks_the_owned_signals_before_importing_cinit(tmp_path: Pa
     fake.mkdir(parents=True)
     (tmp_path / "cinit" / "__init__.py").write_text("")
     (fake / "__init__.py").write_text(
-        REPORT_MASK.replace("print(", "REPORT.append(").replace(
-            "import _signal, sys\n", "import _signal, sys\nREPORT = []\n"
-        )
+        REPORT_MASK.replace("print(", "REPORT.append(")
+        .replace("import _signal, sys\n", "import _signal, sys\nREPORT = []\n")
         + "def main() -> int:\n    print(*REPORT, sep='\\n')\n    return 0\n"
     )
     done = subprocess.run(

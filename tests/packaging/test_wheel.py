@@ -20,9 +20,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     build = subprocess.run(
         # Build isolation fetches setuptools, as `make venv` and any `pip install` do.
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=240,
+        capture_output=True, text=True, timeout=240,
     )
     assert build.returncode == 0, build.stderr
     (found,) = out.glob("cinit-*.whl")
@@ -31,11 +29,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 
 def test_the_wheel_ships_the_example_unit_set(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
-    shipped = {
-        p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "cinit" / "examples").rglob("*")
-        if p.is_file()
-    }
+    shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "cinit" / "examples").rglob("*")
+               if p.is_file()}
     assert shipped, "no example units in the source tree"
     assert shipped <= names, sorted(shipped - names)  # `cinit --example` needs every one
 

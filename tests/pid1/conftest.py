@@ -224,10 +224,8 @@ def init_argv(
     argv = list(init)
     if not peer_is_tini():
         argv += [
-            "--units",
-            str(state_dir / "no-units"),
-            "--drop-in",
-            str(state_dir / "no-drop-in"),
+            "--units", str(state_dir / "no-units"),
+            "--drop-in", str(state_dir / "no-drop-in"),
             *options,
         ]
     return [*argv, "--", *command]
@@ -248,8 +246,7 @@ def _unshare_problem() -> str | None:
     else:
         probe = subprocess.run([*UNSHARE, "/bin/true"], capture_output=True, timeout=10)
         _probe_result = (
-            ""
-            if probe.returncode == 0
+            "" if probe.returncode == 0
             else f"unshare --pid --fork --mount-proc fails here: {probe.stderr.decode().strip()}"
         )
     return _probe_result or None
@@ -274,10 +271,7 @@ def pid1(tmp_path: Path, cinit_cmd: list[str]) -> Iterator[Callable[..., Pid1Run
         # before_init: a program that runs as PID 1 first and execs the init (its argv last)
         argv = [*UNSHARE, *before_init, *init_argv(cinit_cmd, command, options, tmp_path)]
         proc = subprocess.Popen(
-            argv,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=cwd or tmp_path,
         )
         run = Pid1Run(proc, LineReader(proc.stdout), LineReader(proc.stderr), time.monotonic())
@@ -306,9 +300,7 @@ def not_pid1(tmp_path: Path, cinit_cmd: list[str]) -> Iterator[Callable[..., Pla
     def start(command: Sequence[str], *, options: Sequence[str] = ()) -> PlainRun:
         proc = subprocess.Popen(
             init_argv(cinit_cmd, command, options, tmp_path),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=tmp_path,
         )
         run = PlainRun(proc, LineReader(proc.stdout), LineReader(proc.stderr))

@@ -30,18 +30,8 @@ def is_ready(line: str) -> bool:
 
 def test_each_forwarded_signal_arrives(pid1: Starter, prog: Programs) -> None:
     # One main command receives the six signals one at a time, each confirmed before the next.
-    run = pid1(
-        prog(
-            "signal_logger.py",
-            "--exit-after",
-            "6",
-            "--exit-code",
-            "7",
-            "--timeout",
-            "20",
-            *FORWARDED,
-        )
-    )
+    run = pid1(prog("signal_logger.py", "--exit-after", "6", "--exit-code", "7",
+                    "--timeout", "20", *FORWARDED))
     assert run.out.wait_line(is_ready, 15), f"main command never got ready: {run.err.text(0)!r}"
     for name in FORWARDED:
         run.send(getattr(signal, "SIG" + name))
@@ -53,9 +43,8 @@ def test_each_forwarded_signal_arrives(pid1: Starter, prog: Programs) -> None:
 
 def test_burst_of_five_different_signals_all_arrive(pid1: Starter, prog: Programs) -> None:
     burst = ["HUP", "USR1", "USR2", "WINCH", "ALRM"]
-    run = pid1(
-        prog("signal_logger.py", "--exit-after", "5", "--exit-code", "7", "--timeout", "15", *burst)
-    )
+    run = pid1(prog("signal_logger.py", "--exit-after", "5", "--exit-code", "7",
+                    "--timeout", "15", *burst))
     assert run.out.wait_line(is_ready, 15), f"main command never got ready: {run.err.text(0)!r}"
     for name in burst:  # back to back, no pause
         run.send(getattr(signal, "SIG" + name))
@@ -77,15 +66,13 @@ def test_shutdown_signal_kills_main_command_with_that_signal(pid1: Starter, name
 def test_main_command_handling_shutdown_signal_sets_exit_code(
     pid1: Starter, prog: Programs, name: str
 ) -> None:
-    run = pid1(
-        prog("signal_logger.py", "--exit-after", "1", "--exit-code", "5", "--timeout", "15", name)
-    )
+    run = pid1(prog("signal_logger.py", "--exit-after", "1", "--exit-code", "5",
+                    "--timeout", "15", name))
     assert run.out.wait_line(is_ready, 15), f"main command never got ready: {run.err.text(0)!r}"
     run.send(SHUTDOWN[name])
     assert run.wait(15) == 5
     assert run.out.text().splitlines()[1:] == [
-        "SIG" + name if name != "RTMIN+3" else "SIGRTMIN+3",
-        "DONE",
+        "SIG" + name if name != "RTMIN+3" else "SIGRTMIN+3", "DONE"
     ]
 
 
@@ -154,8 +141,7 @@ def signal_state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/status") as status:
             return " ".join(
-                line.strip().replace(":\t", "=")
-                for line in status
+                line.strip().replace(":\t", "=") for line in status
                 if line.startswith(("SigBlk", "SigCgt"))
             )
     except OSError:

@@ -93,10 +93,7 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         if plan.rlimits:
             stage = "limits"
             for which, soft, hard in plan.rlimits:
-                try:
-                    resource.setrlimit(which, (soft, hard))
-                except ValueError:  # above a hard limit cinit cannot raise
-                    raise OSError(errno.EPERM, "") from None
+                _set_limit_closest(which, soft, hard)
 
         if plan.groups is not None:
             stage = "group"
@@ -134,6 +131,32 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         report_failure(error_fd, f"{stage}:0:{type(exc).__name__}: {exc}")
     finally:
         os._exit(code)
+
+
+def _set_limit_closest(which: int, soft: int, hard: int) -> None:
+    """setrlimit, or as close as allowed, as systemd's setrlimit_closest(): raising a hard
+    limit needs CAP_SYS_RESOURCE, which a container seldom has (redis ships
+    LimitNOFILE=65535): refused, both limits are capped at the hard limit cinit has."""
+    infinity = resource.RLIM_INFINITY
+    try:
+        resource.setrlimit(which, (soft, hard))
+        return
+    except ValueError:  # Python's word for EPERM when raising the hard limit
+        pass
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+    highest = resource.getrlimit(which)[1]
+    if highest == infinity:  # nothing to cap at: refused for another reason
+        raise OSError(errno.EPERM, "")
+
+    def capped(value: int) -> int:
+        return highest if value == infinity else min(value, highest)
+
+    try:
+        resource.setrlimit(which, (capped(soft), capped(hard)))
+    except ValueError:
+        raise OSError(errno.EPERM, "") from None
 
 
 def _write_oom_score_adjust(value: int) -> None:
