@@ -79,7 +79,9 @@ def test_redis_and_ssh_serve_from_their_unchanged_units(pid1: Starter, tmp_path:
         + [f"mkdir -p {here}", f"mount --bind {keep} {here}"]
     )
     main = """
-for i in $(seq 1 200); do redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+for i in $(seq 1 200); do
+  redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG && break; sleep 0.05
+done
 echo "redis: $(redis-cli -h 127.0.0.1 ping)"
 for i in $(seq 1 200); do [ -e /run/sshd.pid ] && break; sleep 0.05; done
 echo "ssh: $(ssh-keyscan -T 5 -t ed25519 127.0.0.1 2>/dev/null | cut -d' ' -f2)"
