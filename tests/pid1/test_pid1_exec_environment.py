@@ -13,6 +13,7 @@ directory) before it exits.
 
 from __future__ import annotations
 
+import json
 import pwd
 import re
 import resource
@@ -226,8 +227,8 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def test_a_runtime_directory_that_cannot_be_made_fails_the_unit(
-    pid1: Starter, tmp_path: Path
+def test_a_runtime_directory_that_cannot_be_made_fails_the_unit_with_233(
+    pid1: Starter, tmp_path: Path, cinit_cmd: list[str]
 ) -> None:
     unit = """[Service]
 Type=oneshot
@@ -245,9 +246,16 @@ ExecStart=/bin/touch /run/done
         tmp_path,
         {"bad.service": unit, "after.service": after},
         "/run/done",
+        # systemd's status for it (EXIT_RUNTIME_DIRECTORY), as `cinit status` tells it.
+        then=(
+            "i=0; until [ -S /run/cinit/control ] || [ $i -ge 100 ]; do sleep 0.05; "
+            f"i=$((i+1)); done; echo STATUS $({shlex.join(cinit_cmd)} status --json)"
+        ),
         blocker="blocked",
     )
     assert code == 0, err
+    [status] = _lines(out, "STATUS ")
+    assert json.loads(status)["units"]["bad.service"]["last_exit"]["code"] == 233, status
     log = out + err
     assert "bad.service: cannot set up RuntimeDirectory=blocked (/run/blocked)" in log, log
     assert "bad.service: failed" in log, log
