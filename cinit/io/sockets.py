@@ -13,8 +13,9 @@ sd_is_socket_unix() name it; a stale socket node there is removed first, anythin
 there is refused; the node is created with at most SocketMode= and then given
 SocketUser=/SocketGroup= and exactly SocketMode=; missing parents get DirectoryMode=;
 Symlinks= are made to it), `@name` (abstract). Backlog=0 means the kernel maximum
-(net.core.somaxconn). PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer= and
-SocketProtocol= (inet listeners) are set on the socket before it is bound.
+(net.core.somaxconn). SocketProtocol= (IP listeners) is given at socket creation;
+PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer= once it is bound (one the
+socket refuses is logged, as systemd does, and the socket serves on).
 
 `ReadinessPoller` is one epoll thread for every listener cinit polls. Each fd is watched
 one-shot: when it becomes readable the poller tells its target once and stops watching it
@@ -109,6 +110,7 @@ def bind_socket_unit(unit: Unit, userdb_root: str = "/") -> list[Listener]:
                     f"{unit.name}: cannot set up {directive}={address.render()}: {exc}"
                 ) from None
             bound.append(Listener(sock, address, directive, name, where))
+            _set_options(unit.name, bound[-1], section)
     except BaseException:
         close_listeners(unit, bound)
         raise
@@ -162,7 +164,6 @@ def _bind_one(
     elif address.kind is ListenKind.ABSTRACT:
         sock = socket.socket(socket.AF_UNIX, kind)
         try:
-            _set_options(sock, section)
             sock.bind("\0" + address.path)
         except BaseException:
             sock.close()
@@ -186,22 +187,32 @@ _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 
 
-def _set_options(sock: socket.socket, section: SocketSection) -> None:
-    """PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer=, set before bind so
-    that the service's first read already has them."""
+def _set_options(label: str, listener: Listener, section: SocketSection) -> None:
+    """PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer= on a bound listener,
+    before any service has it. As systemd does, an option the socket refuses (SO_PASSCRED
+    on an IP socket: EOPNOTSUPP since Linux 6.x) is logged and the socket serves on."""
+    sock = listener.sock
+    wanted: list[tuple[str, int, int, int | None]] = []
     if section.pass_credentials:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        wanted.append(("PassCredentials", socket.SO_PASSCRED, 1, None))
     if section.pass_security:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_PASSSEC, 1)
-    for size, forced, plain in (
-        (section.receive_buffer, _SO_RCVBUFFORCE, socket.SO_RCVBUF),
-        (section.send_buffer, _SO_SNDBUFFORCE, socket.SO_SNDBUF),
-    ):
-        if size:
-            try:  # as root, past net.core.rmem_max/wmem_max; as systemd does, else capped
-                sock.setsockopt(socket.SOL_SOCKET, forced, size)
+        wanted.append(("PassSecurity", _SO_PASSSEC, 1, None))
+    if section.receive_buffer:  # FORCE: as root, past net.core.rmem_max, as systemd
+        wanted.append(("ReceiveBuffer", _SO_RCVBUFFORCE, section.receive_buffer, socket.SO_RCVBUF))
+    if section.send_buffer:
+        wanted.append(("SendBuffer", _SO_SNDBUFFORCE, section.send_buffer, socket.SO_SNDBUF))
+    for directive, option, value, fallback in wanted:
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, value)
             except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+                if fallback is None:
+                    raise
+                sock.setsockopt(socket.SOL_SOCKET, fallback, value)  # capped by the kernel
+        except OSError as exc:
+            from cinit.io.log import log  # only on this rare path
+
+            log(f"{label}: {directive}= not applied on {listener.bound}: {describe_os_error(exc)}")
 
 
 def _bind_inet(
@@ -232,7 +243,6 @@ def _inet_socket(
     protocol = _PROTOCOLS.get(section.socket_protocol, 0)
     sock = socket.socket(family, kind, protocol)
     try:
-        _set_options(sock, section)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if section.reuse_port:
@@ -254,7 +264,6 @@ def _bind_unix(path: str, kind: int, section: SocketSection, userdb_root: str) -
     uid, gid = _owner(section, userdb_root)
     sock = socket.socket(socket.AF_UNIX, kind)
     try:
-        _set_options(sock, section)
         # bind() creates the node with the socket inode's mode less the umask: set per
         # socket, so no process-wide umask change races cinit's other threads.
         os.fchmod(sock.fileno(), section.socket_mode)
