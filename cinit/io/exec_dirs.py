@@ -6,10 +6,10 @@ and the directory must be created, and given to that user, by someone who may. E
 is a relative path under its kind's root (/run, /var/lib, /var/cache, /var/log, /etc);
 missing parents are created root-owned with mode 0755; the innermost directory gets its
 kind's *DirectoryMode= (umask or not) and, except for ConfigurationDirectory=, the
-service's User= and Group= as owner. An existing directory is given the mode and owner
-again (systemd also chowns a state directory's contents when the user changed: cinit
-does not, see docs/directives.md). The service finds them in $RUNTIME_DIRECTORY,
-$STATE_DIRECTORY, ... (colon-separated, as systemd sets them).
+service's User= and Group= as owner. An existing directory is given the mode again, and
+when its owner is not the service's, it and its contents are given to the service (as
+systemd does when User= changed; symlinks are not followed). The service finds them in
+$RUNTIME_DIRECTORY, $STATE_DIRECTORY, ... (colon-separated, as systemd sets them).
 
 RuntimeDirectory= is removed again when the unit stops (`remove_runtime_directories`),
 unless RuntimeDirectoryPreserve= says otherwise (the unit's machine decides when).
@@ -91,8 +91,23 @@ def _make(path: str, mode: int, owner: tuple[int, int]) -> None:
             raise NotADirectoryError(20, "exists and is not a directory") from None
     # Explicitly: mkdir's mode is cut by the umask, and an existing directory keeps its own.
     os.chmod(path, mode)
-    if owner != (-1, -1):
-        os.chown(path, *owner)
+    if owner == (-1, -1):
+        return
+    info = os.stat(path)
+    uid = info.st_uid if owner[0] < 0 else owner[0]
+    gid = info.st_gid if owner[1] < 0 else owner[1]
+    if (info.st_uid, info.st_gid) != (uid, gid):
+        # A new directory, or User= changed: what is inside goes to the user too, as
+        # systemd does (a state directory the old user filled must stay usable).
+        _chown_tree(path, uid, gid)
+
+
+def _chown_tree(path: str, uid: int, gid: int) -> None:
+    """`path` and everything under it to uid:gid; symlinks themselves, never followed."""
+    os.chown(path, uid, gid)
+    for top, dirs, files in os.walk(path):  # does not descend through symlinks
+        for name in dirs + files:
+            os.chown(os.path.join(top, name), uid, gid, follow_symlinks=False)
 
 
 def remove_runtime_directories(service: ServiceSection, root: str = "/") -> list[str]:

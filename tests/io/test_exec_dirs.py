@@ -87,3 +87,24 @@ def test_removal_takes_the_tree_but_never_follows_a_link_or_removes_a_file(
     assert not (run / "web").exists()
     assert not (run / "linked").is_symlink() and (outside / "keep").read_text() == "precious"
     assert (run / "afile").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_directory_of_another_owner_is_given_to_the_user_with_its_contents(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "var/lib/web"
+    (state / "sub").mkdir(parents=True)
+    (state / "sub/data").write_text("x")
+    outside = tmp_path / "outside"
+    outside.write_text("not the unit's")
+    os.symlink(outside, state / "link")
+    prepare_directories(service("StateDirectory=web\n"), 65534, 65534, str(tmp_path))
+    for path in (state, state / "sub", state / "sub/data"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534), path
+    assert os.lstat(state / "link").st_uid == 65534  # the link itself...
+    assert outside.stat().st_uid == 0  # ...never what it points to
+    # Owned right already: nothing inside is touched again.
+    os.chown(state / "sub/data", 0, 0)
+    prepare_directories(service("StateDirectory=web\n"), 65534, 65534, str(tmp_path))
+    assert (state / "sub/data").stat().st_uid == 0
