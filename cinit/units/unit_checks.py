@@ -56,6 +56,13 @@ def check_service(unit: Unit, service: ServiceSection, diags: list[Diagnostic]) 
         say(Severity.WARNING, "WatchdogSec", "WatchdogSec= only works with Type=notify; ignored")
     if service.pid_file and service.type is not ServiceType.FORKING:
         say(Severity.WARNING, "PIDFile", "PIDFile= is only used with Type=forking; ignored")
+    for name in service.runtime_directory:
+        if name.split("/")[0] == "cinit":  # /run/cinit: cinit's control and notify sockets
+            message = (
+                f"RuntimeDirectory={name} is inside cinit's own runtime directory /run/cinit; "
+                "removing it at stop would take cinit's sockets"
+            )
+            say(Severity.ERROR, "RuntimeDirectory", message)
     exec_lines = {
         "ExecStartPre": service.exec_start_pre,
         "ExecStart": service.exec_start,

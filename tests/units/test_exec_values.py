@@ -209,3 +209,11 @@ def test_validate_names_file_line_and_directive_of_a_bad_value(tmp_path: Path) -
     ), lines
     assert f"{units}/web.service:5: note: not applied" in done.stderr
     assert "1 notes" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_runtime_directory_inside_cinits_own_is_an_error() -> None:
+    text = "[Service]\nExecStart=/bin/true\nRuntimeDirectory=app cinit/sub\n"
+    _, diags = parse_unit("a.service", text, path="/u/a.service", environ={})
+    [diag] = diags
+    assert (diag.severity, diag.line) == (Severity.ERROR, 3)
+    assert "inside cinit's own runtime directory /run/cinit" in diag.message
