@@ -58,6 +58,7 @@ UNIT_PATH = frozenset(
         "cinit.actors.scheduler",  # timers as the first wave asks (sortedcontainers comes later)
         "cinit.io.socket_binding",  # every socket unit bound before the first wave
         "cinit.io.exec_dirs",  # RuntimeDirectory= and friends, made before a unit's command
+        "cinit.io.host_facts",  # the host's specifiers (%H %m %b ...), read when a unit uses one
     }
 )
 # Pure packages (text in, values out; no threads, no OS): any of their modules may be used.

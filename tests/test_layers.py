@@ -28,10 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "signal_policy": set(),
 }
 # Arrows that are known and not yet removed: (importing module, imported module).
-KNOWN_EXCEPTIONS = {
-    # The control desk's start/stop requests are the supervisor's messages (a lazy import).
-    ("cinit.events.pump", "cinit.actors.supervisor"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _part(module: str) -> str:

@@ -27,11 +27,13 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Protocol
 
 import pykka
 
 from cinit.actors.scheduler import Scheduler, Timer
+from cinit.actors.unit_ports import Tellable
 from cinit.io import sweep
 from cinit.io.log import info, log
 from cinit.io.reaper import Process, ProcessExit
@@ -54,8 +56,10 @@ class ForwardSignal(Record):
     signo: int
 
 
-class Tellable(Protocol):
-    def tell(self, message: Any) -> None: ...
+class EventSink(Protocol):
+    """Where the shutdown phases go (`cinit.events.hub.EventHub`)."""
+
+    def emit(self, event: str, unit: str | None = None, **fields: object) -> int: ...
 
 
 class RootOutcome:
@@ -120,7 +124,7 @@ class RootSupervisor(pykka.ThreadingActor):
         main: Process | None = None,
         units: Tellable | None = None,
         effects: Effects | None = None,
-        events: Any = None,
+        events: EventSink | None = None,
         handoff: bool = False,
     ) -> None:
         super().__init__()
@@ -136,13 +140,18 @@ class RootSupervisor(pykka.ThreadingActor):
 
     # ---- pykka hooks ----------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> None:
+    def on_receive(self, message: object) -> None:
         try:
             self._handle(message)
         except BaseException as exc:  # PID 1 must survive its own bugs, even SystemExit
             self._broken(exc)
 
-    def on_failure(self, exception_type: Any, exception_value: Any, tb: Any) -> None:
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.outcome.fail(f"root supervisor failed: {exception_value!r}")
 
     def on_stop(self) -> None:
@@ -151,102 +160,105 @@ class RootSupervisor(pykka.ThreadingActor):
 
     # ---- handling -------------------------------------------------------------------
 
-    def _handle(self, message: Any) -> None:
+    def _handle(self, message: object) -> None:
         pending: list[lc.Event] = []
         event = self._to_event(message)
         if event is not None:
             pending.append(event)
         while pending:
-            before = self.model
             self.model, actions = lc.step(self.model, pending.pop(0), self.timeouts)
-            if self.events is not None and self.model.phase is not before.phase:
-                self._announce(before, self.model)
             for action in actions:
                 follow_up = self._perform(action)
                 if follow_up is not None:
                     pending.append(follow_up)
 
-    def _to_event(self, message: Any) -> lc.Event | None:
+    def _to_event(self, message: object) -> lc.Event | None:
         if isinstance(message, ProcessExit):
             if self.main is not None and message.pid == self.main.pid:
                 return lc.MainExited(message.status, message.describe())
             info(f"exit of a process the root does not own: {message!r}")
             return None
-        if isinstance(
-            message,
-            lc.Booted
-            | lc.SignalArrived
-            | lc.MainExited
-            | lc.UnitsStopped
-            | lc.ExitRequested
-            | lc.StopDeadline
-            | lc.KillDeadline
-            | lc.ChildrenGone
-            | lc.BootSettled,
-        ):
-            return message
+        if isinstance(message, lc.EVENT_TYPES):
+            return message  # type: ignore[return-value]  # EVENT_TYPES are the Event members
         log(f"root supervisor: unexpected message {message!r}")
         return None
 
     def _perform(self, action: lc.Action) -> lc.Event | None:
         """Carry out one action; OS errors are logged, never fatal to the shutdown."""
         try:
-            return self._perform_unchecked(action)
+            return self._PERFORMERS[type(action)](self, action)
         except OSError as exc:
             log(f"root supervisor: {type(action).__name__} failed: {exc}")
             return None
 
-    def _perform_unchecked(self, action: lc.Action) -> lc.Event | None:
-        main = self.main
-        if isinstance(action, lc.SignalMain):
-            if main is not None:
-                main.send_signal(action.signo)
-        elif isinstance(action, lc.KillMainGroup):
-            if main is not None:
-                main.send_signal(signal.SIGKILL)
-                main.signal_group(signal.SIGKILL)
-        elif isinstance(action, lc.ForwardToUnits):
-            if self.units is not None:
-                self.units.tell(ForwardSignal(action.signo))
-        elif isinstance(action, lc.StopUnits):
-            if self.units is not None:
-                self.units.tell(StopAllUnits())
-        elif isinstance(action, lc.KillUnits):
-            if self.units is not None:
-                self.units.tell(KillAllUnits())
-        elif isinstance(action, lc.SignalLeftovers):
-            self.effects.signal_leftovers(action.signo)
-        elif isinstance(action, lc.StartTimer):
-            timer = self.scheduler.call_later(action.delay, self.actor_ref, action.event)
-            self._timers.append(timer)
-        elif isinstance(action, lc.CheckChildren):
-            if not self.effects.children_remain():
-                return lc.ChildrenGone()
-        elif isinstance(action, lc.Log):
-            (info if action.routine else log)(action.text)
-        elif isinstance(action, lc.Finish | lc.HandOff):
-            for timer in self._timers:
-                self.scheduler.cancel(timer)
-            if isinstance(action, lc.HandOff):
-                self.outcome.hand_off()
-            else:
-                self.outcome.settle(action.status)
-        return None
+    # ---- the actions, one method each (dispatched by `_PERFORMERS`) --------------------
 
-    def _announce(self, before: lc.RootModel, after: lc.RootModel) -> None:
-        """A shutdown phase began: `shutdown-started`, -draining, -killing, -finished."""
-        names = {lc.Phase.STOPPING: "started", lc.Phase.EXITED: "finished"}
-        if after.phase is lc.Phase.RUNNING:
+    def _signal_main(self, action: lc.SignalMain) -> None:
+        if self.main is not None:
+            self.main.send_signal(action.signo)
+
+    def _kill_main_group(self, _action: lc.KillMainGroup) -> None:
+        if self.main is not None:
+            self.main.send_signal(signal.SIGKILL)
+            self.main.signal_group(signal.SIGKILL)
+
+    def _tell_units(self, action: lc.ForwardToUnits | lc.StopUnits | lc.KillUnits) -> None:
+        if self.units is None:
             return
-        phase = names.get(after.phase, str(after.phase))
-        fields: dict[str, Any] = {"old": str(before.phase), "new": str(after.phase)}
-        if after.phase is lc.Phase.STOPPING:
-            fields["reason"] = after.stop_reason
-        if after.phase is lc.Phase.EXITED:
-            fields["status"] = after.exit_status
-        if after.handing_off:  # --then-exec: this stop ends in the exec, not an exit
+        if isinstance(action, lc.ForwardToUnits):
+            self.units.tell(ForwardSignal(action.signo))
+        else:
+            self.units.tell(StopAllUnits() if isinstance(action, lc.StopUnits) else KillAllUnits())
+
+    def _signal_leftovers(self, action: lc.SignalLeftovers) -> None:
+        self.effects.signal_leftovers(action.signo)
+
+    def _start_timer(self, action: lc.StartTimer) -> None:
+        self._timers.append(self.scheduler.call_later(action.delay, self.actor_ref, action.event))
+
+    def _check_children(self, _action: lc.CheckChildren) -> lc.Event | None:
+        return None if self.effects.children_remain() else lc.ChildrenGone()
+
+    def _log(self, action: lc.Log) -> None:
+        (info if action.routine else log)(action.text)
+
+    def _end(self, action: lc.Finish | lc.HandOff) -> None:
+        for timer in self._timers:
+            self.scheduler.cancel(timer)
+        if isinstance(action, lc.HandOff):
+            self.outcome.hand_off()
+        else:
+            self.outcome.settle(action.status)
+
+    def _announce(self, action: lc.PhaseEntered) -> None:
+        """A shutdown phase began: `shutdown-started`, -draining, -killing, -finished."""
+        if self.events is None or action.new is lc.Phase.RUNNING:
+            return
+        names = {lc.Phase.STOPPING: "started", lc.Phase.EXITED: "finished"}
+        phase = names.get(action.new, str(action.new))
+        fields: dict[str, object] = {"old": str(action.old), "new": str(action.new)}
+        if action.new is lc.Phase.STOPPING:
+            fields["reason"] = self.model.stop_reason
+        if action.new is lc.Phase.EXITED:
+            fields["status"] = self.model.exit_status
+        if self.model.handing_off:  # --then-exec: this stop ends in the exec, not an exit
             fields["handoff"] = True
         self.events.emit(f"shutdown-{phase}", None, **fields)
+
+    _PERFORMERS: dict[type, Callable[[RootSupervisor, Any], lc.Event | None]] = {
+        lc.SignalMain: _signal_main,
+        lc.KillMainGroup: _kill_main_group,
+        lc.ForwardToUnits: _tell_units,
+        lc.StopUnits: _tell_units,
+        lc.KillUnits: _tell_units,
+        lc.SignalLeftovers: _signal_leftovers,
+        lc.StartTimer: _start_timer,
+        lc.CheckChildren: _check_children,
+        lc.Log: _log,
+        lc.Finish: _end,
+        lc.HandOff: _end,
+        lc.PhaseEntered: _announce,
+    }
 
     def _broken(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(exc)).rstrip()

@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pykka
 
@@ -75,7 +75,9 @@ from cinit.machines.unit_model import State
 from cinit.units.model import Unit
 
 if TYPE_CHECKING:
+    from cinit.actors.unit_io import UnitContext
     from cinit.actors.unit_slot import Tellable
+    from cinit.io.proxy import ProxyRelay
 
 # The messages this actor takes and sends are the machine's events and actions; the
 # supervisor imports them from here.
@@ -106,7 +108,7 @@ class SocketSupport:
 
     def __init__(
         self,
-        context: Any,  # cinit.actors.unit_io.UnitContext
+        context: UnitContext,
         registry: ListenerRegistry,
         poller: ReadinessPoller,
     ) -> None:
@@ -141,7 +143,7 @@ class SocketSupport:
         service: Unit,
         on_demand: Callable[[], None],
         on_give_up: Callable[[str], None],
-    ) -> Any:
+    ) -> ProxyRelay:
         from cinit.io.proxy import DEFAULT_MAX_CONNECTIONS, ProxyRelay
 
         section = unit.socket
@@ -190,7 +192,11 @@ class _Instance:
     """One Accept=yes instance: its unit's slot and actor, and the connection it gets."""
 
     def __init__(
-        self, slot: UnitSlot, ref: Any, closing: _InstanceClosing, connection: socket.socket
+        self,
+        slot: UnitSlot,
+        ref: pykka.ActorRef[UnitActor],
+        closing: _InstanceClosing,
+        connection: socket.socket,
     ) -> None:
         self.slot = slot
         self.ref = ref
@@ -208,7 +214,7 @@ class _Instance:
 _ENDED = frozenset({State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED, State.EXITED})
 
 
-def remote_environment(peer: Any, family: int) -> dict[str, str]:
+def remote_environment(peer: object, family: int) -> dict[str, str]:
     """REMOTE_ADDR/REMOTE_PORT for an IP peer (IPv4-mapped IPv6 shown as IPv4)."""
     if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(peer, tuple):
         return {}
@@ -251,9 +257,9 @@ class SocketActivator(pykka.ThreadingActor):
         if opened is None:
             opened = sm.start(sm.config_of(unit, service, listener_infos(listeners)))
         self.model, self.pending = opened[0], list(opened[1])
-        self.relay: Any = None  # cinit.io.proxy.ProxyRelay in proxy mode
+        self.relay: ProxyRelay | None = None  # in proxy mode
         self.instances: dict[str, _Instance] = {}  # Accept=yes: by unit name
-        self.accepted: dict[int, tuple[socket.socket, Any]] = {}  # listener fd -> conn, peer
+        self.accepted: dict[int, tuple[socket.socket, object]] = {}  # listener fd -> conn, peer
         self.errors = 0
         if self.model.config.mode is sm.Mode.NATIVE:
             # Here, in the supervisor's thread: a service pulled in at boot (Requires=)
@@ -268,7 +274,7 @@ class SocketActivator(pykka.ThreadingActor):
         except BaseException as exc:
             self._internal_error("on_start", exc)
 
-    def on_receive(self, message: Any) -> None:
+    def on_receive(self, message: object) -> None:
         try:
             event = self._event(message)
             if event is not None:
@@ -283,7 +289,7 @@ class SocketActivator(pykka.ThreadingActor):
 
     # ---- feeding the machine -------------------------------------------------------------
 
-    def _event(self, message: Any) -> sm.SocketEvent | None:
+    def _event(self, message: object) -> sm.SocketEvent | None:
         """The machine's event for `message`; None for what concerns nobody here."""
         if isinstance(message, UnitReport | UnitActorCrashed):
             # From an instance's actor; reports after its end (settled, stopped) are moot.

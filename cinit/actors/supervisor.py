@@ -52,6 +52,7 @@ from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
 from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
+from cinit.machines.requests import StartUnit, StopUnit
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import (
     CannotStart,
@@ -94,18 +95,6 @@ class BootUnits(Record):
     """Start the boot units; `root` receives UnitsStopped and ExitRequested."""
 
     root: Tellable
-
-
-class StartUnit(Record):
-    """Start one unit (and what it pulls in) as OnFailure= does; for control commands."""
-
-    name: str
-
-
-class StopUnit(Record):
-    """Stop one unit, after the units that Requires= it (and are ordered after it)."""
-
-    name: str
 
 
 class RetryActor(Record):

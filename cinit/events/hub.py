@@ -71,6 +71,7 @@ class EventHub:
         control_group: str | None = None,
     ) -> None:
         self.started_mono = started_mono
+        self.zmq_deadline = started_mono + ZMQ_DEFER  # the pump brings ZeroMQ up by then
         self.control_group = control_group  # None: $CINIT_CONTROL_GROUP, else root only
         self.started_wall = time.time() - (time.monotonic() - started_mono)
         self.unit_set = unit_set
@@ -227,6 +228,10 @@ class EventHub:
                 "path": unit.path,
                 **load,
             }
+            if unit.aliases:  # the other names control commands may use for it
+                fields["aliases"] = list(unit.aliases)
+            if unit.snippets:
+                fields["snippets"] = list(unit.snippets)
             self._stamp("loaded", name, fields, load_end)
 
     def start(self) -> None:
@@ -240,7 +245,7 @@ class EventHub:
         self._launcher.start()
 
     def _launch(self) -> None:
-        self.settled.wait(max(0.0, self.started_mono + ZMQ_DEFER - time.monotonic()))
+        self.settled.wait(max(0.0, self.zmq_deadline - time.monotonic()))
         with self._launch_lock:
             if not self._closed:
                 self._start_pump_locked()

@@ -3,7 +3,7 @@
 It takes the stamped events from `cinit.events.hub.EventHub` in seq order and, for
 each: updates the status book, answers control requests the event settles, writes the
 trace line, and queues the message for the stream. Before ZeroMQ is up (it is imported
-once the boot settled, at the latest `ZMQ_DEFER` seconds after start) the stream's
+once the boot settled, at the latest `hub.zmq_deadline`) the stream's
 messages wait in the backlog; after, they are sent without ever blocking (see
 `cinit.io.publisher`). A failure in here is logged and ends the stream, never cinit.
 """
@@ -18,12 +18,14 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cinit.events.control_desk import ControlDesk
-from cinit.events.hub import ZMQ_DEFER, EventHub
 from cinit.events.status_book import StatusBook
 from cinit.io.log import info, log
+
+if TYPE_CHECKING:
+    from cinit.events.hub import EventHub  # the hub starts the pump: at run time only that arrow
 
 MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; then dropped
 RETRY_MS = 20  # how soon to try again when a subscriber's queue was full
@@ -112,8 +114,8 @@ class EventPump:
             self.trace = TraceWriter(self.hub.trace_file, labels, self._snapshot)
 
     def _before_zmq(self) -> None:
-        """Process events (book, trace, backlog) until the boot settled or ZMQ_DEFER."""
-        deadline = self.hub.started_mono + ZMQ_DEFER
+        """Process events (book, trace, backlog) until the boot settled or the zmq deadline."""
+        deadline = self.hub.zmq_deadline
         fd = self.hub.wakeup.fd
         while not self.stopping.is_set():
             self._process()
@@ -345,7 +347,7 @@ class EventPump:
         supervisor = self.hub.supervisor
         if supervisor is None:
             return False
-        from cinit.actors.supervisor import StartUnit, StopUnit
+        from cinit.machines.requests import StartUnit, StopUnit
 
         try:
             supervisor.tell(StartUnit(unit) if kind == "start" else StopUnit(unit))

@@ -13,7 +13,10 @@ then execs the program. A stop signal during that stop cancels the handoff (cini
 
 `step(model, event, timeouts)` returns the next model and the actions to carry out; it
 does no I/O and reads no clock (timers are events), so every path is tested in
-microseconds. The actor in `root.py` feeds it and performs the actions.
+microseconds. `TABLE` says, for each event type and phase, which handler runs; phases
+change only through `_enter`, which emits one `PhaseEntered` per change (the root actor
+publishes the shutdown phases from it). The actor in `root.py` feeds it and performs the
+actions.
 
 The whole shutdown is bounded: `stop_timeout` from the first stop request to SIGKILL
 (covering the main command, the units and the SIGTERM to leftovers), then at most
@@ -23,7 +26,9 @@ The whole shutdown is bounded: `stop_timeout` from the first stop request to SIG
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 from cinit.machines.record import Record
 from cinit.signal_policy import (
@@ -157,6 +162,13 @@ class HandOff(Record):
     """Everything is stopped: the main thread execs the --then-exec program."""
 
 
+class PhaseEntered(Record):
+    """The root moved from `old` to `new` (the one mutator's one event per change)."""
+
+    old: Phase
+    new: Phase
+
+
 Action = (
     SignalMain
     | KillMainGroup
@@ -169,6 +181,7 @@ Action = (
     | Log
     | Finish
     | HandOff
+    | PhaseEntered
 )
 
 # ---- model --------------------------------------------------------------------------
@@ -202,156 +215,225 @@ def initial(main_alive: bool, handoff: bool = False) -> RootModel:
     return RootModel(main_alive=main_alive, handoff=handoff)
 
 
-def step(model: RootModel, event: Event, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
-    """The one place where the root's state changes."""
-    phase = model.phase
-    if phase is Phase.EXITED:
-        return model, []
+Step = tuple[RootModel, list[Action]]
+Handler = Callable[[RootModel, Any, Timeouts], Step]
 
-    if isinstance(event, Booted):
-        if phase is Phase.BOOTING:
-            model = model.replace(phase=Phase.RUNNING, units_alive=event.units)
-            if model.handoff and not event.units:  # nothing to wait for
-                return _begin_handoff(model, timeouts)
-            return model, []
-        return model, []
 
-    if isinstance(event, BootSettled):
-        if model.handoff and phase is Phase.RUNNING:
-            return _begin_handoff(model, timeouts)
-        return model, []
+def step(model: RootModel, event: Event, timeouts: Timeouts) -> Step:
+    """Feed one event: the next model and the actions to carry out (see `TABLE`)."""
+    return TABLE[type(event)][model.phase](model, event, timeouts)
 
-    if isinstance(event, SignalArrived):
-        return _on_signal(model, event, timeouts)
 
-    if isinstance(event, MainExited):
-        model = model.replace(main_alive=False, main_status=event.status)
-        if phase in (Phase.BOOTING, Phase.RUNNING):
-            text = f"main command {event.description or 'exited'}; stopping"
-            return _begin_stop(model, text, None, timeouts, routine=True)
-        return _after_progress(model, timeouts)
+# ---- the one mutator ----------------------------------------------------------------
 
-    if isinstance(event, UnitsStopped):
-        model = model.replace(units_alive=False)
-        if phase in (Phase.BOOTING, Phase.RUNNING):
-            return model, []
-        return _after_progress(model, timeouts)
 
-    if isinstance(event, ExitRequested):
-        if model.forced_status is None:
-            model = model.replace(forced_status=event.status)
-        if model.handing_off:  # a unit decided the container must end: no handoff
-            model = model.replace(handing_off=False)
-            return model, [Log(f"{event.reason}; not handing off")]
-        if phase in (Phase.BOOTING, Phase.RUNNING):
-            return _begin_stop(model, event.reason, SIGTERM, timeouts)
-        return model, []
+def _enter(model: RootModel, phase: Phase, **changes: Any) -> Step:
+    """Move to `phase` (with `changes` to the model); one `PhaseEntered` for the move."""
+    moved = model.replace(phase=phase, **changes)
+    return moved, [PhaseEntered(model.phase, phase)]
 
-    if isinstance(event, StopDeadline):
-        if phase in (Phase.STOPPING, Phase.DRAINING):
-            return _escalate(model, timeouts)
-        return model, []
 
-    if isinstance(event, ChildrenGone):
-        if phase in (Phase.DRAINING, Phase.KILLING) and not model.main_alive:
-            return _finish(model)
-        return model, []
+# ---- handlers: (model, event, timeouts) -> (model, actions) ---------------------------
 
-    if isinstance(event, KillDeadline):
-        if phase is Phase.KILLING:
-            model, actions = _finish(model)
-            text = f"processes still present {timeouts.kill_grace:g}s after SIGKILL; exiting anyway"
-            return model, [Log(text), *actions]
-        return model, []
 
+def _ignored(model: RootModel, _event: object, _timeouts: Timeouts) -> Step:
     return model, []
 
 
-def _on_signal(
-    model: RootModel, event: SignalArrived, timeouts: Timeouts
-) -> tuple[RootModel, list[Action]]:
-    signo, name = event.signo, signal_name(event.signo)
-    phase = model.phase
-    if signo in SHUTDOWN_SIGNALS:
-        if phase in (Phase.BOOTING, Phase.RUNNING):
-            sender = f" from pid {event.sender_pid}" if event.sender_pid else ""
-            return _begin_stop(model, f"{name}{sender}: stopping", signo, timeouts, routine=True)
-        actions: list[Action] = []
-        if model.handing_off:
-            model = model.replace(handing_off=False)
-            return model, [Log(f"{name} during the handoff: not handing off; cinit exits")]
-        if model.main_alive:
-            actions.append(SignalMain(main_stop_signal(signo)))
-            text = f"{name} while stopping: passed on to the main command; shutdown continues"
-        else:
-            text = f"{name} while stopping: shutdown continues"
-        return model, [Log(text), *actions]
-    if signo in FORWARDED_SIGNALS:
-        actions = []
-        if model.main_alive and phase is not Phase.KILLING:
-            actions.append(SignalMain(signo))
-        if model.units_alive and signo in UNIT_FORWARDED_SIGNALS and phase is Phase.RUNNING:
-            actions.append(ForwardToUnits(signo))
-        return model, actions
+def _booted(model: RootModel, event: Booted, timeouts: Timeouts) -> Step:
+    model, actions = _enter(model, Phase.RUNNING, units_alive=event.units)
+    if model.handoff and not event.units:  # nothing to wait for
+        return _then(actions, _begin_handoff(model, timeouts))
+    return model, actions
+
+
+def _boot_settled(model: RootModel, _event: BootSettled, timeouts: Timeouts) -> Step:
+    return _begin_handoff(model, timeouts) if model.handoff else (model, [])
+
+
+def _stop_signal_while_up(model: RootModel, event: SignalArrived, timeouts: Timeouts) -> Step:
+    sender = f" from pid {event.sender_pid}" if event.sender_pid else ""
+    reason = f"{signal_name(event.signo)}{sender}: stopping"
+    return _begin_stop(model, reason, event.signo, timeouts, routine=True)
+
+
+def _stop_signal_while_stopping(model: RootModel, event: SignalArrived, _t: Timeouts) -> Step:
+    name = signal_name(event.signo)
+    if model.handing_off:
+        return model.replace(handing_off=False), [
+            Log(f"{name} during the handoff: not handing off; cinit exits")
+        ]
+    if model.main_alive:
+        text = f"{name} while stopping: passed on to the main command; shutdown continues"
+        return model, [Log(text), SignalMain(main_stop_signal(event.signo))]
+    return model, [Log(f"{name} while stopping: shutdown continues")]
+
+
+def _forward_signal(model: RootModel, event: SignalArrived, _timeouts: Timeouts) -> Step:
+    signo = event.signo
+    actions: list[Action] = []
+    if model.main_alive and model.phase is not Phase.KILLING:
+        actions.append(SignalMain(signo))
+    if model.units_alive and signo in UNIT_FORWARDED_SIGNALS and model.phase is Phase.RUNNING:
+        actions.append(ForwardToUnits(signo))
+    return model, actions
+
+
+def _signal_arrived(model: RootModel, event: SignalArrived, timeouts: Timeouts) -> Step:
+    """Which signals stop cinit and which are passed on is `signal_policy`'s word."""
+    if event.signo in SHUTDOWN_SIGNALS:
+        if model.phase in UP:
+            return _stop_signal_while_up(model, event, timeouts)
+        return _stop_signal_while_stopping(model, event, timeouts)
+    if event.signo in FORWARDED_SIGNALS:
+        return _forward_signal(model, event, timeouts)
     return model, []
+
+
+def _main_exited_while_up(model: RootModel, event: MainExited, timeouts: Timeouts) -> Step:
+    model = model.replace(main_alive=False, main_status=event.status)
+    text = f"main command {event.description or 'exited'}; stopping"
+    return _begin_stop(model, text, None, timeouts, routine=True)
+
+
+def _main_exited_while_stopping(model: RootModel, event: MainExited, timeouts: Timeouts) -> Step:
+    model = model.replace(main_alive=False, main_status=event.status)
+    return _after_progress(model, timeouts)
+
+
+def _units_stopped_while_up(model: RootModel, _event: UnitsStopped, _t: Timeouts) -> Step:
+    return model.replace(units_alive=False), []
+
+
+def _units_stopped_while_stopping(model: RootModel, _event: UnitsStopped, t: Timeouts) -> Step:
+    return _after_progress(model.replace(units_alive=False), t)
+
+
+def _forced(model: RootModel, event: ExitRequested) -> RootModel:
+    """The first ExitRequested decides the status."""
+    return model if model.forced_status is not None else model.replace(forced_status=event.status)
+
+
+def _exit_requested_while_up(model: RootModel, event: ExitRequested, timeouts: Timeouts) -> Step:
+    return _begin_stop(_forced(model, event), event.reason, SIGTERM, timeouts)
+
+
+def _exit_requested_while_stopping(model: RootModel, event: ExitRequested, _t: Timeouts) -> Step:
+    model = _forced(model, event)
+    if model.handing_off:  # a unit decided the container must end: no handoff
+        return model.replace(handing_off=False), [Log(f"{event.reason}; not handing off")]
+    return model, []
+
+
+def _children_gone(model: RootModel, _event: ChildrenGone, _timeouts: Timeouts) -> Step:
+    return _finish(model) if not model.main_alive else (model, [])
+
+
+def _kill_deadline(model: RootModel, _event: KillDeadline, timeouts: Timeouts) -> Step:
+    model, actions = _finish(model)
+    text = f"processes still present {timeouts.kill_grace:g}s after SIGKILL; exiting anyway"
+    return model, [Log(text), *actions]
+
+
+# ---- shared paths ---------------------------------------------------------------------
+
+
+def _then(actions: list[Action], step: Step) -> Step:
+    """`step` with `actions` (already taken) before its own."""
+    return step[0], actions + step[1]
 
 
 def _begin_stop(
     model: RootModel, reason: str, signo: int | None, timeouts: Timeouts, routine: bool = False
-) -> tuple[RootModel, list[Action]]:
+) -> Step:
     """Enter STOPPING: stop the main command (with `signo`) and the units, arm the deadline."""
-    model = model.replace(phase=Phase.STOPPING, stop_reason=reason)
-    actions: list[Action] = [Log(reason, routine=routine)]
-    actions.append(StartTimer(StopDeadline(), timeouts.stop_timeout))
+    model, actions = _enter(model, Phase.STOPPING, stop_reason=reason)
+    actions += [Log(reason, routine=routine), StartTimer(StopDeadline(), timeouts.stop_timeout)]
     if model.main_alive:
         actions.append(SignalMain(main_stop_signal(signo if signo is not None else SIGTERM)))
     if model.units_alive:
         actions.append(StopUnits())
-    model, more = _after_progress(model, timeouts)
-    return model, actions + more
+    return _then(actions, _after_progress(model, timeouts))
 
 
-def _after_progress(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+def _after_progress(model: RootModel, _timeouts: Timeouts) -> Step:
     """In STOPPING: once the main command and the units are gone, SIGTERM the leftovers."""
     if model.phase is Phase.STOPPING and not model.main_alive and not model.units_alive:
-        model = model.replace(phase=Phase.DRAINING)
-        return model, [SignalLeftovers(SIGTERM), CheckChildren()]
+        model, actions = _enter(model, Phase.DRAINING)
+        return model, [*actions, SignalLeftovers(SIGTERM), CheckChildren()]
     if model.phase in (Phase.DRAINING, Phase.KILLING) and not model.main_alive:
         return model, [CheckChildren()]
     return model, []
 
 
-def _escalate(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+def _escalate(model: RootModel, _event: StopDeadline, timeouts: Timeouts) -> Step:
     """The stop timeout expired: SIGKILL whatever is left, then reap for `kill_grace`."""
-    actions: list[Action] = []
+    kills: list[Action] = []
     waiting = []
     if model.main_alive:
         waiting.append("the main command")
-        actions.append(KillMainGroup())
+        kills.append(KillMainGroup())
     if model.units_alive:
         waiting.append("units")
-        actions.append(KillUnits())
+        kills.append(KillUnits())
     what = " and ".join(waiting) or "leftover processes"
     text = f"{what} did not stop within {timeouts.stop_timeout:g}s; sending SIGKILL"
-    model = model.replace(phase=Phase.KILLING)
+    model, actions = _enter(model, Phase.KILLING)
     return model, [
-        Log(text),
         *actions,
+        Log(text),
+        *kills,
         SignalLeftovers(SIGKILL),
         StartTimer(KillDeadline(), timeouts.kill_grace),
         CheckChildren(),
     ]
 
 
-def _begin_handoff(model: RootModel, timeouts: Timeouts) -> tuple[RootModel, list[Action]]:
+def _begin_handoff(model: RootModel, timeouts: Timeouts) -> Step:
     """The boot settled: stop what still runs (the usual ordered stop), then hand off."""
     model = model.replace(handing_off=True)
     reason = "boot settled: stopping what still runs, then handing off"
     return _begin_stop(model, reason, None, timeouts, routine=True)
 
 
-def _finish(model: RootModel) -> tuple[RootModel, list[Action]]:
-    model = model.replace(phase=Phase.EXITED)
+def _finish(model: RootModel) -> Step:
+    model, actions = _enter(model, Phase.EXITED)
     if model.handing_off:
-        return model, [HandOff()]
-    return model, [Finish(model.exit_status)]
+        return model, [*actions, HandOff()]
+    return model, [*actions, Finish(model.exit_status)]
+
+
+# ---- the table ------------------------------------------------------------------------
+
+UP = (Phase.BOOTING, Phase.RUNNING)
+STOPPING_PHASES = (Phase.STOPPING, Phase.DRAINING, Phase.KILLING)
+
+
+def _row(cells: dict[tuple[Phase, ...], Handler]) -> dict[Phase, Handler]:
+    """One row: a handler for every phase (ignored where none is named; always in EXITED)."""
+    row: dict[Phase, Handler] = dict.fromkeys(Phase, _ignored)
+    for phases, handler in cells.items():
+        for phase in phases:
+            row[phase] = handler
+    return row
+
+
+# Event type x phase -> handler. Every phase has a cell in every row.
+TABLE: dict[type, dict[Phase, Handler]] = {
+    Booted: _row({(Phase.BOOTING,): _booted}),
+    BootSettled: _row({(Phase.RUNNING,): _boot_settled}),
+    SignalArrived: _row({(*UP, *STOPPING_PHASES): _signal_arrived}),
+    MainExited: _row({UP: _main_exited_while_up, STOPPING_PHASES: _main_exited_while_stopping}),
+    UnitsStopped: _row(
+        {UP: _units_stopped_while_up, STOPPING_PHASES: _units_stopped_while_stopping}
+    ),
+    ExitRequested: _row(
+        {UP: _exit_requested_while_up, STOPPING_PHASES: _exit_requested_while_stopping}
+    ),
+    StopDeadline: _row({(Phase.STOPPING, Phase.DRAINING): _escalate}),
+    ChildrenGone: _row({(Phase.DRAINING, Phase.KILLING): _children_gone}),
+    KillDeadline: _row({(Phase.KILLING,): _kill_deadline}),
+}
+
+# The event types `step` takes (for the root actor's message check).
+EVENT_TYPES = tuple(TABLE)

@@ -16,10 +16,11 @@ RTMIN3 = signal.SIGRTMIN + 3
 
 
 def run(model: lc.RootModel, *events: lc.Event) -> tuple[lc.RootModel, list[lc.Action]]:
+    """Feed `events`; the actions but `PhaseEntered` (checked on its own below)."""
     actions: list[lc.Action] = []
     for event in events:
         model, more = lc.step(model, event, T)
-        actions.extend(more)
+        actions.extend(a for a in more if not isinstance(a, lc.PhaseEntered))
     return model, actions
 
 
@@ -175,7 +176,13 @@ def test_any_history_finishes_at_most_once_and_can_always_finish(
     finishes = 0
     stop_timers = 0
     for event in events:
+        before = model
         model, actions = lc.step(model, event, T)
+        # One PhaseEntered per phase change, chained from the old phase to the new one.
+        entered = [a for a in actions if isinstance(a, lc.PhaseEntered)]
+        phases = [before.phase, *(a.new for a in entered)]
+        assert [a.old for a in entered] == phases[:-1] and phases[-1] is model.phase
+        assert len(set(phases)) == len(phases)
         finishes += sum(isinstance(a, lc.Finish) for a in actions)
         stop_timers += sum(
             isinstance(a, lc.StartTimer) and isinstance(a.event, lc.StopDeadline) for a in actions
@@ -188,3 +195,18 @@ def test_any_history_finishes_at_most_once_and_can_always_finish(
     for event in (lc.SignalArrived(TERM), lc.StopDeadline(), lc.KillDeadline()):
         model, _ = lc.step(model, event, T)
     assert model.phase is Phase.EXITED
+
+
+def test_the_table_has_a_cell_for_every_event_and_phase() -> None:
+    assert set(lc.EVENT_TYPES) == set(lc.Event.__args__)  # type: ignore[attr-defined]
+    for row in lc.TABLE.values():
+        assert set(row) == set(Phase)
+    # Nothing moves an exited root.
+    assert all(row[Phase.EXITED] is lc._ignored for row in lc.TABLE.values())
+
+
+def test_stop_without_units_or_main_announces_every_phase_it_passes() -> None:
+    model, actions = lc.step(running(main=False), lc.SignalArrived(TERM), T)
+    entered = [(a.old, a.new) for a in actions if isinstance(a, lc.PhaseEntered)]
+    assert model.phase is Phase.DRAINING
+    assert entered == [(Phase.RUNNING, Phase.STOPPING), (Phase.STOPPING, Phase.DRAINING)]

@@ -265,7 +265,7 @@ def drive(model: lc.RootModel, *events: lc.Event) -> tuple[lc.RootModel, list[lc
     actions: list[lc.Action] = []
     for event in events:
         model, more = lc.step(model, event, TIMEOUTS)
-        actions += more
+        actions += [a for a in more if not isinstance(a, lc.PhaseEntered)]
     return model, actions
 
 

@@ -6,8 +6,8 @@ memcached, haproxy, php8.2-fpm, postgresql, dbus; taken with `apt-get download` 
 What this part of issue 15 owes them: the execution environment and socket options they set
 are read as typed values, the sandboxing and resource-control directives are accepted and
 listed once per unit as a `note` (never a warning), and nothing they say about those is a
-warning. The whole set passing --strict-units also needs the loader's and the machines'
-parts of the issue (Alias=, templates, KillMode=, ...): that test is marked xfail naming them.
+warning. The whole set passing --strict-units also needs the machines' part of the issue
+(KillMode=, ExecReload=, ...): that test is marked xfail naming them.
 """
 
 from __future__ import annotations
@@ -121,12 +121,11 @@ def test_the_values_they_set_are_read(debian: UnitSet) -> None:
 
 @pytest.mark.xfail(
     reason=(
-        "needs the other parts of issue 15: Alias= and alias names (syslog.socket -> "
-        "rsyslog.service), templates and %i/%I; KillMode=, ExecReload=, "
+        "needs the machines' part of issue 15: KillMode=, ExecReload=, "
         "RestartPreventExitStatus=, PIDFile= on a non-forking unit, NotifyAccess=, PartOf=, "
         "Conflicts=, DefaultDependencies=, AssertPathExists=, RequiresMountsFor=, "
-        "ReloadPropagatedFrom=, ConditionPathIsDirectory=; After=/Before= on a unit not "
-        "loaded as a note"
+        "ReloadPropagatedFrom=, ConditionPathIsDirectory=; and After=/Before= on a unit not "
+        "loaded as a hint (targets' part)"
     ),
     strict=False,
 )
