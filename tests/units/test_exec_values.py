@@ -217,3 +217,15 @@ def test_a_runtime_directory_inside_cinits_own_is_an_error() -> None:
     [diag] = diags
     assert (diag.severity, diag.line) == (Severity.ERROR, 3)
     assert "inside cinit's own runtime directory /run/cinit" in diag.message
+
+
+def test_a_snippet_resets_and_adds_exec_directories_and_its_not_applied_note_names_it() -> None:
+    text = "[Service]\nExecStart=/bin/true\nRuntimeDirectory=a b\nLimitNOFILE=100\n"
+    snippet = ("/u/a.service.d/10-local.conf", "[Service]\nRuntimeDirectory=\nRuntimeDirectory=c\n"
+               "PrivateTmp=yes\nLimitNOFILE=200:300\n")  # fmt: skip
+    unit, diags = parse_unit("a.service", text, path="/u/a.service", environ={}, snippets=[snippet])
+    assert unit is not None and unit.service is not None
+    assert unit.service.runtime_directory == ("c",)
+    assert unit.service.limit_nofile == ResourceLimit(200, 300)
+    [note] = diags
+    assert (note.severity, note.path, note.line) == (Severity.NOTE, snippet[0], 4)
