@@ -18,6 +18,7 @@ import pwd
 import re
 import resource
 import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Callable
@@ -47,12 +48,14 @@ def _boot(
     wait_for: str,
     then: str = "",
     blocker: str = "",
+    wrap: tuple[str, ...] = (),
 ) -> tuple[int, str, str, Path]:
     """Boot `units` as PID 1 with private /run (a directory of the test's, bound there) and
     /var/lib, /var/cache, /var/log; the main command waits until `wait_for` exists (a
     path inside the namespace), runs `then`, and exits, which stops every unit. Returns
     the exit status, stdout, stderr and the directory that was /run. `blocker`: a file
-    put in /run first (where a unit wants a directory)."""
+    put in /run first (where a unit wants a directory). `wrap`: programs that exec the
+    rest (setpriv, prlimit), run as the namespace's PID 1 before the init."""
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
     for name, text in units.items():
@@ -74,7 +77,7 @@ def _boot(
     run = pid1(
         ["/bin/sh", "-c", main],
         options=["--units", str(unit_dir)],
-        before_init=["/bin/sh", "-c", setup, "sh"],
+        before_init=[*wrap, "/bin/sh", "-c", setup, "sh"],
     )
     code = run.wait(40)
     return code, run.out.text(), run.err.text(), run_dir
@@ -156,6 +159,33 @@ def _has_capability(bit: int) -> bool:
         if line.startswith("CapEff:"):
             return bool(int(line.split()[1], 16) >> bit & 1)
     return False
+
+
+def test_a_lower_nice_level_without_cap_sys_nice_goes_as_low_as_rlimit_nice_allows(
+    pid1: Starter, tmp_path: Path
+) -> None:
+    # Docker drops CAP_SYS_NICE: systemd's setpriority_closest() then sets the lowest level
+    # RLIMIT_NICE allows instead of failing the unit. cinit here runs at nice 5 without
+    # CAP_SYS_NICE (taken from the bounding set before it starts); RLIMIT_NICE is raised to
+    # 25 (levels down to -5) where the test may (CAP_SYS_RESOURCE or a hard limit that
+    # high), else it allows nothing below 5 and the command stays at 5.
+    if shutil.which("setpriv") is None or shutil.which("prlimit") is None:
+        pytest.skip("needs setpriv and prlimit (util-linux)")
+    unit = """[Service]
+Type=oneshot
+Nice=-10
+ExecStart=/bin/sh -c 'echo "nice $(nice)"; touch /run/done'
+"""
+    hard = resource.getrlimit(resource.RLIMIT_NICE)[1]
+    raisable = hard == resource.RLIM_INFINITY or hard >= 25 or _has_capability(24)
+    wrap = ("setpriv", "--bounding-set=-sys_nice", "nice", "-n", "5")
+    if raisable:
+        wrap = ("prlimit", "--nice=25:25", *wrap)
+    code, out, err, _ = _boot(pid1, tmp_path, {"probe.service": unit}, "/run/done", wrap=wrap)
+    assert code == 0, err
+    expected = "-5" if raisable else "5"
+    assert f"probe.service: nice {expected}" in out.splitlines(), out + err
+    assert "failed" not in out + err, out + err
 
 
 def test_ignore_sigpipe_no_leaves_sigpipe_at_its_default(pid1: Starter, tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         # hard limit each need privileges the service's user lacks.
         if plan.nice is not None:
             stage = "nice"
-            os.setpriority(os.PRIO_PROCESS, 0, plan.nice)
+            _set_nice_closest(plan.nice)
         if plan.oom_score_adjust is not None:
             stage = "oom_adjust"
             _write_oom_score_adjust(plan.oom_score_adjust)
@@ -131,6 +131,32 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         report_failure(error_fd, f"{stage}:0:{type(exc).__name__}: {exc}")
     finally:
         os._exit(code)
+
+
+def _set_nice_closest(nice: int) -> None:
+    """Nice=, or as close as allowed, as systemd's setpriority_closest(): a lower level
+    needs CAP_SYS_NICE, which Docker drops; refused, the child goes as low as its
+    RLIMIT_NICE lets it (or stays where it is, when that is lower already)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+        refused = exc
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice >= current:  # raising the level is always allowed: the call itself is blocked
+        raise refused
+    target = max(nice, _lowest_nice(resource.getrlimit(resource.RLIMIT_NICE)[0]))
+    if target < current:
+        os.setpriority(os.PRIO_PROCESS, 0, target)
+
+
+def _lowest_nice(soft: int) -> int:
+    """The lowest nice level RLIMIT_NICE `soft` allows (the kernel's 20 - N encoding)."""
+    if soft == resource.RLIM_INFINITY:
+        return -20
+    return 19 if soft <= 1 else max(20 - soft, -20)
 
 
 def _set_limit_closest(which: int, soft: int, hard: int) -> None:
