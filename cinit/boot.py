@@ -69,6 +69,8 @@ class BootConfig:
         "runtime_dir",
         "stop_timeout",
         "strict",
+        "systemd",
+        "systemd_root",
         "then_exec",
         "units_dir",
     )
@@ -86,6 +88,8 @@ class BootConfig:
         events_endpoint: str | None = None,
         then_exec: list[str] | None = None,
         control_group: str | None = None,
+        systemd: bool = False,
+        systemd_root: str | None = None,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
@@ -97,6 +101,8 @@ class BootConfig:
         self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
         self.control_group = control_group  # None: $CINIT_CONTROL_GROUP, else root only
         self.then_exec = then_exec or []  # --then-exec PATH ARGS: hand off once booted
+        self.systemd = systemd  # --systemd: systemd's search path and boot set too
+        self.systemd_root = systemd_root  # None: $CINIT_SYSTEMD_ROOT, else /
 
 
 def run(config: BootConfig) -> int:
@@ -110,7 +116,9 @@ def run(config: BootConfig) -> int:
 def _run(config: BootConfig) -> int:
     started = time.monotonic()  # t_ms = 0 of the event stream and the trace
     signals.block_owned()
-    units_present = os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
+    units_present = (
+        config.systemd or os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
+    )
     if not units_present and not config.command and not config.then_exec:
         log(
             f"nothing to supervise: neither {config.units_dir} nor {config.drop_in_dir} "
@@ -127,7 +135,10 @@ def _run(config: BootConfig) -> int:
     raise_fd_limit()  # before any fork: what children get is decided here
     table = ProcessTable()
     unit_set = None
-    preparing = _prepare_children(config, table, adopts) if units_present else None
+    # --systemd: which services start is known only once default.target was followed, and
+    # an image has hundreds of unit files: no child is prepared per file.
+    prepared_children = units_present and not config.systemd
+    preparing = _prepare_children(config, table, adopts) if prepared_children else None
     load_start = load_end = time.monotonic()
     early = None
     if units_present:
@@ -176,15 +187,26 @@ def _host_facts() -> HostFacts:
 
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
-    from cinit.units import load_units
     from cinit.units.diagnostics import Severity
 
+    dirs = f"{config.units_dir} and {config.drop_in_dir}"
     try:
-        unit_set = load_units(
-            config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
-        )
+        if config.systemd:
+            from cinit.units.loader import load_systemd_units
+            from cinit.units.systemd_layout import systemd_root
+
+            root = config.systemd_root or systemd_root(os.environ)
+            dirs = f"systemd's unit directories under {root}, {dirs}"
+            unit_set = load_systemd_units(
+                root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+            )
+        else:
+            from cinit.units import load_units
+
+            unit_set = load_units(
+                config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+            )
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
-        dirs = f"{config.units_dir} and {config.drop_in_dir}"
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"cannot load units from {dirs} (internal error: {reason})")
         return None
@@ -192,15 +214,38 @@ def _load_units(config: BootConfig) -> UnitSet | None:
         log(override.log_line("cinit").removeprefix("cinit: "))
     for line in unit_set.snippet_lines("cinit"):
         log(line.removeprefix("cinit: "))
+    loud = _loud_paths(unit_set, config) if config.systemd else None
+    held = 0
     for diagnostic in unit_set.diagnostics:
-        if diagnostic.severity is not Severity.NOTE:  # `cinit validate` lists the notes
-            log(diagnostic.format())
+        if diagnostic.severity is Severity.NOTE:  # `cinit validate` lists the notes
+            continue
+        # --systemd: an image's many units that do not start would drown the boot's own
+        # findings; they are counted here and listed by `cinit validate --systemd`.
+        if (
+            loud is not None
+            and diagnostic.severity.value != "error"
+            and diagnostic.path not in loud
+            and not diagnostic.path.startswith((config.units_dir, config.drop_in_dir))
+        ):
+            held += 1
+            continue
+        log(diagnostic.format())
+    if held:
+        log(f"{held} findings about units that do not start at boot not shown (see validate)")
     if not unit_set.ok:
-        dirs = f"{config.units_dir} and {config.drop_in_dir}"
         log(f"not booting: the unit files in {dirs} have errors")
         return None
-    info(f"loaded {len(unit_set.units)} units")
+    if config.systemd:
+        booted = len(unit_set.graph.boot_units())
+        info(f"loaded {len(unit_set.units)} units, {booted} start at boot")
+    else:
+        info(f"loaded {len(unit_set.units)} units")
     return unit_set
+
+
+def _loud_paths(unit_set: UnitSet, config: BootConfig) -> set[str]:
+    """The files of the units that start at boot."""
+    return {unit_set.units[name].path for name in unit_set.graph.boot_units()}
 
 
 def _supervise(

@@ -301,6 +301,34 @@ def test_programs_are_found_as_the_spawn_finds_them(cinit_cmd: list[str], tmp_pa
     ]
 
 
+def test_validate_systemd_reads_the_root_and_prints_the_boot_set(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    lib, etc = root / "usr/lib/systemd/system", root / "etc/systemd/system"
+    lib.mkdir(parents=True)
+    (etc / "multi-user.target.wants").mkdir(parents=True)
+    (lib / "web.service").write_text(SIMPLE + "[Install]\nWantedBy=multi-user.target\n")
+    (lib / "spare.service").write_text(SIMPLE)
+    (lib / "other.timer").write_text("[Timer]\nOnCalendar=daily\n")
+    os.symlink("/usr/lib/systemd/system/web.service", etc / "multi-user.target.wants/web.service")
+    none = str(tmp_path / "none")
+    args = ["validate", "--units", none, "--drop-in", none, "--no-host-checks", "--systemd"]
+    result = run(cinit_cmd, *args, "--systemd-root", str(root))
+    assert result.returncode == 0, result.stderr
+    # multi-user.target (the default without a default.target link), sockets.target and
+    # timers.target are defined by no file here: empty, implicit targets.
+    assert "5 units (2 services, 0 sockets, 3 targets)" in result.stdout
+    assert "boot set: sockets.target timers.target web.service multi-user.target" in result.stdout
+    assert "1 unit files of types cinit does not run" in result.stderr
+    # The same through the environment, and as JSON.
+    result = run(cinit_cmd, *args, "--json", env={"CINIT_SYSTEMD_ROOT": str(root)})
+    document = json.loads(result.stdout)
+    assert "spare.service" in {u["name"] for u in document["units"]}
+    assert "spare.service" not in document["boot_units"]
+    assert run(cinit_cmd, *args[:-1], "--systemd-root", str(root)).returncode == 2
+
+
 def test_validate_names_snippets_and_their_errors_with_file_and_line(
     cinit_cmd: list[str], tmp_path: Path
 ) -> None:

@@ -294,11 +294,15 @@ class UnitSupervisor(pykka.ThreadingActor):
     # ---- sockets -------------------------------------------------------------------------
 
     def _bind_sockets(self) -> None:
-        """Bind every socket unit (boot, before any service starts)."""
+        """Bind every socket unit that binds at boot (before any service starts)."""
         if self.sockets is None:
             return
         for name in sorted(self.units):
-            if self.units[name].kind is UnitKind.SOCKET and name not in self.socket_actors:
+            if (
+                self.units[name].kind is UnitKind.SOCKET
+                and name not in self.socket_actors
+                and self.graph.binds_at_boot(name)
+            ):
                 self._bind_socket(name, at_boot=True)
 
     def _service_up(self, service: str) -> bool:

@@ -111,9 +111,9 @@ class UnitServices:
             from cinit.io.socket_binding import bind_sockets
 
             # Before the first wave: no service starts before the sockets it could reach.
-            services.bound = bind_sockets(
-                unit_set.units.values(), context.base_env, context.userdb_root
-            )
+            graph = unit_set.graph
+            at_boot = [u for n, u in unit_set.units.items() if graph.binds_at_boot(n)]
+            services.bound = bind_sockets(at_boot, context.base_env, context.userdb_root)
         gate = early.open_gate if early is not None else None
         try:
             services.started = start_first_wave(

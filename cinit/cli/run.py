@@ -58,6 +58,19 @@ and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.""",
         Option("--units", f"core unit files (default: {DEFAULT_UNITS_DIR})", "DIR"),
         Option("--drop-in", f"drop-in unit files (default: {DEFAULT_DROP_IN_DIR})", "DIR"),
         Option("--strict-units", "treat every unit-file warning as an error"),
+        Option(
+            "--systemd",
+            "also boot an image laid out for systemd: units from\n"
+            "/etc/systemd/system, /run/systemd/system, /lib/systemd/system,\n"
+            "/usr/lib/systemd/system; what default.target pulls in starts\n"
+            "(see docs/systemd.md)",
+        ),
+        Option(
+            "--systemd-root",
+            "read systemd's directories under DIR instead of /\n"
+            "(default: $CINIT_SYSTEMD_ROOT, else /; for tests and image builds)",
+            "DIR",
+        ),
         Option("--validate", "load and check the units, print a summary, and exit"),
         Option(
             "--example",
@@ -190,11 +203,21 @@ def parse_args(argv: list[str]) -> RunOptions:
         events_endpoint=parsed.text("events") or None,
         control_group=parsed.text("control_group") or None,
         then_exec=then_exec if isinstance(then_exec, list) else None,
+        systemd=bool(values["systemd"]),
+        systemd_root=parsed.text("systemd_root") or None,
     )
+    if config.systemd_root is not None and not config.systemd:
+        raise UsageError("--systemd-root goes with --systemd")
     target = parsed.text("log_target")
     if target is not None and target.strip().lower() not in ("auto", "console", "kmsg"):
         raise UsageError(f"--log-target: expected auto, console or kmsg, not {target!r}")
     return RunOptions(config, bool(values["validate"]), parsed.help, target)
+
+
+def _systemd_root(config: BootConfig) -> str:
+    from cinit.units.systemd_layout import systemd_root
+
+    return config.systemd_root or systemd_root(os.environ)
 
 
 def main(argv: list[str]) -> int:
@@ -212,7 +235,12 @@ def main(argv: list[str]) -> int:
     if options.validate:
         from cinit.cli.validate import run_validate
 
-        return run_validate(config.units_dir, config.drop_in_dir, config.strict)
+        return run_validate(
+            config.units_dir,
+            config.drop_in_dir,
+            config.strict,
+            systemd_root=_systemd_root(config) if config.systemd else None,
+        )
     from cinit.boot import run
 
     status = run(config)

@@ -35,6 +35,17 @@ VALIDATE = Command(
         Option("--json", "print one JSON document instead of text"),
         Option("--example", "validate the example unit set embedded in cinit"),
         Option(
+            "--systemd",
+            "also systemd's unit directories, as `cinit --systemd` boots them\n"
+            "(findings about units outside the boot set are listed too)",
+        ),
+        Option(
+            "--systemd-root",
+            "read systemd's directories under DIR instead of /\n"
+            "(default: $CINIT_SYSTEMD_ROOT, else /)",
+            "DIR",
+        ),
+        Option(
             "--no-host-checks", "do not look for the units' programs and users\non this machine"
         ),
     ],
@@ -52,7 +63,16 @@ def main(args: list[str]) -> int:
     if values["example"]:
         units, drop_in = example_dirs()
     strict, as_json = bool(values["strict_units"]), bool(values["json"])
-    return run_validate(units, drop_in, strict, as_json, not values["no_host_checks"])
+    root = None
+    if values["systemd"]:
+        from cinit.units.systemd_layout import systemd_root
+
+        root = parsed.text("systemd_root") or systemd_root(os.environ)
+    elif parsed.text("systemd_root") is not None:
+        print(f"{PROG} validate: --systemd-root goes with --systemd", file=sys.stderr)
+        return 2
+    checks = not values["no_host_checks"]
+    return run_validate(units, drop_in, strict, as_json, checks, systemd_root=root)
 
 
 def run_validate(
@@ -61,14 +81,25 @@ def run_validate(
     strict: bool,
     as_json: bool = False,
     host_checks: bool = True,
+    *,
+    systemd_root: str | None = None,
 ) -> int:
     """Validate the two directories; print diagnostics and a summary; return the exit code.
 
     With `host_checks`, the units' programs and users are also looked for on this machine.
+    With `systemd_root`, systemd's unit directories under it are loaded too, as
+    `cinit --systemd` does.
     """
     from cinit.io.host_facts import read_host_facts
 
-    unit_set = load_units(units_dir, drop_in_dir, strict=strict, facts=read_host_facts)
+    if systemd_root is not None:
+        from cinit.units.loader import load_systemd_units
+
+        unit_set = load_systemd_units(
+            systemd_root, units_dir, drop_in_dir, strict=strict, facts=read_host_facts
+        )
+    else:
+        unit_set = load_units(units_dir, drop_in_dir, strict=strict, facts=read_host_facts)
     if host_checks and unit_set.units:
         from cinit.io.host_checks import check_against_host
 
@@ -77,7 +108,7 @@ def run_validate(
             found = [promote_warning(d) for d in found]
         unit_set = unit_set.replace(diagnostics=unit_set.diagnostics + tuple(found))
     missing: list[Diagnostic] = []
-    if not os.path.isdir(units_dir) and not os.path.isdir(drop_in_dir):
+    if systemd_root is None and not os.path.isdir(units_dir) and not os.path.isdir(drop_in_dir):
         message = f"no unit directories: neither {units_dir} nor {drop_in_dir} exists"
         missing.append(Diagnostic(Severity.ERROR, message, units_dir))
     diagnostics = list(unit_set.diagnostics) + missing
@@ -93,7 +124,7 @@ def run_validate(
         print(line, file=sys.stderr)
     for diagnostic in diagnostics:
         print(diagnostic.format(), file=sys.stderr)
-    print(_summary(unit_set, diagnostics, ok))
+    print(_summary(unit_set, diagnostics, ok, systemd_root is not None))
     return EXIT_OK if ok else EXIT_INVALID
 
 
@@ -101,22 +132,28 @@ def _count(diagnostics: list[Diagnostic], severity: Severity) -> int:
     return sum(1 for d in diagnostics if d.severity is severity)
 
 
-def _summary(unit_set: UnitSet, diagnostics: list[Diagnostic], ok: bool) -> str:
+def _summary(
+    unit_set: UnitSet, diagnostics: list[Diagnostic], ok: bool, systemd: bool = False
+) -> str:
     units = unit_set.units.values()
     services = sum(1 for u in units if u.kind is UnitKind.SERVICE)
-    sockets = len(unit_set.units) - services
+    targets = sum(1 for u in units if u.kind is UnitKind.TARGET)
+    sockets = len(unit_set.units) - services - targets
+    kinds = f"{services} services, {sockets} sockets" + (f", {targets} targets" if targets else "")
     errors = _count(diagnostics, Severity.ERROR)
     warnings = _count(diagnostics, Severity.WARNING)
     hints = _count(diagnostics, Severity.HINT)
     notes = _count(diagnostics, Severity.NOTE)
     lines = [
-        f"{len(unit_set.units)} units ({services} services, {sockets} sockets), "
+        f"{len(unit_set.units)} units ({kinds}), "
         f"{len(unit_set.overrides)} overrides, {warnings} warnings, {errors} errors"
         + (f", {hints} hints" if hints else "")
         + (f", {notes} notes" if notes else ""),
     ]
     if ok:
         lines.append("start order: " + (" ".join(unit_set.start_order()) or "(none)"))
+        if systemd:  # most of an image's units do not start: say which do
+            lines.append("boot set: " + (" ".join(unit_set.graph.boot_units()) or "(none)"))
         lines.append("ok")
     else:
         lines.append("invalid" + (" (--strict-units)" if unit_set.strict else ""))
@@ -161,6 +198,7 @@ def _document(
             "notes": _count(diagnostics, Severity.NOTE),
         },
         "start_order": unit_set.start_order() if ok else [],
+        "boot_units": unit_set.graph.boot_units() if ok else [],
         "ignored_files": list(unit_set.ignored_files),
         "aliases": dict(sorted(unit_set.aliases.items())),
         "templates": sorted(unit_set.templates),

@@ -21,7 +21,7 @@ from cinit.machines.unit_events import (
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
 from cinit.machines.unit_step import UnitStep
 from cinit.machines.unit_stop import enter_failed
-from cinit.units.model import ServiceType
+from cinit.units.model import ServiceType, UnitKind
 
 # ---- the request -------------------------------------------------------------------------
 
@@ -145,6 +145,9 @@ def main_ready(step: UnitStep) -> None:
     step.say("ready")
     if svc.type is not ServiceType.ONESHOT:
         step.enter(State.ACTIVE, "ready")
+        step.settle(Outcome.READY)
+    elif step.model.unit.kind is UnitKind.TARGET:  # a oneshot with no command
+        step.enter(State.ACTIVE, "target reached")
         step.settle(Outcome.READY)
     elif svc.remain_after_exit:
         step.enter(State.ACTIVE, "every ExecStart= succeeded; RemainAfterExit=yes")

@@ -34,8 +34,9 @@ def check_units(
     the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
     mode; proxy and native sockets activating one service (its contract would be both
     "inherit listeners" and "listen yourself"); Accept=yes and Accept=no sockets
-    activating one service. Warnings: After=/Before=/Wants= naming a unit that is not
-    loaded (targets are accepted silently); Restart= on a oneshot with RemainAfterExit=yes.
+    activating one service. Warnings: Restart= on a oneshot with RemainAfterExit=yes.
+    Hints: After=/Before=/Wants= naming a unit that is not loaded (a no-op, as under
+    systemd: ssh's After=auditd.service; targets are accepted silently).
 
     Pass the `graph` already built from the same `units` to avoid building it twice.
     """
@@ -83,9 +84,10 @@ def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnos
         return  # the common case: every name is loaded
     _check_names(unit, "Requires", section.requires, Severity.ERROR, units, found)
     _check_names(unit, "OnFailure", section.on_failure, Severity.ERROR, units, found)
-    _check_names(unit, "After", section.after, Severity.WARNING, units, found)
-    _check_names(unit, "Before", section.before, Severity.WARNING, units, found)
-    _check_names(unit, "Wants", section.wants, Severity.WARNING, units, found)
+    # systemd ignores these when the unit is not there: a note, never a warning.
+    _check_names(unit, "After", section.after, Severity.HINT, units, found)
+    _check_names(unit, "Before", section.before, Severity.HINT, units, found)
+    _check_names(unit, "Wants", section.wants, Severity.HINT, units, found)
 
 
 def _check_names(
@@ -108,11 +110,11 @@ def _check_names(
             # Targets are always reached, so only OnFailure= (which starts one) is wrong.
             if directive != "OnFailure":
                 continue
-            message = f"{directive}= names {other}: cinit has no targets, nothing would start"
+            message = f"{directive}= names {other}, which is not loaded"
         elif severity is Severity.ERROR:
             message = f"{directive}= names {other}, which is not loaded"
         else:
-            message = f"{directive}= names {other}, which is not loaded (ignored)"
+            message = f"{directive}= names {other}, which is not loaded (a no-op, as in systemd)"
         found.append(_at(unit, severity, "Unit", directive, message))
 
 

@@ -6,13 +6,17 @@ once are in `cross_checks`).
 Vocabulary: "X is ordered after Y" (X has After=Y, or Y has Before=X, or Y is the
 socket that activates service X) means Y must be ready, failed or skipped before X
 starts, and X must have stopped before Y stops. Requires= and Wants= never imply
-ordering (systemd semantics). References to units that are not loaded, and to
-`.target` units (cinit has none and treats them as always reached), add no edge.
+ordering (systemd semantics), except from a `.target`: as systemd.target(5) says, a
+target is ordered after every unit it wants or requires (unless that unit is already
+ordered after the target, or the target says DefaultDependencies=no), so that reaching
+it means they were dealt with. References
+to units that are not loaded add no edge (the loader gives every named `.target` a
+unit, so targets are always loaded when loaded through it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from cinit.units.frozen import Frozen
 from cinit.units.model import Unit, UnitKind
@@ -45,6 +49,7 @@ class DependencyGraph(Frozen, eq=False):
     _start_order: tuple[str, ...]
     _start_levels: tuple[tuple[str, ...], ...]
     _trigger_only: frozenset[str]
+    _bound_later: frozenset[str] = frozenset()
 
     def ordered_after(self, name: str) -> frozenset[str]:
         """Units that must be ready (or failed, or skipped) before `name` starts."""
@@ -95,8 +100,16 @@ class DependencyGraph(Frozen, eq=False):
         return [list(level) for level in reversed(self._start_levels)]
 
     def trigger_only(self) -> frozenset[str]:
-        """Units not started at boot: socket-activated services and every unit in an OnFailure=."""
+        """Units not started at boot: socket-activated services (unless wanted at boot,
+        see `build_graph`), every unit in an OnFailure=, and, when the boot set was given,
+        every unit outside it."""
         return self._trigger_only
+
+    def binds_at_boot(self, name: str) -> bool:
+        """Whether socket `name` is bound before the first service starts: every socket,
+        but, when the boot set was given, those outside it (bound when started: ssh.socket
+        beside an enabled ssh.service that binds port 22 itself)."""
+        return name not in self._bound_later
 
     def boot_units(self) -> list[str]:
         """`start_order` without the trigger-only units."""
@@ -110,15 +123,47 @@ def activated_service(unit: Unit) -> str:
     return unit.stem + ".service"
 
 
+# The targets a container's boot reaches, for the --units mode's reading of [Install]: a
+# service a socket activates still starts at boot when it is WantedBy=/RequiredBy= one of
+# them (rsyslog.service, WantedBy=multi-user.target, beside syslog.socket), as it would
+# once `systemctl enable`d.
+BOOT_TARGETS = frozenset(
+    {"default.target", "multi-user.target", "graphical.target", "basic.target", "sysinit.target"}
+)
+
+
+# systemd.special(7) targets a boot never reaches: shutdown, rescue, sleep. Units name them
+# for ordering (syslog.socket: Before=shutdown.target); in --units mode, where every loaded
+# unit starts, they stay inactive (in --systemd mode nothing pulls them in).
+NOT_AT_BOOT = frozenset(
+    f"{name}.target"
+    for name in (
+        "shutdown", "final", "umount", "halt", "poweroff", "reboot", "kexec", "exit",
+        "rescue", "emergency", "sleep", "suspend", "hibernate", "hybrid-sleep",
+        "suspend-then-hibernate",
+    )
+)  # fmt: skip
+
+
+def wanted_at_boot(unit: Unit) -> bool:
+    """Whether [Install] links `unit` to a boot target (see `BOOT_TARGETS`)."""
+    install = unit.install
+    return any(t in BOOT_TARGETS for t in install.wanted_by + install.required_by)
+
+
 def _freeze(relation: dict[str, set[str]]) -> dict[str, frozenset[str]]:
     return {name: frozenset(members) for name, members in relation.items()}
 
 
-def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
+def build_graph(
+    units: Mapping[str, Unit], boot: Collection[str] | None = None
+) -> DependencyGraph:
     """The dependency graph of `units` (keyed by unit name).
 
     References to units that are not loaded are ignored; cycles are tolerated (see
-    `DependencyGraph`).
+    `DependencyGraph`). `boot` is the set of units that start at boot (`cinit --systemd`
+    computes it from default.target); without it, every unit does but the services a
+    socket activates (unless `wanted_at_boot`) and the units named in an OnFailure=.
     """
     names = sorted(units)
     after: dict[str, set[str]] = {}
@@ -162,6 +207,14 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
                 activated_by.setdefault(service, []).append(name)  # names are sorted
                 order(service, name)  # the socket binds before the service it activates runs
 
+    for name in names:
+        if units[name].kind is UnitKind.TARGET and units[name].unit.default_dependencies:
+            # systemd.target(5): a target waits for what it pulls in, unless that unit is
+            # ordered after the target already (no loop is made).
+            for other in wants.get(name, set()) | requires.get(name, set()):
+                if other != name and name not in after.get(other, ()):
+                    order(name, other)
+
     frozen_after = _freeze(after)
     frozen_before = _freeze(before)
     levels = _start_levels(names, frozen_after, frozen_before, ())
@@ -178,9 +231,15 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
             )
         )
         levels = _start_levels(names, frozen_after, frozen_before, cycle_groups)
-    trigger_only = set(activated_by)
-    for handlers in on_failure.values():
-        trigger_only.update(handlers)
+    bound_later: frozenset[str] = frozenset()
+    if boot is None:
+        trigger_only = {s for s in activated_by if not wanted_at_boot(units[s])}
+        for handlers in on_failure.values():
+            trigger_only.update(handlers)
+        trigger_only.update(n for n in NOT_AT_BOOT if n in units)
+    else:
+        trigger_only = set(names).difference(boot)
+        bound_later = frozenset(n for n in trigger_only if units[n].kind is UnitKind.SOCKET)
     return DependencyGraph(
         names=tuple(names),
         cycle_groups=cycle_groups,
@@ -195,6 +254,7 @@ def build_graph(units: Mapping[str, Unit]) -> DependencyGraph:
         _start_order=tuple(name for level in levels for name in level),
         _start_levels=tuple(tuple(level) for level in levels),
         _trigger_only=frozenset(trigger_only),
+        _bound_later=bound_later,
     )
 
 

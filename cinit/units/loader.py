@@ -32,6 +32,7 @@ from cinit.units.model import (
 )
 from cinit.units.scan import Override, Scan, read_unit_file, scan_dirs
 from cinit.units.syntax import WHITESPACE, scan_syntax
+from cinit.units.targets import implicit_targets, target_unit
 from cinit.units.unit_checks import check_service, check_socket
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from cinit.units.specifiers import HostFacts
+    from cinit.units.systemd_layout import SystemdBoot
 
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
@@ -49,9 +51,9 @@ MAX_DIAGNOSTICS_PER_FILE = 100
 # Readings one load keeps for reuse: enough for every common assignment, while a large
 # load's one-off values (descriptions, ports) do not pile up in memory.
 MAX_SHARED_READINGS = 1024
-SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET}
+SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET, ".target": UnitKind.TARGET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
-_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket)")
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target)")
 SECTION_CLASSES: dict[str, Any] = {
     schema.UNIT: UnitSection,
     schema.SERVICE: ServiceSection,
@@ -124,7 +126,7 @@ class UnitSet(Frozen):
 
 
 def is_unit_filename(name: str) -> bool:
-    """Whether `name` is a valid .service/.socket unit filename."""
+    """Whether `name` is a valid .service/.socket/.target unit filename."""
     return _UNIT_NAME.fullmatch(name) is not None
 
 
@@ -199,7 +201,8 @@ def _parse_unit(
     """
     path = sources[0][0]
     if not is_unit_filename(name):
-        message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
+        expected = "NAME.service, NAME.socket or NAME.target"
+        message = f"{name!r} is not a valid unit name (expected {expected})"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
     allowed = schema.SECTIONS[kind]
@@ -415,6 +418,12 @@ def _build_unit(
     files: dict[str, str] | None = None,
 ) -> Unit:
     """Assemble the typed sections, fill resolved defaults, run the per-unit checks."""
+    if kind is UnitKind.TARGET:
+        unit_section = UnitSection(**fields[schema.UNIT])
+        target = target_unit(name, path, unit_section, source)
+        return target.replace(
+            install=InstallSection(**fields[schema.INSTALL]), directive_lines=lines
+        )
     body = SERVICE_TARGET if kind is UnitKind.SERVICE else SOCKET_TARGET
     values = fields[body]
     for key, default in resolved_defaults(name, kind, values).items():
@@ -451,6 +460,8 @@ def resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> d
     if kind is UnitKind.SERVICE:
         if values.get("type") is ServiceType.ONESHOT:
             return {"timeout_start_sec": INFINITY}  # systemd: a oneshot has no start timeout
+        return {}
+    if kind is UnitKind.TARGET:
         return {}
     stem = name.rsplit(".", 1)[0]
     # ':' separates names in LISTEN_FDNAMES, so it cannot stand in a default name.
@@ -584,10 +595,12 @@ def _load(
     strict: bool,
     environ: Mapping[str, str] | None,
     facts: Callable[[], HostFacts],
+    systemd: SystemdBoot | None = None,
 ) -> UnitSet:
-    diags: list[Diagnostic] = []
+    diags: list[Diagnostic] = [] if systemd is None else list(systemd.findings)
     ignored: list[str] = []
-    scan = scan_dirs(directories, diags, ignored)
+    systemd_dirs = systemd.layout.dirs if systemd is not None else ()
+    scan = scan_dirs(directories, diags, ignored, systemd_dirs)
     core_paths = {override.name: override.core_path for override in scan.overrides}
     env = os.environ if environ is None else environ
     loading = _Loading(scan, env, facts, diags)
@@ -626,6 +639,8 @@ def _load(
     aliases.install_aliases(loading.units, alias_map, diags)
     if loading.has_snippets:
         _reread_for_alias_snippets(loading, alias_map)
+    if systemd is not None:  # .wants/ links, before the instances they may name are made
+        systemd.link(loading.units, alias_map)
     # Instances named by a dependency (Requires=x@a.service) come from their template,
     # and may name further instances.
     pending = sorted(loading.units)
@@ -646,8 +661,15 @@ def _load(
         diags.append(Diagnostic(Severity.HINT, message, path))
     _note_unused_snippets(scan, loading.used_stems, diags)
     units = _with_aliases(loading.units, alias_map)
-    graph = build_graph(units)
-    diags.extend(check_units(units, graph))
+    units.update(implicit_targets(units))  # a target named but defined by no file
+    boot: set[str] | None = None
+    if systemd is not None:  # cinit --systemd: what starts at boot, what is left out
+        boot = systemd.settle(units, diags)
+    graph = build_graph(units, boot)
+    found = check_units(units, graph)
+    if systemd is not None:
+        found = systemd.soften(found, units, boot)
+    diags.extend(found)
     diags = list(dict.fromkeys(diags))  # a template's or a shared snippet's findings once
     if strict:
         diags = [promote_warning(d) for d in diags]
@@ -732,6 +754,40 @@ def _note_unused_snippets(scan: Scan, used: set[str], diags: list[Diagnostic]) -
             directory = found[0][1].rpartition("/")[0]
             message = f"snippets for {stem}, which is not loaded: not applied"
             diags.append(Diagnostic(Severity.HINT, message, directory))
+
+
+def load_systemd_units(
+    root: str = "/",
+    units_dir: str = DEFAULT_UNITS_DIR,
+    drop_in_dir: str = DEFAULT_DROP_IN_DIR,
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    facts: Callable[[], HostFacts] | None = None,
+) -> UnitSet:
+    """`cinit --systemd`: the units of systemd's search path under `root` (see
+    `systemd_layout`), with `units_dir` and `drop_in_dir` on top (same name: theirs wins;
+    their units start at boot as in the ordinary mode). Only the boot set starts at boot.
+
+    A unit of the search path whose file has errors is not loaded, as systemd leaves a
+    unit with a bad setting (a VM image carries many a container has no use for): its
+    findings are reported as warnings, marked so, and the boot goes on without it.
+    """
+    from cinit.units.systemd_layout import SystemdBoot, read_layout
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        diags: list[Diagnostic] = []
+        layout = read_layout(root, diags)
+        systemd = SystemdBoot(layout, diags)
+        provider = facts if facts is not None else default_facts(hostname)
+        directories = [drop_in_dir, units_dir, *layout.dirs]
+        return _load(directories, strict, environ, _Facts(provider), systemd)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def promote_warning(diagnostic: Diagnostic) -> Diagnostic:

@@ -11,6 +11,7 @@ from cinit.units.frozen import Frozen, field
 class UnitKind(StrEnum):
     SERVICE = "service"
     SOCKET = "socket"
+    TARGET = "target"  # a grouping and synchronisation point: no process of its own
 
 
 class ServiceType(StrEnum):
@@ -204,6 +205,9 @@ class UnitSection(Frozen):
     conditions: tuple[Condition, ...] = ()
     start_limit_burst: int = 5
     start_limit_interval_sec: float = 10.0
+    # Of systemd's implicit dependencies cinit adds one: a target is ordered after the
+    # units it wants or requires (the others order against shutdown and sysinit).
+    default_dependencies: bool = True
 
 
 class ServiceSection(Frozen):
@@ -315,9 +319,15 @@ class SocketSection(Frozen):
 
 
 class InstallSection(Frozen):
-    """[Install]: accepted; cinit starts every loaded unit at boot regardless."""
+    """[Install]: how `systemctl enable` would link the unit.
+
+    In --units mode every loaded unit starts at boot regardless, except that a service a
+    socket activates also starts at boot when it is wanted or required by a boot target
+    (`graph.BOOT_TARGETS`); in --systemd mode the `.wants/` links decide.
+    """
 
     wanted_by: tuple[str, ...] = ()
+    required_by: tuple[str, ...] = ()
     # The unit language (issue 15): names the unit answers to, as if enabled.
     alias: tuple[str, ...] = ()
     also: tuple[str, ...] = ()  # read for `systemctl enable`; cinit enables nothing
@@ -327,6 +337,8 @@ class InstallSection(Frozen):
 class UnitSource(StrEnum):
     CORE = "core"
     DROP_IN = "drop-in"
+    IMPLICIT = "implicit"  # a target named but defined by no file: empty, always reached
+    SYSTEMD = "systemd"  # from systemd's search path (cinit --systemd)
 
 
 class Unit(Frozen):

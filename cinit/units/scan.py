@@ -7,6 +7,7 @@ Touches the file system only to list directories and read unit files; no parsing
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 
 from cinit.units._files import NotRegularFileError, read_regular_file
 from cinit.units.diagnostics import Diagnostic, Severity
@@ -42,8 +43,9 @@ class Override(Frozen):
 # A directory of snippets for one unit (`web.service.d/`), for a template and all its
 # instances (`getty@.service.d/`), for a dash prefix (`foo-.service.d/`) or for every unit of
 # a type (`service.d/`): systemd.unit(5), "drop-in" directories.
-SNIPPET_DIR_SUFFIXES = (".service.d", ".socket.d")
-TYPE_SNIPPET_DIRS = ("service.d", "socket.d")
+SNIPPET_DIR_SUFFIXES = (".service.d", ".socket.d", ".target.d")
+TYPE_SNIPPET_DIRS = ("service.d", "socket.d", "target.d")
+UNIT_SUFFIXES = (".service", ".socket", ".target")
 SNIPPET_SUFFIX = ".conf"
 _DEV_NULL = "/dev/null"
 
@@ -87,7 +89,11 @@ def scan_dir(
 
 
 def list_dir(
-    directory: str, diags: list[Diagnostic], ignored: list[str], regular: set[str]
+    directory: str,
+    diags: list[Diagnostic],
+    ignored: list[str],
+    regular: set[str],
+    quiet: bool = False,
 ) -> DirListing:
     """The unit entries and snippet directories of `directory`; other entries are reported.
 
@@ -96,6 +102,7 @@ def list_dir(
     A symbolic link named like a unit is read (not followed) to tell an alias
     (`syslog.service -> rsyslog.service`), an instance (`x@a.service -> x@.service`) and a
     mask (`-> /dev/null`) from a unit file that lives elsewhere under its own name.
+    `quiet` (one of systemd's directories): entries that are not units pass silently.
     """
     listing = DirListing(directory)
     try:
@@ -116,11 +123,12 @@ def list_dir(
         if snippet_dir and (kind == "dir" or (kind == "link" and os.path.isdir(path))):
             listing.snippets[entry[:-2]] = _snippet_files(path, diags, ignored)
             continue
-        if not entry.endswith((".service", ".socket")):
+        if not entry.endswith(UNIT_SUFFIXES):
+            if quiet:  # systemd's directories: .wants/, .timer, .mount... (systemd_layout's)
+                continue
             ignored.append(path)
-            diags.append(
-                Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
-            )
+            message = "ignored: not a .service, .socket or .target unit file"
+            diags.append(Diagnostic(Severity.WARNING, message, path))
             continue
         if kind == "file":
             regular.add(path)
@@ -222,12 +230,18 @@ class Scan:
         self.snippets: list[dict[str, list[tuple[str, str]]]] = []
 
 
-def scan_dirs(directories: list[str], diags: list[Diagnostic], ignored: list[str]) -> Scan:
+def scan_dirs(
+    directories: list[str],
+    diags: list[Diagnostic],
+    ignored: list[str],
+    systemd_dirs: Collection[str] = (),
+) -> Scan:
     """Read the unit directories (highest precedence first) into a `Scan`.
 
     The last directory's units are `UnitSource.CORE`, the others' `UnitSource.DROP_IN`
-    (cinit's two: `[drop_in_dir, units_dir]`). Findings about the directories go to
-    `diags`, skipped paths to `ignored`.
+    (cinit's two: `[drop_in_dir, units_dir]`); those of `systemd_dirs` (systemd's search
+    path, after cinit's two under `cinit --systemd`) are `UnitSource.SYSTEMD`. Findings
+    about the directories go to `diags`, skipped paths to `ignored`.
     """
     scan = Scan()
     seen_dirs: set[str] = set()
@@ -239,7 +253,8 @@ def scan_dirs(directories: list[str], diags: list[Diagnostic], ignored: list[str
         if os.path.exists(directory) and not os.path.isdir(directory):
             diags.append(Diagnostic(Severity.ERROR, "not a directory", directory))
             continue
-        listing = list_dir(directory, diags, ignored, scan.regular)
+        quiet = directory in systemd_dirs
+        listing = list_dir(directory, diags, ignored, scan.regular, quiet)
         listings.append(listing)
         scan.snippets.append(listing.snippets)
     deciding: dict[str, Entry] = {}
@@ -251,9 +266,13 @@ def scan_dirs(directories: list[str], diags: list[Diagnostic], ignored: list[str
             elif entry.name not in shadowed:
                 shadowed[entry.name] = entry
     overrides: list[Override] = []
-    last = len(listings) - 1
-    for index in range(last, -1, -1):
-        source = UnitSource.CORE if index == last else UnitSource.DROP_IN
+    ours = [i for i, listing in enumerate(listings) if listing.directory not in systemd_dirs]
+    last = ours[-1] if ours else -1
+    for index in range(len(listings) - 1, -1, -1):
+        if listings[index].directory in systemd_dirs:
+            source = UnitSource.SYSTEMD
+        else:
+            source = UnitSource.CORE if index == last else UnitSource.DROP_IN
         for entry in listings[index].entries:
             if deciding[entry.name] is not entry:
                 continue

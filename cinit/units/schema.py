@@ -46,6 +46,7 @@ UNIT, SERVICE, SOCKET, INSTALL = "unit", "service", "socket", "install"
 SECTIONS: dict[UnitKind, dict[str, str]] = {
     UnitKind.SERVICE: {"Unit": UNIT, "Service": SERVICE, "Install": INSTALL},
     UnitKind.SOCKET: {"Unit": UNIT, "Socket": SOCKET, "Install": INSTALL},
+    UnitKind.TARGET: {"Unit": UNIT, "Install": INSTALL},
 }
 
 
@@ -300,6 +301,8 @@ _UNIT_ROWS = [
     _d("Unit", "OnFailure", UNIT, "on_failure", _names, _render_str, multi=True),
     _d("Unit", "StartLimitBurst", UNIT, "start_limit_burst", _parse_uint, _render_int),
     _d("Unit", "StartLimitIntervalSec", UNIT, "start_limit_interval_sec", _time, _rtime),
+    # Targets (issue 15): whether a target is ordered after what it pulls in.
+    _d("Unit", "DefaultDependencies", UNIT, "default_dependencies", _bool, _rbool),
 ]
 _CONDITION_ROWS = [
     _d(
@@ -506,6 +509,7 @@ _DOCUMENTATION_ROW = _d(
 
 _INSTALL_ROWS = [
     _d("Install", "WantedBy", INSTALL, "wanted_by", _names, _render_str, multi=True),
+    _d("Install", "RequiredBy", INSTALL, "required_by", _names, _render_str, multi=True),
     # The unit language (issue 15).
     _d("Install", "Alias", INSTALL, "alias", _names, _render_str, multi=True),
     _d("Install", "Also", INSTALL, "also", _names, _render_str, multi=True),

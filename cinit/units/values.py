@@ -365,20 +365,25 @@ def parse_output(text: str) -> Output:
     )
 
 
-_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(?:service|socket|target)")
+# Every unit type systemd has: a reference to one cinit does not load (tmp.mount in
+# basic.target's After=) is a unit that is not there, not a malformed name.
+_UNIT_TYPES = "service|socket|target|timer|path|mount|automount|swap|slice|scope|device"
+_UNIT_NAME = re.compile(rf"[A-Za-z0-9:_.\\@-]+\.(?:{_UNIT_TYPES})")
 _UNIT_NAME_MAX = 255
 
 
 def parse_unit_names(text: str) -> list[str]:
     """A list of unit names (After=, Requires=, WantedBy=...), separated by whitespace.
 
-    Each must be made of `[A-Za-z0-9:_.\\@-]` and end in `.service`, `.socket` or `.target`.
+    Each must be made of `[A-Za-z0-9:_.\\@-]` and end in a unit type's suffix (`.service`,
+    `.socket`, `.target`, `.mount`, `.timer`, ...: systemd's, see `_UNIT_TYPES`).
     """
     names = text.split()
     for name in names:
         if not _UNIT_NAME.fullmatch(name) or len(name) > _UNIT_NAME_MAX:
             raise ValueFormError(
                 f"invalid unit name {quoted(name)} in {quoted(text)}: expected NAME.service, "
-                "NAME.socket or NAME.target made of letters, digits and :_.\\@-"
+                "NAME.socket, NAME.target (or another unit type) made of letters, digits "
+                "and :_.\\@-"
             )
     return names

@@ -556,3 +556,26 @@ def test_role_enum_names_the_directives() -> None:
         "ExecStop",
         "ExecStopPost",
     ]
+
+
+# ---- targets ------------------------------------------------------------------------------
+
+
+def test_a_target_is_reached_with_no_process_and_stops_without_one() -> None:
+    sim = UnitSim.of("[Unit]\nDescription=group\n", name="app.target").boot()
+    assert sim.states() == [S.WAITING, S.STARTING, S.ACTIVE]
+    assert not sim.spawned and not sim.timers
+    assert sim.of_type(ev.Transition)[-1].reason == "target reached"
+    assert settled(sim) == [(Outcome.READY, Result.SUCCESS)]
+    sim.clear().feed(ev.StopRequested())
+    assert sim.state is S.INACTIVE and not sim.spawned
+    # Stopped at once: the (empty) unit is found empty, no timer is left waiting.
+    assert len(sim.of_type(ev.ReportStopped)) == 1 and not sim.timers
+
+
+def test_a_target_with_an_unmet_condition_is_skipped() -> None:
+    sim = UnitSim.of("[Unit]\nConditionPathExists=/nope\n", name="t.target")
+    sim.unmet = "ConditionPathExists=/nope"
+    sim.boot()
+    assert sim.state is S.CONDITION_SKIPPED
+    assert settled(sim) == [(Outcome.SKIPPED, Result.SUCCESS)]

@@ -47,6 +47,7 @@ from cinit.units import (
     Unit,
     UnitKind,
     UnitSection,
+    UnitSource,
     check_units,
     load_units,
     parse_unit,
@@ -54,6 +55,7 @@ from cinit.units import (
     schema,
 )
 from cinit.units.syntax import MAX_LINE_BYTES, decode_unit_bytes
+from cinit.units.targets import TARGET_SERVICE
 from cinit.units.values import parse_timespan
 
 SEED = Path(__file__).resolve().parent.parent / "data" / "seed"
@@ -133,6 +135,7 @@ SERVICE_STEM = st.one_of(
 )
 SERVICE_NAME = SERVICE_STEM.map(lambda stem: stem + ".service")
 SOCKET_NAME = SERVICE_STEM.map(lambda stem: stem + ".socket")
+TARGET_NAME = SERVICE_STEM.map(lambda stem: stem + ".target")
 REFERENCE = st.one_of(SERVICE_NAME, SOCKET_NAME, STEM.map(lambda stem: stem + ".target"))
 REFERENCES = st.lists(REFERENCE, max_size=4).map(tuple)
 
@@ -366,14 +369,21 @@ def socket_sections(draw: st.DrawFn, name: str) -> SocketSection:
 def units(draw: st.DrawFn, kind: UnitKind | None = None) -> Unit:
     if kind is None:
         kind = draw(st.sampled_from(list(UnitKind)))
-    name = draw(SERVICE_NAME if kind is UnitKind.SERVICE else SOCKET_NAME)
+    names = {
+        UnitKind.SERVICE: SERVICE_NAME,
+        UnitKind.SOCKET: SOCKET_NAME,
+        UnitKind.TARGET: TARGET_NAME,
+    }
+    name = draw(names[kind])
     unit = Unit(
         name=name,
         path=name,
         kind=kind,
         unit=draw(unit_sections()),
-        install=InstallSection(wanted_by=draw(REFERENCES)),
+        install=InstallSection(wanted_by=draw(REFERENCES), required_by=draw(REFERENCES)),
     )
+    if kind is UnitKind.TARGET:
+        return unit.replace(service=TARGET_SERVICE)
     if kind is UnitKind.SERVICE:
         return unit.replace(service=draw(service_sections()))
     return unit.replace(socket=draw(socket_sections(name)))
@@ -399,6 +409,7 @@ def test_rendered_unit_parses_back_equal_and_clean(unit: Unit) -> None:
 DECOY = {
     UnitKind.SERVICE: "[Service]\nExecStart=/decoy\n",
     UnitKind.SOCKET: "[Socket]\nListenStream=1\n",
+    UnitKind.TARGET: "[Unit]\nDescription=decoy\n",
 }
 
 
@@ -425,7 +436,10 @@ def test_rendered_units_load_back_from_utf8_files(batch: list[Unit], placement: 
         # Every diagnostic is a cross-unit one (references to units not in the batch...):
         # no file produced a diagnostic of its own.
         assert list(result.diagnostics) == check_units(result.units)
-        assert set(result.units) == set(paths)
+        # Targets named but defined by no file are implicit, empty ones.
+        implicit = {n for n, u in result.units.items() if u.source is UnitSource.IMPLICIT}
+        assert set(result.units) - implicit == set(paths)
+        assert all(n.endswith(".target") and n not in paths for n in implicit)
         for unit in batch:
             loaded = result.units[unit.name]
             assert loaded.path == paths[unit.name]

@@ -1025,6 +1025,8 @@ def test_parse_output_errors(text: str, fragment: str) -> None:
             ["getty@tty1.service", "x:y_z.service", "a\\x2db.service"],
         ),
         ("a.b.service", ["a.b.service"]),
+        # Other unit types are names too (basic.target: After=tmp.mount); never loaded.
+        ("tmp.mount apt-daily.timer -.slice", ["tmp.mount", "apt-daily.timer", "-.slice"]),
     ],
 )
 def test_parse_unit_names(text: str, names: list[str]) -> None:
@@ -1036,7 +1038,7 @@ def test_parse_unit_names(text: str, names: list[str]) -> None:
     [
         ("a", "'a'"),
         ("a.service b", "'b'"),
-        ("a.mount", "'a.mount'"),
+        ("a.mounts", "'a.mounts'"),
         (".service", "'.service'"),
         ("a.Service", "'a.Service'"),
         ("a/b.service", "'a/b.service'"),
