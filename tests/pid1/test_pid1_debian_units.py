@@ -3,7 +3,8 @@ by cinit as PID 1: the issue's "Missing privilege separation directory: /run/ssh
 (RuntimeDirectory=), redis gets /run/redis as redis:redis 2755, UMask=007 and its
 LimitNOFILE= (capped at cinit's hard limit where it cannot be raised, as systemd does), and
 both answer their own clients (redis-cli ping, ssh-keyscan). Their sandboxing directives
-are accepted, not applied.
+are accepted, not applied. rsyslog.service takes systemd's syslog.socket (PassCredentials=,
+PassSecurity=, ReceiveBuffer=) and `logger` reaches /var/log/syslog.
 
 Isolation: a PID, mount and network namespace (`unshare ... --net`, loopback brought up),
 a directory of the test's bound on /run (so the test sees what is left there after the
@@ -112,3 +113,58 @@ grep '^Umask' /proc/$pid/status
     assert not (run_dir / "redis").exists() and not (run_dir / "sshd").exists()
     for unit in ("redis-server.service", "ssh.service"):
         assert f"cinit: {unit}: stopped" in err, err
+
+
+def test_rsyslog_takes_syslog_socket_with_its_options(pid1: Starter, tmp_path: Path) -> None:
+    # rsyslog.service (Alias=syslog.service, LimitNOFILE=16384) and systemd's syslog.socket
+    # (PassCredentials=, PassSecurity=, ReceiveBuffer=8M on /run/systemd/journal/syslog):
+    # `logger` reaches /var/log/syslog through the socket cinit bound.
+    for path in ("/usr/sbin/rsyslogd", "/etc/rsyslog.conf"):
+        if not os.path.exists(path):
+            pytest.skip(f"{path} is missing (apt-get install rsyslog)")
+    if shutil.which("logger") is None or shutil.which("pgrep") is None:
+        pytest.skip("needs logger and pgrep")
+    units = tmp_path / "units"
+    units.mkdir()
+    for name in ("rsyslog.service", "syslog.socket"):
+        shutil.copyfile(DEBIAN / name, units / name)
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    keep = next((d for d in ("/mnt", "/srv", "/media") if os.path.isdir(d)), None)
+    if keep is None:
+        pytest.skip("no /mnt, /srv or /media to keep the test's directory reachable")
+    here = shlex.quote(str(tmp_path))
+    setup = " && ".join(
+        [
+            "mount -t tmpfs tmpfs /run",
+            f"mount --bind {shlex.quote(str(log_dir))} /var/log",
+            f"mount --bind {here} {keep}",
+            "mount -t tmpfs tmpfs /tmp",
+            f"mkdir -p {here}",
+            f"mount --bind {keep} {here}",
+        ]
+    )
+    main = """
+for i in $(seq 1 100); do
+  logger -t cinit-probe "hello through syslog.socket" 2>/dev/null
+  grep -q "hello through" /var/log/syslog 2>/dev/null && break; sleep 0.1
+done
+grep -c "cinit-probe: hello through syslog.socket" /var/log/syslog | sed 's/^/lines /'
+stat -c 'stat %n %a' /run/systemd/journal/syslog
+grep '^Max open files' /proc/$(pgrep -x rsyslogd)/limits | sed 's/^/limits /'
+"""
+    run = pid1(
+        ["/bin/sh", "-c", main],
+        options=["--units", str(units)],
+        before_init=["/bin/sh", "-c", setup + ' && exec "$@"', "sh"],
+    )
+    assert run.wait(60) == 0, run.err.text()
+    out, err = run.out.text(), run.err.text()
+    lines = out.splitlines()
+    [count] = [line.split()[1] for line in lines if line.startswith("lines ")]
+    assert int(count) >= 1, out + err  # the message went through the socket into the file
+    assert "stat /run/systemd/journal/syslog 666" in lines, out
+    [limits] = [line.split()[4:6] for line in lines if line.startswith("limits ")]
+    expected = str(min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    assert limits == [expected, expected], out
+    assert "cinit: rsyslog.service: stopped" in err, err
