@@ -271,6 +271,8 @@ def _apply_tmpfiles(root: str = "/") -> None:
 
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
+    from cinit.units.diagnostics import Severity
+
     dirs = f"{config.units_dir} and {config.drop_in_dir}"
     try:
         if config.systemd:
@@ -299,6 +301,8 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     loud = _loud_paths(unit_set, config) if config.systemd else None
     held = 0
     for diagnostic in unit_set.diagnostics:
+        if diagnostic.severity is Severity.NOTE:  # `cinit validate` lists the notes
+            continue
         # --systemd: an image's many units that do not start would drown the boot's own
         # findings; they are counted here and listed by `cinit validate --systemd`.
         if (

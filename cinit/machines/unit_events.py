@@ -265,6 +265,11 @@ class FindMainPid(Record):
     pid_file: str
 
 
+class RemoveRuntimeDirectories(Record):
+    """The run ended: remove the unit's RuntimeDirectory= (RuntimeDirectoryPreserve=
+    decided it goes now). Answers nothing; a failure is logged."""
+
+
 class StartTimer(Record):
     kind: TimerKind
     token: int
@@ -315,6 +320,7 @@ Action = (
     | KillUnit
     | CheckEmpty
     | FindMainPid
+    | RemoveRuntimeDirectories
     | StartTimer
     | CancelTimer
     | Log
