@@ -72,6 +72,7 @@ class BootConfig:
         "systemd",
         "systemd_root",
         "then_exec",
+        "tmpfiles",
         "units_dir",
     )
 
@@ -88,6 +89,7 @@ class BootConfig:
         events_endpoint: str | None = None,
         then_exec: list[str] | None = None,
         control_group: str | None = None,
+        tmpfiles: bool | None = None,
         systemd: bool = False,
         systemd_root: str | None = None,
     ) -> None:
@@ -103,6 +105,7 @@ class BootConfig:
         self.then_exec = then_exec or []  # --then-exec PATH ARGS: hand off once booted
         self.systemd = systemd  # --systemd: systemd's search path and boot set too
         self.systemd_root = systemd_root  # None: $CINIT_SYSTEMD_ROOT, else /
+        self.tmpfiles = tmpfiles  # --tmpfiles / --no-tmpfiles; None: decide (see _tmpfiles_wanted)
 
 
 def run(config: BootConfig) -> int:
@@ -116,6 +119,8 @@ def run(config: BootConfig) -> int:
 def _run(config: BootConfig) -> int:
     started = time.monotonic()  # t_ms = 0 of the event stream and the trace
     signals.block_owned()
+    # Looked at before cinit itself puts anything there (its runtime directory).
+    fresh_run = os.getpid() == 1 and config.tmpfiles is None and _run_is_fresh()
     units_present = (
         config.systemd or os.path.isdir(config.units_dir) or os.path.isdir(config.drop_in_dir)
     )
@@ -152,6 +157,8 @@ def _run(config: BootConfig) -> int:
         if early is not None:
             boot = unit_set.graph.boot_units()
             early.keep({name for name in boot if unit_set.units[name].service is not None})
+    if _tmpfiles_wanted(config, fresh_run, units_present, pid1=os.getpid() == 1):
+        _apply_tmpfiles(_tmpfiles_root(config))  # before the main command, sockets, units
     main = None
     if config.command:
         request = SpawnRequest(
@@ -185,8 +192,87 @@ def _host_facts() -> HostFacts:
     return read_host_facts()
 
 
+# What a container runtime itself may put in a fresh /run before init starts (podman's
+# .containerenv, secrets mounted through /var/run/secrets).
+_RUNTIME_ENTRIES = frozenset({".containerenv", "secrets"})
+
+
+def _run_is_fresh(run: str = "/run") -> bool:
+    """Whether /run is as a runtime gives a container: empty but for what the runtime adds,
+    and an empty `lock` directory (Debian's images ship one). A host's /run, or one with
+    other content, is not."""
+    try:
+        entries = set(os.listdir(run)) - _RUNTIME_ENTRIES
+        if (
+            "lock" in entries
+            and not os.path.islink(f"{run}/lock")
+            and not os.listdir(f"{run}/lock")
+        ):
+            entries.discard("lock")
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return not entries
+
+
+def _tmpfiles_wanted(
+    config: BootConfig, fresh_run: bool, units_present: bool, *, pid1: bool
+) -> bool:
+    """Whether cinit applies tmpfiles.d at boot: as PID 1 only, and then when asked
+    (`--tmpfiles`), for a systemd image (`--systemd`), or when cinit boots units in a fresh
+    /run. Never otherwise: cinit run as PID 1 of a namespace on a host's root (tests do
+    that) would apply the host's lines to the host (Debian's `D /tmp` empties /tmp), and
+    a bare `cinit -- CMD` stays the tini-like init it was. `--no-tmpfiles` turns it off."""
+    if config.tmpfiles is False or not pid1:
+        return False
+    return bool(config.tmpfiles) or config.systemd or (fresh_run and units_present)
+
+
+# systemd-nologin.conf's `f+! /run/nologin` keeps users other than root out while the system
+# boots, and systemd-user-sessions.service removes it once it is up. cinit has no such step:
+# made, the file would lock every other user out for good (ssh logins included).
+BOOT_EXCLUDED = ("/run/nologin",)
+
+
+def _tmpfiles_root(config: BootConfig) -> str:
+    """Where tmpfiles.d is read and applied: `/`, or under `--systemd-root` (or
+    $CINIT_SYSTEMD_ROOT), the fake root tests and layout checks give `--systemd`: what is
+    re-rooted for the unit files is re-rooted for tmpfiles.d too, never the host's."""
+    if not config.systemd:
+        return "/"
+    from cinit.units.systemd_layout import systemd_root
+
+    return config.systemd_root or systemd_root(os.environ)
+
+
+def _apply_tmpfiles(root: str = "/") -> None:
+    """tmpfiles.d with `--create --remove --boot`, as systemd before its first service:
+    one summary line, one line per problem (file:line); a failure never stops the boot."""
+    begun = time.monotonic()
+    try:
+        # Imported only here: a boot that does not apply tmpfiles.d pays nothing for it.
+        from cinit.io.tmpfiles import apply
+        from cinit.units.diagnostics import Severity
+
+        run = apply(root, create=True, remove=True, boot=True, exclude_prefixes=BOOT_EXCLUDED)
+    except Exception as exc:  # PID 1 goes on: the units report what they miss
+        reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
+        log(f"tmpfiles: not applied (internal error: {reason})")
+        return
+    for diagnostic in run.diagnostics:
+        if diagnostic.severity is Severity.HINT:
+            info(f"tmpfiles: {diagnostic.format()}")
+        else:
+            log(f"tmpfiles: {diagnostic.format()}")
+    (log if run.files or run.diagnostics else info)(run.summary())  # no file: nothing to say
+    info(f"tmpfiles: took {(time.monotonic() - begun) * 1000:.1f} ms")
+
+
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
+    from cinit.units.diagnostics import Severity
+
     dirs = f"{config.units_dir} and {config.drop_in_dir}"
     try:
         if config.systemd:
@@ -215,6 +301,8 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     loud = _loud_paths(unit_set, config) if config.systemd else None
     held = 0
     for diagnostic in unit_set.diagnostics:
+        if diagnostic.severity is Severity.NOTE:  # `cinit validate` lists the notes
+            continue
         # --systemd: an image's many units that do not start would drown the boot's own
         # findings; they are counted here and listed by `cinit validate --systemd`.
         if (

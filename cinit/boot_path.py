@@ -58,7 +58,12 @@ UNIT_PATH = frozenset(
         "cinit.actors.unit_ports",
         "cinit.actors.scheduler",  # timers as the first wave asks (sortedcontainers comes later)
         "cinit.io.socket_binding",  # every socket unit bound before the first wave
+        "cinit.io.exec_dirs",  # RuntimeDirectory= and friends, made before a unit's command
         "cinit.io.host_facts",  # the host's specifiers (%H %m %b ...), read when a unit uses one
+        # tmpfiles.d, imported only when it is applied (`--tmpfiles`, `--systemd`, a fresh
+        # /run): the directories and sockets of the units must exist before they start.
+        "cinit.io.tmpfiles",
+        "cinit.io.userdb",  # its users and groups (read from /etc/passwd, /etc/group)
     }
 )
 # Pure packages (text in, values out; no threads, no OS): any of their modules may be used.

@@ -31,7 +31,7 @@ from cinit.io.spawn.prepared import PreparedChild
 from cinit.machines.unit_model import Role, role_commands
 from cinit.machines.unit_run import notify_access
 from cinit.units.commands import expand_exec_words
-from cinit.units.model import ExecCommand, NotifyAccess, Unit
+from cinit.units.model import DirectoryKind, ExecCommand, NotifyAccess, Unit
 
 if TYPE_CHECKING:
     from cinit.actors.unit_ports import Tellable
@@ -146,6 +146,11 @@ class UnitIO:
         self._warned: set[str] = set()
         # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
         self.connection: tuple[int, dict[str, str]] | None = None
+        self._has_directories = any(self.service.directories(kind) for kind in DirectoryKind)
+        # Limit*= as SpawnRequest takes them: (name, soft, hard), -1 for infinity.
+        self._rlimits = tuple(
+            (name, limit.soft, limit.hard) for name, limit in self.service.limits().items()
+        )
 
     def say(self, text: str) -> None:
         """One of cinit's lines about the unit, written after the output of the unit the
@@ -181,7 +186,7 @@ class UnitIO:
         opened: list[int] = []
         try:
             command = self._command(role, index)
-            env = self._environment(role, main_pid)
+            env = self._environment(role, main_pid, self._directories())
             pass_fds, fd_names = self._inherited_fds(role, env)
             words = expand_exec_words(command, env)
             path, argv = (words[0], words[1:]) if command.argv0_separate else ("", words)
@@ -203,6 +208,11 @@ class UnitIO:
                 group=self.service.group,
                 cgroup=self._unit_cgroup(),
                 userdb_root=self.context.userdb_root,
+                rlimits=self._rlimits,
+                umask=self.service.umask,
+                nice=self.service.nice,
+                oom_score_adjust=self.service.oom_score_adjust,
+                ignore_sigpipe=self.service.ignore_sigpipe,
             )
         except BaseException:
             _close_all(opened)
@@ -245,10 +255,45 @@ class UnitIO:
     def _command(self, role: Role, index: int) -> ExecCommand:
         return role_commands(self.service, role)[index]
 
-    def _environment(self, role: Role, main_pid: int | None) -> dict[str, str]:
+    def _directories(self) -> dict[str, str]:
+        """Create the exec directories (RuntimeDirectory=, ...) before each command, as
+        systemd does (a command may have removed one); the variables naming them."""
+        if not self._has_directories:
+            return {}
+        from cinit.io.exec_dirs import DirectoryError, prepare_directories
+
+        uid = gid = -1
+        if self.service.user or self.service.group:
+            from cinit.io.userdb import resolve_credentials
+
+            try:
+                found = resolve_credentials(
+                    self.service.user, self.service.group, self.context.userdb_root
+                )
+            except Exception:
+                found = None
+            if found is not None:
+                uid = found.uid if self.service.user else -1
+                gid = found.gid
+        try:
+            return prepare_directories(self.service, uid, gid)
+        except DirectoryError as exc:
+            log(f"{self.unit.name}: {exc}")
+            raise UnitSpawnError(exc.exit_code) from None
+
+    def remove_runtime_directories(self) -> None:
+        """The unit stopped: its RuntimeDirectory= goes (the machine decided it should)."""
+        from cinit.io.exec_dirs import remove_runtime_directories
+
+        for problem in remove_runtime_directories(self.service):
+            log(f"{self.unit.name}: {problem}")
+
+    def _environment(
+        self, role: Role, main_pid: int | None, directories: dict[str, str]
+    ) -> dict[str, str]:
         from cinit.io.environ import EnvironmentFileError, unit_environment
 
-        extra: dict[str, str] = {}
+        extra: dict[str, str] = dict(directories)
         if notify_access(self.service) is not NotifyAccess.NONE:
             extra["NOTIFY_SOCKET"] = self._notify_address()
         if self.service.watchdog_sec > 0:
@@ -304,7 +349,8 @@ class UnitIO:
         relay = self.context.relay
         if relay is None:
             return stream
-        pipe = int(relay.open_pipe(self.unit.name, stream, self.context.log_prefix))
+        identifier = self.service.syslog_identifier
+        pipe = int(relay.open_pipe(self.unit.name, stream, self.context.log_prefix, identifier))
         opened.append(pipe)
         return pipe
 

@@ -210,6 +210,8 @@ class UnitRunner:
                 io.kill_unit()
             elif isinstance(action, ev.CheckEmpty):
                 return ev.GroupChecked(io.unit_empty())
+            elif isinstance(action, ev.RemoveRuntimeDirectories):
+                io.remove_runtime_directories()
             elif isinstance(action, ev.FindMainPid):
                 found = io.find_main_pid(action.hint, action.pid_file, action.guess)
                 if isinstance(found, int):
@@ -241,13 +243,21 @@ _REPEATABLE = (
     ev.SignalUnit,
     ev.KillUnit,
     ev.CheckEmpty,
+    ev.RemoveRuntimeDirectories,
     ev.StartTimer,
     ev.CancelTimer,
     ev.Log,
 )
 
 # Actions answered by asking the OS (an OSError is a failure answer, not a crash).
-_OS_ACTIONS = (ev.SignalMain, ev.SignalUnit, ev.KillUnit, ev.CheckEmpty, ev.FindMainPid)
+_OS_ACTIONS = (
+    ev.SignalMain,
+    ev.SignalUnit,
+    ev.KillUnit,
+    ev.CheckEmpty,
+    ev.FindMainPid,
+    ev.RemoveRuntimeDirectories,
+)
 
 
 def failure_answer(action: ev.Action) -> ev.Event | None:

@@ -4,7 +4,8 @@
 `cinit.cli.validate`; each imports only what it needs (PID 1 must reach its first exec
 quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
 The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
-`cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`, and
+`cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`,
+`tmpfiles` to `cinit.cli.tmpfiles`, and
 `version`, `help` and `--help`/`-h` to the typer application in `cinit.cli.app` (which
 lists every command). Any other first word that is not an option is an unknown command
 (exit 2, with a "did you mean"): the main command goes after `--`.
@@ -34,6 +35,7 @@ TOOL_COMMANDS = {
     "is-ready": "cinit.cli.control",
     "watch": "cinit.cli.watch",
     "analyze": "cinit.cli.analyze",
+    "tmpfiles": "cinit.cli.tmpfiles",
 }
 
 

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 # An option's kind: a flag (stores `const`), `--name VALUE`, `--name WORDS...` (the rest of
-# the line), or a switch `--name, --no-name` (True, False: the last one given wins).
-FLAG, VALUE, REST, SWITCH = "flag", "value", "rest", "switch"
+# the line), a switch `--name, --no-name` (True, False: the last one given wins), or
+# `--name VALUE` that may be given again (a list of the values, in order).
+FLAG, VALUE, REST, SWITCH, APPEND = "flag", "value", "rest", "switch", "append"
 HELP_COLUMN = 21  # where option texts start (after two spaces of indent)
 
 
@@ -129,13 +130,19 @@ def parse(command: Command, args: Sequence[str]) -> Parsed:
         elif option.kind == REST:
             values[option.dest] = ([inline] if has_inline else []) + list(args[index:])
             break
-        elif has_inline:
-            values[option.dest] = inline
-        elif index < len(args):
-            values[option.dest] = args[index]
-            index += 1
         else:
-            raise UsageError(f"option {name} needs a value")
+            if has_inline:
+                value = inline
+            elif index < len(args):
+                value = args[index]
+                index += 1
+            else:
+                raise UsageError(f"option {name} needs a value")
+            if option.kind == APPEND:
+                held = values[option.dest]
+                values[option.dest] = [*(held if isinstance(held, list) else []), value]
+            else:
+                values[option.dest] = value
     return Parsed(values, words, [])
 
 
@@ -146,7 +153,7 @@ def render_help(command: Command) -> str:
     lines += ["", command.description.rstrip("\n"), "", "options:"]
     for option in (*command.options, Option("-h, --help", "show this help and exit")):
         left = ", ".join(option.names)
-        if option.kind in (VALUE, REST):
+        if option.kind in (VALUE, REST, APPEND):
             left += f" {option.metavar}" + (" [ARG...]" if option.kind == REST else "")
         text = option.help.split("\n")
         if len(left) >= HELP_COLUMN - 1:  # too wide: the text starts on the next line

@@ -118,6 +118,13 @@ and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.""",
             kind=REST,
         ),
         Option(
+            "--tmpfiles, --no-tmpfiles",
+            "apply tmpfiles.d (--create --remove --boot) before the first\n"
+            "unit; as PID 1 only (default: when cinit boots units in an\n"
+            "empty /run, as a container runtime gives it)",
+            kind=SWITCH,
+        ),
+        Option(
             "--log-target",
             "where cinit's own lines go (default: $CINIT_LOG_TARGET, else\n"
             "auto: /dev/kmsg when there is no stderr, else stderr)",
@@ -205,6 +212,7 @@ def parse_args(argv: list[str]) -> RunOptions:
         then_exec=then_exec if isinstance(then_exec, list) else None,
         systemd=bool(values["systemd"]),
         systemd_root=parsed.text("systemd_root") or None,
+        tmpfiles=None if values["tmpfiles"] is None else bool(values["tmpfiles"]),
     )
     if config.systemd_root is not None and not config.systemd:
         raise UsageError("--systemd-root goes with --systemd")

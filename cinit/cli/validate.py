@@ -143,10 +143,12 @@ def _summary(
     errors = _count(diagnostics, Severity.ERROR)
     warnings = _count(diagnostics, Severity.WARNING)
     hints = _count(diagnostics, Severity.HINT)
+    notes = _count(diagnostics, Severity.NOTE)
     lines = [
         f"{len(unit_set.units)} units ({kinds}), "
         f"{len(unit_set.overrides)} overrides, {warnings} warnings, {errors} errors"
-        + (f", {hints} hints" if hints else ""),
+        + (f", {hints} hints" if hints else "")
+        + (f", {notes} notes" if notes else ""),
     ]
     if ok:
         lines.append("start order: " + (" ".join(unit_set.start_order()) or "(none)"))
@@ -193,6 +195,7 @@ def _document(
             "errors": _count(diagnostics, Severity.ERROR),
             "warnings": _count(diagnostics, Severity.WARNING),
             "hints": _count(diagnostics, Severity.HINT),
+            "notes": _count(diagnostics, Severity.NOTE),
         },
         "start_order": unit_set.start_order() if ok else [],
         "boot_units": unit_set.graph.boot_units() if ok else [],

@@ -111,18 +111,20 @@ class OutputRelay:
             self._thread = threading.Thread(target=self._run, name="cinit-output", daemon=True)
             self._thread.start()
 
-    def open_pipe(self, label: str, stream: int, prefix: bool) -> int:
+    def open_pipe(self, label: str, stream: int, prefix: bool, identifier: str = "") -> int:
         """A pipe for a service's stream 1 (stdout) or 2 (stderr); returns its write end.
 
         The write end is close-on-exec (spawn dups it into the child) and the caller closes
-        its copy after spawn. Lines go out as `b"<label>: " + line` when `prefix`, else as
-        they are. After `stop`, a duplicate of the destination fd itself is returned, so
-        late output still reaches the log (unprefixed). Never blocks.
+        its copy after spawn. Lines go out as `b"<label>: " + line` when `prefix` (or
+        `<identifier>: `, SyslogIdentifier=, when given; `label` still names the unit's
+        tail), else as they are. After `stop`, a duplicate of the destination fd itself is
+        returned, so late output still reaches the log (unprefixed). Never blocks.
         """
         if stream not in self._dest:
             raise ValueError(f"stream must be 1 or 2, not {stream!r}")
         dest = self._dest[stream]
-        tag = label.encode("utf-8", "backslashreplace") + b": " if prefix else b""
+        shown = identifier or label
+        tag = shown.encode("utf-8", "backslashreplace") + b": " if prefix else b""
         with self._lock:
             if self._stopping:
                 try:

@@ -11,8 +11,11 @@ where IPv6 is off), `ADDR:PORT`, `[V6]:PORT`, `/path` (parent directories create
 the node is bound at the declared path itself, so getsockname(), /proc/net/unix and
 sd_is_socket_unix() name it; a stale socket node there is removed first, anything else
 there is refused; the node is created with at most SocketMode= and then given
-SocketUser=/SocketGroup= and exactly SocketMode=), `@name` (abstract). Backlog=0 means
-the kernel maximum (net.core.somaxconn).
+SocketUser=/SocketGroup= and exactly SocketMode=; missing parents get DirectoryMode=;
+Symlinks= are made to it), `@name` (abstract). Backlog=0 means the kernel maximum
+(net.core.somaxconn). SocketProtocol= (IP listeners) is given at socket creation;
+PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer= once it is bound (one the
+socket refuses is logged, as systemd does, and the socket serves on).
 
 `ReadinessPoller` is one epoll thread for every listener cinit polls. Each fd is watched
 one-shot: when it becomes readable the poller tells its target once and stops watching it
@@ -107,10 +110,33 @@ def bind_socket_unit(unit: Unit, userdb_root: str = "/") -> list[Listener]:
                     f"{unit.name}: cannot set up {directive}={address.render()}: {exc}"
                 ) from None
             bound.append(Listener(sock, address, directive, name, where))
+            _set_options(unit.name, bound[-1], section)
     except BaseException:
         close_listeners(unit, bound)
         raise
+    if section.symlinks:
+        _make_symlinks(unit, section, bound)
     return bound
+
+
+def _make_symlinks(unit: Unit, section: SocketSection, bound: list[Listener]) -> None:
+    """Symlinks=: each path a symlink to the unit's one unix socket. A failure is not the
+    socket's (systemd.socket(5)): logged, and the socket serves on."""
+    from cinit.io.log import log  # only units with Symlinks=
+
+    target = next((b.address.path for b in bound if b.address.kind is ListenKind.UNIX), "")
+    if not target:
+        log(f"{unit.name}: Symlinks= needs a unix socket (ListenStream=/path); none made")
+        return
+    for path in section.symlinks:
+        try:
+            _make_dirs(os.path.dirname(path), section.directory_mode)
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.islink(path):
+                    os.unlink(path)  # an old link of ours (or anyone's): replaced
+            os.symlink(target, path)
+        except OSError as exc:
+            log(f"{unit.name}: cannot create Symlinks={path}: {describe_os_error(exc)}")
 
 
 def close_listeners(unit: Unit, listeners: Iterable[Listener], remove: bool = False) -> None:
@@ -121,6 +147,11 @@ def close_listeners(unit: Unit, listeners: Iterable[Listener], remove: bool = Fa
         if remove and listener.address.kind is ListenKind.UNIX:
             with contextlib.suppress(OSError):
                 os.unlink(listener.address.path)
+    if remove and unit.socket is not None:
+        for path in unit.socket.symlinks:  # only links: a file put there is not ours
+            if os.path.islink(path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def _bind_one(
@@ -149,6 +180,41 @@ def _bind_one(
     return sock, where
 
 
+# SocketProtocol= names (systemd.socket(5)); Python's socket module lacks some constants.
+_PROTOCOLS = {"udplite": 136, "sctp": 132, "mptcp": 262}
+_SO_PASSSEC = getattr(socket, "SO_PASSSEC", 34)
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+def _set_options(label: str, listener: Listener, section: SocketSection) -> None:
+    """PassCredentials=, PassSecurity=, ReceiveBuffer=, SendBuffer= on a bound listener,
+    before any service has it. As systemd does, an option the socket refuses (SO_PASSCRED
+    on an IP socket: EOPNOTSUPP since Linux 6.x) is logged and the socket serves on."""
+    sock = listener.sock
+    wanted: list[tuple[str, int, int, int | None]] = []
+    if section.pass_credentials:
+        wanted.append(("PassCredentials", socket.SO_PASSCRED, 1, None))
+    if section.pass_security:
+        wanted.append(("PassSecurity", _SO_PASSSEC, 1, None))
+    if section.receive_buffer:  # FORCE: as root, past net.core.rmem_max, as systemd
+        wanted.append(("ReceiveBuffer", _SO_RCVBUFFORCE, section.receive_buffer, socket.SO_RCVBUF))
+    if section.send_buffer:
+        wanted.append(("SendBuffer", _SO_SNDBUFFORCE, section.send_buffer, socket.SO_SNDBUF))
+    for directive, option, value, fallback in wanted:
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, value)
+            except OSError:
+                if fallback is None:
+                    raise
+                sock.setsockopt(socket.SOL_SOCKET, fallback, value)  # capped by the kernel
+        except OSError as exc:
+            from cinit.io.log import log  # only on this rare path
+
+            log(f"{label}: {directive}= not applied on {listener.bound}: {describe_os_error(exc)}")
+
+
 def _bind_inet(
     address: ListenAddress, kind: int, section: SocketSection
 ) -> tuple[socket.socket, str]:
@@ -174,7 +240,8 @@ def _bind_inet(
 def _inet_socket(
     family: int, host: str, port: int, kind: int, section: SocketSection
 ) -> socket.socket:
-    sock = socket.socket(family, kind)
+    protocol = _PROTOCOLS.get(section.socket_protocol, 0)
+    sock = socket.socket(family, kind, protocol)
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -193,7 +260,7 @@ def _inet_socket(
 
 
 def _bind_unix(path: str, kind: int, section: SocketSection, userdb_root: str) -> socket.socket:
-    _make_dirs(os.path.dirname(path))
+    _make_dirs(os.path.dirname(path), section.directory_mode)
     uid, gid = _owner(section, userdb_root)
     sock = socket.socket(socket.AF_UNIX, kind)
     try:
@@ -257,8 +324,9 @@ def _set_up_node(path: str, uid: int, gid: int, mode: int) -> None:
         os.close(fd)
 
 
-def _make_dirs(directory: str) -> None:
-    """Create `directory` and missing parents with mode 0755 (whatever the umask)."""
+def _make_dirs(directory: str, mode: int = 0o755) -> None:
+    """Create `directory` and missing parents with `mode` (DirectoryMode=, 0755 by default;
+    whatever the umask)."""
     missing = []
     current = directory
     while current and not os.path.isdir(current):
@@ -267,7 +335,7 @@ def _make_dirs(directory: str) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):
             os.mkdir(path)
-            os.chmod(path, 0o755)
+            os.chmod(path, mode)
 
 
 def _owner(section: SocketSection, userdb_root: str) -> tuple[int, int]:

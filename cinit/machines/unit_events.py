@@ -286,6 +286,11 @@ class FindMainPid(Record):
     guess: bool = True
 
 
+class RemoveRuntimeDirectories(Record):
+    """The run ended: remove the unit's RuntimeDirectory= (RuntimeDirectoryPreserve=
+    decided it goes now). Answers nothing; a failure is logged."""
+
+
 class StartTimer(Record):
     kind: TimerKind
     token: int
@@ -337,6 +342,7 @@ Action = (
     | KillUnit
     | CheckEmpty
     | FindMainPid
+    | RemoveRuntimeDirectories
     | StartTimer
     | CancelTimer
     | Log

@@ -15,6 +15,7 @@ from cinit.machines.unit_events import (
     CancelTimer,
     Log,
     PhaseChanged,
+    RemoveRuntimeDirectories,
     ReportSettled,
     ReportStopped,
     Spawn,
@@ -22,13 +23,16 @@ from cinit.machines.unit_events import (
     Transition,
 )
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind, UnitModel
-from cinit.units.model import ServiceSection
+from cinit.machines.vocabulary import RUN_STATES
+from cinit.units.model import Preserve, ServiceSection
 
 # One change of a unit's (state, phase): where it went, and the one event it emitted.
 StepChange = tuple[State, Phase, Transition | PhaseChanged]
 
 POLL_USEC = 20_000  # while stopping, how often to look whether the unit's processes are gone
 _OWN_FIELDS = frozenset({"state", "phase"})  # written by `enter` alone
+# Where a run ends: the unit's processes are gone (RuntimeDirectory= may go with them).
+_RUN_ENDS = frozenset({State.INACTIVE, State.FAILED, State.AUTO_RESTART})
 
 
 class UnitStep:
@@ -69,12 +73,25 @@ class UnitStep:
                 signal=signo,
                 at=self.now / 1e6,
             )
+            if old_state in RUN_STATES and state in _RUN_ENDS and self._drops_runtime(state):
+                # Before the change is told: whoever sees `inactive` finds the directory gone.
+                self.actions.append(RemoveRuntimeDirectories())
             self.actions.append(event)
             if state is not State.STOPPING:
                 # The exit is told with the changes it causes, up to where the run ends up;
                 # a later change (a new start request, say) is not about it.
                 self.model = model.replace(last_exit=None)
         self.changes.append((state, phase, event))
+
+    def _drops_runtime(self, state: State) -> bool:
+        """Whether a run ending in `state` removes RuntimeDirectory= (systemd.exec(5):
+        `restart` keeps it between automatic restarts, `yes` for good)."""
+        svc = self.svc
+        if not svc.runtime_directory or svc.runtime_directory_preserve is Preserve.YES:
+            return False
+        return not (
+            svc.runtime_directory_preserve is Preserve.RESTART and state is State.AUTO_RESTART
+        )
 
     def enter_phase(self, phase: Phase) -> None:
         """Move to `phase` inside the current state."""

@@ -8,11 +8,13 @@ from cinit.units.frozen import Frozen
 
 
 class Severity(StrEnum):
-    """How bad a diagnostic is. Hints never fail a load, even under --strict-units."""
+    """How bad a diagnostic is. Hints and notes never fail a load, even under
+    --strict-units; a note says what cinit accepts and does not do (`not applied`)."""
 
     ERROR = "error"
     WARNING = "warning"
     HINT = "hint"
+    NOTE = "note"
 
 
 class Diagnostic(Frozen):

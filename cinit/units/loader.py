@@ -211,6 +211,8 @@ def _parse_unit(
     files: dict[str, str] = {}
     grown: list[tuple[dict[str, Any], str]] = []  # list fields assigned more than once
     diags: list[Diagnostic] = []
+    # Accepted, not carried out (schema.NOT_APPLIED): name -> (file, line) of its first use.
+    not_applied: dict[str, tuple[str, int]] = {}
     for file_path, text in sources:
         sections, rows, file_diags = scan_syntax(text, file_path)
         diags.extend(file_diags)
@@ -225,6 +227,9 @@ def _parse_unit(
         snippet = file_path != path
         for section, key, raw, line in rows:
             if section not in allowed:
+                continue
+            if (section, key) in _NOT_APPLIED:
+                not_applied.setdefault(key, (file_path, line))
                 continue
             triple = (section, key, raw)
             reading = readings.get(triple)
@@ -267,6 +272,11 @@ def _parse_unit(
     for values, field in grown:
         if type(values.get(field)) is list:  # not reset (and then set once) since
             values[field] = tuple(values[field])
+    if not_applied:  # one note per unit, where the first of them stands
+        listed = ", ".join(f"{key}=" for key in not_applied)
+        message = f"not applied in a container (accepted, see docs/directives.md): {listed}"
+        first_file, first_line = next(iter(not_applied.values()))
+        diags.append(Diagnostic(Severity.NOTE, message, first_file, first_line))
     unit = _build_unit(name, path, kind, fields, lines, source, diags, files)
     if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
         hidden = len(diags) - MAX_DIAGNOSTICS_PER_FILE
@@ -307,6 +317,7 @@ class _Reading:
         self.multi = multi
         self.value = value
 _DIRECTIVES = schema.DIRECTIVES
+_NOT_APPLIED = schema.NOT_APPLIED
 
 
 def _read_assignment(

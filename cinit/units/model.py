@@ -184,10 +184,73 @@ class ExitStatusSet(Frozen):
 INFINITY = math.inf
 
 
+# ---- the execution environment (issue 15: RuntimeDirectory=, Limit*=, UMask=, ...) -----------
+
+RLIMIT_INFINITY = -1  # a Limit*= of `infinity` (resource.RLIM_INFINITY on Linux)
+
+
+class ResourceLimit(Frozen):
+    """One Limit*= value: the soft and hard limit in the kernel's unit for that resource
+    (bytes, seconds, microseconds, a count), `RLIMIT_INFINITY` for no limit."""
+
+    soft: int
+    hard: int
+
+
+class Preserve(StrEnum):
+    """RuntimeDirectoryPreserve=: when the runtime directories go away."""
+
+    NO = "no"  # whenever the unit stops (also between automatic restarts)
+    YES = "yes"  # never
+    RESTART = "restart"  # when the unit stops, but not between automatic restarts
+
+
+class DirectoryKind(StrEnum):
+    """The five exec directories of systemd.exec(5), named by their directive's prefix."""
+
+    RUNTIME = "Runtime"  # /run
+    STATE = "State"  # /var/lib
+    CACHE = "Cache"  # /var/cache
+    LOGS = "Logs"  # /var/log
+    CONFIGURATION = "Configuration"  # /etc
+
+
+# Where each kind's relative names live (systemd's system-manager values).
+DIRECTORY_ROOTS: dict[DirectoryKind, str] = {
+    DirectoryKind.RUNTIME: "/run",
+    DirectoryKind.STATE: "/var/lib",
+    DirectoryKind.CACHE: "/var/cache",
+    DirectoryKind.LOGS: "/var/log",
+    DirectoryKind.CONFIGURATION: "/etc",
+}
+
+
+# Limit*= resource names, in systemd.exec(5)'s order (`LimitNOFILE=` is `NOFILE`).
+LIMIT_NAMES = (
+    "CPU",
+    "FSIZE",
+    "DATA",
+    "STACK",
+    "CORE",
+    "RSS",
+    "NOFILE",
+    "AS",
+    "NPROC",
+    "MEMLOCK",
+    "LOCKS",
+    "SIGPENDING",
+    "MSGQUEUE",
+    "NICE",
+    "RTPRIO",
+    "RTTIME",
+)
+
+
 class UnitSection(Frozen):
     """[Unit]: description, dependencies, conditions, start limits."""
 
     description: str = ""
+    documentation: tuple[str, ...] = ()  # URIs, shown by nothing yet; read so it is not unknown
     after: tuple[str, ...] = ()
     before: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
@@ -247,6 +310,56 @@ class ServiceSection(Frozen):
     restart_force_exit_status: ExitStatusSet = ExitStatusSet()
     notify_access: NotifyAccess | None = None  # None: main for Type=notify, else none
     guess_main_pid: bool = True  # forking without PIDFile=: adopt the one process left
+    # ---- the execution environment (issue 15) ----
+    runtime_directory: tuple[str, ...] = ()
+    state_directory: tuple[str, ...] = ()
+    cache_directory: tuple[str, ...] = ()
+    logs_directory: tuple[str, ...] = ()
+    configuration_directory: tuple[str, ...] = ()
+    runtime_directory_mode: int = 0o755
+    state_directory_mode: int = 0o755
+    cache_directory_mode: int = 0o755
+    logs_directory_mode: int = 0o755
+    configuration_directory_mode: int = 0o755
+    runtime_directory_preserve: Preserve = Preserve.NO
+    limit_cpu: ResourceLimit | None = None
+    limit_fsize: ResourceLimit | None = None
+    limit_data: ResourceLimit | None = None
+    limit_stack: ResourceLimit | None = None
+    limit_core: ResourceLimit | None = None
+    limit_rss: ResourceLimit | None = None
+    limit_nofile: ResourceLimit | None = None
+    limit_as: ResourceLimit | None = None
+    limit_nproc: ResourceLimit | None = None
+    limit_memlock: ResourceLimit | None = None
+    limit_locks: ResourceLimit | None = None
+    limit_sigpending: ResourceLimit | None = None
+    limit_msgqueue: ResourceLimit | None = None
+    limit_nice: ResourceLimit | None = None
+    limit_rtprio: ResourceLimit | None = None
+    limit_rttime: ResourceLimit | None = None
+    umask: int = 0o022
+    nice: int | None = None  # None: cinit's own
+    oom_score_adjust: int | None = None  # None: cinit's own
+    ignore_sigpipe: bool = True
+    syslog_identifier: str = ""  # "": the unit's name prefixes its output lines
+
+    def directories(self, kind: DirectoryKind) -> tuple[str, ...]:
+        """The relative names of `kind`'s directories (RuntimeDirectory=, ...)."""
+        return getattr(self, f"{kind.name.lower()}_directory")  # type: ignore[no-any-return]
+
+    def directory_mode(self, kind: DirectoryKind) -> int:
+        """The mode of `kind`'s directories (RuntimeDirectoryMode=, ...)."""
+        return getattr(self, f"{kind.name.lower()}_directory_mode")  # type: ignore[no-any-return]
+
+    def limits(self) -> dict[str, ResourceLimit]:
+        """The Limit*= that are set, by resource name (`NOFILE`, ...)."""
+        found: dict[str, ResourceLimit] = {}
+        for name in LIMIT_NAMES:
+            limit = getattr(self, f"limit_{name.lower()}")
+            if limit is not None:
+                found[name] = limit
+        return found
 
 
 class SocketSection(Frozen):
@@ -269,6 +382,14 @@ class SocketSection(Frozen):
     max_connections: int = 64
     activation_mode: ActivationMode = ActivationMode.NATIVE
     proxy_target: ListenAddress | None = None
+    # ---- socket options (issue 15) ----
+    pass_credentials: bool = False  # SO_PASSCRED
+    pass_security: bool = False  # SO_PASSSEC
+    receive_buffer: int = 0  # SO_RCVBUF; 0: the kernel's default
+    send_buffer: int = 0  # SO_SNDBUF; 0: the kernel's default
+    socket_protocol: str = ""  # "": the default protocol of the family and type
+    directory_mode: int = 0o755  # of the parent directories a unix socket path needs
+    symlinks: tuple[str, ...] = ()  # created to a unix socket's path, removed with it
 
 
 class InstallSection(Frozen):

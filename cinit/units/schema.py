@@ -13,14 +13,16 @@ from collections.abc import Callable
 from enum import Enum
 
 from cinit.boot_path import TYPE_CHECKING
-from cinit.units import addresses, commands, environment, values
+from cinit.units import addresses, commands, environment, exec_values, values
 from cinit.units._text import quoted
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.frozen import Frozen
 from cinit.units.model import (
+    LIMIT_NAMES,
     ActivationMode,
     Condition,
     ConditionKind,
+    DirectoryKind,
     EnvironmentFileRef,
     ExecCommand,
     ExitStatusSet,
@@ -30,6 +32,7 @@ from cinit.units.model import (
     NotifyAccess,
     Output,
     OutputTarget,
+    Preserve,
     RestartPolicy,
     ServiceType,
     UnitKind,
@@ -514,6 +517,98 @@ _SOCKET_ROWS = [
         _render_proxy_target,
     ),
 ]
+# ---- issue 15: the execution environment and socket options (acting directives) ----------
+
+
+def _directory_rows() -> list[Directive]:
+    rows = []
+    for kind in DirectoryKind:
+        name, field = f"{kind.value}Directory", f"{kind.name.lower()}_directory"
+        parse = exec_values.parse_directory_names
+        rows.append(_d("Service", name, SERVICE, field, parse, _render_str, multi=True))
+        rows.append(
+            _d("Service", name + "Mode", SERVICE, field + "_mode", _parse_mode, _render_mode)
+        )
+    return rows
+
+
+def _limit_rows() -> list[Directive]:
+    rows = []
+    for resource in LIMIT_NAMES:
+        parse, render = exec_values.limit_parser(resource)
+        rows.append(
+            _d("Service", f"Limit{resource}", SERVICE, f"limit_{resource.lower()}", parse, render)
+        )
+    return rows
+
+
+_enum_preserve = _parse_enum(Preserve)
+_EXEC_ROWS = [
+    *_directory_rows(),
+    _d(
+        "Service",
+        "RuntimeDirectoryPreserve",
+        SERVICE,
+        "runtime_directory_preserve",
+        _enum_preserve,
+        _render_enum,
+    ),
+    *_limit_rows(),
+    _d("Service", "UMask", SERVICE, "umask", _parse_mode, _render_mode),
+    _d("Service", "Nice", SERVICE, "nice", exec_values.parse_nice, _render_int),
+    _d(
+        "Service",
+        "OOMScoreAdjust",
+        SERVICE,
+        "oom_score_adjust",
+        exec_values.parse_oom_score_adjust,
+        _render_int,
+    ),
+    _d("Service", "IgnoreSIGPIPE", SERVICE, "ignore_sigpipe", _bool, _rbool),
+    _d("Service", "SyslogIdentifier", SERVICE, "syslog_identifier", _parse_text, _render_str),
+]
+_SOCKET_OPTION_ROWS = [
+    _d("Socket", "PassCredentials", SOCKET, "pass_credentials", _bool, _rbool),
+    _d("Socket", "PassSecurity", SOCKET, "pass_security", _bool, _rbool),
+    _d(
+        "Socket",
+        "ReceiveBuffer",
+        SOCKET,
+        "receive_buffer",
+        exec_values.parse_buffer_size,
+        exec_values.render_size,
+    ),
+    _d(
+        "Socket",
+        "SendBuffer",
+        SOCKET,
+        "send_buffer",
+        exec_values.parse_buffer_size,
+        exec_values.render_size,
+    ),
+    _d(
+        "Socket",
+        "SocketProtocol",
+        SOCKET,
+        "socket_protocol",
+        exec_values.parse_socket_protocol,
+        _render_str,
+    ),
+    _d("Socket", "DirectoryMode", SOCKET, "directory_mode", _parse_mode, _render_mode),
+    _d(
+        "Socket",
+        "Symlinks",
+        SOCKET,
+        "symlinks",
+        exec_values.parse_symlinks,
+        _render_str,
+        multi=True,
+    ),
+]
+_DOCUMENTATION_ROW = _d(
+    "Unit", "Documentation", UNIT, "documentation", str.split, _render_str, True, False
+)
+
 _INSTALL_ROWS = [
     _d("Install", "WantedBy", INSTALL, "wanted_by", _names, _render_str, multi=True),
     _d("Install", "RequiredBy", INSTALL, "required_by", _names, _render_str, multi=True),
@@ -532,7 +627,72 @@ DIRECTIVES: dict[tuple[str, str], Directive] = {
     + _SERVICE_ROWS
     + _SOCKET_ROWS
     + _INSTALL_ROWS
+    + _EXEC_ROWS
+    + _SOCKET_OPTION_ROWS
+    + [_DOCUMENTATION_ROW]
 }
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# ---- accepted, not applied (issue 15) -------------------------------------------------------
+# Directives cinit reads without error and does not carry out: what systemd does with them
+# needs a host's kernel features a container does not own (mount namespaces of its own,
+# seccomp, capabilities dropped per service, cgroup controllers delegated to it) or a
+# journal. A package's unchanged units use them (nginx, ssh, redis, ...): each unit lists
+# the ones it sets in ONE `note` of `cinit validate` (never a warning, so --strict-units
+# passes), and docs/directives.md says so. The one list, by section.
+_NOT_APPLIED_EXEC = _words(
+    # sandboxing (systemd.exec(5)): the container is the sandbox
+    "ProtectSystem ProtectHome ProtectProc ProcSubset ReadWritePaths ReadOnlyPaths "
+    "InaccessiblePaths ExecPaths NoExecPaths ReadWriteDirectories ReadOnlyDirectories "
+    "InaccessibleDirectories TemporaryFileSystem BindPaths BindReadOnlyPaths PrivateTmp "
+    "PrivateDevices PrivateNetwork NetworkNamespacePath PrivateIPC IPCNamespacePath "
+    "PrivateUsers PrivateMounts MountFlags MountAPIVFS ProtectHostname ProtectClock "
+    "ProtectKernelTunables ProtectKernelModules ProtectKernelLogs ProtectControlGroups "
+    "RestrictAddressFamilies RestrictFileSystems RestrictNamespaces RestrictRealtime "
+    "RestrictSUIDSGID LockPersonality MemoryDenyWriteExecute RemoveIPC SystemCallFilter "
+    "SystemCallErrorNumber SystemCallArchitectures SystemCallLog NoNewPrivileges SecureBits "
+    "CapabilityBoundingSet AmbientCapabilities KeyringMode DynamicUser PAMName "
+    "SELinuxContext AppArmorProfile SmackProcessLabel Personality "
+    # scheduling and memory policy: the container runtime's to set
+    "CPUSchedulingPolicy CPUSchedulingPriority CPUSchedulingResetOnFork CPUAffinity "
+    "NUMAPolicy NUMAMask IOSchedulingClass IOSchedulingPriority TimerSlackNSec "
+    "CoredumpFilter OOMPolicy "
+    # the journal and utmp: the container log is cinit's output
+    "SyslogFacility SyslogLevel SyslogLevelPrefix LogLevelMax LogExtraFields "
+    "LogRateLimitIntervalSec LogRateLimitBurst LogNamespace UtmpIdentifier UtmpMode "
+    # resource control (systemd.resource-control(5)): the runtime owns the container's cgroup
+    "Slice Delegate CPUAccounting CPUWeight StartupCPUWeight CPUShares StartupCPUShares "
+    "CPUQuota CPUQuotaPeriodSec AllowedCPUs StartupAllowedCPUs AllowedMemoryNodes "
+    "StartupAllowedMemoryNodes MemoryAccounting MemoryMin MemoryLow MemoryHigh MemoryMax "
+    "MemorySwapMax MemoryLimit TasksAccounting TasksMax IOAccounting IOWeight "
+    "StartupIOWeight IODeviceWeight IOReadBandwidthMax IOWriteBandwidthMax IOReadIOPSMax "
+    "IOWriteIOPSMax BlockIOAccounting BlockIOWeight DeviceAllow DevicePolicy IPAccounting "
+    "IPAddressAllow IPAddressDeny ManagedOOMSwap ManagedOOMMemoryPressure "
+    "ManagedOOMMemoryPressureLimit ManagedOOMPreference"
+)
+# [Unit] (issue 15, lifecycle): the mounts a container's runtime made before cinit ran;
+# systemd's job engine (isolate, manual-start refusals, job timeouts, garbage collection);
+# machine-wide actions (reboot, poweroff) a container's init does not take on a unit's word.
+_NOT_APPLIED_UNIT = _words(
+    "RequiresMountsFor WantsMountsFor IgnoreOnIsolate AllowIsolate StopWhenUnneeded "
+    "RefuseManualStart RefuseManualStop JobTimeoutSec JobRunningTimeoutSec JobTimeoutAction "
+    "JobTimeoutRebootArgument CollectMode SuccessAction FailureAction SuccessActionExitStatus "
+    "FailureActionExitStatus StartLimitAction RebootArgument"
+)
+NOT_APPLIED: frozenset[tuple[str, str]] = frozenset(
+    [(section, name) for section in ("Service", "Socket") for name in _NOT_APPLIED_EXEC]
+    + [("Unit", name) for name in _NOT_APPLIED_UNIT]
+)
+
+
+def not_applied(section: str, name: str) -> bool:
+    """Whether `Name=` in `[Section]` is accepted but not carried out (a note, not a warning)."""
+    return (section, name) in NOT_APPLIED
+
 
 # Directive names per section, for "did you mean" suggestions.
 NAMES_BY_SECTION: dict[str, list[str]] = {}

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.model import (
     ActivationMode,
+    ListenKind,
     RestartPolicy,
     ServiceSection,
     ServiceType,
@@ -54,6 +55,13 @@ def check_service(unit: Unit, service: ServiceSection, diags: list[Diagnostic]) 
         say(Severity.ERROR, "Restart", message)
     if service.watchdog_sec and service.type is not ServiceType.NOTIFY:
         say(Severity.WARNING, "WatchdogSec", "WatchdogSec= only works with Type=notify; ignored")
+    for name in service.runtime_directory:
+        if name.split("/")[0] == "cinit":  # /run/cinit: cinit's control and notify sockets
+            message = (
+                f"RuntimeDirectory={name} is inside cinit's own runtime directory /run/cinit; "
+                "removing it at stop would take cinit's sockets"
+            )
+            say(Severity.ERROR, "RuntimeDirectory", message)
     exec_lines = {
         "ExecStartPre": service.exec_start_pre,
         "ExecStart": service.exec_start,
@@ -92,3 +100,26 @@ def check_socket(unit: Unit, sock: SocketSection, diags: list[Diagnostic]) -> No
         say(Severity.ERROR, "ProxyTarget", message)
     if sock.service == unit.name or not sock.service.endswith(".service"):
         say(Severity.ERROR, "Service", f"Service={sock.service} must name a .service unit")
+    _check_socket_options(sock, say)
+
+
+def _check_socket_options(sock: SocketSection, say: Callable[[Severity, str, str], None]) -> None:
+    """Symlinks= and SocketProtocol= make sense for some listeners only (systemd.socket(5))."""
+    listeners = sock.listen_stream + sock.listen_datagram
+    unix = [a for a in listeners if a.kind is ListenKind.UNIX]
+    if sock.symlinks and len(unix) != 1:
+        message = (
+            f"Symlinks= needs exactly one unix socket path to point to (found {len(unix)}); "
+            "no link is made"
+        )
+        say(Severity.WARNING, "Symlinks", message)
+    if sock.socket_protocol:
+        if not any(a.kind is ListenKind.INET for a in listeners):
+            message = f"SocketProtocol={sock.socket_protocol} applies to IP sockets only; ignored"
+            say(Severity.WARNING, "SocketProtocol", message)
+        elif sock.socket_protocol == "udplite" and sock.listen_stream:
+            message = "SocketProtocol=udplite is for ListenDatagram= only"
+            say(Severity.ERROR, "SocketProtocol", message)
+        elif sock.socket_protocol != "udplite" and sock.listen_datagram:
+            message = f"SocketProtocol={sock.socket_protocol} is for ListenStream= only"
+            say(Severity.ERROR, "SocketProtocol", message)

@@ -237,6 +237,9 @@ class FakeIO:
     def discard_prepared(self) -> None:
         self.world.record("discard_prepared", self.unit.name)
 
+    def remove_runtime_directories(self) -> None:
+        self.world.record("remove_runtime_directories", self.unit.name)
+
     def unit_empty(self) -> bool:
         self._maybe_fail("unit_empty")
         return not any(p.alive for p in self.mine.values())

@@ -359,8 +359,8 @@ def test_directive_in_the_wrong_section_suggests_the_right_one() -> None:
 
 
 def test_unknown_directive_far_from_any_is_ignored_with_a_warning() -> None:
-    _, diags = load("a.service", "[Service]\nExecStart=/bin/true\nProtectSystem=strict\n")
-    assert diags[0].severity is Severity.WARNING and "unknown directive ProtectSystem=" in (
+    _, diags = load("a.service", "[Service]\nExecStart=/bin/true\nFrobnicateWidgets=strict\n")
+    assert diags[0].severity is Severity.WARNING and "unknown directive FrobnicateWidgets=" in (
         diags[0].message
     )
 

@@ -29,6 +29,9 @@ else:  # the C half of `signal`; the wrapper's enums would cost ~5 ms before the
 # systemd's EXIT_* codes for the stages before exec (`status=217/USER` reads as in systemd).
 STAGE_EXIT_CODES = {
     "chdir": 200,
+    "nice": 201,
+    "limits": 205,
+    "oom_adjust": 206,
     "fds": 202,
     "signals": 207,
     "group": 216,
@@ -55,6 +58,8 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         stage = "signals"
         for signo in plan.reset_signals:
             signal.signal(signo, signal.SIG_DFL)
+        if plan.ignore_sigpipe:
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
         stage = "session"
         if plan.new_session:
@@ -74,6 +79,22 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
             except OSError:
                 pass
 
+        # Before the credentials change: a lower nice level, a lower OOM score and a higher
+        # hard limit each need privileges the service's user lacks.
+        if plan.nice is not None:
+            stage = "nice"
+            _set_nice_closest(plan.nice)
+        if plan.oom_score_adjust is not None:
+            stage = "oom_adjust"
+            _write_oom_score_adjust(plan.oom_score_adjust)
+        if plan.fd_limit is not None:
+            stage = "fds"
+            resource.setrlimit(resource.RLIMIT_NOFILE, plan.fd_limit)
+        if plan.rlimits:
+            stage = "limits"
+            for which, soft, hard in plan.rlimits:
+                _set_limit_closest(which, soft, hard)
+
         if plan.groups is not None:
             stage = "group"
             os.setgroups(plan.groups)
@@ -81,6 +102,9 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         if plan.uid >= 0:
             stage = "user"
             os.setuid(plan.uid)
+
+        if plan.umask >= 0:
+            os.umask(plan.umask)
 
         if plan.cwd:
             stage = "chdir"
@@ -92,10 +116,6 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
 
         if plan.listen_pid:
             plan.env["LISTEN_PID"] = str(os.getpid())
-
-        if plan.fd_limit is not None:
-            stage = "fds"
-            resource.setrlimit(resource.RLIMIT_NOFILE, plan.fd_limit)
 
         stage = "signals"
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
@@ -111,6 +131,73 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
         report_failure(error_fd, f"{stage}:0:{type(exc).__name__}: {exc}")
     finally:
         os._exit(code)
+
+
+def _set_nice_closest(nice: int) -> None:
+    """Nice=, or as close as allowed, as systemd's setpriority_closest(): a lower level
+    needs CAP_SYS_NICE, which Docker drops; refused, the child goes as low as its
+    RLIMIT_NICE lets it (or stays where it is, when that is lower already)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+        refused = exc
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice >= current:  # raising the level is always allowed: the call itself is blocked
+        raise refused
+    target = max(nice, _lowest_nice(resource.getrlimit(resource.RLIMIT_NICE)[0]))
+    if target < current:
+        os.setpriority(os.PRIO_PROCESS, 0, target)
+
+
+def _lowest_nice(soft: int) -> int:
+    """The lowest nice level RLIMIT_NICE `soft` allows (the kernel's 20 - N encoding)."""
+    if soft == resource.RLIM_INFINITY:
+        return -20
+    return 19 if soft <= 1 else max(20 - soft, -20)
+
+
+def _set_limit_closest(which: int, soft: int, hard: int) -> None:
+    """setrlimit, or as close as allowed, as systemd's setrlimit_closest(): raising a hard
+    limit needs CAP_SYS_RESOURCE, which a container seldom has (redis ships
+    LimitNOFILE=65535): refused, both limits are capped at the hard limit cinit has."""
+    infinity = resource.RLIM_INFINITY
+    try:
+        resource.setrlimit(which, (soft, hard))
+        return
+    except ValueError:  # Python's word for EPERM when raising the hard limit
+        pass
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+    highest = resource.getrlimit(which)[1]
+    if highest == infinity:  # nothing to cap at: refused for another reason
+        raise OSError(errno.EPERM, "")
+
+    def capped(value: int) -> int:
+        return highest if value == infinity else min(value, highest)
+
+    try:
+        resource.setrlimit(which, (capped(soft), capped(hard)))
+    except ValueError:
+        raise OSError(errno.EPERM, "") from None
+
+
+def _write_oom_score_adjust(value: int) -> None:
+    """OOMScoreAdjust=. Lowering the score needs CAP_SYS_RESOURCE, which a container seldom
+    has (Docker drops it): refused for want of privilege, it is ignored, as systemd does
+    ("assuming containerized execution"); dbus and postgresql ship -900."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
 
 
 def _lay_out(fds: list[int], base: int, error_fd: int) -> None:

@@ -148,6 +148,9 @@ def failure_from_report(report: bytes, request: SpawnRequest, plan: ChildPlan) -
         "fds": "cannot set up file descriptors",
         "session": "cannot start a new session",
         "signals": "cannot reset signal handling",
+        "nice": f"cannot set the nice level {plan.nice}",
+        "oom_adjust": f"cannot set the OOM score adjustment {plan.oom_score_adjust}",
+        "limits": "cannot set its resource limits (Limit*=)",
     }.get(stage, "cannot set up the child process")
     code = STAGE_EXIT_CODES.get(stage, 127)
     return SpawnError(label, path, stage, err, f"{label}: {what}: {reason}", code)

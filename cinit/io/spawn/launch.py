@@ -56,7 +56,10 @@ class SpawnRequest:
     LISTEN_FDNAMES (from `fd_names`) and LISTEN_PID set to its own pid. `cwd` may be `~`
     (the user's home); with `cwd_optional` a failing chdir is ignored (systemd's `-`).
     `user`/`group` are names or numbers, resolved from `userdb_root`/etc at spawn time.
-    `cgroup` is a cgroup v2 directory to join before exec. `new_session=False` puts the
+    `cgroup` is a cgroup v2 directory to join before exec. `rlimits` are Limit*= as
+    (name, soft, hard) (`NOFILE`, -1 for infinity); `umask` (-1: cinit's), `nice` and
+    `oom_score_adjust` (None: cinit's) and `ignore_sigpipe` are systemd.exec(5)'s
+    UMask=, Nice=, OOMScoreAdjust= and IgnoreSIGPIPE=. `new_session=False` puts the
     child in a new process group of cinit's session instead and, with `foreground`, makes
     it the terminal's foreground group when stdin is a terminal (the interactive main
     command, as tini does).
@@ -71,14 +74,19 @@ class SpawnRequest:
         "fd_names",
         "foreground",
         "group",
+        "ignore_sigpipe",
         "label",
         "listen_fds",
         "new_session",
+        "nice",
+        "oom_score_adjust",
         "pass_fds",
         "path",
+        "rlimits",
         "stderr",
         "stdin",
         "stdout",
+        "umask",
         "user",
         "userdb_root",
     )
@@ -104,6 +112,11 @@ class SpawnRequest:
         new_session: bool = True,
         foreground: bool = False,
         userdb_root: str = "/",
+        rlimits: Sequence[tuple[str, int, int]] = (),
+        umask: int = -1,
+        nice: int | None = None,
+        oom_score_adjust: int | None = None,
+        ignore_sigpipe: bool = False,
     ) -> None:
         if not argv:
             raise ValueError("SpawnRequest needs a non-empty argv")
@@ -125,6 +138,11 @@ class SpawnRequest:
         self.new_session = new_session
         self.foreground = foreground
         self.userdb_root = userdb_root
+        self.rlimits = tuple(rlimits)
+        self.umask = umask
+        self.nice = nice
+        self.oom_score_adjust = oom_score_adjust
+        self.ignore_sigpipe = ignore_sigpipe
 
 
 def exec_candidates(path: str, env: Mapping[str, str]) -> list[str]:
@@ -288,7 +306,41 @@ def build_plan(request: SpawnRequest) -> ChildPlan:
         cwd_optional=request.cwd_optional,
         listen_pid=request.listen_fds,
         fd_limit=_service_nofile,
+        rlimits=[_rlimit(*limit) for limit in request.rlimits],
+        umask=request.umask,
+        nice=request.nice,
+        oom_score_adjust=request.oom_score_adjust,
+        ignore_sigpipe=request.ignore_sigpipe,
     )
+
+
+# Limit*= names to the kernel's resource numbers (Python lacks RLIMIT_LOCKS: 10 on Linux).
+_RLIMITS = {
+    name: getattr(resource, "RLIMIT_" + name, 10)
+    for name in [
+        "CPU",
+        "FSIZE",
+        "DATA",
+        "STACK",
+        "CORE",
+        "RSS",
+        "NOFILE",
+        "AS",
+        "NPROC",
+        "MEMLOCK",
+        "LOCKS",
+        "SIGPENDING",
+        "MSGQUEUE",
+        "NICE",
+        "RTPRIO",
+        "RTTIME",
+    ]
+}
+
+
+def _rlimit(name: str, soft: int, hard: int) -> tuple[int, int, int]:
+    infinity = resource.RLIM_INFINITY
+    return (_RLIMITS[name], infinity if soft < 0 else soft, infinity if hard < 0 else hard)
 
 
 def _build_env(request: SpawnRequest) -> dict[str, str]:

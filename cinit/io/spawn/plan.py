@@ -35,6 +35,11 @@ WIRE_FIELDS = (
     "cwd_optional",
     "listen_pid",
     "fd_limit",
+    "rlimits",
+    "umask",
+    "nice",
+    "oom_score_adjust",
+    "ignore_sigpipe",
 )
 
 
@@ -42,14 +47,18 @@ class ChildPlan:
     """What one child does before exec, in this order (`cinit.io.spawn.child.carry_out`):
 
     reset `reset_signals` (ignored in cinit; an ignored disposition survives exec) to the
-    default; `new_session` (else a new process group, which takes the terminal when
+    default, then ignore SIGPIPE when `ignore_sigpipe` (systemd's IgnoreSIGPIPE=);
+    `new_session` (else a new process group, which takes the terminal when
     `foreground` and stdin is one); join the cgroup through `cgroup_fd` (its cgroup.procs,
     -1: none, or joined already); lay out `fds` at 0, 1, 2, 3, ... (numbers in the process
-    carrying the plan out) and close every other fd; switch to `groups` and `gid` (None:
-    keep cinit's), then `uid` (-1: keep); change to `cwd` ("": stay; a failure ignored when
-    `cwd_optional`); set LISTEN_PID in `env` to its own pid when `listen_pid`; give itself
-    `fd_limit` (soft, hard; None: keep); empty its signal mask; exec `argv` with `env`,
-    trying each of `exec_paths` in turn as execvp does.
+    carrying the plan out) and close every other fd; while still privileged: set `nice`
+    (None: keep), write `oom_score_adjust` to /proc/self/oom_score_adj (None: keep), give
+    itself `fd_limit` (soft, hard; None: keep), then each of `rlimits` ((resource, soft,
+    hard), Limit*=; they may raise a hard limit, which needs root); switch to `groups` and
+    `gid` (None: keep cinit's), then `uid` (-1: keep); set `umask` (-1: keep); change to
+    `cwd` ("": stay; a failure ignored when `cwd_optional`); set LISTEN_PID in `env` to its
+    own pid when `listen_pid`; empty its signal mask; exec `argv` with `env`, trying each
+    of `exec_paths` in turn as execvp does.
     """
 
     __slots__ = (*WIRE_FIELDS, "cgroup_fd", "fds")
@@ -72,6 +81,11 @@ class ChildPlan:
         cwd_optional: bool = False,
         listen_pid: bool = False,
         fd_limit: tuple[int, int] | None = None,
+        rlimits: list[tuple[int, int, int]] | None = None,
+        umask: int = -1,
+        nice: int | None = None,
+        oom_score_adjust: int | None = None,
+        ignore_sigpipe: bool = False,
     ) -> None:
         self.argv = argv
         self.env = env
@@ -88,6 +102,11 @@ class ChildPlan:
         self.cwd_optional = cwd_optional
         self.listen_pid = listen_pid
         self.fd_limit = fd_limit
+        self.rlimits = rlimits if rlimits is not None else []
+        self.umask = umask
+        self.nice = nice
+        self.oom_score_adjust = oom_score_adjust
+        self.ignore_sigpipe = ignore_sigpipe
 
     def to_wire(self) -> bytes:
         """The message data for a prepared child (`fds` go beside it, as SCM_RIGHTS)."""
