@@ -6,8 +6,7 @@ memcached, haproxy, php8.2-fpm, postgresql, dbus; taken with `apt-get download` 
 What this part of issue 15 owes them: the execution environment and socket options they set
 are read as typed values, the sandboxing and resource-control directives are accepted and
 listed once per unit as a `note` (never a warning), and nothing they say about those is a
-warning. The whole set passing --strict-units also needs the machines' part of the issue
-(KillMode=, ExecReload=, ...): that test is marked xfail naming them.
+warning. The whole set passes --strict-units.
 """
 
 from __future__ import annotations
@@ -120,15 +119,6 @@ def test_the_values_they_set_are_read(debian: UnitSet) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason=(
-        "needs the machines' part of issue 15: KillMode=, ExecReload=, "
-        "RestartPreventExitStatus=, PIDFile= on a non-forking unit, NotifyAccess=, PartOf=, "
-        "Conflicts=, DefaultDependencies=, AssertPathExists=, RequiresMountsFor=, "
-        "ReloadPropagatedFrom=, ConditionPathIsDirectory="
-    ),
-    strict=False,
-)
 def test_the_unchanged_units_pass_strict_units(tmp_path: Path) -> None:
     argv = [
         sys.executable, "-m", "cinit", "validate", "--units", str(DEBIAN),
