@@ -63,6 +63,10 @@ _READ_ONLY_PROC = """for entry in sys sysrq-trigger irq bus; do
     fi
 done
 """
+# A container's open-file limit as Docker's daemon sets it (1048576, soft and hard): units
+# raise theirs up to it (redis' LimitNOFILE=65535) without CAP_SYS_RESOURCE. Where the test
+# itself lacks CAP_SYS_RESOURCE (a sandbox), the hard limit it has stays.
+_CONTAINER_LIMITS = "ulimit -n 1048576 2>/dev/null || :\n"
 # Docker's default capability set: what a container's init has. Without CAP_SYS_MODULE,
 # CAP_SYS_ADMIN, CAP_SYSLOG, ... units meant for a machine skip themselves
 # (ConditionCapability=CAP_SYS_MODULE of systemd-modules-load.service) or fail harmlessly
@@ -80,8 +84,8 @@ def wrapper(*, private_dev: bool, net: bool, confined: bool) -> str:
     """The namespace's first PID 1: mounts what a container runtime would, then cinit.
 
     `private_dev`: a /dev of its own (else the host's, bound); `net`: loopback up in the
-    new network namespace; `confined`: read-only kernel tunables in /proc and Docker's
-    default capability set, as a container runtime starts a container.
+    new network namespace; `confined`: read-only kernel tunables in /proc, Docker's
+    open-file limit and default capability set, as a container runtime starts a container.
     """
     head = 'set -e\ntree="$1"\npath="$2"\nconfine=\n'
     if net:  # a network namespace of its own: only loopback, up
@@ -89,7 +93,7 @@ def wrapper(*, private_dev: bool, net: bool, confined: bool) -> str:
     script = head + _PROC + (_PRIVATE_DEV if private_dev else _HOST_DEV) + _CGROUP
     if confined:
         caps = ",".join(f"+{cap}" for cap in CONTAINER_CAPS)
-        script += _READ_ONLY_PROC
+        script += _READ_ONLY_PROC + _CONTAINER_LIMITS
         script += f"confine='setpriv --inh-caps=-all --bounding-set=-all,{caps}'\n"
     return script + _EXEC
 
