@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 from e2e_support import LineReader, Pid1Run
+from e2e_support import wait_until as wait_until  # the rootfs tests' too
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CINIT_BIN = Path(os.environ.get("CINIT_E2E_BIN") or REPO / "bin" / "cinit")

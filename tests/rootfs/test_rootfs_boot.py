@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import wait_until
 from rootfs_image import image_tarball, unpack
 from rootfs_support import (
     CINIT_BIN,
@@ -43,6 +42,7 @@ from rootfs_support import (
     port_free,
     processes_named,
     rooted_in,
+    wait_until,
 )
 
 HERE = Path(__file__).resolve().parent
