@@ -211,3 +211,27 @@ def rooted_in(tree: Path) -> list[int]:
             if os.readlink(f"/proc/{entry}/root") == str(tree):
                 rooted.append(int(entry))
     return rooted
+
+
+def cgroup2_mount() -> Path | None:
+    """Where the unified (v2) cgroup hierarchy is mounted on the host, if it is."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ", 1)
+        if len(fields) == 2 and fields[1].split()[0] == "cgroup2":
+            return Path(fields[0].split()[4])
+    return None
+
+
+def cgroups_of(pids: list[int]) -> set[str]:
+    """The v2 cgroups (paths in the hierarchy) the processes `pids` are in, but the test's own."""
+    own = _cgroup2_path(os.getpid())
+    found = {_cgroup2_path(pid) for pid in pids}
+    return {path for path in found if path is not None and path not in (own, "/")}
+
+
+def _cgroup2_path(pid: int) -> str | None:
+    try:
+        text = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return None
+    return next((line[3:] for line in text.splitlines() if line.startswith("0::")), None)

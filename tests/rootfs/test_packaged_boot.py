@@ -47,6 +47,8 @@ from rootfs_support import (
     OPT_IN,
     Image,
     boot,
+    cgroup2_mount,
+    cgroups_of,
     install_cinit,
     namespace_pids,
     rooted_in,
@@ -288,6 +290,7 @@ class Shutdown:
     status: int
     seconds: float
     namespace_pids: list[int]  # host pids of every process of the namespace before SIGTERM
+    cgroups: set[str]  # the v2 cgroups they were in (cinit's, one per unit)
     log: str
 
 
@@ -295,13 +298,14 @@ class Shutdown:
 def shutdown(image: Image, answers: dict[str, str | None]) -> Shutdown:
     """SIGTERM to cinit once the services answered (or the probes gave up)."""
     pids = namespace_pids(image.pid)
+    cgroups = cgroups_of(pids)
     start = time.monotonic()
     image.run.send(signal.SIGTERM)
     status = image.run.wait(STOP_TIMEOUT + 10)
     seconds = time.monotonic() - start
     image.run.out.closed.wait(5)
     image.run.err.closed.wait(5)
-    return Shutdown(status, seconds, pids, image.run.err.data.decode(errors="replace"))
+    return Shutdown(status, seconds, pids, cgroups, image.run.err.data.decode(errors="replace"))
 
 
 def _why(image: Image, unit: str) -> str:
@@ -390,6 +394,10 @@ def test_sigterm_stops_everything_in_reverse_order_and_exits_0(
     alive = [pid for pid in shutdown.namespace_pids if Path(f"/proc/{pid}").exists()]
     assert alive == [], f"processes outlived the container: {alive}"
     assert rooted_in(image.tree) == []
+    mount = cgroup2_mount()
+    if mount is not None:  # cinit removed the cgroups it made (they are the host's)
+        left = sorted(c for c in shutdown.cgroups if (mount / c.lstrip("/")).exists())
+        assert left == [], f"cgroups left behind: {left}"
     records = _trace(image)
     kinds = [r["event"] for r in records]
     assert "shutdown-started" in kinds and "shutdown-finished" in kinds, kinds[-20:]
