@@ -78,9 +78,6 @@ SERVICES = {
     "postgresql": "postgresql@15-main.service",
     "dbus": "dbus.service",
 }
-# Units whose stop order is checked: the services, the sockets that feed two of them, and
-# postgresql.service (the cluster instance is ordered before it).
-ORDERED = {*SERVICES.values(), "syslog.socket", "dbus.socket", "postgresql.service"}
 
 pytestmark = [
     pytest.mark.pid1,
@@ -394,6 +391,7 @@ def test_sigterm_stops_everything_in_reverse_order_and_exits_0(
     alive = [pid for pid in shutdown.namespace_pids if Path(f"/proc/{pid}").exists()]
     assert alive == [], f"processes outlived the container: {alive}"
     assert rooted_in(image.tree) == []
+    assert sorted(os.listdir(image.tree / "run")) == image.run_dir_before  # the tmpfs is gone
     mount = cgroup2_mount()
     if mount is not None:  # cinit removed the cgroups it made (they are the host's)
         left = sorted(c for c in shutdown.cgroups if (mount / c.lstrip("/")).exists())
@@ -407,24 +405,27 @@ def test_sigterm_stops_everything_in_reverse_order_and_exits_0(
         seqs = [r["seq"] for r in records if r.get("unit") == unit and r["event"] == event]
         return int(seqs[-1]) if seqs else None
 
-    # Every edge of the boot, reversed: a unit ordered after another is stopped before that
-    # one begins to stop (the `after` of the loaded events: cinit's own reading of the
-    # files, aliases resolved), and a socket closes only once its service is down.
+    # Every edge of the boot, reversed (systemd's own units and targets too): a unit ordered
+    # after another is stopped before that one begins to stop. The edges are the `after` of
+    # the loaded events (cinit's own reading of the files: Before= turned round, aliases
+    # resolved) and each socket before its service.
     edges = {
         (first, r["unit"])
         for r in records
-        if r["event"] == "loaded" and r.get("unit") in ORDERED
+        if r["event"] == "loaded"
         for first in r.get("after", [])
-        if first in ORDERED
     }
     edges |= {("syslog.socket", "rsyslog.service"), ("dbus.socket", "dbus.service")}
+    for first, then in (("syslog.socket", "rsyslog.service"), ("rsyslog.service", "haproxy.service"),
+                        ("postgresql@15-main.service", "postgresql.service")):  # fmt: skip
+        assert (first, then) in edges, f"the units no longer order {then} after {first}"
     checked = 0
     for first, then in sorted(edges):
         stopped, stopping = last(then, "stopped"), last(first, "stopping")
         if stopped is not None and stopping is not None:
             checked += 1
             assert stopped < stopping, f"{first} began to stop before {then} had stopped"
-    assert checked >= 3, f"too few ordering edges to check: {sorted(edges)}"
+    assert checked >= 20, f"too few ordering edges between stopped units: {sorted(edges)}"
     # Each service that was up when SIGTERM came stopped cleanly (one that had failed before
     # fails its own test above).
     begun = next(int(r["seq"]) for r in records if r["event"] == "shutdown-started")
