@@ -380,6 +380,21 @@ def test_cinit_status_inside_lists_every_service_active(
     assert units["syslog.socket"]["state"] == "active", units["syslog.socket"]
 
 
+def test_cinit_validate_systemd_inside_checks_the_same_boot_set(
+    image: Image, answers: dict[str, str | None]
+) -> None:
+    """`cinit validate --systemd` in the image: no error, and the boot set it names holds the
+    services, their sockets and the instance the link enables (systemd's own units carry
+    warnings: directives cinit does not know, such as DefaultDependencies=)."""
+    done = image.exec_inside("cinit", "validate", "--systemd", "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["counts"]["errors"] == 0, report["counts"]
+    wanted = {*SERVICES.values(), "syslog.socket", "dbus.socket", "postgresql.service"}
+    assert wanted <= set(report["boot_units"]), sorted(wanted - set(report["boot_units"]))
+    assert report["aliases"].get("syslog.service") == "rsyslog.service", report["aliases"]
+
+
 def _trace(image: Image) -> list[dict[str, Any]]:
     path = image.tree / TRACE
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
