@@ -22,7 +22,7 @@ ssh-keyscan, psql, dbus-send, logger reaching /var/log/syslog, cron's live pid f
 socket, php-fpm's FastCGI socket); `cinit status` inside must list them active; SIGTERM must
 stop them along their ordering in reverse and cinit exit 0 with nothing left. Opt-in
 (`CINIT_E2E_ROOTFS=1`, which `make e2e` sets): the first run downloads ~250 MB of packages
-(5 min here); a cached run takes about 20 s.
+(5 min here); a cached run takes about a minute (half of it the boot settling).
 """
 
 from __future__ import annotations
