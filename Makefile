@@ -51,6 +51,6 @@ clean:
 	rm -rf build dist bin *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: e2e
-e2e:  ## boot a real Debian image (no Python) with bin/cinit as PID 1 (as root; first run downloads Debian)
+e2e:  ## boot real Debian images (no Python; the second with 11 packaged services, `--systemd`) with bin/cinit as PID 1 (as root; first run downloads Debian)
 	@test -x $(VENV)/bin/python && test -x bin/cinit || $(MAKE) build
 	CINIT_E2E_ROOTFS=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/rootfs

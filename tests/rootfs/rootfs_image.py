@@ -2,10 +2,13 @@
 
 Two cached stages under `$CINIT_E2E_CACHE` (default `~/.cache/cinit-e2e/`):
 `bookworm-minbase.tar` is `debootstrap --variant=minbase bookworm` from Debian's mirror (the
-download: 40-60 s here), and `bookworm-minbase-<key>.tar` adds the image's packages with
-`chroot apt-get` (key: a hash of the package list). Each run unpacks the second into a fresh
-directory. The tarballs are written under a temporary name and renamed, under a lock, so an
-interrupted or concurrent build never leaves a half tarball behind.
+download: 40-60 s here), and `bookworm-minbase-<key>.tar` adds an image's packages with
+`chroot apt-get` (key: a hash of the package list). Two images share the first stage:
+`PACKAGES` (the small image of test_rootfs_boot.py) and `PACKAGED` (the eleven Debian services
+of issue 15 and their clients, test_packaged_boot.py; ~200 MB more to download). Each run
+unpacks the second into a fresh directory. The tarballs are written under a temporary name
+and renamed, under a lock, so an interrupted or concurrent build never leaves a half
+tarball behind.
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("CINIT_E2E_MIRROR", "http://deb.debian.org/debian")
 # dbus-system-bus-common: system.conf and the messagebus account; dbus-bin: dbus-send.
 PACKAGES = ("nginx-light", "dbus-daemon", "dbus-bin", "dbus-system-bus-common", "passwd")
+# Issue 15's eleven services and the clients that check them, as `apt-get install` gives them
+# (no recommends: those pull in systemd itself, which a container image does not boot).
+PACKAGED = (
+    "nginx-light", "apache2", "redis-server", "openssh-server", "cron", "rsyslog", "memcached",
+    "haproxy", "php8.2-fpm", "postgresql", "dbus",
+    "curl", "redis-tools", "openssh-client", "postgresql-client", "dbus-bin", "bsdutils",
+)  # fmt: skip
 APT_ENV = {
     "DEBIAN_FRONTEND": "noninteractive",
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -98,7 +108,7 @@ def _build_base(tarball: Path, work: Path) -> None:
     _pack(tree, tarball)
 
 
-def _build_with_packages(base: Path, tarball: Path, work: Path) -> None:
+def _build_with_packages(base: Path, tarball: Path, work: Path, packages: tuple[str, ...]) -> None:
     tree = work / "image"
     unpack(base, tree)
     # Package scripts must not try to start services in the build tree.
@@ -107,7 +117,7 @@ def _build_with_packages(base: Path, tarball: Path, work: Path) -> None:
     policy.chmod(0o755)
     shutil.copyfile("/etc/resolv.conf", tree / "etc/resolv.conf")
     _chroot_apt(tree, "update", "-q")
-    _chroot_apt(tree, "install", "-y", "-q", "--no-install-recommends", *PACKAGES)
+    _chroot_apt(tree, "install", "-y", "-q", "--no-install-recommends", *packages)
     _chroot_apt(tree, "clean")
     policy.unlink()
     pythons = sorted(p.name for p in (tree / "usr/bin").glob("python*"))
@@ -116,10 +126,10 @@ def _build_with_packages(base: Path, tarball: Path, work: Path) -> None:
     _pack(tree, tarball)
 
 
-def image_tarball() -> Path:
-    """The cached tarball of the image's packages on minbase; built (with download) if absent."""
+def image_tarball(packages: tuple[str, ...] = PACKAGES) -> Path:
+    """The cached tarball of `packages` on minbase; built (with download) if absent."""
     cache = cache_dir()
-    key = hashlib.sha256(" ".join((SUITE, MIRROR, *PACKAGES)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(" ".join((SUITE, MIRROR, *packages)).encode()).hexdigest()[:12]
     base = cache / f"{SUITE}-minbase.tar"
     image = cache / f"{SUITE}-minbase-{key}.tar"
     with _locked(cache):
@@ -128,5 +138,5 @@ def image_tarball() -> Path:
         with tempfile.TemporaryDirectory(prefix="build-", dir=cache) as work:
             if not base.exists():
                 _build_base(base, Path(work))
-            _build_with_packages(base, image, Path(work))
+            _build_with_packages(base, image, Path(work), packages)
     return image

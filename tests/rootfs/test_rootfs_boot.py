@@ -23,9 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -34,16 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
-from e2e_support import LineReader, Pid1Run, wait_until
 from rootfs_image import image_tarball, unpack
+from rootfs_support import (
+    CINIT_BIN,
+    OPT_IN,
+    Image,
+    boot,
+    install_cinit,
+    namespace_pids,
+    port_free,
+    processes_named,
+    rooted_in,
+    wait_until,
+)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-OPT_IN = os.environ.get("CINIT_E2E_ROOTFS") == "1"
-CINIT_BIN = Path(os.environ.get("CINIT_E2E_BIN") or REPO / "bin" / "cinit")
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HTTP_PORT = 18080  # nginx.socket's ListenStream= (nginx itself: 18081)
 STOP_TIMEOUT = 8.0  # cinit's default --stop-timeout
 TRACE = "tmp/container-init-trace.jsonl"  # CONTAINER_INIT_TRACE_FILE's default, in the tree
@@ -58,77 +60,14 @@ pytestmark = [
     ),
 ]
 
-# PID 1 of the namespace: mount what a container runtime would, then become cinit.
-WRAPPER = """set -e
-tree="$1"
-mount -t proc proc "$tree/proc"
-mount --bind /dev "$tree/dev"
-if [ -d /sys/fs/cgroup ]; then  # recursive: hybrid hosts have cgroup2 at .../unified
-    mkdir -p "$tree/sys/fs/cgroup"
-    mount --rbind /sys/fs/cgroup "$tree/sys/fs/cgroup"
-fi
-mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$tree/run"
-exec env -i PATH="$2" CONTAINER_INIT_TRACE=1 chroot "$tree" /usr/local/bin/cinit
-"""
-
-
-@dataclass
-class Image:
-    """A booted image: the unpacked tree and cinit running in it as PID 1."""
-
-    tree: Path
-    run: Pid1Run
-    run_dir_before: list[str]  # the tree's own /run, under the tmpfs cinit gets
-
-    @property
-    def pid(self) -> int:
-        """Host pid of cinit (PID 1 of the namespace)."""
-        return int(self.run.init_pid())
-
-    def inside(self) -> Path:
-        """The tree as cinit sees it (its mounts included: /run is only visible here)."""
-        return Path(f"/proc/{self.pid}/root")
-
-    def exec_inside(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Run argv in the image: cinit's mount and PID namespaces, chrooted, clean env."""
-        command = [
-            "nsenter", f"--target={self.pid}", "--mount", "--pid", "--root", "--wd", "--",
-            "/usr/bin/env", "-i", f"PATH={PATH}", *argv,
-        ]  # fmt: skip
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-    def report(self) -> str:
-        err = self.run.err.data.decode(errors="replace")
-        out = self.run.out.data.decode(errors="replace")
-        return f"\ncinit stderr:\n{err}\ncinit stdout:\n{out}"
-
 
 def _install(tree: Path) -> None:
     """The standalone cinit, the units, the drop-ins and the image's files."""
-    executable = CINIT_BIN.resolve()
-    target = tree / "usr/local/bin/cinit"
-    if CINIT_BIN.is_symlink() or (executable.parent / "_internal").is_dir():
-        # A one-directory build (the executable beside its libraries): copy the directory.
-        shutil.copytree(executable.parent, tree / "usr/local/lib/cinit", symlinks=True)
-        target.symlink_to(f"../lib/cinit/{executable.name}")
-    else:
-        shutil.copyfile(executable, target)
-        target.chmod(0o755)
+    install_cinit(tree)
     for source, dest in ((HERE / "units", "etc/container-init/units"),
                          (HERE / "drop-in", "etc/container-init.d")):  # fmt: skip
         shutil.copytree(source, tree / dest)
     shutil.copytree(HERE / "files", tree, dirs_exist_ok=True)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        # As servers bind: connections in TIME_WAIT do not make the port busy.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -138,24 +77,16 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
     if not CINIT_BIN.is_file():
         pytest.fail(f"no standalone cinit at {CINIT_BIN}: run `make build` (or set CINIT_E2E_BIN)")
     for port in (HTTP_PORT, HTTP_PORT + 1):
-        if not _port_free(port):
+        if not port_free(port):
             pytest.fail(f"127.0.0.1:{port} is in use: the image's units listen there")
     tree = tmp_path_factory.mktemp("rootfs") / "tree"
     unpack(image_tarball(), tree)
     _install(tree)
-    argv = [
-        "unshare", "--pid", "--mount", "--fork", "--mount-proc", "--propagation", "private",
-        "/bin/sh", "-c", WRAPPER, "cinit-rootfs-wrapper", str(tree), PATH,
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    run = Pid1Run(proc, LineReader(proc.stdout), LineReader(proc.stderr), time.monotonic())
-    booted = Image(tree, run, sorted(os.listdir(tree / "run")))
+    booted = boot(tree)
     try:
         yield booted
     finally:
-        run.kill()
+        booted.run.kill()
         shutil.rmtree(tree, ignore_errors=True)
 
 
@@ -166,22 +97,11 @@ class Shutdown:
     namespace_pids: list[int]  # host pids of every process of the namespace before SIGTERM
 
 
-def _namespace_pids(pid1: int) -> list[int]:
-    ns = os.readlink(f"/proc/{pid1}/ns/pid")
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
-                    found.append(int(entry))
-    return found
-
-
 @pytest.fixture(scope="module")
 def shutdown(image: Image) -> Shutdown:
     """SIGTERM to cinit once every service has come up; how the container ended."""
     _wait_for_services(image)
-    pids = _namespace_pids(image.pid)
+    pids = namespace_pids(image.pid)
     start = time.monotonic()
     image.run.send(signal.SIGTERM)
     status = image.run.wait(STOP_TIMEOUT + 10)
@@ -196,16 +116,6 @@ def _wait_for_services(image: Image) -> None:
     report = image.tree / "tmp/app-report"
     wait_until(report.exists, 30, "the app's report" + image.report())
     _http_get(f"http://127.0.0.1:{HTTP_PORT}/")  # activates nginx if no test has yet
-
-
-def _processes_named(image: Image, name: str) -> list[int]:
-    """Host pids of the namespace's processes whose executable is called `name`."""
-    found = []
-    for pid in _namespace_pids(image.pid):
-        with contextlib.suppress(OSError):  # it may exit while we look
-            if os.path.basename(os.readlink(f"/proc/{pid}/exe")) == name:
-                found.append(pid)
-    return found
 
 
 def _http_get(url: str) -> tuple[int, dict[str, str], str]:
@@ -235,13 +145,13 @@ def test_the_drop_in_replaces_the_core_app_unit(image: Image) -> None:
 
 
 def test_http_through_the_proxy_socket_returns_nginx_s_page(image: Image) -> None:
-    wait_until(lambda: not _port_free(HTTP_PORT), 30, "nginx.socket bound" + image.report())
+    wait_until(lambda: not port_free(HTTP_PORT), 30, "nginx.socket bound" + image.report())
     status, headers, body = _http_get(f"http://127.0.0.1:{HTTP_PORT}/")
     assert status == 200, image.report()
     assert "<title>Welcome to nginx!</title>" in body, body
     assert headers.get("Server", "").startswith("nginx"), headers
     # Served by the image's nginx (a process in the namespace, its root the tree).
-    nginx = _processes_named(image, "nginx")
+    nginx = processes_named(image, "nginx")
     assert nginx, "no nginx process in the image's namespace" + image.report()
     assert all(os.readlink(f"/proc/{p}/root") == str(image.tree) for p in nginx)
 
@@ -256,7 +166,7 @@ def test_dbus_list_names_inside_the_image_through_cinit_s_socket(image: Image) -
     assert reply.returncode == 0, reply.stderr + image.report()
     assert 'string "org.freedesktop.DBus"' in reply.stdout, reply.stdout
     # The daemon got cinit's listener (it was started by a connection, not at boot).
-    daemon = _processes_named(image, "dbus-daemon")
+    daemon = processes_named(image, "dbus-daemon")
     assert len(daemon) == 1, image.report()
     environ = Path(f"/proc/{daemon[0]}/environ").read_bytes().split(b"\0")
     assert b"LISTEN_FDS=1" in environ
@@ -281,7 +191,7 @@ def test_the_app_runs_as_the_user_the_oneshot_created(image: Image) -> None:
     assert f"flavor=drop-in user=appuser uid={uid} gid={gid}" in text, text
     assert "bus=ok" in text, text + (image.tree / "tmp/app-bus").read_text()
     apps = []
-    for pid in _namespace_pids(image.pid):
+    for pid in namespace_pids(image.pid):
         with contextlib.suppress(OSError):
             if b"/usr/local/bin/app" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 apps.append(pid)
@@ -317,12 +227,7 @@ def test_sigterm_stops_everything_in_order_and_exits_0(image: Image, shutdown: S
     alive = [pid for pid in shutdown.namespace_pids if Path(f"/proc/{pid}").exists()]
     assert alive == [], f"processes outlived the container: {alive}"
     # Nothing anywhere still has the tree as its root, and /run (a tmpfs inside) is gone.
-    rooted = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{entry}/root") == str(image.tree):
-                rooted.append(int(entry))
-    assert rooted == []
+    assert rooted_in(image.tree) == []
     assert sorted(os.listdir(image.tree / "run")) == image.run_dir_before
     assert "stopping=" in (image.tree / "tmp/app-report").read_text()  # it saw its SIGTERM
     records = _trace(image)
