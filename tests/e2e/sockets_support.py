@@ -96,9 +96,21 @@ def fetch(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> bytes:
 
 
 def fetch_unix(path: str, timeout: float = 10.0) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+    """Read everything the listener at `path` sends. The node appears at bind(), a moment
+    before listen() (as under systemd): a refused connect in that moment is tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.settimeout(timeout)
-        client.connect(path)
+        try:
+            client.connect(path)
+            break
+        except ConnectionRefusedError:
+            client.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    with client:
         chunks: list[bytes] = []
         while True:
             data = client.recv(4096)
