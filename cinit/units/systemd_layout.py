@@ -32,7 +32,7 @@ from cinit.boot_path import TYPE_CHECKING
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.frozen import Frozen
 from cinit.units.graph import build_graph
-from cinit.units.model import UnitSource
+from cinit.units.model import Condition, ConditionKind, UnitSource
 from cinit.units.targets import SUFFIX as TARGET_SUFFIX
 from cinit.units.targets import target_unit
 
@@ -64,6 +64,11 @@ OTHER_SUFFIXES = (
     ".device",
 )
 DEPENDENCY_DIRS = (".wants", ".requires")
+# systemd's own units (systemd-journald, -update-utmp, -tmpfiles-setup, ...) work with
+# systemd as PID 1, or do what cinit does itself: each gets the check sd_booted(3) makes,
+# so that it skips itself, as a unit meant for a booted machine does in a container.
+SYSTEMD_OWN_PREFIX = "systemd-"
+SYSTEMD_BOOTED = Condition(ConditionKind.PATH_EXISTS, "/run/systemd/system")
 _MAX_LINKS = 16  # symlink hops followed inside the root before giving up
 
 
@@ -274,6 +279,14 @@ class SystemdBoot:
         for path in sorted(empty):
             message = "masked (an empty file): not loaded"
             kept.append(Diagnostic(Severity.HINT, message, path))
+        own = _skip_systemds_own(units)
+        if own:
+            message = (
+                f"{len(own)} of systemd's own units ({', '.join(own[:3])}, ...) skip themselves: "
+                f"{SYSTEMD_BOOTED.describe()} is added to them (systemd is not PID 1; "
+                "docs/systemd.md)"
+            )
+            kept.append(Diagnostic(Severity.HINT, message, self.layout.dirs[0]))
         if self.layout.skipped:
             message = (
                 f"{len(self.layout.skipped)} unit files of types cinit does not run (.timer, "
@@ -304,6 +317,21 @@ class SystemdBoot:
                 )
             softened.append(diagnostic)
         return softened
+
+
+def _skip_systemds_own(units: dict[str, Unit]) -> list[str]:
+    """Give systemd's own units (see SYSTEMD_BOOTED) their check, in place; their names."""
+    own = sorted(
+        name
+        for name, unit in units.items()
+        if unit.source is UnitSource.SYSTEMD and name.startswith(SYSTEMD_OWN_PREFIX)
+    )
+    for name in own:
+        section = units[name].unit
+        units[name] = units[name].replace(
+            unit=section.replace(conditions=(SYSTEMD_BOOTED, *section.conditions))
+        )
+    return own
 
 
 def boot_set(units: Mapping[str, Unit], roots: Iterable[str]) -> set[str]:

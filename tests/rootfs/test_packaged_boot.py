@@ -381,12 +381,6 @@ def test_cinit_status_inside_lists_every_service_active(
     assert units["syslog.socket"]["state"] == "active", units["syslog.socket"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="systemd-update-utmp-runlevel.service asks org.freedesktop.systemd1 (systemd's own "
-    "D-Bus API) for the runlevel, dbus-daemon's activation of it times out after 25 s, the unit "
-    "fails (status=1) and the boot never settles ready",
-)
 def test_the_whole_boot_settles_ready(image: Image, answers: dict[str, str | None]) -> None:
     """`cinit is-ready` (a container's health check) once the boot settled: nothing failed."""
     deadline = time.monotonic() + READY_TIMEOUT

@@ -237,3 +237,22 @@ def test_a_symlink_loop_leaves_that_unit_out_with_a_warning(tmp_path: Path) -> N
     assert units.ok and "a.service" not in units.units
     (loop,) = [d for d in units.warnings if d.path == str(etc / "a.service")]
     assert "symbolic links" in loop.message and "unit not loaded" in loop.message
+
+
+@needs_systemctl
+def test_systemds_own_units_get_the_booted_check_and_others_do_not(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    lib = root / "usr/lib/systemd/system"
+    (lib / "systemd-update-utmp.service").write_text(
+        "[Unit]\nDescription=utmp\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
+        "\n[Install]\nWantedBy=multi-user.target\n"
+    )
+    systemctl(root, "enable", "systemd-update-utmp.service", "nginx.service")
+    units = load(root, tmp_path)
+    assert units.ok, [d.format() for d in units.errors]
+    utmp = units.units["systemd-update-utmp.service"]
+    assert utmp.unit.conditions[0].describe() == "ConditionPathExists=/run/systemd/system"
+    assert "systemd-update-utmp.service" in units.graph.boot_units()  # it skips, not vanishes
+    assert all(c.value != "/run/systemd/system" for c in units.units["nginx.service"].unit.conditions)
+    hints = [d for d in units.diagnostics if "systemd's own units" in d.message]
+    assert len(hints) == 1 and hints[0].severity is Severity.HINT
