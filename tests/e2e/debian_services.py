@@ -8,9 +8,11 @@ The setup (`namespace_script`) runs as the first PID 1 of
 under test. It never changes the host: /etc, /var, /root, /home and /srv become overlays
 whose upper layers live in a scratch directory (whatever a daemon or tmpfiles.d writes lands
 there; the host's files are the read-only lower layers), /run, /tmp and /dev are private
-tmpfs, and the network is a namespace of its own with only `lo` up. This is the brief's
-"bind-mount copies of the state over the originals", done for every directory a daemon or
-tmpfiles.d (`D /tmp`, `q /var`, `d- /root`, `L+ /etc/mtab`, ...) may write, without copying.
+tmpfs, the rest of /, /sys and /proc/sys are read-only in the namespace (as a container
+runtime mounts them), and the network is a namespace of its own with only `lo` up. The
+overlays do what bind-mounting copies of the daemons' state over the originals would, for
+every tree a daemon or tmpfiles.d (`D /tmp`, `q /var`, `d- /root`, `L+ /etc/mtab`, ...) may
+write, without copying anything.
 
 Inside that namespace, configuration that is not a unit file may be edited (as an image
 would): apache moves to port 8080 where nginx holds 80, and rsyslog does not load imklog (a
@@ -167,6 +169,12 @@ def namespace_script(
         # Nothing mounted here may propagate back to the host.
         "mount --make-rprivate /",
         f"mount --bind {q(str(scratch))} {INSIDE}",
+        # A safety net, as a container runtime gives it: the rest of / is read-only here,
+        # and so are /sys (its cgroup mounts stay writable) and /proc/sys.
+        "mount -o remount,bind,ro /",
+        "mount -o remount,bind,ro /sys",
+        "mount --bind /proc/sys /proc/sys",
+        "mount -o remount,bind,ro /proc/sys",
         *overlays,
         "mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run",
         "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
@@ -230,18 +238,12 @@ def nsenter(pid: int) -> list[str]:
     return ["nsenter", "-t", str(pid), "-m", "-n", "-p", "--"]
 
 
-def probe_argv(pid: int, timeout: float) -> list[str]:
-    """argv (run on the host) of the prober inside the namespace of `pid`."""
-    return [
-        *nsenter(pid),
-        sys.executable,
-        "-I",
-        "-S",
-        str(HERE),
-        "probe",
-        "--timeout",
-        str(timeout),
-    ]
+def probe_argv(pid: int, timeout: float, only: Iterable[str] = ()) -> list[str]:
+    """argv (run on the host) of the prober inside the namespace of `pid` (every service,
+    or the `only` ones)."""
+    selection = [f"--only={service}" for service in only]
+    argv = [sys.executable, "-I", "-S", str(HERE), "probe", "--timeout", str(timeout)]
+    return [*nsenter(pid), *argv, *selection]
 
 
 def read_exec_stamp(scratch: Path) -> int | None:

@@ -16,6 +16,7 @@ checks the harness itself: the services it brings up must answer the same client
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -41,6 +42,8 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "ns"
     path.mkdir()
     yield path
+    # What the daemons wrote (a PostgreSQL cluster's WAL, logs): tens of MiB per run.
+    shutil.rmtree(path / "overlay", ignore_errors=True)
 
 
 def start(scratch: Path, init: list[str], *, dsr: bool = False) -> Pid1Run:
@@ -69,16 +72,16 @@ def wait_for_exec(run: Pid1Run, scratch: Path) -> int:
     return pid
 
 
-def probe(pid: int, timeout: float) -> dict[str, ds.Answer]:
+def probe(pid: int, timeout: float, only: set[str] | None = None) -> dict[str, ds.Answer]:
     done = subprocess.run(
-        ds.probe_argv(pid, timeout),
+        ds.probe_argv(pid, timeout, sorted(only or ())),
         capture_output=True,
         text=True,
         timeout=timeout + 30,
         check=False,
     )
     answers = ds.parse_answers(done.stdout.splitlines())
-    assert set(answers) == set(ds.SERVICES), f"the prober failed: {done.stderr}"
+    assert set(answers) == (only or set(ds.SERVICES)), f"the prober failed: {done.stderr}"
     return answers
 
 
@@ -120,7 +123,7 @@ def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
         log = run.err.text(5)
         assert code == 0, f"cinit exited {code} after SIGTERM:\n{log}"
     finally:
-        run.terminate(5)
+        run.terminate(30)
 
     lines = ds.unit_lines(log)
     position = {(unit, what): i for i, (unit, what) in enumerate(lines)}
@@ -128,8 +131,9 @@ def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
     stopped = {unit for unit, what in lines if what == "stopped"}
     for unit in ds.SERVICES.values():
         assert unit in started, f"{unit} never logged `started`:\n{log}"
-    lost = [unit for unit in started if unit not in stopped and (unit, "stopping") in position]
-    assert not lost, f"units that began to stop but never logged `stopped`: {lost}\n{log}"
+    # All of them stop on SIGTERM (none is left to the namespace's end, none fails).
+    lost = [unit for unit in {*started, *ds.SERVICES.values()} if unit not in stopped]
+    assert not lost, f"units that never logged `stopped`: {sorted(lost)}\n{log}"
     # Shutdown is the boot in reverse along every ordering edge (independent units stop in
     # parallel, as they started): a unit ordered after another stops before that one.
     for first, then in sorted(ds.ordering_edges(scratch / "units")):
@@ -149,23 +153,25 @@ def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
     reason="set DSR=path/to/systemctl3.py (pip install --target DIR docker-systemctl-replacement)",
 )
 def test_harness_reaches_services_under_docker_systemctl_replacement(scratch: Path) -> None:
-    """The harness itself: under another init the clients reach the services it runs.
+    """The harness itself: under another init, every client reaches its service.
 
-    docker-systemctl-replacement applies no tmpfiles.d and passes no socket fds, so some of
-    the eleven cannot start under it; the ones that start must answer, which proves that
-    the clients, the namespace and the configuration edits work.
+    docker-systemctl-replacement (1.7) boots the same unit files with systemd-tmpfiles run
+    first (without it apache2, haproxy and php-fpm fail on a missing /run/lock, /run/haproxy,
+    /run/php: it serves 7 of 11). It passes no socket fds, so dbus.service
+    (`--address=systemd:`) cannot start under it; the dbus client is checked against a
+    dbus-daemon started by hand in the namespace instead. This proves that the namespace,
+    the configuration edits and all eleven clients work, so that a failure of the cinit test
+    is cinit's.
     """
     ds.copy_units(scratch / "units")
     run = start(scratch, ds.dsr_argv(os.environ["DSR"], scratch), dsr=True)
     try:
         pid = wait_for_exec(run, scratch)
-        answers = probe(pid, BOOT_TIMEOUT)
-        served = sorted(a.service for a in answers.values() if a.ok)
-        print(
-            f"docker-systemctl-replacement serves {len(served)}/11: {served}\n{describe(answers)}"
-        )
-        # Known to need nothing DSR lacks (no tmpfiles.d, socket fds or specifiers).
-        expected = set(ds.SERVICES) - {"dbus"}
-        assert expected <= set(served), f"{describe(answers)}\nDSR's log:\n{run.err.text(0)}"
+        answers = probe(pid, BOOT_TIMEOUT, set(ds.SERVICES) - {"dbus"})
+        daemon = [*ds.nsenter(pid), "dbus-daemon", "--system", "--fork", "--nopidfile"]
+        subprocess.run(daemon, capture_output=True, timeout=30, check=True)
+        answers |= probe(pid, 30, {"dbus"})
+        silent = sorted(a.service for a in answers.values() if not a.ok)
+        assert not silent, f"{describe(answers)}\nDSR's log:\n{run.err.text(0)}"
     finally:
         run.terminate(30)
