@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from cinit.events.hub import EventHub
     from cinit.io.spawn.prepared import EarlyUnits, Preparation
     from cinit.units.loader import UnitSet
+    from cinit.units.specifiers import HostFacts
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
 DEFAULT_DROP_IN_DIR = "/etc/container-init.d/"
@@ -165,12 +166,22 @@ def _run(config: BootConfig) -> int:
     return _supervise(config, table, main, unit_set, (started, load_start, load_end), services)
 
 
+def _host_facts() -> HostFacts:
+    """The host's specifier values, read (and their module imported) only when a unit
+    file holds a specifier that needs one."""
+    from cinit.io.host_facts import read_host_facts
+
+    return read_host_facts()
+
+
 def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
     from cinit.units import load_units
 
     try:
-        unit_set = load_units(config.units_dir, config.drop_in_dir, strict=config.strict)
+        unit_set = load_units(
+            config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+        )
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
         dirs = f"{config.units_dir} and {config.drop_in_dir}"
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
@@ -178,6 +189,8 @@ def _load_units(config: BootConfig) -> UnitSet | None:
         return None
     for override in unit_set.overrides:
         log(override.log_line("cinit").removeprefix("cinit: "))
+    for line in unit_set.snippet_lines("cinit"):
+        log(line.removeprefix("cinit: "))
     for diagnostic in unit_set.diagnostics:
         log(diagnostic.format())
     if not unit_set.ok:
@@ -322,7 +335,11 @@ def _prepare_children(
     names: set[str] = set()
     for directory in (config.units_dir, config.drop_in_dir):
         try:
-            names.update(entry for entry in os.listdir(directory) if entry.endswith(".service"))
+            names.update(
+                entry
+                for entry in os.listdir(directory)
+                if entry.endswith(".service") and not entry.endswith("@.service")  # a template
+            )
         except OSError:
             continue  # the loader reports it
     if not names:

@@ -57,6 +57,7 @@ UNIT_PATH = frozenset(
         "cinit.actors.unit_ports",
         "cinit.actors.scheduler",  # timers as the first wave asks (sortedcontainers comes later)
         "cinit.io.socket_binding",  # every socket unit bound before the first wave
+        "cinit.io.host_facts",  # the host's specifiers (%H %m %b ...), read when a unit uses one
     }
 )
 # Pure packages (text in, values out; no threads, no OS): any of their modules may be used.

@@ -299,3 +299,34 @@ def test_programs_are_found_as_the_spawn_finds_them(cinit_cmd: list[str], tmp_pa
         "user 'nosuchuser-cinit-test' (not in /etc/passwd); setting up the socket fails unless "
         "something creates it first",
     ]
+
+
+def test_validate_names_snippets_and_their_errors_with_file_and_line(
+    cinit_cmd: list[str], tmp_path: Path
+) -> None:
+    core, drop = dirs(tmp_path)
+    (core / "web.service").write_text(SIMPLE + "[Install]\nAlias=www.service\n")
+    (core / "web.service.d").mkdir()
+    (core / "web.service.d" / "10-ok.conf").write_text("[Service]\nEnvironment=A=1\n")
+    (drop / "web.service.d").mkdir()
+    (drop / "web.service.d" / "20-bad.conf").write_text("[Service]\n\nRestart=sometimes\n")
+    (core / "pg@.service").write_text("[Service]\nExecStart=/bin/echo %i\n")
+    (core / "pg@15-main.service").symlink_to("pg@.service")
+    args = ["validate", "--units", str(core), "--drop-in", str(drop), "--no-host-checks"]
+    result = run(cinit_cmd, *args)
+    assert result.returncode == 1, result.stderr
+    assert f"cinit: unit web.service: applied snippet {core}/web.service.d/10-ok.conf" in (
+        result.stderr
+    )
+    assert f"{drop}/web.service.d/20-bad.conf:3: error: [Service] Restart=sometimes" in (
+        result.stderr
+    )
+    assert "2 units (2 services, 0 sockets)" in result.stdout
+    assert "Traceback" not in result.stderr
+    document = json.loads(run(cinit_cmd, *args, "--json").stdout)
+    by_name = {unit["name"]: unit for unit in document["units"]}
+    assert by_name["web.service"]["aliases"] == ["www.service"]
+    assert by_name["pg@15-main.service"]["template"] == "pg@.service"
+    assert len(by_name["web.service"]["snippets"]) == 2
+    assert document["aliases"] == {"www.service": "web.service"}
+    assert document["templates"] == ["pg@.service"]

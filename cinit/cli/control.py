@@ -203,6 +203,7 @@ def _block(status: dict[str, Any]) -> str:
     description = status.get("description") or ""
     lines = [
         f"{dot} {status.get('name')}" + (f" - {description}" if description else ""),
+        *(f"    Drop-In: {path}" for path in status.get("snippets") or ()),
         f"     Active: {status.get('state')} ({status.get('sub') or '-'}) since {when};"
         f" {_ago(since)} ago",
         f"   Main PID: {status.get('main_pid') or '-'}",

@@ -66,7 +66,9 @@ def run_validate(
 
     With `host_checks`, the units' programs and users are also looked for on this machine.
     """
-    unit_set = load_units(units_dir, drop_in_dir, strict=strict)
+    from cinit.io.host_facts import read_host_facts
+
+    unit_set = load_units(units_dir, drop_in_dir, strict=strict, facts=read_host_facts)
     if host_checks and unit_set.units:
         from cinit.io.host_checks import check_against_host
 
@@ -87,6 +89,8 @@ def run_validate(
         return EXIT_OK if ok else EXIT_INVALID
     for override in unit_set.overrides:
         print(override.log_line(PROG), file=sys.stderr)
+    for line in unit_set.snippet_lines(PROG):
+        print(line, file=sys.stderr)
     for diagnostic in diagnostics:
         print(diagnostic.format(), file=sys.stderr)
     print(_summary(unit_set, diagnostics, ok))
@@ -136,6 +140,9 @@ def _document(
                 "path": unit.path,
                 "source": unit.source.value,
                 "overrides": unit.overrides or None,
+                "snippets": list(unit.snippets),
+                "aliases": list(unit.aliases),
+                "template": unit.template or None,
             }
             for unit in unit_set.units.values()
         ],
@@ -152,4 +159,7 @@ def _document(
         },
         "start_order": unit_set.start_order() if ok else [],
         "ignored_files": list(unit_set.ignored_files),
+        "aliases": dict(sorted(unit_set.aliases.items())),
+        "templates": sorted(unit_set.templates),
+        "masked": sorted(unit_set.masked),
     }

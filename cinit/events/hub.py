@@ -228,6 +228,10 @@ class EventHub:
                 "path": unit.path,
                 **load,
             }
+            if unit.aliases:  # the other names control commands may use for it
+                fields["aliases"] = list(unit.aliases)
+            if unit.snippets:
+                fields["snippets"] = list(unit.snippets)
             self._stamp("loaded", name, fields, load_end)
 
     def start(self) -> None:

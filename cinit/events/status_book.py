@@ -39,6 +39,7 @@ class StatusBook:
         self.since_ms: dict[str, float] = {}  # when each unit entered its state (ms)
         self.shutdown_ms: float | None = None  # when shutdown-started was stamped
         self.recent: dict[str, list[str]] = {}  # each unit's last few events, as text
+        self.aliases: dict[str, str] = {}  # Alias= and alias links -> the unit's own name
 
     def unit(self, name: str) -> dict[str, Any]:
         status = self.units.get(name)
@@ -80,6 +81,10 @@ class StatusBook:
         recent.append(_describe(event))
         del recent[:-RECENT_EVENTS]
         if kind == "loaded":
+            for alias in event.get("aliases", ()):
+                self.aliases[alias] = name
+            if event.get("snippets"):  # what `status UNIT` lists as systemctl's Drop-In:
+                status["snippets"] = list(event["snippets"])
             status["description"] = event.get("description", "")
             status["kind"] = event.get("kind", status["kind"])
             self.since_ms[name] = t_ms
@@ -120,4 +125,5 @@ class StatusBook:
             return name
         if f"{name}.service" in self.units:
             return f"{name}.service"
-        return None
+        real = self.aliases.get(name) or self.aliases.get(f"{name}.service")
+        return real if real in self.units else None

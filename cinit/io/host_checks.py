@@ -134,7 +134,7 @@ def _warning(unit: Unit, section: str, directive: str, message: str) -> Diagnost
     return Diagnostic(
         Severity.WARNING,
         f"[{section}] {message}",
-        unit.path,
+        unit.path_of(directive),
         unit.line_of(directive),
         section,
         directive,

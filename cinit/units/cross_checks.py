@@ -66,7 +66,7 @@ def _at(unit: Unit, severity: Severity, section: str, directive: str, message: s
     return Diagnostic(
         severity=severity,
         message=f"{unit.name}: {message}",
-        path=unit.path,
+        path=unit.path_of(directive),
         line=unit.line_of(directive),
         section=section,
         directive=directive,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 
 from cinit.boot_path import TYPE_CHECKING
-from cinit.units import environment, schema
+from cinit.units import aliases, environment, schema, unit_names
 from cinit.units.cross_checks import check_units
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.frozen import Frozen
@@ -30,12 +30,15 @@ from cinit.units.model import (
     UnitSection,
     UnitSource,
 )
-from cinit.units.scan import Override, choose_files, read_unit_file
+from cinit.units.scan import Override, Scan, read_unit_file, scan_dirs
 from cinit.units.syntax import WHITESPACE, scan_syntax
 from cinit.units.unit_checks import check_service, check_socket
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
+
+    from cinit.units.specifiers import HostFacts
 
 
 DEFAULT_UNITS_DIR = "/etc/container-init/units/"
@@ -71,6 +74,11 @@ class UnitSet(Frozen):
     overrides: tuple[Override, ...] = ()
     strict: bool = False
     ignored_files: tuple[str, ...] = ()
+    # The unit language (issue 15): alias -> the unit's own name; masked names -> their
+    # link; the templates read (never units themselves).
+    aliases: Mapping[str, str] = {}
+    masked: Mapping[str, str] = {}
+    templates: Mapping[str, str] = {}
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -83,6 +91,22 @@ class UnitSet(Frozen):
     @property
     def ok(self) -> bool:
         return not self.errors and not (self.strict and self.warnings)
+
+    def resolve(self, name: str) -> str | None:
+        """The loaded unit `name` means (itself, or the unit it is an alias of), or None."""
+        if name in self.units:
+            return name
+        real = self.aliases.get(name)
+        return real if real in self.units else None
+
+    def snippet_lines(self, prog: str = "cinit") -> list[str]:
+        """One line per snippet applied, in unit then application order, logged at startup
+        beside the drop-in override lines."""
+        return [
+            f"{prog}: unit {name}: applied snippet {path}"
+            for name in sorted(self.units)
+            for path in self.units[name].snippets
+        ]
 
     def start_order(self) -> list[str]:
         """Every unit, each after all units it is ordered after."""
@@ -112,92 +136,135 @@ def parse_unit(
     environ: Mapping[str, str] | None = None,
     hostname: str | None = None,
     source: UnitSource = UnitSource.CORE,
+    snippets: Sequence[tuple[str, str]] = (),
+    facts: Callable[[], HostFacts] | None = None,
 ) -> tuple[Unit | None, list[Diagnostic]]:
     """Parse one unit file's text into a `Unit` plus its diagnostics.
 
     `environ` is what `${VAR}` / `${VAR:-default}` expand against (cinit's own
-    environment by default); `hostname` is `%H`. Returns None for the unit only when
-    the name is not a unit filename.
+    environment by default); `hostname` is `%H` (and `facts`, when given, every host
+    specifier: see `cinit.units.specifiers`). `snippets` are (path, text) of `.d/*.conf`
+    files, applied in order after the unit file. Returns None for the unit only when the
+    name is not a unit filename.
     """
     env = os.environ if environ is None else environ
-    host = os.uname().nodename if hostname is None else hostname
-    return _parse_unit(name, text, path or name, env, host, source, {})
+    provider = facts if facts is not None else default_facts(hostname)
+    sources = [(path or name, text), *snippets]
+    return _parse_unit(name, sources, env, _Facts(provider), source, {})
+
+
+def default_facts(hostname: str | None = None) -> Callable[[], HostFacts]:
+    """Host facts without reading any file: the hostname and kernel release (uname)."""
+
+    def facts() -> HostFacts:
+        from cinit.units.specifiers import HostFacts
+
+        uname = os.uname()
+        host = uname.nodename if hostname is None else hostname
+        return HostFacts(hostname=host, kernel_release=uname.release)
+
+    return facts
+
+
+class _Facts:
+    """The host facts of one load, asked for once, and only if a specifier needs them."""
+
+    __slots__ = ("_facts", "_provider")
+
+    def __init__(self, provider: Callable[[], HostFacts]) -> None:
+        self._provider = provider
+        self._facts: HostFacts | None = None
+
+    def __call__(self) -> HostFacts:
+        if self._facts is None:
+            self._facts = self._provider()
+        return self._facts
 
 
 def _parse_unit(
     name: str,
-    text: str,
-    path: str,
+    sources: Sequence[tuple[str, str]],
     env: Mapping[str, str],
-    host: str,
+    facts: Callable[[], HostFacts],
     source: UnitSource,
     readings: dict[tuple[str, str, str], _Reading],
 ) -> tuple[Unit | None, list[Diagnostic]]:
-    """`parse_unit`, sharing `readings` with the other files of one load.
+    """`parse_unit` over (path, text) sources (the unit file, then its snippets), sharing
+    `readings` with the other files of one load.
 
-    A value without `%` reads the same in every unit of a load (`env` and `host` are
-    fixed for it), and most assignments repeat across units: each is read once.
+    A value without `%` reads the same in every unit of a load (`env` and the host are
+    fixed for it), and most assignments repeat across units: each is read once. The
+    snippets continue the unit file, as systemd reads them: a list grows, a single value
+    is replaced, an empty assignment resets either.
     """
+    path = sources[0][0]
     if not is_unit_filename(name):
         message = f"{name!r} is not a valid unit name (expected NAME.service or NAME.socket)"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
-    sections, rows, diags = scan_syntax(text, path)
     allowed = schema.SECTIONS[kind]
     fields: dict[str, dict[str, Any]] = {target: {} for target in SECTION_CLASSES}
     lines: dict[str, int] = {}
+    files: dict[str, str] = {}
     grown: list[tuple[dict[str, Any], str]] = []  # list fields assigned more than once
-    warned_sections: set[str] = set()
-
-    for section, line in sections:
-        if section in allowed or section.startswith("X-") or section in warned_sections:
-            continue
-        warned_sections.add(section)
-        where = "unknown section" if section not in ("Service", "Socket") else "section"
-        message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
-        diags.append(Diagnostic(Severity.WARNING, message, path, line, section))
-
-    for section, key, raw, line in rows:
-        if section not in allowed:
-            continue
-        triple = (section, key, raw)
-        reading = readings.get(triple)
-        if reading is None:
-            reading = _read_assignment(section, key, raw, name, host, env)
-            if "%" not in raw:  # specifiers make a value the unit's own
-                if len(readings) >= MAX_SHARED_READINGS:
-                    readings.clear()  # mostly values seen once: the common ones come back
-                readings[triple] = reading
-        if reading.notes:
-            for severity, message in reading.notes:
-                diags.append(Diagnostic(severity, message, path, line, section, key))
-        directive = reading.directive
-        if directive is None:
-            continue
-        lines[directive] = line
-        values = fields[reading.target]
-        field, found = reading.field, reading.value
-        if found is _RESET:
-            values.pop(field, None)  # an empty assignment resets to the default
-        elif found is _INVALID:
-            continue
-        elif not reading.multi:
-            values[field] = found
-        else:
-            # A list field keeps its one assignment's tuple; a list only when several add up.
-            earlier = values.get(field)
-            if earlier is None:
-                values[field] = found
-            elif type(earlier) is tuple:
-                values[field] = [*earlier, *found]
-                grown.append((values, field))
+    diags: list[Diagnostic] = []
+    for file_path, text in sources:
+        sections, rows, file_diags = scan_syntax(text, file_path)
+        diags.extend(file_diags)
+        warned_sections: set[str] = set()
+        for section, line in sections:
+            if section in allowed or section.startswith("X-") or section in warned_sections:
+                continue
+            warned_sections.add(section)
+            where = "unknown section" if section not in ("Service", "Socket") else "section"
+            message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
+            diags.append(Diagnostic(Severity.WARNING, message, file_path, line, section))
+        snippet = file_path != path
+        for section, key, raw, line in rows:
+            if section not in allowed:
+                continue
+            triple = (section, key, raw)
+            reading = readings.get(triple)
+            if reading is None:
+                reading = _read_assignment(section, key, raw, name, path, facts, env)
+                if "%" not in raw:  # specifiers make a value the unit's own
+                    if len(readings) >= MAX_SHARED_READINGS:
+                        readings.clear()  # mostly values seen once: the common ones come back
+                    readings[triple] = reading
+            if reading.notes:
+                for severity, message in reading.notes:
+                    diags.append(Diagnostic(severity, message, file_path, line, section, key))
+            directive = reading.directive
+            if directive is None:
+                continue
+            lines[directive] = line
+            if snippet:
+                files[directive] = file_path
             else:
-                earlier.extend(found)
+                files.pop(directive, None)
+            values = fields[reading.target]
+            field, found = reading.field, reading.value
+            if found is _RESET:
+                values.pop(field, None)  # an empty assignment resets to the default
+            elif found is _INVALID:
+                continue
+            elif not reading.multi:
+                values[field] = found
+            else:
+                # A list field keeps its one assignment's tuple; a list only when several add up.
+                earlier = values.get(field)
+                if earlier is None:
+                    values[field] = found
+                elif type(earlier) is tuple:
+                    values[field] = [*earlier, *found]
+                    grown.append((values, field))
+                else:
+                    earlier.extend(found)
 
     for values, field in grown:
         if type(values.get(field)) is list:  # not reset (and then set once) since
             values[field] = tuple(values[field])
-    unit = _build_unit(name, path, kind, fields, lines, source, diags)
+    unit = _build_unit(name, path, kind, fields, lines, source, diags, files)
     if len(diags) > MAX_DIAGNOSTICS_PER_FILE:
         hidden = len(diags) - MAX_DIAGNOSTICS_PER_FILE
         diags = diags[:MAX_DIAGNOSTICS_PER_FILE]
@@ -240,7 +307,13 @@ _DIRECTIVES = schema.DIRECTIVES
 
 
 def _read_assignment(
-    section: str, key: str, raw: str, name: str, host: str, env: Mapping[str, str]
+    section: str,
+    key: str,
+    raw: str,
+    name: str,
+    path: str,
+    facts: Callable[[], HostFacts],
+    env: Mapping[str, str],
 ) -> _Reading:
     """Read `key=raw` in `[section]`: what it sets and what is said about it (`_Reading`)."""
     row = _DIRECTIVES.get((section, key))
@@ -259,12 +332,17 @@ def _read_assignment(
     result: Any = _INVALID
     error: str | None = None
     try:
-        if "%" in raw:
-            value, warnings = environment.expand_specifiers(raw, name, host)
+        # systemd expands the specifiers of a command line and of Environment= in each
+        # word once it is split: an instance "a b" (%I of a\x20b) stays one argument.
+        by_word = "%" in raw and (row.name.startswith("Exec") or row.name == "Environment")
+        if "%" in raw and not by_word:
+            value, warnings = _expand(raw, name, path, facts)
         if row.expand and "$" in value:
             # An empty variable can leave whitespace at an end: strip it as in the file.
             value = environment.expand_vars(value, env).strip(WHITESPACE)
         result = row.parse(value, warnings) if row.warns else row.parse(value)
+        if by_word:
+            result = _expand_words(result, name, path, facts, warnings)
     except ValueFormError as exc:
         error = str(exc)
     except Exception as exc:  # a parser bug: said at this file:line, the load goes on
@@ -280,6 +358,41 @@ def _read_assignment(
     return _Reading(tuple(notes), row.name, row.target, row.field, row.multi, result)
 
 
+def _expand(
+    text: str, name: str, path: str, facts: Callable[[], HostFacts]
+) -> tuple[str, list[str]]:
+    """`specifiers.expand`, its module imported by the first value that holds a `%`: a
+    boot whose units have none does without it."""
+    from cinit.units.specifiers import expand
+
+    return expand(text, name, path, facts)
+
+
+def _expand_words(
+    items: list[Any],
+    name: str,
+    path: str,
+    facts: Callable[[], HostFacts],
+    warnings: list[str],
+) -> list[Any]:
+    """Exec*= commands or Environment= pairs with the specifiers of each word expanded."""
+
+    def expand(word: str) -> str:
+        if "%" not in word:
+            return word
+        text, found = _expand(word, name, path, facts)
+        warnings.extend(w for w in found if w not in warnings)
+        return text
+
+    expanded: list[Any] = []
+    for item in items:
+        if isinstance(item, tuple):  # Environment=: (name, value)
+            expanded.append((item[0], expand(item[1])))
+        else:
+            expanded.append(item.replace(words=tuple(expand(word) for word in item.words)))
+    return expanded
+
+
 def _build_unit(
     name: str,
     path: str,
@@ -288,6 +401,7 @@ def _build_unit(
     lines: dict[str, int],
     source: UnitSource,
     diags: list[Diagnostic],
+    files: dict[str, str] | None = None,
 ) -> Unit:
     """Assemble the typed sections, fill resolved defaults, run the per-unit checks."""
     body = SERVICE_TARGET if kind is UnitKind.SERVICE else SOCKET_TARGET
@@ -309,6 +423,7 @@ def _build_unit(
         install=built[schema.INSTALL],
         source=source,
         directive_lines=lines,
+        directive_files=files or {},
     )
     if unit.service is not None:
         check_service(unit, unit.service, diags)
@@ -347,58 +462,265 @@ def load_units(
     strict: bool = False,
     environ: Mapping[str, str] | None = None,
     hostname: str | None = None,
+    facts: Callable[[], HostFacts] | None = None,
 ) -> UnitSet:
     """Load and validate the core units and the drop-ins into a `UnitSet`.
 
     A directory that does not exist contributes nothing (the caller decides whether that
-    is an error). With `strict`, every warning is reported as an error.
+    is an error). With `strict`, every warning is reported as an error. `facts` gives
+    the host specifiers (`cinit.io.host_facts.read_host_facts`); without it, only the
+    hostname and the kernel release are known.
+    """
+    return load_unit_dirs(
+        [drop_in_dir, units_dir], strict=strict, environ=environ, hostname=hostname, facts=facts
+    )
+
+
+def load_unit_dirs(
+    directories: Sequence[str],
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    facts: Callable[[], HostFacts] | None = None,
+) -> UnitSet:
+    """`load_units` over any list of unit directories, highest precedence first (as
+    systemd lists its search path): the first directory with an entry for a name decides
+    it; every directory's `NAME.d/*.conf` snippets apply. The last directory's units are
+    `UnitSource.CORE`, the others' `UnitSource.DROP_IN`.
     """
     # The loader makes many small objects and no cycles: the cyclic GC only costs time here.
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _load(units_dir, drop_in_dir, strict, environ, hostname)
+        provider = facts if facts is not None else default_facts(hostname)
+        return _load(list(directories), strict, environ, _Facts(provider))
     finally:
         if paused:
             gc.enable()
 
 
+class _Loading:
+    """One load's state: the files found, the units parsed so far, what was said."""
+
+    def __init__(
+        self,
+        scan: Scan,
+        env: Mapping[str, str],
+        facts: Callable[[], HostFacts],
+        diags: list[Diagnostic],
+    ) -> None:
+        self.scan = scan
+        self.env = env
+        self.facts = facts
+        self.diags = diags
+        self.readings: dict[tuple[str, str, str], _Reading] = {}
+        self.texts: dict[str, str | None] = {}
+        self.units: dict[str, Unit] = {}
+        self.link_aliases: dict[str, list[str]] = {}  # unit -> its alias symlinks
+        self.used_stems: set[str] = set()
+        self.has_snippets = any(scan.snippets)
+
+    def text(self, path: str) -> str | None:
+        """A file's text, read once per load (a template serves all its instances)."""
+        if path not in self.texts:
+            text, read_diags = read_unit_file(path, path in self.scan.regular)
+            self.diags.extend(read_diags)
+            self.texts[path] = text
+        return self.texts[path]
+
+    def parse(
+        self, name: str, path: str, source: UnitSource, template: str = ""
+    ) -> Unit | None:
+        """Parse `name` from the file `path` (a template's, for an instance) with its
+        snippets; the unit is also kept in `units` unless it is a template."""
+        text = self.text(path)
+        if text is None:
+            return None
+        sources: list[tuple[str, str]] = [(path, text)]
+        snippet_paths: list[str] = []
+        if self.has_snippets:  # most unit sets have none: no per-unit work then
+            aliases = self.link_aliases.get(name, ())
+            from cinit.units import snippets
+
+            self.used_stems.update(snippets.snippet_stems(name, aliases))
+            snippet_paths = snippets.snippets_for(name, self.scan.snippets, aliases)
+        for snippet in snippet_paths:
+            snippet_text = self.text(snippet)
+            if snippet_text is not None:
+                sources.append((snippet, snippet_text))
+        try:
+            unit, unit_diags = _parse_unit(
+                name, sources, self.env, self.facts, source, self.readings
+            )
+        except Exception as exc:  # a loader bug: this file is reported, the others still read
+            message = f"cannot load this unit file (internal error: {_describe(exc)})"
+            self.diags.append(Diagnostic(Severity.ERROR, message, path))
+            return None
+        self.diags.extend(unit_diags)
+        if unit is None:
+            return None
+        applied = tuple(p for p, _text in sources[1:])
+        if applied or template:
+            unit = unit.replace(snippets=applied, template=template)
+        if not unit_names.is_template(name):
+            self.units[name] = unit
+        return unit
+
+
 def _load(
-    units_dir: str,
-    drop_in_dir: str,
+    directories: list[str],
     strict: bool,
     environ: Mapping[str, str] | None,
-    hostname: str | None,
+    facts: Callable[[], HostFacts],
 ) -> UnitSet:
     diags: list[Diagnostic] = []
     ignored: list[str] = []
-    chosen, overrides, regular = choose_files(units_dir, drop_in_dir, diags, ignored)
-    core_paths = {override.name: override.core_path for override in overrides}
-    units: dict[str, Unit] = {}
+    scan = scan_dirs(directories, diags, ignored)
+    core_paths = {override.name: override.core_path for override in scan.overrides}
     env = os.environ if environ is None else environ
-    host = os.uname().nodename if hostname is None else hostname
-    readings: dict[tuple[str, str, str], _Reading] = {}
-    for name, path, source in chosen:
-        text, read_diags = read_unit_file(path, path in regular)
-        diags.extend(read_diags)
-        if text is None:
+    loading = _Loading(scan, env, facts, diags)
+    templates: dict[str, tuple[str, UnitSource]] = {}
+    files: dict[str, tuple[str, UnitSource]] = {}
+    for name, path, source in scan.chosen:
+        if unit_names.is_template(name):
+            templates[name] = (path, source)
+        else:
+            files[name] = (path, source)
+    # Links: an instance of a template (x@a.service -> x@.service), else an alias. A link
+    # to a name no directory holds is that unit's file, as systemd loads it.
+    alias_map: dict[str, str] = {}
+    instance_links: list[tuple[str, str, str]] = []
+    for name, (target, link_path) in sorted(scan.links.items()):
+        elsewhere = target not in files and target not in templates and target not in scan.links
+        if elsewhere and link_path in scan.dangling:
+            # systemd: a unit that is not found. Said, but not a reason to refuse the boot.
+            message = f"{name} links to {target}, which does not exist: ignored"
+            diags.append(Diagnostic(Severity.WARNING, message, link_path))
             continue
-        try:
-            unit, unit_diags = _parse_unit(name, text, path, env, host, source, readings)
-        except Exception as exc:  # a loader bug: this file is reported, the others still read
-            message = f"cannot load this unit file (internal error: {_describe(exc)})"
-            diags.append(Diagnostic(Severity.ERROR, message, path))
+        if elsewhere:
+            where = templates if unit_names.is_template(target) else files
+            where[target] = (link_path, UnitSource.CORE)
+        if unit_names.is_template(target) and unit_names.template_of(name) == target:
+            instance_links.append((name, target, link_path))
             continue
-        diags.extend(unit_diags)
-        if unit is not None:
-            if name in core_paths:
-                unit = unit.replace(overrides=core_paths[name])
-            units[name] = unit
+        alias_map[name] = target
+        loading.link_aliases.setdefault(target, []).append(name)
+    for name, (path, source) in files.items():
+        unit = loading.parse(name, path, source)
+        if unit is not None and name in core_paths:
+            loading.units[name] = unit.replace(overrides=core_paths[name])
+    for name, target, link_path in instance_links:
+        _instantiate(loading, name, target, templates, link_path)
+    aliases.install_aliases(loading.units, alias_map, diags)
+    if loading.has_snippets:
+        _reread_for_alias_snippets(loading, alias_map)
+    # Instances named by a dependency (Requires=x@a.service) come from their template,
+    # and may name further instances.
+    pending = sorted(loading.units)
+    while pending:
+        unit = loading.units[pending.pop()]
+        for named in aliases.pulled_names(unit):
+            real = aliases.resolve(named, alias_map)
+            if real in loading.units or not unit_names.is_instance(real):
+                continue
+            template = unit_names.template_of(real)
+            if template in templates and _instantiate(loading, real, template, templates):
+                pending.append(real)
+    for template, (path, source) in sorted(templates.items()):
+        if not any(u.template == template for u in loading.units.values()):
+            loading.parse(template, path, source)  # never started: read for its diagnostics
+    for name, path in sorted(scan.masked.items()):
+        message = f"{name} is masked (a link to /dev/null): not loaded"
+        diags.append(Diagnostic(Severity.HINT, message, path))
+    _note_unused_snippets(scan, loading.used_stems, diags)
+    units = _with_aliases(loading.units, alias_map)
     graph = build_graph(units)
     diags.extend(check_units(units, graph))
+    diags = list(dict.fromkeys(diags))  # a template's or a shared snippet's findings once
     if strict:
         diags = [promote_warning(d) for d in diags]
-    return UnitSet(units, graph, tuple(diags), overrides, strict, tuple(ignored))
+    template_paths = {name: path for name, (path, _source) in templates.items()}
+    return UnitSet(
+        units,
+        graph,
+        tuple(diags),
+        scan.overrides,
+        strict,
+        tuple(ignored),
+        aliases={a: r for a, r in alias_map.items() if not unit_names.is_template(a)},
+        masked=dict(scan.masked),
+        templates=template_paths,
+    )
+
+
+def _reread_for_alias_snippets(loading: _Loading, alias_map: Mapping[str, str]) -> None:
+    """Read again the units whose `Alias=` names have snippet directories: systemd applies
+    `ALIAS.service.d/` to the unit once enabled, and cinit takes every unit as enabled."""
+    extra: dict[str, list[str]] = {}
+    for alias, real in alias_map.items():
+        if alias in loading.link_aliases.get(real, ()):
+            continue  # a link: its snippets were applied already
+        if any(alias in listing for listing in loading.scan.snippets):
+            extra.setdefault(real, []).append(alias)
+    for real, names in sorted(extra.items()):
+        unit = loading.units.get(real)
+        if unit is None:
+            continue  # a template's alias: its instances are read later, with it
+        loading.link_aliases.setdefault(real, []).extend(names)
+        again = loading.parse(real, unit.path, unit.source, unit.template)
+        if again is not None and unit.overrides:
+            loading.units[real] = again.replace(overrides=unit.overrides)
+
+
+def _instantiate(
+    loading: _Loading,
+    name: str,
+    template: str,
+    templates: Mapping[str, tuple[str, UnitSource]],
+    link_path: str = "",
+) -> bool:
+    """Load the instance `name` from its template; False when there is none to load."""
+    found = templates.get(template)
+    if found is None:
+        message = f"{name} links to the template {template}, which is not loaded"
+        loading.diags.append(Diagnostic(Severity.ERROR, message, link_path))
+        return False
+    path, source = found
+    return loading.parse(name, path, source, template=template) is not None
+
+
+def _with_aliases(units: dict[str, Unit], alias_map: Mapping[str, str]) -> dict[str, Unit]:
+    """Every unit with its references by own names, and the aliases it answers to."""
+    if not alias_map:
+        return units
+    names: dict[str, list[str]] = {}
+    for alias in alias_map:
+        real = aliases.resolve(alias, alias_map)
+        if real in units and alias not in units:
+            names.setdefault(real, []).append(alias)
+    result: dict[str, Unit] = {}
+    for name, unit in units.items():
+        unit = aliases.with_own_names(unit, alias_map)
+        if name in names:
+            unit = unit.replace(aliases=tuple(sorted(names[name])))
+        result[name] = unit
+    return result
+
+
+def _note_unused_snippets(scan: Scan, used: set[str], diags: list[Diagnostic]) -> None:
+    """A hint for each snippet directory of a unit that is not loaded (systemd is silent)."""
+    if not any(scan.snippets):
+        return
+    from cinit.units.snippets import is_shared_stem
+
+    for listing in scan.snippets:
+        for stem, found in sorted(listing.items()):
+            if stem in used or is_shared_stem(stem) or not found:
+                continue
+            directory = found[0][1].rpartition("/")[0]
+            message = f"snippets for {stem}, which is not loaded: not applied"
+            diags.append(Diagnostic(Severity.HINT, message, directory))
 
 
 def promote_warning(diagnostic: Diagnostic) -> Diagnostic:

@@ -197,6 +197,10 @@ class InstallSection(Frozen):
     """[Install]: accepted; cinit starts every loaded unit at boot regardless."""
 
     wanted_by: tuple[str, ...] = ()
+    # The unit language (issue 15): names the unit answers to, as if enabled.
+    alias: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # read for `systemctl enable`; cinit enables nothing
+    default_instance: str = ""
 
 
 class UnitSource(StrEnum):
@@ -221,6 +225,12 @@ class Unit(Frozen):
     source: UnitSource = UnitSource.CORE
     overrides: str = ""  # path of the core unit this drop-in replaced, if any
     directive_lines: dict[str, int] = field(default_factory=dict, compare=False)
+    # The unit language (issue 15): where a directive was set when not in `path` (a
+    # snippet), the snippets applied in order, the template of an instance, its aliases.
+    directive_files: dict[str, str] = field(default_factory=dict, compare=False)
+    snippets: tuple[str, ...] = ()
+    template: str = ""  # `x@.service` for the instance `x@a.service`
+    aliases: tuple[str, ...] = ()  # other names that resolve to this unit
 
     @property
     def stem(self) -> str:
@@ -230,3 +240,7 @@ class Unit(Frozen):
     def line_of(self, directive: str) -> int | None:
         """Line of the last assignment of `directive`, if the file set it."""
         return self.directive_lines.get(directive)
+
+    def path_of(self, directive: str) -> str:
+        """The file (unit file or snippet) of the last assignment of `directive`."""
+        return self.directive_files.get(directive, self.path)

@@ -39,47 +39,147 @@ class Override(Frozen):
         }
 
 
+# A directory of snippets for one unit (`web.service.d/`), for a template and all its
+# instances (`getty@.service.d/`), for a dash prefix (`foo-.service.d/`) or for every unit of
+# a type (`service.d/`): systemd.unit(5), "drop-in" directories.
+SNIPPET_DIR_SUFFIXES = (".service.d", ".socket.d")
+TYPE_SNIPPET_DIRS = ("service.d", "socket.d")
+SNIPPET_SUFFIX = ".conf"
+_DEV_NULL = "/dev/null"
+
+
+class Entry:
+    """One unit-directory entry that names a unit: a file, a link naming another unit
+    (`target`: an alias, or an instance of a template), or a mask (a link to /dev/null)."""
+
+    __slots__ = ("kind", "name", "path", "target")
+
+    FILE, LINK, MASK = "file", "link", "mask"
+
+    def __init__(self, kind: str, name: str, path: str, target: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.path = path
+        self.target = target
+
+
+class DirListing:
+    """What one unit directory holds: its unit entries (in name order) and its snippet
+    directories, each as (file name, path) of its `*.conf` files in name order."""
+
+    __slots__ = ("directory", "entries", "snippets")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.entries: list[Entry] = []
+        self.snippets: dict[str, list[tuple[str, str]]] = {}
+
+
 def scan_dir(
     directory: str, diags: list[Diagnostic], ignored: list[str], regular: set[str]
 ) -> list[tuple[str, str]]:
     """(name, path) of the unit files in `directory`, sorted; other entries are reported.
 
+    (The files only: `list_dir` also tells links, masks and snippet directories apart.)
+    """
+    listing = list_dir(directory, diags, ignored, regular)
+    return [(entry.name, entry.path) for entry in listing.entries]
+
+
+def list_dir(
+    directory: str, diags: list[Diagnostic], ignored: list[str], regular: set[str]
+) -> DirListing:
+    """The unit entries and snippet directories of `directory`; other entries are reported.
+
     Adds to `regular` the paths the listing itself shows to be regular files (d_type: no
     stat call); any other entry is checked before it is opened (see read_unit_file).
+    A symbolic link named like a unit is read (not followed) to tell an alias
+    (`syslog.service -> rsyslog.service`), an instance (`x@a.service -> x@.service`) and a
+    mask (`-> /dev/null`) from a unit file that lives elsewhere under its own name.
     """
+    listing = DirListing(directory)
     try:
-        with os.scandir(directory) as listing:
-            entries = sorted((entry.name, _listed_regular(entry)) for entry in listing)
+        with os.scandir(directory) as scanned:
+            entries = sorted((entry.name, _listed_kind(entry)) for entry in scanned)
     except FileNotFoundError:
-        return []
+        return listing
     except OSError as exc:
         diags.append(
             Diagnostic(Severity.ERROR, f"cannot read directory: {exc.strerror}", directory)
         )
-        return []
-    found: list[tuple[str, str]] = []
+        return listing
     # os.path.join per entry, done once: an entry from a listing never holds a "/".
     prefix = os.path.join(directory, "")
-    for entry, is_regular in entries:
+    for entry, kind in entries:
         path = prefix + entry
+        snippet_dir = entry.endswith(SNIPPET_DIR_SUFFIXES) or entry in TYPE_SNIPPET_DIRS
+        if snippet_dir and (kind == "dir" or (kind == "link" and os.path.isdir(path))):
+            listing.snippets[entry[:-2]] = _snippet_files(path, diags, ignored)
+            continue
         if not entry.endswith((".service", ".socket")):
             ignored.append(path)
             diags.append(
                 Diagnostic(Severity.WARNING, "ignored: not a .service or .socket unit file", path)
             )
             continue
-        if is_regular:
+        if kind == "file":
             regular.add(path)
-        found.append((entry, path))
+        elif kind == "link":
+            listing.entries.append(_link_entry(entry, path))
+            continue
+        listing.entries.append(Entry(Entry.FILE, entry, path))
+    return listing
+
+
+def _link_entry(name: str, path: str) -> Entry:
+    """A symbolic link named like a unit: a mask, a link to another unit's name, or a file."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return Entry(Entry.FILE, name, path)  # gone or unreadable: reading the file says why
+    if target == _DEV_NULL or os.path.realpath(path) == _DEV_NULL:
+        return Entry(Entry.MASK, name, path)
+    other = target.rstrip("/").rpartition("/")[2]
+    if other != name and other.endswith(name[name.rindex(".") :]) and "/" not in other:
+        return Entry(Entry.LINK, name, path, other)
+    return Entry(Entry.FILE, name, path)
+
+
+def _snippet_files(
+    directory: str, diags: list[Diagnostic], ignored: list[str]
+) -> list[tuple[str, str]]:
+    """(file name, path) of the `*.conf` files of a snippet directory, in name order."""
+    try:
+        with os.scandir(directory) as scanned:
+            names = sorted(entry.name for entry in scanned)
+    except OSError as exc:
+        diags.append(
+            Diagnostic(Severity.ERROR, f"cannot read directory: {exc.strerror}", directory)
+        )
+        return []
+    found: list[tuple[str, str]] = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if name.endswith(SNIPPET_SUFFIX):
+            found.append((name, path))
+        else:  # systemd passes these by silently; said here, but never a failure
+            ignored.append(path)
+            diags.append(Diagnostic(Severity.HINT, "ignored: not a .conf snippet", path))
     return found
 
 
-def _listed_regular(entry: os.DirEntry[str]) -> bool:
-    """Whether the listing shows a regular file (not through a symlink); False if unsure."""
+def _listed_kind(entry: os.DirEntry[str]) -> str:
+    """"file", "link", "dir" or "other", as the listing shows it (no stat when d_type tells)."""
     try:
-        return entry.is_file(follow_symlinks=False)
+        if entry.is_symlink():
+            return "link"
+        if entry.is_file(follow_symlinks=False):
+            return "file"
+        if entry.is_dir(follow_symlinks=False):
+            return "dir"
     except OSError:  # without d_type it stats, and the entry may be gone
-        return False
+        pass
+    return "other"
 
 
 # Read at most this much of a unit file (decode_unit_bytes refuses anything over 4 MiB).
@@ -97,24 +197,77 @@ def read_unit_file(path: str, known_regular: bool) -> tuple[str | None, list[Dia
     return decode_unit_bytes(data, path)
 
 
-def choose_files(
-    units_dir: str, drop_in_dir: str, diags: list[Diagnostic], ignored: list[str]
-) -> tuple[list[tuple[str, str, UnitSource]], tuple[Override, ...], set[str]]:
-    """The unit files to load as (name, path, source), in core-then-drop-in name order; the
-    drop-ins that replace a core unit of the same name; and the paths the listings show to
-    be regular files. Findings about the directories go to `diags`, skipped paths to `ignored`.
+class Scan:
+    """The unit directories read together, highest precedence first (systemd's rule: the
+    first directory with an entry for a name decides what that name is).
+
+    `chosen`: the unit files to load as (name, path, source), lowest-precedence directory
+    first, each in name order (templates included); `links`: names whose deciding entry is
+    a link to another unit's name, as name -> (target name, link path) (`dangling`: the
+    paths of those whose target does not exist); `masked`: names
+    masked by a link to /dev/null, as name -> link path; `overrides`: the files that
+    replaced a file of the same name in a lower directory; `regular`: the paths the
+    listings show to be regular files; `snippets`: each directory's snippet directories.
     """
-    for directory in (units_dir, drop_in_dir):
+
+    __slots__ = ("chosen", "dangling", "links", "masked", "overrides", "regular", "snippets")
+
+    def __init__(self) -> None:
+        self.chosen: list[tuple[str, str, UnitSource]] = []
+        self.links: dict[str, tuple[str, str]] = {}
+        self.dangling: set[str] = set()  # paths of links whose target does not exist
+        self.masked: dict[str, str] = {}
+        self.overrides: tuple[Override, ...] = ()
+        self.regular: set[str] = set()
+        self.snippets: list[dict[str, list[tuple[str, str]]]] = []
+
+
+def scan_dirs(directories: list[str], diags: list[Diagnostic], ignored: list[str]) -> Scan:
+    """Read the unit directories (highest precedence first) into a `Scan`.
+
+    The last directory's units are `UnitSource.CORE`, the others' `UnitSource.DROP_IN`
+    (cinit's two: `[drop_in_dir, units_dir]`). Findings about the directories go to
+    `diags`, skipped paths to `ignored`.
+    """
+    scan = Scan()
+    seen_dirs: set[str] = set()
+    listings: list[DirListing] = []
+    for directory in directories:
+        if directory in seen_dirs:
+            continue
+        seen_dirs.add(directory)
         if os.path.exists(directory) and not os.path.isdir(directory):
             diags.append(Diagnostic(Severity.ERROR, "not a directory", directory))
-    regular: set[str] = set()
-    core = scan_dir(units_dir, diags, ignored, regular) if os.path.isdir(units_dir) else []
-    drop_ins = scan_dir(drop_in_dir, diags, ignored, regular) if os.path.isdir(drop_in_dir) else []
-    core_paths = dict(core)
-    overrides = tuple(
-        Override(name, core_paths[name], path) for name, path in drop_ins if name in core_paths
-    )
-    replaced = {o.name for o in overrides}
-    chosen = [(n, p, UnitSource.CORE) for n, p in core if n not in replaced]
-    chosen += [(n, p, UnitSource.DROP_IN) for n, p in drop_ins]
-    return chosen, overrides, regular
+            continue
+        listing = list_dir(directory, diags, ignored, scan.regular)
+        listings.append(listing)
+        scan.snippets.append(listing.snippets)
+    deciding: dict[str, Entry] = {}
+    shadowed: dict[str, Entry] = {}  # the first file a deciding file replaced
+    for listing in listings:
+        for entry in listing.entries:
+            if entry.name not in deciding:
+                deciding[entry.name] = entry
+            elif entry.name not in shadowed:
+                shadowed[entry.name] = entry
+    overrides: list[Override] = []
+    last = len(listings) - 1
+    for index in range(last, -1, -1):
+        source = UnitSource.CORE if index == last else UnitSource.DROP_IN
+        for entry in listings[index].entries:
+            if deciding[entry.name] is not entry:
+                continue
+            if entry.kind == Entry.MASK:
+                scan.masked[entry.name] = entry.path
+            elif entry.kind == Entry.LINK:
+                scan.links[entry.name] = (entry.target, entry.path)
+                if not os.path.exists(entry.path):
+                    scan.dangling.add(entry.path)
+            else:
+                scan.chosen.append((entry.name, entry.path, source))
+                lower = shadowed.get(entry.name)
+                if lower is not None and lower.kind != Entry.MASK:
+                    overrides.append(Override(entry.name, lower.path, entry.path))
+    overrides.sort(key=lambda o: o.name)
+    scan.overrides = tuple(overrides)
+    return scan

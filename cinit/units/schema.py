@@ -411,6 +411,10 @@ _SOCKET_ROWS = [
 ]
 _INSTALL_ROWS = [
     _d("Install", "WantedBy", INSTALL, "wanted_by", _names, _render_str, multi=True),
+    # The unit language (issue 15).
+    _d("Install", "Alias", INSTALL, "alias", _names, _render_str, multi=True),
+    _d("Install", "Also", INSTALL, "also", _names, _render_str, multi=True),
+    _d("Install", "DefaultInstance", INSTALL, "default_instance", _parse_text, _render_str),
 ]
 
 DIRECTIVES: dict[tuple[str, str], Directive] = {

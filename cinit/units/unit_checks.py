@@ -26,7 +26,8 @@ def _reporter(
 
     def say(severity: Severity, directive: str, message: str) -> None:
         line = unit.line_of(directive)
-        diags.append(Diagnostic(severity, message, unit.path, line, section, directive))
+        where = unit.path_of(directive)
+        diags.append(Diagnostic(severity, message, where, line, section, directive))
 
     return say
 

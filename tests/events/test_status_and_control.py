@@ -280,3 +280,14 @@ def test_is_ready_and_status_reflect_the_seq(tmp_path: Any) -> None:
     assert status is not None and status["seq"] == 4
     assert status["units"]["a.service"]["main_pid"] == 5
     assert status["units"]["a.service"]["state"] == "active"
+
+
+def test_status_book_resolves_an_alias_from_the_loaded_event() -> None:
+    book = StatusBook({"rsyslog.service"}, 0.0)
+    loaded = {"seq": 1, "t_ms": 1.0, "event": "loaded", "unit": "rsyslog.service",
+              "kind": "service", "aliases": ["syslog.service"]}
+    book.apply(loaded)
+    assert book.resolve("syslog.service") == "rsyslog.service"
+    assert book.resolve("syslog") == "rsyslog.service"
+    assert book.resolve("rsyslog") == "rsyslog.service"
+    assert book.resolve("other.service") is None

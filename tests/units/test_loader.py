@@ -233,10 +233,10 @@ def test_specifiers() -> None:
 
 
 def test_unknown_specifier_is_a_warning() -> None:
-    unit, diags = load("a.service", "[Unit]\nDescription=%i\n[Service]\nExecStart=/bin/true\n")
+    unit, diags = load("a.service", "[Unit]\nDescription=%z\n[Service]\nExecStart=/bin/true\n")
     assert [d.severity for d in diags] == [Severity.WARNING]
-    assert diags[0].line == 2 and "%i" in diags[0].message
-    assert unit.unit.description == "%i"
+    assert diags[0].line == 2 and "%z" in diags[0].message
+    assert unit.unit.description == "%z"
 
 
 # --- every [Socket] directive -------------------------------------------------------------
@@ -744,7 +744,8 @@ def test_a_fifo_socket_device_or_directory_named_as_a_unit_is_an_error(tmp_path:
     os.mkfifo(drop / "fifo.socket")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(core / "sock.service"))
-    (core / "dev.service").symlink_to("/dev/null")
+    (core / "dev.service").symlink_to("/dev/zero")
+    (core / "masked.service").symlink_to("/dev/null")  # systemd's mask, not a unit file
     (core / "dir.service").mkdir()
     target = write(tmp_path / "elsewhere", "linked.txt", SIMPLE)
     (core / "linked.service").symlink_to(target)  # a symlink to a regular file is fine
@@ -753,6 +754,7 @@ def test_a_fifo_socket_device_or_directory_named_as_a_unit_is_an_error(tmp_path:
     finally:
         listener.close()
     found = {os.path.basename(d.path): d.message for d in result.errors}
+    assert result.masked == {"masked.service": str(core / "masked.service")}
     assert found == {
         "fifo.service": "is a FIFO (named pipe), not a unit file (a unit file is a regular file)",
         "fifo.socket": "is a FIFO (named pipe), not a unit file (a unit file is a regular file)",
