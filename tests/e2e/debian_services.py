@@ -166,6 +166,9 @@ def namespace_script(
     dev = f"{INSIDE}/dev"
     steps = [
         "set -eu",
+        # No notes in /run/mount (-n): the host's /run is read-only here, and the namespace's
+        # own /run must be as empty as a container runtime gives it.
+        'mount() { command mount -n "$@"; }',
         # Nothing mounted here may propagate back to the host.
         "mount --make-rprivate /",
         f"mount --bind {q(str(scratch))} {INSIDE}",
@@ -176,7 +179,6 @@ def namespace_script(
         "mount --bind /proc/sys /proc/sys",
         "mount -o remount,bind,ro /proc/sys",
         *overlays,
-        "mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run",
         "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
         # A /dev of our own: rsyslog (imuxsock) unlinks and binds /dev/log.
         f"mkdir -p {dev}",
@@ -191,6 +193,7 @@ def namespace_script(
         # What journald would do with /dev/log: hand it to syslog.socket.
         f"ln -s /run/systemd/journal/syslog {dev}/log",
         f"mount --move {dev} /dev",
+        "mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run",
         "ip link set lo up",
         # Configuration (not units) as an image would set it: apache beside nginx, on 8080.
         f"sed -i 's/^Listen 80$/Listen {APACHE_PORT}/' /etc/apache2/ports.conf",
