@@ -152,6 +152,22 @@ def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
             )
 
 
+@pytest.mark.xfail(reason="issue 15 pieces not merged", strict=False)
+def test_package_units_pass_strict_validation(tmp_path: Path, cinit_cmd: list[str]) -> None:
+    """`cinit validate --strict-units` passes the unchanged units: what cinit does not carry
+    out in a container is a `not applied` note, not a warning (issue 15, part 1), and an
+    After= naming a unit that is not loaded (ssh's auditd.service) is a no-op, as under
+    systemd. Host checks stay on: this machine has the packages, their programs and users."""
+    ds.copy_units(tmp_path / "units")
+    done = subprocess.run(
+        [*cinit_cmd, "validate", "--strict-units", "--units", str(tmp_path / "units"),
+         "--drop-in", str(tmp_path / "no-drop-in")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stderr}{done.stdout}"
+    assert "0 errors" in done.stdout and "0 warnings" in done.stdout, done.stdout
+
+
 @pytest.mark.skipif(
     not os.environ.get("DSR"),
     reason="set DSR=path/to/systemctl3.py (pip install --target DIR docker-systemctl-replacement)",
