@@ -147,8 +147,8 @@ def namespace_script(
     scratch: Path, *, stage_units_for_dsr: bool = False, tmpfiles: bool = False
 ) -> list[str]:
     """argv prefix (`/bin/sh -c SCRIPT name`) that sets the namespace up, stamps the time
-    into <scratch>/exec-stamp and execs "$@" (the init under test, paths seen from inside:
-    `inside(scratch, ...)`).
+    into <scratch>/exec-stamp and execs "$@" (the init under test; it sees <scratch> as
+    /mnt: `inside(...)`).
 
     With `stage_units_for_dsr`, the units of <scratch>/units are also copied into the
     overlaid /etc/systemd/system, where docker-systemctl-replacement looks for them. With
@@ -180,7 +180,10 @@ def namespace_script(
         "mount -o remount,bind,ro /proc/sys",
         *overlays,
         "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
-        # A /dev of our own: rsyslog (imuxsock) unlinks and binds /dev/log.
+        # A /dev of our own: rsyslog (imuxsock) unlinks and binds /dev/log, where `logger`
+        # and syslog(3) write. No journald here, so nothing else serves /dev/log: `logger`
+        # reaches /var/log/syslog only if rsyslog started (at boot: its socket,
+        # /run/systemd/journal/syslog, is not where they write).
         f"mkdir -p {dev}",
         f"mount -t tmpfs -o mode=0755,nosuid tmpfs {dev}",
         *(
@@ -190,8 +193,6 @@ def namespace_script(
         f"mkdir -p {dev}/shm {dev}/pts",
         f"mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs {dev}/shm",
         f"ln -s /proc/self/fd {dev}/fd",
-        # What journald would do with /dev/log: hand it to syslog.socket.
-        f"ln -s /run/systemd/journal/syslog {dev}/log",
         f"mount --move {dev} /dev",
         "mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run",
         "ip link set lo up",
