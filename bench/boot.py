@@ -446,7 +446,7 @@ def packaged(
     def peers(value: float | None) -> dict[str, float | None]:
         return {dsr_peer: value} if samples["dsr"] else {}
 
-    clean = {
+    clean: dict[str, float | None] = {
         name: 100.0 * sum(s.clean for s in got) / len(got)
         for name, got in (("cinit", samples["cinit"]), (dsr_peer, samples["dsr"]))
         if got
