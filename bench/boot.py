@@ -46,11 +46,26 @@ READY=1, and stops them in reverse order on SIGTERM). Its notify wait polls once
 waits up to 3 s more for a MAINPID= the services do not send (systemd needs none), so a run
 takes minutes: `--dsr-runs` (default 1) of them. Without DSR it is skipped with a note.
 `--json PATH` also writes the medians and ratios for bench/report.py.
+
+packaged (issue 15): the eleven Debian services of tests/e2e/test_debian_services.py (nginx,
+apache2, redis, ssh, cron, rsyslog, memcached, haproxy, php8.2-fpm, postgresql, dbus), their
+package units copied unchanged, booted as PID 1 in private PID, mount and network namespaces
+(tests/e2e/debian_services.py sets them up; the host's files are never written). Measured:
+exec stamp -> every service answering its own client (curl, redis-cli, ssh-keyscan, psql,
+dbus-send, ...; a prober polls each every 50 ms from inside the namespace), and SIGTERM ->
+exit. `--packaged-runs` (default 3) runs of cinit; with DSR, `--dsr-runs` runs of
+docker-systemctl-replacement on the same units (`systemctl3.py init <services>`, as its
+images run it: no tmpfiles.d, so the services that need /run/<dir> or a socket's fds do not
+come up under it). Both are compared on the services both serve; target: cinit <= 1/10 of
+docker-systemctl-replacement's time. Skipped with a note when a package is missing
+(.ci/run installs them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -61,12 +76,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import (
     PROGRAMS,
+    ROOT,
     UNSHARE,
     add_json_option,
     children,
@@ -80,6 +97,8 @@ from bench._util import (
     write_json,
 )
 
+PACKAGED_TIMEOUT = 60.0  # cinit: exec -> every service answering
+PACKAGED_DSR_TIMEOUT = 120.0  # docker-systemctl-replacement starts them one at a time
 DELAY = 0.2  # each service's time to become ready, seconds
 CHAIN = 10
 BOOT_TIMEOUT = 30.0
@@ -272,6 +291,186 @@ def one_run(init: str, scenario: Scenario, scratch: Path, index: int) -> Sample 
             proc.wait()
 
 
+# --- packaged: the Debian services of issue 15 ---------------------------------------------
+
+
+def debian_services() -> Any:
+    """tests/e2e/debian_services.py (the namespace, the units, the clients) as a module."""
+    path = ROOT / "tests" / "e2e" / "debian_services.py"
+    spec = importlib.util.spec_from_file_location("debian_services", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class PackagedSample:
+    answered_ms: dict[str, float]  # service -> exec stamp -> first answer
+    silent: list[str]  # services that never answered
+    stop_ms: float | None
+    clean: bool  # exit 0 after SIGTERM
+
+
+def packaged_run(ds: Any, init: str, scratch: Path, index: int) -> PackagedSample | str:
+    """Boot the eleven services with `init` ("cinit" or "dsr"), probe, stop; a sample or why not."""
+    run_dir = scratch / f"packaged-{init}-{index}"
+    run_dir.mkdir()
+    ds.copy_units(run_dir / "units")
+    dsr = init == "dsr"
+    inner = ds.dsr_argv(os.environ["DSR"], run_dir) if dsr else ds.cinit_argv(cinit_command())
+    argv = [*ds.UNSHARE, *ds.namespace_script(run_dir, stage_units_for_dsr=dsr), *inner]
+    timeout = PACKAGED_DSR_TIMEOUT if dsr else PACKAGED_TIMEOUT
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CINIT_", "NOTIFY_"))}
+    with open(run_dir / "stdout", "wb") as out, open(run_dir / "stderr", "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+
+    def tail() -> str:
+        lines = (run_dir / "stderr").read_text(errors="replace").strip().splitlines()
+        return " | ".join(lines[-3:])
+
+    try:
+        deadline = time.monotonic() + 30
+        while (exec_ns := ds.read_exec_stamp(run_dir)) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return f"the namespace setup failed; stderr: {tail()}"
+            time.sleep(0.005)
+        pid1 = children(proc.pid)[0]
+        try:
+            probed = subprocess.run(ds.probe_argv(pid1, timeout), capture_output=True,
+                                    text=True, timeout=timeout + 30, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return "the prober did not finish"
+        answers = ds.parse_answers(probed.stdout.splitlines())
+        if not answers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+            return f"no answers (exit status {proc.poll()}); stderr: {tail()}"
+        stop_ms = None
+        if proc.poll() is None:
+            sent = time.perf_counter()
+            os.kill(pid1, signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT * 3)
+                stop_ms = (time.perf_counter() - sent) * 1e3
+            except subprocess.TimeoutExpired:
+                pass
+        return PackagedSample(
+            answered_ms={a.service: (a.t_ns - exec_ns) / 1e6 for a in answers.values() if a.ok},
+            silent=sorted(a.service for a in answers.values() if not a.ok),
+            stop_ms=stop_ms,
+            clean=stop_ms is not None and proc.returncode == 0,
+        )
+    finally:
+        if proc.poll() is None:
+            for pid in children(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait()
+
+
+def last_answer(sample: PackagedSample, services: set[str]) -> float | None:
+    """exec -> the last of `services` answering, or None when one of them never did."""
+    if not services or not services <= set(sample.answered_ms):
+        return None
+    return max(sample.answered_ms[s] for s in services)
+
+
+def packaged(
+    args: argparse.Namespace, dsr: str | None
+) -> tuple[list[dict[str, object]], list[str]]:
+    """Run the packaged case: its report rows and notes (printing its tables)."""
+    ds = debian_services()
+    problem = ds.missing()
+    if problem:
+        print(f"\npackaged: not measured: {problem}")
+        return [], [f"packaged: not measured: {problem}"]
+    scratch = Path(tempfile.mkdtemp(prefix="cinit-bench-packaged-"))
+    samples: dict[str, list[PackagedSample]] = {"cinit": [], "dsr": []}
+    notes: list[str] = []
+    planned = ["cinit"] * args.packaged_runs + (["dsr"] * args.dsr_runs if dsr else [])
+    try:
+        for index, init in enumerate(planned):
+            result = packaged_run(ds, init, scratch, index)
+            if isinstance(result, PackagedSample):
+                samples[init].append(result)
+            else:
+                notes.append(f"packaged, {init} run {index}: {result}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    everything = set(ds.SERVICES)
+    served = {init: set.intersection(*(set(s.answered_ms) for s in got)) if got else set()
+              for init, got in samples.items()}  # fmt: skip
+    both = served["cinit"] & served["dsr"]
+
+    def median_of(init: str, services: set[str]) -> float | None:
+        values = [v for s in samples[init] if (v := last_answer(s, services)) is not None]
+        return median(values) if values else None
+
+    def stop_of(init: str) -> float | None:
+        values = [s.stop_ms for s in samples[init] if s.stop_ms is not None]
+        return median(values) if values else None
+
+    rows_txt = []
+    for service in ds.SERVICES:
+        cells = [service]
+        for init in ("cinit", "dsr"):
+            values = [s.answered_ms[service] for s in samples[init] if service in s.answered_ms]
+            cells.append(fmt(median(values)) if values else ("-" if not samples[init] else "no"))
+        rows_txt.append(cells)
+    print_table(
+        "packaged: exec -> each Debian service answering its own client, ms (medians; "
+        "no: never answered)",
+        ["service", "cinit", "dsr"],
+        rows_txt,
+    )
+    all_c, all_d = median_of("cinit", everything), median_of("dsr", everything)
+    both_c, both_d = median_of("cinit", both), median_of("dsr", both)
+    met = None if both_c is None or both_d is None else both_c <= both_d / 10
+    print(f"\npackaged: all {len(everything)} answering: cinit {fmt(all_c)} ms, "
+          f"dsr {fmt(all_d)} ms; the {len(both)} both serve ({', '.join(sorted(both))}): "
+          f"cinit {fmt(both_c)} ms, dsr {fmt(both_d)} ms, ratio {ratio(both_c, both_d)} "
+          f"(target <= 0.10x); SIGTERM -> exit: cinit {fmt(stop_of('cinit'))} ms, "
+          f"dsr {fmt(stop_of('dsr'))} ms")
+    for note in notes:
+        print(note)
+    for init in ("cinit", "dsr"):
+        silent = sorted(everything - served[init])
+        if samples[init] and silent:
+            notes.append(f"packaged: {init} did not serve {', '.join(silent)} (in every run)")
+    if not dsr:
+        notes.append("packaged: docker-systemctl-replacement not measured (set DSR)")
+    dsr_peer = "docker-systemctl-repl."
+
+    def peers(value: float | None) -> dict[str, float | None]:
+        return {dsr_peer: value} if samples["dsr"] else {}
+
+    clean: dict[str, float | None] = {
+        name: 100.0 * sum(s.clean for s in got) / len(got)
+        for name, got in (("cinit", samples["cinit"]), (dsr_peer, samples["dsr"]))
+        if got
+    }
+    rows = [
+        result_row(f"packaged: boot -> all {len(everything)} Debian services answering", "ms",
+                   all_c, peers(all_d)),
+    ]
+    if samples["dsr"]:  # the comparison: on what both serve
+        rows.append(result_row(
+            f"packaged: boot -> the {len(both)} services both serve answering", "ms",
+            both_c, peers(both_d), ratio_to=dsr_peer, target="<= 0.10x docker-systemctl-repl.",
+            met=met))
+    rows += [
+        result_row("packaged: services answering", f"of {len(everything)}",
+                   float(len(served["cinit"])) if samples["cinit"] else None,
+                   peers(float(len(served["dsr"]))), digits=0),
+        result_row("packaged: SIGTERM -> exit", "ms", stop_of("cinit"), peers(stop_of("dsr"))),
+        result_row("packaged: clean stops (exit 0 after SIGTERM)", "%", clean.pop("cinit", None),
+                   clean, digits=0),
+    ]  # fmt: skip
+    return rows, notes
+
+
 def med(samples: list[Sample], field: str) -> float | None:
     values = [getattr(s, field) for s in samples if getattr(s, field) is not None]
     return median(values) if values else None
@@ -284,6 +483,8 @@ def main() -> int:
                         help="run only scenarios whose name starts with this (repeatable)")
     parser.add_argument("--dsr-runs", type=int, default=1,
                         help="runs of docker-systemctl-replacement (with DSR set; minutes each)")
+    parser.add_argument("--packaged-runs", type=int, default=3,
+                        help="runs of cinit in the packaged case (0: leave it out)")
     add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -295,6 +496,9 @@ def main() -> int:
     ]
     scenarios.append(Scenario(f"chain {CHAIN}", tuple(f"c{i:02d}" for i in range(1, CHAIN + 1)),
                               chain=True))
+    run_packaged = args.packaged_runs > 0 and (
+        not args.only or any("packaged".startswith(o) for o in args.only)
+    )
     if args.only:
         scenarios = [s for s in scenarios if any(s.label.startswith(o) for o in args.only)]
     inits = ("cinit", "floor")
@@ -304,8 +508,9 @@ def main() -> int:
         dsr_note = f"docker-systemctl-replacement: DSR={dsr} is not a file; not measured"
         dsr = None
     elif dsr:
-        dsr_note = (f"docker-systemctl-replacement: {dsr} (par 30 only, {args.dsr_runs} run(s); "
-                    "it polls for READY=1 once a second and then waits up to 3 s for MAINPID=)")
+        dsr_note = (f"docker-systemctl-replacement: {dsr} (par 30 and packaged only, "
+                    f"{args.dsr_runs} run(s) each; it polls for READY=1 once a second and then "
+                    "waits up to 3 s for MAINPID=)")
     print(dsr_note)
     scratch = Path(tempfile.mkdtemp(prefix="cinit-bench-boot-"))
     samples: dict[tuple[str, str], list[Sample]] = {}
@@ -339,14 +544,15 @@ def main() -> int:
                 f"{sum(s.clean for s in got)}/{len(got)}",
                 f"{len(got)}/{args.dsr_runs if init == 'dsr' else args.runs}",
             ])
-    print_table(
-        "boot -> all ready (probe stamp - exec stamp), own start (first service's spawn - exec), "
-        "PID 1 peak RSS,\nSIGTERM -> exit (host wall time), chain link (a service's READY=1 -> "
-        "the next one's spawn), ms",
-        ["scenario", "init", "all ready", "own start", "RSS MiB", "stop", "link", "clean",
-         "runs"],
-        rows,
-    )
+    if scenarios:  # (--only packaged: none)
+        print_table(
+            "boot -> all ready (probe stamp - exec stamp), own start (first service's spawn - "
+            "exec), PID 1 peak RSS,\nSIGTERM -> exit (host wall time), chain link (a service's "
+            "READY=1 -> the next one's spawn), ms",
+            ["scenario", "init", "all ready", "own start", "RSS MiB", "stop", "link", "clean",
+             "runs"],
+            rows,
+        )
     target_rows = []
     for scenario in scenarios:
         ours = samples.get((scenario.label, "cinit"), [])
@@ -366,21 +572,24 @@ def main() -> int:
             fmt(None if stop_c is None or stop_f is None else stop_c - stop_f), targets[1],
             fmt(None if rss is None else rss / 1024, digits=2), targets[2],
         ])
-    print_table(
-        "cinit against the floor: all-ready ratio, cinit's own start cost (own start minus "
-        "the floor's), stop cost (minus the floor's), RSS",
-        ["scenario", "ready cinit/floor", "target", "own start +ms", "stop +ms", "target",
-         "RSS MiB", "target"],
-        target_rows,
-    )
+    if scenarios:  # (--only packaged: none)
+        print_table(
+            "cinit against the floor: all-ready ratio, cinit's own start cost (own start minus "
+            "the floor's), stop cost (minus the floor's), RSS",
+            ["scenario", "ready cinit/floor", "target", "own start +ms", "stop +ms", "target",
+             "RSS MiB", "target"],
+            target_rows,
+        )
     for (label, init), reasons in sorted(problems.items()):
         print(f"\n{init} {label}: {len(reasons)} failed run(s); first: {reasons[0]}")
     shutil.rmtree(scratch, ignore_errors=True)
-    write_json(args.json, "boot", json_rows(scenarios, samples),
+    packaged_rows, packaged_notes = packaged(args, dsr) if run_packaged else ([], [])
+    write_json(args.json, "boot", json_rows(scenarios, samples) + packaged_rows,
                notes=[dsr_note, *(f"{init} {label}: {len(reasons)} failed run(s); first: "
                                   f"{reasons[0]}" for (label, init), reasons
-                                  in sorted(problems.items()))],
-               params={"runs": args.runs, "delay_ms": DELAY * 1e3})  # fmt: skip
+                                  in sorted(problems.items())), *packaged_notes],
+               params={"runs": args.runs, "delay_ms": DELAY * 1e3,
+                       "packaged_runs": args.packaged_runs if run_packaged else 0})  # fmt: skip
     return 0
 
 

@@ -4,8 +4,8 @@ Run as root from the repository: `python bench/report.py` (what `make bench` doe
 `python bench/report.py --quick` (fewer runs and smaller loads: `make bench-quick`).
 `--out PATH` writes the report elsewhere (default docs/benchmarks.md); `--json-dir DIR` keeps
 each bench's JSON there. `CINIT_BIN` selects the cinit build; `DSR=path/to/systemctl3.py`
-adds docker-systemctl-replacement to the boot bench (`pip install --target DIR
-docker-systemctl-replacement` gives DIR/systemctl2/systemctl3.py).
+adds docker-systemctl-replacement to the boot bench, par 30 and packaged (`pip install
+--target DIR docker-systemctl-replacement` gives DIR/systemctl2/systemctl3.py).
 
 Each bench runs in a process of its own, prints its usual tables, and writes its medians,
 ratios and targets with `--json`; this file only renders them, beside a description of the
@@ -57,8 +57,9 @@ BENCHES = (
     Bench("PID 1", "restart_rss.py", "PID 1 memory under a restart storm (`/bin/true`)",
           ("--restarts", "20000", "--every", "5000"),
           ("--restarts", "5000", "--every", "1000", "--warmup", "500")),
-    Bench("boot", "boot.py", "Booting and stopping unit sets, beside a shell-script floor",
-          ("--runs", "7"), ("--runs", "2")),
+    Bench("boot", "boot.py", "Booting and stopping unit sets, beside a shell-script floor; "
+          "Debian's package units (packaged)",
+          ("--runs", "7"), ("--runs", "2", "--packaged-runs", "1")),
     Bench("proxy", "proxy.py", "Proxy relay on loopback, beside systemd-socket-proxyd", (),
           ("--runs", "1", "--bulk-gib", "0.5", "--wrk-seconds", "2")),
     Bench("proxy", "socket_start.py", "Native socket activation, cold start", (),
@@ -91,6 +92,8 @@ HEADLINES = (
     ("boot", "chain 10: boot -> all ready"),
     ("boot", "par 30: SIGTERM -> exit"),
     ("boot", "par 30: PID 1 peak RSS"),
+    ("boot", "packaged: boot -> all"),
+    ("boot", "packaged: boot -> the"),
     ("proxy", "bulk stream"),
     ("proxy", "wrk -t2"),
     ("events", "boot 10 services"),
