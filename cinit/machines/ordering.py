@@ -60,7 +60,9 @@ class StartBook:
     ) -> list[tuple[str, tuple[str, ...]]]:
         """Waiting units (of `among`, default all) that may go now, each with the units
         that keep it from starting: Requires=/BindsTo= units that failed, and Requisite=
-        units that are not `active` (systemd: they are not started for it)."""
+        units that are not `active` (systemd: they are not started for it) but those this
+        start skipped by a condition (systemd merges the check into their start job, which
+        a skip ends "done")."""
         candidates = self.waiting if among is None else self.waiting.intersection(among)
         released = []
         for name in sorted(candidates):
@@ -71,7 +73,11 @@ class StartBook:
             failed = tuple(
                 sorted(
                     {dep for dep in needed if self.settled.get(dep) is Outcome.FAILED}
-                    | {dep for dep in self.graph.requisite(name) if dep not in active}
+                    | {
+                        dep
+                        for dep in self.graph.requisite(name)
+                        if dep not in active and self.settled.get(dep) is not Outcome.SKIPPED
+                    }
                 )
             )
             released.append((name, failed))

@@ -137,6 +137,21 @@ def test_requisite_fails_when_the_unit_is_not_active_and_starts_nothing(
     assert "cinit: lone.service: failed (dependency)" in err
 
 
+def test_requisite_of_a_unit_this_boot_skipped_by_a_condition_is_no_failure(harness: Any) -> None:
+    # systemd merges the Requisite= check into the other unit's start job in the same
+    # transaction; a condition skip ends that job "done" (systemd-update-utmp-runlevel).
+    h = harness(
+        {
+            "utmp.service": svc("/fake run", unit="ConditionPathExists=/nope"),
+            "runlevel.service": notify(0, unit="Requisite=utmp.service\nAfter=utmp.service"),
+        }
+    )
+    h.world.unmet["utmp.service"] = "ConditionPathExists=/nope"
+    h.boot()
+    h.wait_state("utmp.service", State.CONDITION_SKIPPED)
+    h.wait_state("runlevel.service", State.ACTIVE)
+
+
 def test_a_restart_brings_back_what_its_stop_took_along(harness: Any) -> None:
     h = harness(
         {
