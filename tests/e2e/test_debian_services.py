@@ -98,7 +98,6 @@ CINIT_ONLY = pytest.mark.skipif(
 
 
 @CINIT_ONLY
-@pytest.mark.xfail(reason="issue 15 pieces not merged", strict=False)
 def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
     scratch: Path, cinit_cmd: list[str]
 ) -> None:
@@ -159,7 +158,6 @@ def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
 
 
 @CINIT_ONLY
-@pytest.mark.xfail(reason="issue 15 pieces not merged", strict=False)
 def test_package_units_pass_strict_validation(tmp_path: Path, cinit_cmd: list[str]) -> None:
     """`cinit validate --strict-units` passes the unchanged units: what cinit does not carry
     out in a container is a `not applied` note, not a warning (issue 15, part 1), and an

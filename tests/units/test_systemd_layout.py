@@ -253,6 +253,7 @@ def test_systemds_own_units_get_the_booted_check_and_others_do_not(tmp_path: Pat
     utmp = units.units["systemd-update-utmp.service"]
     assert utmp.unit.conditions[0].describe() == "ConditionPathExists=/run/systemd/system"
     assert "systemd-update-utmp.service" in units.graph.boot_units()  # it skips, not vanishes
-    assert all(c.value != "/run/systemd/system" for c in units.units["nginx.service"].unit.conditions)
+    nginx = units.units["nginx.service"].unit.conditions
+    assert all(c.value != "/run/systemd/system" for c in nginx)
     hints = [d for d in units.diagnostics if "systemd's own units" in d.message]
     assert len(hints) == 1 and hints[0].severity is Severity.HINT
