@@ -279,10 +279,11 @@ class SystemdBoot:
         for path in sorted(empty):
             message = "masked (an empty file): not loaded"
             kept.append(Diagnostic(Severity.HINT, message, path))
-        own = _skip_systemds_own(units)
-        if own:
+        systemds = _skip_systemds_own(units)
+        if systemds:
             message = (
-                f"{len(own)} of systemd's own units ({', '.join(own[:3])}, ...) skip themselves: "
+                f"{len(systemds)} of systemd's own units ({', '.join(systemds[:3])}, ...) skip "
+                "themselves: "
                 f"{SYSTEMD_BOOTED.describe()} is added to them (systemd is not PID 1; "
                 "docs/systemd.md)"
             )
