@@ -108,13 +108,20 @@ def test_eleven_package_units_boot_unchanged_and_stop_in_reverse(
     try:
         pid = wait_for_exec(run, scratch)
         answers = probe(pid, BOOT_TIMEOUT)
-        status = subprocess.run(
-            [*ds.nsenter(pid), *cinit_cmd, "status"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        # The control socket comes up once the boot settled (at the latest 1 s after
+        # start): the services may answer before it does.
+        deadline = time.monotonic() + 30
+        while True:
+            status = subprocess.run(
+                [*ds.nsenter(pid), *cinit_cmd, "status"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if status.returncode != 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         silent = [a.service for a in answers.values() if not a.ok]
         assert not silent, (
             f"services that did not answer: {silent}\n{describe(answers)}\n"
