@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 
 from cinit.boot_path import TYPE_CHECKING
+from cinit.io.host_facts import architecture
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -49,25 +50,6 @@ _CAPABILITY_NAMES = """
     CAP_BLOCK_SUSPEND CAP_AUDIT_READ CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE
 """
 CAPABILITIES = {name: number for number, name in enumerate(_CAPABILITY_NAMES.split())}
-
-# uname -m -> systemd's architecture names (ConditionArchitecture=).
-_ARCHITECTURES = {
-    "x86_64": "x86-64",
-    "i386": "x86",
-    "i486": "x86",
-    "i586": "x86",
-    "i686": "x86",
-    "aarch64": "arm64",
-    "aarch64_be": "arm64-be",
-    "armv7l": "arm",
-    "armv6l": "arm",
-    "ppc64le": "ppc64-le",
-    "ppc64": "ppc64",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-    "loongarch64": "loongarch64",
-    "mips64": "mips64",
-}
 
 # Names systemd-detect-virt gives virtual machines: a container never is one of them.
 VM_NAMES = frozenset(
@@ -215,8 +197,7 @@ def host_holds(value: str) -> bool:
 def architecture_holds(value: str) -> bool:
     if value == "native":
         return True
-    machine = os.uname().machine
-    return _ARCHITECTURES.get(machine, machine) == value
+    return architecture(os.uname().machine) == value
 
 
 def on_ac_power(root: str = "/") -> bool:

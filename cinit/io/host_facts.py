@@ -22,9 +22,17 @@ _ARCHITECTURES = {
     "armv7l": "arm",
     "armv6l": "arm",
     "ppc64le": "ppc64-le",
-    "riscv64": "riscv64",
+    "ppc64": "ppc64",
     "s390x": "s390x",
+    "riscv64": "riscv64",
+    "loongarch64": "loongarch64",
+    "mips64": "mips64",
 }
+
+
+def architecture(machine: str) -> str:
+    """systemd's name for the `uname -m` architecture `machine` (%a, ConditionArchitecture=)."""
+    return _ARCHITECTURES.get(machine, machine.replace("_", "-"))
 
 
 def _first_line(path: str) -> str:
@@ -103,7 +111,7 @@ def read_host_facts(root: str = "/") -> HostFacts:
         machine_id=_hex_id(_first_line(os.path.join(root, "etc/machine-id"))),
         boot_id=_hex_id(_first_line("/proc/sys/kernel/random/boot_id")),
         kernel_release=uname.release,
-        architecture=_ARCHITECTURES.get(uname.machine, uname.machine.replace("_", "-")),
+        architecture=architecture(uname.machine),
         user_name=user,
         uid=uid,
         group_name=_group(gid, root),

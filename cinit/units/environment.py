@@ -1,6 +1,6 @@
 """Environment forms: `Environment=` assignments, `EnvironmentFile=` contents (systemd's
-env-file rules), specifiers (`%n %N %H %%`) and cinit's `${VAR}` / `${VAR:-default}`
-expansion of non-Exec values against its own environment.
+env-file rules) and cinit's `${VAR}` / `${VAR:-default}` expansion of non-Exec values
+against its own environment (specifiers: `cinit.units.specifiers`).
 
 Nothing here touches the OS except `read_env_file`. Parsers raise only `ValueFormError`.
 """
@@ -218,39 +218,7 @@ def read_env_file(path: str, *, warnings: list[str] | None = None) -> list[tuple
     return parse_env_file(data.decode("utf-8", "surrogateescape"), warnings=warnings)
 
 
-# --- specifiers and ${VAR} ------------------------------------------------------------------
-
-
-def expand_specifiers(text: str, unit_name: str, hostname: str) -> tuple[str, list[str]]:
-    """Expand `%n` (unit name), `%N` (name without suffix), `%H` (hostname) and `%%`.
-
-    Any other `%X`, and a lone `%` at the end, are left as they are; the returned list
-    holds one warning message per such occurrence.
-    """
-    if "%" not in text:
-        return text, []
-    stem = unit_name.rsplit(".", 1)[0]
-    table = {"n": unit_name, "N": stem, "H": hostname, "%": "%"}
-    out: list[str] = []
-    warnings: list[str] = []
-    pos = 0
-    while True:
-        percent = text.find("%", pos)
-        if percent < 0:
-            out.append(text[pos:])
-            return "".join(out), warnings
-        out.append(text[pos:percent])
-        if percent + 1 >= len(text):
-            warnings.append("lone '%' at the end of the value left as is (write %% for a '%')")
-            out.append("%")
-            return "".join(out), warnings
-        letter = text[percent + 1]
-        replacement = table.get(letter)
-        if replacement is None:
-            warnings.append(f"unsupported specifier {quoted('%' + letter)} left as is")
-            replacement = "%" + letter
-        out.append(replacement)
-        pos = percent + 2
+# --- ${VAR} --------------------------------------------------------------------------------------
 
 
 def expand_vars(text: str, environ: Mapping[str, str]) -> str:

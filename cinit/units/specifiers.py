@@ -139,6 +139,21 @@ class _Unit:
         raise ValueFormError(f"unknown specifier {quoted('%' + letter)}")
 
 
+def substitute(text: str, resolve: Callable[[str], str]) -> str:
+    """`text` with each `%X` replaced by `resolve(X)` (`X` is "" for a lone `%` at the
+    end): the one scanner of specifiers, for unit files (`expand`) and tmpfiles.d lines."""
+    if "%" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    while (percent := text.find("%", pos)) >= 0:
+        out.append(text[pos:percent])
+        out.append(resolve(text[percent + 1 : percent + 2]))
+        pos = percent + 2
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def expand(
     text: str, unit_name: str, path: str, facts: Callable[[], HostFacts]
 ) -> tuple[str, list[str]]:
@@ -150,25 +165,18 @@ def expand(
     if "%" not in text:
         return text, []
     unit = _Unit(unit_name, path, facts)
-    out: list[str] = []
     warnings: list[str] = []
-    pos = 0
-    while True:
-        percent = text.find("%", pos)
-        if percent < 0:
-            out.append(text[pos:])
-            return "".join(out), warnings
-        out.append(text[pos:percent])
-        if percent + 1 >= len(text):
+
+    def resolve(letter: str) -> str:
+        if not letter:
             warnings.append("lone '%' at the end of the value left as is (write %% for a '%')")
-            out.append("%")
-            return "".join(out), warnings
-        letter = text[percent + 1]
+            return "%"
         try:
             if letter not in LETTERS:
                 raise ValueFormError(f"unsupported specifier {quoted('%' + letter)}")
-            out.append(unit.value(letter))
+            return unit.value(letter)
         except ValueFormError as exc:
             warnings.append(f"{exc} left as is")
-            out.append("%" + letter)
-        pos = percent + 2
+            return "%" + letter
+
+    return substitute(text, resolve), warnings

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from cinit.units.commands import _unescape_one, _WordBuilder  # systemd's C escapes, shared
 from cinit.units.diagnostics import Diagnostic, Severity, ValueFormError
 from cinit.units.frozen import Frozen
+from cinit.units.specifiers import substitute
 from cinit.units.values import parse_octal_mode, parse_timespan
 
 # Configuration directories, highest precedence first (tmpfiles.d(5)): a file name in an
@@ -272,27 +273,17 @@ def _next_word(line: str, index: int) -> tuple[str | None, int]:
 def expand_specifiers(text: str, values: Mapping[str, str]) -> str:
     """`text` with each `%X` replaced by its value; `%%` is `%`. An unknown or unresolvable
     specifier (no value given) makes the line unusable, as under systemd."""
-    if "%" not in text:
-        return text
-    out: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char != "%":
-            out.append(char)
-            index += 1
-            continue
-        letter = text[index + 1 : index + 2]
+
+    def resolve(letter: str) -> str:
         if letter == "%":
-            out.append("%")
-        elif letter in values:
-            out.append(values[letter])
-        elif letter in SPECIFIER_LETTERS:
+            return "%"
+        if letter in values:
+            return values[letter]
+        if letter in SPECIFIER_LETTERS:
             raise _Unresolvable(f"skipped: specifier %{letter} has no value here")
-        else:
-            raise _LineError(f"unknown specifier %{letter or '(end of line)'}")
-        index += 2
-    return "".join(out)
+        raise _LineError(f"unknown specifier %{letter or '(end of line)'}")
+
+    return substitute(text, resolve)
 
 
 def normalize_path(path: str) -> str:

@@ -19,7 +19,6 @@ from cinit.units.commands import (
 )
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.environment import (
-    expand_specifiers,
     expand_vars,
     parse_env_file,
     parse_environment,
@@ -34,6 +33,7 @@ from cinit.units.model import (
     Output,
     OutputTarget,
 )
+from cinit.units.specifiers import HostFacts, expand
 from cinit.units.values import (
     parse_bool,
     parse_exit_status_set,
@@ -660,6 +660,10 @@ def test_read_env_file_missing_raises_oserror(tmp_path: Path) -> None:
 # --- specifiers and ${VAR} ------------------------------------------------------------------
 
 
+def _expand(text: str, name: str = "web.service") -> tuple[str, list[str]]:
+    return expand(text, name, f"/units/{name}", lambda: HostFacts(hostname="box"))
+
+
 @pytest.mark.parametrize(
     ("text", "expanded", "warnings"),
     [
@@ -670,22 +674,19 @@ def test_read_env_file_missing_raises_oserror(tmp_path: Path) -> None:
         ("100%%", "100%", []),
         ("/run/%N/%n@%H", "/run/web/web.service@box", []),
         ("%%n", "%n", []),
-        ("%i", "%i", ["unsupported specifier '%i' left as is"]),
-        (
-            "%h/x %u",
-            "%h/x %u",
-            ["unsupported specifier '%h' left as is", "unsupported specifier '%u' left as is"],
-        ),
+        ("%i", "", []),  # not an instance: empty, as systemd has it
+        ("%h/x %u", "/root/x root", []),
+        ("%z", "%z", ["unsupported specifier '%z' left as is"]),
         ("50%", "50%", ["lone '%' at the end of the value left as is (write %% for a '%')"]),
     ],
 )
 def test_expand_specifiers(text: str, expanded: str, warnings: list[str]) -> None:
-    assert expand_specifiers(text, "web.service", "box") == (expanded, warnings)
+    assert _expand(text) == (expanded, warnings)
 
 
 def test_expand_specifiers_stem_of_dotted_name() -> None:
-    assert expand_specifiers("%N", "a.b.socket", "h") == ("a.b", [])
-    assert expand_specifiers("%N", "nodot", "h") == ("nodot", [])
+    assert _expand("%N", "a.b.socket") == ("a.b", [])
+    assert _expand("%N", "nodot") == ("nodot", [])
 
 
 ENV = {"APP_USER": "alice", "EMPTY": "", "SPACED": "a b"}

@@ -15,13 +15,13 @@ from cinit.units.addresses import parse_listen_address, parse_proxy_target
 from cinit.units.commands import expand_exec_words, parse_exec_line, render_exec_line, split_words
 from cinit.units.diagnostics import ValueFormError
 from cinit.units.environment import (
-    expand_specifiers,
     expand_vars,
     parse_env_file,
     parse_environment,
     render_environment,
 )
 from cinit.units.model import ExecCommand, ListenAddress, ListenKind
+from cinit.units.specifiers import HostFacts, expand
 from cinit.units.values import (
     parse_bool,
     parse_exit_status_set,
@@ -52,7 +52,9 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "parse_exec_line": parse_exec_line,
     "parse_environment": parse_environment,
     "parse_env_file": parse_env_file,
-    "expand_specifiers": lambda text: expand_specifiers(text, "web.service", "host"),
+    "expand_specifiers": lambda text: expand(
+        text, "web@x.service", "/u/web@.service", lambda: HostFacts(hostname="host")
+    ),
     "expand_vars": lambda text: expand_vars(text, {"A": "1", "EMPTY": ""}),
     "parse_signal": parse_signal,
     "parse_exit_status_set": parse_exit_status_set,

@@ -18,6 +18,7 @@ from cinit.io import signals
 from cinit.io.spawn.child import STAGE_EXIT_CODES
 from cinit.io.spawn.fork import SpawnError, failure_from_report, fork_child, read_report
 from cinit.io.spawn.plan import ChildPlan
+from cinit.units.model import LIMIT_NAMES
 
 if TYPE_CHECKING:
     import signal
@@ -315,27 +316,7 @@ def build_plan(request: SpawnRequest) -> ChildPlan:
 
 
 # Limit*= names to the kernel's resource numbers (Python lacks RLIMIT_LOCKS: 10 on Linux).
-_RLIMITS = {
-    name: getattr(resource, "RLIMIT_" + name, 10)
-    for name in [
-        "CPU",
-        "FSIZE",
-        "DATA",
-        "STACK",
-        "CORE",
-        "RSS",
-        "NOFILE",
-        "AS",
-        "NPROC",
-        "MEMLOCK",
-        "LOCKS",
-        "SIGPENDING",
-        "MSGQUEUE",
-        "NICE",
-        "RTPRIO",
-        "RTTIME",
-    ]
-}
+_RLIMITS = {name: getattr(resource, "RLIMIT_" + name, 10) for name in LIMIT_NAMES}
 
 
 def _rlimit(name: str, soft: int, hard: int) -> tuple[int, int, int]:
