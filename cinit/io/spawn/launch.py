@@ -18,7 +18,6 @@ from cinit.io import signals
 from cinit.io.spawn.child import STAGE_EXIT_CODES
 from cinit.io.spawn.fork import SpawnError, failure_from_report, fork_child, read_report
 from cinit.io.spawn.plan import ChildPlan
-from cinit.units.model import LIMIT_NAMES
 
 if TYPE_CHECKING:
     import signal
@@ -315,13 +314,15 @@ def build_plan(request: SpawnRequest) -> ChildPlan:
     )
 
 
-# Limit*= names to the kernel's resource numbers (Python lacks RLIMIT_LOCKS: 10 on Linux).
-_RLIMITS = {name: getattr(resource, "RLIMIT_" + name, 10) for name in LIMIT_NAMES}
+RLIMIT_LOCKS = 10  # Linux's number; Python's resource module lacks it
 
 
 def _rlimit(name: str, soft: int, hard: int) -> tuple[int, int, int]:
+    """`name`: a resource the schema accepted (`cinit.units.model.LIMIT_NAMES`; not imported
+    here: the `cinit.units` package is no part of a bare `cinit -- CMD`'s boot path)."""
+    number = getattr(resource, "RLIMIT_" + name, RLIMIT_LOCKS)
     infinity = resource.RLIM_INFINITY
-    return (_RLIMITS[name], infinity if soft < 0 else soft, infinity if hard < 0 else hard)
+    return (number, infinity if soft < 0 else soft, infinity if hard < 0 else hard)
 
 
 def _build_env(request: SpawnRequest) -> dict[str, str]:
