@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from debian_services import SERVICES as SERVICES  # the services issue 15 names, and their units
 from e2e_support import LineReader, Pid1Run
 from e2e_support import wait_until as wait_until  # the rootfs tests' too
 

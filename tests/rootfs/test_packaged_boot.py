@@ -47,6 +47,7 @@ from rootfs_image import PACKAGED, image_tarball, unpack
 from rootfs_support import (
     CINIT_BIN,
     OPT_IN,
+    SERVICES,
     Image,
     boot,
     cgroup2_mount,
@@ -67,20 +68,6 @@ WANTS = "etc/systemd/system/multi-user.target.wants"
 # put the same instance in /run/systemd/generator/postgresql.service.wants/ at boot.
 INSTANCE_LINK = (f"{WANTS}/postgresql@15-main.service", "/lib/systemd/system/postgresql@.service")
 
-# The services the issue names, each with the unit that runs it.
-SERVICES = {
-    "nginx": "nginx.service",
-    "apache2": "apache2.service",
-    "redis": "redis-server.service",
-    "ssh": "ssh.service",
-    "cron": "cron.service",
-    "rsyslog": "rsyslog.service",
-    "memcached": "memcached.service",
-    "haproxy": "haproxy.service",
-    "php-fpm": "php8.2-fpm.service",
-    "postgresql": "postgresql@15-main.service",
-    "dbus": "dbus.service",
-}
 
 pytestmark = [
     pytest.mark.pid1,
