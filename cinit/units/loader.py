@@ -257,7 +257,8 @@ def _parse_unit(
             elif found is _INVALID:
                 continue
             elif not reading.multi:
-                values[field] = found
+                earlier = values.get(field) if reading.merges else None
+                values[field] = found if earlier is None else earlier.union(found)
             else:
                 # A list field keeps its one assignment's tuple; a list only when several add up.
                 earlier = values.get(field)
@@ -299,7 +300,7 @@ class _Reading:
     value (or _RESET / _INVALID). A plain slotted class: the loader makes one per distinct
     line of a load and reads it once per line of every file."""
 
-    __slots__ = ("directive", "field", "multi", "notes", "target", "value")
+    __slots__ = ("directive", "field", "merges", "multi", "notes", "target", "value")
 
     def __init__(
         self,
@@ -309,6 +310,7 @@ class _Reading:
         field: str = "",
         multi: bool = False,
         value: Any = _INVALID,
+        merges: bool = False,
     ) -> None:
         self.notes = notes
         self.directive = directive
@@ -316,6 +318,7 @@ class _Reading:
         self.field = field
         self.multi = multi
         self.value = value
+        self.merges = merges  # several assignments join (`union`): SuccessExitStatus= & co
 _DIRECTIVES = schema.DIRECTIVES
 _NOT_APPLIED = schema.NOT_APPLIED
 
@@ -339,7 +342,7 @@ def _read_assignment(
         message += f", did you mean {hint}?" if hint else "; ignored"
         return _Reading(((Severity.WARNING, message),), None)
     if raw == "":
-        return _Reading((), row.name, row.target, row.field, row.multi, _RESET)
+        return _Reading((), row.name, row.target, row.field, row.multi, _RESET, row.merges)
     # Most values hold neither a specifier nor a variable: skip both expansions then.
     warnings: list[str] = []
     value = raw
@@ -365,11 +368,13 @@ def _read_assignment(
     if row.multi and result is not _INVALID:
         result = tuple(result)  # shared between units: never a list one of them could change
     if error is None and not warnings:
-        return _Reading((), row.name, row.target, row.field, row.multi, result)
+        return _Reading((), row.name, row.target, row.field, row.multi, result, row.merges)
     notes = [] if error is None else [(Severity.ERROR, f"[{section}] {key}={_short(raw)}: {error}")]
     for warning in warnings:
         notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
-    return _Reading(tuple(notes), row.name, row.target, row.field, row.multi, result)
+    return _Reading(
+        tuple(notes), row.name, row.target, row.field, row.multi, result, row.merges
+    )
 
 
 def _expand(

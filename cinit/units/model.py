@@ -180,6 +180,10 @@ class ExitStatusSet(Frozen):
     codes: frozenset[int] = frozenset()
     signals: frozenset[int] = frozenset()
 
+    def union(self, other: ExitStatusSet) -> ExitStatusSet:
+        """Both sets' codes and signals (systemd merges the lines of one directive)."""
+        return ExitStatusSet(self.codes | other.codes, self.signals | other.signals)
+
 
 INFINITY = math.inf
 

@@ -69,6 +69,7 @@ class Directive(Frozen):
     multi: bool = False
     expand: bool = True
     warns: bool = False  # `parse` takes a second argument: a list it appends warnings to
+    merges: bool = False  # one value that several assignments join (`union`), as exit statuses
 
 
 # --- small parsers and renderers (value forms: values, commands, environment, addresses) ---
@@ -407,7 +408,7 @@ _SERVICE_ROWS = [
         "success_exit_status",
         values.parse_exit_status_set,
         _render_exit_statuses,
-    ),
+    ).replace(merges=True),
     _d(
         "Service",
         "Environment",
@@ -469,7 +470,7 @@ _SERVICE_ROWS = [
         "restart_prevent_exit_status",
         values.parse_exit_status_set,
         _render_exit_statuses,
-    ),
+    ).replace(merges=True),
     _d(
         "Service",
         "RestartForceExitStatus",
@@ -477,7 +478,7 @@ _SERVICE_ROWS = [
         "restart_force_exit_status",
         values.parse_exit_status_set,
         _render_exit_statuses,
-    ),
+    ).replace(merges=True),
     _d(
         "Service",
         "NotifyAccess",

@@ -764,3 +764,19 @@ def test_a_fifo_socket_device_or_directory_named_as_a_unit_is_an_error(tmp_path:
     }
     assert all(d.path.startswith(str(tmp_path)) for d in result.errors)
     assert sorted(result.units) == ["linked.service", "ok.service"]
+
+
+def test_exit_status_lines_merge_and_an_empty_one_resets() -> None:
+    # systemd.service(5): "may appear more than once, in which case the lists are merged".
+    unit = clean(
+        "app.service",
+        "[Service]\nExecStart=/x\nSuccessExitStatus=42\nSuccessExitStatus=43 SIGUSR1\n"
+        "RestartPreventExitStatus=1\nRestartPreventExitStatus=\nRestartPreventExitStatus=2\n"
+        "RestartForceExitStatus=SIGHUP\nRestartForceExitStatus=7\n",
+    )
+    service = unit.service
+    assert service.success_exit_status.codes == {42, 43}
+    assert service.success_exit_status.signals == {signal.SIGUSR1}
+    assert service.restart_prevent_exit_status.codes == {2}  # the empty line reset it
+    assert service.restart_force_exit_status.codes == {7}
+    assert service.restart_force_exit_status.signals == {signal.SIGHUP}
