@@ -99,7 +99,12 @@ def test_restart_stop_and_start_of_a_unix_socket_rebind_it_with_events(
 
     restart = cli(cinit_cmd, runtime, "restart", "web.socket")
     assert restart.returncode == 0, restart.stderr + run.report()
-    assert traced(trace, "web.socket")[-3:] == ["stopping", "stopped", "ready"]
+    # The trace is written by the event thread: the last event may land just after the reply.
+    wait_until(
+        lambda: traced(trace, "web.socket")[-3:] == ["stopping", "stopped", "ready"],
+        10,
+        f"the restart's events in the trace: {traced(trace, 'web.socket')}",
+    )
     second = socket_inode(node)
     assert second is not None and second != first, "the listener was not bound again"
     assert state(cinit_cmd, runtime, "web.socket") == "active"
@@ -264,7 +269,12 @@ def test_restart_of_accept_and_proxy_sockets_listens_again(
     assert tcp_exchange(port, send).startswith(expect)
     restart = cli(cinit_cmd, runtime, "restart", "web.socket")
     assert restart.returncode == 0, restart.stderr + run.report()
-    assert traced(trace, "web.socket")[-3:] == ["stopping", "stopped", "ready"]
+    # The trace is written by the event thread: the last event may land just after the reply.
+    wait_until(
+        lambda: traced(trace, "web.socket")[-3:] == ["stopping", "stopped", "ready"],
+        10,
+        f"the restart's events in the trace: {traced(trace, 'web.socket')}",
+    )
     assert tcp_exchange(port, send).startswith(expect)
     assert run.terminate() == 0, run.report()
 
