@@ -15,9 +15,7 @@ that has the same methods (see tests/actors/fake_io.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import threading
 from collections.abc import Mapping
 
@@ -34,10 +32,15 @@ from cinit.units.commands import expand_exec_words
 from cinit.units.model import DirectoryKind, ExecCommand, NotifyAccess, Unit
 
 if TYPE_CHECKING:
+    import signal
+
     from cinit.actors.unit_ports import Tellable
     from cinit.io.notify import NotifyHub
     from cinit.io.output import OutputRelay
     from cinit.io.sockets import ListenerRegistry
+
+else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
+    import _signal as signal
 
 EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
 
@@ -420,15 +423,19 @@ class UnitIO:
         try:
             for pid in members:
                 if pid not in known:
-                    with contextlib.suppress(OSError):
+                    try:  # noqa: SIM105 - contextlib would be one more import on the boot path
                         strangers[pid] = os.pidfd_open(pid)
+                    except OSError:
+                        pass  # gone already
             if strangers:
                 confirmed = set(cgroup.pids())
                 for pid, pidfd in strangers.items():
                     if pid in confirmed:
                         for signo in signos:
-                            with contextlib.suppress(ProcessLookupError):
+                            try:  # noqa: SIM105 - contextlib would be one more import on the boot path
                                 signal.pidfd_send_signal(pidfd, signo)
+                            except ProcessLookupError:
+                                pass  # exited meanwhile
         finally:
             for pidfd in strangers.values():
                 os.close(pidfd)

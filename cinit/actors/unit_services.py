@@ -24,7 +24,6 @@ process of the unit.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from cinit.actors.scheduler import Scheduler
@@ -88,8 +87,10 @@ class UnitServices:
         directory = pick_runtime_dir(runtime_dir)
         # Made early for watchers that connect first; a refusal is said once, by the pump
         # (`cinit.events.pump`), when it would bind the sockets there.
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib would be one more import on the boot path
             ensure_runtime_dir(directory)
+        except OSError:
+            pass
         relay = OutputRelay()
         hub = None
         if any(_needs_notify(unit) for unit in unit_set.units.values()):
@@ -175,8 +176,10 @@ class UnitServices:
         if self.context.notify is not None:
             self.context.notify.stop()
         if self.tree is not None:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 - contextlib would be one more import on the boot path
                 self.tree.remove()
+            except OSError:
+                pass  # cinit leaves anyway
         if self.context.relay is not None:
             self.context.relay.stop()
 

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.io.log import log
 from cinit.io.sweep import signal_listed
+
+if TYPE_CHECKING:
+    import signal
+else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
+    import _signal as signal
 
 _fallback_logged = False
 

@@ -15,8 +15,14 @@ harmless ESRCH (the next sweep reaches the new one).
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Iterable
+
+from cinit.boot_path import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import signal
+else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
+    import _signal as signal
 
 
 def is_pid1() -> bool:

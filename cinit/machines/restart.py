@@ -18,11 +18,16 @@ Three questions a unit's state machine asks, answered as systemd answers them
 
 from __future__ import annotations
 
-import signal
 from enum import StrEnum
 
+from cinit.boot_path import TYPE_CHECKING
 from cinit.units.frozen import Frozen
 from cinit.units.model import ExitStatusSet, RestartPolicy
+
+if TYPE_CHECKING:
+    import signal
+else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
+    import _signal as signal
 
 USEC_PER_SEC = 1_000_000
 _NO_EXTRA_STATUS = ExitStatusSet()

@@ -8,8 +8,7 @@ auto-restart, failed).
 
 from __future__ import annotations
 
-import signal
-
+from cinit.boot_path import TYPE_CHECKING
 from cinit.machines.restart import Result, seconds_to_usec, should_restart
 from cinit.machines.unit_events import (
     CheckEmpty,
@@ -25,6 +24,11 @@ from cinit.machines.unit_events import (
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
 from cinit.machines.unit_step import UnitStep
 from cinit.units.model import KillMode
+
+if TYPE_CHECKING:
+    import signal
+else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
+    import _signal as signal
 
 # ---- requests ----------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ assignments through this table; `render` turns a typed value back into unit-file
 from __future__ import annotations
 
 import functools
-import signal
 from collections.abc import Callable
 from enum import Enum
 
@@ -172,6 +171,8 @@ def _render_environment_file(ref: EnvironmentFileRef) -> str:
 
 
 def _render_signal(number: int) -> str:
+    import signal  # here: rendering is for tools; `signal` builds its enums (~1 ms) at import
+
     rtmin, rtmax = signal.SIGRTMIN, signal.SIGRTMAX
     if rtmin < number <= rtmax:
         return f"SIGRTMIN+{number - rtmin}"

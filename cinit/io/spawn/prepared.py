@@ -28,7 +28,6 @@ gives it an owner.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
@@ -259,8 +258,10 @@ class _Batch:
             self._pids = _read_pids(self._report)
             self._report = -1
         if self._helper > 0:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._helper, 0)  # gone: its children are cinit's now
+            try:  # noqa: SIM105 - contextlib would be one more import on the boot path
+                os.waitpid(self._helper, 0)
+            except ChildProcessError:
+                pass  # gone: its children are cinit's now
             self._helper = -1
         with table.lock:
             return self.register_locked(table)
