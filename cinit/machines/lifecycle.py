@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
 from cinit.machines.record import Record
@@ -38,13 +37,14 @@ from cinit.signal_policy import (
     main_stop_signal,
     signal_name,
 )
-from cinit.units.frozen import Frozen
+from cinit.units.frozen import Frozen, QuickStrEnum, quick_enum
 
 SIGTERM = signal.SIGTERM
 SIGKILL = signal.SIGKILL
 
 
-class Phase(StrEnum):
+@quick_enum
+class Phase(QuickStrEnum):
     BOOTING = "booting"
     RUNNING = "running"
     STOPPING = "stopping"  # main command and units are being stopped

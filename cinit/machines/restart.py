@@ -18,10 +18,8 @@ Three questions a unit's state machine asks, answered as systemd answers them
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from cinit.boot_path import TYPE_CHECKING
-from cinit.units.frozen import Frozen
+from cinit.units.frozen import Frozen, QuickStrEnum, quick_enum
 from cinit.units.model import ExitStatusSet, RestartPolicy
 
 if TYPE_CHECKING:
@@ -33,7 +31,8 @@ USEC_PER_SEC = 1_000_000
 _NO_EXTRA_STATUS = ExitStatusSet()
 
 
-class Result(StrEnum):
+@quick_enum
+class Result(QuickStrEnum):
     """How a unit's run went (systemd's service result); the first failure of a run wins."""
 
     SUCCESS = "success"

@@ -11,16 +11,15 @@ A state holds phases (`Phase`): what the unit does inside it (starting: `pre`; r
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from cinit.machines.record import Record
 from cinit.machines.restart import Result, StartLimit
 from cinit.machines.vocabulary import State as State
-from cinit.units.frozen import Frozen
+from cinit.units.frozen import Frozen, QuickStrEnum, quick_enum
 from cinit.units.model import ExecCommand, ServiceSection, Unit
 
 
-class Phase(StrEnum):
+@quick_enum
+class Phase(QuickStrEnum):
     """What a unit does inside its state; a change emits `PhaseChanged`, not a Transition."""
 
     NONE = ""
@@ -36,7 +35,8 @@ class Phase(StrEnum):
     STOP_POST = "stop-post"  # stopping: ExecStopPost= number `index` runs
 
 
-class Role(StrEnum):
+@quick_enum
+class Role(QuickStrEnum):
     """Which command list a process comes from."""
 
     PRE = "ExecStartPre"
@@ -59,7 +59,8 @@ def role_commands(service: ServiceSection, role: Role) -> tuple[ExecCommand, ...
     }[role]
 
 
-class TimerKind(StrEnum):
+@quick_enum
+class TimerKind(QuickStrEnum):
     START = "start-timeout"  # TimeoutStartSec=, over pre, start and post
     STOP = "stop-timeout"  # TimeoutStopSec=, per stopping phase
     RESTART = "restart-delay"  # RestartSec=
@@ -67,7 +68,8 @@ class TimerKind(StrEnum):
     POLL = "poll"  # while stopping: look again whether the unit's processes are gone
 
 
-class Outcome(StrEnum):
+@quick_enum
+class Outcome(QuickStrEnum):
     """What the supervisor learns when a start request settles."""
 
     READY = "ready"  # active

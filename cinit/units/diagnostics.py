@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-from cinit.units.frozen import Frozen
+from cinit.units.frozen import Frozen, QuickStrEnum, quick_enum
 
 
-class Severity(StrEnum):
+@quick_enum
+class Severity(QuickStrEnum):
     """How bad a diagnostic is. Hints and notes never fail a load, even under
     --strict-units; a note says what cinit accepts and does not do (`not applied`)."""
 

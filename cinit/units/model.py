@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-from cinit.units.frozen import Frozen, field
+from cinit.units.frozen import Frozen, QuickStrEnum, field, quick_enum
 
 
-class UnitKind(StrEnum):
+@quick_enum
+class UnitKind(QuickStrEnum):
     SERVICE = "service"
     SOCKET = "socket"
     TARGET = "target"  # a grouping and synchronisation point: no process of its own
 
 
-class ServiceType(StrEnum):
+@quick_enum
+class ServiceType(QuickStrEnum):
     SIMPLE = "simple"
     EXEC = "exec"
     ONESHOT = "oneshot"
@@ -21,7 +21,8 @@ class ServiceType(StrEnum):
     NOTIFY = "notify"
 
 
-class RestartPolicy(StrEnum):
+@quick_enum
+class RestartPolicy(QuickStrEnum):
     """systemd's Restart= values."""
 
     NO = "no"
@@ -32,12 +33,14 @@ class RestartPolicy(StrEnum):
     ALWAYS = "always"
 
 
-class ActivationMode(StrEnum):
+@quick_enum
+class ActivationMode(QuickStrEnum):
     NATIVE = "native"
     PROXY = "proxy"
 
 
-class ListenKind(StrEnum):
+@quick_enum
+class ListenKind(QuickStrEnum):
     INET = "inet"  # host may be "" (any address, dual stack), an IPv4 or an IPv6 address
     UNIX = "unix"  # a filesystem path
     ABSTRACT = "abstract"  # Linux abstract namespace, written @name
@@ -90,7 +93,8 @@ class EnvironmentFileRef(Frozen):
     optional: bool = False  # "-" prefix: a missing file is not an error
 
 
-class ConditionKind(StrEnum):
+@quick_enum
+class ConditionKind(QuickStrEnum):
     """The Condition*= checks; each also exists as Assert*= (`assert_name`)."""
 
     PATH_EXISTS = "ConditionPathExists"
@@ -141,7 +145,8 @@ class Condition(Frozen):
         return f"{name}={marks}{self.value}"
 
 
-class KillMode(StrEnum):
+@quick_enum
+class KillMode(QuickStrEnum):
     """systemd.kill's KillMode=: which processes a stop signals."""
 
     CONTROL_GROUP = "control-group"  # every process of the unit
@@ -150,7 +155,8 @@ class KillMode(StrEnum):
     NONE = "none"  # nothing is signalled (ExecStop= does the work)
 
 
-class NotifyAccess(StrEnum):
+@quick_enum
+class NotifyAccess(QuickStrEnum):
     """systemd.service's NotifyAccess=: whose sd_notify messages count."""
 
     NONE = "none"
@@ -159,7 +165,8 @@ class NotifyAccess(StrEnum):
     ALL = "all"  # any process of the unit
 
 
-class OutputTarget(StrEnum):
+@quick_enum
+class OutputTarget(QuickStrEnum):
     INHERIT = "inherit"
     NULL = "null"
     FILE = "file"
@@ -200,7 +207,8 @@ class ResourceLimit(Frozen):
     hard: int
 
 
-class Preserve(StrEnum):
+@quick_enum
+class Preserve(QuickStrEnum):
     """RuntimeDirectoryPreserve=: when the runtime directories go away."""
 
     NO = "no"  # whenever the unit stops (also between automatic restarts)
@@ -208,7 +216,8 @@ class Preserve(StrEnum):
     RESTART = "restart"  # when the unit stops, but not between automatic restarts
 
 
-class DirectoryKind(StrEnum):
+@quick_enum
+class DirectoryKind(QuickStrEnum):
     """The five exec directories of systemd.exec(5), named by their directive's prefix."""
 
     RUNTIME = "Runtime"  # /run
@@ -411,7 +420,8 @@ class InstallSection(Frozen):
     default_instance: str = ""
 
 
-class UnitSource(StrEnum):
+@quick_enum
+class UnitSource(QuickStrEnum):
     CORE = "core"
     DROP_IN = "drop-in"
     IMPLICIT = "implicit"  # a target named but defined by no file: empty, always reached
