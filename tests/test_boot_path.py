@@ -88,6 +88,9 @@ def test_the_first_unit_is_exec_d_within_the_boundary(tmp_path: Path) -> None:
     assert path == "/bin/true"
     assert "cinit.units.loader" in modules
     assert sorted(m for m in modules if not allowed(m, units=True)) == []
+    # A unit of plain words needs no regular expression (units._text.LazyPattern), and the
+    # standard library's enum-building wrappers stay out (the C `_signal`, no contextlib).
+    assert {"re", "signal", "contextlib", "math"}.isdisjoint(modules)
 
 
 def test_the_boundary_forbids_the_costly_modules() -> None:

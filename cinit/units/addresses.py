@@ -6,9 +6,8 @@ lazily to keep validate's start-up cheap.
 
 from __future__ import annotations
 
-import re
-
 from cinit.units._text import (
+    LazyPattern,
     check_no_nul,
     fs_length,
     quoted,
@@ -23,12 +22,12 @@ from cinit.units.model import (
 # --- socket addresses ---------------------------------------------------------------------
 
 _SUN_PATH_MAX = 107  # sun_path is 108 bytes; systemd keeps room for the terminating NUL
-_IPV4_CHARS = re.compile(r"[0-9.]+")
-_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
-_HOST_NAME = re.compile(
+_IPV4_CHARS = LazyPattern(r"[0-9.]+")
+_IPV6_CHARS = LazyPattern(r"[0-9A-Fa-f:.]+")
+_HOST_NAME = LazyPattern(
+    r"(?a)"  # re.ASCII
     r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?",
-    re.ASCII,
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
 )
 
 

@@ -6,12 +6,12 @@ Parsers raise only `ValueFormError`, with the offending value quoted.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from cinit.units._text import (
     ENV_NAME,
     WHITESPACE,
+    LazyPattern,
     check_no_nul,
     fs_length,
     quoted,
@@ -77,15 +77,26 @@ def _unescape_one(text: str, pos: int) -> tuple[str | int, int] | None:
     return None
 
 
-# Text made only of plain words separated by systemd whitespace (str.split() is then exact).
-_NOTHING_SPECIAL = re.compile(r"[^'\"\\\s]*(?:[ \t\n\r]+[^'\"\\\s]*)*")
+
+
+def _nothing_special(text: str) -> bool:
+    """Whether `text` is only plain words separated by systemd whitespace (str.split() is
+    then exact): no quote, no backslash, no whitespace but WHITESPACE. (The regular
+    expression `[^'"\\\\s]*(?:[ \t\n\r]+[^'"\\\\s]*)*` said the same; `re` is not imported
+    for the common case.)"""
+    if "'" in text or '"' in text or "\\" in text:
+        return False
+    # Printable text has no whitespace but the space; otherwise look at each character.
+    return text.isprintable() or all(c in WHITESPACE or not c.isspace() for c in text)
+
+
 # Runs of characters with no special meaning, outside quotes and inside each kind of quote.
-_PLAIN_RUN = re.compile(r"[^ \t\n\r'\"\\]+")
-_QUOTED_RUN = {"'": re.compile(r"[^'\\]+"), '"': re.compile(r'[^"\\]+')}
+_PLAIN_RUN = LazyPattern(r"[^ \t\n\r'\"\\]+")
+_QUOTED_RUN = {"'": LazyPattern(r"[^'\\]+"), '"': LazyPattern(r'[^"\\]+')}
 # Without backslashes, a quote opens at a quote character and closes at the next same
 # one; a word is its unquoted characters and whole quoted runs (in any order).
-_QUOTED = re.compile("'([^']*)'|\"([^\"]*)\"")
-_QUOTED_WORD = re.compile("(?:[^ \t\n\r'\"\\\\]|'[^']*'|\"[^\"]*\")+")
+_QUOTED = LazyPattern("'([^']*)'|\"([^\"]*)\"")
+_QUOTED_WORD = LazyPattern("(?:[^ \t\n\r'\"\\\\]|'[^']*'|\"[^\"]*\")+")
 
 
 class _WordBuilder:
@@ -137,7 +148,7 @@ def tokenize_words(
     quote or a trailing backslash just ends the word (EXTRACT_RELAX). `exec_semicolons`
     makes a bare `\\;` token the word ";" (systemd's special case in Exec lines).
     """
-    if _NOTHING_SPECIAL.fullmatch(text):  # the common case: no quotes, no escapes
+    if _nothing_special(text):  # the common case: no quotes, no escapes
         return [(word, word) for word in text.split()]
     if "\\" not in text:
         unquoted = _QUOTED.sub("", text)
@@ -357,7 +368,7 @@ def parse_exec_line(text: str, *, warnings: list[str] | None = None) -> ExecComm
     )
 
 
-_PLAIN_WORD = re.compile(r"[^\s'\"\\\x00-\x1f\x7f]+")
+_PLAIN_WORD = LazyPattern(r"[^\s'\"\\\x00-\x1f\x7f]+")
 _RENDER_ESCAPES = {
     "\\": "\\\\",
     '"': '\\"',

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 from collections.abc import Mapping
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.units import aliases, environment, schema, unit_names
+from cinit.units._text import UNIT_NAME_CHARS
 from cinit.units.cross_checks import check_units
 from cinit.units.diagnostics import Diagnostic, Severity, UnitError, ValueFormError
 from cinit.units.frozen import Frozen
@@ -53,7 +53,7 @@ MAX_DIAGNOSTICS_PER_FILE = 100
 MAX_SHARED_READINGS = 1024
 SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET, ".target": UnitKind.TARGET}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
-_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target)")
+_UNIT_KINDS = frozenset({"service", "socket", "target"})
 SECTION_CLASSES: dict[str, Any] = {
     schema.UNIT: UnitSection,
     schema.SERVICE: ServiceSection,
@@ -127,7 +127,16 @@ class UnitSet(Frozen):
 
 def is_unit_filename(name: str) -> bool:
     """Whether `name` is a valid .service/.socket/.target unit filename."""
-    return _UNIT_NAME.fullmatch(name) is not None
+    # `[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target)`, in string tests
+    # (no `re` before the first exec): a type has no dot, so its own is the last one.
+    stem, _, kind = name.rpartition(".")
+    prefix, _, instance = stem.partition("@")
+    return (
+        kind in _UNIT_KINDS
+        and bool(prefix)
+        and UNIT_NAME_CHARS.issuperset(prefix)
+        and UNIT_NAME_CHARS.issuperset(instance)
+    )
 
 
 def parse_unit(

@@ -6,8 +6,7 @@ line numbers, and reports what is not well-formed (see systemd.syntax(7)).
 
 from __future__ import annotations
 
-import re
-
+from cinit.units._text import LazyPattern
 from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.frozen import Frozen
 
@@ -15,7 +14,7 @@ from cinit.units.frozen import Frozen
 MAX_LINE_BYTES = 1024 * 1024
 # systemd's WHITESPACE: what it strips around keys and values (not all of Unicode's spaces).
 WHITESPACE = " \t\n\r"
-_LINE_END = re.compile(r"\r\n|\r|\n")
+_LINE_END = LazyPattern(r"\r\n|\r|\n")
 # A unit file larger than this is not a unit file.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 

@@ -11,11 +11,12 @@ environment forms in `environment`, socket addresses in `addresses`.
 from __future__ import annotations
 
 import functools
-import re
 
 from cinit.units._text import (
     ASCII_DIGITS,
     OCTAL_DIGITS,
+    UNIT_NAME_CHARS,
+    LazyPattern,
     check_no_nul,
     quoted,
     skip_ws,
@@ -93,7 +94,7 @@ _TIME_UNITS: tuple[tuple[str, int], ...] = (
     ("\u03bcs", 1),  # GREEK SMALL LETTER MU
     ("\u00b5s", 1),  # MICRO SIGN
 )
-_UNIT_WORD = re.compile(r"[^\s0-9.]+")
+_UNIT_WORD = LazyPattern(r"[^\s0-9.]+")
 _RENDER_UNITS: tuple[tuple[str, int], ...] = (
     ("d", _USEC_PER_DAY),
     ("h", _USEC_PER_HOUR),
@@ -371,7 +372,16 @@ def parse_output(text: str) -> Output:
 # Every unit type systemd has: a reference to one cinit does not load (tmp.mount in
 # basic.target's After=) is a unit that is not there, not a malformed name.
 _UNIT_TYPES = "service|socket|target|timer|path|mount|automount|swap|slice|scope|device"
-_UNIT_NAME = re.compile(rf"[A-Za-z0-9:_.\\@-]+\.(?:{_UNIT_TYPES})")
+_UNIT_TYPE_SET = frozenset(_UNIT_TYPES.split("|"))
+_UNIT_REF_CHARS = UNIT_NAME_CHARS | {"@"}
+
+
+def _is_unit_name(name: str) -> bool:
+    """`[A-Za-z0-9:_.\\@-]+\\.(TYPE)`, a unit type of _UNIT_TYPES (string tests: no `re`)."""
+    stem, _, kind = name.rpartition(".")  # a type has no dot: its own is the last one
+    return bool(stem) and kind in _UNIT_TYPE_SET and _UNIT_REF_CHARS.issuperset(stem)
+
+
 _UNIT_NAME_MAX = 255
 
 
@@ -383,7 +393,7 @@ def parse_unit_names(text: str) -> list[str]:
     """
     names = text.split()
     for name in names:
-        if not _UNIT_NAME.fullmatch(name) or len(name) > _UNIT_NAME_MAX:
+        if not _is_unit_name(name) or len(name) > _UNIT_NAME_MAX:
             raise ValueFormError(
                 f"invalid unit name {quoted(name)} in {quoted(text)}: expected NAME.service, "
                 "NAME.socket, NAME.target (or another unit type) made of letters, digits "
