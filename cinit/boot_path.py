@@ -90,6 +90,14 @@ FORBIDDEN = frozenset(
     }
 )
 
+# Standard-library modules a unit set of plain words does not import before its first exec
+# either (allowed, but each is a few M instructions of PID 1's start): `re` and the unit
+# parsers' fifteen patterns ~4 ms (compiled on first use: `cinit.units._text.LazyPattern`;
+# unit names and plain command lines are string tests), `signal`'s enums ~1 ms (the C
+# `_signal` instead), `contextlib` (try/except) and `math` (a shared library: float("inf")).
+# tests/test_boot_path.py checks it for a plain unit.
+KEPT_OUT_OF_PLAIN_UNITS = frozenset({"re", "signal", "contextlib", "math"})
+
 
 def allowed(module: str, units: bool) -> bool:
     """Whether `module` may be imported before the first exec (`units`: a unit directory)."""
