@@ -18,6 +18,13 @@ Guarantees:
   pauses for 0.25 s mid-line: the line is then ended with a newline (what followed comes
   as a new line), so one writer can never starve the others.
 * Fairness: each wake-up reads at most 64 KiB from each ready pipe.
+* Each unit's lines are also kept in a bounded ring (`LogRing`: the last LOG_LINES lines
+  or LOG_BYTES bytes, whichever bound comes first) with the wall-clock time of the read
+  that brought them and their stream, for `cinit logs`, `journalctl` and `cinit status
+  UNIT`. A ring holds whole reads (one entry per read, not per line: the relay's hot path
+  allocates nothing but the bytes it keeps); lines are split only when somebody asks.
+  A line that is written in pieces (longer than 64 KiB) is kept as its first LINE_MAX
+  bytes; `read_logs` cuts every line to LINE_MAX.
 * Bytes pass through untouched (no decoding). Writes survive partial writes, EAGAIN on a
   non-blocking stdout (waiting with poll, no busy loop) and errors such as EPIPE: the
   output is dropped, counted in `dropped_bytes` and logged once per fd.
@@ -46,11 +53,84 @@ _EVENT_READ = 1  # selectors.EVENT_READ: the module itself loads in the thread
 PIECE = 64 * 1024  # read size, and the longest run of one line written at once
 WRITE_BATCH = select.PIPE_BUF  # whole lines coalesced up to this many bytes per write
 HOLD_IDLE = 0.25  # seconds others wait for an unfinished long line to go on
-TAIL_LINES = 10  # last lines kept per unit for `cinit status UNIT`
-TAIL_LINE_MAX = 512  # bytes of each kept line
+TAIL_LINES = 10  # last lines shown by `cinit status UNIT`
+LOG_LINES = 1000  # default bound of a unit's log ring, in lines ...
+LOG_BYTES = 1024 * 1024  # ... and in bytes: whichever is reached first
+LINE_MAX = 48 * 1024  # bytes of one line kept or shown (journald's LineMax= default)
 HOLD_MAX = 16 * 1024 * 1024  # bytes of one long line served before others get a turn
 MARK_READS = 64  # reads per pipe for a mark (4 MiB): a writer still going cannot hold it
 _WAIT_SLICE_MS = 200  # poll slice while cinit's stdout is full (checks for stop)
+
+
+class LogRing:
+    """The last lines of one unit's output: whole reads, bounded in lines and bytes.
+
+    Each entry is (number of its first line, wall-clock time, stream 1|2, line count,
+    bytes ending with a newline). Line numbers come from one counter of the relay for all
+    units, so they order lines across units in the order the relay read them (`cursor`s
+    of `cinit logs -f` are such numbers). Only the relay thread adds; readers take a
+    copy of the entries under the relay's ring lock.
+    """
+
+    __slots__ = ("entries", "lines", "max_bytes", "max_lines", "size")
+
+    def __init__(self, max_lines: int, max_bytes: int) -> None:
+        self.entries: deque[tuple[int, float, int, int, bytes]] = deque()
+        self.lines = 0
+        self.size = 0
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+
+    def add(self, first: int, when: float, stream: int, count: int, data: bytes) -> None:
+        """Keep `count` lines (`data` ends with a newline), dropping the oldest over bounds."""
+        self.entries.append((first, when, stream, count, data))
+        self.lines += count
+        self.size += len(data)
+        while self.lines > self.max_lines or self.size > self.max_bytes:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest entry, or as many of its first lines as the bounds need."""
+        first, when, stream, count, data = self.entries[0]
+        extra_lines = self.lines - self.max_lines
+        extra_bytes = self.size - self.max_bytes
+        if count <= extra_lines or len(data) <= extra_bytes:
+            self.entries.popleft()
+            self.lines -= count
+            self.size -= len(data)
+            return
+        cut, dropped = 0, 0  # one copy of the rest: at most once per add
+        while dropped < extra_lines or cut < extra_bytes:
+            cut = data.index(b"\n", cut) + 1
+            dropped += 1
+        self.lines -= dropped
+        self.size -= cut
+        if dropped == count:  # its last line alone was over the byte bound
+            self.entries.popleft()
+        else:
+            self.entries[0] = (first + dropped, when, stream, count - dropped, data[cut:])
+
+
+class LogLine:
+    """One line of a unit's output as `read_logs` returns it."""
+
+    __slots__ = ("number", "stream", "text", "time", "unit")
+
+    def __init__(self, number: int, unit: str, when: float, stream: int, text: bytes) -> None:
+        self.number = number  # the relay's line number (orders lines across units)
+        self.unit = unit
+        self.time = when  # wall clock (seconds since the epoch) of the read that brought it
+        self.stream = stream  # 1 stdout, 2 stderr
+        self.text = text  # without its newline, cut to LINE_MAX
+
+    def as_dict(self) -> dict[str, object]:
+        """The control reply's form of the line."""
+        return {
+            "unit": self.unit,
+            "time": self.time,
+            "stream": "stderr" if self.stream == 2 else "stdout",
+            "text": self.text.decode("utf-8", "replace"),
+        }
 
 
 class _Pipe:
@@ -65,13 +145,17 @@ class _Pipe:
         "partial",
         "prefix",
         "registered",
-        "tail",
+        "ring",
+        "stream",
     )
 
-    def __init__(self, fd: int, label: str, prefix: bytes, dest: int, tail: deque[bytes]) -> None:
+    def __init__(
+        self, fd: int, label: str, prefix: bytes, dest: int, ring: LogRing | None, stream: int
+    ) -> None:
         self.fd = fd  # read end, non-blocking
         self.label = label  # the unit
-        self.tail = tail  # the unit's last lines (shared by its stdout and stderr pipes)
+        self.ring = ring  # the unit's log ring (shared by its pipes); None: not kept
+        self.stream = stream  # 1 stdout, 2 stderr
         self.prefix = prefix  # b"" when unprefixed
         self.dest = dest  # cinit's fd to write to
         self.partial = b""  # bytes after the last newline
@@ -83,7 +167,14 @@ class _Pipe:
 class OutputRelay:
     """One thread copying services' stdout/stderr pipes to cinit's own fds, line by line."""
 
-    def __init__(self, out_fd: int = 1, err_fd: int = 2) -> None:
+    def __init__(
+        self,
+        out_fd: int = 1,
+        err_fd: int = 2,
+        log_lines: int = LOG_LINES,
+        log_bytes: int = LOG_BYTES,
+    ) -> None:
+        """`log_lines`/`log_bytes` bound each unit's log ring; either 0: no rings at all."""
         self._dest = {1: out_fd, 2: err_fd}
         self._lock = threading.Lock()
         self._pending: list[_Pipe] = []  # opened, not yet taken by the thread
@@ -97,7 +188,11 @@ class OutputRelay:
         self._deadline = 0.0
         self._broken: set[int] = set()  # destination fds already reported as failing
         self.dropped_bytes = 0  # output that could not be written (EPIPE, stop deadline...)
-        self._tails: dict[str, deque[bytes]] = {}  # label -> last lines, for `cinit status`
+        self._log_lines = log_lines
+        self._log_bytes = log_bytes
+        self._rings: dict[str, LogRing] = {}  # label -> its ring (added under _ring_lock)
+        self._ring_lock = threading.Lock()  # the relay adds, the control thread reads
+        self._next_line = 1  # number of the next line kept (0 is "before everything")
         self._marks: list[tuple[str, threading.Event]] = []  # see `relayed_mark`
 
     @property
@@ -133,8 +228,8 @@ class OutputRelay:
                     return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(read_end, False)
-            tail = self._tails.setdefault(label, deque(maxlen=TAIL_LINES))
-            self._pending.append(_Pipe(read_end, label, tag, dest, tail))
+            ring = self._ring(label)
+            self._pending.append(_Pipe(read_end, label, tag, dest, ring, stream))
             self._open += 1
             self._wakeup.wake()  # under the lock: stop() closes it under the lock too
         return write_end
@@ -151,10 +246,80 @@ class OutputRelay:
             self._wakeup.wake()
         return mark
 
+    def _ring(self, label: str) -> LogRing | None:
+        if self._log_lines <= 0 or self._log_bytes <= 0:
+            return None
+        with self._ring_lock:
+            ring = self._rings.get(label)
+            if ring is None:
+                ring = self._rings[label] = LogRing(self._log_lines, self._log_bytes)
+        return ring
+
     def tail(self, label: str) -> list[str]:
         """The last complete lines (at most TAIL_LINES) a unit wrote, oldest first."""
-        lines = list(self._tails.get(label, ()))
-        return [line.decode("utf-8", "replace") for line in lines]
+        lines, _cursor = self.read_logs([label], TAIL_LINES)
+        return [line.text.decode("utf-8", "replace") for line in lines]
+
+    def read_logs(
+        self,
+        units: list[str] | None = None,
+        count: int | None = None,
+        since: float | None = None,
+        after: int | None = None,
+        budget: int = 0,
+    ) -> tuple[list[LogLine], int]:
+        """Kept lines of `units` (None: every unit), in the order they were read, and the
+        cursor to give as `after` for the lines that follow them.
+
+        `since`: only lines read at or after that wall-clock time. `after` (a cursor): only
+        lines from there on, the oldest first: at most `count` lines (and about `budget`
+        bytes of text, when given), the cursor then pointing past the last one returned.
+        Without `after`: the last `count` lines (None: all), the newest kept within
+        `budget`, and the cursor points past everything kept.
+        """
+        with self._ring_lock:
+            chosen = list(self._rings) if units is None else units
+            copies = [(name, list(self._rings[name].entries)) for name in chosen if name in self._rings]
+            cursor = self._next_line
+        found: list[LogLine] = []
+        for name, entries in copies:
+            found.extend(_lines_of(name, entries, count, since, after))
+        found.sort(key=lambda line: line.number)
+        if after is not None:
+            if count is not None and len(found) > count:
+                found = found[:count]
+                cursor = found[-1].number + 1
+            if budget:
+                used = 0
+                for index, line in enumerate(found):
+                    used += len(line.text) + 64
+                    if used > budget and index:
+                        found = found[:index]
+                        cursor = line.number
+                        break
+            return found, cursor
+        if count is not None:
+            found = found[-count:] if count else []
+        if budget:
+            used = 0
+            for index in range(len(found) - 1, -1, -1):
+                used += len(found[index].text) + 64
+                if used > budget and index < len(found) - 1:
+                    found = found[index + 1 :]
+                    break
+        return found, cursor
+
+    def _keep(self, pipe: _Pipe, block: bytes) -> None:
+        """Keep `block` (whole lines, ending with a newline) in the pipe's unit's ring."""
+        ring = pipe.ring
+        if ring is None or not block:
+            return
+        count = block.count(b"\n")
+        when = time.time()
+        with self._ring_lock:
+            first = self._next_line
+            self._next_line = first + count
+            ring.add(first, when, pipe.stream, count, block)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Relay what the pipes hold now (for at most ~`timeout` seconds), write partial
@@ -286,6 +451,8 @@ class OutputRelay:
             if self._holder is pipe:
                 self._holder = None
         while len(buffer) >= PIECE:  # a long line in progress: out in pieces, bounded memory
+            if not pipe.continuing:  # the ring keeps its beginning only
+                self._keep(pipe, buffer[:LINE_MAX] + b"\n")
             head = b"" if pipe.continuing else pipe.prefix
             self._write(pipe.dest, head + buffer[:PIECE])
             buffer = buffer[PIECE:]
@@ -300,8 +467,9 @@ class OutputRelay:
 
     def _write_lines(self, pipe: _Pipe, block: bytes) -> None:
         """Write complete lines (`block` ends with a newline), prefixed, in whole-line batches."""
-        last = block[:-1].rsplit(b"\n", TAIL_LINES)  # cheap: only the end is split
-        pipe.tail.extend(line[:TAIL_LINE_MAX] for line in last[-TAIL_LINES:])
+        if pipe.ring is not None:
+            # The end of a line written in pieces was kept with its beginning.
+            self._keep(pipe, block[block.index(b"\n") + 1 :] if pipe.continuing else block)
         if pipe.prefix:
             head = b"" if pipe.continuing else pipe.prefix
             block = head + block[:-1].replace(b"\n", b"\n" + pipe.prefix) + b"\n"
@@ -331,6 +499,8 @@ class OutputRelay:
         """EOF: write what is left of the last line (with a newline), close the read end."""
         if pipe.partial or pipe.continuing:
             head = b"" if pipe.continuing else pipe.prefix
+            if not pipe.continuing:
+                self._keep(pipe, pipe.partial[:LINE_MAX] + b"\n")
             self._write(pipe.dest, head + pipe.partial + b"\n")
         pipe.partial = b""
         pipe.continuing = False
@@ -398,6 +568,40 @@ class OutputRelay:
             names = "/".join(name for stream, name in streams if self._dest[stream] == fd)
             where = f"{names} (fd {fd})"
             log(f"cannot write service output to cinit's {where}: {reason}; dropping it")
+
+
+def _lines_of(
+    unit: str,
+    entries: list[tuple[int, float, int, int, bytes]],
+    count: int | None,
+    since: float | None,
+    after: int | None,
+) -> list[LogLine]:
+    """The lines of one ring's entries that match (see `OutputRelay.read_logs`): with
+    `after`, the first `count` from there; else the last `count`."""
+    found: list[LogLine] = []
+    if after is None:  # newest first, enough for the last `count`, then put back in order
+        for first, when, stream, _lines, data in reversed(entries):
+            if count is not None and len(found) >= count:
+                break
+            if since is not None and when < since:
+                continue
+            pieces = data[:-1].split(b"\n")
+            for index in range(len(pieces) - 1, -1, -1):
+                found.append(LogLine(first + index, unit, when, stream, pieces[index][:LINE_MAX]))
+                if count is not None and len(found) >= count:
+                    break
+        found.reverse()
+        return found
+    for first, when, stream, lines, data in entries:
+        if first + lines <= after or (since is not None and when < since):
+            continue
+        for index, piece in enumerate(data[:-1].split(b"\n")):
+            if first + index >= after:
+                found.append(LogLine(first + index, unit, when, stream, piece[:LINE_MAX]))
+        if count is not None and len(found) >= count:
+            break
+    return found
 
 
 def open_output_file(output: Output) -> int | None:
