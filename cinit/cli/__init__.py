@@ -5,7 +5,9 @@
 quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
 The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
 `cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`,
-`tmpfiles` to `cinit.cli.tmpfiles`, and
+`tmpfiles` to `cinit.cli.tmpfiles`, `logs` to `cinit.cli.logs`, `journalctl` to
+`cinit.cli.journalctl` (also when the executable is called as `journalctl`: see
+PERSONAS), and
 `version`, `help` and `--help`/`-h` to the typer application in `cinit.cli.app` (which
 lists every command). Any other first word that is not an option is an unknown command
 (exit 2, with a "did you mean"): the main command goes after `--`.
@@ -36,6 +38,13 @@ TOOL_COMMANDS = {
     "watch": "cinit.cli.watch",
     "analyze": "cinit.cli.analyze",
     "tmpfiles": "cinit.cli.tmpfiles",
+    "logs": "cinit.cli.logs",
+    "journalctl": "cinit.cli.journalctl",
+}
+# cinit's executable called under another name (a symlink): that command, with all the
+# words. ("systemctl" joins here with cinit.cli.systemctl.)
+PERSONAS = {
+    "journalctl": "journalctl",
 }
 
 
@@ -81,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.clear()
         os.environ.update(cleaned)
     args = sys.argv[1:] if argv is None else argv
+    if argv is None and sys.argv:
+        persona = PERSONAS.get(os.path.basename(sys.argv[0]))
+        if persona is not None:
+            signals.release_owned()
+            return run_tool([persona, *args])
     if args and (args[0] in TOOL_COMMANDS or args[0] in APP_COMMANDS):
         signals.release_owned()
     if args and args[0] in TOOL_COMMANDS:

@@ -279,7 +279,9 @@ class OutputRelay:
         """
         with self._ring_lock:
             chosen = list(self._rings) if units is None else units
-            copies = [(name, list(self._rings[name].entries)) for name in chosen if name in self._rings]
+            copies = [
+                (name, list(self._rings[name].entries)) for name in chosen if name in self._rings
+            ]
             cursor = self._next_line
         found: list[LogLine] = []
         for name, entries in copies:

@@ -85,7 +85,11 @@ def test_the_byte_bound_holds_for_a_unit_writing_more_than_1_mib(relay: OutputRe
     small = OutputRelay(relay._dest[1], relay._dest[2], log_lines=100_000, log_bytes=1 << 20)
     small.start()
     try:
-        code = "import os\nfor i in range(3000):\n    os.write(1, b'%05d ' % i + b'y' * 994 + b'\\n')\n"
+        code = (
+            "import os\n"
+            "for i in range(3000):\n"
+            "    os.write(1, b'%05d ' % i + b'y' * 994 + b'\\n')\n"
+        )
         assert reap(start_writer(small, "big.service", code)) == 0
         wait_idle(small)
         kept = texts(small, "big.service")
