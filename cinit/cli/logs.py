@@ -40,7 +40,7 @@ TIMEOUT_S = 10.0
 
 LOGS = Command(
     "logs",
-    "Show the units' recent output (kept by cinit), like journalctl.",
+    "Show the units' kept output (like journalctl -u).",
     ("cinit logs [UNIT...] [-n N] [-f] [--since TIME] [--json] [--runtime-dir DIR]",),
     """\
 Print the lines cinit kept of the units' stdout and stderr (every unit, or the UNITs:

@@ -260,3 +260,26 @@ def test_not_running(cinit_cmd: list[str], tmp_path: Path) -> None:
         assert done.returncode == 1 and "cinit is not running" in done.stderr
     done = run(cinit_cmd, nowhere, "journalctl", "-f")
     assert done.returncode == 1 and "cinit is not running" in done.stderr
+
+
+def test_ring_bounds_are_configurable_and_zero_keeps_nothing(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    writer = {
+        "w.service": """
+            [Service]
+            ExecStart=/bin/sh -c 'for i in 1 2 3 4 5 6; do echo "w $i"; done; exec sleep 120'
+            """
+    }
+    small = boot(writer, options=["--log-lines", "4"], env={"CINIT_LOG_BYTES": "1M"})
+    small.wait_out(r"^w\.service: w 6$", 20)
+    runtime = tmp_path / "boot" / "run"
+    wait_until(lambda: (runtime / "control").exists(), 20, "the control socket")
+    assert texts(cinit_cmd, runtime, "w") == ["w 3", "w 4", "w 5", "w 6"]
+    off = boot(writer, env={"CINIT_LOG_LINES": "0"}, name="off")
+    off.wait_out(r"^w\.service: w 6$", 20)  # still relayed to cinit's stdout
+    runtime = tmp_path / "off" / "run"
+    wait_until(lambda: (runtime / "control").exists(), 20, "the control socket")
+    assert texts(cinit_cmd, runtime, "w") == []
+    status = run(cinit_cmd, runtime, "status", "w")
+    assert status.returncode == 0 and "w 6" not in status.stdout
