@@ -276,39 +276,50 @@ class OutputRelay:
         bytes of text, when given), the cursor then pointing past the last one returned.
         Without `after`: the last `count` lines (None: all), the newest kept within
         `budget`, and the cursor points past everything kept.
+
+        Reads of different units never overlap in line numbers, so the reads of all rings
+        sorted by their first line are in order; only the reads that hold the lines
+        returned are split into lines.
         """
         with self._ring_lock:
             chosen = list(self._rings) if units is None else units
-            copies = [
-                (name, list(self._rings[name].entries)) for name in chosen if name in self._rings
+            reads = [
+                (entry, name)
+                for name in chosen
+                if name in self._rings
+                for entry in self._rings[name].entries
             ]
             cursor = self._next_line
+        reads.sort(key=lambda read: read[0][0])  # runs already in order: a merge
+        limit = -1 if count is None else count
         found: list[LogLine] = []
-        for name, entries in copies:
-            found.extend(_lines_of(name, entries, count, since, after))
-        found.sort(key=lambda line: line.number)
-        if after is not None:
-            if count is not None and len(found) > count:
-                found = found[:count]
-                cursor = found[-1].number + 1
-            if budget:
-                used = 0
-                for index, line in enumerate(found):
-                    used += len(line.text) + 64
-                    if used > budget and index:
-                        found = found[:index]
-                        cursor = line.number
-                        break
-            return found, cursor
-        if count is not None:
-            found = found[-count:] if count else []
-        if budget:
-            used = 0
-            for index in range(len(found) - 1, -1, -1):
-                used += len(found[index].text) + 64
-                if used > budget and index < len(found) - 1:
-                    found = found[index + 1 :]
+        used = 0
+        if after is None:
+            for (first, when, stream, _lines, data), name in reversed(reads):
+                if len(found) == limit or (budget and used > budget):
                     break
+                if since is not None and when < since:
+                    continue
+                pieces = data[:-1].split(b"\n")
+                for index in range(len(pieces) - 1, -1, -1):
+                    text = pieces[index][:LINE_MAX]
+                    used += len(text) + 64
+                    if len(found) == limit or (budget and used > budget and found):
+                        break
+                    found.append(LogLine(first + index, name, when, stream, text))
+            found.reverse()
+            return found, cursor
+        for (first, when, stream, lines, data), name in reads:
+            if first + lines <= after or (since is not None and when < since):
+                continue
+            for index, piece in enumerate(data[:-1].split(b"\n")):
+                if first + index < after:
+                    continue
+                text = piece[:LINE_MAX]
+                used += len(text) + 64
+                if len(found) == limit or (budget and used > budget and found):
+                    return found, first + index
+                found.append(LogLine(first + index, name, when, stream, text))
         return found, cursor
 
     def _keep(self, pipe: _Pipe, block: bytes) -> None:
@@ -570,40 +581,6 @@ class OutputRelay:
             names = "/".join(name for stream, name in streams if self._dest[stream] == fd)
             where = f"{names} (fd {fd})"
             log(f"cannot write service output to cinit's {where}: {reason}; dropping it")
-
-
-def _lines_of(
-    unit: str,
-    entries: list[tuple[int, float, int, int, bytes]],
-    count: int | None,
-    since: float | None,
-    after: int | None,
-) -> list[LogLine]:
-    """The lines of one ring's entries that match (see `OutputRelay.read_logs`): with
-    `after`, the first `count` from there; else the last `count`."""
-    found: list[LogLine] = []
-    if after is None:  # newest first, enough for the last `count`, then put back in order
-        for first, when, stream, _lines, data in reversed(entries):
-            if count is not None and len(found) >= count:
-                break
-            if since is not None and when < since:
-                continue
-            pieces = data[:-1].split(b"\n")
-            for index in range(len(pieces) - 1, -1, -1):
-                found.append(LogLine(first + index, unit, when, stream, pieces[index][:LINE_MAX]))
-                if count is not None and len(found) >= count:
-                    break
-        found.reverse()
-        return found
-    for first, when, stream, lines, data in entries:
-        if first + lines <= after or (since is not None and when < since):
-            continue
-        for index, piece in enumerate(data[:-1].split(b"\n")):
-            if first + index >= after:
-                found.append(LogLine(first + index, unit, when, stream, piece[:LINE_MAX]))
-        if count is not None and len(found) >= count:
-            break
-    return found
 
 
 def open_output_file(output: Output) -> int | None:
