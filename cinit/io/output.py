@@ -69,7 +69,12 @@ class LogRing:
     bytes ending with a newline). Line numbers come from one counter of the relay for all
     units, so they order lines across units in the order the relay read them (`cursor`s
     of `cinit logs -f` are such numbers). Only the relay thread adds; readers take a
-    copy of the entries under the relay's ring lock.
+    `snapshot` under the relay's ring lock.
+
+    Adding is O(1) on the relay's hot path: whole reads are dropped from the front while
+    the others alone reach a bound; the oldest read kept may hold lines beyond the bounds
+    (at most one read, 64 KiB and a partial line), which `visible` leaves out. So the
+    memory held is the bound plus at most one read.
     """
 
     __slots__ = ("entries", "lines", "max_bytes", "max_lines", "size")
@@ -78,37 +83,45 @@ class LogRing:
         self.entries: deque[tuple[int, float, int, int, bytes]] = deque()
         self.lines = 0
         self.size = 0
-        self.max_lines = max_lines
-        self.max_bytes = max_bytes
+        self.max_lines = max(1, max_lines)
+        self.max_bytes = max(1, max_bytes)
 
     def add(self, first: int, when: float, stream: int, count: int, data: bytes) -> None:
-        """Keep `count` lines (`data` ends with a newline), dropping the oldest over bounds."""
-        self.entries.append((first, when, stream, count, data))
+        """Keep `count` lines (`data` ends with a newline), dropping reads no longer shown."""
+        entries = self.entries
+        entries.append((first, when, stream, count, data))
         self.lines += count
         self.size += len(data)
-        while self.lines > self.max_lines or self.size > self.max_bytes:
-            self._drop_oldest()
+        front = entries[0]
+        while (
+            self.lines - front[3] >= self.max_lines or self.size - len(front[4]) >= self.max_bytes
+        ):
+            entries.popleft()  # never the last one: alone it is under both bounds
+            self.lines -= front[3]
+            self.size -= len(front[4])
+            front = entries[0]
 
-    def _drop_oldest(self) -> None:
-        """Drop the oldest entry, or as many of its first lines as the bounds need."""
-        first, when, stream, count, data = self.entries[0]
-        extra_lines = self.lines - self.max_lines
-        extra_bytes = self.size - self.max_bytes
-        if count <= extra_lines or len(data) <= extra_bytes:
-            self.entries.popleft()
-            self.lines -= count
-            self.size -= len(data)
-            return
-        cut, dropped = 0, 0  # one copy of the rest: at most once per add
+    def snapshot(self) -> tuple[list[tuple[int, float, int, int, bytes]], int, int]:
+        """The entries, and how many lines and bytes over the bounds they are (call under
+        the ring lock; give the result to `visible` outside it)."""
+        return list(self.entries), self.lines - self.max_lines, self.size - self.max_bytes
+
+    @staticmethod
+    def visible(
+        snapshot: tuple[list[tuple[int, float, int, int, bytes]], int, int],
+    ) -> list[tuple[int, float, int, int, bytes]]:
+        """The entries of a `snapshot` with the oldest one's lines beyond the bounds cut."""
+        entries, extra_lines, extra_bytes = snapshot
+        if not entries or (extra_lines <= 0 and extra_bytes <= 0):
+            return entries
+        first, when, stream, count, data = entries[0]
+        cut, dropped = 0, 0
         while dropped < extra_lines or cut < extra_bytes:
             cut = data.index(b"\n", cut) + 1
             dropped += 1
-        self.lines -= dropped
-        self.size -= cut
-        if dropped == count:  # its last line alone was over the byte bound
-            self.entries.popleft()
-        else:
-            self.entries[0] = (first + dropped, when, stream, count - dropped, data[cut:])
+        if dropped >= count:
+            return entries[1:]
+        return [(first + dropped, when, stream, count - dropped, data[cut:]), *entries[1:]]
 
 
 class LogLine:
@@ -283,13 +296,11 @@ class OutputRelay:
         """
         with self._ring_lock:
             chosen = list(self._rings) if units is None else units
-            reads = [
-                (entry, name)
-                for name in chosen
-                if name in self._rings
-                for entry in self._rings[name].entries
+            snapshots = [
+                (self._rings[name].snapshot(), name) for name in chosen if name in self._rings
             ]
             cursor = self._next_line
+        reads = [(entry, name) for snap, name in snapshots for entry in LogRing.visible(snap)]
         reads.sort(key=lambda read: read[0][0])  # runs already in order: a merge
         limit = -1 if count is None else count
         found: list[LogLine] = []
@@ -322,12 +333,14 @@ class OutputRelay:
                 found.append(LogLine(first + index, name, when, stream, text))
         return found, cursor
 
-    def _keep(self, pipe: _Pipe, block: bytes) -> None:
-        """Keep `block` (whole lines, ending with a newline) in the pipe's unit's ring."""
+    def _keep(self, pipe: _Pipe, block: bytes, count: int = -1) -> None:
+        """Keep `block` (`count` whole lines, ending with a newline; -1: count them) in the
+        pipe's unit's ring."""
         ring = pipe.ring
         if ring is None or not block:
             return
-        count = block.count(b"\n")
+        if count < 0:
+            count = block.count(b"\n")
         when = time.time()
         with self._ring_lock:
             first = self._next_line
@@ -480,12 +493,19 @@ class OutputRelay:
 
     def _write_lines(self, pipe: _Pipe, block: bytes) -> None:
         """Write complete lines (`block` ends with a newline), prefixed, in whole-line batches."""
-        if pipe.ring is not None:
-            # The end of a line written in pieces was kept with its beginning.
-            self._keep(pipe, block[block.index(b"\n") + 1 :] if pipe.continuing else block)
+        count = -1  # lines in `block`, when the prefixing tells it for free
+        lines = block
         if pipe.prefix:
             head = b"" if pipe.continuing else pipe.prefix
-            block = head + block[:-1].replace(b"\n", b"\n" + pipe.prefix) + b"\n"
+            body = block[:-1].replace(b"\n", b"\n" + pipe.prefix)
+            # bytes.count is a slow byte loop (~50 us per 64 KiB); replace's growth is not
+            count = (len(body) - len(lines) + 1) // len(pipe.prefix) + 1
+            block = head + body + b"\n"
+        if pipe.ring is not None:
+            if pipe.continuing:  # the end of a line written in pieces: kept with its start
+                lines = lines[lines.index(b"\n") + 1 :]
+                count -= 1 if count > 0 else 0
+            self._keep(pipe, lines, count)
         pipe.continuing = False
         size = len(block)
         view = memoryview(block)

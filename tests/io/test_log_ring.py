@@ -38,22 +38,31 @@ def texts(relay: OutputRelay, *units: str, **kwargs: object) -> list[str]:
     return [line.text.decode() for line in lines]
 
 
+def shown(ring: LogRing) -> list[bytes]:
+    entries = LogRing.visible(ring.snapshot())
+    return [line for entry in entries for line in entry[4][:-1].split(b"\n")]
+
+
 def test_the_ring_keeps_the_last_lines_within_its_line_bound() -> None:
     ring = LogRing(max_lines=5, max_bytes=1 << 20)
     ring.add(1, 1.0, 1, 4, b"a\nb\nc\nd\n")
     ring.add(5, 2.0, 2, 3, b"e\nf\ng\n")
-    assert ring.lines == 5
-    assert [entry[0] for entry in ring.entries] == [3, 5]  # a read cut after its 2 lines
-    assert ring.entries[0][4] == b"c\nd\n"
+    assert shown(ring) == [b"c", b"d", b"e", b"f", b"g"]
+    assert LogRing.visible(ring.snapshot())[0][:4] == (3, 1.0, 1, 2)  # a read cut after 2
+    ring.add(8, 3.0, 1, 5, b"h\ni\nj\nk\nl\n")  # the others alone reach the bound: dropped
+    assert [entry[0] for entry in ring.entries] == [8]
+    assert shown(ring) == [b"h", b"i", b"j", b"k", b"l"]
     assert ring.size == sum(len(entry[4]) for entry in ring.entries)
 
 
 def test_the_ring_keeps_the_last_lines_within_its_byte_bound() -> None:
     ring = LogRing(max_lines=1000, max_bytes=10)
     ring.add(1, 1.0, 1, 3, b"1234\n5678\nab\n")
-    assert ring.size <= 10 and ring.entries[-1][4] == b"5678\nab\n"
-    ring.add(4, 1.0, 1, 1, b"x" * 20 + b"\n")  # one line bigger than the bound: gone
-    assert ring.size <= 10 and ring.lines == 0 and not ring.entries
+    assert shown(ring) == [b"5678", b"ab"]
+    ring.add(4, 1.0, 1, 1, b"x" * 20 + b"\n")  # one line bigger than the bound: not shown
+    assert shown(ring) == [] and len(ring.entries) == 1  # (held: at most one read)
+    ring.add(5, 1.0, 1, 1, b"tail\n")
+    assert shown(ring) == [b"tail"] and ring.size == 5 + 21  # the big read still held
 
 
 def test_stdout_and_stderr_lines_are_kept_with_stream_and_time(relay: OutputRelay) -> None:
@@ -96,7 +105,7 @@ def test_the_byte_bound_holds_for_a_unit_writing_more_than_1_mib(relay: OutputRe
         assert sum(len(text) + 1 for text in kept) <= 1 << 20
         assert len(kept) == (1 << 20) // 1001  # whole lines: as many as fit
         assert kept[-1].startswith("02999 ")
-        assert small._rings["big.service"].size <= 1 << 20
+        assert small._rings["big.service"].size <= (1 << 20) + 2 * PIECE  # one read over
     finally:
         small.stop()
 
@@ -156,3 +165,17 @@ def test_zero_turns_the_rings_off(sink: Destination) -> None:
         assert b"x.service: hello\n" in os.pread(sink.fd, 1 << 16, 0)
     finally:
         relay.stop()
+
+
+def test_unprefixed_output_is_kept_and_numbered_alike(relay: OutputRelay) -> None:
+    code = "import os\nos.write(1, b'one\\ntwo\\nthree\\n')\n"
+    assert reap(start_writer(relay, "raw.service", code, prefix=False)) == 0
+    assert reap(start_writer(relay, "tagged.service", code)) == 0
+    wait_idle(relay)
+    lines, cursor = relay.read_logs()
+    assert [(line.unit, line.text) for line in lines] == [
+        (unit, text)
+        for unit in ("raw.service", "tagged.service")
+        for text in (b"one", b"two", b"three")
+    ]
+    assert [line.number for line in lines] == list(range(1, 7)) and cursor == 7
