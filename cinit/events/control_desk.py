@@ -24,7 +24,9 @@ EXIT_UNKNOWN_UNIT = 4  # systemctl's "no such unit"
 
 COMMANDS = frozenset({"status", "start", "stop", "restart", "is-ready", "logs"})
 MAX_REQUEST = 64 * 1024
-LOGS_BUDGET = 4 * 1024 * 1024  # text bytes in one `logs` reply (the client pages on)
+# Text bytes in one `logs` reply (the client pages on): JSON may make a byte 6 (\ufffd for
+# an invalid one), and the client takes frames up to 16 MiB.
+LOGS_BUDGET = 2 * 1024 * 1024
 
 Reply = dict[str, Any]
 Client = Any  # whatever the server uses to route a reply (a ROUTER identity)

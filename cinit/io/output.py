@@ -54,6 +54,7 @@ PIECE = 64 * 1024  # read size, and the longest run of one line written at once
 WRITE_BATCH = select.PIPE_BUF  # whole lines coalesced up to this many bytes per write
 HOLD_IDLE = 0.25  # seconds others wait for an unfinished long line to go on
 TAIL_LINES = 10  # last lines shown by `cinit status UNIT`
+TAIL_LINE_MAX = 512  # bytes of each of them shown there
 LOG_LINES = 1000  # default bound of a unit's log ring, in lines ...
 LOG_BYTES = 1024 * 1024  # ... and in bytes: whichever is reached first
 LINE_MAX = 48 * 1024  # bytes of one line kept or shown (journald's LineMax= default)
@@ -271,7 +272,7 @@ class OutputRelay:
     def tail(self, label: str) -> list[str]:
         """The last complete lines (at most TAIL_LINES) a unit wrote, oldest first."""
         lines, _cursor = self.read_logs([label], TAIL_LINES)
-        return [line.text.decode("utf-8", "replace") for line in lines]
+        return [line.text[:TAIL_LINE_MAX].decode("utf-8", "replace") for line in lines]
 
     def read_logs(
         self,
@@ -300,6 +301,8 @@ class OutputRelay:
                 (self._rings[name].snapshot(), name) for name in chosen if name in self._rings
             ]
             cursor = self._next_line
+        if count == 0 and after is None:
+            return [], cursor
         reads = [(entry, name) for snap, name in snapshots for entry in LogRing.visible(snap)]
         reads.sort(key=lambda read: read[0][0])  # runs already in order: a merge
         limit = -1 if count is None else count
