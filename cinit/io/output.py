@@ -21,8 +21,8 @@ Guarantees:
 * Each unit's lines are also kept in a bounded ring (`LogRing`: the last LOG_LINES lines
   or LOG_BYTES bytes, whichever bound comes first) with the wall-clock time of the read
   that brought them and their stream, for `cinit logs`, `journalctl` and `cinit status
-  UNIT`. A ring holds whole reads (one entry per read, not per line: the relay's hot path
-  allocates nothing but the bytes it keeps); lines are split only when somebody asks.
+  UNIT`. A ring holds whole reads (one small entry per read and nothing per line on the
+  relay's hot path: the bytes kept are those it wrote); lines are split only when asked.
   A line that is written in pieces (longer than 64 KiB) is kept as its first LINE_MAX
   bytes; `read_logs` cuts every line to LINE_MAX.
 * Bytes pass through untouched (no decoding). Writes survive partial writes, EAGAIN on a
