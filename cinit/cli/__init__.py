@@ -5,9 +5,9 @@
 quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
 The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
 `cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`,
-`tmpfiles` to `cinit.cli.tmpfiles`, `logs` to `cinit.cli.logs`, `journalctl` to
-`cinit.cli.journalctl` (also when the executable is called as `journalctl`: see
-PERSONAS), and
+`tmpfiles` to `cinit.cli.tmpfiles`, `logs` to `cinit.cli.logs`, `systemctl` and
+`journalctl` (also cinit called as `systemctl` or `journalctl`, see `PROGRAM_NAMES`) to
+`cinit.cli.systemctl` and `cinit.cli.journalctl`, and
 `version`, `help` and `--help`/`-h` to the typer application in `cinit.cli.app` (which
 lists every command). Any other first word that is not an option is an unknown command
 (exit 2, with a "did you mean"): the main command goes after `--`.
@@ -39,13 +39,11 @@ TOOL_COMMANDS = {
     "analyze": "cinit.cli.analyze",
     "tmpfiles": "cinit.cli.tmpfiles",
     "logs": "cinit.cli.logs",
+    "systemctl": "cinit.cli.systemctl",
     "journalctl": "cinit.cli.journalctl",
 }
-# cinit's executable called under another name (a symlink): that command, with all the
-# words. ("systemctl" joins here with cinit.cli.systemctl.)
-PERSONAS = {
-    "journalctl": "journalctl",
-}
+# cinit called by another name (a symlink): that name's command, on all of the arguments.
+PROGRAM_NAMES = {"systemctl": "systemctl", "journalctl": "journalctl"}
 
 
 def run_tool(args: list[str]) -> int:
@@ -90,11 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.clear()
         os.environ.update(cleaned)
     args = sys.argv[1:] if argv is None else argv
-    if argv is None and sys.argv:
-        persona = PERSONAS.get(os.path.basename(sys.argv[0]))
-        if persona is not None:
-            signals.release_owned()
-            return run_tool([persona, *args])
+    called_as = os.path.basename(sys.argv[0]) if argv is None and sys.argv else ""
+    if called_as in PROGRAM_NAMES:
+        signals.release_owned()
+        return run_tool([PROGRAM_NAMES[called_as], *args])
     if args and (args[0] in TOOL_COMMANDS or args[0] in APP_COMMANDS):
         signals.release_owned()
     if args and args[0] in TOOL_COMMANDS:

@@ -24,11 +24,14 @@ def _commands() -> tuple[Command, ...]:
     from cinit.cli.journalctl import JOURNALCTL
     from cinit.cli.logs import LOGS
     from cinit.cli.run import RUN
+    from cinit.cli.systemctl import SYSTEMCTL
     from cinit.cli.tmpfiles import TMPFILES
     from cinit.cli.validate import VALIDATE
     from cinit.cli.watch import WATCH
 
-    return (RUN, VALIDATE, *CONTROL.values(), LOGS, WATCH, ANALYZE, TMPFILES, JOURNALCTL)
+    return (
+        RUN, VALIDATE, *CONTROL.values(), LOGS, WATCH, ANALYZE, TMPFILES, SYSTEMCTL, JOURNALCTL
+    )  # fmt: skip
 
 
 COMMANDS = _commands()

@@ -68,7 +68,7 @@ cinit's journalctl: there is no journal, only what cinit relayed).
 # For `cinit --help`'s list only: journalctl parses its own (journalctl's) syntax.
 JOURNALCTL = Command(
     "journalctl",
-    "journalctl's options over that output (or via a symlink).",
+    "journalctl's options over the units' kept output.",
     (f"{PROG} [-u UNIT]... [-n N] [-f] [-e] [--since TIME] [-o short|cat|json]",),
     HELP,
     (),
