@@ -4,6 +4,7 @@ journalctl ARGS`): the units' kept output, for scripts and fingers that know jou
 It reads what `cinit logs` reads (`cinit.cli.logs`). journalctl's options it knows:
 
   -u UNIT, -uUNIT, --unit=UNIT, --unit UNIT   (repeatable; `web` means web.service)
+  (short options group as journalctl's do: -xeu UNIT, -fn 20)
   -n N, -nN, --lines=N, -n (10)               the last N lines
   -f, --follow                                then new lines as they come
   -e, --pager-end                             the end: the last 1000 lines unless -n
@@ -125,6 +126,28 @@ def _set(parsed: JournalArgs, key: str, value: str) -> None:
         parsed.output = value
 
 
+_FLAG_LETTERS = frozenset("feqaxlmb")  # short options without a value (grouped: -xe)
+_VALUE_LETTERS = frozenset("unoS")  # short options with one (-xeu UNIT, -fn20)
+
+
+def _ungroup(word: str) -> list[str]:
+    """`-xeu` -> `-x -e -u`, `-fn20` -> `-f -n20`: journalctl's grouped short options; other
+    words (`-b1`, `-uweb`, long options) as they are."""
+    if word.startswith("--") or len(word) < 3 or word[1] not in _FLAG_LETTERS:
+        return [word]
+    if not word[2].isalpha():
+        return [word]
+    pieces = []
+    for index in range(1, len(word)):
+        letter = word[index]
+        if letter in _VALUE_LETTERS:
+            return [*pieces, "-" + word[index:]]
+        if letter not in _FLAG_LETTERS:
+            return [word]  # an unknown letter: the whole word is reported
+        pieces.append("-" + letter)
+    return pieces
+
+
 # option -> the value it sets: short with a value, long with a value
 _SHORT_VALUE = {"-u": "unit", "-S": "since", "-o": "output"}
 _LONG_VALUE = {"--unit": "unit", "--since": "since", "--output": "output"}
@@ -133,10 +156,15 @@ _LONG_VALUE = {"--unit": "unit", "--since": "since", "--output": "output"}
 def parse_args(args: list[str]) -> JournalArgs:
     """journalctl's syntax for the options above; raises JournalUsage."""
     parsed = JournalArgs()
+    args = list(args)
     index = 0
     while index < len(args):
         word = args[index]
         index += 1
+        pieces = _ungroup(word)
+        if len(pieces) > 1:
+            word = pieces[0]
+            args[index:index] = pieces[1:]
         name, has_value, inline = word.partition("=")
         if word in ("-h", "--help"):
             parsed.help = True

@@ -59,6 +59,16 @@ def test_journalctl_options_in_all_their_spellings() -> None:
     accepted = ["--no-pager", "-b", "-b", "0", "-b-1", "--boot", "-q", "-a", "-x", "--system"]
     quiet = parse_args(accepted)
     assert quiet.quiet and quiet.units == [] and quiet.lines is None
+    grouped = parse_args(["-xeu", "nginx", "-fn20"])
+    assert (grouped.units, grouped.end, grouped.follow, grouped.lines) == (
+        ["nginx"],
+        True,
+        True,
+        20,
+    )
+    assert parse_args(["-feunginx"]).units == ["nginx"]
+    assert parse_args(["-fn", "5"]).lines == 5
+    assert parse_args(["-b1", "-ef"]).end
     assert parse_args(["--since", "-1h"]).since is not None
     assert parse_args(["-S", "today"]).since is not None
 
@@ -68,6 +78,7 @@ def test_journalctl_options_in_all_their_spellings() -> None:
     [
         (["--grep", "x"], "unrecognized option '--grep'"),
         (["-k"], "unrecognized option '-k'"),
+        (["-xk"], "unrecognized option '-xk'"),
         (["-o", "verbose"], "unknown output format 'verbose'"),
         (["-n", "+5"], "counting from the start"),
         (["--lines=x"], "failed to parse lines"),
