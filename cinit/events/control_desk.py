@@ -131,7 +131,8 @@ class ControlDesk:
             name = self.book.resolve(unit)
             if name is None:
                 return self.error(f"unit {unit} not found", EXIT_UNKNOWN_UNIT)
-            names.append(name)
+            if name not in names:  # `web web.service`: its lines once
+                names.append(name)
         numbers: dict[str, Any] = {}
         for field in ("lines", "since", "after"):
             value = message.get(field)

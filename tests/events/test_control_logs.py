@@ -95,6 +95,8 @@ def test_lines_of_several_units_come_in_order_with_a_cursor(relay: OutputRelay) 
     ]
     assert reply["cursor"] == reply["end"]
     assert [x["text"] for x in ask(desk, units=["web"], lines=2)["lines"]] == ["w2", "w3"]
+    twice = ask(desk, units=["web", "web.service"])["lines"]
+    assert [x["text"] for x in twice] == ["w1", "w2", "w3"]
     page = ask(desk, lines=3, after=0)
     assert [x["text"] for x in page["lines"]] == ["w1", "w2", "d1"]
     rest = ask(desk, lines=3, after=page["cursor"])
