@@ -137,7 +137,7 @@ def _ungroup(word: str) -> list[str]:
         return [word]
     if not word[2].isalpha():
         return [word]
-    pieces = []
+    pieces: list[str] = []
     for index in range(1, len(word)):
         letter = word[index]
         if letter in _VALUE_LETTERS:
