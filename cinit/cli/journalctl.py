@@ -22,7 +22,6 @@ journalctl's -u of an unknown unit does.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from cinit.cli import logs
@@ -231,6 +230,7 @@ def _journal_json(line: dict[str, Any]) -> str:
         "_HOSTNAME": logs.host(),
         "_SYSTEMD_UNIT": unit,
         "SYSLOG_IDENTIFIER": unit.removesuffix(".service"),
+        "_PID": str(line.get("pid") or ""),
         "_TRANSPORT": "stdout",
         "PRIORITY": "6",
         "CINIT_STREAM": line.get("stream"),
@@ -244,8 +244,7 @@ def _cat(line: dict[str, Any]) -> str:
 
 
 def _short_no_host(line: dict[str, Any]) -> str:
-    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(float(line.get("time") or 0)))
-    return f"{stamp} {line.get('unit')}: {line.get('text')}\n"
+    return logs.short_line(line, hostname=False)
 
 
 def _not_running(reason: str) -> int:

@@ -6,13 +6,14 @@ This command reads them over the control socket with `{"cmd": "logs"}` requests 
 `cinit.events.control_desk.ControlDesk.logs`), several units interleaved in the order cinit
 read their lines, and prints them in journalctl's short format:
 
-    Dec 07 21:04:05 HOST UNIT: text
+    Dec 07 21:04:05 HOST UNIT[PID]: text
 
-(the unit's name stands where journalctl puts `IDENTIFIER[PID]`), or with `--json` one
-object per line: {"unit", "time" (seconds since the epoch), "stream" ("stdout"|"stderr"),
-"text"}. `-f` prints the last 10 lines (or -n N) and then polls for new ones with the
-reply's cursor every POLL_S seconds (a REQ/ROUTER control socket has no push; a cursor
-loses nothing between two polls while the ring holds the lines), until interrupted.
+(the unit's name stands where journalctl puts the syslog identifier; PID is the process
+of the unit that wrote the line), or with `--json` one object per line: {"unit", "time"
+(seconds since the epoch), "stream" ("stdout"|"stderr"), "text", "pid"}. `-f` prints the
+last 10 lines (or -n N) and then polls for new ones with the reply's cursor every POLL_S
+seconds (a REQ/ROUTER control socket has no push; a cursor loses nothing between two
+polls while the ring holds the lines), until interrupted.
 
 cinit's own lines about a unit (started, exited) are not kept: they are cinit's, on its
 stderr. The shared machinery (`LogQuery`, `parse_since`, the formats) serves
@@ -45,7 +46,7 @@ LOGS = Command(
     """\
 Print the lines cinit kept of the units' stdout and stderr (every unit, or the UNITs:
 `web` means web.service), oldest first, several units interleaved in the order cinit
-read them, as `Mon DD HH:MM:SS HOST UNIT: text`. cinit keeps the last 1000 lines or
+read them, as `Mon DD HH:MM:SS HOST UNIT[PID]: text`. cinit keeps the last 1000 lines or
 1 MiB of each unit (cinit run --log-lines/--log-bytes); lines longer than 48 KiB are cut.
 TIME: seconds since the epoch (or @SECONDS), "YYYY-MM-DD [HH:MM[:SS]]", "HH:MM[:SS]"
 (today), "-5min", "5 min ago", "now", "today", "yesterday" (as journalctl).
@@ -54,7 +55,7 @@ Exit: 0; 2 usage; 3 cinit not running; 4 unknown unit or permission denied.""",
         Option("-n, --lines", "show the last N lines (default: all; with -f: 10)", "N"),
         Option("-f, --follow", "then print new lines as they come, until interrupted"),
         Option("--since", "only lines from TIME on", "TIME"),
-        Option("--json", "one JSON object per line: unit, time, stream, text"),
+        Option("--json", "one JSON object per line: unit, time, stream, text, pid"),
         Option("-u, --unit", "a unit to show (as UNIT; may be repeated)", "UNIT", kind=APPEND),
         Option(
             "--runtime-dir",
@@ -146,10 +147,13 @@ def host() -> str:
     return _HOST[0]
 
 
-def short_line(line: dict[str, Any]) -> str:
-    """journalctl's short format, with the unit where it puts IDENTIFIER[PID]."""
+def short_line(line: dict[str, Any], hostname: bool = True) -> str:
+    """journalctl's short format, with the unit where it puts the identifier."""
     stamp = time.strftime("%b %d %H:%M:%S", time.localtime(float(line.get("time") or 0)))
-    return f"{stamp} {host()} {line.get('unit')}: {line.get('text')}\n"
+    pid = line.get("pid")
+    writer = f"{line.get('unit')}[{pid}]" if pid else str(line.get("unit"))
+    where = f" {host()}" if hostname else ""
+    return f"{stamp}{where} {writer}: {line.get('text')}\n"
 
 
 def json_line(line: dict[str, Any]) -> str:

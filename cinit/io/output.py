@@ -63,14 +63,18 @@ MARK_READS = 64  # reads per pipe for a mark (4 MiB): a writer still going canno
 _WAIT_SLICE_MS = 200  # poll slice while cinit's stdout is full (checks for stop)
 
 
+_NO_PID = [0]  # the owner of lines whose writer is not known (never filled in)
+
+
 class LogRing:
     """The last lines of one unit's output: whole reads, bounded in lines and bytes.
 
     Each entry is (number of its first line, wall-clock time, stream 1|2, line count,
-    bytes ending with a newline). Line numbers come from one counter of the relay for all
-    units, so they order lines across units in the order the relay read them (`cursor`s
-    of `cinit logs -f` are such numbers). Only the relay thread adds; readers take a
-    `snapshot` under the relay's ring lock.
+    bytes ending with a newline, [the writer's pid] as its spawner fills it in). Line
+    numbers come from one counter of the relay for all units, so they order lines across
+    units in the order the relay read them (`cursor`s of `cinit logs -f` are such
+    numbers). Only the relay thread adds; readers take a `snapshot` under the relay's ring
+    lock.
 
     Adding is O(1) on the relay's hot path: whole reads are dropped from the front while
     the others alone reach a bound; the oldest read kept may hold lines beyond the bounds
@@ -81,16 +85,24 @@ class LogRing:
     __slots__ = ("entries", "lines", "max_bytes", "max_lines", "size")
 
     def __init__(self, max_lines: int, max_bytes: int) -> None:
-        self.entries: deque[tuple[int, float, int, int, bytes]] = deque()
+        self.entries: deque[tuple[int, float, int, int, bytes, list[int]]] = deque()
         self.lines = 0
         self.size = 0
         self.max_lines = max(1, max_lines)
         self.max_bytes = max(1, max_bytes)
 
-    def add(self, first: int, when: float, stream: int, count: int, data: bytes) -> None:
+    def add(
+        self,
+        first: int,
+        when: float,
+        stream: int,
+        count: int,
+        data: bytes,
+        owner: list[int] | None = None,
+    ) -> None:
         """Keep `count` lines (`data` ends with a newline), dropping reads no longer shown."""
         entries = self.entries
-        entries.append((first, when, stream, count, data))
+        entries.append((first, when, stream, count, data, owner or _NO_PID))
         self.lines += count
         self.size += len(data)
         front = entries[0]
@@ -102,36 +114,40 @@ class LogRing:
             self.size -= len(front[4])
             front = entries[0]
 
-    def snapshot(self) -> tuple[list[tuple[int, float, int, int, bytes]], int, int]:
+    def snapshot(self) -> tuple[list[tuple[int, float, int, int, bytes, list[int]]], int, int]:
         """The entries, and how many lines and bytes over the bounds they are (call under
         the ring lock; give the result to `visible` outside it)."""
         return list(self.entries), self.lines - self.max_lines, self.size - self.max_bytes
 
     @staticmethod
     def visible(
-        snapshot: tuple[list[tuple[int, float, int, int, bytes]], int, int],
-    ) -> list[tuple[int, float, int, int, bytes]]:
+        snapshot: tuple[list[tuple[int, float, int, int, bytes, list[int]]], int, int],
+    ) -> list[tuple[int, float, int, int, bytes, list[int]]]:
         """The entries of a `snapshot` with the oldest one's lines beyond the bounds cut."""
         entries, extra_lines, extra_bytes = snapshot
         if not entries or (extra_lines <= 0 and extra_bytes <= 0):
             return entries
-        first, when, stream, count, data = entries[0]
+        first, when, stream, count, data, owner = entries[0]
         cut, dropped = 0, 0
         while dropped < extra_lines or cut < extra_bytes:
             cut = data.index(b"\n", cut) + 1
             dropped += 1
         if dropped >= count:
             return entries[1:]
-        return [(first + dropped, when, stream, count - dropped, data[cut:]), *entries[1:]]
+        rest = data[cut:]
+        return [(first + dropped, when, stream, count - dropped, rest, owner), *entries[1:]]
 
 
 class LogLine:
     """One line of a unit's output as `read_logs` returns it."""
 
-    __slots__ = ("number", "stream", "text", "time", "unit")
+    __slots__ = ("number", "pid", "stream", "text", "time", "unit")
 
-    def __init__(self, number: int, unit: str, when: float, stream: int, text: bytes) -> None:
+    def __init__(
+        self, number: int, unit: str, when: float, stream: int, text: bytes, pid: int = 0
+    ) -> None:
         self.number = number  # the relay's line number (orders lines across units)
+        self.pid = pid  # the process that wrote it (0: not known)
         self.unit = unit
         self.time = when  # wall clock (seconds since the epoch) of the read that brought it
         self.stream = stream  # 1 stdout, 2 stderr
@@ -144,6 +160,7 @@ class LogLine:
             "time": self.time,
             "stream": "stderr" if self.stream == 2 else "stdout",
             "text": self.text.decode("utf-8", "replace"),
+            "pid": self.pid or None,
         }
 
 
@@ -156,6 +173,7 @@ class _Pipe:
         "fd",
         "held",
         "label",
+        "owner",
         "partial",
         "prefix",
         "registered",
@@ -164,12 +182,20 @@ class _Pipe:
     )
 
     def __init__(
-        self, fd: int, label: str, prefix: bytes, dest: int, ring: LogRing | None, stream: int
+        self,
+        fd: int,
+        label: str,
+        prefix: bytes,
+        dest: int,
+        ring: LogRing | None,
+        stream: int,
+        owner: list[int],
     ) -> None:
         self.fd = fd  # read end, non-blocking
         self.label = label  # the unit
         self.ring = ring  # the unit's log ring (shared by its pipes); None: not kept
         self.stream = stream  # 1 stdout, 2 stderr
+        self.owner = owner  # [the writer's pid], 0 until the spawner knows it
         self.prefix = prefix  # b"" when unprefixed
         self.dest = dest  # cinit's fd to write to
         self.partial = b""  # bytes after the last newline
@@ -220,8 +246,18 @@ class OutputRelay:
             self._thread = threading.Thread(target=self._run, name="cinit-output", daemon=True)
             self._thread.start()
 
-    def open_pipe(self, label: str, stream: int, prefix: bool, identifier: str = "") -> int:
+    def open_pipe(
+        self,
+        label: str,
+        stream: int,
+        prefix: bool,
+        identifier: str = "",
+        owner: list[int] | None = None,
+    ) -> int:
         """A pipe for a service's stream 1 (stdout) or 2 (stderr); returns its write end.
+
+        `owner`: a one-item list the caller fills with the writer's pid once it is known
+        (after the pipe is handed out); the lines kept are shown with it.
 
         The write end is close-on-exec (spawn dups it into the child) and the caller closes
         its copy after spawn. Lines go out as `b"<label>: " + line` when `prefix` (or
@@ -243,7 +279,7 @@ class OutputRelay:
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(read_end, False)
             ring = self._ring(label)
-            self._pending.append(_Pipe(read_end, label, tag, dest, ring, stream))
+            self._pending.append(_Pipe(read_end, label, tag, dest, ring, stream, owner or [0]))
             self._open += 1
             self._wakeup.wake()  # under the lock: stop() closes it under the lock too
         return write_end
@@ -309,7 +345,7 @@ class OutputRelay:
         found: list[LogLine] = []
         used = 0
         if after is None:
-            for (first, when, stream, _lines, data), name in reversed(reads):
+            for (first, when, stream, _lines, data, owner), name in reversed(reads):
                 if len(found) == limit or (budget and used > budget):
                     break
                 if since is not None and when < since:
@@ -320,10 +356,10 @@ class OutputRelay:
                     used += len(text) + 64
                     if len(found) == limit or (budget and used > budget and found):
                         break
-                    found.append(LogLine(first + index, name, when, stream, text))
+                    found.append(LogLine(first + index, name, when, stream, text, owner[0]))
             found.reverse()
             return found, cursor
-        for (first, when, stream, lines, data), name in reads:
+        for (first, when, stream, lines, data, owner), name in reads:
             if first + lines <= after or (since is not None and when < since):
                 continue
             for index, piece in enumerate(data[:-1].split(b"\n")):
@@ -333,7 +369,7 @@ class OutputRelay:
                 used += len(text) + 64
                 if len(found) == limit or (budget and used > budget and found):
                     return found, first + index
-                found.append(LogLine(first + index, name, when, stream, text))
+                found.append(LogLine(first + index, name, when, stream, text, owner[0]))
         return found, cursor
 
     def _keep(self, pipe: _Pipe, block: bytes, count: int = -1) -> None:
@@ -348,7 +384,7 @@ class OutputRelay:
         with self._ring_lock:
             first = self._next_line
             self._next_line = first + count
-            ring.add(first, when, pipe.stream, count, block)
+            ring.add(first, when, pipe.stream, count, block, pipe.owner)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Relay what the pipes hold now (for at most ~`timeout` seconds), write partial

@@ -134,7 +134,10 @@ def test_logs_streams_bounds_order_since_and_status(
     assert short.returncode == 0, short.stderr
     first = short.stdout.splitlines()[0]
     stamp = time.strftime("%b %d", time.localtime(talker[0]["time"]))
-    assert first.startswith(stamp) and first.endswith(" talker.service: out-1"), first
+    status = run(cinit_cmd, runtime, "status", "--json")
+    main_pid = json.loads(status.stdout)["units"]["talker.service"]["main_pid"]
+    assert {line["pid"] for line in talker} == {main_pid}  # the shell that wrote them
+    assert first.startswith(stamp) and first.endswith(f" talker.service[{main_pid}]: out-1")
     # -n and the ring's line bound: 5000 written, the last 1000 kept
     wait_until(shows(cinit_cmd, runtime, "counter", "line 4999"), 30, "counter's last line")
     assert texts(cinit_cmd, runtime, "counter", "-n", "3") == [
@@ -192,7 +195,7 @@ def test_logs_follow_prints_new_lines_until_killed(
         follower.send_signal(signal.SIGTERM)
         follower.wait(10)
     numbers = [int(line.rsplit(" ", 1)[1]) for line in lines]
-    assert all(" ticker.service: tick " in line for line in lines), lines
+    assert all(" ticker.service[" in line and "]: tick " in line for line in lines), lines
     assert numbers == list(range(numbers[0], numbers[0] + 6))  # none lost, none twice
 
 
@@ -211,7 +214,8 @@ def test_journalctl_through_a_symlink(
     cat = run(argv, runtime, "-u", "talker", "-o", "cat", "--no-pager", "-b")
     assert (cat.returncode, cat.stdout) == (0, "out-1\nerr-1\nout-2\n"), cat.stderr
     short = run(argv, runtime, "-utalker.service", "--lines=1")
-    assert short.returncode == 0 and short.stdout.endswith(" talker.service: out-2\n")
+    assert short.returncode == 0 and short.stdout.endswith("]: out-2\n")
+    assert " talker.service[" in short.stdout
     two = run(argv, runtime, "--unit=talker", "-u", "counter", "-n", "2", "-o", "cat")
     merged = texts(cinit_cmd, runtime, "talker", "counter")  # in the order they came
     assert two.stdout.splitlines() == merged[-2:] and set(merged) >= {"out-2", "line 4999"}
@@ -224,6 +228,7 @@ def test_journalctl_through_a_symlink(
         ("out-2", "talker.service"),
     ]
     assert entries[0]["CINIT_STREAM"] == "stderr" and entries[0]["__REALTIME_TIMESTAMP"].isdigit()
+    assert entries[0]["_PID"].isdigit()
     none = run(argv, runtime, "-u", "nosuch")
     assert none.returncode == 0 and none.stdout == "-- No entries --\n"
     bad = run(argv, runtime, "--grep=x")
