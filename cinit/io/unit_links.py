@@ -70,6 +70,13 @@ def apply(root: str, ops: Iterable[Op], say: Callable[[str], None]) -> None:
         shown = host_path(root, op.path)
         fd, name = _open_parent(root, op.path, create=op.target is not None)
         try:
+            if op.directory:  # an emptied directory: gone quietly (systemctl says nothing)
+                try:
+                    os.rmdir(name, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY):
+                        raise
+                continue
             if op.target is None or op.replace:
                 try:
                     os.unlink(name, dir_fd=fd)

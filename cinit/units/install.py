@@ -133,12 +133,15 @@ class Op:
     """One link operation: `target` None removes `path`, else links `path` -> `target`
     (replacing what is there when `replace`). Paths are inside the root."""
 
-    __slots__ = ("path", "replace", "target")
+    __slots__ = ("directory", "path", "replace", "target")
 
-    def __init__(self, path: str, target: str | None, replace: bool = False) -> None:
+    def __init__(
+        self, path: str, target: str | None, replace: bool = False, directory: bool = False
+    ) -> None:
         self.path = path
         self.target = target
         self.replace = replace
+        self.directory = directory  # remove the (empty) directory `path`
 
     def __repr__(self) -> str:
         return f"Op({self.path!r}, {self.target!r})"
@@ -304,6 +307,13 @@ class UnitFiles:
                 info.default_instance = value.strip()
         return info
 
+    def count_entries(self, directory: str) -> int:
+        """How many entries `directory` (inside the root) holds (-1: unreadable)."""
+        try:
+            return len(os.listdir(self.host(directory)))
+        except OSError:
+            return -1
+
     # -- the config links -----------------------------------------------------------------
 
     def config_links(self, directory: str) -> list[tuple[str, str]]:
@@ -389,13 +399,19 @@ def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Pl
         if info.links_anything():
             had_links = True
         for alias in info.alias:
-            if is_template(alias) and own and not is_template(own):
-                alias = _with_instance(alias, split_name(own)[1] or "")
+            if is_template(alias) and is_instance(name):  # an instance's alias: the same one
+                alias = _with_instance(alias, split_name(name)[1] or "")
             _link(files, plan, f"{CONFIG_DIR}/{alias}", found.path, force)
         for field, kind in LINK_DIRS.items():
             for target in getattr(info, field):
-                if not own or is_template(target):
+                if is_template(target):
                     continue
+                if not own:
+                    plan.error = (
+                        f"Failed to enable {name}, destination unit {target} is a "
+                        "non-template unit."
+                    )
+                    return plan
                 _link(files, plan, f"{CONFIG_DIR}/{target}{kind}/{own}", found.path, force)
                 if files.find(target) is None:
                     plan.steps.append(
@@ -455,6 +471,7 @@ def disable(files: UnitFiles, names: Iterable[str]) -> Plan:
             todo.extend(mangle(n) for n in info.also)
     if plan.soft_error and not marks:
         return plan
+    emptied: dict[str, int] = {}
     for path, target in files.config_links(CONFIG_DIR):
         if target == DEV_NULL:
             continue
@@ -462,6 +479,12 @@ def disable(files: UnitFiles, names: Iterable[str]) -> Plan:
             posixpath.basename(target) in marks
         ):
             plan.steps.append(Op(path, None))
+            parent = posixpath.dirname(path)
+            emptied[parent] = emptied.get(parent, 0) + 1
+    # systemctl removes a .wants/ (or any) directory it emptied, not /etc/systemd/system.
+    for parent, removed in emptied.items():
+        if parent != CONFIG_DIR and files.count_entries(parent) == removed:
+            plan.steps.append(Op(parent, None, directory=True))
     return plan
 
 
@@ -503,10 +526,10 @@ def set_default(files: UnitFiles, name: str) -> Plan:
     name = mangle(name, ".target")
     found = files.find(name)
     if found is None:
-        plan.error = f"Failed to set default target: Unit file {name} does not exist."
+        plan.error = f"Failed to set default unit, unit {name} does not exist."
         return plan
     if found.masked:
-        plan.error = f"Failed to set default target: Unit file {name} is masked."
+        plan.error = f"Failed to set default unit, unit {files.host(found.path)} is masked."
         return plan
     path = f"{CONFIG_DIR}/default.target"
     present = files.link_of(path)
@@ -546,7 +569,11 @@ def state(files: UnitFiles, name: str) -> str | None:
     if found.kind in ("generated", "transient"):
         return found.kind
     if found.link is not None and posixpath.basename(found.link) != found.name:
-        return "alias"
+        target = posixpath.basename(found.link)
+        if not is_instance(name):
+            return "alias"
+        if is_template(target):  # an instance of a template's alias: that instance's state
+            return state(files, _with_instance(target, split_name(name)[1] or ""))
     info = files.install(found, name)
     if info is None:
         return "bad"
@@ -576,6 +603,8 @@ def _links_state(files: UnitFiles, found: Found, name: str, info: Install) -> st
             if parent == directory:  # a top-level link: an alias
                 if posixpath.basename(target) != file_name or entry == name:
                     continue
+                if is_instance(name):
+                    continue  # an instance's aliases do not make it enabled (systemd 252)
                 verdict = kind if entry in info.alias else "indirect"
             else:
                 if posixpath.basename(target) != file_name and entry != name:
