@@ -78,20 +78,24 @@ LINK_DIRS = {"wanted_by": ".wants", "required_by": ".requires", "upheld_by": ".u
 ENABLED_STATES = frozenset(
     {"enabled", "enabled-runtime", "static", "indirect", "alias", "generated", "transient"}
 )
-NO_INSTALL_NOTE = """\
-The unit files have no installation config (WantedBy=, RequiredBy=, Also=,
-Alias= settings in the [Install] section, and DefaultInstance= for template
-units). This means they are not meant to be enabled using systemctl.
- 
-Possible reasons for having this kind of units are:
-\u2022 A unit may be statically enabled by being symlinked from another unit's
-  .wants/ or .requires/ directory.
-\u2022 A unit's purpose may be to act as a helper for some other unit which has
-  a requirement dependency on it.
-\u2022 A unit may be started when needed via activation (socket, path, timer,
-  D-Bus, udev, scripted systemctl call, ...).
-\u2022 In case of template units, the unit is meant to be enabled with some
-  instance name specified."""
+# systemctl's note for a unit with nothing to enable (the blank line holds one space, as there).
+NO_INSTALL_NOTE = "\n".join(
+    (
+        "The unit files have no installation config (WantedBy=, RequiredBy=, Also=,",
+        "Alias= settings in the [Install] section, and DefaultInstance= for template",
+        "units). This means they are not meant to be enabled using systemctl.",
+        " ",
+        "Possible reasons for having this kind of units are:",
+        "\u2022 A unit may be statically enabled by being symlinked from another unit's",
+        "  .wants/ or .requires/ directory.",
+        "\u2022 A unit's purpose may be to act as a helper for some other unit which has",
+        "  a requirement dependency on it.",
+        "\u2022 A unit may be started when needed via activation (socket, path, timer,",
+        "  D-Bus, udev, scripted systemctl call, ...).",
+        "\u2022 In case of template units, the unit is meant to be enabled with some",
+        "  instance name specified.",
+    )
+)
 _MAX_HOPS = 16
 
 
@@ -254,12 +258,10 @@ class UnitFiles:
             except OSError:
                 continue
             for entry in entries:
-                if entry.endswith(UNIT_SUFFIXES) and not os.path.isdir(
-                    self.host(f"{directory}/{entry}")
-                ):
-                    found.add(entry)
-                elif entry.endswith(UNIT_SUFFIXES) and os.path.islink(
-                    self.host(f"{directory}/{entry}")
+                path = self.host(f"{directory}/{entry}")
+                # a directory named like a unit is no unit file; a link to one still names it
+                if entry.endswith(UNIT_SUFFIXES) and (
+                    os.path.islink(path) or not os.path.isdir(path)
                 ):
                     found.add(entry)
         return sorted(found)
@@ -385,9 +387,7 @@ def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Pl
             plan.error = f"Failed to enable unit, unit {files.host(found.path)} is masked."
             break
         if found.link is not None and posixpath.basename(found.link) != found.name:
-            plan.error = (
-                f"Failed to enable unit, refusing to operate on linked unit file {name}."
-            )
+            plan.error = f"Failed to enable unit, refusing to operate on linked unit file {name}."
             break
         info = files.install(found, name)
         if info is None:
@@ -475,8 +475,10 @@ def disable(files: UnitFiles, names: Iterable[str]) -> Plan:
     for path, target in files.config_links(CONFIG_DIR):
         if target == DEV_NULL:
             continue
-        if posixpath.basename(path) in marks or target in marks or (
-            posixpath.basename(target) in marks
+        if (
+            posixpath.basename(path) in marks
+            or target in marks
+            or (posixpath.basename(target) in marks)
         ):
             plan.steps.append(Op(path, None))
             parent = posixpath.dirname(path)
@@ -548,14 +550,8 @@ def get_default(files: UnitFiles) -> str | None:
         return None
     if found.link is None:
         return "default.target"
-    resolved = files.resolve(found.path)
-    hops = found.link
-    for _ in range(_MAX_HOPS):  # the last name in the chain of links
-        following = files.link_of(hops)
-        if following is None:
-            break
-        hops = following
-    return posixpath.basename(hops if resolved is not None else found.link)
+    resolved = files.resolve(found.path)  # the last name in the chain of links
+    return posixpath.basename(resolved if resolved is not None else found.link)
 
 
 def state(files: UnitFiles, name: str) -> str | None:
@@ -657,7 +653,7 @@ def preset_rules(files: UnitFiles) -> list[tuple[str, str]]:
 
 
 def preset_of(rules: list[tuple[str, str]], name: str) -> str:
-    """"enable" or "disable": the first rule matching `name` (none: enable)."""
+    """`enable` or `disable`: the first rule matching `name` (none: enable)."""
     for action, pattern in rules:
         if fnmatch.fnmatchcase(name, pattern):
             return action

@@ -89,8 +89,11 @@ SEQUENCES: dict[str, list[list[str]]] = {
     "is-enabled quiet": [["enable", "nginx"], ["is-enabled", "-q", "nginx"]],
     "get-default none": [["get-default"]],
     "set-default": [["set-default", "multi-user.target"], ["get-default"]],
-    "set-default twice": [["set-default", "multi-user.target"], ["set-default", "graphical"],
-                          ["get-default"]],  # fmt: skip
+    "set-default twice": [
+        ["set-default", "multi-user.target"],
+        ["set-default", "graphical"],
+        ["get-default"],
+    ],
     "set-default unknown": [["set-default", "nosuch.target"]],
     "disable the default target": [["set-default", "graphical"], ["disable", "graphical.target"]],
     "reenable": [["enable", "nginx", "ssh"], ["reenable", "ssh"]],
