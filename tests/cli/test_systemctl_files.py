@@ -191,3 +191,168 @@ def test_same_links_and_answers_as_systemctl(
         assert (got[0], got[1]) == (want[0], want[1]), name
     want, got = _real(real, ["list-unit-files"]), _ours(ours, ["list-unit-files"], capsys)
     assert (got[0], got[1]) == (want[0], want[1])
+
+
+# -- what the oracle cannot say (systemd 252 has no UpheldBy=, no `cat` with --root) -------
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    made = tmp_path / "root"
+    _make_root(made)
+    return made
+
+
+def test_upheld_by_links_into_upholds(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lib = root / "lib/systemd/system"
+    (lib / "keeper.service").write_text(
+        "[Service]\nExecStart=/bin/true\n[Install]\nUpheldBy=multi-user.target\n"
+    )
+    status, _out, err = _ours(root, ["enable", "keeper"], capsys)
+    assert status == 0, err
+    link = root / "etc/systemd/system/multi-user.target.upholds/keeper.service"
+    assert os.readlink(link) == "/lib/systemd/system/keeper.service"
+    assert _ours(root, ["is-enabled", "keeper"], capsys)[:2] == (0, "enabled\n")
+    assert _ours(root, ["disable", "keeper"], capsys)[0] == 0
+    assert not link.parent.exists()
+
+
+def test_cat_prints_the_file_then_its_drop_ins(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = root / "lib/systemd/system"
+    (lib / "nginx.service.d").mkdir()
+    (lib / "nginx.service.d/50-limits.conf").write_text("[Service]\nLimitNOFILE=4096\n")
+    etc = root / "etc/systemd/system/nginx.service.d"
+    etc.mkdir(parents=True)
+    (etc / "10-env.conf").write_text("[Service]\nEnvironment=A=1")  # no final newline
+    (etc / "50-limits.conf").write_text("[Service]\nLimitNOFILE=8192\n")  # hides /lib's
+    status, out, _err = _ours(root, ["cat", "nginx"], capsys)
+    assert status == 0
+    nginx = (DATA / "debian/nginx.service").read_text()
+    assert out == (
+        f"# /lib/systemd/system/nginx.service\n{nginx}\n"
+        "# /etc/systemd/system/nginx.service.d/10-env.conf\n[Service]\nEnvironment=A=1\n\n"
+        "# /etc/systemd/system/nginx.service.d/50-limits.conf\n[Service]\nLimitNOFILE=8192\n"
+    )
+
+
+def test_cat_several_an_unknown_and_a_masked_unit(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ours(root, ["mask", "cron"], capsys)
+    status, out, err = _ours(root, ["cat", "helper", "nosuch", "cron", "getty@tty3"], capsys)
+    assert status == 1
+    assert out == (
+        f"# /lib/systemd/system/helper.service\n{MADE_UNITS['helper.service']}\n"
+        f"# /lib/systemd/system/getty@.service\n{MADE_UNITS['getty@.service']}"
+    )
+    assert err.splitlines() == [
+        "No files found for nosuch.service.",
+        "Unit cron.service is masked.",
+    ]
+
+
+def test_units_in_cinits_own_directories_always_start(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = root / "etc/container-init/units"
+    own.mkdir(parents=True)
+    (own / "app.service").write_text("[Service]\nExecStart=/bin/true\n")
+    assert _ours(root, ["is-enabled", "app"], capsys)[:2] == (0, "enabled\n")
+    status, _out, err = _ours(root, ["enable", "app", "nginx"], capsys)
+    assert status == 0
+    assert "cinit starts every unit there at boot (nothing to enable)" in err
+    assert (root / "etc/systemd/system/multi-user.target.wants/nginx.service").is_symlink()
+    status, _out, err = _ours(root, ["disable", "app"], capsys)
+    assert status == 1
+    assert "remove /etc/container-init/units/app.service instead" in err.replace(str(root), "")
+    assert _ours(root, ["mask", "app"], capsys)[0] == 1
+    assert not (root / "etc/systemd/system/app.service").exists()
+    listed = _ours(root, ["list-unit-files", "--no-legend", "a*"], capsys)[1]
+    assert listed == "app.service enabled -\n"
+
+
+def test_links_are_never_written_outside_the_root(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # a .wants directory that is a symlink out of the root (absolute, as an attacker's)
+    os.symlink(outside, root / "etc/systemd/system/multi-user.target.wants")
+    status, _out, err = _ours(root, ["enable", "nginx"], capsys)
+    assert status == 1
+    assert "multi-user.target.wants/nginx.service" in err and "symlink" in err
+    assert list(outside.iterdir()) == []
+    # /etc/systemd/system itself a link out of the root
+    shutil.rmtree(root / "etc/systemd")
+    (root / "etc/systemd").mkdir()
+    os.symlink(outside, root / "etc/systemd/system")
+    assert _ours(root, ["mask", "cron"], capsys)[0] == 1
+    assert _ours(root, ["set-default", "multi-user.target"], capsys)[0] == 1
+    assert list(outside.iterdir()) == []
+
+
+def test_a_missing_root_and_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _out, err = _ours(tmp_path / "nothing", ["enable", "nginx"], capsys)
+    assert (status, err) == (1, f"--root={tmp_path}/nothing: no such directory\n")
+    assert _ours(tmp_path, ["set-default"], capsys)[0] == 1  # the front end: too few words
+    assert _ours(tmp_path, ["get-default", "x"], capsys)[0] == 1
+
+
+def test_cinit_systemctl_as_a_command(root: Path, cinit_cmd: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
+    done = subprocess.run([*cinit_cmd, "systemctl", f"--root={root}", "enable", "ssh"],
+                          capture_output=True, text=True, timeout=30, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert f"Created symlink {root}/etc/systemd/system/sshd.service → " in done.stderr
+    assert (
+        os.readlink(root / "etc/systemd/system/sshd.service") == "/lib/systemd/system/ssh.service"
+    )
+    done = subprocess.run([*cinit_cmd, "systemctl", f"--root={root}", "is-enabled", "sshd"],
+                          capture_output=True, text=True, timeout=30, env=env)  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "alias\n")
+
+
+UNSHARE = shutil.which("unshare")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or UNSHARE is None or not os.path.isdir("/etc/systemd/system"),
+    reason="needs root, unshare and an /etc/systemd/system to cover",
+)
+def test_without_root_it_works_on_slash_in_a_private_mount_namespace(
+    tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    """`RUN systemctl enable nginx` at image build time: no --root, the files of `/`. The
+    host's /etc/systemd/system is covered by a tmpfs in a private mount namespace; the
+    unit comes from /run/systemd/system, in a private /run (a tmpfs too)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
+    cinit = " ".join(f"'{word}'" for word in cinit_cmd)
+    script = f"""
+        set -e
+        mount -t tmpfs tmpfs /etc/systemd/system
+        mount -t tmpfs tmpfs /run
+        mkdir -p /run/systemd/system
+        printf '[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n' \
+            > /run/systemd/system/cinit-test-x.service
+        {cinit} systemctl enable cinit-test-x
+        {cinit} systemctl is-enabled cinit-test-x
+        readlink /etc/systemd/system/multi-user.target.wants/cinit-test-x.service
+        {cinit} systemctl disable -q cinit-test-x
+        {cinit} systemctl is-enabled cinit-test-x || echo "exit $?"
+    """
+    done = subprocess.run([UNSHARE, "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "enabled",
+        "/run/systemd/system/cinit-test-x.service",
+        "disabled",
+        "exit 1",
+    ]
+    assert "Created symlink /etc/systemd/system/multi-user.target.wants/" in done.stderr
+    assert not os.path.lexists("/etc/systemd/system/multi-user.target.wants/cinit-test-x.service")
