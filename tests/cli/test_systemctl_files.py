@@ -128,9 +128,13 @@ def _ours(root: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> tu
     return status, out, err
 
 
-def _make_root(root: Path) -> None:
-    lib = root / "lib/systemd/system"
+def _make_root(root: Path, merged: bool = False) -> None:
+    """The unit files in /lib/systemd/system; `merged`: in /usr/lib, /lib a link to usr/lib
+    (Debian 12's merged /usr)."""
+    lib = root / ("usr/lib" if merged else "lib") / "systemd/system"
     lib.mkdir(parents=True)
+    if merged:
+        os.symlink("usr/lib", root / "lib")
     (root / "etc/systemd/system").mkdir(parents=True)
     for name in DEBIAN_UNITS:
         shutil.copy(DATA / "debian" / name, lib / name)
@@ -191,6 +195,26 @@ def test_same_links_and_answers_as_systemctl(
         assert (got[0], got[1]) == (want[0], want[1]), name
     want, got = _real(real, ["list-unit-files"]), _ours(ours, ["list-unit-files"], capsys)
     assert (got[0], got[1]) == (want[0], want[1])
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [[["enable", "nginx", "ssh", "getty@.service"], ["disable", "ssh"]], [["mask", "cron"]]],
+    ids=["enable-disable", "mask"],
+)
+def test_merged_usr_same_as_systemctl(
+    steps: list[list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if shutil.which("systemctl") is None:
+        pytest.skip("the oracle, systemctl, is not installed")
+    real, ours = tmp_path / "real", tmp_path / "ours"
+    _make_root(real, merged=True)
+    _make_root(ours, merged=True)
+    for args in [*steps, ["list-unit-files"], ["is-enabled", "nginx", "ssh", "sshd", "cron"]]:
+        want, got = _real(real, args), _ours(ours, args, capsys)
+        assert got[:2] == (want[0], want[1].replace(str(real), str(ours))), args
+        assert _lines(got[2], ours) == _lines(want[2], real), args
+        assert _tree(ours) == _tree(real), args
 
 
 # -- what the oracle cannot say (systemd 252 has no UpheldBy=, no `cat` with --root) -------
