@@ -155,9 +155,11 @@ def preset(call: Call) -> int:
     unwanted = [n for n in names if n not in wanted]
     plan = install.Plan()
     if unwanted:
-        plan.extend(install.disable(files, unwanted))
+        disabled = install.disable(files, unwanted, verb="preset")
+        disabled.error, disabled.soft_error = disabled.soft_error, ""  # unknown: exit 1 here
+        plan.extend(disabled)
     if wanted:
-        enabled = install.enable(files, wanted, force=call.flag("force"))
+        enabled = install.enable(files, wanted, force=call.flag("force"), verb="preset")
         enabled.steps = [s for s in enabled.steps if s != install.NO_INSTALL_NOTE]
         plan.extend(enabled)
     return _carry_out(call, files, plan) or status

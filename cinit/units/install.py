@@ -368,8 +368,11 @@ def _with_instance(name: str, instance: str) -> str:
 # -- the verbs ------------------------------------------------------------------------------
 
 
-def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Plan:
-    """`systemctl enable NAME...` (and `preset` for the names the presets enable)."""
+def enable(
+    files: UnitFiles, names: Iterable[str], *, force: bool = False, verb: str = "enable"
+) -> Plan:
+    """`systemctl enable NAME...` (and `preset` for the names the presets enable: `verb`
+    names it in the messages)."""
     plan = Plan()
     done: set[str] = set()
     todo = [mangle(n) for n in names]
@@ -381,17 +384,17 @@ def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Pl
         done.add(name)
         found = files.find(name)
         if found is None:
-            plan.error = f"Failed to enable unit, unit {name} does not exist."
+            plan.error = f"Failed to {verb} unit, unit {name} does not exist."
             break
         if found.masked:
-            plan.error = f"Failed to enable unit, unit {files.host(found.path)} is masked."
+            plan.error = f"Failed to {verb} unit, unit {files.host(found.path)} is masked."
             break
         if found.link is not None and posixpath.basename(found.link) != found.name:
-            plan.error = f"Failed to enable unit, refusing to operate on linked unit file {name}."
+            plan.error = f"Failed to {verb} unit, refusing to operate on linked unit file {name}."
             break
         info = files.install(found, name)
         if info is None:
-            plan.error = f"Failed to enable unit: cannot read {files.host(found.path)}."
+            plan.error = f"Failed to {verb} unit: cannot read {files.host(found.path)}."
             break
         own = name
         if is_template(name):
@@ -401,7 +404,7 @@ def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Pl
         for alias in info.alias:
             if is_template(alias) and is_instance(name):  # an instance's alias: the same one
                 alias = _with_instance(alias, split_name(name)[1] or "")
-            _link(files, plan, f"{CONFIG_DIR}/{alias}", found.path, force)
+            _link(files, plan, f"{CONFIG_DIR}/{alias}", found.path, force, verb)
         for field, kind in LINK_DIRS.items():
             for target in getattr(info, field):
                 if is_template(target):
@@ -412,7 +415,7 @@ def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Pl
                         "non-template unit."
                     )
                     return plan
-                _link(files, plan, f"{CONFIG_DIR}/{target}{kind}/{own}", found.path, force)
+                _link(files, plan, f"{CONFIG_DIR}/{target}{kind}/{own}", found.path, force, verb)
                 if files.find(target) is None:
                     plan.steps.append(
                         f"Unit {files.host(found.path)} is added as a dependency to a "
@@ -426,7 +429,9 @@ def enable(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Pl
     return plan
 
 
-def _link(files: UnitFiles, plan: Plan, path: str, target: str, force: bool) -> None:
+def _link(
+    files: UnitFiles, plan: Plan, path: str, target: str, force: bool, verb: str = "enable"
+) -> None:
     """Add the operation `path -> target` unless it is there (an error when something else
     is, without --force)."""
     host = files.host(path)
@@ -436,7 +441,7 @@ def _link(files: UnitFiles, plan: Plan, path: str, target: str, force: bool) -> 
             return
         if not force:
             what = f"is a symlink to {present}" if present is not None else "exists"
-            plan.error = f"Failed to enable unit: File {host} already {what}."
+            plan.error = f"Failed to {verb} unit: File {host} already {what}."
             return
         plan.steps.append(Op(path, target, replace=True))
         return
@@ -445,8 +450,8 @@ def _link(files: UnitFiles, plan: Plan, path: str, target: str, force: bool) -> 
     plan.steps.append(Op(path, target))
 
 
-def disable(files: UnitFiles, names: Iterable[str]) -> Plan:
-    """`systemctl disable NAME...`: see the module docstring."""
+def disable(files: UnitFiles, names: Iterable[str], verb: str = "disable") -> Plan:
+    """`systemctl disable NAME...`: see the module docstring (`verb`: as in `enable`)."""
     plan = Plan()
     marks: set[str] = set()
     done: set[str] = set()
@@ -458,7 +463,7 @@ def disable(files: UnitFiles, names: Iterable[str]) -> Plan:
         done.add(name)
         found = files.find(name)
         if found is None:
-            plan.soft_error = f"Failed to disable unit, unit {name} does not exist."
+            plan.soft_error = f"Failed to {verb} unit, unit {name} does not exist."
             continue
         if found.masked:
             plan.steps.append(f"Unit {files.host(found.path)} is masked, ignoring.")
@@ -566,6 +571,9 @@ def state(files: UnitFiles, name: str) -> str | None:
         return found.kind
     if found.link is not None and posixpath.basename(found.link) != found.name:
         target = posixpath.basename(found.link)
+        aliased = files.find(target)
+        if aliased is not None and aliased.masked:  # the unit the alias names is masked
+            return "masked-runtime" if aliased.kind == "runtime" else "masked"
         if not is_instance(name):
             return "alias"
         if is_template(target):  # an instance of a template's alias: that instance's state
