@@ -31,6 +31,14 @@ OWN_DIRS = (DEFAULT_UNITS_DIR, DEFAULT_DROP_IN_DIR)
 
 
 def _files(call: Call) -> install.UnitFiles | None:
+    """The unit files the call works on (None: it failed, and said why)."""
+    paths = [name for name in call.units if "/" in name]
+    if paths and call.verb != "set-default":
+        call.fail(
+            f"Failed to {call.verb} {paths[0]}: unit files given by path (systemctl link) "
+            "are not supported by cinit: copy the file to /etc/systemd/system"
+        )
+        return None
     root = call.text("root") or "/"
     if not os.path.isdir(root):
         call.fail(f"--root={root}: no such directory")

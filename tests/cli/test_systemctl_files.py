@@ -334,6 +334,8 @@ def test_a_missing_root_and_usage_errors(
     assert (status, err) == (1, f"--root={tmp_path}/nothing: no such directory\n")
     assert _ours(tmp_path, ["set-default"], capsys)[0] == 1  # the front end: too few words
     assert _ours(tmp_path, ["get-default", "x"], capsys)[0] == 1
+    status, _out, err = _ours(tmp_path, ["enable", "/opt/x.service"], capsys)
+    assert status == 1 and "given by path (systemctl link) are not supported" in err
 
 
 def test_cinit_systemctl_as_a_command(root: Path, cinit_cmd: list[str]) -> None:
