@@ -14,8 +14,8 @@ the way `systemctl --root=DIR` does (systemd 252, Debian 12: the tests compare w
   it may link to);
 - `disable` removes every link below /etc/systemd/system named like the unit, or pointing at
   its file (or at a file of its name), for the unit and its `Also=` units;
-- `mask` links /etc/systemd/system/NAME to /dev/null, `unmask` removes such a link (in /etc and
-  /run);
+- `mask` links /etc/systemd/system/NAME to /dev/null, `unmask` removes such a link (or an
+  empty file) there;
 - the presets are systemd.preset(5)'s: `*.preset` files (a name in a higher directory hides the
   same name below), read in file-name order, the first matching line decides; no line: enable.
 
@@ -31,6 +31,7 @@ import os
 import posixpath
 
 from cinit.boot_path import TYPE_CHECKING
+from cinit.units._files import read_regular_file
 from cinit.units.scan import read_unit_file
 from cinit.units.syntax import parse_syntax
 from cinit.units.systemd_layout import SEARCH_DIRS
@@ -97,6 +98,7 @@ NO_INSTALL_NOTE = "\n".join(
     )
 )
 _MAX_HOPS = 16
+_PRESET_LIMIT = 1024 * 1024  # a preset file larger than this is read that far
 
 
 class Found:
@@ -225,7 +227,8 @@ class UnitFiles:
             path = target
         return None
 
-    def _is_masked(self, path: str, link: str | None) -> bool:
+    def is_masked(self, path: str, link: str | None) -> bool:
+        """Whether the entry at `path` masks: a link to /dev/null, or an empty file."""
         if link == DEV_NULL:
             return True
         resolved = self.resolve(path)
@@ -246,7 +249,7 @@ class UnitFiles:
                 path = f"{directory}/{lookup}"
                 if os.path.lexists(self.host(path)):
                     link = self.link_of(path)
-                    return Found(lookup, directory, kind, link, self._is_masked(path, link))
+                    return Found(lookup, directory, kind, link, self.is_masked(path, link))
         return None
 
     def names(self) -> list[str]:
@@ -396,6 +399,9 @@ def enable(
         if info is None:
             plan.error = f"Failed to {verb} unit: cannot read {files.host(found.path)}."
             break
+        # A linked unit file (/etc/systemd/system/x.service -> /opt/x.service): the links
+        # point at the file itself, as systemctl makes them.
+        unit_path = (files.resolve(found.path) or found.path) if found.link else found.path
         own = name
         if is_template(name):
             own = _with_instance(name, info.default_instance) if info.default_instance else ""
@@ -404,7 +410,7 @@ def enable(
         for alias in info.alias:
             if is_template(alias) and is_instance(name):  # an instance's alias: the same one
                 alias = _with_instance(alias, split_name(name)[1] or "")
-            _link(files, plan, f"{CONFIG_DIR}/{alias}", found.path, force, verb)
+            _link(files, plan, f"{CONFIG_DIR}/{alias}", unit_path, force, verb)
         for field, kind in LINK_DIRS.items():
             for target in getattr(info, field):
                 if is_template(target):
@@ -415,7 +421,7 @@ def enable(
                         "non-template unit."
                     )
                     return plan
-                _link(files, plan, f"{CONFIG_DIR}/{target}{kind}/{own}", found.path, force, verb)
+                _link(files, plan, f"{CONFIG_DIR}/{target}{kind}/{own}", unit_path, force, verb)
                 if files.find(target) is None:
                     plan.steps.append(
                         f"Unit {files.host(found.path)} is added as a dependency to a "
@@ -516,14 +522,13 @@ def mask(files: UnitFiles, names: Iterable[str], *, force: bool = False) -> Plan
 
 
 def unmask(files: UnitFiles, names: Iterable[str]) -> Plan:
-    """`systemctl unmask NAME...`: remove the /dev/null links of NAME in /etc and /run."""
+    """`systemctl unmask NAME...`: remove /etc/systemd/system/NAME when it masks (a link to
+    /dev/null, or an empty file); a mask in /run stays (systemctl unmask without --runtime)."""
     plan = Plan()
     for raw in names:
-        name = mangle(raw)
-        for directory in (CONFIG_DIR, RUNTIME_DIR):
-            path = f"{directory}/{name}"
-            if files.link_of(path) == DEV_NULL:
-                plan.steps.append(Op(path, None))
+        path = f"{CONFIG_DIR}/{mangle(raw)}"
+        if os.path.lexists(files.host(path)) and files.is_masked(path, files.link_of(path)):
+            plan.steps.append(Op(path, None))
     return plan
 
 
@@ -649,10 +654,10 @@ def preset_rules(files: UnitFiles) -> list[tuple[str, str]]:
     rules: list[tuple[str, str]] = []
     for entry in sorted(chosen):
         try:
-            with open(chosen[entry], encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
+            data = read_regular_file(chosen[entry], _PRESET_LIMIT)
         except OSError:
-            continue
+            continue  # unreadable, or not a regular file: systemd skips it too
+        lines = data.decode("utf-8", errors="replace").splitlines()
         for line in lines:
             words = line.split()
             if len(words) >= 2 and words[0] in ("enable", "disable") and line[0] not in "#;":

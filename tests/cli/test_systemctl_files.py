@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,55 @@ SEQUENCES: dict[str, list[list[str]]] = {
 }
 
 
+def _link(root: Path, path: str, target: str) -> None:
+    (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, root / path.lstrip("/"))
+
+
+def _write(root: Path, path: str, text: str) -> None:
+    (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    (root / path.lstrip("/")).write_text(text)
+
+
+WANTED = "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+# Trees made before a sequence (in both roots): what the verbs alone do not make.
+SETUPS: dict[str, Callable[[Path], None]] = {
+    "runtime links": lambda root: (
+        _link(root, "/run/systemd/system/multi-user.target.wants/cron.service",
+              "/lib/systemd/system/cron.service"),
+        _link(root, "/run/systemd/system/nginx.service", "/dev/null"),
+    ),
+    "a linked unit file": lambda root: (
+        _write(root, "/opt/ext.service", WANTED),
+        _link(root, "/etc/systemd/system/ext.service", "/opt/ext.service"),
+    ),
+    "a unit file in /etc": lambda root: _write(root, "/etc/systemd/system/local.service", WANTED),
+    "an empty file masks": lambda root: _write(root, "/etc/systemd/system/cron.service", ""),
+    "vendor wants links": lambda root: _link(
+        root, "/lib/systemd/system/multi-user.target.wants/dbus.service", "../dbus.service"
+    ),
+    "generated and transient": lambda root: (
+        _write(root, "/run/systemd/generator/gen.service", WANTED),
+        _write(root, "/run/systemd/transient/run-x.service", "[Service]\nExecStart=/bin/true\n"),
+    ),
+    "a relative alias link": lambda root: _link(
+        root, "/etc/systemd/system/multi-user.target.wants/ssh.service",
+        "../../../../lib/systemd/system/ssh.service",
+    ),
+}  # fmt: skip
+SEQUENCES.update(
+    {
+        "runtime links": [["is-enabled", "cron", "nginx"], ["disable", "cron"], ["unmask", "nginx"]],
+        "a linked unit file": [["is-enabled", "ext"], ["enable", "ext"], ["disable", "ext"]],
+        "a unit file in /etc": [["enable", "local"], ["is-enabled", "local"], ["disable", "local"]],
+        "an empty file masks": [["is-enabled", "cron"], ["enable", "cron"], ["unmask", "cron"]],
+        "vendor wants links": [["is-enabled", "dbus"], ["disable", "dbus"]],
+        "generated and transient": [["is-enabled", "gen", "run-x"], ["list-unit-files"]],
+        "a relative alias link": [["is-enabled", "ssh"], ["enable", "ssh"], ["disable", "ssh"]],
+    }
+)
+
+
 def _real(root: Path, args: list[str]) -> tuple[int, str, str]:
     argv = ["systemctl", f"--root={root}", *args]
     assert argv[1].startswith("--root=/")  # never against the host
@@ -191,6 +241,9 @@ def test_same_links_and_answers_as_systemctl(
     sequence: str, roots: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     real, ours = roots
+    if sequence in SETUPS:
+        SETUPS[sequence](real)
+        SETUPS[sequence](ours)
     steps = SEQUENCES[sequence]
     if sequence == "mask, enable --force":
         steps = [*steps, ["enable", "--force", "cron"]]
