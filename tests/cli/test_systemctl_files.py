@@ -161,7 +161,11 @@ SETUPS: dict[str, Callable[[Path], None]] = {
 }  # fmt: skip
 SEQUENCES.update(
     {
-        "runtime links": [["is-enabled", "cron", "nginx"], ["disable", "cron"], ["unmask", "nginx"]],
+        "runtime links": [
+            ["is-enabled", "cron", "nginx"],
+            ["disable", "cron"],
+            ["unmask", "nginx"],
+        ],
         "a linked unit file": [["is-enabled", "ext"], ["enable", "ext"], ["disable", "ext"]],
         "a unit file in /etc": [["enable", "local"], ["is-enabled", "local"], ["disable", "local"]],
         "an empty file masks": [["is-enabled", "cron"], ["enable", "cron"], ["unmask", "cron"]],
