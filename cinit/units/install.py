@@ -297,19 +297,17 @@ class UnitFiles:
             if row.section != "Install":
                 continue
             value = _expand(row.value, name)
-            words = value.split()
-            if row.key == "WantedBy":
-                info.wanted_by.extend(words)
-            elif row.key == "RequiredBy":
-                info.required_by.extend(words)
-            elif row.key == "UpheldBy":
-                info.upheld_by.extend(words)
-            elif row.key == "Alias":
-                info.alias.extend(words)
-            elif row.key == "Also":
-                info.also.extend(words)
-            elif row.key == "DefaultInstance":
+            if row.key == "DefaultInstance":
                 info.default_instance = value.strip()
+                continue
+            field = _LIST_KEYS.get(row.key)
+            if field is None:
+                continue  # not a key enable reads
+            held: list[str] = getattr(info, field)
+            if value.strip():
+                held.extend(value.split())
+            else:
+                held.clear()  # an empty assignment resets the list (systemd.unit(5))
         return info
 
     def count_entries(self, directory: str) -> int:
@@ -334,6 +332,16 @@ class UnitFiles:
                 if target is not None:
                     found.append((path, target))
         return found
+
+
+# [Install] keys that hold lists of names -> Install's field.
+_LIST_KEYS = {
+    "WantedBy": "wanted_by",
+    "RequiredBy": "required_by",
+    "UpheldBy": "upheld_by",
+    "Alias": "alias",
+    "Also": "also",
+}
 
 
 def _expand(value: str, name: str) -> str:

@@ -154,6 +154,11 @@ SETUPS: dict[str, Callable[[Path], None]] = {
         _write(root, "/run/systemd/generator/gen.service", WANTED),
         _write(root, "/run/systemd/transient/run-x.service", "[Service]\nExecStart=/bin/true\n"),
     ),
+    "an empty assignment resets": lambda root: _write(
+        root, "/lib/systemd/system/reset.service",
+        "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=graphical.target\n"
+        "WantedBy=\nWantedBy=multi-user.target\nAlias=r1.service r2.service\nAlias=\n",
+    ),
     "a relative alias link": lambda root: _link(
         root, "/etc/systemd/system/multi-user.target.wants/ssh.service",
         "../../../../lib/systemd/system/ssh.service",
@@ -171,6 +176,7 @@ SEQUENCES.update(
         "an empty file masks": [["is-enabled", "cron"], ["enable", "cron"], ["unmask", "cron"]],
         "vendor wants links": [["is-enabled", "dbus"], ["disable", "dbus"]],
         "generated and transient": [["is-enabled", "gen", "run-x"], ["list-unit-files"]],
+        "an empty assignment resets": [["enable", "reset"], ["is-enabled", "reset"]],
         "a relative alias link": [["is-enabled", "ssh"], ["enable", "ssh"], ["disable", "ssh"]],
     }
 )
