@@ -19,6 +19,10 @@ the way `systemctl --root=DIR` does (systemd 252, Debian 12: the tests compare w
 - the presets are systemd.preset(5)'s: `*.preset` files (a name in a higher directory hides the
   same name below), read in file-name order, the first matching line decides; no line: enable.
 
+Only the [Install] section is read (not the unit through `loader`): every unit type has one
+(`.timer`, `.mount`, ... too), and a unit whose other sections cinit would reject can still be
+enabled, as with systemctl.
+
 This module decides only: it reads directories, links and files below the root (as
 `systemd_layout` does) and returns `Plan`s of link operations; `cinit.io.unit_links` carries
 them out, safely, below the root.

@@ -42,6 +42,10 @@ MADE_UNITS = {
     "worker@.service": "[Service]\nExecStart=/bin/true %i\n[Install]\nWantedBy=multi-user.target\n",
     # static: no [Install]
     "helper.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    # other unit types: enable reads [Install] alone, whatever the type
+    "backup.timer": "[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n",
+    "backup.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    "srv.mount": "[Mount]\nWhat=tmpfs\nWhere=/srv\n[Install]\nRequiredBy=local-fs.target\n",
     # several aliases, and both kinds of links
     "web.service": "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target "
     "graphical.target\nAlias=www.service httpd.service\n",
@@ -77,6 +81,7 @@ SEQUENCES: dict[str, list[list[str]]] = {
     "RequiredBy=": [["enable", "req"]],
     "RequiredBy= then disable": [["enable", "req"], ["disable", "req"]],
     "static unit": [["enable", "dbus"]],
+    "a timer and a mount": [["enable", "backup.timer", "srv.mount"], ["disable", "srv.mount"]],
     "static and others": [["enable", "helper", "nginx"]],
     "mask": [["mask", "cron"]],
     "mask then enable fails": [["mask", "cron"], ["enable", "cron"]],
