@@ -68,7 +68,10 @@ def apply(root: str, ops: Iterable[Op], say: Callable[[str], None]) -> None:
     OSError, with the path)."""
     for op in ops:
         shown = host_path(root, op.path)
-        fd, name = _open_parent(root, op.path, create=op.target is not None)
+        try:
+            fd, name = _open_parent(root, op.path, create=op.target is not None)
+        except OSError as exc:
+            raise LinkError(exc.errno or errno.EIO, exc.strerror or str(exc), shown) from None
         try:
             if op.directory:  # an emptied directory: gone quietly (systemctl says nothing)
                 try:
