@@ -240,7 +240,7 @@ def list_unit_files(call: Call) -> int:
             out.write(f"{row[0]:<{widths[0]}} {row[1]:<{widths[1]}} {row[2]}\n")
     if legend:
         out.write(f"\n{len(rows)} unit files listed.\n")
-    return EXIT_OK
+    return EXIT_OK if rows else EXIT_FAILED  # none listed: 1, as systemctl 252
 
 
 def _own_names(files: install.UnitFiles) -> list[str]:

@@ -124,6 +124,8 @@ SEQUENCES: dict[str, list[list[str]]] = {
         ["list-unit-files", "-t", "target"],
         ["list-unit-files", "--no-legend", "n*"],
         ["list-unit-files", "--state=alias,masked"],
+        ["list-unit-files", "zz*"],
+        ["list-unit-files", "--no-legend", "-t", "swap"],
     ],
 }
 
