@@ -367,6 +367,10 @@ def _supervise(
                 hub.supervisor = units
                 if services.context.relay is not None:
                     hub.log_tail = services.context.relay.tail
+                # For systemctl's set-environment and kill --kill-whom=all (control desk).
+                hub.environment = services.context.base_env
+                if services.context.cgroups is not None:
+                    hub.cgroup_root = services.context.cgroups.root
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
         root = RootSupervisor.start(
             scheduler=scheduler,

@@ -52,7 +52,7 @@ from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
 from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
-from cinit.machines.requests import StartUnit, StopUnit
+from cinit.machines.requests import ResetFailedUnit, StartUnit, StopUnit
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import (
     CannotStart,
@@ -65,6 +65,7 @@ from cinit.machines.unit_events import (
     ReportStopped,
     RequestContainerExit,
     RequestOnFailure,
+    ResetFailed,
     SignalRequested,
     StartRequested,
     StopRequested,
@@ -210,6 +211,9 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._start_restarted(message.name)
         elif isinstance(message, StopUnit):
             self._stop_unit(message.name, restart=message.restart)
+        elif isinstance(message, ResetFailedUnit):
+            if message.name in self.book.in_play:
+                self._tell(message.name, ResetFailed())
         elif isinstance(message, StopAllUnits):
             self._stop_all()
         elif isinstance(message, KillAllUnits):

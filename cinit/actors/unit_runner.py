@@ -47,6 +47,7 @@ SUPERVISOR_EVENTS = (
     ev.StopRequested,
     ev.KillRequested,
     ev.SignalRequested,
+    ev.ResetFailed,
     ev.CannotStart,
 )
 

@@ -32,6 +32,7 @@ from cinit.actors.unit_io import UnitContext, UnitIO
 from cinit.actors.unit_slot import Postbox
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
+from cinit.io.environ import ManagerEnvironment
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
@@ -99,7 +100,7 @@ class UnitServices:
         tree = early.cgroups if early is not None else CgroupTree.for_instance()
         context = UnitContext(
             table=table,
-            base_env=dict(os.environ),
+            base_env=ManagerEnvironment(os.environ),
             relay=relay,
             notify=hub,
             cgroups=tree,

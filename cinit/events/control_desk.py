@@ -1,7 +1,8 @@
 """Decisions of the control endpoint: a request in, replies out (now, or when events come).
 
-`ControlDesk.request` validates one raw request (a JSON object, see the events contract)
-and answers status and is-ready from the `StatusBook` at once. start/stop/restart are
+`ControlDesk.request` validates one raw request (a JSON object, see the events contract),
+finds its handler in `handlers` (cmd -> handler: one row per command) and answers status,
+is-ready, kill and the manager environment's commands at once. start/stop/restart are
 passed to the unit supervisor as its `StartUnit`/`StopUnit` messages and answered later,
 when the unit's events show the outcome (`after_event`); a restart is a stop, then a start
 once the unit is down. Nothing here blocks or raises on bad input: every malformed request
@@ -21,11 +22,16 @@ EXIT_FAILED = 1  # LSB: generic failure
 EXIT_USAGE = 2  # malformed request
 EXIT_UNKNOWN_UNIT = 4  # systemctl's "no such unit"
 
-COMMANDS = frozenset({"status", "start", "stop", "restart", "is-ready"})
 MAX_REQUEST = 64 * 1024
+# Commands that name a unit always (the others may: status, is-ready, reset-failed).
+NEEDS_UNIT = frozenset({"start", "stop", "restart", "kill"})
+KILL_WHOM = frozenset({"main", "control", "all"})
 
 Reply = dict[str, Any]
 Client = Any  # whatever the server uses to route a reply (a ROUTER identity)
+# A command's handler: (the request, its unit resolved (None: none given; the commands of
+# NEEDS_UNIT always get one), the client) -> the reply now, or None (it comes later).
+Handler = Callable[[dict[str, Any], Any, Client], "Reply | None"]
 
 
 class Pending:
@@ -50,12 +56,34 @@ class ControlDesk:
         log_tail: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.book = book
-        # ("start"|"stop"|"restart-stop", unit) -> False when nobody can do it; "restart-stop"
+        # ("start"|"stop"|"restart-stop"|"reset-failed", unit) -> False when nobody can do
+        # it; "restart-stop"
         # is a restart's stop: the units stopped along with it start again with it.
         self.command = command
         self.measure = measure  # fills memory/cpu into unit statuses
         self.log_tail = log_tail  # a unit's last output lines, when cinit keeps them
         self.pending: list[Pending] = []
+        # What the book cannot know, given by the pump: a unit's definition (type, paths,
+        # dependencies, listen addresses: see `EventPump._describe`), signalling a unit's
+        # processes (-> an error text or None), the environment units start with.
+        self.describe: Callable[[str], dict[str, Any]] | None = None
+        self.signal: Callable[[dict[str, Any], int, str], str | None] | None = None
+        # -> the cinit.io.environ.ManagerEnvironment (None: cinit runs no units)
+        self.environment: Callable[[], Any] = lambda: None
+        # cmd -> its handler (message, resolved unit name or None, client). One table, so
+        # that a new command is one row (reload, logs ... are added the same way).
+        self.handlers: dict[str, Handler] = {
+            "status": lambda message, name, _client: self.status(name, message),
+            "is-ready": lambda _message, name, _client: self.is_ready(name),
+            "start": lambda message, name, client: self.change(client, "start", name, message),
+            "stop": lambda message, name, client: self.change(client, "stop", name, message),
+            "restart": lambda message, name, client: self.change(client, "restart", name, message),
+            "kill": lambda message, name, _client: self.kill(message, name),
+            "reset-failed": lambda _message, name, client: self.reset_failed(client, name),
+            "show-environment": lambda _message, _name, _client: self.show_environment(),
+            "set-environment": lambda message, _name, _client: self.set_environment(message),
+            "unset-environment": lambda message, _name, _client: self.unset_environment(message),
+        }
 
     def error(self, text: str, code: int) -> Reply:
         return {"ok": False, "error": text, "code": code, "seq": self.book.seq}
@@ -77,7 +105,8 @@ class ControlDesk:
         if "cmd" in message and not isinstance(cmd, str):
             kind = type(cmd).__name__
             return self.error(f"malformed request: cmd must be a string, not {kind}", EXIT_USAGE)
-        if cmd not in COMMANDS:
+        handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
+        if handler is None:
             return self.error(f"malformed request: unknown cmd {cmd!r}", EXIT_USAGE)
         if unit is not None and (not isinstance(unit, str) or not unit):
             return self.error("malformed request: unit must be a non-empty string", EXIT_USAGE)
@@ -86,19 +115,22 @@ class ControlDesk:
             name = self.book.resolve(unit)
             if name is None:
                 return self.error(f"unit {unit} not found", EXIT_UNKNOWN_UNIT)
-        if cmd == "status":
-            return self.status(name)
-        if cmd == "is-ready":
-            return {"ok": True, "ready": self.book.is_ready(name), "seq": self.book.seq}
-        if name is None:
+        if name is None and cmd in NEEDS_UNIT:
             return self.error(f"malformed request: {cmd} needs a unit", EXIT_USAGE)
-        return self.change(client, str(cmd), name)
+        return handler(message, name, client)
 
-    def status(self, name: str | None) -> Reply:
+    def status(self, name: str | None, message: dict[str, Any] | None = None) -> Reply:
+        """Every unit's status (or `name`'s, with its recent events and output lines).
+        `"detail": true`, implied for one unit, adds each unit's definition (`describe`);
+        `"measure": false` leaves memory and CPU out (a cheap `systemctl is-active`)."""
+        message = message or {}
         units = self.book.units if name is None else {name: self.book.units[name]}
         chosen = {key: dict(value) for key, value in units.items()}
-        if self.measure is not None:
+        if self.measure is not None and message.get("measure", True) is not False:
             self.measure(chosen)
+        if self.describe is not None and (name is not None or message.get("detail") is True):
+            for key, value in chosen.items():
+                value.update(self.describe(key))
         if name is not None:
             chosen[name]["recent_events"] = list(self.book.recent.get(name, []))
             if self.log_tail is not None:
@@ -108,10 +140,88 @@ class ControlDesk:
             "seq": self.book.seq,
             "boot_time": self.book.boot_time,
             "ready": self.book.is_ready(name),
+            "system_state": self.system_state(),
             "units": chosen,
         }
 
-    def change(self, client: Client, cmd: str, name: str) -> Reply | None:
+    def is_ready(self, name: str | None) -> Reply:
+        return {"ok": True, "ready": self.book.is_ready(name), "seq": self.book.seq}
+
+    def system_state(self) -> str:
+        """systemctl is-system-running's word: starting, running, degraded or stopping."""
+        if self.book.shutting_down:
+            return "stopping"
+        if self.book.boot_pending:
+            return "starting"
+        if any(status["state"] == State.FAILED for status in self.book.units.values()):
+            return "degraded"
+        return "running"
+
+    def kill(self, message: dict[str, Any], name: str) -> Reply:
+        """Send `signal` (a number) to the unit's main process, or all of its processes."""
+        signo, whom = message.get("signal", 15), message.get("whom", "all")
+        if isinstance(signo, bool) or not isinstance(signo, int) or not 0 < signo < 65:
+            return self.error("malformed request: signal must be a number 1..64", EXIT_USAGE)
+        if whom not in KILL_WHOM:
+            return self.error("malformed request: whom must be main, control or all", EXIT_USAGE)
+        if self.signal is None:
+            return self.error("cinit cannot signal units here", EXIT_FAILED)
+        failed = self.signal(dict(self.book.units[name]), signo, str(whom))
+        if failed is not None:
+            return self.error(failed, EXIT_FAILED)
+        return self.done(name)
+
+    def reset_failed(self, client: Client, name: str | None) -> Reply | None:
+        """Failed units (`name`, or every one) go back to inactive. One unit: the reply
+        waits for its event; every unit: answered once asked."""
+        names = [name] if name is not None else sorted(self.book.units)
+        failed = [each for each in names if self.book.units[each]["state"] == State.FAILED]
+        if name is not None and failed and self.book.units[name]["kind"] == "socket":
+            # A socket's failure ends when it is started again (its listeners bound anew).
+            return self.error(f"reset-failed of socket {name}: start it again", EXIT_FAILED)
+        failed = [each for each in failed if self.book.units[each]["kind"] != "socket"]
+        for each in failed:
+            if not self.command("reset-failed", each):
+                return self.error("no unit supervisor", EXIT_FAILED)
+        if name is None or not failed:
+            return {"ok": True, "seq": self.book.seq, "reset": failed}
+        self.pending.append(Pending(client, name, "reset"))
+        return None
+
+    def show_environment(self) -> Reply:
+        environment = self.environment()
+        if environment is None:
+            return self.error("cinit runs no units: no manager environment", EXIT_FAILED)
+        shown: dict[str, str] = environment.shown()
+        return {"ok": True, "seq": self.book.seq, "environment": shown}
+
+    def set_environment(self, message: dict[str, Any]) -> Reply:
+        assign = message.get("assign")
+        if not isinstance(assign, dict) or not all(
+            _variable_name(key) and isinstance(value, str) for key, value in assign.items()
+        ):
+            return self.error("malformed request: assign must map names to strings", EXIT_USAGE)
+        environment = self.environment()
+        if environment is None:
+            return self.error("cinit runs no units: no manager environment", EXIT_FAILED)
+        environment.change(assign)
+        return self.show_environment()
+
+    def unset_environment(self, message: dict[str, Any]) -> Reply:
+        names = message.get("names")
+        if not isinstance(names, list) or not all(_variable_name(name) for name in names):
+            return self.error("malformed request: names must be variable names", EXIT_USAGE)
+        environment = self.environment()
+        if environment is None:
+            return self.error("cinit runs no units: no manager environment", EXIT_FAILED)
+        environment.change({}, names)
+        return self.show_environment()
+
+    def change(
+        self, client: Client, cmd: str, name: str, message: dict[str, Any] | None = None
+    ) -> Reply | None:
+        """start/stop/restart: the reply waits for the unit's events, unless the request
+        says `"no_block": true` (systemctl --no-block): then it is answered once asked."""
         if self.book.shutting_down:
             return self.error("cinit is shutting down", EXIT_FAILED)
         state = self.book.units[name]["state"]
@@ -129,6 +239,10 @@ class ControlDesk:
         if not self.command(order, name):
             return self.error("no unit supervisor", EXIT_FAILED)
         self.pending.append(Pending(client, name, phase))
+        if message is not None and message.get("no_block") is True:
+            # The pending entry stays (a restart's start is sent from it); its late reply
+            # goes to a client that left, which the ROUTER drops.
+            return {"ok": True, "seq": self.book.seq, "unit": name, "queued": True}
         return None
 
     def done(self, name: str) -> Reply:
@@ -166,14 +280,26 @@ class ControlDesk:
                 if not self.command("start", item.unit):
                     return self.error("no unit supervisor", EXIT_FAILED)
             return None
-        if item.phase == "stop":
+        if item.phase in ("stop", "reset"):
             return self.done(item.unit) if new in AT_REST_STATES else None
         # start
         if new in READY_STATES or new == State.CONDITION_SKIPPED:
             return self.done(item.unit)
         if new == State.FAILED:
             result = event.get("result", "")
-            return self.error(f"{item.unit} failed ({result})", EXIT_FAILED)
+            failed = self.error(f"{item.unit} failed ({result})", EXIT_FAILED)
+            failed["result"] = result  # systemctl's "Job for X failed because ..."
+            return failed
         if new == State.INACTIVE:
             return self.error(f"{item.unit} was stopped before it was up", EXIT_FAILED)
         return None
+
+
+def _variable_name(name: object) -> bool:
+    """A name an environment variable can have (systemd's env_name_is_valid, in short)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) < 4096
+        and not name[0].isdigit()
+        and all(char.isascii() and (char.isalnum() or char == "_") for char in name)
+    )

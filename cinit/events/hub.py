@@ -95,6 +95,10 @@ class EventHub:
         self.supervisor: Any = None  # the UnitSupervisor ref, for control commands
         # unit name -> its last output lines, for `cinit status UNIT` (None: not kept)
         self.log_tail: Callable[[str], list[str]] | None = None
+        # The environment units start with (`cinit.io.environ.ManagerEnvironment`, changed by
+        # systemctl set-environment), and where unit cgroups live (None: process groups).
+        self.environment: Any = None
+        self.cgroup_root: str | None = None
         self._pump: Any = None
         self._launch_lock = threading.Lock()
         self._final: tuple[str | None, dict[str, Any]] | None = None  # see `emit`

@@ -15,6 +15,13 @@ class StartUnit(Record):
     name: str
 
 
+class ResetFailedUnit(Record):
+    """systemctl reset-failed: a failed unit goes back to inactive (its start limit
+    forgotten too); any other unit is left as it is."""
+
+    name: str
+
+
 class StopUnit(Record):
     """Stop one unit, after the units that stop with it (Requires=, BindsTo=, PartOf= on
     it). `restart`: the stop half of a restart; the next StartUnit of the unit starts

@@ -145,6 +145,10 @@ class StopRequested(Record):
     restart: bool = False
 
 
+class ResetFailed(Record):
+    """systemctl reset-failed: leave `failed` for `inactive`, the start limit forgotten."""
+
+
 class KillRequested(Record):
     """The global stop timeout ran out: SIGKILL everything of the unit now."""
 
@@ -177,6 +181,7 @@ Event = (
     | TimerFired
     | StopRequested
     | KillRequested
+    | ResetFailed
     | SignalRequested
 )
 

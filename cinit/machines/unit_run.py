@@ -39,7 +39,7 @@ from cinit.machines.unit_stop import (
     finalize,
     watchdog_expired,
 )
-from cinit.machines.vocabulary import MAIN_PID_CHANGED_EVENT
+from cinit.machines.vocabulary import MAIN_PID_CHANGED_EVENT, STATUS_TEXT_EVENT
 from cinit.units.model import NotifyAccess, ServiceSection, ServiceType
 
 # The control command a phase runs (the main process is never a control process).
@@ -263,7 +263,10 @@ def on_notify_ready(step: UnitStep, _event: NotifyReady) -> None:
 
 
 def on_notify_status(step: UnitStep, event: NotifyStatus) -> None:
+    if event.text == step.model.status_text:
+        return  # a daemon repeating itself: no event
     step.update(status_text=event.text)
+    step.actions.append(Notice(step.model.name, STATUS_TEXT_EVENT, {"text": event.text}))
 
 
 def on_notify_main_pid(step: UnitStep, event: NotifyMainPid) -> None:

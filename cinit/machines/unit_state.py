@@ -119,6 +119,7 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
         {(*UP_STATES, State.STOPPING): stop.on_kill}, otherwise=stop.on_kill_at_rest
     ),
     ev.SignalRequested: _row({RUNNING_OR_ACTIVE: run.on_signal_requested}),
+    ev.ResetFailed: _row({(State.FAILED,): stop.on_reset_failed}),
     # ---- answers to actions, and processes (a late answer may meet any state) ----
     ev.ConditionChecked: _row({PENDING_START: start.on_condition_checked}),
     ev.Spawned: _always(start.on_spawned),

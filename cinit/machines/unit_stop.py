@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import signal
 
-from cinit.machines.restart import Result, seconds_to_usec, should_restart
+from cinit.machines.restart import Result, StartLimit, seconds_to_usec, should_restart
 from cinit.machines.unit_events import (
     CheckEmpty,
     KillRequested,
     KillUnit,
     RequestContainerExit,
     RequestOnFailure,
+    ResetFailed,
     SignalMain,
     SignalUnit,
     StopRequested,
@@ -71,6 +72,13 @@ def on_stop_stopping(step: UnitStep, event: StopRequested) -> None:
     step.log_stopping()
     if step.model.phase is Phase.NOTIFIED:
         enter_sigterm(step, step.kill_signal())
+
+
+def on_reset_failed(step: UnitStep, _event: ResetFailed) -> None:
+    """systemctl reset-failed: the failure is forgotten, and so are the start attempts."""
+    limit = step.model.start_limit
+    step.update(start_limit=StartLimit(limit.burst, limit.interval_usec))
+    step.enter(State.INACTIVE, "reset-failed")
 
 
 def on_kill(step: UnitStep, _event: KillRequested) -> None:

@@ -81,6 +81,8 @@ STATE_OF_EVENT: dict[str, str] = {event: state for state, event in EVENT_OF_STAT
 
 # A running unit's main process changed without a change of state (PIDFile=, MAINPID=).
 MAIN_PID_CHANGED_EVENT = "main-pid-changed"
+# A notify service sent STATUS=: its text, for `systemctl status`/`show` (StatusText=).
+STATUS_TEXT_EVENT = "status-text"
 BOOT_SETTLED_EVENT = "boot-settled"  # stamped once, right after the change that ended the boot
 FINAL_EVENT = "shutdown-finished"  # the stream's last word
 
