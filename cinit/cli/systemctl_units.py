@@ -29,7 +29,7 @@ from cinit.io.control_client import ControlError, request
 if TYPE_CHECKING:
     from typing import Any
 
-Reply = dict[str, Any]
+    Reply = dict[str, Any]
 UNIT_SUFFIXES = (
     ".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
     ".swap", ".slice", ".scope", ".device",
@@ -871,11 +871,18 @@ def list_dependencies(call: Call) -> int:
         return EXIT_FAILED
     units: dict[str, dict[str, Any]] = reply.get("units") or {}
     root = unit_name(call.units[0]) if call.units else "default.target"
+    relations = REVERSE if call.flag("reverse") else FORWARD
     if root not in units:
         if call.units:
             return call.fail(f"Unit {root} could not be found.", EXIT_NO_UNIT)
-        root = "multi-user.target" if "multi-user.target" in units else root
-    relations = REVERSE if call.flag("reverse") else FORWARD
+        # No default.target (cinit's --units mode boots every unit): the units nothing
+        # else pulls in stand under it, as [Install] would have put them.
+        tops = [name for name, status in units.items() if not any(status.get(k) for k in REVERSE)]
+        units[root] = {
+            "name": root,
+            "state": "active",
+            "wants": [] if call.flag("reverse") else tops,
+        }
     every, plain = call.flag("all"), call.flag("plain")
     lines = [root]
 
