@@ -245,7 +245,7 @@ def kill(call: Call) -> int:
 
 def reset_failed(call: Call) -> int:
     """`systemctl reset-failed [UNIT...]`: failed units go back to inactive."""
-    words = call.units or [None]
+    words: list[str | None] = [*call.units] or [None]
     status = EXIT_OK
     for word in words:
         message: dict[str, Any] = {"cmd": "reset-failed"}
