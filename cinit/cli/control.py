@@ -207,6 +207,7 @@ def _block(status: dict[str, Any]) -> str:
         f"     Active: {status.get('state')} ({status.get('sub') or '-'}) since {when};"
         f" {_ago(since)} ago",
         f"   Main PID: {status.get('main_pid') or '-'}",
+        *([f'     Status: "{status["status_text"]}"'] if status.get("status_text") else []),
         f"   Restarts: {status.get('restarts', 0)}",
         f"  Last exit: {_exit_text(status.get('last_exit'))}  result: {status.get('result')}",
         f"     Memory: {_bytes(status.get('memory'))}"

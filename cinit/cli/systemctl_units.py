@@ -101,6 +101,7 @@ def active_sub(status: dict[str, Any]) -> tuple[str, str]:
         "running": ("activating", "start"),
         "stopping": ("deactivating", "stop-sigterm" if kind == "service" else "stop"),
         "auto-restart": ("activating", "auto-restart"),
+        "reloading": ("reloading", "reload"),  # ExecReload= under way (the reload verb)
     }
     return table.get(state, ("inactive", "dead"))
 
