@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.units.diagnostics import ValueFormError
@@ -76,6 +76,16 @@ class ManagerEnvironment(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._now)
+
+    # Views of one dict: a swap between reading a name and its value cannot split them.
+    def items(self) -> ItemsView[str, str]:
+        return self._now.items()
+
+    def keys(self) -> KeysView[str]:
+        return self._now.keys()
+
+    def values(self) -> ValuesView[str]:
+        return self._now.values()
 
     def change(self, assign: Mapping[str, str], remove: Iterable[str] = ()) -> None:
         """Set the variables of `assign` and drop the names in `remove` (later starts)."""

@@ -92,6 +92,9 @@ def test_a_reader_of_the_environment_keeps_its_snapshot() -> None:
     environment.change({"B": "2"}, ["A"])
     assert list(reading) == ["A"]  # the dict it iterates was never changed
     assert dict(environment) == {"B": "2"}
+    items = environment.items()
+    environment.change({}, ["B"])
+    assert list(items) == [("B", "2")]  # names with their values, from one dict
 
 
 def test_no_block_is_answered_at_once_and_a_restart_still_finishes(tmp_path: Any) -> None:
