@@ -57,8 +57,8 @@ class ControlDesk:
     ) -> None:
         self.book = book
         # ("start"|"stop"|"restart-stop"|"reset-failed", unit) -> False when nobody can do
-        # it; "restart-stop"
-        # is a restart's stop: the units stopped along with it start again with it.
+        # it; "restart-stop" is a restart's stop: the units stopped along with it start
+        # again with it.
         self.command = command
         self.measure = measure  # fills memory/cpu into unit statuses
         self.log_tail = log_tail  # a unit's last output lines, when cinit keeps them
@@ -162,7 +162,7 @@ class ControlDesk:
         signo, whom = message.get("signal", 15), message.get("whom", "all")
         if isinstance(signo, bool) or not isinstance(signo, int) or not 0 < signo < 65:
             return self.error("malformed request: signal must be a number 1..64", EXIT_USAGE)
-        if whom not in KILL_WHOM:
+        if not isinstance(whom, str) or whom not in KILL_WHOM:
             return self.error("malformed request: whom must be main, control or all", EXIT_USAGE)
         if self.signal is None:
             return self.error("cinit cannot signal units here", EXIT_FAILED)

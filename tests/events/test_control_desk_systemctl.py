@@ -28,7 +28,13 @@ def test_kill_checks_its_fields_and_signals_through_the_pump(tmp_path: Any) -> N
     assert reply is not None and reply["ok"] is True
     assert desk.ask({"cmd": "kill", "unit": "a"})["ok"] is True  # type: ignore[index]
     assert sent == [("a.service", 1, "main"), ("a.service", 15, "all")]
-    for bad in ({"signal": 0}, {"signal": "HUP"}, {"signal": True}, {"whom": "everyone"}):
+    for bad in (
+        {"signal": 0},
+        {"signal": "HUP"},
+        {"signal": True},
+        {"whom": "everyone"},
+        {"whom": ["main"]},
+    ):
         reply = desk.ask({"cmd": "kill", "unit": "a", **bad})
         assert reply is not None and reply["code"] == 2, bad
     assert desk.ask({"cmd": "kill"})["code"] == 2  # type: ignore[index]
