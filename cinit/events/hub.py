@@ -99,6 +99,8 @@ class EventHub:
         # systemctl set-environment), and where unit cgroups live (None: process groups).
         self.environment: Any = None
         self.cgroup_root: str | None = None
+        # `OutputRelay.read_logs`, for `cinit logs` (None: no relay, nothing kept)
+        self.log_read: Callable[..., tuple[list[Any], int]] | None = None
         self._pump: Any = None
         self._launch_lock = threading.Lock()
         self._final: tuple[str | None, dict[str, Any]] | None = None  # see `emit`
