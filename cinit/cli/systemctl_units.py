@@ -473,11 +473,28 @@ def _cgroup_line(path: str) -> str:
     return path
 
 
-def last_lines(status: dict[str, Any], count: int) -> list[str]:
-    """The unit's last `count` output lines: what the status reply carries today (one
-    function, so that the log ring's `logs` request can replace it in one place)."""
-    lines = [str(line) for line in status.get("log") or ()]
-    return lines[-count:] if count > 0 else []
+def last_lines(call: Call, status: dict[str, Any], count: int) -> list[str]:
+    """The unit's last `count` output lines from cinit's log ring (the `logs` request), in
+    journalctl's short form as systemctl status shows them (`-o cat`: the text alone;
+    `-o json`: one JSON object a line); the status reply's own tail when that fails."""
+    if count <= 0:
+        return []
+    name = str(status.get("name"))
+    try:
+        reply = ask(call, {"cmd": "logs", "units": [name], "lines": count})
+    except NotRunning:
+        reply = {}
+    found = reply.get("lines") if reply.get("ok") else None
+    if not isinstance(found, list):
+        return [str(line) for line in status.get("log") or ()][-count:]
+    from cinit.cli.logs import json_line, short_line
+
+    form = call.text("output") or "short"
+    if form == "cat":
+        return [str(line.get("text", "")) for line in found]
+    if form == "json":
+        return [json_line(line).rstrip("\n") for line in found]
+    return [short_line(line).rstrip("\n") for line in found]
 
 
 def _dropin_lines(paths: list[str]) -> list[str]:
@@ -493,7 +510,7 @@ def _dropin_lines(paths: list[str]) -> list[str]:
     return lines
 
 
-def status_block(status: dict[str, Any], lines: int) -> str:
+def status_block(status: dict[str, Any], tail: list[str]) -> str:
     """`systemctl status UNIT`'s block for one unit (see systemctl(1))."""
     name = str(status.get("name"))
     active, sub = active_sub(status)
@@ -552,7 +569,6 @@ def status_block(status: dict[str, Any], lines: int) -> str:
         for index, each in enumerate(pids):
             branch = "└─" if index == len(pids) - 1 else "├─"
             out.append(f"             {branch}{each} {_command_line(each)}".rstrip())
-    tail = last_lines(status, lines)
     if tail:
         out.append("")
         out.extend(tail)
@@ -589,7 +605,7 @@ def status(call: Call) -> int:
             sys.stderr.write(f"Unit {name} could not be found.\n")
             code = EXIT_NO_UNIT
             continue
-        blocks.append(status_block(found, count))
+        blocks.append(status_block(found, last_lines(call, found, count)))
         if active_sub(found)[0] != "active" and code == EXIT_OK:
             code = EXIT_INACTIVE
     sys.stdout.write("\n".join(blocks))

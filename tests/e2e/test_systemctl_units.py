@@ -132,6 +132,14 @@ def test_is_active_is_failed_and_status_exit_codes(
     assert "     Active: failed (Result: exit-code) since " in broken.stdout
     assert "(code=exited, status=7)" in broken.stdout
     assert "cannot find its config" in broken.stdout  # its last output lines
+    # ... from the log ring, as journalctl's short form ("Dec 07 20:45:01 host unit[pid]: ")
+    last = broken.stdout.rstrip("\n").splitlines()[-1]
+    assert re.fullmatch(
+        r"\w{3} \d\d \d\d:\d\d:\d\d \S+ broken\.service\[\d+\]: cannot find its config", last
+    )
+    bare = ctl("status", "broken", "-o", "cat", "-n", "1")
+    assert bare.stdout.endswith("\n\ncannot find its config\n"), bare.stdout
+    assert "cannot find" not in ctl("status", "broken", "-n", "0").stdout
     missing = ctl("status", "nope")
     assert missing.returncode == 4 and "Unit nope.service could not be found." in missing.stderr
     assert ctl("status").returncode == 0
