@@ -20,14 +20,22 @@ def _names(found: frozenset[str] | tuple[str, ...]) -> list[str]:
     return sorted(found)
 
 
+_REVERSE: list[tuple[UnitSet, dict[str, dict[str, list[str]]]]] = []  # the last set's
+
+
 def _reverse(unit_set: UnitSet, name: str, relation: str) -> list[str]:
-    """The units whose `relation` (a DependencyGraph method: requires, wants ...) names `name`."""
-    graph: DependencyGraph = unit_set.graph
-    return sorted(
-        other
-        for other in unit_set.units
-        if other != name and name in getattr(graph, relation)(other)
-    )
+    """The units whose `relation` (a DependencyGraph method: requires, wants) names `name`;
+    the index is built once per unit set (a status of every unit asks for each)."""
+    if not _REVERSE or _REVERSE[0][0] is not unit_set:
+        graph: DependencyGraph = unit_set.graph
+        index: dict[str, dict[str, list[str]]] = {"requires": {}, "wants": {}}
+        for kind, found in index.items():
+            for other in sorted(unit_set.units):
+                for target in getattr(graph, kind)(other):
+                    if target != other:
+                        found.setdefault(target, []).append(other)
+        _REVERSE[:] = [(unit_set, index)]
+    return list(_REVERSE[0][1][relation].get(name, ()))
 
 
 def unit_file_state(unit_set: UnitSet, name: str) -> str:
@@ -37,7 +45,18 @@ def unit_file_state(unit_set: UnitSet, name: str) -> str:
     install = unit.install
     if not (install.wanted_by or install.required_by or install.alias or install.also):
         return "static"
-    return "enabled" if name in unit_set.graph.boot_units() else "disabled"
+    return "enabled" if name in _boot_units(unit_set) else "disabled"
+
+
+_BOOT_UNITS: list[tuple[UnitSet, frozenset[str]]] = []  # the last unit set's boot units
+
+
+def _boot_units(unit_set: UnitSet) -> frozenset[str]:
+    """The boot set of `unit_set`, computed once per unit set (a status of every unit asks
+    for each of them; a daemon-reload brings a new set)."""
+    if not _BOOT_UNITS or _BOOT_UNITS[0][0] is not unit_set:
+        _BOOT_UNITS[:] = [(unit_set, frozenset(unit_set.graph.boot_units()))]
+    return _BOOT_UNITS[0][1]
 
 
 def describe(unit_set: UnitSet, name: str) -> dict[str, Any]:
