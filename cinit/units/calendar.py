@@ -65,6 +65,15 @@ class CalendarError(ValueError):
     """An expression that is not a calendar event; str() says what is wrong."""
 
 
+class _SearchStuck(Exception):
+    """The search for the next elapse went round too often (systemd gives up the same
+    way, after as many rounds, with "Resource deadlock avoided")."""
+
+
+# systemd's safety valve against a search that does not end.
+_MAX_ITERATIONS: Final = 1000
+
+
 # --- the parsed form -------------------------------------------------------------------
 
 
@@ -463,9 +472,14 @@ def _parse_number(text: str, pos: int) -> tuple[int, int]:
     while end < len(text) and text[end] in "0123456789":
         end += 1
     if end == pos:
-        raise CalendarError(
-            f"a number expected at {text[pos:]!r}" if pos < len(text) else "a number is missing"
-        )
+        if pos == len(text):
+            raise CalendarError("a number is missing at the end")
+        if text[pos].isalpha():
+            word = text[pos:].split(" ")[0]
+            raise CalendarError(
+                f"unknown word {word!r} (not a weekday, shorthand or time zone name)"
+            )
+        raise CalendarError(f"a number expected at {text[pos:]!r}")
     if end - pos > 20 or int(text[pos:end]) >= 2**64:
         raise CalendarError(f"value {text[pos:end]!r} out of range")
     return end, int(text[pos:end])
@@ -514,12 +528,41 @@ def _full_year(chain: list[_Component] | None) -> list[_Component] | None:
     return [_Component(full(c.start), full(c.stop), c.repeat) for c in chain]
 
 
-def _check_chain(chain: _Chain, low: int, high: int, what: str) -> None:
+def _check_chain(chain: _Chain, low: int, high: int, what: str, end_of_month: bool = False) -> None:
+    """systemd's limits: values within [low, high]; days from the month's end at most 28;
+    a repetition that can happen at least once (within its range, or before the end of the
+    field; counted back from the end of the month for `~`); ranges not backwards."""
+    if end_of_month:
+        high -= 3
+    span = f"{low}..{_shown(high, what)}"
     for c in chain or ():
-        if not low <= c.start <= high or c.repeat > high - low:
-            raise CalendarError(f"{what} out of range")
-        if c.stop >= 0 and (c.stop < low or c.stop > high or c.stop < c.start):
-            raise CalendarError(f"{what} range out of range or backwards")
+        if not low <= c.start <= high:
+            raise CalendarError(f"{what} {_shown(c.start, what)} out of range {span}")
+        if c.repeat > high - low:
+            raise CalendarError(f"{what} repetition {_shown(c.repeat, what)} too large")
+        if c.stop >= 0:
+            if not low <= c.stop <= high:
+                raise CalendarError(f"{what} {_shown(c.stop, what)} out of range {span}")
+            if c.start + c.repeat > c.stop:
+                raise CalendarError(
+                    f"{what} range {_shown(c.start, what)}..{_shown(c.stop, what)} is backwards"
+                )
+        elif end_of_month and c.start - c.repeat < low:
+            raise CalendarError(
+                f"{what} repetition {_shown(c.repeat, what)} goes past the start of the month"
+            )
+        elif not end_of_month and c.start + c.repeat > high:
+            first = _shown(c.start + c.repeat, what)
+            raise CalendarError(
+                f"{what} repetition never happens ({first} is past {_shown(high, what)})"
+            )
+
+
+def _shown(value: int, what: str) -> str:
+    if what != "second":
+        return str(value)
+    whole, fraction = divmod(value, USEC_PER_SEC)
+    return f"{whole}.{fraction:06d}".rstrip("0").rstrip(".") if fraction else str(whole)
 
 
 def _finish(draft: _Draft) -> CalendarSpec:
@@ -542,7 +585,7 @@ def _finish(draft: _Draft) -> CalendarSpec:
     )
     _check_chain(spec.year, MIN_YEAR, MAX_YEAR, "year")
     _check_chain(spec.month, 1, 12, "month")
-    _check_chain(spec.day, 1, 31, "day")
+    _check_chain(spec.day, 1, 31, "day", spec.end_of_month)
     _check_chain(spec.hour, 0, 23, "hour")
     _check_chain(spec.minute, 0, 59, "minute")
     _check_chain(spec.second, 0, 60 * USEC_PER_SEC - 1, "second")
@@ -711,6 +754,16 @@ class _ZoneClock(_Clock):
             moment,
         )
 
+    def _offset_with_dst(self, t: int, dst: int) -> int | None:
+        # glibc's probe: weekly steps, both directions, up to about eight and a half years.
+        stride, bound = 601200, 536454000 // 2 + 601200
+        for delta in range(stride, bound, stride):
+            for probe in (t - delta, t + delta):
+                offset, probe_dst, _ = self._offset(probe)
+                if probe_dst == dst:
+                    return offset
+        return None
+
     def breakdown(self, t: int) -> _Tm:
         offset, dst, _ = self._offset(t)
         tm = _Tm(0, 0, 0, 0, 0, 0, dst)
@@ -733,20 +786,23 @@ class _ZoneClock(_Clock):
             offset, dst, _ = self._offset(guess)
             if guess + offset == wall and all(t != guess for t, _, _ in found):
                 found.append((guess, offset, dst))
+        wanted = [entry for entry in found if entry[2] == tm.isdst]
         if not found:
             # In a gap: the time before the change read with the offset before the change,
             # i.e. moved forward by the size of the gap (glibc's choice).
             t = tries[0]
+        elif tm.isdst in (0, 1) and wanted:
+            t = wanted[0][0]
         else:
-            pick = found[0]
-            wanted = [entry for entry in found if entry[2] == tm.isdst]
-            if tm.isdst in (0, 1) and wanted:
-                pick = wanted[0]
-            elif len(found) > 1:
-                same = [entry for entry in found if entry[1] == self.last_offset]
-                if same:
-                    pick = same[0]
-            t = pick[0]
+            same = [entry for entry in found if entry[1] == self.last_offset]
+            t = (same or found)[0][0]
+        if tm.isdst in (0, 1) and not wanted:
+            # Standard (daylight) time asked for where it is not in use: glibc reads the
+            # wall clock with the UTC offset of the nearest time that has it.
+            moved = self._offset_with_dst(t, tm.isdst)
+            if moved is None:
+                return None
+            t = wall - moved
         offset, dst, _ = self._offset(t)
         self.last_offset = offset
         _set_fields(tm, t + offset)
@@ -787,13 +843,35 @@ def _from_month_end(clock: _Clock, tm: _Tm, day: int) -> int:
     return probe.mday
 
 
-def _out_of_bounds(clock: _Clock, tm: _Tm) -> bool:
-    """Whether `tm` is not a time that exists as written (a carry or a DST gap moved it)."""
+def _within_bounds(clock: _Clock, tm: _Tm) -> int:
+    """1 if `tm` exists as written. 0 if converting it moves it forward (a carry such as
+    Sep 36, or a wall-clock time in a DST gap): `tm` is then set to where it moved, with
+    the fields below the first one that changed reset (Sep 36 -> Oct 1, not Oct 6, so no
+    day is skipped). -1 if it is past the last year, cannot be converted, or would move
+    backwards (the search never goes back)."""
+    if tm.year > MAX_YEAR:
+        return -1
     probe = tm.copy()
     t = clock.make(probe)
-    if t is None or t < 0 or tm.year > MAX_YEAR:
-        return True
-    return not probe.same_fields(tm)
+    if t is None or t < 0:
+        return -1
+    moved = probe.year, probe.mon, probe.mday, probe.hour, probe.min, probe.sec
+    written = tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec
+    if moved == written:
+        return 1
+    if moved < written:
+        return -1
+    first_changed = next(i for i in range(6) if moved[i] != written[i])
+    if first_changed < 5:
+        # the field just below the first changed one starts over (mon, mday, hour, ...)
+        setattr(
+            probe,
+            ("mon", "mday", "hour", "min", "sec")[first_changed],
+            1 if first_changed == 1 else 0,
+        )
+    tm.year, tm.mon, tm.mday = probe.year, probe.mon, probe.mday
+    tm.hour, tm.min, tm.sec, tm.isdst = probe.hour, probe.min, probe.sec, probe.isdst
+    return 0
 
 
 def _weekday_ok(spec: CalendarSpec, clock: _Clock, tm: _Tm) -> bool:
@@ -810,7 +888,6 @@ def _next_usec(spec: CalendarSpec, clock: _Clock, after: int) -> int | None:
     usec = after + 1
     seconds, micro = divmod(usec, USEC_PER_SEC)
     tm = clock.breakdown(seconds)
-    base_dst = tm.isdst
     if not _find_next(spec, clock, tm, micro):
         return None
     found_micro = tm.sec  # _find_next leaves the microseconds in sec's place: see there
@@ -819,91 +896,103 @@ def _next_usec(spec: CalendarSpec, clock: _Clock, after: int) -> int | None:
     t = clock.make(tm)
     if t is None or t < 0:
         return None
-    if spec.dst in (0, 1) and (base_dst != spec.dst or tm.isdst != spec.dst):
-        # An expression in the local zone's standard (daylight) abbreviation: systemd finds
-        # elapses only while that abbreviation is in use; past its end it finds none.
-        return None
     return t * USEC_PER_SEC + found_micro
 
 
 def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
     """Move `tm` (and `micro`) to the first match at or after it; False if none. On
-    success tm.sec holds seconds * 10**6 + microseconds."""
+    success tm.sec holds seconds * 10**6 + microseconds.
 
-    def reset(level: str) -> None:
+    Each field, from the year down, is moved to its first allowed value at or after the
+    current one (resetting the smaller fields) or, when it has none left, the next larger
+    field is stepped and the search starts over. A moved time that does not exist as
+    written starts the search over from where the conversion put it."""
+
+    def reset(*fields: str) -> None:
         nonlocal micro
-        if level == "year":
-            tm.mon, tm.mday = 0, 1
-        if level in ("year", "month"):
-            tm.mday = 1
-        if level in ("year", "month", "day"):
-            tm.hour = 0
-        if level in ("year", "month", "day", "hour"):
-            tm.min = 0
-        tm.sec = micro = 0
+        for name in fields:
+            setattr(tm, name, 1 if name == "mday" else 0)
+        micro = 0
 
-    while True:
+    for _ in range(_MAX_ITERATIONS):
         clock.make(tm)
         tm.isdst = spec.dst
+
         year = _match(spec.year, tm.year, False, clock, tm)
         if year is None:
             return False
         if year != tm.year:
             tm.year = year
-            reset("year")
-        if _out_of_bounds(clock, tm):
+            reset("mon", "mday", "hour", "min", "sec")
+        if _within_bounds(clock, tm) <= 0:
             return False
 
         month = _match(spec.month, tm.mon + 1, False, clock, tm)
         if month is not None and month != tm.mon + 1:
             tm.mon = month - 1
-            reset("month")
-        if month is None or _out_of_bounds(clock, tm):
+            reset("mday", "hour", "min", "sec")
+        bounds = _within_bounds(clock, tm) if month is not None else -1
+        if bounds < 0:
             tm.year += 1
-            reset("year")
+            reset("mon", "mday", "hour", "min", "sec")
+            continue
+        if bounds == 0:
             continue
 
         day = _match(spec.day, tm.mday, spec.end_of_month, clock, tm)
         if day is not None and day != tm.mday:
             tm.mday = day
-            reset("day")
-        if day is None or _out_of_bounds(clock, tm):
+            reset("hour", "min", "sec")
+        bounds = _within_bounds(clock, tm) if day is not None else -1
+        if bounds < 0:
             tm.mon += 1
-            reset("month")
+            reset("mday", "hour", "min", "sec")
+            continue
+        if bounds == 0:
             continue
 
         if not _weekday_ok(spec, clock, tm):
             tm.mday += 1
-            reset("day")
+            reset("hour", "min", "sec")
             continue
 
         hour = _match(spec.hour, tm.hour, False, clock, tm)
         if hour is not None and hour != tm.hour:
             tm.hour = hour
-            reset("hour")
-        if hour is None or _out_of_bounds(clock, tm):
+            reset("min", "sec")
+        bounds = _within_bounds(clock, tm) if hour is not None else -1
+        if bounds < 0:
             tm.mday += 1
-            reset("day")
+            reset("hour", "min", "sec")
+            continue
+        if bounds == 0:  # the hour is missing (a DST gap): on from where it moved
             continue
 
         minute = _match(spec.minute, tm.min, False, clock, tm)
         if minute is not None and minute != tm.min:
             tm.min = minute
-            tm.sec = micro = 0
-        if minute is None or _out_of_bounds(clock, tm):
+            reset("sec")
+        bounds = _within_bounds(clock, tm) if minute is not None else -1
+        if bounds < 0:
             tm.hour += 1
-            reset("hour")
+            reset("min", "sec")
+            continue
+        if bounds == 0:
             continue
 
         second = _match(spec.second, tm.sec * USEC_PER_SEC + micro, False, clock, tm)
         if second is not None:
             tm.sec, micro = divmod(second, USEC_PER_SEC)
-        if second is None or _out_of_bounds(clock, tm):
+        bounds = _within_bounds(clock, tm) if second is not None else -1
+        if bounds < 0:
             tm.min += 1
-            tm.sec = micro = 0
+            reset("sec")
+            continue
+        if bounds == 0:
             continue
         tm.sec = tm.sec * USEC_PER_SEC + micro
         return True
+    raise _SearchStuck
 
 
 # --- the OnCalendar= value -------------------------------------------------------------
