@@ -272,12 +272,18 @@ def parse_calendar(text: str) -> CalendarSpec:
     shorthand = rest.lower()
     shorthand = _SHORTHAND_ALIASES.get(shorthand, shorthand)
     rest = _SHORTHANDS.get(shorthand, rest)
-    pos = _parse_weekdays(rest, 0, draft)
-    pos, was_epoch = _parse_date(rest, pos, draft)
-    if not was_epoch:
-        pos = _parse_time(rest, pos, draft)
-    if pos != len(rest):
-        raise CalendarError(f"unexpected {rest[pos:]!r}")
+    try:
+        pos = _parse_weekdays(rest, 0, draft)
+        pos, was_epoch = _parse_date(rest, pos, draft)
+        if not was_epoch:
+            pos = _parse_time(rest, pos, draft)
+        if pos != len(rest):
+            raise CalendarError(f"unexpected {rest[pos:]!r}")
+    except CalendarError:
+        last = rest.rpartition(" ")[2]
+        if "/" in last and any(ch.isalpha() for ch in last):
+            raise CalendarError(f"unknown time zone {last!r}") from None
+        raise
     return _finish(draft)
 
 
