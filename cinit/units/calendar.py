@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "CalendarError",
+    "CalendarSearchError",
     "CalendarSpec",
     "parse_calendar",
     "parse_calendar_value",
@@ -65,9 +66,9 @@ class CalendarError(ValueError):
     """An expression that is not a calendar event; str() says what is wrong."""
 
 
-class _SearchStuck(Exception):
-    """The search for the next elapse went round too often (systemd gives up the same
-    way, after as many rounds, with "Resource deadlock avoided")."""
+class CalendarSearchError(RuntimeError):
+    """The search for the next elapse went round too often without an answer (systemd
+    gives up after as many rounds, with "Resource deadlock avoided")."""
 
 
 # systemd's safety valve against a search that does not end.
@@ -148,14 +149,21 @@ class CalendarSpec:
         found = self.next_elapse_usec(base)
         return None if found is None else found / USEC_PER_SEC
 
-    def next_elapse_usec(self, after: int) -> int | None:
-        """`next_elapse` in integer microseconds since the epoch (exact, no float rounding)."""
+    def next_elapse_usec(self, after: int, *, strict: bool = False) -> int | None:
+        """`next_elapse` in integer microseconds since the epoch (exact, no float rounding).
+        A search that does not end (systemd's safety valve) is None, or CalendarSearchError
+        when `strict`."""
         if self.utc:
             clock: _Clock = _UtcClock()
         else:
             zone = zone_named(self.timezone) if self.timezone else local_zone()
             clock = _ZoneClock(zone)
-        return _next_usec(self, clock, max(after, -1))
+        try:
+            return _next_usec(self, clock, max(after, -1))
+        except CalendarSearchError:
+            if strict:
+                raise
+            return None
 
 
 def _format_weekdays(bits: int) -> str:
@@ -998,7 +1006,7 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
             continue
         tm.sec = tm.sec * USEC_PER_SEC + micro
         return True
-    raise _SearchStuck
+    raise CalendarSearchError(f"no answer after {_MAX_ITERATIONS} rounds")
 
 
 # --- the OnCalendar= value -------------------------------------------------------------
