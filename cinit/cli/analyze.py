@@ -238,9 +238,10 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
             )
             status = EXIT_INVALID
             continue
-        rows, ok = _calendar_rows(text, spec, base, iterations)
-        sys.stdout.write("".join(f"{label:>16} {value}\n" for label, value in rows))
-        if not ok:
+        rows, ok = calendar_rows(text, spec, base, iterations)
+        if ok:  # systemd-analyze shows nothing of an expression whose search gave up
+            sys.stdout.write(format_rows(rows))
+        else:
             print(
                 f"{prog}: failed to determine next elapse for {text!r}: the search does not end",
                 file=sys.stderr,
@@ -250,7 +251,12 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
     return status
 
 
-def _calendar_rows(
+def format_rows(rows: list[tuple[str, str]]) -> str:
+    """systemd-analyze's two-column table: labels right-aligned, then the values."""
+    return "".join(f"{label:>16} {value}\n" for label, value in rows)
+
+
+def calendar_rows(
     text: str, spec: CalendarSpec, base: int, iterations: int
 ) -> tuple[list[tuple[str, str]], bool]:
     """The table of one expression: (label, value) rows, and False when the search for an

@@ -159,11 +159,16 @@ class CalendarSpec:
             zone = zone_named(self.timezone) if self.timezone else local_zone()
             clock = _ZoneClock(zone)
         try:
-            return _next_usec(self, clock, max(after, -1))
+            found = _next_usec(self, clock, max(after, -1))
         except CalendarSearchError:
             if strict:
                 raise
             return None
+        if found is not None and found <= after and not strict:
+            # systemd can answer a time before the base for a forced standard/daylight time
+            # in the hour that repeats; a timer must never be told to elapse in the past.
+            return None
+        return found
 
 
 def _format_weekdays(bits: int) -> str:
@@ -906,7 +911,6 @@ def _next_usec(spec: CalendarSpec, clock: _Clock, after: int) -> int | None:
         return None
     found_micro = tm.sec  # _find_next leaves the microseconds in sec's place: see there
     tm.sec, found_micro = divmod(found_micro, USEC_PER_SEC)
-    tm.isdst = spec.dst
     t = clock.make(tm)
     if t is None or t < 0:
         return None
@@ -928,9 +932,12 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
             setattr(tm, name, 1 if name == "mday" else 0)
         micro = 0
 
+    start = (tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec, micro)
+    force_dst = True
     for _ in range(_MAX_ITERATIONS):
         clock.make(tm)
-        tm.isdst = spec.dst
+        if force_dst:
+            tm.isdst = spec.dst
 
         year = _match(spec.year, tm.year, False, clock, tm)
         if year is None:
@@ -1003,6 +1010,13 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
             reset("sec")
             continue
         if bounds == 0:
+            continue
+        if (tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec, micro) < start:
+            # A match on a wall-clock time before the start (the hour that repeats when
+            # daylight time ends, or a forced standard/daylight time): on from the next
+            # hour, reading the wall clock as it is (Debian's systemd 252 does this).
+            tm.hour += 1
+            force_dst = False
             continue
         tm.sec = tm.sec * USEC_PER_SEC + micro
         return True
