@@ -441,6 +441,8 @@ def _parse_time(text: str, pos: int, draft: _Draft) -> int:
 def _parse_chain(text: str, pos: int, usec: bool) -> tuple[int, list[_Component] | None]:
     """A field: `*` or a comma-separated list of components."""
     if text[pos : pos + 1] == "*":
+        if text[pos + 1 : pos + 2] == "/":
+            raise CalendarError("'*/N' is not the syntax: a repetition from 0 is written 0/N")
         return pos + 1, ([_Component(0, -1, USEC_PER_SEC)] if usec else None)
     chain: list[_Component] = []
     while True:
@@ -498,6 +500,8 @@ def _parse_number(text: str, pos: int) -> tuple[int, int]:
             raise CalendarError(
                 f"unknown word {word!r} (not a weekday, shorthand or time zone name)"
             )
+        if text[pos] == " ":
+            raise CalendarError(f"unexpected space at {text[pos:]!r}")
         raise CalendarError(f"a number expected at {text[pos:]!r}")
     if end - pos > 20 or int(text[pos:end]) >= 2**64:
         raise CalendarError(f"value {text[pos:end]!r} out of range")
