@@ -554,11 +554,15 @@ def _full_year(chain: list[_Component] | None) -> list[_Component] | None:
 def _check_chain(chain: _Chain, low: int, high: int, what: str, end_of_month: bool = False) -> None:
     """systemd's limits: values within [low, high]; days from the month's end at most 28;
     a repetition that can happen at least once (within its range, or before the end of the
-    field; counted back from the end of the month for `~`); ranges not backwards."""
-    if end_of_month:
-        high -= 3
-    span = f"{low}..{_shown(high, what)}"
+    field; counted back from the end of the month for `~`); ranges not backwards.
+
+    For `~` systemd lowers the limit by 3 for each value in turn (its check passes the
+    lowered limit on to the next value): the first (smallest) may be 28 days from the end,
+    the second 25, the third 22, ... Copied, so the same expressions are refused."""
     for c in chain or ():
+        if end_of_month:
+            high -= 3
+        span = f"{low}..{_shown(high, what)}"
         if not low <= c.start <= high:
             raise CalendarError(f"{what} {_shown(c.start, what)} out of range {span}")
         if c.repeat > high - low:

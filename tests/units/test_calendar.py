@@ -11,6 +11,8 @@ import dataclasses
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cinit.units import calendar
 from cinit.units.calendar import (
@@ -242,3 +244,22 @@ def test_epoch_timestamps_and_two_digit_years() -> None:
     assert parse_calendar("@1790000000").normalized() == "2026-09-21 14:13:20 UTC"
     assert parse_calendar("69-01-01").normalized() == "2069-01-01 00:00:00"
     assert parse_calendar("70-01-01").normalized() == "1970-01-01 00:00:00"
+
+
+# --- any text: a spec or a CalendarError, never another exception -----------------------
+
+CALENDAR_ALPHABET = "0123456789*-~:.,/ @MonTueFriSatdaily UTCEurope/Berlin\0é"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=CALENDAR_ALPHABET, max_size=30))
+def test_any_text_is_a_spec_or_a_calendar_error(text: str) -> None:
+    try:
+        spec = parse_calendar(text)
+    except CalendarError:
+        return
+    normalized = spec.normalized()
+    again = parse_calendar(normalized)  # the normalized form is itself valid ...
+    assert again.normalized() == normalized  # ... and normalizes to itself
+    found = spec.next_elapse_usec(epoch("2026-12-07 12:00:00") * 1_000_000)
+    assert found is None or found > epoch("2026-12-07 12:00:00") * 1_000_000
