@@ -207,8 +207,8 @@ def _format_chain(chain: _Chain, width: int) -> str:
 def _format_seconds(chain: _Chain) -> str:
     if chain is None:
         return "*"
-    if len(chain) == 1 and chain[0].start == 0 and chain[0].repeat == USEC_PER_SEC:
-        return "*"  # whatever its end: systemd does not look at it
+    if any(c.start == 0 and c.stop < 0 and c.repeat == USEC_PER_SEC for c in chain):
+        return "*"  # one value covers every second: the whole list is `*` (systemd's rule)
 
     def number(value: int, width: int) -> str:
         whole, fraction = divmod(value, USEC_PER_SEC)
