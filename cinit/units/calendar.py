@@ -71,6 +71,8 @@ class CalendarSearchError(RuntimeError):
     gives up after as many rounds, with "Resource deadlock avoided")."""
 
 
+# 2200-01-01 00:00 UTC plus a day: no elapse can come after (years end at 2199).
+_NEVER_AFTER: Final = 7258118400 + 86400
 # systemd's safety valve against a search that does not end.
 _MAX_ITERATIONS: Final = 1000
 
@@ -145,6 +147,8 @@ class CalendarSpec:
         """The first elapse strictly after `after` (epoch seconds), None if there is none
         (before the year 2200). Wall-clock fields are read in the spec's zone: UTC, the
         named zone, or the local zone (TZ, else /etc/localtime) when none is named."""
+        if not after < _NEVER_AFTER:  # also NaN and infinity
+            return None
         base = int(after * USEC_PER_SEC // 1) if after >= 0 else -1
         found = self.next_elapse_usec(base)
         return None if found is None else found / USEC_PER_SEC
@@ -153,6 +157,8 @@ class CalendarSpec:
         """`next_elapse` in integer microseconds since the epoch (exact, no float rounding).
         A search that does not end (systemd's safety valve) is None, or CalendarSearchError
         when `strict`."""
+        if after >= _NEVER_AFTER * USEC_PER_SEC:
+            return None  # past the last year there is nothing (and no overflow)
         if self.utc:
             clock: _Clock = _UtcClock()
         else:

@@ -103,6 +103,9 @@ def test_a_spec_in_the_past_never_elapses() -> None:
     assert parse_calendar("2003-03-05 05:40 UTC").next_elapse(time.time()) is None
     assert parse_calendar("*-02-30").next_elapse(0) is None  # no such day, ever
     assert parse_calendar("2199-12-31 23:59:59 UTC").next_elapse(epoch("2100-01-01 00:00:00"))
+    for far in (1e12, float("inf"), float("nan")):  # after 2199, or not a time: never
+        assert parse_calendar("minutely").next_elapse(far) is None
+    assert parse_calendar("minutely UTC").next_elapse(-5.0) == 0.0  # before the epoch
 
 
 def test_every_two_seconds_and_fractions() -> None:
