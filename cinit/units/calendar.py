@@ -18,6 +18,9 @@ ones to their first value, a field that cannot match carries into the larger one
 time that does not exist (a DST gap) or a date that does not exist (Feb 30) is skipped; a
 wall-clock time that exists twice (DST ends) elapses once, at its first instance when the
 search comes from before it. Years end at 2199: a spec with nothing left elapses never.
+glibc's mktime is emulated where systemd relies on it (which of two equal wall-clock times,
+a forced standard/daylight time), and so is a rule of Debian's systemd 252 build that the
+upstream source does not show (a match before the start goes on from the next hour).
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ class CalendarSpec:
         if after >= _NEVER_AFTER * USEC_PER_SEC:
             return None  # past the last year there is nothing (and no overflow)
         if self.utc:
-            clock: _Clock = _UtcClock()
+            clock: _Clock = _Clock()
         else:
             zone = zone_named(self.timezone) if self.timezone else local_zone()
             clock = _ZoneClock(zone)
@@ -745,7 +748,8 @@ def _set_fields(tm: _Tm, wall: int) -> None:
 
 
 class _Clock:
-    """gmtime/timegm: wall clock = UTC."""
+    """The conversions between epoch seconds and wall-clock fields; this one is
+    gmtime/timegm (the wall clock is UTC), _ZoneClock is localtime/mktime in a zone."""
 
     def breakdown(self, t: int) -> _Tm:
         tm = _Tm(0, 0, 0, 0, 0, 0, 0)
@@ -764,10 +768,6 @@ class _Clock:
         return wall
 
 
-class _UtcClock(_Clock):
-    pass
-
-
 class _ZoneClock(_Clock):
     """localtime/mktime in a zone. A wall-clock time that exists twice is read as the one
     with the UTC offset of the previous conversion (glibc's mktime does the same), else the
@@ -777,28 +777,24 @@ class _ZoneClock(_Clock):
         self.zone = zone
         self.last_offset: int | None = None
 
-    def _offset(self, t: int) -> tuple[int, int, datetime]:
+    def _offset(self, t: int) -> tuple[int, int]:
+        """The zone's UTC offset (seconds) at `t` and whether daylight time is in use."""
         moment = datetime.fromtimestamp(t, self.zone)
-        offset = moment.utcoffset()
-        dst = moment.dst()
-        return (
-            int(offset.total_seconds()) if offset else 0,
-            1 if dst else 0,
-            moment,
-        )
+        offset, dst = moment.utcoffset(), moment.dst()
+        return (int(offset.total_seconds()) if offset else 0), (1 if dst else 0)
 
     def _offset_with_dst(self, t: int, dst: int) -> int | None:
         # glibc's probe: weekly steps, both directions, up to about eight and a half years.
         stride, bound = 601200, 536454000 // 2 + 601200
         for delta in range(stride, bound, stride):
             for probe in (t - delta, t + delta):
-                offset, probe_dst, _ = self._offset(probe)
+                offset, probe_dst = self._offset(probe)
                 if probe_dst == dst:
                     return offset
         return None
 
     def breakdown(self, t: int) -> _Tm:
-        offset, dst, _ = self._offset(t)
+        offset, dst = self._offset(t)
         tm = _Tm(0, 0, 0, 0, 0, 0, dst)
         _set_fields(tm, t + offset)
         return tm
@@ -816,7 +812,7 @@ class _ZoneClock(_Clock):
             shift = naive.replace(fold=fold, tzinfo=self.zone).utcoffset()
             guess = wall - (int(shift.total_seconds()) if shift else 0)
             tries.append(guess)
-            offset, dst, _ = self._offset(guess)
+            offset, dst = self._offset(guess)
             if guess + offset == wall and all(t != guess for t, _, _ in found):
                 found.append((guess, offset, dst))
         wanted = [entry for entry in found if entry[2] == tm.isdst]
@@ -836,7 +832,7 @@ class _ZoneClock(_Clock):
             if moved is None:
                 return None
             t = wall - moved
-        offset, dst, _ = self._offset(t)
+        offset, dst = self._offset(t)
         self.last_offset = offset
         _set_fields(tm, t + offset)
         tm.isdst = dst
