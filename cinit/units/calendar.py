@@ -914,22 +914,22 @@ def _weekday_ok(spec: CalendarSpec, clock: _Clock, tm: _Tm) -> bool:
 
 
 def _next_usec(spec: CalendarSpec, clock: _Clock, after: int) -> int | None:
-    usec = after + 1
-    seconds, micro = divmod(usec, USEC_PER_SEC)
+    """The first elapse at or after `after` + 1 microsecond (systemd's
+    calendar_spec_next_usec), in microseconds; None if never."""
+    seconds, micro = divmod(after + 1, USEC_PER_SEC)
     tm = clock.breakdown(seconds)
-    if not _find_next(spec, clock, tm, micro):
+    found_micro = _find_next(spec, clock, tm, micro)
+    if found_micro is None:
         return None
-    found_micro = tm.sec  # _find_next leaves the microseconds in sec's place: see there
-    tm.sec, found_micro = divmod(found_micro, USEC_PER_SEC)
     t = clock.make(tm)
     if t is None or t < 0:
         return None
     return t * USEC_PER_SEC + found_micro
 
 
-def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
-    """Move `tm` (and `micro`) to the first match at or after it; False if none. On
-    success tm.sec holds seconds * 10**6 + microseconds.
+def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> int | None:
+    """Move `tm` (whole seconds; `micro` its microseconds) to the first match at or after
+    it and return the match's microseconds; None if there is none.
 
     Each field, from the year down, is moved to its first allowed value at or after the
     current one (resetting the smaller fields) or, when it has none left, the next larger
@@ -951,12 +951,12 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
 
         year = _match(spec.year, tm.year, False, clock, tm)
         if year is None:
-            return False
+            return None
         if year != tm.year:
             tm.year = year
             reset("mon", "mday", "hour", "min", "sec")
         if _within_bounds(clock, tm) <= 0:
-            return False
+            return None
 
         month = _match(spec.month, tm.mon + 1, False, clock, tm)
         if month is not None and month != tm.mon + 1:
@@ -1028,8 +1028,7 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
             tm.hour += 1
             force_dst = False
             continue
-        tm.sec = tm.sec * USEC_PER_SEC + micro
-        return True
+        return micro
     raise CalendarSearchError(f"no answer after {_MAX_ITERATIONS} rounds")
 
 
