@@ -210,6 +210,7 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
     `systemd-analyze calendar` (a blank line between expressions; an invalid one is said
     on stderr, the others are still shown, and the status is 1)."""
     from cinit.cli.args import UsageError, usage_error
+    from cinit.units._text import quoted
     from cinit.units.calendar import CalendarError, parse_calendar
 
     # Words after `--` are expressions, even "-5s" (systemd-analyze's getopt does the same).
@@ -233,7 +234,8 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
             spec = parse_calendar(text)
         except CalendarError as exc:
             print(
-                f"{prog}: failed to parse calendar specification {text!r}: {exc}{_hint(text)}",
+                f"{prog}: failed to parse calendar specification {quoted(text)}: "
+                f"{exc}{_hint(text)}",
                 file=sys.stderr,
             )
             status = EXIT_INVALID
@@ -243,7 +245,8 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
             sys.stdout.write(format_rows(rows))
         else:
             print(
-                f"{prog}: failed to determine next elapse for {text!r}: the search does not end",
+                f"{prog}: failed to determine next elapse for {quoted(text)}: "
+                "the search does not end",
                 file=sys.stderr,
             )
             status = EXIT_INVALID

@@ -34,6 +34,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cinit.units._text import quoted
+
 __all__ = [
     "CalendarError",
     "CalendarSearchError",
@@ -300,11 +302,11 @@ def parse_calendar(text: str) -> CalendarSpec:
         if not was_epoch:
             pos = _parse_time(rest, pos, draft)
         if pos != len(rest):
-            raise CalendarError(f"unexpected {rest[pos:]!r}")
+            raise CalendarError(f"unexpected {quoted(rest[pos:])}")
     except CalendarError:
         last = rest.rpartition(" ")[2]
         if "/" in last and any(ch.isalpha() for ch in last):
-            raise CalendarError(f"unknown time zone {last!r}") from None
+            raise CalendarError(f"unknown time zone {quoted(last)}") from None
         raise
     return _finish(draft)
 
@@ -338,7 +340,7 @@ def _parse_weekdays(text: str, pos: int, draft: _Draft) -> int:
             if text[pos : pos + len(word)].lower() == word.lower():
                 after = pos + len(word)
                 if after < len(text) and text[after] not in "-., ":
-                    raise CalendarError(f"invalid weekday {text[pos:].split(' ')[0]!r}")
+                    raise CalendarError(f"invalid weekday {quoted(text[pos:].split(' ')[0])}")
                 draft.weekdays |= 1 << number
                 if range_from >= 0:
                     if range_from > number:
@@ -353,7 +355,7 @@ def _parse_weekdays(text: str, pos: int, draft: _Draft) -> int:
         else:
             if first:
                 return pos
-            raise CalendarError(f"weekday expected at {text[pos:]!r}")
+            raise CalendarError(f"weekday expected at {quoted(text[pos:])}")
         if pos == len(text):
             return pos
         if text[pos] == " ":
@@ -409,7 +411,7 @@ def _parse_date(text: str, pos: int, draft: _Draft) -> tuple[int, bool]:
     if text[end] == "~":
         draft.end_of_month = True
     elif text[end] != "-":
-        raise CalendarError(f"'-' expected in the date at {text[end:]!r}")
+        raise CalendarError(f"'-' expected in the date at {quoted(text[end:])}")
     end, second = _parse_chain(text, end + 1, False)
     if end == len(text) or text[end] == " ":
         draft.month, draft.day = first, second
@@ -419,10 +421,10 @@ def _parse_date(text: str, pos: int, draft: _Draft) -> tuple[int, bool]:
     if text[end] == "~":
         draft.end_of_month = True
     elif text[end] != "-":
-        raise CalendarError(f"'-' expected in the date at {text[end:]!r}")
+        raise CalendarError(f"'-' expected in the date at {quoted(text[end:])}")
     end, third = _parse_chain(text, end + 1, False)
     if end != len(text) and text[end] != " ":
-        raise CalendarError(f"unexpected {text[end:]!r} after the date")
+        raise CalendarError(f"unexpected {quoted(text[end:])} after the date")
     draft.year, draft.month, draft.day = first, second, third
     return _skip_spaces(text, end), False
 
@@ -434,15 +436,15 @@ def _parse_time(text: str, pos: int, draft: _Draft) -> int:
         return pos
     pos, hour = _parse_chain(text, pos, False)
     if pos == len(text) or text[pos] != ":":
-        raise CalendarError(f"':' expected after the hour at {text[pos:]!r}")
+        raise CalendarError(f"':' expected after the hour at {quoted(text[pos:])}")
     pos, minute = _parse_chain(text, pos + 1, False)
     second: list[_Component] | None = [_Component(0)]
     if pos < len(text):
         if text[pos] != ":":
-            raise CalendarError(f"unexpected {text[pos:]!r} after the minute")
+            raise CalendarError(f"unexpected {quoted(text[pos:])} after the minute")
         pos, second = _parse_chain(text, pos + 1, True)
         if pos != len(text):
-            raise CalendarError(f"unexpected {text[pos:]!r} after the seconds")
+            raise CalendarError(f"unexpected {quoted(text[pos:])} after the seconds")
     draft.hour, draft.minute, draft.second = hour, minute, second
     return pos
 
@@ -480,7 +482,7 @@ def _parse_component(text: str, pos: int, usec: bool) -> tuple[int, _Component]:
         if usec and stop >= 0 and start + repeat > stop:
             raise CalendarError("a range of seconds shorter than one second needs a repetition")
     if pos < len(text) and text[pos] not in " ,-~:":
-        raise CalendarError(f"unexpected {text[pos:]!r}")
+        raise CalendarError(f"unexpected {quoted(text[pos:])}")
     return pos, _Component(start, stop, repeat)
 
 
@@ -493,7 +495,7 @@ def _parse_decimal(text: str, pos: int, usec: bool) -> tuple[int, int]:
             end, fraction = _parse_fraction(text, end + 1)
             value += fraction
     if value > _INT_MAX:
-        raise CalendarError(f"value {text[pos:end]!r} out of range")
+        raise CalendarError(f"value {quoted(text[pos:end])} out of range")
     return end, value
 
 
@@ -507,13 +509,13 @@ def _parse_number(text: str, pos: int) -> tuple[int, int]:
         if text[pos].isalpha():
             word = text[pos:].split(" ")[0]
             raise CalendarError(
-                f"unknown word {word!r} (not a weekday, shorthand or time zone name)"
+                f"unknown word {quoted(word)} (not a weekday, shorthand or time zone name)"
             )
         if text[pos] == " ":
-            raise CalendarError(f"unexpected space at {text[pos:]!r}")
-        raise CalendarError(f"a number expected at {text[pos:]!r}")
+            raise CalendarError(f"unexpected space at {quoted(text[pos:])}")
+        raise CalendarError(f"a number expected at {quoted(text[pos:])}")
     if end - pos > 20 or int(text[pos:end]) >= 2**64:
-        raise CalendarError(f"value {text[pos:end]!r} out of range")
+        raise CalendarError(f"value {quoted(text[pos:end])} out of range")
     return end, int(text[pos:end])
 
 
@@ -652,7 +654,7 @@ def zone_named(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise CalendarError(f"unknown time zone {name!r}") from exc
+        raise CalendarError(f"unknown time zone {quoted(name)}") from exc
 
 
 def local_zone() -> tzinfo:
@@ -1040,7 +1042,6 @@ def parse_calendar_value(text: str) -> CalendarSpec:
     ValueFormError (the schema's error for a bad value) quoting the value and saying what
     is wrong, e.g. `invalid calendar event '*-*-* 25:00': hour out of range`. Leading and
     trailing whitespace is already gone (the unit file parser strips it)."""
-    from cinit.units._text import quoted
     from cinit.units.diagnostics import ValueFormError
 
     try:
