@@ -86,6 +86,16 @@ def test_iterations_and_base_time(cinit_cmd: list[str]) -> None:
     assert lines[-2] == "      Iter. #12: Tue 2027-01-05 00:00:00 UTC"
     only_forms = calendar(cinit_cmd, "--iterations", "0", "daily")
     assert only_forms.stdout == "  Original form: daily\nNormalized form: *-*-* 00:00:00\n"
+    for base, first in [
+        ("Mon 2026-12-07 12:00 utc", "Mon 2026-12-07 13:00:00 UTC"),  # a weekday is a label
+        ("2026-12-24 12:00:30.5 Europe/Berlin", "Thu 2026-12-24 12:00:00 UTC"),
+    ]:
+        hourly = calendar(cinit_cmd, "--base-time", base, "hourly")
+        assert hourly.stdout.splitlines()[2] == f"    Next elapse: {first}", hourly.stderr
+    today = calendar(cinit_cmd, "--base-time", "today", "minutely")
+    assert today.stdout.splitlines()[2].endswith(" 00:01:00 UTC")
+    ahead = calendar(cinit_cmd, "--base-time=+3h", "daily")
+    assert ahead.returncode == 0, ahead.stderr
     never = calendar(cinit_cmd, BASE, "2003-03-05")
     assert never.stdout.splitlines()[-1] == "    Next elapse: never"
 
