@@ -148,17 +148,21 @@ class CalendarSpec:
     def __str__(self) -> str:
         return self.normalized()
 
-    def next_elapse(self, after: float) -> float | None:
+    def next_elapse(self, after: float, *, local: tzinfo | None = None) -> float | None:
         """The first elapse strictly after `after` (epoch seconds), None if there is none
         (before the year 2200). Wall-clock fields are read in the spec's zone: UTC, the
-        named zone, or the local zone (TZ, else /etc/localtime) when none is named."""
+        named zone, or the local zone when none is named: `local` if given (a caller that
+        must not read the environment resolves it once with `local_zone()`), else $TZ or
+        /etc/localtime, read at each call."""
         if not after < _NEVER_AFTER:  # also NaN and infinity
             return None
         base = int(after * USEC_PER_SEC // 1) if after >= 0 else -1
-        found = self.next_elapse_usec(base)
+        found = self.next_elapse_usec(base, local=local)
         return None if found is None else found / USEC_PER_SEC
 
-    def next_elapse_usec(self, after: int, *, strict: bool = False) -> int | None:
+    def next_elapse_usec(
+        self, after: int, *, strict: bool = False, local: tzinfo | None = None
+    ) -> int | None:
         """`next_elapse` in integer microseconds since the epoch (exact, no float rounding).
         A search that does not end (systemd's safety valve) is None, or CalendarSearchError
         when `strict`."""
@@ -166,9 +170,10 @@ class CalendarSpec:
             return None  # past the last year there is nothing (and no overflow)
         if self.utc:
             clock: _Clock = _Clock()
+        elif self.timezone:
+            clock = _ZoneClock(zone_named(self.timezone))
         else:
-            zone = zone_named(self.timezone) if self.timezone else local_zone()
-            clock = _ZoneClock(zone)
+            clock = _ZoneClock(local if local is not None else local_zone())
         try:
             found = _next_usec(self, clock, max(after, -1))
         except CalendarSearchError:

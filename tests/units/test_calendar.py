@@ -172,6 +172,12 @@ def test_the_local_zone_comes_from_tz(monkeypatch: pytest.MonkeyPatch) -> None:
     assert daily.next_elapse(base) == epoch("2027-01-16 00:00:00")
     monkeypatch.setenv("TZ", "No/Such_Zone")  # what libc does too: UTC
     assert daily.next_elapse(base) == epoch("2027-01-16 00:00:00")
+    # a caller that reads no environment passes the zone it resolved
+    berlin = calendar.zone_named("Europe/Berlin")
+    assert daily.next_elapse(base, local=berlin) == epoch("2027-01-15 23:00:00")
+    assert parse_calendar("daily UTC").next_elapse(base, local=berlin) == epoch(
+        "2027-01-16 00:00:00"
+    )
 
 
 def test_the_local_zone_abbreviation_forces_standard_or_daylight_time(
