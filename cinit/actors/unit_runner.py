@@ -45,6 +45,7 @@ SUPERVISOR_EVENTS = (
     ev.DependenciesSettled,
     ev.DependencyFailed,
     ev.StopRequested,
+    ev.ReloadRequested,
     ev.KillRequested,
     ev.SignalRequested,
     ev.CannotStart,
