@@ -52,7 +52,7 @@ from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
 from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
-from cinit.machines.requests import StartUnit, StopUnit
+from cinit.machines.requests import ReloadUnit, StartUnit, StopUnit
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import (
     CannotStart,
@@ -61,6 +61,7 @@ from cinit.machines.unit_events import (
     KillRequested,
     Log,
     Notice,
+    ReloadRequested,
     ReportSettled,
     ReportStopped,
     RequestContainerExit,
@@ -88,7 +89,7 @@ if TYPE_CHECKING:
 
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
-_SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE)
+_SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING)
 # Up, or about to be: a conflicting or bound unit in one of these states is stopped.
 _UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
 # Where a unit goes down to, and where it was up (BindsTo= stops the units bound to it).
@@ -210,6 +211,9 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._start_restarted(message.name)
         elif isinstance(message, StopUnit):
             self._stop_unit(message.name, restart=message.restart)
+        elif isinstance(message, ReloadUnit):
+            if self.shutdown is None and message.name in self.units:
+                self._tell(message.name, ReloadRequested())
         elif isinstance(message, StopAllUnits):
             self._stop_all()
         elif isinstance(message, KillAllUnits):
@@ -320,7 +324,7 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _active(self, name: str) -> bool:
         """Whether `name` is active now (a socket without `SocketSupport`: once started)."""
-        if self.states.get(name) is State.ACTIVE:
+        if self.states.get(name) in (State.ACTIVE, State.RELOADING):
             return True
         unsupported_socket = self.sockets is None and self.units[name].kind is UnitKind.SOCKET
         return unsupported_socket and self.book.settled.get(name) is Outcome.READY

@@ -15,13 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from cinit.events.status_book import StatusBook
-from cinit.machines.vocabulary import AT_REST_STATES, READY_STATES, State
+from cinit.machines.vocabulary import (
+    AT_REST_STATES,
+    READY_STATES,
+    RELOAD_FAILED_REASON,
+    State,
+)
 
 EXIT_FAILED = 1  # LSB: generic failure
 EXIT_USAGE = 2  # malformed request
 EXIT_UNKNOWN_UNIT = 4  # systemctl's "no such unit"
 
-COMMANDS = frozenset({"status", "start", "stop", "restart", "is-ready"})
+COMMANDS = frozenset({"status", "start", "stop", "restart", "reload", "is-ready"})
+_RELOADABLE_STATES = (State.ACTIVE, State.RELOADING)
 MAX_REQUEST = 64 * 1024
 
 Reply = dict[str, Any]
@@ -36,7 +42,7 @@ class Pending:
     def __init__(self, client: Client, unit: str, phase: str) -> None:
         self.client = client
         self.unit = unit
-        self.phase = phase  # "start", "stop" or "restart-stop" (then "start")
+        self.phase = phase  # "start", "stop", "reload" or "restart-stop" (then "start")
 
 
 class ControlDesk:
@@ -114,6 +120,8 @@ class ControlDesk:
     def change(self, client: Client, cmd: str, name: str) -> Reply | None:
         if self.book.shutting_down:
             return self.error("cinit is shutting down", EXIT_FAILED)
+        if cmd == "reload":
+            return self.reload(client, name)
         state = self.book.units[name]["state"]
         # Services and sockets alike: the reply waits for the unit's state events.
         if cmd == "start" and state == State.ACTIVE:
@@ -129,6 +137,21 @@ class ControlDesk:
         if not self.command(order, name):
             return self.error("no unit supervisor", EXIT_FAILED)
         self.pending.append(Pending(client, name, phase))
+        return None
+
+    def reload(self, client: Client, name: str) -> Reply | None:
+        """ExecReload= of an active service; answered by the end of its reload (systemctl's
+        refusals, word for word, for a unit that cannot reload or is not active)."""
+        if name not in self.book.reloadable:
+            text = f"Failed to reload {name}: Job type reload is not applicable for unit {name}."
+            return self.error(text, EXIT_FAILED)
+        if self.book.units[name]["state"] not in _RELOADABLE_STATES:
+            text = f"Failed to reload {name}: Unit {name} is not active, cannot reload."
+            return self.error(text, EXIT_FAILED)
+        # Already reloading: the machine ignores the order, the reload under way answers.
+        if not self.command("reload", name):
+            return self.error("no unit supervisor", EXIT_FAILED)
+        self.pending.append(Pending(client, name, "reload"))
         return None
 
     def done(self, name: str) -> Reply:
@@ -168,6 +191,8 @@ class ControlDesk:
             return None
         if item.phase == "stop":
             return self.done(item.unit) if new in AT_REST_STATES else None
+        if item.phase == "reload":
+            return self._reloaded(item.unit, new, str(event.get("reason", "")))
         # start
         if new in READY_STATES or new == State.CONDITION_SKIPPED:
             return self.done(item.unit)
@@ -177,3 +202,17 @@ class ControlDesk:
         if new == State.INACTIVE:
             return self.error(f"{item.unit} was stopped before it was up", EXIT_FAILED)
         return None
+
+    def _reloaded(self, name: str, new: str, reason: str) -> Reply | None:
+        """A reload's reply: when its unit is back active (or went down meanwhile)."""
+        if new == State.RELOADING:
+            return None
+        if new == State.ACTIVE and not reason.startswith(RELOAD_FAILED_REASON):
+            return self.done(name)
+        if new != State.ACTIVE:
+            why = f"the unit went {new} during the reload"
+        elif "timeout" in reason:
+            why = "a timeout was exceeded"
+        else:
+            why = "the control process exited with error code"
+        return self.error(f"Job for {name} failed because {why}.", EXIT_FAILED)

@@ -232,6 +232,8 @@ class EventHub:
                 fields["aliases"] = list(unit.aliases)
             if unit.snippets:
                 fields["snippets"] = list(unit.snippets)
+            if unit.service is not None and unit.service.exec_reload:
+                fields["reloadable"] = True  # `cinit reload UNIT` applies (ExecReload=)
             self._stamp("loaded", name, fields, load_end)
 
     def start(self) -> None:

@@ -48,6 +48,7 @@ class StatusBook:
         self.shutdown_ms: float | None = None  # when shutdown-started was stamped
         self.recent: dict[str, list[str]] = {}  # each unit's last few events, as text
         self.aliases: dict[str, str] = {}  # Alias= and alias links -> the unit's own name
+        self.reloadable: set[str] = set()  # services with ExecReload= (`cinit reload` applies)
 
     def unit(self, name: str) -> dict[str, Any]:
         status = self.units.get(name)
@@ -95,6 +96,8 @@ class StatusBook:
                 status["snippets"] = list(event["snippets"])
             status["description"] = event.get("description", "")
             status["kind"] = event.get("kind", status["kind"])
+            if event.get("reloadable"):
+                self.reloadable.add(name)
             self.since_ms[name] = t_ms
             return float(event.get("load_start_ms", t_ms))
         if kind == "overridden":

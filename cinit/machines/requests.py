@@ -22,3 +22,10 @@ class StopUnit(Record):
 
     name: str
     restart: bool = False
+
+
+class ReloadUnit(Record):
+    """Reload one unit's configuration (ExecReload=); its `reloading -> active` Transition
+    answers (the control desk checks first that the unit can reload and is active)."""
+
+    name: str

@@ -5,8 +5,9 @@
 and actions, `cinit.machines.vocabulary` the states (re-exported here). Everything is
 immutable and free of I/O, so the state table is tested without processes or a real clock.
 A state holds phases (`Phase`): what the unit does inside it (starting: `pre`; running:
-`start`, `find-main`, `post`; reloading: `reload`, `reload-notified`; stopping: `notified`, `stop`, `sigterm`, `sigkill`,
-`stop-post`; waiting and auto-restart: `conditions`).
+`start`, `find-main`, `post`; reloading: `reload`, `reload-notified`; stopping:
+`notified`, `stop`, `sigterm`, `sigkill`, `stop-post`; waiting and auto-restart:
+`conditions`).
 """
 
 from __future__ import annotations
