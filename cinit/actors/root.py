@@ -17,8 +17,8 @@ same ordered stop, which ends with `RootOutcome.hand_off` instead of `settle`; t
 thread then execs the program (`cinit.io.handoff`). Its shutdown events carry `handoff: true`.
 
 Unit supervision (issue 4) plugs in as `units`: any `tell`-able object that accepts
-`StopAllUnits`, `KillAllUnits`, `ForwardSignal` and `ReloadAllUnits`, and answers with `UnitsStopped` (and
-`ExitRequested` for ExitContainerOnFailure) sent to this actor.
+`StopAllUnits`, `KillAllUnits`, `ForwardSignal` and `ReloadAllUnits` (SIGHUP), and answers
+with `UnitsStopped` (and `ExitRequested` for ExitContainerOnFailure) sent to this actor.
 """
 
 from __future__ import annotations

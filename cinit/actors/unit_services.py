@@ -38,6 +38,8 @@ from cinit.units.loader import UnitSet
 from cinit.units.model import ServiceType, Unit, UnitKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pykka
 
     from cinit.actors.socket_activator import SocketSupport
@@ -67,6 +69,7 @@ class UnitServices:
         self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
+        self.reloader: Callable[[], UnitSet] | None = None  # daemon-reload's reading
         self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
@@ -152,6 +155,7 @@ class UnitServices:
             started=self.started,
             reports=self.reports,
             bound=self.bound,
+            reloader=self.reloader,
         )
         self.bound = {}
         self.started = {}

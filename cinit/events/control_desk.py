@@ -17,6 +17,7 @@ from typing import Any
 from cinit.events.status_book import StatusBook
 from cinit.machines.vocabulary import (
     AT_REST_STATES,
+    DAEMON_RELOADED_EVENT,
     READY_STATES,
     RELOAD_FAILED_REASON,
     State,
@@ -26,7 +27,9 @@ EXIT_FAILED = 1  # LSB: generic failure
 EXIT_USAGE = 2  # malformed request
 EXIT_UNKNOWN_UNIT = 4  # systemctl's "no such unit"
 
-COMMANDS = frozenset({"status", "start", "stop", "restart", "reload", "is-ready"})
+COMMANDS = frozenset(
+    {"status", "start", "stop", "restart", "reload", "daemon-reload", "is-ready"}
+)
 _RELOADABLE_STATES = (State.ACTIVE, State.RELOADING)
 MAX_REQUEST = 64 * 1024
 
@@ -42,7 +45,8 @@ class Pending:
     def __init__(self, client: Client, unit: str, phase: str) -> None:
         self.client = client
         self.unit = unit
-        self.phase = phase  # "start", "stop", "reload" or "restart-stop" (then "start")
+        # "start", "stop", "reload", "daemon-reload" or "restart-stop" (then "start")
+        self.phase = phase
 
 
 class ControlDesk:
@@ -96,6 +100,8 @@ class ControlDesk:
             return self.status(name)
         if cmd == "is-ready":
             return {"ok": True, "ready": self.book.is_ready(name), "seq": self.book.seq}
+        if cmd == "daemon-reload":
+            return self.daemon_reload(client, message.get("apply", False))
         if name is None:
             return self.error(f"malformed request: {cmd} needs a unit", EXIT_USAGE)
         return self.change(client, str(cmd), name)
@@ -154,6 +160,36 @@ class ControlDesk:
         self.pending.append(Pending(client, name, "reload"))
         return None
 
+    def daemon_reload(self, client: Client, apply: object) -> Reply | None:
+        """Read the unit files again; answered by the supervisor's `daemon-reloaded` event
+        (the difference, or the new set's errors)."""
+        if not isinstance(apply, bool):
+            return self.error("malformed request: apply must be true or false", EXIT_USAGE)
+        if self.book.shutting_down:
+            return self.error("cinit is shutting down", EXIT_FAILED)
+        if not self.command("daemon-reload-apply" if apply else "daemon-reload", ""):
+            return self.error("no unit supervisor", EXIT_FAILED)
+        self.pending.append(Pending(client, "", "daemon-reload"))
+        return None
+
+    def _daemon_reloaded(self, event: dict[str, Any]) -> list[tuple[Client, Reply]]:
+        """The oldest daemon-reload request gets this outcome (SIGHUP's are nobody's)."""
+        if not event.get("requested"):
+            return []
+        item = next((p for p in self.pending if p.phase == "daemon-reload"), None)
+        if item is None:
+            return []
+        self.pending.remove(item)
+        if not event.get("ok"):
+            errors = [str(line) for line in event.get("errors") or ()]
+            text = "\n".join(["the new unit set was refused; running units unchanged", *errors])
+            return [(item.client, self.error(text, EXIT_FAILED))]
+        reply: Reply = {"ok": True, "seq": self.book.seq, "diff": list(event.get("diff") or ())}
+        for key in ("started", "stopped", "restarted"):
+            if key in event:
+                reply[key] = event[key]
+        return [(item.client, reply)]
+
     def done(self, name: str) -> Reply:
         return {"ok": True, "seq": self.book.seq, "unit": name, "state": self.unit_state(name)}
 
@@ -169,6 +205,8 @@ class ControlDesk:
             gone = [(item.client, stopping) for item in self.pending]
             self.pending.clear()
             return gone
+        if event["event"] == DAEMON_RELOADED_EVENT:
+            return self._daemon_reloaded(event)
         new, unit = event.get("new"), event.get("unit")
         if new is None or unit is None:
             return []

@@ -349,7 +349,7 @@ class EventPump:
         supervisor = self.hub.supervisor
         if supervisor is None:
             return False
-        from cinit.machines.requests import ReloadUnit, StartUnit, StopUnit
+        from cinit.machines.requests import DaemonReload, ReloadUnit, StartUnit, StopUnit
 
         # The desk's orders -> the supervisor's messages (one row each).
         orders: dict[str, Callable[[str], object]] = {
@@ -357,6 +357,8 @@ class EventPump:
             "stop": StopUnit,
             "restart-stop": lambda name: StopUnit(name, restart=True),
             "reload": ReloadUnit,
+            "daemon-reload": lambda _: DaemonReload(apply=False),
+            "daemon-reload-apply": lambda _: DaemonReload(apply=True),
         }
         try:
             supervisor.tell(orders[kind](unit))

@@ -29,3 +29,10 @@ class ReloadUnit(Record):
     answers (the control desk checks first that the unit can reload and is active)."""
 
     name: str
+
+
+class DaemonReload(Record):
+    """Read the unit directories again (systemctl daemon-reload); `apply`: also start the
+    added, stop the removed and restart the changed units (`cinit reload --apply`)."""
+
+    apply: bool = False

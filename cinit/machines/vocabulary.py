@@ -91,6 +91,7 @@ MAIN_PID_CHANGED_EVENT = "main-pid-changed"
 UNIT_ADDED_EVENT = "unit-added"
 UNIT_REMOVED_EVENT = "unit-removed"
 UNIT_CHANGED_EVENT = "unit-changed"
+DAEMON_RELOADED_EVENT = "daemon-reloaded"  # cinit's: the outcome of one daemon-reload
 # How a reload ends (the reason of its `reloading -> active` Transition): the control
 # request that asked for it answers by the reason's first words.
 RELOADED_REASON = "reloaded"

@@ -5,15 +5,18 @@ changed when a directive's value differs (after drop-ins, specifiers and default
 the supervisor would run), and the diff names those directives as written in unit files
 (`Type`, `ExecStart`, `ConditionPathExists` ...). A unit whose file moved or gained an
 alias but whose directives are the same is not changed. `UnitSetDiff.lines()` is what
-`cinit reload` prints: `+ name`, `- name`, `~ name: Directive, ...`.
+`cinit reload` prints: `+ name`, `- name`, `~ name: Directive, ...`. `unit_summary` is
+what the event stream tells of a unit (`loaded`, `unit-added`, `unit-changed`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from cinit.units import schema
 from cinit.units.frozen import Frozen
+from cinit.units.graph import DependencyGraph
 from cinit.units.model import Unit
 
 _SHARED_FIELDS = {"conditions": "Condition", "asserts": "Assert"}  # one list, many names
@@ -80,3 +83,25 @@ def changed_directives(old: Unit, new: Unit) -> tuple[str, ...]:
                 lines = {c.describe(prefix) for c in was} ^ {c.describe(prefix) for c in now}
                 names.update(line.split("=", 1)[0] for line in lines)
     return tuple(sorted(names))
+
+
+def unit_summary(unit: Unit, graph: DependencyGraph) -> dict[str, Any]:
+    """What the event stream says of a unit when it is loaded (`loaded`) or a daemon-reload
+    adds or changes it (`unit-added`, `unit-changed`): JSON-able fields."""
+    name = unit.name
+    fields: dict[str, Any] = {
+        "kind": str(unit.kind),
+        "description": unit.unit.description,
+        "after": sorted(graph.ordered_after(name)),
+        "requires": sorted(graph.requires(name)),
+        "wants": sorted(graph.wants(name)),
+        "source": str(unit.source),
+        "path": unit.path,
+    }
+    if unit.aliases:  # the other names control commands may use for it
+        fields["aliases"] = list(unit.aliases)
+    if unit.snippets:
+        fields["snippets"] = list(unit.snippets)
+    if unit.service is not None and unit.service.exec_reload:
+        fields["reloadable"] = True  # `cinit reload UNIT` applies (ExecReload=)
+    return fields
