@@ -148,12 +148,13 @@ class ControlDesk:
     def reload(self, client: Client, name: str) -> Reply | None:
         """ExecReload= of an active service; answered by the end of its reload (systemctl's
         refusals, word for word, for a unit that cannot reload or is not active)."""
+        # `refused` tells reload-or-restart (systemctl) why: it restarts in both cases.
         if name not in self.book.reloadable:
             text = f"Failed to reload {name}: Job type reload is not applicable for unit {name}."
-            return self.error(text, EXIT_FAILED)
+            return {**self.error(text, EXIT_FAILED), "refused": "not-applicable", "unit": name}
         if self.book.units[name]["state"] not in _RELOADABLE_STATES:
             text = f"Failed to reload {name}: Unit {name} is not active, cannot reload."
-            return self.error(text, EXIT_FAILED)
+            return {**self.error(text, EXIT_FAILED), "refused": "inactive", "unit": name}
         # Already reloading: the machine ignores the order, the reload under way answers.
         if not self.command("reload", name):
             return self.error("no unit supervisor", EXIT_FAILED)

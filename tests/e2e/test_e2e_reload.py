@@ -140,6 +140,32 @@ def test_reload_runs_execreload_with_mainpid_and_notify_reloading_is_honoured(
     assert cli(cinit_cmd, runtime, "reload", "web", "plain").returncode == 1
     assert cli(cinit_cmd, runtime, "reload", "web", "--apply").returncode == 2
 
+    # The systemctl verbs: reload, reload-or-restart, try-reload-or-restart, daemon-reload.
+    done = cli(cinit_cmd, runtime, "systemctl", "reload", "web")
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert (out / "mainpid").read_text().split() == [str(main_pid)] * 3  # and web plain
+    refused = cli(cinit_cmd, runtime, "systemctl", "reload", "plain")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Failed to reload plain.service: Job type reload")
+    missing = cli(cinit_cmd, runtime, "systemctl", "reload", "nope")
+    assert missing.returncode == 4
+    assert missing.stderr == "Failed to reload nope.service: Unit nope.service not found.\n"
+    plain_pid = status(cinit_cmd, runtime, "plain.service")["main_pid"]
+    assert cli(cinit_cmd, runtime, "systemctl", "reload-or-restart", "plain").returncode == 0
+    assert status(cinit_cmd, runtime, "plain.service")["main_pid"] not in (None, plain_pid)
+    assert cli(cinit_cmd, runtime, "systemctl", "try-reload-or-restart", "later").returncode == 0
+    assert status(cinit_cmd, runtime, "later.service")["state"] == "inactive"
+    assert cli(cinit_cmd, runtime, "systemctl", "reload-or-restart", "later").returncode == 0
+    assert status(cinit_cmd, runtime, "later.service")["state"] == "active"
+    tried = cli(cinit_cmd, runtime, "systemctl", "try-reload-or-restart", "later", "web")
+    assert tried.returncode == 0, tried.stderr
+    assert (out / "mainpid").read_text().split() == [str(main_pid)] * 4
+    failing = cli(cinit_cmd, runtime, "systemctl", "reload-or-restart", "broken")
+    assert failing.returncode == 1  # its reload failed: no restart instead
+    assert status(cinit_cmd, runtime, "broken.service")["main_pid"] == broken_pid
+    daemon = cli(cinit_cmd, runtime, "systemctl", "daemon-reload")
+    assert (daemon.returncode, daemon.stdout, daemon.stderr) == (0, "", "")
+
     # A notify service reloading by itself: RELOADING=1 ... READY=1 in the trace.
     trigger.touch()
     wait_until(lambda: "reloaded" in (notify_log.read_text() if notify_log.exists() else ""),
