@@ -35,7 +35,7 @@ from cinit.io.cgroup import CgroupTree
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
-from cinit.units.model import ServiceType, Unit, UnitKind
+from cinit.units.model import Unit, UnitKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -201,4 +201,4 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
 
 def _needs_notify(unit: Unit) -> bool:
     service = unit.service
-    return service is not None and (service.type is ServiceType.NOTIFY or service.watchdog_sec > 0)
+    return service is not None and (service.type.notifies or service.watchdog_sec > 0)

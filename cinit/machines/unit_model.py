@@ -126,6 +126,7 @@ class UnitModel(Frozen):
     owes_stopped: bool = False  # a stop request waits for ReportStopped
     stopping_logged: bool = False
     status_text: str = ""  # STATUS=
+    reload_awaits_ready: bool = False  # Type=notify-reload: the reload waits for READY=1
     timers: tuple[tuple[TimerKind, int], ...] = ()  # armed timers and their tokens
     next_token: int = 1
     start_deadline: int | None = None  # when the armed start timeout fires (usec)

@@ -174,7 +174,7 @@ def main_gone(step: UnitStep, info: ExitInfo) -> None:
         step.enter_phase(Phase.FIND_MAIN)
         step.actions.append(FindMainPid(None, svc.pid_file, svc.guess_main_pid))
         return
-    if starting and svc.type is ServiceType.NOTIFY and result is Result.SUCCESS:
+    if starting and svc.type.notifies and result is Result.SUCCESS:
         step.say("main process exited before READY=1")
         result = Result.PROTOCOL
     step.record(result, info.code)
@@ -239,7 +239,7 @@ def notify_access(svc: ServiceSection) -> NotifyAccess:
     `none`."""
     if svc.notify_access is not None:
         return svc.notify_access
-    if svc.type is ServiceType.NOTIFY or svc.watchdog_sec > 0:
+    if svc.type.notifies or svc.watchdog_sec > 0:
         return NotifyAccess.MAIN
     return NotifyAccess.NONE
 
@@ -263,7 +263,7 @@ TOLD_FIELDS = ("READY", "MAINPID", "STOPPING", "RELOADING")
 
 
 def on_notify_ready(step: UnitStep, _event: NotifyReady) -> None:
-    if step.model.phase is Phase.START and step.svc.type is ServiceType.NOTIFY:
+    if step.model.phase is Phase.START and step.svc.type.notifies:
         main_ready(step)
 
 

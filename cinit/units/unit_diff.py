@@ -17,7 +17,7 @@ from typing import Any
 from cinit.units import schema
 from cinit.units.frozen import Frozen
 from cinit.units.graph import DependencyGraph
-from cinit.units.model import Unit
+from cinit.units.model import ServiceType, Unit
 
 _SHARED_FIELDS = {"conditions": "Condition", "asserts": "Assert"}  # one list, many names
 
@@ -102,6 +102,7 @@ def unit_summary(unit: Unit, graph: DependencyGraph) -> dict[str, Any]:
         fields["aliases"] = list(unit.aliases)
     if unit.snippets:
         fields["snippets"] = list(unit.snippets)
-    if unit.service is not None and unit.service.exec_reload:
-        fields["reloadable"] = True  # `cinit reload UNIT` applies (ExecReload=)
+    service = unit.service
+    if service is not None and (service.exec_reload or service.type is ServiceType.NOTIFY_RELOAD):
+        fields["reloadable"] = True  # `cinit reload UNIT` applies
     return fields

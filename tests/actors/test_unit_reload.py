@@ -109,3 +109,33 @@ def test_reload_is_ignored_when_not_active_and_start_while_reloading_is_answered
     sim.boot().feed(ev.ReloadRequested()).clear()
     sim.feed(ev.StartRequested())
     assert [a.outcome.value for a in sim.of_type(ev.ReportSettled)] == ["ready"]
+
+
+def test_notify_reload_sends_reload_signal_and_waits_for_ready() -> None:
+    sim = UnitSim.of(service("Type=notify-reload\nExecStart=/bin/app\nReloadSignal=SIGUSR1"))
+    sim.boot().feed(ev.NotifyReady()).clear()
+    main = sim.model.main_pid
+    sim.feed(ev.ReloadRequested())
+    assert ev.SignalMain(main, signal.SIGUSR1) in sim.actions
+    assert sim.state is S.RELOADING and sim.model.phase is Phase.RELOAD_NOTIFIED
+    sim.feed(ev.NotifyReceived(main, True, {"RELOADING": "1"}))  # changes nothing
+    assert sim.state is S.RELOADING
+    sim.feed(ev.NotifyReceived(main, True, {"READY": "1"}))
+    assert reasons(sim)[-1] == (S.RELOADING, S.ACTIVE, RELOADED_REASON)
+
+
+def test_notify_reload_with_execreload_waits_for_both() -> None:
+    text = "Type=notify-reload\nExecStart=/bin/app\nExecReload=/bin/extra"
+    sim = UnitSim.of(service(text)).boot().feed(ev.NotifyReady()).clear()
+    main = sim.model.main_pid
+    sim.feed(ev.ReloadRequested())
+    assert ev.SignalMain(main, signal.SIGHUP) in sim.actions  # ReloadSignal='s default
+    sim.exit_control(0)
+    assert sim.state is S.RELOADING and sim.model.phase is Phase.RELOAD_NOTIFIED
+    sim.feed(ev.NotifyReady())
+    assert sim.state is S.ACTIVE
+    # READY=1 before the command ended: the command's end ends the reload.
+    sim.feed(ev.ReloadRequested(), ev.NotifyReady())
+    assert sim.state is S.RELOADING
+    sim.exit_control(0)
+    assert sim.state is S.ACTIVE and not sim.model.reload_awaits_ready

@@ -53,6 +53,7 @@ def test_reload_runs_execreload_with_mainpid_and_notify_reloading_is_honoured(
     out.mkdir()
     record = shell_script(tmp_path / "record-mainpid.sh", f'echo "$MAINPID" >> {out}/mainpid\n')
     notify_log, trigger = out / "notify.log", out / "reload-now"
+    nr_log = out / "nr.log"
     trace = tmp_path / "trace.jsonl"
     units = {
         "web.service": f"""
@@ -82,6 +83,11 @@ def test_reload_runs_execreload_with_mainpid_and_notify_reloading_is_honoured(
         "quiet.service": """
             [Service]
             ExecStart=/bin/sleep 100
+            """,
+        "nr.service": f"""
+            [Service]
+            Type=notify-reload
+            ExecStart={python_exec("notify_reloader.py", "--log", nr_log, "--reload-time", 0.5)}
             """,
         "self.service": f"""
             [Service]
@@ -165,6 +171,17 @@ def test_reload_runs_execreload_with_mainpid_and_notify_reloading_is_honoured(
     assert status(cinit_cmd, runtime, "broken.service")["main_pid"] == broken_pid
     daemon = cli(cinit_cmd, runtime, "systemctl", "daemon-reload")
     assert (daemon.returncode, daemon.stdout, daemon.stderr) == (0, "", "")
+
+    # Type=notify-reload: SIGHUP to the main process, the reply once it said READY=1.
+    nr_pid = status(cinit_cmd, runtime, "nr.service")["main_pid"]
+    done = cli(cinit_cmd, runtime, "reload", "nr")
+    assert done.returncode == 0, done.stderr
+    assert nr_log.read_text().split() == ["reloading", str(nr_pid), "reloaded", str(nr_pid)]
+    wait_until(
+        lambda: changes(trace, "nr.service")[-1:] == [("reloading", "active", "reloaded")],
+        10,
+        "the notify-reload's end in the trace",
+    )
 
     # A notify service reloading by itself: RELOADING=1 ... READY=1 in the trace.
     trigger.touch()
