@@ -6,8 +6,9 @@ systemctl-like, with LSB exit codes:
   reload UNIT...           ExecReload= of each: 0 done, 1 failed or not applicable, 4 unknown
   reload [--apply]         daemon-reload: read the unit directories again; prints the
                            difference ("+ added", "- removed", "~ changed: Directive, ...");
-                           --apply starts added, stops removed, restarts changed units;
-                           1 when the new set has errors (the diagnostics on stderr)
+                           --apply starts added, stops removed, restarts changed units and
+                           answers once they got there (1 when one failed); 1 when the new
+                           set has errors (the diagnostics on stderr)
   is-ready [UNIT]          no output; 0 ready, 3 not ready (or cinit not reachable),
                            4 unknown unit
   cinit not running        3 for every command (no control socket: LSB's "not running";

@@ -20,6 +20,7 @@ from cinit.machines.vocabulary import (
     DAEMON_RELOADED_EVENT,
     READY_STATES,
     RELOAD_FAILED_REASON,
+    UNIT_REMOVED_EVENT,
     State,
 )
 
@@ -49,6 +50,31 @@ class Pending:
         self.phase = phase
 
 
+class Applying:
+    """A `reload --apply` waiting for what it asked: unit -> its goal, "up" (started, or
+    the start half of a restart), "restart" (not down yet) or "gone" (removed units)."""
+
+    __slots__ = ("client", "failed", "reply", "waiting")
+
+    def __init__(self, client: Client, reply: Reply, waiting: dict[str, str]) -> None:
+        self.client = client
+        self.reply = reply  # sent once nothing is waited for
+        self.waiting = waiting
+        self.failed: list[str] = []
+
+    def advance(self, unit: str, event: str, new: str | None) -> None:
+        goal = self.waiting.get(unit)
+        if goal == "gone" and event == UNIT_REMOVED_EVENT:
+            del self.waiting[unit]
+        elif goal == "restart" and new in AT_REST_STATES:
+            self.waiting[unit] = "up"
+        elif goal == "up" and new is not None:
+            if new == State.FAILED:
+                self.failed.append(unit)
+            if new in READY_STATES or new in AT_REST_STATES:
+                del self.waiting[unit]
+
+
 class ControlDesk:
     """Requests -> replies; `command(kind, unit)` tells the unit supervisor."""
 
@@ -66,6 +92,7 @@ class ControlDesk:
         self.measure = measure  # fills memory/cpu into unit statuses
         self.log_tail = log_tail  # a unit's last output lines, when cinit keeps them
         self.pending: list[Pending] = []
+        self.applying: list[Applying] = []
 
     def error(self, text: str, code: int) -> Reply:
         return {"ok": False, "error": text, "code": code, "seq": self.book.seq}
@@ -186,10 +213,39 @@ class ControlDesk:
             text = "\n".join(["the new unit set was refused; running units unchanged", *errors])
             return [(item.client, self.error(text, EXIT_FAILED))]
         reply: Reply = {"ok": True, "seq": self.book.seq, "diff": list(event.get("diff") or ())}
-        for key in ("started", "stopped", "restarted"):
+        waiting: dict[str, str] = {}
+        for key, goal in (("started", "up"), ("stopped", "gone"), ("restarted", "restart")):
+            names = [str(name) for name in event.get(key) or ()]
             if key in event:
-                reply[key] = event[key]
-        return [(item.client, reply)]
+                reply[key] = names
+            for name in names:  # what happened before this event is in the book already
+                state = self.book.units.get(name, {}).get("state")
+                if goal == "gone" and state is None:
+                    continue
+                if goal == "up" and (state in READY_STATES or state == State.FAILED):
+                    continue
+                waiting[name] = "up" if goal == "restart" and state in AT_REST_STATES else goal
+        if not waiting:
+            return [(item.client, reply)]
+        # --apply: answered once what it started, stopped and restarted got there.
+        self.applying.append(Applying(item.client, reply, waiting))
+        return []
+
+    def _applied(self, event: dict[str, Any]) -> list[tuple[Client, Reply]]:
+        unit = event.get("unit")
+        if unit is None:
+            return []
+        replies = []
+        for item in list(self.applying):
+            item.advance(str(unit), event["event"], event.get("new"))
+            if not item.waiting:
+                self.applying.remove(item)
+                reply = item.reply
+                if item.failed:  # the diff first: the CLI prints only the error then
+                    lines = [*reply.get("diff", ()), f"failed: {', '.join(sorted(item.failed))}"]
+                    reply = {**reply, **self.error("\n".join(lines), EXIT_FAILED)}
+                replies.append((item.client, reply))
+        return replies
 
     def done(self, name: str) -> Reply:
         return {"ok": True, "seq": self.book.seq, "unit": name, "state": self.unit_state(name)}
@@ -199,19 +255,22 @@ class ControlDesk:
 
     def after_event(self, event: dict[str, Any]) -> list[tuple[Client, Reply]]:
         """Replies that this event (already applied to the book) settles."""
-        if not self.pending:
+        if not self.pending and not self.applying:
             return []
         if event["event"] == "shutdown-started":
             stopping = self.error("cinit is shutting down", EXIT_FAILED)
             gone = [(item.client, stopping) for item in self.pending]
+            gone += [(item.client, stopping) for item in self.applying]
             self.pending.clear()
+            self.applying.clear()
             return gone
+        applied = self._applied(event) if self.applying else []
         if event["event"] == DAEMON_RELOADED_EVENT:
-            return self._daemon_reloaded(event)
+            return applied + self._daemon_reloaded(event)
         new, unit = event.get("new"), event.get("unit")
         if new is None or unit is None:
-            return []
-        replies: list[tuple[Client, Reply]] = []
+            return applied
+        replies: list[tuple[Client, Reply]] = applied
         for item in list(self.pending):
             if item.unit != unit:
                 continue

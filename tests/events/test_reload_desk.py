@@ -104,3 +104,25 @@ def test_a_reloading_transition_has_its_own_event_name(tmp_path: Any) -> None:
     desk.hub.tell(change("r.service", State.RELOADING, State.ACTIVE))
     names = [e["event"] for e in desk.hub.take() if e["unit"] == "r.service"]
     assert names == ["reloading", "ready"]
+
+
+def test_apply_is_answered_once_what_it_asked_got_there(tmp_path: Any) -> None:
+    desk = reloadable_desk(tmp_path)
+    desk.go(State.INACTIVE, State.ACTIVE)  # a.service: restarted by the apply
+    go_r(desk, State.INACTIVE, State.ACTIVE)  # r.service: removed, stopped by it
+    assert desk.ask({"cmd": "daemon-reload", "apply": True}) is None
+    desk.hub.tell(Notice("n.service", "unit-added", {"kind": "service"}))
+    outcome = {"requested": True, "ok": True, "diff": ["+ n.service"]}
+    outcome |= {"started": ["n.service"], "stopped": ["r.service"], "restarted": ["a.service"]}
+    desk.hub.tell(Notice("", "daemon-reloaded", outcome))
+    assert desk.settle() == []
+    desk.hub.tell(Transition("n.service", State.INACTIVE, State.ACTIVE, "ready"))
+    desk.go(State.ACTIVE, State.STOPPING)
+    desk.go(State.STOPPING, State.INACTIVE)  # a: down; now its start
+    go_r(desk, State.ACTIVE, State.INACTIVE)
+    desk.hub.tell(Notice("r.service", "unit-removed", {}))
+    assert desk.settle() == []
+    ((client, reply),) = desk.go(State.INACTIVE, State.FAILED)  # a's start failed
+    assert (client, reply["ok"], reply["code"]) == ("c1", False, 1)
+    assert reply["error"] == "+ n.service\nfailed: a.service"
+    assert reply["started"] == ["n.service"] and reply["diff"] == ["+ n.service"]
