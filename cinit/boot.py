@@ -463,7 +463,7 @@ def _prepare_services(
     services = UnitServices.prepare(
         unit_set, table, runtime_dir=config.runtime_dir, log_prefix=config.log_prefix, early=early
     )
-    services.reloader = lambda: _read_units(config)  # daemon-reload reads what the boot read
+    services.reader = lambda: _read_units(config)  # daemon-reload reads what the boot read
     return services
 
 

@@ -69,7 +69,7 @@ class UnitServices:
         self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
-        self.reloader: Callable[[], UnitSet] | None = None  # daemon-reload's reading
+        self.reader: Callable[[], UnitSet] | None = None  # daemon-reload's reading
         self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
@@ -137,6 +137,19 @@ class UnitServices:
             hub.start()
         return services
 
+    def reread(self) -> UnitSet:
+        """daemon-reload: the unit files read again; what new units need that no unit at
+        boot did (the notify socket) is set up now."""
+        assert self.reader is not None
+        unit_set = self.reader()
+        if self.context.notify is None and any(map(_needs_notify, unit_set.units.values())):
+            from cinit.io.notify import NotifyHub
+
+            hub = NotifyHub(NOTIFY_DIRECTORY)
+            hub.start()
+            self.context.notify = hub
+        return unit_set
+
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
@@ -155,7 +168,7 @@ class UnitServices:
             started=self.started,
             reports=self.reports,
             bound=self.bound,
-            reloader=self.reloader,
+            reloader=self.reread if self.reader is not None else None,
         )
         self.bound = {}
         self.started = {}

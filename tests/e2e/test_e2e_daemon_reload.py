@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Boot, python_exec, shell_script, wait_until
+from e2e_support import Boot, notify_exec, python_exec, shell_script, wait_until
 
 pytestmark = [pytest.mark.pid1, pytest.mark.timeout(150)]
 
@@ -129,7 +129,9 @@ def test_daemon_reload_takes_the_new_files_for_the_next_start_and_refuses_a_brok
     # --apply: stops removed, starts added, restarts changed (web: v3 now).
     (units_dir / "bad.service").unlink()
     (units_dir / "new.service").unlink()
-    write(units_dir, "extra.service", "[Service]\nExecStart=/bin/sleep 100\n")
+    # extra.service is the first notify service: its notify socket comes with the reload.
+    extra = f"[Service]\nType=notify\nExecStart={notify_exec('extra', out / 'extra.log')}\n"
+    write(units_dir, "extra.service", extra)
     web_pid = units_now(cinit_cmd, runtime)["web.service"]["main_pid"]
     applied = cli(cinit_cmd, runtime, "reload", "--apply")
     assert applied.returncode == 0, applied.stderr
