@@ -7,7 +7,16 @@ report: OnFailure= (start the handlers, once per failure), ExitContainerOnFailur
 (`ExitRequested` to the root), and it runs the ordered shutdown (`StopAllUnits` from the
 root, at any moment, also mid-boot: pending starts are cancelled and units stop in
 reverse dependency order; `UnitsStopped` goes back to the root). `KillAllUnits` SIGKILLs
-every unit now; `ForwardSignal` passes SIGHUP/SIGUSR1/SIGUSR2 to every main process.
+every unit now; `ForwardSignal` passes SIGUSR1/SIGUSR2 to every main process.
+
+daemon-reload (`DaemonReload` from the control desk, `ReloadAllUnits` on SIGHUP): the
+unit directories are read again by the boot's reader; a new set with errors is refused
+whole; otherwise the supervisor takes it on (systemd's semantics: a running unit keeps its
+processes and gets its new definition, `Redefined`, for its next start; added units can be
+started; a removed unit that runs stays until it is stopped, then its actor ends,
+`Retire`), tells `unit-added`/`unit-changed`/`unit-removed`, and with `apply` stops the
+removed, starts the added and restarts the changed units. `daemon-reloaded` says how it
+went. `ReloadUnit` asks one unit for its ExecReload= (the unit machine's reload).
 
 Socket units (`cinit.actors.socket_activator`): every socket whose conditions hold is
 bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
