@@ -150,6 +150,8 @@ def _reload(command: Command, parsed: Any, units: list[str]) -> int:
     worst = EXIT_OK
     for unit in units:
         _, status = _ask("reload", parsed, {"cmd": "reload", "unit": unit})
+        if status == EXIT_NOT_READY:  # cinit is not running: said once
+            return status
         worst = max(worst, status)
     return worst
 
