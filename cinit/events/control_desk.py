@@ -356,6 +356,8 @@ class ControlDesk:
             why = f"the unit went {new} during the reload"
         elif "timeout" in reason:
             why = "a timeout was exceeded"
+        elif "no ExecReload=" in reason:  # added by a daemon-reload: used from its next start
+            why = "the definition it runs with has no ExecReload= (restart it to use the new one)"
         else:
             why = "the control process exited with error code"
         return self.error(f"Job for {name} failed because {why}.", EXIT_FAILED)

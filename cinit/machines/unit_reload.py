@@ -36,7 +36,10 @@ def on_reload_requested(step: UnitStep, _event: ReloadRequested) -> None:
     svc, main = step.svc, step.model.main_pid
     signalled = svc.type is ServiceType.NOTIFY_RELOAD and main is not None
     if not svc.exec_reload and not signalled:
-        step.say("reload requested, but it has no ExecReload=: nothing to do")
+        # The definition it runs with has none (a daemon-reload added it: that one is
+        # taken on at the next start). Still one answer, a failed reload.
+        step.enter(State.RELOADING, "reload requested")
+        finish(step, f"{RELOAD_FAILED_REASON} (no ExecReload= in the definition it runs with)")
         return
     phase = Phase.RELOAD if svc.exec_reload else Phase.RELOAD_NOTIFIED
     step.enter(State.RELOADING, "reload requested", phase)

@@ -139,3 +139,11 @@ def test_notify_reload_with_execreload_waits_for_both() -> None:
     assert sim.state is S.RELOADING
     sim.exit_control(0)
     assert sim.state is S.ACTIVE and not sim.model.reload_awaits_ready
+
+
+def test_a_reload_with_nothing_to_run_is_answered_as_failed() -> None:
+    sim = UnitSim.of(service("ExecStart=/bin/app")).boot().clear()
+    sim.feed(ev.ReloadRequested())
+    (going, back) = sim.of_type(ev.Transition)
+    assert (going.new, back.new) == (S.RELOADING, S.ACTIVE)
+    assert back.reason.startswith(RELOAD_FAILED_REASON) and not sim.spawned[1:]
