@@ -160,6 +160,14 @@ def test_daemon_reload_takes_the_new_files_for_the_next_start_and_refuses_a_brok
     wait_until(lambda: "hup.service" in units_now(cinit_cmd, runtime), 10, "SIGHUP's reload")
     assert units_now(cinit_cmd, runtime)["hup.service"]["state"] == "inactive"
     assert units_now(cinit_cmd, runtime)["keep.service"]["main_pid"] == keep_pid
+
+    # An ExecReload= a daemon-reload added is the next run's: a reload now fails, at once.
+    write(units_dir, "keep.service", "[Service]\nExecStart=/bin/sleep 100\nExecReload=/bin/true\n")
+    assert cli(cinit_cmd, runtime, "reload").returncode == 0
+    now = cli(cinit_cmd, runtime, "reload", "keep")
+    assert now.returncode == 1 and "restart it" in now.stderr, now.stderr
+    assert cli(cinit_cmd, runtime, "restart", "keep").returncode == 0
+    assert cli(cinit_cmd, runtime, "reload", "keep").returncode == 0
     assert run.terminate() == 0, run.report()
 
 
