@@ -86,6 +86,7 @@ from cinit.machines.unit_state import monotonic_usec
 from cinit.machines.vocabulary import (
     AT_REST_STATES,
     DAEMON_RELOADED_EVENT,
+    NO_PROCESS_STATES,
     UNIT_ADDED_EVENT,
     UNIT_CHANGED_EVENT,
     UNIT_REMOVED_EVENT,
@@ -200,6 +201,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.boot_names: frozenset[str] | None = None  # --systemd's boot set, if it was given
         self.retired: set[str] = set()  # removed by a daemon-reload, still running
         self.apply_restarts: set[str] = set()  # --apply: changed units to start once down
+        # Changed by a daemon-reload while up: they still run the older definition (the
+        # next --apply restarts them too, as `supervisorctl update` compares what runs).
+        self.outdated: set[str] = set()
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -620,6 +624,8 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self.restart_when_down.discard(name)
                 if self.shutdown is None:
                     self._start_units([name])
+            if item.new in NO_PROCESS_STATES:
+                self.outdated.discard(name)  # its next run takes the new definition
             if item.new in AT_REST_STATES and self.shutdown is None:
                 if name in self.apply_restarts:
                     self.apply_restarts.discard(name)
@@ -756,6 +762,8 @@ class UnitSupervisor(pykka.ThreadingActor):
             slot = self.slots.get(name)
             if slot is not None and name in diff.changed:
                 slot.tell(Redefined(unit))
+                if self.states.get(name, State.INACTIVE) not in NO_PROCESS_STATES:
+                    self.outdated.add(name)
         self.retired.difference_update(new.units)  # removed before, back now
         self.retired.update(diff.removed)
         self.boot_names = frozenset(new.graph.boot_units())
@@ -783,6 +791,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             return
         for name in names:
             self.retired.discard(name)
+            self.outdated.discard(name)
             self.units.pop(name, None)
             self.states.pop(name, None)
             self.book.in_play.discard(name)
@@ -805,7 +814,12 @@ class UnitSupervisor(pykka.ThreadingActor):
         stop = [n for n in removed if n in self.units]  # the ones still running
         boot = set(self.graph.boot_units())
         start = [n for n in added if n in boot]
-        restart = [n for n in changed if self.states.get(n, State.INACTIVE) in _UP_OR_PENDING]
+        older = sorted(self.outdated - set(changed))  # changed by an earlier reload
+        restart = [
+            n
+            for n in [*changed, *older]
+            if n in self.units and self.states.get(n, State.INACTIVE) in _UP_OR_PENDING
+        ]
         for name in stop:
             self._stop_unit(name)
         for name in restart:

@@ -145,7 +145,15 @@ def _reload(command: Command, parsed: Any, units: list[str]) -> int:
     if not units:
         reply, status = _ask("reload", parsed, {"cmd": "daemon-reload", "apply": apply})
         if reply is not None:
-            sys.stdout.write("".join(f"{line}\n" for line in reply.get("diff") or ()))
+            lines = [str(line) for line in reply.get("diff") or ()]
+            named = {line.split(":")[0][2:] for line in lines}
+            # --apply also restarts what an earlier reload changed while it ran.
+            lines += [
+                f"~ {name}: restarted (it ran an older definition)"
+                for name in reply.get("restarted") or ()
+                if name not in named
+            ]
+            sys.stdout.write("".join(f"{line}\n" for line in lines))
         return status
     worst = EXIT_OK
     for unit in units:

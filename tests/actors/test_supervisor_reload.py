@@ -179,3 +179,22 @@ def test_apply_stops_removed_starts_added_and_restarts_changed(reloading: Any) -
     r.wait_state("a.service", State.ACTIVE)
     assert [e[2] for e in r.world.entries("spawn", "a.service")] == ["/fake a-v1", "/fake a-v2"]
     assert len(r.world.entries("spawn", "b.service")) == 1  # unchanged: left alone
+
+
+def test_apply_also_restarts_what_an_earlier_reload_changed_while_it_ran(reloading: Any) -> None:
+    r = reloading({"a.service": svc("/fake a-v1"), "b.service": svc("/fake b-v1")})
+    r.wait_state("a.service", State.ACTIVE)
+    r.wait_state("b.service", State.ACTIVE)
+    new = {"a.service": svc("/fake a-v2"), "b.service": svc("/fake b-v2")}
+    assert r.reload(new).fields["diff"] == ["~ a.service: ExecStart", "~ b.service: ExecStart"]
+    r.ref.tell(StopUnit("b.service", restart=True))  # b restarts by hand: up to date again
+    r.wait_state("b.service", State.INACTIVE)
+    r.ref.tell(StartUnit("b.service"))
+    r.wait_state("b.service", State.ACTIVE)
+    outcome = r.reload(new, apply=True)
+    assert outcome.fields["diff"] == [] and outcome.fields["restarted"] == ["a.service"]
+    deadline = time.monotonic() + 5
+    while len(r.world.entries("spawn", "a.service")) < 2:
+        assert time.monotonic() < deadline, r.world.log
+        time.sleep(0.005)
+    assert r.world.entries("spawn", "a.service")[-1][2] == "/fake a-v2"

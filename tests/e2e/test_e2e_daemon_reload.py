@@ -166,7 +166,11 @@ def test_daemon_reload_takes_the_new_files_for_the_next_start_and_refuses_a_brok
     assert cli(cinit_cmd, runtime, "reload").returncode == 0
     now = cli(cinit_cmd, runtime, "reload", "keep")
     assert now.returncode == 1 and "restart it" in now.stderr, now.stderr
-    assert cli(cinit_cmd, runtime, "restart", "keep").returncode == 0
+    # --apply restarts it (the difference is an earlier reload's) and says so.
+    applied = cli(cinit_cmd, runtime, "reload", "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout == "~ keep.service: restarted (it ran an older definition)\n"
+    assert units_now(cinit_cmd, runtime)["keep.service"]["main_pid"] != keep_pid
     assert cli(cinit_cmd, runtime, "reload", "keep").returncode == 0
     assert run.terminate() == 0, run.report()
 
