@@ -25,6 +25,8 @@ from cinit.events.status_book import StatusBook
 from cinit.io.log import info, log
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cinit.events.hub import EventHub  # the hub starts the pump: at run time only that arrow
 
 MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; then dropped
@@ -356,15 +358,26 @@ class EventPump:
         supervisor = self.hub.supervisor
         if supervisor is None:
             return False
-        from cinit.machines.requests import ResetFailedUnit, StartUnit, StopUnit
+        from cinit.machines.requests import (
+            DaemonReload,
+            ReloadUnit,
+            ResetFailedUnit,
+            StartUnit,
+            StopUnit,
+        )
 
+        # The desk's orders -> the supervisor's messages (one row each).
+        orders: dict[str, Callable[[str], object]] = {
+            "start": StartUnit,
+            "stop": StopUnit,
+            "restart-stop": lambda name: StopUnit(name, restart=True),
+            "reload": ReloadUnit,
+            "daemon-reload": lambda _: DaemonReload(apply=False),
+            "daemon-reload-apply": lambda _: DaemonReload(apply=True),
+            "reset-failed": ResetFailedUnit,
+        }
         try:
-            if kind == "start":
-                supervisor.tell(StartUnit(unit))
-            elif kind == "reset-failed":
-                supervisor.tell(ResetFailedUnit(unit))
-            else:
-                supervisor.tell(StopUnit(unit, restart=kind == "restart-stop"))
+            supervisor.tell(orders[kind](unit))
         except Exception:  # pykka.ActorDeadError: the supervisor is gone (shutting down)
             return False
         return True
