@@ -50,7 +50,8 @@ def systemctl_link(scratch: Path) -> list[str] | None:
     """argv prefix of cinit called as `systemctl` (a symlink), or None when cinit is not
     one executable (CINIT_BIN with arguments, `python -m cinit`)."""
     standalone = ROOT / "bin" / "cinit"
-    command = [str(standalone)] if standalone.exists() else cinit_command()
+    use_standalone = standalone.exists() and not os.environ.get("CINIT_BIN")
+    command = [str(standalone)] if use_standalone else cinit_command()
     if len(command) != 1:
         return None
     link = scratch / "bin" / "systemctl"
@@ -142,6 +143,16 @@ def main() -> int:
         values = results.get((who, verb))
         return median(values) if values else None
 
+    # A number is only worth something when the command did its work: cinit must answer.
+    expected = {"is-active": "active", "status": "\u25cf"}
+    wrong = {
+        verb: answers.get(("cinit", verb), "")
+        for verb, start in expected.items()
+        if not answers.get(("cinit", verb), "").startswith(start)
+    }
+    for verb, said in wrong.items():
+        notes.append(f"cinit's systemctl {verb} answered {said!r}, not {expected[verb]!r}...")
+        print(f"bench/systemctl: {notes[-1]} (is {link[0]} an old build?)")
     rows_out = []
     rows_json = []
     for verb in ("is-active", "status"):
@@ -151,7 +162,12 @@ def main() -> int:
         target = ""
         if verb == "is-active":
             target = f"<= {TARGET_MS:g} ms and <= 1/5 of dsr"
-            met = ours is not None and ours <= TARGET_MS and (share is None or share <= 0.2)
+            met = (
+                verb not in wrong
+                and ours is not None
+                and ours <= TARGET_MS
+                and (share is None or share <= TARGET_RATIO)
+            )
         rows_out.append(
             [
                 f"systemctl {verb} {UNIT}",
