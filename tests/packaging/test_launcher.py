@@ -12,6 +12,7 @@ already pending at its exec is tested in tests/pid1 (test_shutdown_signal_pendin
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,17 +86,20 @@ def test_launcher_run_through_a_symlink_finds_its_bootloader(
     assert done.stdout.splitlines()[0] == OWNED
 
 
-def test_launcher_without_its_bootloader_says_what_is_missing(
+def test_launcher_copied_alone_says_to_copy_the_directory(
     tmp_path: Path, launcher: Path
 ) -> None:
+    # What `cp bin/cinit /usr/local/bin/` does: cp follows the symlink, copies the launcher.
     alone = tmp_path / "cinit"
-    alone.write_bytes(launcher.read_bytes())
-    alone.chmod(0o755)
+    shutil.copy(launcher, alone)
     done = subprocess.run([str(alone), "status"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 127
-    assert done.stderr == (
-        f"cinit: cannot run {tmp_path}/libexec/cinit: No such file or directory\n"
-    )
+    first, *rest = done.stderr.splitlines()
+    assert first.startswith(f"cinit: {tmp_path}/libexec/cinit is missing: ")
+    advice = " ".join(rest)
+    assert "Copy the whole directory" in advice
+    assert "ln -s /opt/cinit/cinit /usr/local/bin/cinit" in advice
+    assert "Traceback" not in done.stderr
 
 
 def test_pip_script_blocks_the_owned_signals_before_importing_cinit(tmp_path: Path) -> None:
