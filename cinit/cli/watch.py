@@ -271,7 +271,9 @@ def _watch_live(events_endpoint: str, control_endpoint: str, directory: str) -> 
     from rich.console import Console
     from rich.live import Live
 
-    console = Console()
+    # emoji=False: a ":name:" in a unit's description stays as written (and rich's 200 KiB
+    # emoji table stays out of the standalone build).
+    console = Console(emoji=False)
     context = zmq.Context()
     # Subscribe first: then no event after the snapshot's seq can be missed.
     subscriber = _subscriber(context, events_endpoint)
