@@ -271,6 +271,10 @@ def _watch_live(events_endpoint: str, control_endpoint: str, directory: str) -> 
     from rich.console import Console
     from rich.live import Live
 
+    if getattr(sys, "frozen", False):
+        # The standalone build ships rich's cell widths for the latest Unicode version only
+        # (packaging/cinit.spec): an older one asked for here would be a missing module.
+        os.environ.pop("UNICODE_VERSION", None)
     # emoji=False: a ":name:" in a unit's description stays as written (and rich's 200 KiB
     # emoji table stays out of the standalone build).
     console = Console(emoji=False)

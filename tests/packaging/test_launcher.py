@@ -37,14 +37,16 @@ REPORT_MASK = (
 OWNED = " ".join(str(int(s)) for s in sorted(OWNED_SIGNALS))
 
 
-@pytest.fixture(scope="module")
-def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """packaging/launcher.c built as the standalone build builds it, into dist/cinit."""
+@pytest.fixture(scope="module", params=["nolibc", "libc"])
+def launcher(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The launcher built as the standalone build builds it, into dist/cinit: first
+    launcher-nolibc.c (raw system calls, x86_64/aarch64), then launcher.c (the fallback)."""
     dist = tmp_path_factory.mktemp("launcher") / "dist"
     dist.mkdir()
     built = subprocess.run(
         [str(PACKAGING / "build-launcher.sh"), str(dist / "cinit")],
         capture_output=True, text=True, timeout=100,
+        env={**os.environ, "CINIT_LAUNCHER": request.param},
     )  # fmt: skip
     if built.returncode == 3:
         pytest.skip(f"no C compiler to build the launcher: {built.stderr.strip()}")
