@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON))
 
-.PHONY: build venv standalone install-standalone test test-standalone test-slow lint bench clean
+.PHONY: build venv standalone install-standalone dist test test-standalone test-slow lint bench clean
 
 build: venv standalone  ## .venv (editable cinit + tools) and the standalone bin/cinit
 
@@ -26,6 +26,12 @@ install-standalone:
 	mkdir -p $(DESTDIR)/opt $(DESTDIR)/usr/local/bin
 	cp -a bin/cinit.dist $(DESTDIR)/opt/cinit
 	ln -sfn /opt/cinit/cinit $(DESTDIR)/usr/local/bin/cinit
+
+# Release files in dist/: the standalone tarball (opt/cinit + usr/local/bin links), the
+# wheel and sdist, the systemctl/journalctl wheel, SHA256SUMS (packaging/make-dist.sh).
+dist: standalone  ## dist/cinit-VERSION-linux-ARCH.tar.gz, wheels, sdist, SHA256SUMS
+	@$(VENV)/bin/python -c 'import build' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[build]' --config-settings editable_mode=compat
+	packaging/make-dist.sh $(VENV)/bin/python bin/cinit.dist dist
 
 test:  ## the whole test suite (PID 1 tests need root for unshare)
 	$(PY) -m pytest -q

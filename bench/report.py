@@ -69,6 +69,8 @@ BENCHES = (
     Bench("output", "output.py", "Output relay, one flooding writer", (), ("16", "2")),
     Bench("standalone", "standalone.py", "The standalone bin/cinit beside the pip install",
           (), ("--runs", "7")),
+    Bench("standalone", "footprint.py", "The standalone bin/cinit's size: on disk, gzip'd tar",
+          (), ()),
 )  # fmt: skip
 
 AREAS = {
@@ -98,7 +100,8 @@ HEADLINES = (
     ("proxy", "wrk -t2"),
     ("events", "boot 10 services"),
     ("standalone", "exec -> first service exec"),
-    ("standalone", "standalone size"),
+    ("footprint", "standalone on disk"),
+    ("footprint", "standalone gzip'd tar"),
 )
 
 
