@@ -57,6 +57,9 @@ clean:
 	rm -rf build dist bin *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: e2e
+# The release tarball (packaging/make-tarball.sh) is unpacked into each image: what is tested
+# is what is shipped.
 e2e:  ## boot real Debian images (no Python; the second with 11 packaged services, `--systemd`) with bin/cinit as PID 1 (as root; first run downloads Debian)
 	@test -x $(VENV)/bin/python && test -x bin/cinit || $(MAKE) build
-	CINIT_E2E_ROOTFS=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/rootfs
+	tarball=$$(packaging/make-tarball.sh bin/cinit.dist build/e2e) \
+	  && CINIT_E2E_ROOTFS=1 CINIT_E2E_TARBALL=$$tarball $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/rootfs
