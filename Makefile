@@ -33,6 +33,15 @@ dist: standalone  ## dist/cinit-VERSION-linux-ARCH.tar.gz, wheels, sdist, SHA256
 	@$(VENV)/bin/python -c 'import build' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[build]' --config-settings editable_mode=compat
 	packaging/make-dist.sh $(VENV)/bin/python bin/cinit.dist dist
 
+# Which modules cinit processes import over the PID 1, CLI, e2e and tool tests, held against
+# bin/cinit.dist (packaging/import-trace/): how packaging/cinit.spec's LEFT_OUT was found.
+.PHONY: trace-imports
+trace-imports: standalone  ## trace the imports of every cinit process over the tests; report against the standalone build
+	rm -rf build/import-trace && mkdir -p build/import-trace
+	-IMPORT_TRACE_DIR=$(CURDIR)/build/import-trace PYTHONPATH=$(CURDIR)/packaging/import-trace \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/pid1 tests/cli tests/e2e tests/tools tests/sockets tests/test_validate_cli.py
+	$(PY) packaging/import-trace/report.py build/import-trace bin/cinit.dist
+
 test:  ## the whole test suite (PID 1 tests need root for unshare)
 	$(PY) -m pytest -q
 

@@ -5,7 +5,9 @@ script appends each module it imports, as it imports it, to IMPORT_TRACE_DIR/PID
 line per import, flushed at once: a process killed by SIGKILL or leaving through os._exit
 (as PID 1 does) still leaves its list. Only processes whose argv[0] names `cinit` record
 (the test runner and the tests' Python services are not what the bundle must hold).
-`packaging/trace-report.py` merges the files. Not shipped: a development tool.
+`packaging/import-trace/report.py` merges the files and holds them against a build (`make
+trace-imports`). Not shipped: a development tool. The tracer holds a file open in each
+process, so a test counting a handed-off program's fds fails under it (test_handoff).
 """
 
 from __future__ import annotations
