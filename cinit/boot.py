@@ -65,6 +65,8 @@ class BootConfig:
         "control_group",
         "drop_in_dir",
         "events_endpoint",
+        "log_bytes",
+        "log_lines",
         "log_prefix",
         "runtime_dir",
         "stop_timeout",
@@ -84,6 +86,8 @@ class BootConfig:
         strict: bool = False,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         log_prefix: bool = True,
+        log_lines: int = 1000,
+        log_bytes: int = 1 << 20,
         command: list[str] | None = None,
         runtime_dir: str | None = None,
         events_endpoint: str | None = None,
@@ -98,6 +102,8 @@ class BootConfig:
         self.strict = strict
         self.stop_timeout = stop_timeout
         self.log_prefix = log_prefix  # for unit output; the main command's output is raw
+        self.log_lines = log_lines  # bounds of each unit's log ring (0: none kept)
+        self.log_bytes = log_bytes
         self.command = command or []
         self.runtime_dir = runtime_dir  # None: $CINIT_RUNTIME_DIR, else /run/cinit
         self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
@@ -367,6 +373,7 @@ def _supervise(
                 hub.supervisor = units
                 if services.context.relay is not None:
                     hub.log_tail = services.context.relay.tail
+                    hub.log_read = services.context.relay.read_logs
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
         root = RootSupervisor.start(
             scheduler=scheduler,
@@ -449,7 +456,12 @@ def _prepare_services(
     from cinit.actors.unit_services import UnitServices
 
     return UnitServices.prepare(
-        unit_set, table, runtime_dir=config.runtime_dir, log_prefix=config.log_prefix, early=early
+        unit_set,
+        table,
+        runtime_dir=config.runtime_dir,
+        log_prefix=config.log_prefix,
+        log_ring=(config.log_lines, config.log_bytes),
+        early=early,
     )
 
 

@@ -77,6 +77,7 @@ class UnitServices:
         *,
         runtime_dir: str | None,
         log_prefix: bool,
+        log_ring: tuple[int, int] = (1000, 1 << 20),
         early: EarlyUnits | None = None,
     ) -> UnitServices:
         """Everything but the actors; then start the first wave."""
@@ -90,7 +91,7 @@ class UnitServices:
         # (`cinit.events.pump`), when it would bind the sockets there.
         with contextlib.suppress(OSError):
             ensure_runtime_dir(directory)
-        relay = OutputRelay()
+        relay = OutputRelay(log_lines=log_ring[0], log_bytes=log_ring[1])  # lines, bytes kept
         hub = None
         if any(_needs_notify(unit) for unit in unit_set.units.values()):
             from cinit.io.notify import NotifyHub

@@ -22,12 +22,17 @@ def _commands() -> tuple[Command, ...]:
     """Every command but `version`, in the order --help lists them: their own tables."""
     from cinit.cli.analyze import ANALYZE
     from cinit.cli.control import COMMANDS as CONTROL
+    from cinit.cli.journalctl import JOURNALCTL
+    from cinit.cli.logs import LOGS
     from cinit.cli.run import RUN
+    from cinit.cli.systemctl import SYSTEMCTL
     from cinit.cli.tmpfiles import TMPFILES
     from cinit.cli.validate import VALIDATE
     from cinit.cli.watch import WATCH
 
-    return (RUN, VALIDATE, *CONTROL.values(), WATCH, ANALYZE, TMPFILES)
+    return (
+        RUN, VALIDATE, *CONTROL.values(), LOGS, WATCH, ANALYZE, TMPFILES, SYSTEMCTL, JOURNALCTL
+    )  # fmt: skip
 
 
 COMMANDS = _commands()

@@ -4,8 +4,9 @@
 and answers status and is-ready from the `StatusBook` at once. start/stop/restart are
 passed to the unit supervisor as its `StartUnit`/`StopUnit` messages and answered later,
 when the unit's events show the outcome (`after_event`); a restart is a stop, then a start
-once the unit is down. Nothing here blocks or raises on bad input: every malformed request
-gets an error reply with the exit code the CLI should use.
+once the unit is down; `logs` reads the output relay's rings (`OutputRelay.read_logs`).
+Nothing here blocks or raises on bad input: every malformed request gets an error reply
+with the exit code the CLI should use.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ EXIT_FAILED = 1  # LSB: generic failure
 EXIT_USAGE = 2  # malformed request
 EXIT_UNKNOWN_UNIT = 4  # systemctl's "no such unit"
 
-COMMANDS = frozenset({"status", "start", "stop", "restart", "is-ready"})
+COMMANDS = frozenset({"status", "start", "stop", "restart", "is-ready", "logs"})
 MAX_REQUEST = 64 * 1024
+# Text bytes in one `logs` reply (the client pages on): JSON may make a byte 6 (\ufffd for
+# an invalid one), and the client takes frames up to 16 MiB.
+LOGS_BUDGET = 2 * 1024 * 1024
 
 Reply = dict[str, Any]
 Client = Any  # whatever the server uses to route a reply (a ROUTER identity)
@@ -48,6 +52,7 @@ class ControlDesk:
         command: Callable[[str, str], bool],
         measure: Callable[[dict[str, dict[str, Any]]], None] | None = None,
         log_tail: Callable[[str], list[str]] | None = None,
+        log_read: Callable[..., tuple[list[Any], int]] | None = None,
     ) -> None:
         self.book = book
         # ("start"|"stop"|"restart-stop", unit) -> False when nobody can do it; "restart-stop"
@@ -55,6 +60,7 @@ class ControlDesk:
         self.command = command
         self.measure = measure  # fills memory/cpu into unit statuses
         self.log_tail = log_tail  # a unit's last output lines, when cinit keeps them
+        self.log_read = log_read  # `OutputRelay.read_logs`, when there is a relay
         self.pending: list[Pending] = []
 
     def error(self, text: str, code: int) -> Reply:
@@ -79,6 +85,8 @@ class ControlDesk:
             return self.error(f"malformed request: cmd must be a string, not {kind}", EXIT_USAGE)
         if cmd not in COMMANDS:
             return self.error(f"malformed request: unknown cmd {cmd!r}", EXIT_USAGE)
+        if cmd == "logs":
+            return self.logs(message)
         if unit is not None and (not isinstance(unit, str) or not unit):
             return self.error("malformed request: unit must be a non-empty string", EXIT_USAGE)
         name = None
@@ -110,6 +118,43 @@ class ControlDesk:
             "ready": self.book.is_ready(name),
             "units": chosen,
         }
+
+    def logs(self, message: dict[str, Any]) -> Reply:
+        """{"cmd": "logs", "units": [...] (none: all), "lines": N|null, "since": epoch|null,
+        "after": cursor|null} -> the kept lines in the order they were read, the cursor to
+        ask `after` next, and `end` (the cursor past everything kept now)."""
+        units = message.get("units") or []
+        if not isinstance(units, list) or not all(isinstance(u, str) and u for u in units):
+            return self.error("malformed request: units must be a list of unit names", EXIT_USAGE)
+        names: list[str] = []
+        for unit in units:
+            name = self.book.resolve(unit)
+            if name is None:
+                return self.error(f"unit {unit} not found", EXIT_UNKNOWN_UNIT)
+            if name not in names:  # `web web.service`: its lines once
+                names.append(name)
+        numbers: dict[str, Any] = {}
+        for field in ("lines", "since", "after"):
+            value = message.get(field)
+            number_types = (int, float) if field == "since" else (int,)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, number_types) or value < 0
+            ):
+                return self.error(
+                    f"malformed request: {field} must be a non-negative number", EXIT_USAGE
+                )
+            numbers[field] = value
+        reply: Reply = {"ok": True, "seq": self.book.seq, "lines": [], "cursor": 0, "end": 0}
+        if self.log_read is None:
+            return reply
+        chosen = names or None
+        found, cursor = self.log_read(
+            chosen, numbers["lines"], numbers["since"], numbers["after"], LOGS_BUDGET
+        )
+        reply["lines"] = [line.as_dict() for line in found]
+        reply["cursor"] = cursor
+        reply["end"] = self.log_read(chosen, 0)[1]
+        return reply
 
     def change(self, client: Client, cmd: str, name: str) -> Reply | None:
         if self.book.shutting_down:

@@ -95,6 +95,8 @@ class EventHub:
         self.supervisor: Any = None  # the UnitSupervisor ref, for control commands
         # unit name -> its last output lines, for `cinit status UNIT` (None: not kept)
         self.log_tail: Callable[[str], list[str]] | None = None
+        # `OutputRelay.read_logs`, for `cinit logs` (None: no relay, nothing kept)
+        self.log_read: Callable[..., tuple[list[Any], int]] | None = None
         self._pump: Any = None
         self._launch_lock = threading.Lock()
         self._final: tuple[str | None, dict[str, Any]] | None = None  # see `emit`

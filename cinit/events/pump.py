@@ -53,7 +53,9 @@ class EventPump:
         if unit_set is not None:
             boot = {n for n in unit_set.graph.boot_units() if unit_set.units[n].service}
         self.book = StatusBook(boot, hub.started_wall)
-        self.desk = ControlDesk(self.book, self._command, self._measure, self._log_tail)
+        self.desk = ControlDesk(
+            self.book, self._command, self._measure, self._log_tail, self._log_read
+        )
         self.trace: Any = None
         self.backlog: deque[tuple[int, bytes, bytes]] = deque()
         self.drop_count = 0
@@ -342,6 +344,10 @@ class EventPump:
             return [str(line) for line in tail(unit)]
         except Exception as exc:  # somebody else's buffer: never let it break status
             return [f"(log lines unavailable: {exc!r})"]
+
+    def _log_read(self, *args: Any) -> tuple[list[Any], int]:
+        read = self.hub.log_read
+        return ([], 0) if read is None else read(*args)
 
     def _command(self, kind: str, unit: str) -> bool:
         supervisor = self.hub.supervisor
