@@ -35,7 +35,7 @@ ln -sfn cinit.dist/cinit "$OUT/cinit"
 # A smoke test of the paths that import the most (the spec leaves out what nothing imports:
 # a module left out by mistake shows here, the test suite proves the rest).
 for check in "validate --example --strict-units" "--help" "version" "help status" \
-        "analyze --help" "watch --help"; do
+        "analyze --help" "watch --help" "logs --help" "systemctl --help" "journalctl --help"; do
     # shellcheck disable=SC2086  # each check is a list of words
     if ! "$OUT/cinit" $check >"$WORK/check.log" 2>&1; then
         cat "$WORK/check.log" >&2
