@@ -88,6 +88,28 @@ def test_launcher_run_through_a_symlink_finds_its_bootloader(
     assert done.stdout.splitlines()[0] == OWNED
 
 
+def test_launcher_without_proc_follows_the_links_of_its_argv0(
+    launcher: Path, tmp_path: Path
+) -> None:
+    # A chroot without /proc: no /proc/self/exe, so the path it was run by is followed, link
+    # by link (an absolute one, then a relative one), to the launcher's own directory.
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare to hide /proc")
+    install_probe(launcher.parent / "libexec" / "cinit")
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt" / "cinit").symlink_to(launcher)  # absolute
+    on_path = tmp_path / "bin" / "cinit"
+    on_path.parent.mkdir()
+    on_path.symlink_to("../opt/cinit")  # relative
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+         'mount -t tmpfs none /proc && exec "$1" status', "sh", str(on_path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == OWNED
+
+
 def test_launcher_copied_alone_says_to_copy_the_directory(
     tmp_path: Path, launcher: Path
 ) -> None:
