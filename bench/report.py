@@ -67,6 +67,8 @@ BENCHES = (
     Bench("events", "events.py", "Event stream and control endpoint", (),
           ("--runs", "1", "--storm-seconds", "2")),
     Bench("output", "output.py", "Output relay, one flooding writer", (), ("16", "2")),
+    Bench("systemctl", "systemctl.py", "`systemctl is-active` / `status` as whole processes, "
+          "beside docker-systemctl-replacement", (), ("--runs", "10")),
     Bench("standalone", "standalone.py", "The standalone bin/cinit beside the pip install",
           (), ("--runs", "7")),
     Bench("standalone", "footprint.py", "The standalone bin/cinit's size: on disk, gzip'd tar",
@@ -80,6 +82,7 @@ AREAS = {
     "proxy": "Proxy and socket activation",
     "events": "Events",
     "output": "Output relay",
+    "systemctl": "systemctl",
     "standalone": "Standalone build",
 }
 
@@ -99,6 +102,7 @@ HEADLINES = (
     ("proxy", "bulk stream"),
     ("proxy", "wrk -t2"),
     ("events", "boot 10 services"),
+    ("systemctl", "`systemctl is-active"),
     ("standalone", "exec -> first service exec"),
     ("footprint", "standalone on disk"),
     ("footprint", "standalone gzip'd tar"),

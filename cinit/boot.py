@@ -279,23 +279,9 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
     from cinit.units.diagnostics import Severity
 
-    dirs = f"{config.units_dir} and {config.drop_in_dir}"
+    dirs = _unit_dirs(config)
     try:
-        if config.systemd:
-            from cinit.units.loader import load_systemd_units
-            from cinit.units.systemd_layout import systemd_root
-
-            root = config.systemd_root or systemd_root(os.environ)
-            dirs = f"systemd's unit directories under {root}, {dirs}"
-            unit_set = load_systemd_units(
-                root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
-            )
-        else:
-            from cinit.units import load_units
-
-            unit_set = load_units(
-                config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
-            )
+        unit_set = _read_units(config)
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"cannot load units from {dirs} (internal error: {reason})")
@@ -331,6 +317,32 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     else:
         info(f"loaded {len(unit_set.units)} units")
     return unit_set
+
+
+def _unit_dirs(config: BootConfig) -> str:
+    dirs = f"{config.units_dir} and {config.drop_in_dir}"
+    if config.systemd:
+        from cinit.units.systemd_layout import systemd_root
+
+        root = config.systemd_root or systemd_root(os.environ)
+        dirs = f"systemd's unit directories under {root}, {dirs}"
+    return dirs
+
+
+def _read_units(config: BootConfig) -> UnitSet:
+    """Every unit of the directories the boot reads (the same flags): at boot, and again
+    for each daemon-reload (`cinit reload`, SIGHUP)."""
+    if config.systemd:
+        from cinit.units.loader import load_systemd_units
+        from cinit.units.systemd_layout import systemd_root
+
+        root = config.systemd_root or systemd_root(os.environ)
+        return load_systemd_units(
+            root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+        )
+    from cinit.units import load_units
+
+    return load_units(config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts)
 
 
 def _loud_paths(unit_set: UnitSet, config: BootConfig) -> set[str]:
@@ -374,6 +386,10 @@ def _supervise(
                 if services.context.relay is not None:
                     hub.log_tail = services.context.relay.tail
                     hub.log_read = services.context.relay.read_logs
+                # For systemctl's set-environment and kill --kill-whom=all (control desk).
+                hub.environment = services.context.base_env
+                if services.context.cgroups is not None:
+                    hub.cgroup_root = services.context.cgroups.root
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
         root = RootSupervisor.start(
             scheduler=scheduler,
@@ -455,7 +471,7 @@ def _prepare_services(
     """What the units share, and the first wave started (no actor yet)."""
     from cinit.actors.unit_services import UnitServices
 
-    return UnitServices.prepare(
+    services = UnitServices.prepare(
         unit_set,
         table,
         runtime_dir=config.runtime_dir,
@@ -463,11 +479,11 @@ def _prepare_services(
         log_ring=(config.log_lines, config.log_bytes),
         early=early,
     )
+    services.reader = lambda: _read_units(config)  # daemon-reload reads what the boot read
+    return services
 
 
-def _prepare_children(
-    config: BootConfig, table: ProcessTable, adopts: bool
-) -> Preparation | None:
+def _prepare_children(config: BootConfig, table: ProcessTable, adopts: bool) -> Preparation | None:
     """Fork a child into the cgroup of each service now, before the units are even parsed,
     while cinit is small and has no thread (see `cinit.io.spawn.prepared`): the forks (by a
     helper when cinit `adopts` orphans) and the cgroup moves (~15-25 ms of waiting each,

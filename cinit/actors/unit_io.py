@@ -139,8 +139,6 @@ class UnitIO:
     def __init__(self, unit: Unit, context: UnitContext, owner: Tellable) -> None:
         if unit.service is None:
             raise ValueError(f"{unit.name} is not a service")
-        self.unit = unit
-        self.service = unit.service
         self.context = context
         self.owner = owner
         self.processes: dict[int, Process] = {}  # spawned or adopted, exit not handled yet
@@ -151,10 +149,20 @@ class UnitIO:
         self._warned: set[str] = set()
         # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
         self.connection: tuple[int, dict[str, str]] | None = None
-        self._has_directories = any(self.service.directories(kind) for kind in DirectoryKind)
+        self.redefine(unit)
+
+    def redefine(self, unit: Unit) -> None:
+        """Use `unit`'s definition for the commands spawned from now on (daemon-reload,
+        between two runs: the cgroup, processes and notify socket stay)."""
+        service = unit.service
+        if service is None:
+            raise ValueError(f"{unit.name} is not a service")
+        self.unit = unit
+        self.service = service
+        self._has_directories = any(service.directories(kind) for kind in DirectoryKind)
         # Limit*= as SpawnRequest takes them: (name, soft, hard), -1 for infinity.
         self._rlimits = tuple(
-            (name, limit.soft, limit.hard) for name, limit in self.service.limits().items()
+            (name, limit.soft, limit.hard) for name, limit in service.limits().items()
         )
 
     def say(self, text: str) -> None:

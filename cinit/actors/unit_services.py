@@ -32,12 +32,15 @@ from cinit.actors.unit_io import UnitContext, UnitIO
 from cinit.actors.unit_slot import Postbox
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
+from cinit.io.environ import ManagerEnvironment
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
-from cinit.units.model import ServiceType, Unit, UnitKind
+from cinit.units.model import Unit, UnitKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pykka
 
     from cinit.actors.socket_activator import SocketSupport
@@ -67,6 +70,7 @@ class UnitServices:
         self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
+        self.reader: Callable[[], UnitSet] | None = None  # daemon-reload's reading
         self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
@@ -100,7 +104,7 @@ class UnitServices:
         tree = early.cgroups if early is not None else CgroupTree.for_instance()
         context = UnitContext(
             table=table,
-            base_env=dict(os.environ),
+            base_env=ManagerEnvironment(os.environ),
             relay=relay,
             notify=hub,
             cgroups=tree,
@@ -135,6 +139,19 @@ class UnitServices:
             hub.start()
         return services
 
+    def reread(self) -> UnitSet:
+        """daemon-reload: the unit files read again; what new units need that no unit at
+        boot did (the notify socket) is set up now."""
+        assert self.reader is not None
+        unit_set = self.reader()
+        if self.context.notify is None and any(map(_needs_notify, unit_set.units.values())):
+            from cinit.io.notify import NotifyHub
+
+            hub = NotifyHub(NOTIFY_DIRECTORY)
+            hub.start()
+            self.context.notify = hub
+        return unit_set
+
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
@@ -153,6 +170,7 @@ class UnitServices:
             started=self.started,
             reports=self.reports,
             bound=self.bound,
+            reloader=self.reread if self.reader is not None else None,
         )
         self.bound = {}
         self.started = {}
@@ -198,4 +216,4 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
 
 def _needs_notify(unit: Unit) -> bool:
     service = unit.service
-    return service is not None and (service.type is ServiceType.NOTIFY or service.watchdog_sec > 0)
+    return service is not None and (service.type.notifies or service.watchdog_sec > 0)

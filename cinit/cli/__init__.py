@@ -3,7 +3,7 @@
 `cinit`, `cinit run ...` and `cinit -- CMD` go to `cinit.cli.run` and `cinit validate` to
 `cinit.cli.validate`; each imports only what it needs (PID 1 must reach its first exec
 quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
-The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
+The control commands (`status`, `start`, `stop`, `restart`, `reload`, `is-ready`) go to
 `cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`,
 `tmpfiles` to `cinit.cli.tmpfiles`, `logs` to `cinit.cli.logs`, `systemctl` and
 `journalctl` (also cinit called as `systemctl` or `journalctl`, see `PROGRAM_NAMES`) to
@@ -34,6 +34,7 @@ TOOL_COMMANDS = {
     "start": "cinit.cli.control",
     "stop": "cinit.cli.control",
     "restart": "cinit.cli.control",
+    "reload": "cinit.cli.control",
     "is-ready": "cinit.cli.control",
     "watch": "cinit.cli.watch",
     "analyze": "cinit.cli.analyze",

@@ -46,10 +46,11 @@ command, never the main command: give that after `--` ({PROG} -- sleep 100).
 
 `{PROG} COMMAND -h` (or `{PROG} help COMMAND`) shows a command's options.
 
-Exit status of status, start, stop, restart and is-ready: 0 done / ready; 1 the action
-failed; 2 usage; 3 not ready, UNIT not up, or cinit not running (every one of these
+Exit status of status, start, stop, restart, reload and is-ready: 0 done / ready; 1 the
+action failed; 2 usage; 3 not ready, UNIT not up, or cinit not running (every one of these
 commands: systemctl exits 1 when it cannot reach systemd, which cannot be told from a
-failed action); 4 unknown unit, or permission denied.
+failed action); 4 unknown unit, or permission denied. `{PROG} systemctl` keeps
+systemctl(1)'s codes: 1 also when cinit is not running (status and is-active: 3).
 """
 
 # A command's words go through untouched: the command parses them itself.

@@ -25,6 +25,8 @@ from cinit.events.status_book import StatusBook
 from cinit.io.log import info, log
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cinit.events.hub import EventHub  # the hub starts the pump: at run time only that arrow
 
 MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; then dropped
@@ -56,6 +58,9 @@ class EventPump:
         self.desk = ControlDesk(
             self.book, self._command, self._measure, self._log_tail, self._log_read
         )
+        self.desk.describe = self._describe
+        self.desk.signal = self._signal
+        self.desk.environment = lambda: self.hub.environment
         self.trace: Any = None
         self.backlog: deque[tuple[int, bytes, bytes]] = deque()
         self.drop_count = 0
@@ -353,16 +358,70 @@ class EventPump:
         supervisor = self.hub.supervisor
         if supervisor is None:
             return False
-        from cinit.machines.requests import StartUnit, StopUnit
+        from cinit.machines.requests import (
+            DaemonReload,
+            ReloadUnit,
+            ResetFailedUnit,
+            StartUnit,
+            StopUnit,
+        )
 
+        # The desk's orders -> the supervisor's messages (one row each).
+        orders: dict[str, Callable[[str], object]] = {
+            "start": StartUnit,
+            "stop": StopUnit,
+            "restart-stop": lambda name: StopUnit(name, restart=True),
+            "reload": ReloadUnit,
+            "daemon-reload": lambda _: DaemonReload(apply=False),
+            "daemon-reload-apply": lambda _: DaemonReload(apply=True),
+            "reset-failed": ResetFailedUnit,
+        }
         try:
-            if kind == "start":
-                supervisor.tell(StartUnit(unit))
-            else:
-                supervisor.tell(StopUnit(unit, restart=kind == "restart-stop"))
+            supervisor.tell(orders[kind](unit))
         except Exception:  # pykka.ActorDeadError: the supervisor is gone (shutting down)
             return False
         return True
+
+    def _describe(self, name: str) -> dict[str, Any]:
+        """What a unit's definition says, for systemctl status/show/list-*: see
+        `cinit.events.unit_facts`."""
+        unit_set = self.hub.unit_set
+        if unit_set is None or name not in unit_set.units:
+            return {}
+        from cinit.events.unit_facts import describe
+
+        facts = describe(unit_set, name)
+        facts["cgroup"] = self._cgroup_path(name)
+        return facts
+
+    def _cgroup_path(self, name: str) -> str | None:
+        root = self.hub.cgroup_root
+        if root is None:
+            return None
+        path = os.path.join(root, name)
+        return path if os.path.isdir(path) else None
+
+    def _signal(self, status: dict[str, Any], signo: int, whom: str) -> str | None:
+        """systemctl kill: `signo` to the main process (whom=main), or to every process of
+        the unit (its cgroup, else the main process and its descendants)."""
+        name, pid = status["name"], status.get("main_pid")
+        if whom in ("main", "control"):
+            if not pid or whom == "control":
+                return f"No {whom} process to kill for {name}"
+            targets = [int(pid)]
+        else:
+            path = self._cgroup_path(name)
+            if path is not None:
+                from cinit.io.cgroup import Cgroup
+
+                for directory, _dirs, _files in os.walk(path):
+                    Cgroup(directory).signal(signo)
+                return None
+            targets = [proc.pid for proc in self._process_tree(int(pid))] if pid else []
+        for target in targets:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signo)
+        return None
 
     # ---- memory and CPU (psutil, loaded on the first request) --------------------------------
 

@@ -13,12 +13,18 @@ from cinit.machines.vocabulary import (
     BUSY_STATES,
     MAIN_PID_CHANGED_EVENT,
     READY_STATES,
+    STATUS_TEXT_EVENT,
+    UNIT_ADDED_EVENT,
+    UNIT_CHANGED_EVENT,
+    UNIT_REMOVED_EVENT,
     UNSETTLED_STATES,
     State,
 )
 
 EventDict = dict[str, Any]
 RECENT_EVENTS = 10
+# systemd's ActiveState "inactive" or "failed": nothing of the unit is running or starting.
+DOWN_STATES = frozenset({"inactive", "failed", "exited", "condition-skipped", ""})
 
 
 def _describe(event: EventDict) -> str:
@@ -48,6 +54,7 @@ class StatusBook:
         self.shutdown_ms: float | None = None  # when shutdown-started was stamped
         self.recent: dict[str, list[str]] = {}  # each unit's last few events, as text
         self.aliases: dict[str, str] = {}  # Alias= and alias links -> the unit's own name
+        self.reloadable: set[str] = set()  # services with ExecReload= (`cinit reload` applies)
 
     def unit(self, name: str) -> dict[str, Any]:
         status = self.units.get(name)
@@ -67,6 +74,14 @@ class StatusBook:
                 "cpu": None,
                 "ready": False,
                 "last_event": "",
+                # For systemctl status/show: STATUS= of a notify service, the main pid of
+                # the last run (ExecMainPID), and when the unit last went up and down.
+                "status_text": "",
+                "exec_main_pid": None,
+                "active_enter": None,
+                "active_exit": None,
+                "inactive_enter": None,
+                "inactive_exit": None,
             }
             self.units[name] = status
         return status
@@ -83,24 +98,35 @@ class StatusBook:
             return self.shutdown_ms
         if not name:
             return t_ms
+        if kind == UNIT_REMOVED_EVENT:  # a daemon-reload removed it, and it is at rest
+            self._forget(name)
+            return t_ms
         status = self.unit(name)
         status["last_event"] = kind
         recent = self.recent.setdefault(name, [])
         recent.append(_describe(event))
         del recent[:-RECENT_EVENTS]
-        if kind == "loaded":
+        if kind in ("loaded", UNIT_ADDED_EVENT, UNIT_CHANGED_EVENT):
+            self.reloadable.discard(name)
             for alias in event.get("aliases", ()):
                 self.aliases[alias] = name
             if event.get("snippets"):  # what `status UNIT` lists as systemctl's Drop-In:
                 status["snippets"] = list(event["snippets"])
             status["description"] = event.get("description", "")
             status["kind"] = event.get("kind", status["kind"])
-            self.since_ms[name] = t_ms
+            if event.get("reloadable"):
+                self.reloadable.add(name)
+            if kind != UNIT_CHANGED_EVENT:  # a changed unit stays in its state
+                self.since_ms[name] = t_ms
             return float(event.get("load_start_ms", t_ms))
         if kind == "overridden":
             return float(event.get("load_start_ms", t_ms))
         if kind == MAIN_PID_CHANGED_EVENT:
             status["main_pid"] = event.get("pid")
+            status["exec_main_pid"] = event.get("pid") or status["exec_main_pid"]
+            return t_ms
+        if kind == STATUS_TEXT_EVENT:
+            status["status_text"] = str(event.get("text", ""))
             return t_ms
         new = event.get("new")
         if new is None:
@@ -113,6 +139,9 @@ class StatusBook:
         status["result"] = event.get("result", status["result"])
         status["ready"] = new in READY_STATES
         status["main_pid"] = event.get("pid")  # a Transition carries the main pid it has
+        if status["main_pid"]:
+            status["exec_main_pid"] = status["main_pid"]
+        self._stamp_times(status, str(event.get("old", "")), new, event["time"])
         if "code" in event or "signal" in event:
             status["last_exit"] = {"code": event.get("code"), "signal": event.get("signal")}
         if new == State.AUTO_RESTART:
@@ -120,6 +149,29 @@ class StatusBook:
         if new not in BUSY_STATES:
             self.boot_pending.discard(name)
         return began
+
+    def _forget(self, name: str) -> None:
+        for table in (self.units, self.since_ms, self.recent):
+            table.pop(name, None)
+        self.reloadable.discard(name)
+        self.boot_pending.discard(name)
+        for alias in [a for a, real in self.aliases.items() if real == name]:
+            del self.aliases[alias]
+
+    @staticmethod
+    def _stamp_times(status: dict[str, Any], old: str, new: str, when: float) -> None:
+        """systemd's Active/InactiveEnter/ExitTimestamp: when the unit last went up, came
+        down, ... (a unit is "inactive" at rest, "active" from ready to its stop)."""
+        was_down, is_down = old in DOWN_STATES, new in DOWN_STATES
+        if is_down and not was_down:
+            status["inactive_enter"] = when
+        if was_down and not is_down:
+            status["inactive_exit"] = when
+            status["status_text"] = ""  # a new run: the old STATUS= no longer holds
+        if new == State.ACTIVE and old != State.ACTIVE:
+            status["active_enter"] = when
+        if old == State.ACTIVE and new != State.ACTIVE:
+            status["active_exit"] = when
 
     def is_ready(self, name: str | None = None) -> bool:
         """One unit: active or exited. The whole: the boot settled and nothing is failed,

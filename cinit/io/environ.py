@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.units.diagnostics import ValueFormError
@@ -55,6 +55,49 @@ class EnvironmentFileError(Exception):
         self.unit = unit
         self.path = path
         self.errno = errno  # None for a file that was read but is malformed
+
+
+class ManagerEnvironment(Mapping[str, str]):
+    """cinit's environment as units start with it: `systemctl set-environment` and
+    `unset-environment` change it for the units started afterwards (systemd's manager
+    environment). The pump thread changes it while unit threads read it: a change builds a
+    new dict and swaps it in whole, so a reader iterating the old one is never disturbed."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._now: dict[str, str] = dict(environ)
+
+    def __getitem__(self, name: str) -> str:
+        return self._now[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now)
+
+    def __len__(self) -> int:
+        return len(self._now)
+
+    # Views of one dict: a swap between reading a name and its value cannot split them.
+    def items(self) -> ItemsView[str, str]:
+        return self._now.items()
+
+    def keys(self) -> KeysView[str]:
+        return self._now.keys()
+
+    def values(self) -> ValuesView[str]:
+        return self._now.values()
+
+    def change(self, assign: Mapping[str, str], remove: Iterable[str] = ()) -> None:
+        """Set the variables of `assign` and drop the names in `remove` (later starts)."""
+        now = dict(self._now)
+        now.update(assign)
+        for name in remove:
+            now.pop(name, None)
+        self._now = now  # one reference swap: atomic for the readers (see the class doc)
+
+    def shown(self) -> dict[str, str]:
+        """What units get from it (cinit's own settings left out), for show-environment."""
+        return base_environment(self._now)
 
 
 def base_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -15,6 +15,13 @@ class StartUnit(Record):
     name: str
 
 
+class ResetFailedUnit(Record):
+    """systemctl reset-failed: a failed unit goes back to inactive (its start limit
+    forgotten too); any other unit is left as it is."""
+
+    name: str
+
+
 class StopUnit(Record):
     """Stop one unit, after the units that stop with it (Requires=, BindsTo=, PartOf= on
     it). `restart`: the stop half of a restart; the next StartUnit of the unit starts
@@ -22,3 +29,17 @@ class StopUnit(Record):
 
     name: str
     restart: bool = False
+
+
+class ReloadUnit(Record):
+    """Reload one unit's configuration (ExecReload=); its `reloading -> active` Transition
+    answers (the control desk checks first that the unit can reload and is active)."""
+
+    name: str
+
+
+class DaemonReload(Record):
+    """Read the unit directories again (systemctl daemon-reload); `apply`: also start the
+    added, stop the removed and restart the changed units (`cinit reload --apply`)."""
+
+    apply: bool = False

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import signal
 
-from cinit.machines.restart import Result, seconds_to_usec, should_restart
+from cinit.machines.restart import Result, StartLimit, seconds_to_usec, should_restart
 from cinit.machines.unit_events import (
     CheckEmpty,
     KillRequested,
     KillUnit,
     RequestContainerExit,
     RequestOnFailure,
+    ResetFailed,
     SignalMain,
     SignalUnit,
     StopRequested,
@@ -62,7 +63,9 @@ def on_stop_pending_start(step: UnitStep, event: StopRequested) -> None:
 def on_stop_up(step: UnitStep, event: StopRequested) -> None:
     _stop_wanted(step, event)
     step.log_stopping()
-    enter_stop(step, step.model.state is State.ACTIVE, "stop requested")
+    # ExecStop= runs for a unit that got ready (a reload under way is cut short).
+    up = step.model.state in (State.ACTIVE, State.RELOADING)
+    enter_stop(step, up, "stop requested")
 
 
 def on_stop_stopping(step: UnitStep, event: StopRequested) -> None:
@@ -71,6 +74,13 @@ def on_stop_stopping(step: UnitStep, event: StopRequested) -> None:
     step.log_stopping()
     if step.model.phase is Phase.NOTIFIED:
         enter_sigterm(step, step.kill_signal())
+
+
+def on_reset_failed(step: UnitStep, _event: ResetFailed) -> None:
+    """systemctl reset-failed: the failure is forgotten, and so are the start attempts."""
+    limit = step.model.start_limit
+    step.update(start_limit=StartLimit(limit.burst, limit.interval_usec))
+    step.enter(State.INACTIVE, "reset-failed")
 
 
 def on_kill(step: UnitStep, _event: KillRequested) -> None:
@@ -160,7 +170,7 @@ def _signal_name(signo: int) -> str:
 
 def enter_stop(step: UnitStep, exec_stop: bool, reason: str) -> None:
     """Begin the stop sequence: ExecStop= (only after ready), then the kill phases."""
-    step.disarm(TimerKind.START, TimerKind.WATCHDOG)
+    step.disarm(TimerKind.START, TimerKind.WATCHDOG, TimerKind.RELOAD)
     step.update(main_exit=None, main_pid_hint=None)
     if exec_stop and step.svc.exec_stop and not step.model.killing:
         step.enter(State.STOPPING, reason, Phase.STOP)

@@ -22,7 +22,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from cinit.machines.vocabulary import NO_PROCESS_STATES, State
+from cinit.machines.vocabulary import (
+    NO_PROCESS_STATES,
+    UNIT_ADDED_EVENT,
+    UNIT_CHANGED_EVENT,
+    UNIT_REMOVED_EVENT,
+    State,
+)
 
 # Two events of one cinit run agree on `time - t_ms/1000` (cinit's start, wall clock) to
 # well within this many seconds; a bigger difference means another run.
@@ -207,7 +213,9 @@ class WatchModel:
         name = name if isinstance(name, str) else "?"
         unit = event.get("unit")
         when = _number(event.get("time"))
-        if isinstance(unit, str) and unit:
+        if isinstance(unit, str) and unit and name == UNIT_REMOVED_EVENT:
+            self.units.pop(unit, None)  # a daemon-reload removed it (and it is at rest)
+        elif isinstance(unit, str) and unit:
             row = self.units.get(unit)
             if row is None:
                 row = self.units[unit] = UnitRow(unit)
@@ -251,7 +259,7 @@ def _update_row(row: UnitRow, name: str, event: dict[str, Any], when: float | No
     result = event.get("result")
     if isinstance(result, str):
         row.result = result
-    if name == "loaded":
+    if name in ("loaded", UNIT_ADDED_EVENT, UNIT_CHANGED_EVENT):
         row.description = str(event.get("description") or row.description)
         row.kind = str(event.get("kind") or row.kind)
     row.last_event = name

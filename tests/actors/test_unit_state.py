@@ -581,3 +581,28 @@ def test_a_target_with_an_unmet_condition_is_skipped() -> None:
     sim.boot()
     assert sim.state is S.CONDITION_SKIPPED
     assert settled(sim) == [(Outcome.SKIPPED, Result.SUCCESS)]
+
+
+def test_reset_failed_forgets_the_failure_and_the_start_limit() -> None:
+    """systemctl reset-failed (issue 16): failed -> inactive, one event; the start limit
+    that failed it lets the next start through; any other state ignores it."""
+    text = service(
+        "ExecStart=/bin/crash\nRestart=on-failure\nRestartSec=100ms",
+        "StartLimitBurst=1\nStartLimitIntervalSec=1h",
+    )
+    sim = UnitSim.of(text).boot()
+    sim.exit_main(1).advance(100_000)
+    assert sim.state is S.FAILED and sim.model.result is Result.START_LIMIT_HIT
+    sim.clear().feed(ev.ResetFailed())
+    assert sim.state is S.INACTIVE and sim.states() == [S.INACTIVE]
+    sim.feed(ev.StartRequested(), ev.DependenciesSettled())
+    assert sim.state is S.ACTIVE  # the limit was forgotten: the start goes ahead
+    sim.clear().feed(ev.ResetFailed())
+    assert sim.state is S.ACTIVE and sim.actions == []
+
+
+def test_status_text_is_an_event_when_it_changes() -> None:
+    sim = UnitSim.of(service("Type=notify\nExecStart=/bin/app")).boot().clear()
+    sim.feed(ev.NotifyStatus("warming up"), ev.NotifyStatus("warming up"))
+    notices = sim.of_type(ev.Notice)
+    assert notices == [ev.Notice("a.service", "status-text", {"text": "warming up"})]

@@ -260,3 +260,14 @@ def test_a_status_reply_from_another_boot_means_a_new_cinit_run() -> None:
     assert model.needs_snapshot and model.seq is None
     model.load_snapshot(newer)
     assert states(model) == {"b.service": "active"} and model.seq == 12
+
+
+def test_a_daemon_reload_adds_and_removes_rows() -> None:
+    model = WatchModel()
+    model.load_snapshot(snapshot(3, a="active", b="inactive"))
+    model.offer(event(4, "c.service", "unit-added", kind="service", description="new one"))
+    model.offer(event(5, "b.service", "unit-removed"))
+    model.offer(event(6, "a.service", "unit-changed", description="renamed"))
+    assert states(model) == {"a.service": "active", "c.service": "inactive"}
+    assert model.units["c.service"].description == "new one"
+    assert model.units["a.service"].description == "renamed"
