@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON))
 
-.PHONY: build venv standalone install-standalone test test-standalone test-slow lint bench clean
+.PHONY: build venv standalone install-standalone dist test test-standalone test-slow lint bench clean
 
 build: venv standalone  ## .venv (editable cinit + tools) and the standalone bin/cinit
 
@@ -26,6 +26,21 @@ install-standalone:
 	mkdir -p $(DESTDIR)/opt $(DESTDIR)/usr/local/bin
 	cp -a bin/cinit.dist $(DESTDIR)/opt/cinit
 	ln -sfn /opt/cinit/cinit $(DESTDIR)/usr/local/bin/cinit
+
+# Release files in dist/: the standalone tarball (opt/cinit + usr/local/bin links), the
+# wheel and sdist, the systemctl/journalctl wheel, SHA256SUMS (packaging/make-dist.sh).
+dist: standalone  ## dist/cinit-VERSION-linux-ARCH.tar.gz, wheels, sdist, SHA256SUMS
+	@$(VENV)/bin/python -c 'import build' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[build]' --config-settings editable_mode=compat
+	packaging/make-dist.sh $(VENV)/bin/python bin/cinit.dist dist
+
+# Which modules cinit processes import over the PID 1, CLI, e2e and tool tests, held against
+# bin/cinit.dist (packaging/import-trace/): how packaging/cinit.spec's LEFT_OUT was found.
+.PHONY: trace-imports
+trace-imports: standalone  ## trace the imports of every cinit process over the tests; report against the standalone build
+	rm -rf build/import-trace && mkdir -p build/import-trace
+	-IMPORT_TRACE_DIR=$(CURDIR)/build/import-trace PYTHONPATH=$(CURDIR)/packaging/import-trace \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/pid1 tests/cli tests/e2e tests/tools tests/sockets tests/test_validate_cli.py
+	$(PY) packaging/import-trace/report.py build/import-trace bin/cinit.dist
 
 test:  ## the whole test suite (PID 1 tests need root for unshare)
 	$(PY) -m pytest -q
@@ -51,6 +66,9 @@ clean:
 	rm -rf build dist bin *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: e2e
+# The release tarball (packaging/make-tarball.sh) is unpacked into each image: what is tested
+# is what is shipped.
 e2e:  ## boot real Debian images (no Python; the second with 11 packaged services, `--systemd`) with bin/cinit as PID 1 (as root; first run downloads Debian)
 	@test -x $(VENV)/bin/python && test -x bin/cinit || $(MAKE) build
-	CINIT_E2E_ROOTFS=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/rootfs
+	tarball=$$(packaging/make-tarball.sh bin/cinit.dist build/e2e) \
+	  && CINIT_E2E_ROOTFS=1 CINIT_E2E_TARBALL=$$tarball $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/rootfs

@@ -71,6 +71,8 @@ BENCHES = (
           "beside docker-systemctl-replacement", (), ("--runs", "10")),
     Bench("standalone", "standalone.py", "The standalone bin/cinit beside the pip install",
           (), ("--runs", "7")),
+    Bench("standalone", "footprint.py", "The standalone bin/cinit's size: on disk, gzip'd tar",
+          (), ()),
 )  # fmt: skip
 
 AREAS = {
@@ -102,7 +104,8 @@ HEADLINES = (
     ("events", "boot 10 services"),
     ("systemctl", "`systemctl is-active"),
     ("standalone", "exec -> first service exec"),
-    ("standalone", "standalone size"),
+    ("footprint", "standalone on disk"),
+    ("footprint", "standalone gzip'd tar"),
 )
 
 

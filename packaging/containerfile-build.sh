@@ -12,6 +12,12 @@ PYTHON=${PYTHON:-python3}
 "$VENV/bin/pip" install --no-cache-dir --quiet '.[build]'
 # PyInstaller takes cinit from this tree (the spec puts it on the path), its deps from the venv.
 CINIT_BUILD_DIR=${CINIT_BUILD_DIR:-$VENV/pyinstaller} packaging/build-standalone.sh "$VENV/bin/python" "$OUT"
+# The release tarball (what `make dist` ships), unpacked into $OUT/rootfs: the image copies
+# exactly its files (/opt/cinit, /usr/local/bin/{cinit,systemctl,journalctl}).
+TARBALL=$(packaging/make-tarball.sh "$OUT/cinit.dist" "$OUT/dist")
+rm -rf "$OUT/rootfs"
+mkdir -p "$OUT/rootfs"
+tar -xzf "$TARBALL" -C "$OUT/rootfs"
 # The drop-in layer of the image is two directories merged into /etc/container-init.d/.
 DROP_IN=$(mktemp -d)
 trap 'rm -rf "$DROP_IN"' EXIT

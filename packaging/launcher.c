@@ -66,6 +66,18 @@ int main(int argc, char **argv)
     }
     snprintf(target, sizeof target, "%s/%s", dir, BOOTLOADER);
     execv(target, argv);
-    fprintf(stderr, "cinit: cannot run %s: %s\n", target, strerror(errno));
-    return errno == ENOENT ? 127 : 126;
+    int failure = errno;
+    if (failure == ENOENT) {
+        /* The usual cause: this file was copied on its own (cp bin/cinit /usr/local/bin/). */
+        fprintf(stderr,
+                "cinit: %s is missing: this cinit is one file of a directory (the bundle),\n"
+                "and runs only from inside it. Copy the whole directory (bin/cinit.dist/, or\n"
+                "/opt/cinit/ of the release tarball) and put a symlink to its `cinit` on the\n"
+                "PATH: cp -a bin/cinit.dist /opt/cinit && ln -s /opt/cinit/cinit /usr/local/bin/cinit\n"
+                "(or unpack cinit-VERSION-linux-x86_64.tar.gz at /: it holds both).\n",
+                target);
+        return 127;
+    }
+    fprintf(stderr, "cinit: cannot run %s: %s\n", target, strerror(failure));
+    return 126;
 }

@@ -9,6 +9,7 @@ a command given to this app runs the same code.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import typer
@@ -97,22 +98,53 @@ for _command in COMMANDS:
     )(_forward(_command.name))
 
 
-@app.command()
+VERSION_HELP = "Print cinit's version."  # not a docstring: the standalone build drops those
+
+
+@app.command(help=VERSION_HELP)
 def version() -> None:
-    """Print cinit's version."""
     print(f"{PROG} {__version__}")
 
 
+def _version(args: list[str]) -> int:
+    """`cinit version [-h]`, without typer's parameter handling (see run_app)."""
+    if not args:
+        print(f"{PROG} {__version__}")
+        return 0
+    if all(arg in ("-h", "--help") for arg in args):
+        print(f"Usage: {PROG} version\n\n  {VERSION_HELP}")
+        return 0
+    sys.stderr.write(f"{PROG} version: takes no arguments, got {args[0]!r}\n")
+    return 2
+
+
 def run_app(args: list[str]) -> int:
-    """Run the typer app on `args`; return its exit status instead of raising SystemExit."""
-    if args and args[0] == "--version":
-        args = ["version"]
-    elif args and args[0] == "help":  # `cinit help [COMMAND]`: that command's own help
-        args = [args[1], "--help"] if len(args) > 1 and args[1][:1] != "-" else ["--help"]
-        if args[0] not in {command.name for command in COMMANDS} | {"version", "--help"}:
+    """`cinit --help`, `cinit help [COMMAND]`, `cinit version`; returns the exit status.
+
+    Only the overall help goes through typer: typer converts every parameter it parses
+    (even a command's --help flag) through pydantic, which the standalone build leaves out
+    (7 MiB, packaging/README.md); typer's eager top-level --help parses nothing. A command's
+    own help is that command's (`cinit COMMAND -h`), as `cinit COMMAND -h` gives it.
+    """
+    if args and args[0] in ("--version", "version"):
+        return _version(args[1:])
+    if args and args[0] == "help":  # `cinit help [COMMAND]`: that command's own help
+        name = args[1] if len(args) > 1 and args[1][:1] != "-" else "--help"
+        if name == "version":
+            return _version(["--help"])
+        if name in {command.name for command in COMMANDS}:
+            if name == "run":
+                from cinit.cli.run import main as run_main
+
+                return run_main(["--help"])
+            from cinit.cli import run_tool
+
+            return run_tool([name, "--help"])
+        if name != "--help":
             from cinit.cli import unknown_command
 
-            return unknown_command(args[0])
+            return unknown_command(name)
+        args = ["--help"]
     try:
         app(args=args, prog_name=PROG, standalone_mode=True)
     except SystemExit as exc:

@@ -157,15 +157,21 @@ _FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
 class RunOptions:
     """The parsed command line."""
 
-    __slots__ = ("config", "help", "log_target", "validate")
+    __slots__ = ("config", "example", "help", "log_target", "validate")
 
     def __init__(
-        self, config: BootConfig, validate: bool, help: bool, log_target: str | None = None
+        self,
+        config: BootConfig,
+        validate: bool,
+        help: bool,
+        log_target: str | None = None,
+        example: bool = False,
     ) -> None:
         self.config = config
         self.validate = validate
         self.help = help
         self.log_target = log_target  # None: $CINIT_LOG_TARGET, else auto
+        self.example = example  # --example: the embedded unit set
 
 
 def parse_duration(text: str) -> float:
@@ -263,13 +269,30 @@ def parse_args(argv: list[str]) -> RunOptions:
     target = parsed.text("log_target")
     if target is not None and target.strip().lower() not in ("auto", "console", "kmsg"):
         raise UsageError(f"--log-target: expected auto, console or kmsg, not {target!r}")
-    return RunOptions(config, bool(values["validate"]), parsed.help, target)
+    return RunOptions(config, bool(values["validate"]), parsed.help, target,
+                      example=bool(values["example"]))  # fmt: skip
 
 
 def _systemd_root(config: BootConfig) -> str:
     from cinit.units.systemd_layout import systemd_root
 
     return config.systemd_root or systemd_root(os.environ)
+
+
+def _say_if_the_example_lacks_python() -> None:
+    """The example's web.service runs `python3 -m http.server`: the standalone cinit needs no
+    Python, so the system may have none. Say so at once, rather than let the first request
+    to 127.0.0.1:8080 fail with the service (the other example units need only /bin/sh)."""
+    from cinit.io.spawn import can_exec
+
+    if not can_exec("python3", os.environ):
+        from cinit.io.log import log
+
+        log("--example: no python3 on this system (PATH): web.service, the HTTP server "
+            "behind web.socket (127.0.0.1:8080), runs `python3 -m http.server` and fails "
+            "when a first connection starts it; hello, ticker and the drop-ins need only "
+            "/bin/sh (and an image can replace web.service by a drop-in, as the "
+            "Containerfile's does with busybox httpd)")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -284,6 +307,8 @@ def main(argv: list[str]) -> int:
     from cinit.io.log import configure_target
 
     configure_target(options.log_target)
+    if options.example and not options.validate:
+        _say_if_the_example_lacks_python()
     if options.validate:
         from cinit.cli.validate import run_validate
 

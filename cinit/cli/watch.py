@@ -271,7 +271,11 @@ def _watch_live(events_endpoint: str, control_endpoint: str, directory: str) -> 
     from rich.console import Console
     from rich.live import Live
 
-    console = Console()
+    if getattr(sys, "frozen", False):
+        # The standalone build ships rich's cell widths for the latest Unicode version only
+        # (packaging/cinit.spec): an older one asked for here would be a missing module.
+        os.environ.pop("UNICODE_VERSION", None)
+    console = Console(emoji=False)  # see cinit.tools.watch_view._header
     context = zmq.Context()
     # Subscribe first: then no event after the snapshot's seq can be missed.
     subscriber = _subscriber(context, events_endpoint)

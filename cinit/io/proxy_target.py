@@ -72,7 +72,10 @@ def _resolve_all(address: ListenAddress) -> list[tuple[int, SockAddr]]:
         return [(socket.AF_UNIX, address.path)]
     if address.kind is ListenKind.ABSTRACT:
         return [(socket.AF_UNIX, b"\0" + address.path.encode())]
-    infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    # An ASCII name goes as bytes: a str goes through the "idna" codec, whose import
+    # (stringprep, unicodedata) costs time and 1 MiB of the standalone build.
+    host: str | bytes = address.host.encode() if address.host.isascii() else address.host
+    infos = socket.getaddrinfo(host, address.port, type=socket.SOCK_STREAM)
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 

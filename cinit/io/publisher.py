@@ -145,18 +145,25 @@ class Publisher:
     def track_connections(self) -> None:
         """Take the monitor's connection events waiting (the pump polls the monitor, so
         that its queue never fills and drops one)."""
-        from zmq.utils.monitor import recv_monitor_message
+        import struct
 
         zmq = self.zmq
         while True:
             try:
-                event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)
+                frames = self.monitor.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                self.connections.add(int(event["value"]))
+            # zmq_socket_monitor(3): frame 1 is a 16-bit event id and a 32-bit value (here
+            # the connection's fd), frame 2 the endpoint. Decoded here, not with
+            # zmq.utils.monitor, which imports zmq.asyncio and so asyncio (0.7 MiB of the
+            # standalone build, for nothing else).
+            if len(frames) != 2 or len(frames[0]) != 6:
+                continue
+            event, value = struct.unpack("=hi", frames[0])
+            if event == zmq.EVENT_ACCEPTED:
+                self.connections.add(value)
             else:
-                self.connections.discard(int(event["value"]))
+                self.connections.discard(value)
 
     def drained(self) -> bool:
         """Whether every subscriber's connection has been read to its end by the peer

@@ -11,8 +11,6 @@ line marks the settle, and a greyed "after boot" list under the chart says what 
 
 from __future__ import annotations
 
-from html import escape
-
 from cinit.machines.vocabulary import State
 from cinit.tools.boot_analysis import (
     after_boot_heading,
@@ -21,6 +19,14 @@ from cinit.tools.boot_analysis import (
     timespan,
 )
 from cinit.tools.boot_trace import BootTrace, UnitBoot
+
+
+def escape(text: str) -> str:
+    """`text` safe inside SVG text and attribute values (what html.escape does; html itself
+    loads its 100 KiB entity table, which the standalone build leaves out)."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#x27;"))
+
 
 COLOURS = {
     "activating": "#f4a259",

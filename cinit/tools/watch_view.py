@@ -55,7 +55,11 @@ def _header(model: WatchModel, connection: str) -> Text:
     counts: dict[str, int] = {}
     for row in model.units.values():
         counts[row.state] = counts.get(row.state, 0) + 1
-    header = Text.assemble(("cinit watch", "bold"), "  ", Text.from_markup(connection))
+    # emoji=False here and below: a ":name:" stays as written, and rich's 200 KiB emoji
+    # table stays out of the standalone build (packaging/cinit.spec).
+    header = Text.assemble(
+        ("cinit watch", "bold"), "  ", Text.from_markup(connection, emoji=False)
+    )
     header.no_wrap, header.overflow = True, "ellipsis"
     header.append(f"  seq {model.seq if model.seq is not None else '-'}")
     header.append(f"  units {len(model.units)}")
@@ -107,7 +111,8 @@ def _event_pane(model: WatchModel, lines: int) -> RenderableType:
         text.append(f"{stamp} ", style="dim")
         text.append(f"{line.seq if line.seq is not None else '':>5} ", style="dim")
         text.append(line.text, style=_line_style(line.text))
-    return Panel(text, title="events", title_align="left", height=lines + 2, box=box.ROUNDED)
+    title = Text("events")  # a str title would go through markup, emoji codes included
+    return Panel(text, title=title, title_align="left", height=lines + 2, box=box.ROUNDED)
 
 
 def _line_style(text: str) -> str:

@@ -658,7 +658,9 @@ def zone_named(name: str) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+    # ImportError: a zone the system's database lacks sends ZoneInfo to the tzdata package
+    # through importlib.resources, which the standalone build leaves out (packaging/).
+    except (ZoneInfoNotFoundError, ValueError, OSError, ImportError) as exc:
         raise CalendarError(f"unknown time zone {quoted(name)}") from exc
 
 

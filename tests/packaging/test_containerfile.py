@@ -99,7 +99,14 @@ def test_two_stages_build_then_an_image_without_python() -> None:
     for run in final("RUN"):
         assert "python" not in run, f"the final image installs or runs Python: {run}"
     from_build = [c for c in copies() if c[0] == FINAL and "--from=build" in c[1]]
-    assert from_build == [(FINAL, ["--from=build"], ["/out/cinit.dist"], "/opt/cinit")]
+    # The release tarball's files, unpacked by the build stage (what is tested is shipped)
+    assert from_build == [(FINAL, ["--from=build"], ["/out/rootfs/"], "/")]
+
+
+def test_systemctl_and_journalctl_links_only_where_the_base_has_none() -> None:
+    (linking,) = [run for run in final("RUN") if "systemctl" in run]
+    assert "for name in systemctl journalctl" in linking
+    assert '[ -e "/usr/bin/$name" ] || ln -s /opt/cinit/cinit "/usr/bin/$name"' in linking
 
 
 def test_entrypoint_stopsignal_healthcheck() -> None:
@@ -199,7 +206,13 @@ def test_built_binary_needs_no_python(built: Path) -> None:
         statically = subprocess.run(["ldd", str(launcher)], capture_output=True, text=True)
         assert "not a dynamic executable" in statically.stdout + statically.stderr
     size = sum(p.lstat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
-    assert size <= 40 * 1024 * 1024, f"standalone bundle is {size / 2**20:.1f} MiB"
+    assert size <= 16 * 1024 * 1024, f"standalone bundle is {size / 2**20:.1f} MiB"
+    # What the final stage copies: the release tarball's files, unpacked.
+    rootfs = built.parent / "rootfs"
+    assert (rootfs / "opt" / "cinit" / "libexec" / "cinit").is_file()
+    for name in ("cinit", "systemctl", "journalctl"):
+        assert os.readlink(rootfs / "usr" / "local" / "bin" / name) == "/opt/cinit/cinit"
+    assert len(list((built.parent / "dist").glob("cinit-*-linux-*.tar.gz"))) == 1
     # No interpreter on PATH either: the bundle must not lean on the host's Python.
     done = subprocess.run(
         [str(built), "validate", "--example", "--strict-units"],

@@ -12,6 +12,7 @@ already pending at its exec is tested in tests/pid1 (test_shutdown_signal_pendin
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,14 +37,16 @@ REPORT_MASK = (
 OWNED = " ".join(str(int(s)) for s in sorted(OWNED_SIGNALS))
 
 
-@pytest.fixture(scope="module")
-def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """packaging/launcher.c built as the standalone build builds it, into dist/cinit."""
+@pytest.fixture(scope="module", params=["nolibc", "libc"])
+def launcher(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The launcher built as the standalone build builds it, into dist/cinit: first
+    launcher-nolibc.c (raw system calls, x86_64/aarch64), then launcher.c (the fallback)."""
     dist = tmp_path_factory.mktemp("launcher") / "dist"
     dist.mkdir()
     built = subprocess.run(
         [str(PACKAGING / "build-launcher.sh"), str(dist / "cinit")],
         capture_output=True, text=True, timeout=100,
+        env={**os.environ, "CINIT_LAUNCHER": request.param},
     )  # fmt: skip
     if built.returncode == 3:
         pytest.skip(f"no C compiler to build the launcher: {built.stderr.strip()}")
@@ -85,17 +88,42 @@ def test_launcher_run_through_a_symlink_finds_its_bootloader(
     assert done.stdout.splitlines()[0] == OWNED
 
 
-def test_launcher_without_its_bootloader_says_what_is_missing(
+def test_launcher_without_proc_follows_the_links_of_its_argv0(
+    launcher: Path, tmp_path: Path
+) -> None:
+    # A chroot without /proc: no /proc/self/exe, so the path it was run by is followed, link
+    # by link (an absolute one, then a relative one), to the launcher's own directory.
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare to hide /proc")
+    install_probe(launcher.parent / "libexec" / "cinit")
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt" / "cinit").symlink_to(launcher)  # absolute
+    on_path = tmp_path / "bin" / "cinit"
+    on_path.parent.mkdir()
+    on_path.symlink_to("../opt/cinit")  # relative
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+         'mount -t tmpfs none /proc && exec "$1" status', "sh", str(on_path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == OWNED
+
+
+def test_launcher_copied_alone_says_to_copy_the_directory(
     tmp_path: Path, launcher: Path
 ) -> None:
+    # What `cp bin/cinit /usr/local/bin/` does: cp follows the symlink, copies the launcher.
     alone = tmp_path / "cinit"
-    alone.write_bytes(launcher.read_bytes())
-    alone.chmod(0o755)
+    shutil.copy(launcher, alone)
     done = subprocess.run([str(alone), "status"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 127
-    assert done.stderr == (
-        f"cinit: cannot run {tmp_path}/libexec/cinit: No such file or directory\n"
-    )
+    first, *rest = done.stderr.splitlines()
+    assert first.startswith(f"cinit: {tmp_path}/libexec/cinit is missing: ")
+    advice = " ".join(rest)
+    assert "Copy the whole directory" in advice
+    assert "ln -s /opt/cinit/cinit /usr/local/bin/cinit" in advice
+    assert "Traceback" not in done.stderr
 
 
 def test_pip_script_blocks_the_owned_signals_before_importing_cinit(tmp_path: Path) -> None:

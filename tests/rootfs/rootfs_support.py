@@ -15,6 +15,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +137,39 @@ class Image:
         return f"\ncinit stderr:\n{err}\ncinit stdout:\n{out}"
 
 
+def release_tarball() -> Path | None:
+    """The release tarball to install: $CINIT_E2E_TARBALL (`make e2e` makes it with
+    packaging/make-tarball.sh), else one made here from the standalone build (bin/cinit.dist);
+    None when $CINIT_E2E_BIN names another build (installed as before: copied)."""
+    given = os.environ.get("CINIT_E2E_TARBALL")
+    if given:
+        return Path(given)
+    if os.environ.get("CINIT_E2E_BIN"):
+        return None
+    global _made_tarball
+    if _made_tarball is None:
+        out = Path(tempfile.mkdtemp(prefix="cinit-e2e-tarball-"))
+        made = subprocess.run(
+            [str(REPO / "packaging" / "make-tarball.sh"), str(CINIT_BIN.resolve().parent),
+             str(out)],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        _made_tarball = Path(made.stdout.strip())
+    return _made_tarball
+
+
+_made_tarball: Path | None = None
+
+
 def install_cinit(tree: Path) -> None:
-    """The standalone cinit at /usr/local/bin/cinit in the tree."""
+    """The standalone cinit in the tree as the release tarball installs it (unpacked at /:
+    /opt/cinit, /usr/local/bin/cinit and its systemctl/journalctl links): what is tested is
+    what is shipped. A build named by $CINIT_E2E_BIN is copied instead."""
+    tarball = release_tarball()
+    if tarball is not None:
+        with tarfile.open(tarball) as tar:
+            tar.extractall(tree, filter="tar")
+        return
     executable = CINIT_BIN.resolve()
     target = tree / "usr/local/bin/cinit"
     if CINIT_BIN.is_symlink() or (executable.parent / "_internal").is_dir():

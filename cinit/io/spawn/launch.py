@@ -12,6 +12,7 @@ from __future__ import annotations
 import _thread
 import os
 import resource
+import stat
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io import signals
@@ -151,6 +152,19 @@ def exec_candidates(path: str, env: Mapping[str, str]) -> list[str]:
         return [path]
     search = env.get("PATH") or DEFAULT_PATH
     return [os.path.join(d or ".", path) for d in search.split(":")]
+
+
+def can_exec(program: str, env: Mapping[str, str]) -> bool:
+    """Whether `program` is found where the spawn looks for it (`exec_candidates`) as an
+    executable regular file."""
+    for candidate in exec_candidates(program, env):
+        try:
+            regular = stat.S_ISREG(os.stat(candidate).st_mode)
+        except OSError:
+            continue
+        if regular and os.access(candidate, os.X_OK):
+            return True
+    return False
 
 
 def raise_fd_limit() -> None:
