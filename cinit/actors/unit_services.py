@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from cinit.actors.socket_activator import SocketSupport
     from cinit.actors.supervisor import UnitSupervisor
+    from cinit.actors.timer_keeper import TimerSupport
     from cinit.actors.unit_ports import Tellable
     from cinit.actors.unit_slot import UnitSlot
     from cinit.io.socket_binding import SocketBinding
@@ -137,11 +138,19 @@ class UnitServices:
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
-    def start_supervisor(self, events: Tellable | None = None) -> pykka.ActorRef[UnitSupervisor]:
-        """Start the unit supervisor (it takes over the first wave); its ActorRef."""
+    def start_supervisor(
+        self,
+        events: Tellable | None = None,
+        timer_state_dir: str | None = None,
+        boot_mono: float | None = None,
+    ) -> pykka.ActorRef[UnitSupervisor]:
+        """Start the unit supervisor (it takes over the first wave); its ActorRef.
+        `timer_state_dir`: where Persistent= stamps go (None: the default); `boot_mono`:
+        cinit's start on the monotonic clock (OnBootSec=; None: now)."""
         from cinit.actors.supervisor import UnitSupervisor
 
         self.sockets = _socket_support(self.unit_set, self.context)
+        timers = _timer_support(self.unit_set, timer_state_dir, boot_mono)
         self.supervisor = UnitSupervisor.start(
             self.unit_set,
             self.io_factory,
@@ -152,6 +161,7 @@ class UnitServices:
             started=self.started,
             reports=self.reports,
             bound=self.bound,
+            timers=timers,
         )
         self.bound = {}
         self.started = {}
@@ -193,6 +203,23 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
     poller = ReadinessPoller()
     poller.start()
     return SocketSupport(context, registry, poller)
+
+
+def _timer_support(
+    unit_set: UnitSet, state_dir: str | None, boot_mono: float | None
+) -> TimerSupport | None:
+    """Where timers keep their stamps and when cinit started; None without timer units."""
+    if not any(unit.kind is UnitKind.TIMER for unit in unit_set.units.values()):
+        return None
+    import time
+
+    from cinit.actors.timer_keeper import TimerSupport
+    from cinit.io.timer_stamps import TimerStamps
+    from cinit.io.timer_stamps import state_dir as pick_state_dir
+
+    directory = pick_state_dir(state_dir, os.environ)
+    start = boot_mono if boot_mono is not None else time.monotonic()
+    return TimerSupport(TimerStamps(directory), start)
 
 
 def _needs_notify(unit: Unit) -> bool:

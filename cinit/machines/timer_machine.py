@@ -364,9 +364,9 @@ def _start(model: TimerModel, event: TimerEvent, now: Now) -> Step:
         model, entered = _enter(model, Phase.FAILED, "nothing to elapse on")
         return model, [Log(f"{config.name}: failed: no OnCalendar= nor On*Sec="), *entered]
     last = model.last_trigger
-    if config.persistent and event.stamp is not None:
-        if last is None or event.stamp > last.wall:  # the stamp's wall time; mono unknown
-            last = Now(mono=-math.inf, wall=event.stamp)
+    stamp = event.stamp if config.persistent else None
+    if stamp is not None and (last is None or stamp > last.wall):
+        last = Now(mono=-math.inf, wall=stamp)  # the stamp's wall time; its mono is unknown
     model = replace(
         model, activated=now, last_trigger=last, service_up=event.service_up, phase=model.phase
     )
@@ -441,6 +441,8 @@ def _arm(model: TimerModel, now: Now, phase: Phase, reason: str) -> Step:
         done = Phase.ELAPSED if config.remain_after_elapse else Phase.INACTIVE
         model, entered = _enter(model, done, "elapsed")
         return model, [Disarm(), *entered]
+    if phase is Phase.ELAPSED:
+        phase = Phase.WAITING  # a service event gave an elapse again (OnUnitActiveSec=)
     waits = []
     if upcoming.wake_mono is not None:
         waits.append(upcoming.wake_mono - now.mono)

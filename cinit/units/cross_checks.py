@@ -30,8 +30,8 @@ def check_units(
     Errors: ordering cycles (one per group of units caught in cycles, naming a cycle in
     order, "a -> b" meaning a is ordered after b); Requires=/OnFailure= naming a unit
     that is not loaded (Requires= on a .target is met; OnFailure= on one is an error);
-    a socket activating (a timer starting) a service that is not loaded; two listeners that would bind
-    the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
+    a socket activating (a timer starting) a service that is not loaded; two listeners
+    that would bind the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
     mode; proxy and native sockets activating one service (its contract would be both
     "inherit listeners" and "listen yourself"); Accept=yes and Accept=no sockets
     activating one service. Warnings: Restart= on a oneshot with RemainAfterExit=yes.

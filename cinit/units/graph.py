@@ -52,12 +52,12 @@ class DependencyGraph(Frozen, eq=False):
     _on_failure: Mapping[str, tuple[str, ...]]
     _activates: Mapping[str, str]
     _activated_by: Mapping[str, tuple[str, ...]]
-    _timer_of: Mapping[str, str] = {}  # timer -> the loaded service it starts (issue 17)
-    _timed_by: Mapping[str, tuple[str, ...]] = {}  # service -> the timers that start it
     _start_order: tuple[str, ...]
     _start_levels: tuple[tuple[str, ...], ...]
     _trigger_only: frozenset[str]
     _bound_later: frozenset[str] = frozenset()
+    _timer_of: Mapping[str, str] = {}  # timer -> the loaded service it starts (issue 17)
+    _timed_by: Mapping[str, tuple[str, ...]] = {}  # service -> the timers that start it
 
     def ordered_after(self, name: str) -> frozenset[str]:
         """Units that must be ready (or failed, or skipped) before `name` starts."""
@@ -142,8 +142,8 @@ class DependencyGraph(Frozen, eq=False):
 
     def trigger_only(self) -> frozenset[str]:
         """Units not started at boot: socket-activated and timer-started services (unless
-        wanted at boot, see `build_graph`), every unit in an OnFailure=, and, when the boot set was given,
-        every unit outside it."""
+        wanted at boot, see `build_graph`), every unit in an OnFailure=, and, when the boot
+        set was given, every unit outside it."""
         return self._trigger_only
 
     def binds_at_boot(self, name: str) -> bool:

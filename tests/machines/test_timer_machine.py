@@ -36,7 +36,7 @@ EVERY_2S = "OnCalendar=*:*:0/2\nAccuracySec=1ms\n"
 def test_a_calendar_timer_arms_fires_and_arms_the_next_elapse() -> None:
     model = tm.initial(config(EVERY_2S))
     model, actions = tm.step(model, tm.Start(), Now(10.0, 1000.5))
-    assert [a for a in actions if isinstance(a, Transition)][0].new is State.ACTIVE
+    assert next(a for a in actions if isinstance(a, Transition)).new is State.ACTIVE
     arm = arm_of(actions)
     assert arm.elapse == 1002.0 and abs(arm.delay - 1.5) < 0.01
     armed = events(actions, "timer-armed")[0]
@@ -174,3 +174,16 @@ def test_every_phase_event_pair_is_in_the_table() -> None:
     for phase in tm.Phase:
         for kind in (tm.Start, tm.Wake, tm.ServiceStarted, tm.ServiceFinished, tm.Stop):
             assert (phase, kind) in tm.TABLE
+
+
+def test_an_elapsed_timer_arms_again_when_its_service_starts() -> None:
+    model = tm.initial(config("OnBootSec=1s\nOnUnitActiveSec=2s\nAccuracySec=1ms\n"))
+    model, _ = tm.step(model, tm.Start(), Now(0.2, 0.2))
+    model, _ = tm.step(model, tm.Wake(model.armed), Now(1.0, 1.0))
+    model, _ = tm.step(model, tm.ServiceFinished(), Now(1.01, 1.01))  # nothing left: elapsed
+    assert model.phase is tm.Phase.ELAPSED
+    model, actions = tm.step(model, tm.ServiceStarted(), Now(1.02, 1.02))
+    assert model.phase is tm.Phase.WAITING and arm_of(actions).delay > 1.9
+    model, _ = tm.step(model, tm.ServiceFinished(), Now(1.5, 1.5))
+    model, actions = tm.step(model, tm.Wake(model.armed), Now(3.02, 3.02))
+    assert starts(actions)

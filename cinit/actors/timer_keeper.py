@@ -1,0 +1,172 @@
+"""Timers (issue 17): one `TimerKeeper` actor runs the machine of every `.timer` unit.
+
+One actor for all of them (not one per timer, as sockets have): a timer does nothing
+between its wakes, and a hundred timers must not cost a hundred threads. The decisions are
+the timer machine's (`cinit.machines.timer_machine`); this actor feeds it what happened
+(the supervisor's start and stop requests, its news of each timer's service, the
+scheduler's wakes) with both clocks read now, and carries its actions out: it asks the
+scheduler (`cinit.actors.scheduler`, the monotonic clock) for the next wake, tells the
+supervisor to start a service (`TimerTriggered`) and passes Transitions and Notices on as
+the timer's reports, and writes Persistent= stamps (`cinit.io.timer_stamps`). It never
+blocks, and a message it fails to handle is logged: it carries on with the others.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pykka
+
+from cinit.actors.unit import Scheduling, UnitReport
+from cinit.io.log import info, log
+from cinit.machines import timer_machine as tm
+from cinit.machines.record import Record
+from cinit.machines.unit_events import Log, Notice, Transition
+from cinit.units.model import Unit
+
+if TYPE_CHECKING:
+    from cinit.actors.scheduler import Timer
+    from cinit.actors.unit_slot import Tellable
+    from cinit.io.timer_stamps import TimerStamps
+
+
+class TimerSupport(Record):
+    """What the supervisor needs to run timers: where Persistent= stamps live and when
+    cinit started on the monotonic clock (OnBootSec=, OnStartupSec=)."""
+
+    stamps: TimerStamps
+    boot_mono: float
+
+
+class StartTimer(Record):
+    """Supervisor -> keeper: arm timer `name`; `service_up`: its service is up now."""
+
+    name: str
+    service_up: bool = False
+
+
+class StopTimer(Record):
+    """Supervisor -> keeper: disarm timer `name`."""
+
+    name: str
+
+
+class ServiceChanged(Record):
+    """Supervisor -> keeper: `service`, started by timers, went up (`up`) or came to rest."""
+
+    service: str
+    up: bool
+
+
+class TimerWake(Record):
+    """Scheduler -> keeper: the wait numbered `armed` of timer `name` ended."""
+
+    name: str
+    armed: int
+
+
+class TimerTriggered(Record):
+    """Keeper -> supervisor: timer `timer` elapsed: start `service`."""
+
+    timer: str
+    service: str
+
+
+class TimerKeeper(pykka.ThreadingActor):
+    """Create with `TimerKeeper.start(timers, services, support, supervisor, scheduler)`."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        timers: dict[str, Unit],
+        support: TimerSupport,
+        supervisor: Tellable,
+        scheduler: Scheduling,
+        *,
+        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.support = support
+        self.supervisor = supervisor
+        self.scheduler = scheduler
+        self.mono = mono
+        self.wall = wall
+        self.models: dict[str, tm.TimerModel] = {}
+        self.waits: dict[str, Timer] = {}
+        self.by_service: dict[str, list[str]] = {}
+        self.service_up: dict[str, bool] = {}
+        for name, unit in timers.items():
+            model = tm.initial(tm.config_of(unit, support.boot_mono))
+            self.models[name] = model
+            self.by_service.setdefault(model.config.service, []).append(name)
+
+    def on_receive(self, message: object) -> None:
+        try:
+            self._handle(message)
+        except Exception as exc:  # never let it escape: pykka would stop the actor
+            text = "".join(traceback.format_exception(exc)).rstrip()
+            log(f"internal error in the timer keeper handling {message!r}:\n{text}")
+
+    def _handle(self, message: object) -> None:
+        if isinstance(message, TimerWake):
+            self._feed(message.name, tm.Wake(message.armed))
+        elif isinstance(message, StartTimer):
+            model = self.models.get(message.name)
+            if model is None:
+                return
+            stamp = None
+            if model.config.persistent and not self.support.stamps.disabled:
+                stamp = self.support.stamps.read(message.name)
+            up = self.service_up.get(model.config.service, message.service_up)
+            self._feed(message.name, tm.Start(stamp=stamp, service_up=up))
+        elif isinstance(message, StopTimer):
+            self._feed(message.name, tm.Stop())
+        elif isinstance(message, ServiceChanged):
+            if self.service_up.get(message.service, False) == message.up:
+                return  # starting -> running -> active is one "up" for the timer
+            self.service_up[message.service] = message.up
+            event = tm.ServiceStarted() if message.up else tm.ServiceFinished()
+            for name in self.by_service.get(message.service, ()):
+                self._feed(name, event)
+        else:
+            log(f"timer keeper: unexpected message {message!r}")
+
+    def _feed(self, name: str, event: tm.TimerEvent) -> None:
+        model = self.models.get(name)
+        if model is None:
+            return
+        now = tm.Now(self.mono(), self.wall())
+        model, actions = tm.step(model, event, now)
+        self.models[name] = model
+        for action in actions:
+            self._carry_out(name, action)
+
+    def _carry_out(self, name: str, action: object) -> None:
+        if isinstance(action, tm.Arm):
+            self._cancel(name)
+            self.waits[name] = self.scheduler.call_later(
+                action.delay, self.actor_ref, TimerWake(name, action.armed)
+            )
+        elif isinstance(action, tm.Disarm):
+            self._cancel(name)
+        elif isinstance(action, tm.StartService):
+            info(f"{name}: elapsed; starting {action.service}")
+            self.supervisor.tell(TimerTriggered(action.timer, action.service))
+        elif isinstance(action, tm.WriteStamp):
+            self.support.stamps.write(name, action.at)
+        elif isinstance(action, Transition | Notice):
+            self.supervisor.tell(UnitReport(name, action))
+        elif isinstance(action, Log):
+            log(action.text)
+        else:
+            log(f"{name}: unexpected timer action {action!r}")
+
+    def _cancel(self, name: str) -> None:
+        wait = self.waits.pop(name, None)
+        if wait is not None:
+            self.scheduler.cancel(wait)

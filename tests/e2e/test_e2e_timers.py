@@ -1,0 +1,156 @@
+"""Issue 17's `.timer` units on real processes, cinit as PID 1 in a PID namespace.
+
+Runs are counted from files the services append to; counts are asserted as ranges (the
+machine is loaded: no timed assertions). A wall-clock jump is not done here (setting the
+clock would change the host's): tests/machines/test_timer_machine.py proves it with an
+injected clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import Boot, shell_script, wait_until
+
+pytestmark = [pytest.mark.pid1, pytest.mark.timeout(90)]
+
+Booter = Callable[..., Boot]
+
+
+def runs(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def trace_events(trace: Path, unit: str) -> list[dict[str, Any]]:
+    if not trace.exists():
+        return []
+    records = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    return [r for r in records if r.get("unit") == unit]
+
+
+def trace_env(trace: Path) -> dict[str, str]:
+    return {"CONTAINER_INIT_TRACE": "1", "CONTAINER_INIT_TRACE_FILE": str(trace)}
+
+
+def oneshot(script: Path) -> str:
+    return f"[Service]\nType=oneshot\nExecStart={script}\n"
+
+
+def test_a_timer_every_2s_fires_its_oneshot_about_5_times_in_10s(
+    boot: Booter, tmp_path: Path
+) -> None:
+    log = tmp_path / "tick.log"
+    script = shell_script(tmp_path / "tick.sh", f"date +%s.%N >> {log}\n")
+    units = {
+        "tick.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+        "tick.service": oneshot(script),
+    }
+    trace = tmp_path / "trace.jsonl"
+    run = boot(units, env=trace_env(trace))
+    # The service is not started at boot: the first run is the timer's.
+    wait_until(lambda: runs(log) >= 1, 10, "the first run" + run.report())
+    begun = time.monotonic()
+    first = runs(log)
+    while time.monotonic() - begun < 10:
+        time.sleep(0.1)
+    count = runs(log) - first
+    assert 4 <= count <= 6, (count, log.read_text(), run.report())
+    armed = [e for e in trace_events(trace, "tick.timer") if e["event"] == "timer-armed"]
+    assert armed and "next_elapse_iso" in armed[-1] and armed[-1]["next_elapse"] > 0
+    assert run.terminate() == 0
+
+
+def test_on_boot_and_on_unit_active_fire_on_schedule(boot: Booter, tmp_path: Path) -> None:
+    log = tmp_path / "beat.log"
+    script = shell_script(tmp_path / "beat.sh", f"date +%s.%N >> {log}\n")
+    units = {
+        "beat.timer": "[Timer]\nOnBootSec=1s\nOnUnitActiveSec=2s\nAccuracySec=1ms\n",
+        "beat.service": oneshot(script),
+    }
+    run = boot(units)
+    wait_until(lambda: runs(log) >= 1, 10, "the boot run" + run.report())
+    first = runs(log)
+    begun = time.monotonic()
+    while time.monotonic() - begun < 7:
+        time.sleep(0.1)
+    count = runs(log) - first
+    assert 2 <= count <= 4, (count, log.read_text())  # every 2 s: ~3.5 in 7 s
+    stamps = [float(line) for line in log.read_text().split()]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(gap > 1.5 for gap in gaps), gaps  # OnUnitActiveSec= spaces them
+    assert run.terminate() == 0
+
+
+def test_a_long_running_service_is_skipped_not_doubled(boot: Booter, tmp_path: Path) -> None:
+    log = tmp_path / "long.log"
+    script = shell_script(tmp_path / "long.sh", f"echo start >> {log}\nexec sleep 30\n")
+    units = {
+        "long.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+        "long.service": f"[Service]\nExecStart={script}\n",
+    }
+    trace = tmp_path / "trace.jsonl"
+    run = boot(units, env=trace_env(trace))
+    wait_until(lambda: runs(log) >= 1, 10, "the first run" + run.report())
+
+    def skipped() -> bool:
+        return any(e["event"] == "timer-skipped" for e in trace_events(trace, "long.timer"))
+
+    wait_until(skipped, 15, "a timer-skipped event" + run.report())
+    assert runs(log) == 1  # still the one run: no second start
+    assert run.terminate() == 0
+
+
+def test_persistent_catches_up_a_run_missed_while_cinit_was_down(
+    boot: Booter, tmp_path: Path
+) -> None:
+    log = tmp_path / "daily.log"
+    script = shell_script(tmp_path / "daily.sh", f"date +%s >> {log}\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    stamp = state / "stamp-daily.timer"
+    stamp.touch()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stamp, (two_days_ago, two_days_ago))  # an earlier run's last trigger
+    units = {
+        "daily.timer": "[Timer]\nOnCalendar=daily\nPersistent=yes\nAccuracySec=1ms\n",
+        "daily.service": oneshot(script),
+    }
+    run = boot(units, options=["--timer-state-dir", str(state)])
+    wait_until(lambda: runs(log) >= 1, 10, "the missed run, at once" + run.report())
+    wait_until(lambda: stamp.stat().st_mtime > time.time() - 60, 5, "the stamp updated")
+    time.sleep(2)
+    assert runs(log) == 1  # once, not once per missed day
+    assert run.terminate() == 0
+
+
+def test_without_a_stamp_a_persistent_daily_timer_waits(boot: Booter, tmp_path: Path) -> None:
+    log = tmp_path / "daily.log"
+    script = shell_script(tmp_path / "daily.sh", f"date +%s >> {log}\n")
+    units = {
+        "daily.timer": "[Timer]\nOnCalendar=daily\nPersistent=yes\nAccuracySec=1ms\n",
+        "daily.service": oneshot(script),
+        "mark.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    }
+    run = boot(units, options=["--timer-state-dir", str(tmp_path / "state")])
+    time.sleep(3)  # the other boot unit ran; the timer waits for midnight
+    assert runs(log) == 0
+    assert run.terminate() == 0
+
+
+def test_a_failing_service_does_not_stop_its_timer(boot: Booter, tmp_path: Path) -> None:
+    log = tmp_path / "fail.log"
+    script = shell_script(tmp_path / "fail.sh", f"date +%s >> {log}\nexit 3\n")
+    units = {
+        "fail.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+        "fail.service": oneshot(script),
+    }
+    run = boot(units)
+    wait_until(lambda: runs(log) >= 3, 15, "three failing runs" + run.report())
+    assert run.terminate() == 0
