@@ -13,6 +13,9 @@ from cinit.machines.vocabulary import (
     BUSY_STATES,
     MAIN_PID_CHANGED_EVENT,
     READY_STATES,
+    TIMER_ARMED_EVENT,
+    TIMER_ELAPSED_EVENT,
+    TIMER_SKIPPED_EVENT,
     UNSETTLED_STATES,
     State,
 )
@@ -102,6 +105,14 @@ class StatusBook:
         if kind == MAIN_PID_CHANGED_EVENT:
             status["main_pid"] = event.get("pid")
             return t_ms
+        if kind == TIMER_ARMED_EVENT:  # a timer's next elapse (epoch seconds)
+            status["next_elapse"] = event.get("next_elapse")
+            status["triggers"] = event.get("service")
+            return t_ms
+        if kind in (TIMER_ELAPSED_EVENT, TIMER_SKIPPED_EVENT):
+            status["last_trigger"] = event.get("at")
+            status["triggers"] = event.get("service")
+            return t_ms
         new = event.get("new")
         if new is None:
             return t_ms
@@ -117,6 +128,8 @@ class StatusBook:
             status["last_exit"] = {"code": event.get("code"), "signal": event.get("signal")}
         if new == State.AUTO_RESTART:
             status["restarts"] += 1
+        if new == State.INACTIVE and "next_elapse" in status:
+            status["next_elapse"] = None  # a stopped timer is disarmed
         if new not in BUSY_STATES:
             self.boot_pending.discard(name)
         return began

@@ -455,6 +455,7 @@ def _arm(model: TimerModel, now: Now, phase: Phase, reason: str) -> Step:
     actions: list[TimerAction] = [*entered, Arm(armed, delay, upcoming.elapse)]
     if previous is None or previous.elapse != upcoming.elapse:  # news only when it moved
         fields = {
+            "service": config.service,
             "next_elapse": upcoming.elapse,
             "next_elapse_iso": iso(upcoming.elapse),
             "left_s": round(max(upcoming.elapse - now.wall, 0.0), 6),

@@ -107,7 +107,8 @@ def check_socket(unit: Unit, sock: SocketSection, diags: list[Diagnostic]) -> No
 def check_timer(unit: Unit, timer: TimerSection, diags: list[Diagnostic]) -> None:
     """A timer needs something to elapse on and a service to start (systemd.timer(5))."""
     say = _reporter(unit, "Timer", diags)
-    if not timer.has_trigger:
+    said = any(d.directive == "OnCalendar" and d.path == unit.path for d in diags)
+    if not timer.has_trigger and not said:  # not when an OnCalendar= was wrong already
         message = "timer has no OnCalendar= nor On*Sec= setting; it would never elapse"
         say(Severity.ERROR, "OnCalendar", message)
     if timer.unit == unit.name or not timer.unit.endswith(".service"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -153,4 +154,46 @@ def test_a_failing_service_does_not_stop_its_timer(boot: Booter, tmp_path: Path)
     }
     run = boot(units)
     wait_until(lambda: runs(log) >= 3, 15, "three failing runs" + run.report())
+    assert run.terminate() == 0
+
+
+def cli(cinit_cmd: list[str], runtime: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
+    argv = [*cinit_cmd, *args, "--runtime-dir", str(runtime)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_status_shows_the_next_elapse_and_stop_disarms(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    log = tmp_path / "tick.log"
+    script = shell_script(tmp_path / "tick.sh", f"date +%s.%N >> {log}\n")
+    units = {
+        "tick.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+        "tick.service": oneshot(script),
+    }
+    run = boot(units)
+    runtime = tmp_path / "boot" / "run"
+    wait_until(lambda: runs(log) >= 1, 10, "the first run" + run.report())
+    wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
+
+    def timer_status() -> dict[str, Any]:
+        done = cli(cinit_cmd, runtime, "status", "--json")
+        assert done.returncode in (0, 3), done.stderr
+        status: dict[str, Any] = json.loads(done.stdout)["units"]["tick.timer"]
+        return status
+
+    wait_until(lambda: timer_status().get("last_trigger") is not None, 10, "a last trigger")
+    status = timer_status()
+    assert status["state"] == "active" and status["next_elapse"] > time.time() - 1
+    assert status["triggers"] == "tick.service"
+    shown = cli(cinit_cmd, runtime, "status", "tick.timer")
+    assert "Trigger: " in shown.stdout and "Triggers: tick.service" in shown.stdout, shown
+    stopped = cli(cinit_cmd, runtime, "stop", "tick.timer")
+    assert stopped.returncode == 0, stopped.stderr
+    wait_until(lambda: timer_status()["state"] == "inactive", 10, "tick.timer inactive")
+    assert timer_status().get("next_elapse") is None
+    after = runs(log)
+    time.sleep(4.5)  # two elapses' worth: none fires
+    assert runs(log) <= after + 1  # one may have been on its way as the stop came
     assert run.terminate() == 0
