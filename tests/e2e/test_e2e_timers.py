@@ -197,3 +197,20 @@ def test_status_shows_the_next_elapse_and_stop_disarms(
     time.sleep(4.5)  # two elapses' worth: none fires
     assert runs(log) <= after + 1  # one may have been on its way as the stop came
     assert run.terminate() == 0
+
+
+def test_an_unwritable_state_dir_is_one_warning_and_the_timer_runs_on(
+    boot: Booter, tmp_path: Path
+) -> None:
+    log = tmp_path / "p.log"
+    script = shell_script(tmp_path / "p.sh", f"date +%s >> {log}\n")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # as a read-only root: the state directory cannot be made
+    units = {
+        "p.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\nPersistent=yes\n",
+        "p.service": oneshot(script),
+    }
+    run = boot(units, options=["--timer-state-dir", str(blocker / "timers")])
+    wait_until(lambda: runs(log) >= 3, 15, "three runs" + run.report())
+    assert run.terminate() == 0
+    assert run.count_err(r"cannot write the Persistent= stamp") == 1, run.stderr()
