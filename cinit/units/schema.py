@@ -616,7 +616,9 @@ def _parse_calendar(text: str) -> list[str]:
     try:
         parse_calendar(text)
     except CalendarError as exc:
-        raise ValueFormError(f"invalid calendar expression: {exc}") from exc
+        said = str(exc)  # may quote the value: a huge one is cut (the line shows it anyway)
+        said = said if len(said) <= 160 else said[:160] + "..."
+        raise ValueFormError(f"invalid calendar expression: {said}") from exc
     return [text]
 
 
