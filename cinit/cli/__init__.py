@@ -5,7 +5,8 @@
 quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
 The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
 `cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`,
-`tmpfiles` to `cinit.cli.tmpfiles`, and
+`tmpfiles` to `cinit.cli.tmpfiles`, `systemctl` (also cinit called as `systemctl`, see
+`PROGRAM_NAMES`) to `cinit.cli.systemctl`, and
 `version`, `help` and `--help`/`-h` to the typer application in `cinit.cli.app` (which
 lists every command). Any other first word that is not an option is an unknown command
 (exit 2, with a "did you mean"): the main command goes after `--`.
@@ -36,7 +37,10 @@ TOOL_COMMANDS = {
     "watch": "cinit.cli.watch",
     "analyze": "cinit.cli.analyze",
     "tmpfiles": "cinit.cli.tmpfiles",
+    "systemctl": "cinit.cli.systemctl",
 }
+# cinit called by another name (a symlink): that name's command, on all of the arguments.
+PROGRAM_NAMES = {"systemctl": "systemctl"}
 
 
 def run_tool(args: list[str]) -> int:
@@ -81,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.clear()
         os.environ.update(cleaned)
     args = sys.argv[1:] if argv is None else argv
+    called_as = os.path.basename(sys.argv[0]) if argv is None and sys.argv else ""
+    if called_as in PROGRAM_NAMES:
+        signals.release_owned()
+        return run_tool([PROGRAM_NAMES[called_as], *args])
     if args and (args[0] in TOOL_COMMANDS or args[0] in APP_COMMANDS):
         signals.release_owned()
     if args and args[0] in TOOL_COMMANDS:

@@ -22,11 +22,12 @@ def _commands() -> tuple[Command, ...]:
     from cinit.cli.analyze import ANALYZE
     from cinit.cli.control import COMMANDS as CONTROL
     from cinit.cli.run import RUN
+    from cinit.cli.systemctl import SYSTEMCTL
     from cinit.cli.tmpfiles import TMPFILES
     from cinit.cli.validate import VALIDATE
     from cinit.cli.watch import WATCH
 
-    return (RUN, VALIDATE, *CONTROL.values(), WATCH, ANALYZE, TMPFILES)
+    return (RUN, VALIDATE, *CONTROL.values(), WATCH, ANALYZE, TMPFILES, SYSTEMCTL)
 
 
 COMMANDS = _commands()

@@ -100,7 +100,8 @@ class Parsed:
 def parse(command: Command, args: Sequence[str]) -> Parsed:
     """Parse `args` (the words after the command's name) against `command`'s options.
 
-    `--name VALUE` and `--name=VALUE`; `-h`/`--help` anywhere; `--` ends the options of a
+    `--name VALUE` and `--name=VALUE`, `-n VALUE` and `-nVALUE`, grouped short flags (`-aq`);
+    `-h`/`--help` anywhere; `--` ends the options of a
     command that `takes_command`. Words that are not options are returned in order (the
     command says whether it takes any). Raises UsageError.
     """
@@ -121,6 +122,17 @@ def parse(command: Command, args: Sequence[str]) -> Parsed:
             continue
         name, has_inline, inline = word.partition("=")
         option = by_name.get(name)
+        if option is None and word[1] != "-" and word[:2] in by_name:
+            # A short option with its value attached (`-pId`) or several short flags (`-aq`).
+            option, name, inline = by_name[word[:2]], word[:2], word[2:]
+            has_inline = "="
+            if option.kind == FLAG:
+                for letter in inline:
+                    grouped = by_name.get(f"-{letter}")
+                    if grouped is None or grouped.kind != FLAG:
+                        raise UsageError(f"unknown option {word!r}")
+                    values[grouped.dest] = grouped.const
+                has_inline = ""
         if option is None:
             raise UsageError(f"unknown option {word!r}")
         if option.kind in (FLAG, SWITCH):

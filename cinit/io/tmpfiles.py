@@ -590,35 +590,71 @@ class Applier:
     # -- the kinds of lines
 
     def _file(self, entry: TmpfilesEntry) -> None:
+        flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK
+
+        def make(parent: int, name: str) -> None:
+            os.close(
+                os.open(name, flags | os.O_CREAT | os.O_EXCL, DEFAULT_FILE_MODE, dir_fd=parent)
+            )
+
+        def fill(fd: int, created: bool) -> None:
+            data = self._data(entry)
+            if data and (created or entry.plus):
+                _write_all(fd, data)
+
+        # Without `+` an existing file keeps its content: only its mode and owner are
+        # settled, through an O_PATH fd (a read-only file still counts).
+        self._put(
+            entry,
+            make,
+            lambda st: stat.S_ISREG(st.st_mode),
+            replace=entry.retype,
+            mismatch=TmpfilesError("exists and is not a regular file"),
+            opened=lambda created: (
+                flags if created else (os.O_TRUNC | flags if entry.plus else _PATH_FLAGS)
+            ),
+            default_mode=DEFAULT_FILE_MODE,
+            fill=fill,
+        )
+
+    def _put(
+        self,
+        entry: TmpfilesEntry,
+        make: Callable[[int, str], None],
+        same: Callable[[os.stat_result], bool],
+        *,
+        replace: bool,
+        mismatch: Exception,
+        opened: Callable[[bool], int],
+        default_mode: int,
+        fill: Callable[[int, bool], None] | None = None,
+    ) -> None:
+        """Create `entry`'s path with `make(parent_fd, name)`, or keep what is there when it
+        is `same` kind; another kind is replaced when `replace`, else `mismatch` (its text
+        after the path) is raised. Then `fill` (the created flag) and settle mode and owner
+        on the node opened with `opened(created)`: the one create-or-retype of f, d, p, c, b."""
         parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
         try:
-            flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK
             created = True
             try:
-                fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, DEFAULT_FILE_MODE, dir_fd=parent)
+                make(parent, name)
             except FileExistsError:
-                created = False
-                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode):
-                    if not entry.retype:
-                        raise TmpfilesError(
-                            f"{self.tree.show(entry.path)} exists and is not a regular file"
-                        ) from None
+                if same(os.stat(name, dir_fd=parent, follow_symlinks=False)):
+                    created = False
+                elif replace:
                     _remove_tree(parent, name)
-                    return self._file(entry)
-                # Without `+` an existing file keeps its content: only its mode and owner
-                # are settled, through an O_PATH fd (a read-only file still counts).
-                fd = os.open(name, os.O_TRUNC | flags if entry.plus else _PATH_FLAGS, dir_fd=parent)
+                    make(parent, name)
+                else:
+                    raise type(mismatch)(f"{self.tree.show(entry.path)} {mismatch}") from None
+            fd = os.open(name, opened(created), dir_fd=parent)
             try:
-                data = self._data(entry)
-                if data and (created or entry.plus):
-                    _write_all(fd, data)
-                self.settle(fd, entry, created, DEFAULT_FILE_MODE)
+                if fill is not None:
+                    fill(fd, created)
+                self.settle(fd, entry, created, default_mode)
             finally:
                 os.close(fd)
         finally:
             os.close(parent)
-        return None
 
     def _data(self, entry: TmpfilesEntry) -> bytes | None:
         if not entry.credential:
@@ -660,56 +696,31 @@ class Applier:
             os.close(fd)
 
     def _directory(self, entry: TmpfilesEntry) -> None:
-        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
-        try:
-            created = True
-            try:
-                os.mkdir(name, DEFAULT_DIRECTORY_MODE, dir_fd=parent)
-            except FileExistsError:
-                created = False
-                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-                if not stat.S_ISDIR(st.st_mode):
-                    if not entry.retype:
-                        raise Notice(
-                            f"{self.tree.show(entry.path)} already exists and is not a directory"
-                        ) from None
-                    _remove_tree(parent, name)
-                    os.mkdir(name, DEFAULT_DIRECTORY_MODE, dir_fd=parent)
-                    created = True
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
-            try:
-                self.settle(fd, entry, created, DEFAULT_DIRECTORY_MODE)
-            finally:
-                os.close(fd)
-        finally:
-            os.close(parent)
+        self._put(
+            entry,
+            lambda parent, name: os.mkdir(name, DEFAULT_DIRECTORY_MODE, dir_fd=parent),
+            lambda st: stat.S_ISDIR(st.st_mode),
+            replace=entry.retype,
+            mismatch=Notice("already exists and is not a directory"),
+            opened=lambda created: _DIR_FLAGS,
+            default_mode=DEFAULT_DIRECTORY_MODE,
+        )
 
     def _node(self, entry: TmpfilesEntry, kind_bits: int, device: int) -> None:
-        parent, name = self.tree.open_parent(entry.path, create=True, retype=entry.retype)
-        try:
-            created = True
-            try:
-                os.mknod(name, kind_bits | DEFAULT_FILE_MODE, device, dir_fd=parent)
-            except FileExistsError:
-                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-                same = stat.S_IFMT(st.st_mode) == kind_bits and (not device or st.st_rdev == device)
-                if same:
-                    created = False
-                elif entry.plus or entry.retype:
-                    _remove_tree(parent, name)
-                    os.mknod(name, kind_bits | DEFAULT_FILE_MODE, device, dir_fd=parent)
-                else:
-                    what = "a FIFO" if kind_bits == stat.S_IFIFO else "the device node it names"
-                    raise Notice(
-                        f"{self.tree.show(entry.path)} already exists and is not {what}"
-                    ) from None
-            fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
-            try:
-                self.settle(fd, entry, created, DEFAULT_FILE_MODE)
-            finally:
-                os.close(fd)
-        finally:
-            os.close(parent)
+        what = "a FIFO" if kind_bits == stat.S_IFIFO else "the device node it names"
+        self._put(
+            entry,
+            lambda parent, name: os.mknod(
+                name, kind_bits | DEFAULT_FILE_MODE, device, dir_fd=parent
+            ),
+            lambda st: (
+                stat.S_IFMT(st.st_mode) == kind_bits and (not device or st.st_rdev == device)
+            ),
+            replace=entry.plus or entry.retype,
+            mismatch=Notice(f"already exists and is not {what}"),
+            opened=lambda created: _PATH_FLAGS,
+            default_mode=DEFAULT_FILE_MODE,
+        )
 
     def _symlink(self, entry: TmpfilesEntry) -> None:
         target = entry.argument or ""

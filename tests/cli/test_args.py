@@ -128,3 +128,33 @@ def test_read_command_line_reports_and_returns_the_status(
     )
     assert read_command_line(plot, [], words=(1, 1)) == 2
     assert "too few arguments; usage: cinit plot TRACE" in capsys.readouterr().err
+
+
+SHORT = Command(
+    "short",
+    "short options",
+    ["cinit short"],
+    "Short options.",
+    [
+        Option("-a, --all", "all"),
+        Option("-q, --quiet", "quiet"),
+        Option("-p, --property", "a property", "NAME", kind="append"),
+        Option("-n, --lines", "lines", "N"),
+    ],
+)
+
+
+def test_short_option_with_its_value_attached() -> None:
+    parsed = parse(SHORT, ["-pId", "-n5", "-p", "Type"])
+    assert parsed.values["property"] == ["Id", "Type"]
+    assert parsed.values["lines"] == "5"
+
+
+def test_grouped_short_flags() -> None:
+    parsed = parse(SHORT, ["-aq"])
+    assert parsed.values["all"] is True and parsed.values["quiet"] is True
+
+
+def test_grouped_short_flags_refuse_a_letter_that_is_no_flag() -> None:
+    with pytest.raises(UsageError, match="-ax"):
+        parse(SHORT, ["-ax"])
