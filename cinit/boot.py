@@ -457,9 +457,7 @@ def _prepare_services(
     )
 
 
-def _prepare_children(
-    config: BootConfig, table: ProcessTable, adopts: bool
-) -> Preparation | None:
+def _prepare_children(config: BootConfig, table: ProcessTable, adopts: bool) -> Preparation | None:
     """Fork a child into the cgroup of each service now, before the units are even parsed,
     while cinit is small and has no thread (see `cinit.io.spawn.prepared`): the forks (by a
     helper when cinit `adopts` orphans) and the cgroup moves (~15-25 ms of waiting each,

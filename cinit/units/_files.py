@@ -42,7 +42,6 @@ def file_kind(mode: int) -> str:
     return next((kind for test, kind in _KINDS if test(mode)), "of an unknown kind")
 
 
-
 def read_regular_file(path: str, limit: int, *, known_regular: bool = False) -> bytes:
     """Up to `limit` bytes of `path`, a regular file (else `NotRegularFileError`).
 

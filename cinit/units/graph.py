@@ -203,9 +203,7 @@ def _freeze(relation: dict[str, set[str]]) -> dict[str, frozenset[str]]:
     return {name: frozenset(members) for name, members in relation.items()}
 
 
-def build_graph(
-    units: Mapping[str, Unit], boot: Collection[str] | None = None
-) -> DependencyGraph:
+def build_graph(units: Mapping[str, Unit], boot: Collection[str] | None = None) -> DependencyGraph:
     """The dependency graph of `units` (keyed by unit name).
 
     References to units that are not loaded are ignored; cycles are tolerated (see

@@ -327,6 +327,8 @@ class _Reading:
         self.multi = multi
         self.value = value
         self.merges = merges  # several assignments join (`union`): SuccessExitStatus= & co
+
+
 _DIRECTIVES = schema.DIRECTIVES
 _NOT_APPLIED = schema.NOT_APPLIED
 
@@ -380,9 +382,7 @@ def _read_assignment(
     notes = [] if error is None else [(Severity.ERROR, f"[{section}] {key}={_short(raw)}: {error}")]
     for warning in warnings:
         notes.append((Severity.WARNING, f"[{section}] {key}={_short(raw)}: {warning}"))
-    return _Reading(
-        tuple(notes), row.name, row.target, row.field, row.multi, result, row.merges
-    )
+    return _Reading(tuple(notes), row.name, row.target, row.field, row.multi, result, row.merges)
 
 
 def _expand(
@@ -580,9 +580,7 @@ class _Loading:
             self.texts[path] = text
         return self.texts[path]
 
-    def parse(
-        self, name: str, path: str, source: UnitSource, template: str = ""
-    ) -> Unit | None:
+    def parse(self, name: str, path: str, source: UnitSource, template: str = "") -> Unit | None:
         """Parse `name` from the file `path` (a template's, for an instance) with its
         snippets; the unit is also kept in `units` unless it is a template."""
         text = self.text(path)

@@ -177,7 +177,7 @@ def _snippet_files(
 
 
 def _listed_kind(entry: os.DirEntry[str]) -> str:
-    """"file", "link", "dir" or "other", as the listing shows it (no stat when d_type tells)."""
+    """ "file", "link", "dir" or "other", as the listing shows it (no stat when d_type tells)."""
     try:
         if entry.is_symlink():
             return "link"
