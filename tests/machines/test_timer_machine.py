@@ -116,7 +116,7 @@ def test_a_failing_service_does_not_stop_the_timer() -> None:
 
 
 def test_persistent_catches_up_a_missed_elapse_at_once_and_writes_the_stamp() -> None:
-    cfg = config("OnCalendar=daily\nPersistent=yes\nAccuracySec=1ms\n")
+    cfg = config("OnCalendar=*-*-* 00:00:00 UTC\nPersistent=yes\nAccuracySec=1ms\n")
     now = Now(1.0, 10 * 86400 + 3600.0)  # 01:00, the day after the stamp's day's midnight
     model, actions = tm.step(tm.initial(cfg), tm.Start(stamp=9 * 86400 + 60.0), now)
     assert arm_of(actions).delay == 0.0  # 10*86400 is past: at once
@@ -126,7 +126,7 @@ def test_persistent_catches_up_a_missed_elapse_at_once_and_writes_the_stamp() ->
 
 
 def test_without_persistent_the_stamp_is_ignored() -> None:
-    cfg = config("OnCalendar=daily\nAccuracySec=1ms\n")
+    cfg = config("OnCalendar=*-*-* 00:00:00 UTC\nAccuracySec=1ms\n")
     _, actions = tm.step(tm.initial(cfg), tm.Start(stamp=60.0), Now(1.0, 10 * 86400 + 3600.0))
     assert arm_of(actions).elapse == 11 * 86400
 
