@@ -189,6 +189,12 @@ def test_status_shows_the_next_elapse_and_stop_disarms(
     assert status["triggers"] == "tick.service"
     shown = cli(cinit_cmd, runtime, "status", "tick.timer")
     assert "Trigger: " in shown.stdout and "Triggers: tick.service" in shown.stdout, shown
+    listed = cli(cinit_cmd, runtime, "systemctl", "list-timers")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES"]
+    assert lines[1].endswith("tick.timer tick.service") and " left " in lines[1], listed.stdout
+    assert "1 timer listed." in listed.stdout
     stopped = cli(cinit_cmd, runtime, "stop", "tick.timer")
     assert stopped.returncode == 0, stopped.stderr
     wait_until(lambda: timer_status()["state"] == "inactive", 10, "tick.timer inactive")
