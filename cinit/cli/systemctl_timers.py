@@ -80,15 +80,13 @@ def render(rows: list[dict[str, Any]], now: float, *, legend: bool = True) -> st
 
     table: list[tuple[str, ...]] = [HEADER] if legend else []
     for status in rows:
-        upcoming, last = status.get("next_elapse"), status.get("last_trigger")
-        has_next = isinstance(upcoming, int | float)
-        has_last = isinstance(last, int | float)
+        upcoming, last = _epoch(status.get("next_elapse")), _epoch(status.get("last_trigger"))
         table.append(
             (
-                _when(upcoming) if has_next else "-",
-                f"{elapsed(upcoming - now)} left" if has_next else "-",
-                _when(last) if has_last else "-",
-                f"{elapsed(now - last)} ago" if has_last else "-",
+                _when(upcoming) if upcoming is not None else "-",
+                f"{elapsed(upcoming - now)} left" if upcoming is not None else "-",
+                _when(last) if last is not None else "-",
+                f"{elapsed(now - last)} ago" if last is not None else "-",
                 str(status["name"]),
                 str(status.get("triggers") or "-"),
             )
@@ -104,6 +102,10 @@ def render(rows: list[dict[str, Any]], now: float, *, legend: bool = True) -> st
         lines += ["", f"{count} timer{'' if count == 1 else 's'} listed."]
         lines.append("Pass --all to see loaded but inactive timers, too.")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def _epoch(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _when(epoch: float) -> str:
