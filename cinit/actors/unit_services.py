@@ -32,12 +32,15 @@ from cinit.actors.unit_io import UnitContext, UnitIO
 from cinit.actors.unit_slot import Postbox
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
+from cinit.io.log import info
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
 from cinit.units.model import ServiceType, Unit, UnitKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pykka
 
     from cinit.actors.socket_activator import SocketSupport
@@ -150,7 +153,7 @@ class UnitServices:
         from cinit.actors.supervisor import UnitSupervisor
 
         self.sockets = _socket_support(self.unit_set, self.context)
-        timers = _timer_support(self.unit_set, timer_state_dir, boot_mono)
+        timers = _timer_support(self.unit_set, self.context, timer_state_dir, boot_mono)
         self.supervisor = UnitSupervisor.start(
             self.unit_set,
             self.io_factory,
@@ -206,7 +209,7 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
 
 
 def _timer_support(
-    unit_set: UnitSet, state_dir: str | None, boot_mono: float | None
+    unit_set: UnitSet, context: UnitContext, state_dir: str | None, boot_mono: float | None
 ) -> TimerSupport | None:
     """Where timers keep their stamps and when cinit started; None without timer units."""
     if not any(unit.kind is UnitKind.TIMER for unit in unit_set.units.values()):
@@ -219,7 +222,29 @@ def _timer_support(
 
     directory = pick_state_dir(state_dir, os.environ)
     start = boot_mono if boot_mono is not None else time.monotonic()
-    return TimerSupport(TimerStamps(directory), start)
+    prepare = None if context.cgroups is None else _preparer(context)
+    return TimerSupport(TimerStamps(directory), start, prepare)
+
+
+def _preparer(context: UnitContext) -> Callable[[str], None]:
+    """`prepare(service)` for the timer keeper: a child waiting in the service's cgroup,
+    taken by its next launch (`UnitIO.launch` pops `context.prepared`)."""
+    from cinit.io.spawn.prepared import prepare as prepare_child
+
+    def prepare(service: str) -> None:
+        tree = context.cgroups
+        if tree is None or service in context.prepared or context.closing.is_set():
+            return
+        try:
+            cgroup = tree.create(service)
+        except OSError:
+            return  # its start says so, with a fresh fork
+        child = prepare_child(cgroup.path, context.table, service)
+        if child is not None:
+            context.prepared.setdefault(service, child)
+        info(f"{service}: a child prepared in its cgroup for its timer ({child is not None})")
+
+    return prepare
 
 
 def _needs_notify(unit: Unit) -> bool:

@@ -38,7 +38,6 @@ no second run of a running unit. The service failing changes nothing for the tim
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -106,11 +105,13 @@ TimerEvent = Start | Wake | ServiceStarted | ServiceFinished | Stop
 
 class Arm(Record):
     """Feed `Wake(armed)` after `delay` seconds on the monotonic clock (replaces any earlier
-    arm). `elapse`: the next elapse, epoch seconds, for the eye."""
+    arm). `elapse`: the next elapse, epoch seconds, for the eye; `final`: the wake is the
+    elapse's (False: a wall-clock re-check, `MAX_WALL_WAIT`, comes first)."""
 
     armed: int
     delay: float
     elapse: float
+    final: bool = True
 
 
 class Disarm(Record):
@@ -317,8 +318,16 @@ def _delay(config: TimerConfig, elapse: float) -> float:
     if config.randomized_delay <= 0 or math.isinf(config.randomized_delay):
         return 0.0
     key = config.name if config.fixed_random_delay else f"{config.name}@{elapse:.6f}"
-    digest = hashlib.sha256(key.encode()).digest()
-    return config.randomized_delay * (int.from_bytes(digest[:8], "big") / 2**64)
+    return config.randomized_delay * (_fnv1a(key.encode()) / 2**64)
+
+
+def _fnv1a(data: bytes) -> int:
+    """FNV-1a, 64 bits: a stable spread without hashlib (its libcrypto costs PID 1 ~3 MiB
+    of RSS) and without `hash()` (salted per process)."""
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return value
 
 
 def _coalesce(when: float, accuracy: float) -> float:
@@ -447,12 +456,13 @@ def _arm(model: TimerModel, now: Now, phase: Phase, reason: str) -> Step:
     if upcoming.wake_mono is not None:
         waits.append(upcoming.wake_mono - now.mono)
     if upcoming.wake_wall is not None:
-        waits.append(min(upcoming.wake_wall - now.wall, MAX_WALL_WAIT))
-    delay = max(min(waits), 0.0)
+        waits.append(upcoming.wake_wall - now.wall)
+    full = max(min(waits), 0.0)
+    delay = min(full, MAX_WALL_WAIT) if upcoming.wake_wall is not None else full
     previous = model.wake
     model = replace(model, wake=upcoming, armed=armed)
     model, entered = _enter(model, phase, reason or phase.value)
-    actions: list[TimerAction] = [*entered, Arm(armed, delay, upcoming.elapse)]
+    actions: list[TimerAction] = [*entered, Arm(armed, delay, upcoming.elapse, delay == full)]
     if previous is None or previous.elapse != upcoming.elapse:  # news only when it moved
         fields = {
             "service": config.service,
