@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -50,6 +49,7 @@ from cinit.machines.unit_events import Log, Notice, Transition
 from cinit.machines.unit_model import State
 from cinit.machines.vocabulary import TIMER_ARMED_EVENT, TIMER_ELAPSED_EVENT, TIMER_SKIPPED_EVENT
 from cinit.units.calendar import CalendarSpec, parse_calendar
+from cinit.units.frozen import Frozen
 from cinit.units.graph import timer_service
 from cinit.units.model import Unit
 
@@ -60,8 +60,7 @@ MAX_WALL_WAIT = 60.0
 DUE_SLACK = 0.0005
 
 
-@dataclass(frozen=True, slots=True)
-class Now:
+class Now(Frozen):
     """Both clocks at one moment, in seconds: `mono` (any monotonic clock, the one the
     boot time is on) and `wall` (epoch seconds)."""
 
@@ -160,8 +159,7 @@ ACTIVE, BOOT, STARTUP, UNIT_ACTIVE, UNIT_INACTIVE = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class TimerConfig:
+class TimerConfig(Frozen):
     """The fixed part: the timer unit's settings."""
 
     name: str
@@ -199,8 +197,7 @@ def config_of(unit: Unit, boot_mono: float) -> TimerConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class TimerModel:
+class TimerModel(Frozen):
     """Everything the machine remembers; immutable, replaced on every step."""
 
     config: TimerConfig
@@ -219,8 +216,7 @@ class TimerModel:
         return SHOWN[self.phase]
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Frozen):
     """The next elapse: when it is (epoch seconds, for the eye) and the wake on each clock
     (None: that clock has no trigger pending)."""
 
@@ -349,7 +345,7 @@ def iso(epoch: float) -> str:
 def _enter(model: TimerModel, phase: Phase, reason: str) -> Step:
     """Move to `phase`; one Transition when the state shown changes."""
     old, new = model.state, SHOWN[phase]
-    moved = replace(model, phase=phase)
+    moved = model.replace(phase=phase)
     if old is new:
         return moved, []
     result = Result.RESOURCES if phase is Phase.FAILED else Result.SUCCESS
@@ -376,9 +372,7 @@ def _start(model: TimerModel, event: TimerEvent, now: Now) -> Step:
     stamp = event.stamp if config.persistent else None
     if stamp is not None and (last is None or stamp > last.wall):
         last = Now(mono=-math.inf, wall=stamp)  # the stamp's wall time; its mono is unknown
-    model = replace(
-        model, activated=now, last_trigger=last, service_up=event.service_up, phase=model.phase
-    )
+    model = model.replace(activated=now, last_trigger=last, service_up=event.service_up)
     return _arm(model, now, Phase.WAITING, "waiting")
 
 
@@ -397,7 +391,7 @@ def _wake(model: TimerModel, event: TimerEvent, now: Now) -> Step:
 
 def _elapse(model: TimerModel, now: Now) -> Step:
     config = model.config
-    model = replace(model, last_trigger=now)
+    model = model.replace(last_trigger=now)
     fields: dict[str, object] = {"service": config.service, "at": now.wall, "at_iso": iso(now.wall)}
     actions: list[TimerAction] = []
     if config.persistent:
@@ -417,14 +411,14 @@ def _elapse(model: TimerModel, now: Now) -> Step:
 
 
 def _service_started(model: TimerModel, event: TimerEvent, now: Now) -> Step:
-    model = replace(model, service_up=True, service_started=now.mono)
+    model = model.replace(service_up=True, service_started=now.mono)
     if model.phase not in _ARMED:
         return model, []
     return _arm(model, now, model.phase, "")  # OnUnitActiveSec= counts from now
 
 
 def _service_finished(model: TimerModel, event: TimerEvent, now: Now) -> Step:
-    model = replace(model, service_up=False, service_finished=now.mono)
+    model = model.replace(service_up=False, service_finished=now.mono)
     if model.phase not in _ARMED:
         return model, []
     phase = Phase.WAITING if model.phase is Phase.RUNNING else model.phase
@@ -432,7 +426,7 @@ def _service_finished(model: TimerModel, event: TimerEvent, now: Now) -> Step:
 
 
 def _stop(model: TimerModel, event: TimerEvent, now: Now) -> Step:
-    model = replace(model, wake=None, armed=model.armed + 1)
+    model = model.replace(wake=None, armed=model.armed + 1)
     model, entered = _enter(model, Phase.INACTIVE, "stopped")
     return model, [Disarm(), *entered]
 
@@ -444,7 +438,7 @@ def _arm(model: TimerModel, now: Now, phase: Phase, reason: str) -> Step:
     upcoming = plan(model, now)
     armed = model.armed + 1
     if upcoming is None:
-        model = replace(model, wake=None, armed=armed)
+        model = model.replace(wake=None, armed=armed)
         if phase is Phase.RUNNING:
             return _enter(model, Phase.RUNNING, reason or "running")
         done = Phase.ELAPSED if config.remain_after_elapse else Phase.INACTIVE
@@ -460,7 +454,7 @@ def _arm(model: TimerModel, now: Now, phase: Phase, reason: str) -> Step:
     full = max(min(waits), 0.0)
     delay = min(full, MAX_WALL_WAIT) if upcoming.wake_wall is not None else full
     previous = model.wake
-    model = replace(model, wake=upcoming, armed=armed)
+    model = model.replace(wake=upcoming, armed=armed)
     model, entered = _enter(model, phase, reason or phase.value)
     actions: list[TimerAction] = [*entered, Arm(armed, delay, upcoming.elapse, delay == full)]
     if previous is None or previous.elapse != upcoming.elapse:  # news only when it moved
