@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -220,3 +221,31 @@ def test_an_unwritable_state_dir_is_one_warning_and_the_timer_runs_on(
     wait_until(lambda: runs(log) >= 3, 15, "three runs" + run.report())
     assert run.terminate() == 0
     assert run.count_err(r"cannot write the Persistent= stamp") == 1, run.stderr()
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl --root makes the links")
+def test_under_systemd_an_enabled_timer_runs_and_a_disabled_one_does_not(
+    boot: Booter, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    lib = root / "usr/lib/systemd/system"
+    lib.mkdir(parents=True)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    os.symlink("usr/lib", root / "lib")
+    logs = {name: tmp_path / f"{name}.log" for name in ("tick", "idle")}
+    for name, log in logs.items():
+        script = shell_script(tmp_path / f"{name}.sh", f"date +%s >> {log}\n")
+        (lib / f"{name}.service").write_text(oneshot(script))
+    (lib / "tick.timer").write_text(
+        "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n\n[Install]\nWantedBy=timers.target\n"
+    )
+    (lib / "idle.timer").write_text(  # would run at once if it started
+        "[Timer]\nOnBootSec=0\nAccuracySec=1ms\n\n[Install]\nWantedBy=timers.target\n"
+    )
+    subprocess.run(
+        ["systemctl", f"--root={root}", "enable", "tick.timer"], check=True, capture_output=True
+    )
+    run = boot({}, options=["--systemd", "--systemd-root", str(root)])
+    wait_until(lambda: runs(logs["tick"]) >= 2, 15, "two runs of tick" + run.report())
+    assert runs(logs["idle"]) == 0  # idle.timer is loaded, not enabled: not started
+    assert run.terminate() == 0
