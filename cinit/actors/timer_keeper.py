@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import pykka
@@ -45,6 +45,8 @@ class TimerSupport(Record):
     stamps: TimerStamps
     boot_mono: float
     prepare: Callable[[str], None] | None = None
+    environ: Mapping[str, str] = {}  # what Condition*=/Assert*= see (the units' environment)
+    userdb_root: str = "/"
 
 
 class StartTimer(Record):
@@ -109,6 +111,7 @@ class TimerKeeper(pykka.ThreadingActor):
         self.scheduler = scheduler
         self.mono = mono
         self.wall = wall
+        self.units = timers
         self.models: dict[str, tm.TimerModel] = {}
         self.waits: dict[str, Timer] = {}
         self.preparing: dict[str, Timer] = {}  # the TimerPrepare before each final wake
@@ -139,7 +142,8 @@ class TimerKeeper(pykka.ThreadingActor):
             if model.config.persistent and not self.support.stamps.disabled:
                 stamp = self.support.stamps.read(message.name)
             up = self.service_up.get(model.config.service, message.service_up)
-            self._feed(message.name, tm.Start(stamp=stamp, service_up=up))
+            unmet, failed = self._checks(message.name)
+            self._feed(message.name, tm.Start(stamp, up, unmet, failed))
         elif isinstance(message, StopTimer):
             self._feed(message.name, tm.Stop())
         elif isinstance(message, ServiceChanged):
@@ -151,6 +155,19 @@ class TimerKeeper(pykka.ThreadingActor):
                 self._feed(name, event)
         else:
             log(f"timer keeper: unexpected message {message!r}")
+
+    def _checks(self, name: str) -> tuple[str | None, str | None]:
+        """The timer's Condition*= that does not hold and Assert*= that fails (systemd
+        checks a timer's as any unit's: fstrim.timer has ConditionVirtualization=!container)."""
+        unit = self.units[name]
+        section = unit.unit
+        if not section.conditions and not section.asserts:
+            return None, None
+        from cinit.io.environ import failed_assertion, unmet_condition
+
+        environ, root = self.support.environ, self.support.userdb_root
+        unmet = unmet_condition(unit, environ, root)
+        return unmet, None if unmet is not None else failed_assertion(unit, environ, root)
 
     def _feed(self, name: str, event: tm.TimerEvent) -> None:
         model = self.models.get(name)

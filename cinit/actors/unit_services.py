@@ -223,7 +223,9 @@ def _timer_support(
     directory = pick_state_dir(state_dir, os.environ)
     start = boot_mono if boot_mono is not None else time.monotonic()
     prepare = None if context.cgroups is None else _preparer(context)
-    return TimerSupport(TimerStamps(directory), start, prepare)
+    return TimerSupport(
+        TimerStamps(directory), start, prepare, context.base_env, context.userdb_root
+    )
 
 
 def _preparer(context: UnitContext) -> Callable[[str], None]:

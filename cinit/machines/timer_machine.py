@@ -7,7 +7,8 @@ the machine with any clock, including a wall clock that jumps. Every phase chang
 through `_enter`, which emits one `Transition` when the state a user sees changes
 (waiting, running and elapsed are all systemd's `active`).
 
-Phases: inactive (never started, or stopped), waiting (armed: the next elapse is known),
+Phases: inactive (never started, or stopped), skipped (a Condition*= did not hold at its
+start; a failed Assert*= makes it failed), waiting (armed: the next elapse is known),
 running (it elapsed and started its service, which has not finished yet; the next elapse
 is armed already), elapsed (no elapse is left: RemainAfterElapse=yes keeps it active,
 `no` makes it inactive), failed (it cannot elapse: nothing to elapse on).
@@ -73,10 +74,13 @@ class Now(Frozen):
 
 class Start(Record):
     """Arm the timer. `stamp`: the last trigger (epoch seconds) of the Persistent= stamp,
-    if any; `service_up`: its service is up now."""
+    if any; `service_up`: its service is up now; `unmet`: the timer's Condition*= that does
+    not hold (it is skipped), `failed`: its Assert*= that does not (it fails), as written."""
 
     stamp: float | None = None
     service_up: bool = False
+    unmet: str | None = None
+    failed: str | None = None
 
 
 class Wake(Record):
@@ -141,9 +145,11 @@ class Phase(StrEnum):
     RUNNING = "running"
     ELAPSED = "elapsed"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a Condition*= did not hold at its start (fstrim.timer's !container)
 
 
 SHOWN: dict[Phase, State] = {
+    Phase.SKIPPED: State.CONDITION_SKIPPED,
     Phase.INACTIVE: State.INACTIVE,
     Phase.WAITING: State.ACTIVE,
     Phase.RUNNING: State.ACTIVE,
@@ -151,7 +157,7 @@ SHOWN: dict[Phase, State] = {
     Phase.FAILED: State.FAILED,
 }
 _ARMED = frozenset({Phase.WAITING, Phase.RUNNING, Phase.ELAPSED})
-_AT_REST = frozenset({Phase.INACTIVE, Phase.FAILED})
+_AT_REST = frozenset({Phase.INACTIVE, Phase.FAILED, Phase.SKIPPED})
 
 # Monotonic trigger kinds (the directive without "Sec").
 ACTIVE, BOOT, STARTUP, UNIT_ACTIVE, UNIT_INACTIVE = (
@@ -342,11 +348,12 @@ def iso(epoch: float) -> str:
 # ---- the one mutator ----------------------------------------------------------------------
 
 
-def _enter(model: TimerModel, phase: Phase, reason: str) -> Step:
-    """Move to `phase`; one Transition when the state shown changes."""
+def _enter(model: TimerModel, phase: Phase, reason: str, *, news: bool = False) -> Step:
+    """Move to `phase`; one Transition when the state shown changes, or when `news`: a new
+    verdict on a timer shown so already (skipped again at a new start)."""
     old, new = model.state, SHOWN[phase]
     moved = model.replace(phase=phase)
-    if old is new:
+    if old is new and not news:
         return moved, []
     result = Result.RESOURCES if phase is Phase.FAILED else Result.SUCCESS
     return moved, [Transition(model.config.name, old, new, reason, result)]
@@ -365,6 +372,13 @@ def _ignore(model: TimerModel, event: TimerEvent, now: Now) -> Step:
 def _start(model: TimerModel, event: TimerEvent, now: Now) -> Step:
     assert isinstance(event, Start)
     config = model.config
+    if event.unmet is not None:
+        model, entered = _enter(model, Phase.SKIPPED, event.unmet, news=True)
+        return model, [Log(f"{config.name}: skipped ({event.unmet} not met)"), *entered]
+    if event.failed is not None:
+        reason = f"{event.failed} failed"
+        model, entered = _enter(model, Phase.FAILED, reason, news=True)
+        return model, [Log(f"{config.name}: failed: {reason}"), *entered]
     if not config.calendar and not config.monotonic:
         model, entered = _enter(model, Phase.FAILED, "nothing to elapse on")
         return model, [Log(f"{config.name}: failed: no OnCalendar= nor On*Sec="), *entered]

@@ -249,3 +249,22 @@ def test_under_systemd_an_enabled_timer_runs_and_a_disabled_one_does_not(
     wait_until(lambda: runs(logs["tick"]) >= 2, 15, "two runs of tick" + run.report())
     assert runs(logs["idle"]) == 0  # idle.timer is loaded, not enabled: not started
     assert run.terminate() == 0
+
+
+def test_a_timer_whose_condition_fails_is_skipped(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    log = tmp_path / "c.log"
+    script = shell_script(tmp_path / "c.sh", f"date +%s >> {log}\n")
+    units = {
+        "c.timer": (
+            f"[Unit]\nConditionPathExists={tmp_path}/absent\n"
+            "[Timer]\nOnBootSec=0\nAccuracySec=1ms\n"
+        ),
+        "c.service": oneshot(script),
+    }
+    run = boot(units)
+    run.wait_err(r"c\.timer: skipped \(ConditionPathExists=.*absent not met\)", 10)
+    time.sleep(1)
+    assert runs(log) == 0
+    assert run.terminate() == 0

@@ -187,3 +187,16 @@ def test_an_elapsed_timer_arms_again_when_its_service_starts() -> None:
     model, _ = tm.step(model, tm.ServiceFinished(), Now(1.5, 1.5))
     model, actions = tm.step(model, tm.Wake(model.armed), Now(3.02, 3.02))
     assert starts(actions)
+
+
+def test_a_timer_whose_condition_fails_is_skipped_and_an_assertion_fails_it() -> None:
+    model = tm.initial(config(EVERY_2S))
+    skipped, actions = tm.step(model, tm.Start(unmet="ConditionVirtualization=!container"),
+                               Now(0.0, 0.0))  # fmt: skip
+    assert skipped.state is State.CONDITION_SKIPPED and not [
+        a for a in actions if isinstance(a, tm.Arm)
+    ]
+    again, actions = tm.step(skipped, tm.Start(), Now(1.0, 1.0))  # holds now: armed
+    assert again.state is State.ACTIVE and arm_of(actions)
+    failed, _ = tm.step(model, tm.Start(failed="AssertPathExists=/x"), Now(0.0, 0.0))
+    assert failed.state is State.FAILED
