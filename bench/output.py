@@ -10,7 +10,8 @@ never the bottleneck. Each row moves the same bytes to /dev/null:
 * `cat | sed 's/^/web.service: /'`: a line-by-line prefixing relay in C;
 * cinit's `OutputRelay` with and without the prefix, writer started with cinit's spawn,
   timed from spawn to the relay closing the pipe at EOF; plus a variant writing in 64 KiB
-  batches instead of PIPE_BUF ones (to show what the atomic-line batching costs).
+  batches instead of PIPE_BUF ones (to show what the atomic-line batching costs), and one
+  without the unit's log ring (`--log-lines 0`: what keeping the lines costs).
 
 Medians of `runs`; the ratio column is relay time over the `cat | cat` peer's.
 `--json PATH` also writes the medians, ratios and targets for bench/report.py.
@@ -59,11 +60,11 @@ class Quiet:
         pass
 
 
-def relay_seconds(path: str, prefix: bool, batch: int) -> float:
+def relay_seconds(path: str, prefix: bool, batch: int, ring: bool = True) -> float:
     null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
     saved = output.WRITE_BATCH
     output.WRITE_BATCH = batch
-    relay = output.OutputRelay(null, null)
+    relay = output.OutputRelay(null, null, log_lines=output.LOG_LINES if ring else 0)
     relay.start()
     try:
         started = time.perf_counter()
@@ -90,17 +91,18 @@ def measure(path: str, runs: int) -> list[tuple[str, float]]:
         ("peer: cat | sed prefix", f"cat {path} | {prefix} > /dev/null"),
     ]
     relay_cases = [
-        ("cinit relay, prefix", True, DEFAULT_BATCH),
-        ("cinit relay, no prefix", False, DEFAULT_BATCH),
-        ("cinit relay, prefix, 64 KiB batches", True, 65536),
+        ("cinit relay, prefix", True, DEFAULT_BATCH, True),
+        ("cinit relay, no prefix", False, DEFAULT_BATCH, True),
+        ("cinit relay, prefix, 64 KiB batches", True, 65536, True),
+        ("cinit relay, prefix, no log ring", True, DEFAULT_BATCH, False),
     ]
     rows = [
         (name, median([shell_seconds(command) for _ in range(runs)]))
         for name, command in shell_cases
     ]
     rows += [
-        (name, median([relay_seconds(path, prefixed, batch) for _ in range(runs)]))
-        for name, prefixed, batch in relay_cases
+        (name, median([relay_seconds(path, prefixed, batch, ring) for _ in range(runs)]))
+        for name, prefixed, batch, ring in relay_cases
     ]
     return rows
 
@@ -122,9 +124,13 @@ def main() -> None:
             rows = measure(path, runs)
             pipe_peer = rows[1][1]
             print(f"\n{line_length}-byte lines ({size_mib:.0f} MiB)")
-            print(f"{'case':40} {'MiB/s':>9} {'vs cat|cat':>10}")
+            print(f"{'case':40} {'MiB/s':>9} {'lines/s':>11} {'vs cat|cat':>10}")
+            lines = os.path.getsize(path) / line_length
             for name, seconds in rows:
-                print(f"{name:40} {size_mib / seconds:9.0f} {seconds / pipe_peer:9.2f}x")
+                print(
+                    f"{name:40} {size_mib / seconds:9.0f} {lines / seconds:11.0f}"
+                    f" {seconds / pipe_peer:9.2f}x"
+                )
             speed = {name: size_mib / seconds for name, seconds in rows}
             json_rows.append(
                 result_row(

@@ -65,6 +65,8 @@ class BootConfig:
         "control_group",
         "drop_in_dir",
         "events_endpoint",
+        "log_bytes",
+        "log_lines",
         "log_prefix",
         "runtime_dir",
         "stop_timeout",
@@ -85,6 +87,8 @@ class BootConfig:
         strict: bool = False,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         log_prefix: bool = True,
+        log_lines: int = 1000,
+        log_bytes: int = 1 << 20,
         command: list[str] | None = None,
         runtime_dir: str | None = None,
         events_endpoint: str | None = None,
@@ -100,6 +104,8 @@ class BootConfig:
         self.strict = strict
         self.stop_timeout = stop_timeout
         self.log_prefix = log_prefix  # for unit output; the main command's output is raw
+        self.log_lines = log_lines  # bounds of each unit's log ring (0: none kept)
+        self.log_bytes = log_bytes
         self.command = command or []
         self.runtime_dir = runtime_dir  # None: $CINIT_RUNTIME_DIR, else /run/cinit
         self.events_endpoint = events_endpoint  # None: $CINIT_EVENTS, else <runtime>/events
@@ -276,23 +282,9 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     """Load and report the units; None when cinit must not boot them (already said why)."""
     from cinit.units.diagnostics import Severity
 
-    dirs = f"{config.units_dir} and {config.drop_in_dir}"
+    dirs = _unit_dirs(config)
     try:
-        if config.systemd:
-            from cinit.units.loader import load_systemd_units
-            from cinit.units.systemd_layout import systemd_root
-
-            root = config.systemd_root or systemd_root(os.environ)
-            dirs = f"systemd's unit directories under {root}, {dirs}"
-            unit_set = load_systemd_units(
-                root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
-            )
-        else:
-            from cinit.units import load_units
-
-            unit_set = load_units(
-                config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
-            )
+        unit_set = _read_units(config)
     except Exception as exc:  # the loader reports bad input (even its own bugs) per file
         reason = f"{type(exc).__name__}: {exc}"[:300].replace("\n", " ")
         log(f"cannot load units from {dirs} (internal error: {reason})")
@@ -328,6 +320,32 @@ def _load_units(config: BootConfig) -> UnitSet | None:
     else:
         info(f"loaded {len(unit_set.units)} units")
     return unit_set
+
+
+def _unit_dirs(config: BootConfig) -> str:
+    dirs = f"{config.units_dir} and {config.drop_in_dir}"
+    if config.systemd:
+        from cinit.units.systemd_layout import systemd_root
+
+        root = config.systemd_root or systemd_root(os.environ)
+        dirs = f"systemd's unit directories under {root}, {dirs}"
+    return dirs
+
+
+def _read_units(config: BootConfig) -> UnitSet:
+    """Every unit of the directories the boot reads (the same flags): at boot, and again
+    for each daemon-reload (`cinit reload`, SIGHUP)."""
+    if config.systemd:
+        from cinit.units.loader import load_systemd_units
+        from cinit.units.systemd_layout import systemd_root
+
+        root = config.systemd_root or systemd_root(os.environ)
+        return load_systemd_units(
+            root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+        )
+    from cinit.units import load_units
+
+    return load_units(config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts)
 
 
 def _loud_paths(unit_set: UnitSet, config: BootConfig) -> set[str]:
@@ -371,6 +389,7 @@ def _supervise(
                 hub.supervisor = units
                 if services.context.relay is not None:
                     hub.log_tail = services.context.relay.tail
+                    hub.log_read = services.context.relay.read_logs
         timeouts = lifecycle.Timeouts(stop_timeout=config.stop_timeout, kill_grace=KILL_GRACE)
         root = RootSupervisor.start(
             scheduler=scheduler,
@@ -452,9 +471,16 @@ def _prepare_services(
     """What the units share, and the first wave started (no actor yet)."""
     from cinit.actors.unit_services import UnitServices
 
-    return UnitServices.prepare(
-        unit_set, table, runtime_dir=config.runtime_dir, log_prefix=config.log_prefix, early=early
+    services = UnitServices.prepare(
+        unit_set,
+        table,
+        runtime_dir=config.runtime_dir,
+        log_prefix=config.log_prefix,
+        log_ring=(config.log_lines, config.log_bytes),
+        early=early,
     )
+    services.reader = lambda: _read_units(config)  # daemon-reload reads what the boot read
+    return services
 
 
 def _prepare_children(config: BootConfig, table: ProcessTable, adopts: bool) -> Preparation | None:

@@ -27,7 +27,10 @@ FORWARDED_SIGNALS = frozenset(
         signal.SIGALRM,
     }
 )
-UNIT_FORWARDED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2})
+UNIT_FORWARDED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2})
+# With units: SIGHUP to cinit is systemd's daemon-reload (read the unit files again), not
+# a signal for the units' main processes; the main command (`-- CMD`) still gets it.
+RELOAD_SIGNAL = signal.SIGHUP
 TERMINAL_SIGNALS = frozenset({signal.SIGTTIN, signal.SIGTTOU})
 OWNED_SIGNALS = SHUTDOWN_SIGNALS | FORWARDED_SIGNALS | TERMINAL_SIGNALS | {signal.SIGCHLD}
 

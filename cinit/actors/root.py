@@ -17,8 +17,8 @@ same ordered stop, which ends with `RootOutcome.hand_off` instead of `settle`; t
 thread then execs the program (`cinit.io.handoff`). Its shutdown events carry `handoff: true`.
 
 Unit supervision (issue 4) plugs in as `units`: any `tell`-able object that accepts
-`StopAllUnits`, `KillAllUnits` and `ForwardSignal`, and answers with `UnitsStopped` (and
-`ExitRequested` for ExitContainerOnFailure) sent to this actor.
+`StopAllUnits`, `KillAllUnits`, `ForwardSignal` and `ReloadAllUnits` (SIGHUP), and answers
+with `UnitsStopped` (and `ExitRequested` for ExitContainerOnFailure) sent to this actor.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class ForwardSignal(Record):
     """Pass `signo` to every running unit's main process (see cinit.io.signals)."""
 
     signo: int
+
+
+class ReloadAllUnits(Record):
+    """SIGHUP: read the unit files again (daemon-reload without apply)."""
 
 
 class EventSink(Protocol):
@@ -202,11 +206,15 @@ class RootSupervisor(pykka.ThreadingActor):
             self.main.send_signal(signal.SIGKILL)
             self.main.signal_group(signal.SIGKILL)
 
-    def _tell_units(self, action: lc.ForwardToUnits | lc.StopUnits | lc.KillUnits) -> None:
+    def _tell_units(
+        self, action: lc.ForwardToUnits | lc.ReloadUnits | lc.StopUnits | lc.KillUnits
+    ) -> None:
         if self.units is None:
             return
         if isinstance(action, lc.ForwardToUnits):
             self.units.tell(ForwardSignal(action.signo))
+        elif isinstance(action, lc.ReloadUnits):
+            self.units.tell(ReloadAllUnits())
         else:
             self.units.tell(StopAllUnits() if isinstance(action, lc.StopUnits) else KillAllUnits())
 
@@ -249,6 +257,7 @@ class RootSupervisor(pykka.ThreadingActor):
         lc.SignalMain: _signal_main,
         lc.KillMainGroup: _kill_main_group,
         lc.ForwardToUnits: _tell_units,
+        lc.ReloadUnits: _tell_units,
         lc.StopUnits: _tell_units,
         lc.KillUnits: _tell_units,
         lc.SignalLeftovers: _signal_leftovers,

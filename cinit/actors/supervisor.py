@@ -7,7 +7,16 @@ report: OnFailure= (start the handlers, once per failure), ExitContainerOnFailur
 (`ExitRequested` to the root), and it runs the ordered shutdown (`StopAllUnits` from the
 root, at any moment, also mid-boot: pending starts are cancelled and units stop in
 reverse dependency order; `UnitsStopped` goes back to the root). `KillAllUnits` SIGKILLs
-every unit now; `ForwardSignal` passes SIGHUP/SIGUSR1/SIGUSR2 to every main process.
+every unit now; `ForwardSignal` passes SIGUSR1/SIGUSR2 to every main process.
+
+daemon-reload (`DaemonReload` from the control desk, `ReloadAllUnits` on SIGHUP): the
+unit directories are read again by the boot's reader; a new set with errors is refused
+whole; otherwise the supervisor takes it on (systemd's semantics: a running unit keeps its
+processes and gets its new definition, `Redefined`, for its next start; added units can be
+started; a removed unit that runs stays until it is stopped, then its actor ends,
+`Retire`), tells `unit-added`/`unit-changed`/`unit-removed`, and with `apply` stops the
+removed, starts the added and restarts the changed units. `daemon-reloaded` says how it
+went. `ReloadUnit` asks one unit for its ExecReload= (the unit machine's reload).
 
 Socket units (`cinit.actors.socket_activator`): every socket whose conditions hold is
 bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
@@ -52,14 +61,15 @@ from typing import TYPE_CHECKING
 
 import pykka
 
-from cinit.actors.root import ForwardSignal, KillAllUnits, StopAllUnits
+from cinit.actors.root import ForwardSignal, KillAllUnits, ReloadAllUnits, StopAllUnits
 from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
+from cinit.actors.unit_runner import Redefined, Retire
 from cinit.actors.unit_slot import Postbox, UnitSlot
 from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
 from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
-from cinit.machines.requests import StartUnit, StopUnit
+from cinit.machines.requests import DaemonReload, ReloadUnit, StartUnit, StopUnit
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import (
     CannotStart,
@@ -68,6 +78,7 @@ from cinit.machines.unit_events import (
     KillRequested,
     Log,
     Notice,
+    ReloadRequested,
     ReportSettled,
     ReportStopped,
     RequestContainerExit,
@@ -79,9 +90,18 @@ from cinit.machines.unit_events import (
 )
 from cinit.machines.unit_model import Outcome, State
 from cinit.machines.unit_state import monotonic_usec
-from cinit.machines.vocabulary import AT_REST_STATES
+from cinit.machines.vocabulary import (
+    AT_REST_STATES,
+    DAEMON_RELOADED_EVENT,
+    NO_PROCESS_STATES,
+    UNIT_ADDED_EVENT,
+    UNIT_CHANGED_EVENT,
+    UNIT_REMOVED_EVENT,
+)
+from cinit.units.graph import build_graph
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
+from cinit.units.unit_diff import diff_units, unit_summary
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 10.0  # seconds
@@ -96,7 +116,7 @@ if TYPE_CHECKING:
 
     IoFactory = Callable[[Unit, Tellable], UnitPort]
 
-_SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE)
+_SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING)
 # Up, or about to be: a conflicting or bound unit in one of these states is stopped.
 _UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
 # Where a unit goes down to, and where it was up (BindsTo= stops the units bound to it).
@@ -152,9 +172,10 @@ class UnitSupervisor(pykka.ThreadingActor):
         reports: Postbox | None = None,
         bound: Mapping[str, SocketBinding] | None = None,
         timers: TimerSupport | None = None,
+        reloader: Callable[[], UnitSet] | None = None,
     ) -> None:
         super().__init__()
-        self.units: Mapping[str, Unit] = unit_set.units
+        self.units: dict[str, Unit] = dict(unit_set.units)
         self.graph = unit_set.graph
         self.io_factory = io_factory
         self.scheduler = scheduler
@@ -191,6 +212,14 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
         self.timers = timers
         self.timer_keeper: pykka.ActorRef[TimerKeeper] | None = None  # with timer units
+        # daemon-reload: reads the unit directories again, as the boot did (None: cannot)
+        self.reloader = reloader
+        self.boot_names: frozenset[str] | None = None  # --systemd's boot set, if it was given
+        self.retired: set[str] = set()  # removed by a daemon-reload, still running
+        self.apply_restarts: set[str] = set()  # --apply: changed units to start once down
+        # Changed by a daemon-reload while up: they still run the older definition (the
+        # next --apply restarts them too, as `supervisorctl update` compares what runs).
+        self.outdated: set[str] = set()
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -237,6 +266,13 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._start_restarted(message.name)
         elif isinstance(message, StopUnit):
             self._stop_unit(message.name, restart=message.restart)
+        elif isinstance(message, ReloadUnit):
+            if self.shutdown is None and message.name in self.units:
+                self._tell(message.name, ReloadRequested())
+        elif isinstance(message, DaemonReload):
+            self._daemon_reload(message.apply, requested=True)
+        elif isinstance(message, ReloadAllUnits):
+            self._daemon_reload(False, requested=False)
         elif isinstance(message, StopAllUnits):
             self._stop_all()
         elif isinstance(message, KillAllUnits):
@@ -347,7 +383,7 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _active(self, name: str) -> bool:
         """Whether `name` is active now (a socket without `SocketSupport`: once started)."""
-        if self.states.get(name) is State.ACTIVE:
+        if self.states.get(name) in (State.ACTIVE, State.RELOADING):
             return True
         unsupported_socket = self.sockets is None and self.units[name].kind is UnitKind.SOCKET
         return unsupported_socket and self.book.settled.get(name) is Outcome.READY
@@ -642,6 +678,8 @@ class UnitSupervisor(pykka.ThreadingActor):
     # ---- what units report ---------------------------------------------------------------
 
     def _on_report(self, name: str, item: object) -> None:
+        if name not in self.units:
+            return  # a unit a daemon-reload removed, whose actor ended
         if isinstance(item, Transition):
             self.states[name] = item.new
             info(f"{name}: {item.old} -> {item.new} ({item.reason})")
@@ -657,6 +695,14 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self.restart_when_down.discard(name)
                 if self.shutdown is None:
                     self._start_units([name])
+            if item.new in NO_PROCESS_STATES:
+                self.outdated.discard(name)  # its next run takes the new definition
+            if item.new in AT_REST_STATES and self.shutdown is None:
+                if name in self.apply_restarts:
+                    self.apply_restarts.discard(name)
+                    self._start_restarted(name)
+                elif name in self.retired:
+                    self._drop_removed([name])
         elif isinstance(item, Notice):
             if self.events is not None:
                 self.events.tell(item)
@@ -750,6 +796,123 @@ class UnitSupervisor(pykka.ThreadingActor):
             self.units_stopped_sent = True
             if self.root is not None:
                 self.root.tell(lc.UnitsStopped())
+
+    # ---- daemon-reload -------------------------------------------------------------------
+
+    def _daemon_reload(self, apply: bool, requested: bool) -> None:
+        """Read the unit directories again and take the new set on, or refuse it whole.
+
+        systemd's semantics: a running unit keeps its processes and gets its new definition
+        for its next start; an added unit can be started; a removed one that runs stays
+        until it is stopped (then it is gone). `apply` (supervisorctl update): also stop
+        the removed units, start the added ones that start at boot, and restart the changed
+        ones that are up; in dependency order (the stop plans and the start book's). The
+        outcome is one `daemon-reloaded` event (the control desk answers from it)."""
+        told: dict[str, object] = {"requested": requested, "apply": apply}
+        if self.shutdown is not None or self.reloader is None:
+            why = "cinit is shutting down" if self.shutdown is not None else "cannot reload"
+            self._tell_reloaded({**told, "ok": False, "errors": [why]})
+            return
+        try:
+            new = self.reloader()
+        except Exception as exc:  # the loader reports bad input per file; this is a bug
+            self._tell_reloaded({**told, "ok": False, "errors": [f"cannot load: {exc!r}"]})
+            return
+        if not new.ok:
+            fatal = new.errors + (new.warnings if new.strict else [])
+            errors = [d.format() for d in fatal]
+            log(f"daemon-reload refused: the new unit set has {len(errors)} errors")
+            self._tell_reloaded({**told, "ok": False, "errors": errors})
+            return
+        defined = {n: u for n, u in self.units.items() if n not in self.retired}
+        diff = diff_units(defined, new.units)
+        for line in diff.lines():
+            info(f"daemon-reload: {line}")
+        for name, unit in new.units.items():  # every unit: aliases and paths may move too
+            self.units[name] = unit
+            slot = self.slots.get(name)
+            if slot is not None and name in diff.changed:
+                slot.tell(Redefined(unit))
+                if self.states.get(name, State.INACTIVE) not in NO_PROCESS_STATES:
+                    self.outdated.add(name)
+        self.retired.difference_update(new.units)  # removed before, back now
+        self.retired.update(diff.removed)
+        self.boot_names = frozenset(new.graph.boot_units())
+        self._rebuild_graph(new)
+        for name in diff.added:
+            self._tell_unit_event(UNIT_ADDED_EVENT, name)
+        for name, directives in diff.changed.items():
+            self._tell_unit_event(UNIT_CHANGED_EVENT, name, directives=list(directives))
+        at_rest = [n for n in diff.removed if self.states.get(n, State.INACTIVE) in AT_REST_STATES]
+        self._drop_removed(at_rest)
+        actions = self._apply(diff.added, diff.removed, diff.changed) if apply else {}
+        self._tell_reloaded({**told, "ok": True, "diff": diff.lines(), **actions})
+
+    def _rebuild_graph(self, new: UnitSet) -> None:
+        """The new set's graph, or (removed units still running) one over both."""
+        if self.retired:
+            self.graph = build_graph(self.units, self.boot_names)
+        else:
+            self.graph = new.graph
+        self.book.graph = self.graph
+
+    def _drop_removed(self, names: list[str]) -> None:
+        """Removed units now at rest: gone (their actors end)."""
+        if not names:
+            return
+        for name in names:
+            self.retired.discard(name)
+            self.outdated.discard(name)
+            self.units.pop(name, None)
+            self.states.pop(name, None)
+            self.book.in_play.discard(name)
+            self.book.waiting.discard(name)
+            self.book.settled.pop(name, None)
+            slot = self.slots.pop(name, None)
+            if slot is not None:
+                slot.tell(Retire())
+            ref = self.socket_actors.pop(name, None)
+            if ref is not None:
+                ref.stop(block=False)
+            self._tell_unit_event(UNIT_REMOVED_EVENT, name)
+        self.graph = build_graph(self.units, self.boot_names)
+        self.book.graph = self.graph
+
+    def _apply(
+        self, added: Sequence[str], removed: Sequence[str], changed: Mapping[str, object]
+    ) -> dict[str, list[str]]:
+        """--apply: what the new set asks of the running one; returns what was done."""
+        stop = [n for n in removed if n in self.units]  # the ones still running
+        boot = set(self.graph.boot_units())
+        start = [n for n in added if n in boot]
+        older = sorted(self.outdated - set(changed))  # changed by an earlier reload
+        restart = [
+            n
+            for n in [*changed, *older]
+            if n in self.units and self.states.get(n, State.INACTIVE) in _UP_OR_PENDING
+        ]
+        for name in stop:
+            self._stop_unit(name)
+        for name in restart:
+            self.apply_restarts.add(name)
+            self._stop_unit(name, restart=True)
+        if start:
+            self._start_units(start)
+        return {"started": start, "stopped": stop, "restarted": restart}
+
+    def _tell_unit_event(self, event: str, name: str, **fields: object) -> None:
+        if self.events is None:
+            return
+        unit = self.units.get(name)
+        summary = unit_summary(unit, self.graph) if unit is not None else {}
+        self.events.tell(Notice(name, event, {**summary, **fields}))
+
+    def _tell_reloaded(self, fields: dict[str, object]) -> None:
+        if fields.get("ok") is False:
+            for line in fields.get("errors") or ():  # type: ignore[attr-defined]
+                log(f"daemon-reload: {line}")
+        if self.events is not None:
+            self.events.tell(Notice("", DAEMON_RELOADED_EVENT, fields))
 
     # ---- supervision ---------------------------------------------------------------------
 

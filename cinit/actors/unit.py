@@ -25,7 +25,7 @@ from collections.abc import Callable
 import pykka
 
 from cinit.actors.unit_ports import Scheduling, Tellable
-from cinit.actors.unit_runner import UnitReport, UnitRunner
+from cinit.actors.unit_runner import Retire, UnitReport, UnitRunner
 from cinit.actors.unit_slot import UnitSlot, Wake
 from cinit.io.log import log
 from cinit.machines.record import Record
@@ -74,7 +74,7 @@ class UnitActor(pykka.ThreadingActor):
     def on_receive(self, message: object) -> None:
         if self._crashed or not isinstance(message, Wake):
             return  # a wake-up that reached a broken actor: the next one takes the inbox
-        while (taken := self.slot.take()) is not None:
+        while not self._crashed and (taken := self.slot.take()) is not None:
             try:
                 self._handle(taken)
             except BaseException as exc:
@@ -96,6 +96,11 @@ class UnitActor(pykka.ThreadingActor):
         self.runner.resume()
 
     def _handle(self, message: object) -> None:
+        if isinstance(message, Retire):  # daemon-reload removed the unit: its actor ends
+            self._crashed = True  # nothing more is taken, and on_stop reports nothing
+            self.slot.detach()
+            self.actor_ref.stop(block=False)
+            return
         if not self.runner.take(message):
             log(f"{self.slot.name}: unexpected message {message!r}")
             return

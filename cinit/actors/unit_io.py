@@ -62,10 +62,13 @@ def _spawn_error(exc: SpawnError) -> UnitSpawnError:
 class UnitLaunch:
     """A command of the unit on its way: `start`, then `finish` (`cinit.io.spawn.Launch`)."""
 
-    def __init__(self, io: UnitIO, launch: Launch, opened: list[int]) -> None:
+    def __init__(
+        self, io: UnitIO, launch: Launch, opened: list[int], owner: list[int] | None = None
+    ) -> None:
         self._io = io
         self._launch = launch
         self._opened = opened  # fds for the child (output pipes, files): closed once started
+        self._owner = owner  # [pid] of its output pipes' lines in the log ring, once known
 
     def start(self) -> None:
         """Hand the command to its child (or fork); raises UnitSpawnError."""
@@ -82,6 +85,8 @@ class UnitLaunch:
             process = self._launch.finish()
         except SpawnError as exc:
             raise _spawn_error(exc) from None
+        if self._owner is not None:
+            self._owner[0] = process.pid
         self._io._started(process)
         return process.pid
 
@@ -134,8 +139,6 @@ class UnitIO:
     def __init__(self, unit: Unit, context: UnitContext, owner: Tellable) -> None:
         if unit.service is None:
             raise ValueError(f"{unit.name} is not a service")
-        self.unit = unit
-        self.service = unit.service
         self.context = context
         self.owner = owner
         self.processes: dict[int, Process] = {}  # spawned or adopted, exit not handled yet
@@ -146,10 +149,20 @@ class UnitIO:
         self._warned: set[str] = set()
         # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
         self.connection: tuple[int, dict[str, str]] | None = None
-        self._has_directories = any(self.service.directories(kind) for kind in DirectoryKind)
+        self.redefine(unit)
+
+    def redefine(self, unit: Unit) -> None:
+        """Use `unit`'s definition for the commands spawned from now on (daemon-reload,
+        between two runs: the cgroup, processes and notify socket stay)."""
+        service = unit.service
+        if service is None:
+            raise ValueError(f"{unit.name} is not a service")
+        self.unit = unit
+        self.service = service
+        self._has_directories = any(service.directories(kind) for kind in DirectoryKind)
         # Limit*= as SpawnRequest takes them: (name, soft, hard), -1 for infinity.
         self._rlimits = tuple(
-            (name, limit.soft, limit.hard) for name, limit in self.service.limits().items()
+            (name, limit.soft, limit.hard) for name, limit in service.limits().items()
         )
 
     def say(self, text: str) -> None:
@@ -184,13 +197,14 @@ class UnitIO:
         # found empty, and the stop that follows the failure would wait for its timeout.
         prepared = self.context.prepared.pop(self.unit.name, None)
         opened: list[int] = []
+        owner = [0]  # the pid its output lines are shown with (`cinit logs`), set by finish
         try:
             command = self._command(role, index)
             env = self._environment(role, main_pid, self._directories())
             pass_fds, fd_names = self._inherited_fds(role, env)
             words = expand_exec_words(command, env)
             path, argv = (words[0], words[1:]) if command.argv0_separate else ("", words)
-            stdout, stderr = self._output_fds(opened)
+            stdout, stderr = self._output_fds(opened, owner)
             workdir = self.service.working_directory
             request = SpawnRequest(
                 argv,
@@ -227,7 +241,7 @@ class UnitIO:
         except BaseException:
             _close_all(opened)
             raise
-        return UnitLaunch(self, launch, opened)
+        return UnitLaunch(self, launch, opened, owner)
 
     def _started(self, process: Process) -> None:
         self.processes[process.pid] = process
@@ -324,7 +338,7 @@ class UnitIO:
                 raise UnitSpawnError(None) from None
         return self._notify_socket
 
-    def _output_fds(self, opened: list[int]) -> tuple[int, int]:
+    def _output_fds(self, opened: list[int], owner: list[int] | None = None) -> tuple[int, int]:
         """stdout and stderr for a new process; fds to close after the spawn go to `opened`."""
         from cinit.io.output import open_output_file
 
@@ -341,16 +355,19 @@ class UnitIO:
         except OSError as exc:
             log(f"{self.unit.name}: cannot open its output file: {exc}")
             raise UnitSpawnError(EXIT_STDOUT) from None
-        return self._relayed(stdout, 1, opened), self._relayed(stderr, 2, opened)
+        return self._relayed(stdout, 1, opened, owner), self._relayed(stderr, 2, opened, owner)
 
-    def _relayed(self, fd: int | None, stream: int, opened: list[int]) -> int:
+    def _relayed(
+        self, fd: int | None, stream: int, opened: list[int], owner: list[int] | None
+    ) -> int:
         if fd is not None:
             return fd
         relay = self.context.relay
         if relay is None:
             return stream
         identifier = self.service.syslog_identifier
-        pipe = int(relay.open_pipe(self.unit.name, stream, self.context.log_prefix, identifier))
+        prefix = self.context.log_prefix
+        pipe = int(relay.open_pipe(self.unit.name, stream, prefix, identifier, owner))
         opened.append(pipe)
         return pipe
 

@@ -14,6 +14,7 @@ from cinit.machines.unit_model import Role
 if TYPE_CHECKING:
     from cinit.actors.scheduler import Timer
     from cinit.io.reaper import ProcessExit
+    from cinit.units.model import Unit
 
 
 class Tellable(Protocol):
@@ -62,6 +63,8 @@ class UnitPort(Protocol):
     def find_main_pid(self, hint: int | None, pid_file: str, guess: bool = True) -> int | str: ...
 
     def accepts_notification(self, sender: int | None) -> bool: ...
+
+    def redefine(self, unit: Unit) -> None: ...
 
 
 class Scheduling(Protocol):

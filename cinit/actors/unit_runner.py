@@ -21,6 +21,7 @@ from cinit.machines import unit_events as ev
 from cinit.machines.record import Record
 from cinit.machines.unit_model import ExitInfo, State
 from cinit.machines.unit_state import monotonic_usec, step
+from cinit.machines.vocabulary import NO_PROCESS_STATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from cinit.actors.unit_ports import Launching, Scheduling, Tellable
     from cinit.actors.unit_slot import UnitSlot
     from cinit.io.notify import NotifyMessage
+    from cinit.units.model import Unit
 
 
 class UnitReport(Record):
@@ -39,12 +41,25 @@ class UnitReport(Record):
     item: ev.Action
 
 
+class Redefined(Record):
+    """daemon-reload: `unit` is the unit's new definition. A running unit keeps its
+    processes and what it runs with; the new definition takes over once nothing of it
+    runs (at rest, or waiting to restart): its next start uses it (systemd's semantics)."""
+
+    unit: Unit
+
+
+class Retire(Record):
+    """daemon-reload removed the unit and it is at rest: its actor ends."""
+
+
 # What the supervisor asks of a unit: fed to its machine as they are.
 SUPERVISOR_EVENTS = (
     ev.StartRequested,
     ev.DependenciesSettled,
     ev.DependencyFailed,
     ev.StopRequested,
+    ev.ReloadRequested,
     ev.KillRequested,
     ev.SignalRequested,
     ev.CannotStart,
@@ -82,6 +97,8 @@ class UnitRunner:
             slot.events.append(message)
         elif isinstance(message, SUPERVISOR_EVENTS):
             slot.events.append(message)
+        elif isinstance(message, Redefined):
+            slot.next_unit = message.unit
         elif _is_notification(message):
             # Whether the sender is the unit's is the OS's answer; whether it may speak
             # for the unit (NotifyAccess=) is the machine's, against its main pid then.
@@ -114,11 +131,20 @@ class UnitRunner:
                 answer = self.perform(action)
                 self._answered(answer)
             elif slot.events:
+                if slot.next_unit is not None and slot.model.state in NO_PROCESS_STATES:
+                    self._redefine(slot.next_unit)
                 event = slot.events.popleft()
                 slot.model, actions = step(slot.model, event, self.clock())
                 slot.actions.extend(actions)
             else:
                 return
+
+    def _redefine(self, unit: Unit) -> None:
+        """Take on the unit's new definition (daemon-reload) between two runs."""
+        slot = self.slot
+        slot.next_unit = None
+        slot.model = slot.model.replace(unit=unit)
+        slot.io.redefine(unit)
 
     def _answered(self, answer: ev.Event | None) -> None:
         slot = self.slot

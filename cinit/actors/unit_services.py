@@ -36,7 +36,7 @@ from cinit.io.log import info
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
-from cinit.units.model import ServiceType, Unit, UnitKind
+from cinit.units.model import Unit, UnitKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,6 +71,7 @@ class UnitServices:
         self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
+        self.reader: Callable[[], UnitSet] | None = None  # daemon-reload's reading
         self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
@@ -81,6 +82,7 @@ class UnitServices:
         *,
         runtime_dir: str | None,
         log_prefix: bool,
+        log_ring: tuple[int, int] = (1000, 1 << 20),
         early: EarlyUnits | None = None,
     ) -> UnitServices:
         """Everything but the actors; then start the first wave."""
@@ -94,7 +96,7 @@ class UnitServices:
         # (`cinit.events.pump`), when it would bind the sockets there.
         with contextlib.suppress(OSError):
             ensure_runtime_dir(directory)
-        relay = OutputRelay()
+        relay = OutputRelay(log_lines=log_ring[0], log_bytes=log_ring[1])  # lines, bytes kept
         hub = None
         if any(_needs_notify(unit) for unit in unit_set.units.values()):
             from cinit.io.notify import NotifyHub
@@ -138,6 +140,19 @@ class UnitServices:
             hub.start()
         return services
 
+    def reread(self) -> UnitSet:
+        """daemon-reload: the unit files read again; what new units need that no unit at
+        boot did (the notify socket) is set up now."""
+        assert self.reader is not None
+        unit_set = self.reader()
+        if self.context.notify is None and any(map(_needs_notify, unit_set.units.values())):
+            from cinit.io.notify import NotifyHub
+
+            hub = NotifyHub(NOTIFY_DIRECTORY)
+            hub.start()
+            self.context.notify = hub
+        return unit_set
+
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
@@ -165,6 +180,7 @@ class UnitServices:
             reports=self.reports,
             bound=self.bound,
             timers=timers,
+            reloader=self.reread if self.reader is not None else None,
         )
         self.bound = {}
         self.started = {}
@@ -251,4 +267,4 @@ def _preparer(context: UnitContext) -> Callable[[str], None]:
 
 def _needs_notify(unit: Unit) -> bool:
     service = unit.service
-    return service is not None and (service.type is ServiceType.NOTIFY or service.watchdog_sec > 0)
+    return service is not None and (service.type.notifies or service.watchdog_sec > 0)

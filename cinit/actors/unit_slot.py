@@ -60,6 +60,8 @@ class UnitSlot:
         self.timers: dict[tuple[TimerKind, int], Timer] = {}
         self.abandoned = False  # the supervisor gave up on this unit's actor
         self.has_actor = False  # the supervisor's record: an actor runs on this slot
+        # daemon-reload: the unit's new definition, taken on once nothing of it runs
+        self.next_unit: Unit | None = None
         self._lock = threading.Lock()
         self._inbox: collections.deque[object] = collections.deque()
         self._actor: Tellable | None = None

@@ -3,10 +3,11 @@
 `cinit`, `cinit run ...` and `cinit -- CMD` go to `cinit.cli.run` and `cinit validate` to
 `cinit.cli.validate`; each imports only what it needs (PID 1 must reach its first exec
 quickly, CI runs validate often, and Kubernetes runs `cinit is-ready` as an exec probe).
-The control commands (`status`, `start`, `stop`, `restart`, `is-ready`) go to
+The control commands (`status`, `start`, `stop`, `restart`, `reload`, `is-ready`) go to
 `cinit.cli.control`, `watch` to `cinit.cli.watch`, `analyze` to `cinit.cli.analyze`,
-`tmpfiles` to `cinit.cli.tmpfiles`, `systemctl` (also cinit called as `systemctl`, see
-`PROGRAM_NAMES`) to `cinit.cli.systemctl`, and
+`tmpfiles` to `cinit.cli.tmpfiles`, `logs` to `cinit.cli.logs`, `systemctl` and
+`journalctl` (also cinit called as `systemctl` or `journalctl`, see `PROGRAM_NAMES`) to
+`cinit.cli.systemctl` and `cinit.cli.journalctl`, and
 `version`, `help` and `--help`/`-h` to the typer application in `cinit.cli.app` (which
 lists every command). Any other first word that is not an option is an unknown command
 (exit 2, with a "did you mean"): the main command goes after `--`.
@@ -33,14 +34,17 @@ TOOL_COMMANDS = {
     "start": "cinit.cli.control",
     "stop": "cinit.cli.control",
     "restart": "cinit.cli.control",
+    "reload": "cinit.cli.control",
     "is-ready": "cinit.cli.control",
     "watch": "cinit.cli.watch",
     "analyze": "cinit.cli.analyze",
     "tmpfiles": "cinit.cli.tmpfiles",
+    "logs": "cinit.cli.logs",
     "systemctl": "cinit.cli.systemctl",
+    "journalctl": "cinit.cli.journalctl",
 }
 # cinit called by another name (a symlink): that name's command, on all of the arguments.
-PROGRAM_NAMES = {"systemctl": "systemctl"}
+PROGRAM_NAMES = {"systemctl": "systemctl", "journalctl": "journalctl"}
 
 
 def run_tool(args: list[str]) -> int:

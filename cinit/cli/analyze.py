@@ -75,8 +75,8 @@ ANALYSES = {
             Option("--iterations", "show the next N elapses (default: 1)", "N"),
             Option(
                 "--base-time",
-                "count from TIME: @EPOCH, now, or YYYY-MM-DD [HH:MM[:SS]] [UTC|ZONE]\n"
-                "(default: now)",
+                "count from TIME: @EPOCH, now, today, +5min, 2h ago,\n"
+                "[WEEKDAY] YYYY-MM-DD [HH:MM[:SS]] [UTC|ZONE] (default: now)",
                 "TIME",
             ),
         ],
@@ -210,6 +210,7 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
     `systemd-analyze calendar` (a blank line between expressions; an invalid one is said
     on stderr, the others are still shown, and the status is 1)."""
     from cinit.cli.args import UsageError, usage_error
+    from cinit.units._text import quoted
     from cinit.units.calendar import CalendarError, parse_calendar
 
     # Words after `--` are expressions, even "-5s" (systemd-analyze's getopt does the same).
@@ -233,16 +234,19 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
             spec = parse_calendar(text)
         except CalendarError as exc:
             print(
-                f"{prog}: failed to parse calendar specification {text!r}: {exc}{_hint(text)}",
+                f"{prog}: failed to parse calendar specification {quoted(text)}: "
+                f"{exc}{_hint(text)}",
                 file=sys.stderr,
             )
             status = EXIT_INVALID
             continue
-        rows, ok = _calendar_rows(text, spec, base, iterations)
-        sys.stdout.write("".join(f"{label:>16} {value}\n" for label, value in rows))
-        if not ok:
+        rows, ok = calendar_rows(text, spec, base, iterations)
+        if ok:  # systemd-analyze shows nothing of an expression whose search gave up
+            sys.stdout.write(format_rows(rows))
+        else:
             print(
-                f"{prog}: failed to determine next elapse for {text!r}: the search does not end",
+                f"{prog}: failed to determine next elapse for {quoted(text)}: "
+                "the search does not end",
                 file=sys.stderr,
             )
             status = EXIT_INVALID
@@ -250,7 +254,12 @@ def _calendar(command: Command, args: list[str], prog: str) -> int:
     return status
 
 
-def _calendar_rows(
+def format_rows(rows: list[tuple[str, str]]) -> str:
+    """systemd-analyze's two-column table: labels right-aligned, then the values."""
+    return "".join(f"{label:>16} {value}\n" for label, value in rows)
+
+
+def calendar_rows(
     text: str, spec: CalendarSpec, base: int, iterations: int
 ) -> tuple[list[tuple[str, str]], bool]:
     """The table of one expression: (label, value) rows, and False when the search for an
@@ -292,8 +301,10 @@ def _iterations(text: str | None) -> int:
 
 
 def _base_time(text: str | None) -> int:
-    """--base-time: @EPOCH[.FRACTION], now, or YYYY-MM-DD [HH:MM[:SS[.FRACTION]]] with an
-    optional `UTC` or zone name at the end (else the local zone); microseconds."""
+    """--base-time as systemd.time(7)'s timestamps, in microseconds: `@EPOCH[.FRACTION]`,
+    `now`, `today`/`yesterday`/`tomorrow`, `+SPAN`/`-SPAN`/`SPAN ago`/`SPAN left`, or
+    `[WEEKDAY] [YYYY-MM-DD] [HH:MM[:SS[.FRACTION]]]`, with an optional `UTC` or zone name at
+    the end (else the local zone). The weekday is not checked against the date."""
     from cinit.cli.args import UsageError
 
     if text is None or text == "now":
@@ -306,25 +317,66 @@ def _base_time(text: str | None) -> int:
         if not text[1:2].isdigit() or not 0 <= seconds < 253402300800:
             raise UsageError(f"--base-time: not a timestamp: {text!r}")
         return int(seconds * USEC)
-    from datetime import datetime
+    relative = _relative_base(text)
+    if relative is not None:
+        return relative
+    from datetime import datetime, timedelta
 
     from cinit.units.calendar import CalendarError, local_zone, zone_named
 
     head, _, last = text.rpartition(" ")
+    if head and last.lower() == "utc":
+        last = "UTC"
     try:
         zone = zone_named(last) if head and not last[:1].isdigit() else None
     except CalendarError:
         raise UsageError(f"--base-time: unknown time zone {last!r}") from None
-    if zone is not None:
-        text = head
+    words = (head if zone is not None else text).split()
+    if words and words[0].lower().rstrip(",") in _WEEKDAY_WORDS:
+        words = words[1:]  # "Mon 2026-12-07 12:00": the weekday is only a label
+    text = " ".join(words)
+    now = datetime.now(zone or local_zone())
+    days = {"today": 0, "yesterday": -1, "tomorrow": 1}
+    if text in days:
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        aware = (midnight + timedelta(days=days[text])).replace(tzinfo=now.tzinfo)
+        return int(aware.timestamp()) * USEC
+    if text[:1].isdigit() and ":" in text.split(" ")[0]:
+        text = f"{now:%Y-%m-%d} {text}"  # a time alone is today's
     for form in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
             moment = datetime.strptime(text, form)
         except ValueError:
             continue
-        aware = moment.replace(tzinfo=zone or local_zone())
+        aware = moment.replace(tzinfo=now.tzinfo)
         return int(aware.timestamp()) * USEC + aware.microsecond
     raise UsageError(f"--base-time: not a timestamp: {text!r}")
+
+
+_WEEKDAY_WORDS = {
+    name
+    for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    for name in (day, day[:3])
+}
+
+
+def _relative_base(text: str) -> int | None:
+    """`+5min`, `-5s`, `11min ago`, `2h left`: now moved by the span; None if not one."""
+    from cinit.units.diagnostics import ValueFormError
+    from cinit.units.values import parse_timespan
+
+    sign, span = 0, text
+    if text[:1] in "+-":
+        sign, span = (1 if text[0] == "+" else -1), text[1:]
+    elif text.endswith((" ago", " left")):
+        sign, span = (-1 if text.endswith(" ago") else 1), text.rsplit(" ", 1)[0]
+    if not sign:
+        return None
+    try:
+        seconds = parse_timespan(span)
+    except ValueFormError:
+        return None
+    return int(time.time() * USEC) + sign * int(seconds * USEC)
 
 
 def _local_zone_is_utc() -> bool:

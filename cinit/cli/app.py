@@ -21,13 +21,17 @@ def _commands() -> tuple[Command, ...]:
     """Every command but `version`, in the order --help lists them: their own tables."""
     from cinit.cli.analyze import ANALYZE
     from cinit.cli.control import COMMANDS as CONTROL
+    from cinit.cli.journalctl import JOURNALCTL
+    from cinit.cli.logs import LOGS
     from cinit.cli.run import RUN
     from cinit.cli.systemctl import SYSTEMCTL
     from cinit.cli.tmpfiles import TMPFILES
     from cinit.cli.validate import VALIDATE
     from cinit.cli.watch import WATCH
 
-    return (RUN, VALIDATE, *CONTROL.values(), WATCH, ANALYZE, TMPFILES, SYSTEMCTL)
+    return (
+        RUN, VALIDATE, *CONTROL.values(), LOGS, WATCH, ANALYZE, TMPFILES, SYSTEMCTL, JOURNALCTL
+    )  # fmt: skip
 
 
 COMMANDS = _commands()
@@ -41,8 +45,8 @@ command, never the main command: give that after `--` ({PROG} -- sleep 100).
 
 `{PROG} COMMAND -h` (or `{PROG} help COMMAND`) shows a command's options.
 
-Exit status of status, start, stop, restart and is-ready: 0 done / ready; 1 the action
-failed; 2 usage; 3 not ready, UNIT not up, or cinit not running (every one of these
+Exit status of status, start, stop, restart, reload and is-ready: 0 done / ready; 1 the
+action failed; 2 usage; 3 not ready, UNIT not up, or cinit not running (every one of these
 commands: systemctl exits 1 when it cannot reach systemd, which cannot be told from a
 failed action); 4 unknown unit, or permission denied.
 """

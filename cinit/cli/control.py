@@ -1,8 +1,14 @@
-"""`cinit status|start|stop|restart|is-ready`: talk to a running cinit's control endpoint.
+"""`cinit status|start|stop|restart|reload|is-ready`: talk to a running cinit's control endpoint.
 
 systemctl-like, with LSB exit codes:
   status [UNIT] [--json]   0; with UNIT: 0 when it is up (active/exited), 3 when not
   start|stop|restart UNIT  0 done, 1 failed (the reason on stderr), 4 unknown unit
+  reload UNIT...           ExecReload= of each: 0 done, 1 failed or not applicable, 4 unknown
+  reload [--apply]         daemon-reload: read the unit directories again; prints the
+                           difference ("+ added", "- removed", "~ changed: Directive, ...");
+                           --apply starts added, stops removed, restarts changed units and
+                           answers once they got there (1 when one failed); 1 when the new
+                           set has errors (the diagnostics on stderr)
   is-ready [UNIT]          no output; 0 ready, 3 not ready (or cinit not reachable),
                            4 unknown unit
   cinit not running        3 for every command (no control socket: LSB's "not running";
@@ -33,6 +39,9 @@ DEFAULT_TIMEOUT = {"status": 10.0, "is-ready": 5.0, "start": 120.0, "stop": 120.
 OPTIONS = (
     Option("--json", "status: print the reply as one JSON document"),
     Option(
+        "--apply", "reload without UNIT: also start added, stop removed,\nrestart changed units"
+    ),
+    Option(
         "--runtime-dir",
         "cinit's runtime directory (default: $CINIT_RUNTIME_DIR,\nelse /run/cinit)",
         "DIR",
@@ -42,12 +51,15 @@ OPTIONS = (
 USAGE = (
     "cinit status [UNIT] [--json] [--runtime-dir DIR]",
     "cinit start|stop|restart UNIT [--runtime-dir DIR] [--timeout SECS]",
+    "cinit reload [UNIT...] [--apply] [--runtime-dir DIR] [--timeout SECS]",
     "cinit is-ready [UNIT] [--runtime-dir DIR] [--timeout SECS]",
 )
 DESCRIPTION = """\
 Ask the running cinit (its control socket in the runtime directory: --runtime-dir,
-else $CINIT_RUNTIME_DIR, else /run/cinit) about its units, or start/stop/restart one.
-Exit: 0 ok; 1 failed (start/stop/restart, or cinit not answering); 2 usage;
+else $CINIT_RUNTIME_DIR, else /run/cinit) about its units, start/stop/restart/reload
+one, or read the unit files again (reload without UNIT: daemon-reload; --apply acts
+on the difference).
+Exit: 0 ok; 1 failed (start/stop/restart/reload, or cinit not answering); 2 usage;
 3 not ready, UNIT not up, or cinit not running (every command); 4 unknown unit,
 permission denied, or status unknown.
 is-ready prints nothing on stdout."""
@@ -56,6 +68,7 @@ SUMMARIES = {
     "start": "Start UNIT in the running cinit.",
     "stop": "Stop UNIT in the running cinit.",
     "restart": "Restart UNIT in the running cinit.",
+    "reload": "Reload UNIT (ExecReload=); without UNIT: re-read unit files.",
     "is-ready": "Exit 0 when the boot (or UNIT) is up, else 3 (a probe).",
 }
 # One table for the five commands: they take the same options and share one help.
@@ -77,12 +90,30 @@ def main(args: list[str]) -> int:
         sys.stdout.write(render_help(command))
         return EXIT_OK
     words = parsed.words
+    if name == "reload":
+        return _reload(command, parsed, words)
     needs_unit = name in ("start", "stop", "restart")
     if len(words) > 1 or (needs_unit and not words):
         what = "one UNIT" if needs_unit else "at most one UNIT"
         sys.stderr.write(f"cinit {name}: expected {what}\n{render_help(command)}")
         return EXIT_USAGE
     unit = words[0] if words else None
+    message: dict[str, Any] = {"cmd": name}
+    if unit is not None:
+        message["unit"] = unit
+    reply, status = _ask(name, parsed, message)
+    if reply is None:
+        return status
+    if name == "is-ready":
+        return EXIT_OK if reply.get("ready") else EXIT_NOT_READY
+    if name == "status":
+        return _show_status(reply, unit, bool(parsed.values["json"]))
+    return EXIT_OK
+
+
+def _ask(name: str, parsed: Any, message: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+    """Send `message`; (the reply, 0) when it says ok, else (None, the exit status), the
+    reason written on stderr."""
     given_timeout = parsed.text("timeout")
     try:
         timeout = (
@@ -90,25 +121,47 @@ def main(args: list[str]) -> int:
         )
     except ValueError:
         sys.stderr.write(f"cinit {name}: --timeout: not a number\n")
-        return EXIT_USAGE
+        return None, EXIT_USAGE
     runtime = parsed.text("runtime_dir") or os.environ.get("CINIT_RUNTIME_DIR") or "/run/cinit"
-    message: dict[str, Any] = {"cmd": name}
-    if unit is not None:
-        message["unit"] = unit
     try:
         reply = request(os.path.join(runtime, "control"), message, timeout)
     except ControlError as exc:
         sys.stderr.write(f"cinit {name}: {exc}\n")
-        return _unreachable_status(name, exc.reason)
+        return None, _unreachable_status(name, exc.reason)
     if not reply.get("ok"):
         sys.stderr.write(f"cinit {name}: {reply.get('error', 'failed')}\n")
         code = reply.get("code")
-        return code if isinstance(code, int) and 0 < code < 256 else EXIT_FAILED
-    if name == "is-ready":
-        return EXIT_OK if reply.get("ready") else EXIT_NOT_READY
-    if name == "status":
-        return _show_status(reply, unit, bool(parsed.values["json"]))
-    return EXIT_OK
+        return None, code if isinstance(code, int) and 0 < code < 256 else EXIT_FAILED
+    return reply, EXIT_OK
+
+
+def _reload(command: Command, parsed: Any, units: list[str]) -> int:
+    """`reload UNIT...`: each unit's ExecReload= in turn (the worst status wins);
+    `reload [--apply]`: daemon-reload, and the difference it found."""
+    apply = bool(parsed.values["apply"])
+    if units and apply:
+        sys.stderr.write(f"cinit reload: --apply goes without UNIT\n{render_help(command)}")
+        return EXIT_USAGE
+    if not units:
+        reply, status = _ask("reload", parsed, {"cmd": "daemon-reload", "apply": apply})
+        if reply is not None:
+            lines = [str(line) for line in reply.get("diff") or ()]
+            named = {line.split(":")[0][2:] for line in lines}
+            # --apply also restarts what an earlier reload changed while it ran.
+            lines += [
+                f"~ {name}: restarted (it ran an older definition)"
+                for name in reply.get("restarted") or ()
+                if name not in named
+            ]
+            sys.stdout.write("".join(f"{line}\n" for line in lines))
+        return status
+    worst = EXIT_OK
+    for unit in units:
+        _, status = _ask("reload", parsed, {"cmd": "reload", "unit": unit})
+        if status == EXIT_NOT_READY:  # cinit is not running: said once
+            return status
+        worst = max(worst, status)
+    return worst
 
 
 def _unreachable_status(command: str, reason: str) -> int:

@@ -115,6 +115,18 @@ and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.""",
             kind=SWITCH,
         ),
         Option(
+            "--log-lines",
+            "lines of each unit's output kept for `cinit logs` and status\n"
+            "(default: $CINIT_LOG_LINES, else 1000; 0: none kept)",
+            "N",
+        ),
+        Option(
+            "--log-bytes",
+            "bytes of each unit's output kept, whichever bound comes first\n"
+            "(default: $CINIT_LOG_BYTES, else 1M; also 512K, 4M; 0: none kept)",
+            "SIZE",
+        ),
+        Option(
             "--then-exec",
             "boot the units until the oneshots finished, stop what still\n"
             "runs, then exec PATH in place of cinit (same pid: PID 1 stays\n"
@@ -179,6 +191,32 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _log_bound(given: str | None, variable: str, option: str, default: int, size: bool) -> int:
+    """--log-lines N / --log-bytes SIZE, else the environment variable, else `default`.
+
+    Sizes are powers of 1024 as systemd's (`64K`, `1M`, `1.5M`); not the units' own parser:
+    that package stays off the boot path."""
+    text = given if given is not None else os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    where = option if given is not None else f"${variable}"
+    value = text.strip().upper().removesuffix("IB") if size else text.strip()
+    scale = 1
+    if size and value[-1:] in _SIZE_UNITS:
+        scale, value = _SIZE_UNITS[value[-1:]], value[:-1]
+    try:
+        number = float(value) * scale if size else int(value)
+    except ValueError:
+        kind = "a size (1M, 512K, 0)" if size else "a number of lines"
+        raise UsageError(f"{where}: expected {kind}, not {text!r}") from None
+    if not 0 <= number < 1 << 40:
+        raise UsageError(f"{where}: must be 0 or more, not {text!r}")
+    return int(number)
+
+
 def parse_args(argv: list[str]) -> RunOptions:
     """Parse `cinit [run] ...` arguments; raises UsageError."""
     args = argv[1:] if argv and argv[0] == "run" else argv
@@ -205,12 +243,18 @@ def parse_args(argv: list[str]) -> RunOptions:
 
         units_dir, drop_in_dir = example_dirs()
     stop_timeout = parsed.text("stop_timeout")
+    log_lines = _log_bound(parsed.text("log_lines"), "CINIT_LOG_LINES", "--log-lines", 1000, False)
+    log_bytes = _log_bound(
+        parsed.text("log_bytes"), "CINIT_LOG_BYTES", "--log-bytes", 1 << 20, True
+    )
     config = BootConfig(
         units_dir=units_dir,
         drop_in_dir=drop_in_dir,
         strict=bool(values["strict_units"]),
         stop_timeout=DEFAULT_STOP_TIMEOUT if stop_timeout is None else parse_duration(stop_timeout),
         log_prefix=bool(log_prefix),
+        log_lines=log_lines,
+        log_bytes=log_bytes,
         command=parsed.command,
         runtime_dir=parsed.text("runtime_dir") or None,
         timer_state_dir=parsed.text("timer_state_dir") or None,

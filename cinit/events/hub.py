@@ -95,6 +95,8 @@ class EventHub:
         self.supervisor: Any = None  # the UnitSupervisor ref, for control commands
         # unit name -> its last output lines, for `cinit status UNIT` (None: not kept)
         self.log_tail: Callable[[str], list[str]] | None = None
+        # `OutputRelay.read_logs`, for `cinit logs` (None: no relay, nothing kept)
+        self.log_read: Callable[..., tuple[list[Any], int]] | None = None
         self._pump: Any = None
         self._launch_lock = threading.Lock()
         self._final: tuple[str | None, dict[str, Any]] | None = None  # see `emit`
@@ -207,6 +209,8 @@ class EventHub:
         """`loaded` for each unit and `overridden` for each drop-in override, stamped at
         the end of the load (the first wave's transitions, stamped when they happened,
         come after it)."""
+        from cinit.units.unit_diff import unit_summary  # the units are loaded: no cost
+
         load = {"load_start_ms": round((load_start - self.started_mono) * 1000.0, 3)}
         load["load_ms"] = round((load_end - load_start) * 1000.0, 3)
         for override in unit_set.overrides:
@@ -215,23 +219,8 @@ class EventHub:
             fields.pop("unit", None)
             fields.update(core=override.core_path, drop_in=override.drop_in_path, **load)
             self._stamp("overridden", override.name, fields, load_end)
-        graph = unit_set.graph
         for name in sorted(unit_set.units):
-            unit = unit_set.units[name]
-            fields = {
-                "kind": str(unit.kind),
-                "description": unit.unit.description,
-                "after": sorted(graph.ordered_after(name)),
-                "requires": sorted(graph.requires(name)),
-                "wants": sorted(graph.wants(name)),
-                "source": str(unit.source),
-                "path": unit.path,
-                **load,
-            }
-            if unit.aliases:  # the other names control commands may use for it
-                fields["aliases"] = list(unit.aliases)
-            if unit.snippets:
-                fields["snippets"] = list(unit.snippets)
+            fields = {**unit_summary(unit_set.units[name], unit_set.graph), **load}
             self._stamp("loaded", name, fields, load_end)
 
     def start(self) -> None:

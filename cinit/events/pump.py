@@ -25,6 +25,8 @@ from cinit.events.status_book import StatusBook
 from cinit.io.log import info, log
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cinit.events.hub import EventHub  # the hub starts the pump: at run time only that arrow
 
 MAX_BACKLOG = 50_000  # stream messages kept while subscribers are too slow; then dropped
@@ -53,7 +55,9 @@ class EventPump:
         if unit_set is not None:
             boot = {n for n in unit_set.graph.boot_units() if unit_set.units[n].service}
         self.book = StatusBook(boot, hub.started_wall)
-        self.desk = ControlDesk(self.book, self._command, self._measure, self._log_tail)
+        self.desk = ControlDesk(
+            self.book, self._command, self._measure, self._log_tail, self._log_read
+        )
         self.trace: Any = None
         self.backlog: deque[tuple[int, bytes, bytes]] = deque()
         self.drop_count = 0
@@ -343,17 +347,27 @@ class EventPump:
         except Exception as exc:  # somebody else's buffer: never let it break status
             return [f"(log lines unavailable: {exc!r})"]
 
+    def _log_read(self, *args: Any) -> tuple[list[Any], int]:
+        read = self.hub.log_read
+        return ([], 0) if read is None else read(*args)
+
     def _command(self, kind: str, unit: str) -> bool:
         supervisor = self.hub.supervisor
         if supervisor is None:
             return False
-        from cinit.machines.requests import StartUnit, StopUnit
+        from cinit.machines.requests import DaemonReload, ReloadUnit, StartUnit, StopUnit
 
+        # The desk's orders -> the supervisor's messages (one row each).
+        orders: dict[str, Callable[[str], object]] = {
+            "start": StartUnit,
+            "stop": StopUnit,
+            "restart-stop": lambda name: StopUnit(name, restart=True),
+            "reload": ReloadUnit,
+            "daemon-reload": lambda _: DaemonReload(apply=False),
+            "daemon-reload-apply": lambda _: DaemonReload(apply=True),
+        }
         try:
-            if kind == "start":
-                supervisor.tell(StartUnit(unit))
-            else:
-                supervisor.tell(StopUnit(unit, restart=kind == "restart-stop"))
+            supervisor.tell(orders[kind](unit))
         except Exception:  # pykka.ActorDeadError: the supervisor is gone (shutting down)
             return False
         return True

@@ -16,6 +16,9 @@ from cinit.machines.vocabulary import (
     TIMER_ARMED_EVENT,
     TIMER_ELAPSED_EVENT,
     TIMER_SKIPPED_EVENT,
+    UNIT_ADDED_EVENT,
+    UNIT_CHANGED_EVENT,
+    UNIT_REMOVED_EVENT,
     UNSETTLED_STATES,
     State,
 )
@@ -51,6 +54,7 @@ class StatusBook:
         self.shutdown_ms: float | None = None  # when shutdown-started was stamped
         self.recent: dict[str, list[str]] = {}  # each unit's last few events, as text
         self.aliases: dict[str, str] = {}  # Alias= and alias links -> the unit's own name
+        self.reloadable: set[str] = set()  # services with ExecReload= (`cinit reload` applies)
 
     def unit(self, name: str) -> dict[str, Any]:
         status = self.units.get(name)
@@ -86,19 +90,26 @@ class StatusBook:
             return self.shutdown_ms
         if not name:
             return t_ms
+        if kind == UNIT_REMOVED_EVENT:  # a daemon-reload removed it, and it is at rest
+            self._forget(name)
+            return t_ms
         status = self.unit(name)
         status["last_event"] = kind
         recent = self.recent.setdefault(name, [])
         recent.append(_describe(event))
         del recent[:-RECENT_EVENTS]
-        if kind == "loaded":
+        if kind in ("loaded", UNIT_ADDED_EVENT, UNIT_CHANGED_EVENT):
+            self.reloadable.discard(name)
             for alias in event.get("aliases", ()):
                 self.aliases[alias] = name
             if event.get("snippets"):  # what `status UNIT` lists as systemctl's Drop-In:
                 status["snippets"] = list(event["snippets"])
             status["description"] = event.get("description", "")
             status["kind"] = event.get("kind", status["kind"])
-            self.since_ms[name] = t_ms
+            if event.get("reloadable"):
+                self.reloadable.add(name)
+            if kind != UNIT_CHANGED_EVENT:  # a changed unit stays in its state
+                self.since_ms[name] = t_ms
             return float(event.get("load_start_ms", t_ms))
         if kind == "overridden":
             return float(event.get("load_start_ms", t_ms))
@@ -133,6 +144,14 @@ class StatusBook:
         if new not in BUSY_STATES:
             self.boot_pending.discard(name)
         return began
+
+    def _forget(self, name: str) -> None:
+        for table in (self.units, self.since_ms, self.recent):
+            table.pop(name, None)
+        self.reloadable.discard(name)
+        self.boot_pending.discard(name)
+        for alias in [a for a, real in self.aliases.items() if real == name]:
+            del self.aliases[alias]
 
     def is_ready(self, name: str | None = None) -> bool:
         """One unit: active or exited. The whole: the boot settled and nothing is failed,

@@ -18,6 +18,13 @@ Guarantees:
   pauses for 0.25 s mid-line: the line is then ended with a newline (what followed comes
   as a new line), so one writer can never starve the others.
 * Fairness: each wake-up reads at most 64 KiB from each ready pipe.
+* Each unit's lines are also kept in a bounded ring (`LogRing`: the last LOG_LINES lines
+  or LOG_BYTES bytes, whichever bound comes first) with the wall-clock time of the read
+  that brought them and their stream, for `cinit logs`, `journalctl` and `cinit status
+  UNIT`. A ring holds whole reads (one small entry per read and nothing per line on the
+  relay's hot path: the bytes kept are those it wrote); lines are split only when asked.
+  A line that is written in pieces (longer than 64 KiB) is kept as its first LINE_MAX
+  bytes; `read_logs` cuts every line to LINE_MAX.
 * Bytes pass through untouched (no decoding). Writes survive partial writes, EAGAIN on a
   non-blocking stdout (waiting with poll, no busy loop) and errors such as EPIPE: the
   output is dropped, counted in `dropped_bytes` and logged once per fd.
@@ -46,11 +53,115 @@ _EVENT_READ = 1  # selectors.EVENT_READ: the module itself loads in the thread
 PIECE = 64 * 1024  # read size, and the longest run of one line written at once
 WRITE_BATCH = select.PIPE_BUF  # whole lines coalesced up to this many bytes per write
 HOLD_IDLE = 0.25  # seconds others wait for an unfinished long line to go on
-TAIL_LINES = 10  # last lines kept per unit for `cinit status UNIT`
-TAIL_LINE_MAX = 512  # bytes of each kept line
+TAIL_LINES = 10  # last lines shown by `cinit status UNIT`
+TAIL_LINE_MAX = 512  # bytes of each of them shown there
+LOG_LINES = 1000  # default bound of a unit's log ring, in lines ...
+LOG_BYTES = 1024 * 1024  # ... and in bytes: whichever is reached first
+LINE_MAX = 48 * 1024  # bytes of one line kept or shown (journald's LineMax= default)
 HOLD_MAX = 16 * 1024 * 1024  # bytes of one long line served before others get a turn
 MARK_READS = 64  # reads per pipe for a mark (4 MiB): a writer still going cannot hold it
 _WAIT_SLICE_MS = 200  # poll slice while cinit's stdout is full (checks for stop)
+
+
+_NO_PID = [0]  # the owner of lines whose writer is not known (never filled in)
+
+
+class LogRing:
+    """The last lines of one unit's output: whole reads, bounded in lines and bytes.
+
+    Each entry is (number of its first line, wall-clock time, stream 1|2, line count,
+    bytes ending with a newline, [the writer's pid] as its spawner fills it in). Line
+    numbers come from one counter of the relay for all units, so they order lines across
+    units in the order the relay read them (`cursor`s of `cinit logs -f` are such
+    numbers). Only the relay thread adds; readers take a `snapshot` under the relay's ring
+    lock.
+
+    Adding is O(1) on the relay's hot path: whole reads are dropped from the front while
+    the others alone reach a bound; the oldest read kept may hold lines beyond the bounds
+    (at most one read, 64 KiB and a partial line), which `visible` leaves out. So the
+    memory held is the bound plus at most one read.
+    """
+
+    __slots__ = ("entries", "lines", "max_bytes", "max_lines", "size")
+
+    def __init__(self, max_lines: int, max_bytes: int) -> None:
+        self.entries: deque[tuple[int, float, int, int, bytes, list[int]]] = deque()
+        self.lines = 0
+        self.size = 0
+        self.max_lines = max(1, max_lines)
+        self.max_bytes = max(1, max_bytes)
+
+    def add(
+        self,
+        first: int,
+        when: float,
+        stream: int,
+        count: int,
+        data: bytes,
+        owner: list[int] | None = None,
+    ) -> None:
+        """Keep `count` lines (`data` ends with a newline), dropping reads no longer shown."""
+        entries = self.entries
+        entries.append((first, when, stream, count, data, owner or _NO_PID))
+        self.lines += count
+        self.size += len(data)
+        front = entries[0]
+        while (
+            self.lines - front[3] >= self.max_lines or self.size - len(front[4]) >= self.max_bytes
+        ):
+            entries.popleft()  # never the last one: alone it is under both bounds
+            self.lines -= front[3]
+            self.size -= len(front[4])
+            front = entries[0]
+
+    def snapshot(self) -> tuple[list[tuple[int, float, int, int, bytes, list[int]]], int, int]:
+        """The entries, and how many lines and bytes over the bounds they are (call under
+        the ring lock; give the result to `visible` outside it)."""
+        return list(self.entries), self.lines - self.max_lines, self.size - self.max_bytes
+
+    @staticmethod
+    def visible(
+        snapshot: tuple[list[tuple[int, float, int, int, bytes, list[int]]], int, int],
+    ) -> list[tuple[int, float, int, int, bytes, list[int]]]:
+        """The entries of a `snapshot` with the oldest one's lines beyond the bounds cut."""
+        entries, extra_lines, extra_bytes = snapshot
+        if not entries or (extra_lines <= 0 and extra_bytes <= 0):
+            return entries
+        first, when, stream, count, data, owner = entries[0]
+        cut, dropped = 0, 0
+        while dropped < extra_lines or cut < extra_bytes:
+            cut = data.index(b"\n", cut) + 1
+            dropped += 1
+        if dropped >= count:
+            return entries[1:]
+        rest = data[cut:]
+        return [(first + dropped, when, stream, count - dropped, rest, owner), *entries[1:]]
+
+
+class LogLine:
+    """One line of a unit's output as `read_logs` returns it."""
+
+    __slots__ = ("number", "pid", "stream", "text", "time", "unit")
+
+    def __init__(
+        self, number: int, unit: str, when: float, stream: int, text: bytes, pid: int = 0
+    ) -> None:
+        self.number = number  # the relay's line number (orders lines across units)
+        self.pid = pid  # the process that wrote it (0: not known)
+        self.unit = unit
+        self.time = when  # wall clock (seconds since the epoch) of the read that brought it
+        self.stream = stream  # 1 stdout, 2 stderr
+        self.text = text  # without its newline, cut to LINE_MAX
+
+    def as_dict(self) -> dict[str, object]:
+        """The control reply's form of the line."""
+        return {
+            "unit": self.unit,
+            "time": self.time,
+            "stream": "stderr" if self.stream == 2 else "stdout",
+            "text": self.text.decode("utf-8", "replace"),
+            "pid": self.pid or None,
+        }
 
 
 class _Pipe:
@@ -62,16 +173,29 @@ class _Pipe:
         "fd",
         "held",
         "label",
+        "owner",
         "partial",
         "prefix",
         "registered",
-        "tail",
+        "ring",
+        "stream",
     )
 
-    def __init__(self, fd: int, label: str, prefix: bytes, dest: int, tail: deque[bytes]) -> None:
+    def __init__(
+        self,
+        fd: int,
+        label: str,
+        prefix: bytes,
+        dest: int,
+        ring: LogRing | None,
+        stream: int,
+        owner: list[int],
+    ) -> None:
         self.fd = fd  # read end, non-blocking
         self.label = label  # the unit
-        self.tail = tail  # the unit's last lines (shared by its stdout and stderr pipes)
+        self.ring = ring  # the unit's log ring (shared by its pipes); None: not kept
+        self.stream = stream  # 1 stdout, 2 stderr
+        self.owner = owner  # [the writer's pid], 0 until the spawner knows it
         self.prefix = prefix  # b"" when unprefixed
         self.dest = dest  # cinit's fd to write to
         self.partial = b""  # bytes after the last newline
@@ -83,7 +207,14 @@ class _Pipe:
 class OutputRelay:
     """One thread copying services' stdout/stderr pipes to cinit's own fds, line by line."""
 
-    def __init__(self, out_fd: int = 1, err_fd: int = 2) -> None:
+    def __init__(
+        self,
+        out_fd: int = 1,
+        err_fd: int = 2,
+        log_lines: int = LOG_LINES,
+        log_bytes: int = LOG_BYTES,
+    ) -> None:
+        """`log_lines`/`log_bytes` bound each unit's log ring; either 0: no rings at all."""
         self._dest = {1: out_fd, 2: err_fd}
         self._lock = threading.Lock()
         self._pending: list[_Pipe] = []  # opened, not yet taken by the thread
@@ -97,7 +228,11 @@ class OutputRelay:
         self._deadline = 0.0
         self._broken: set[int] = set()  # destination fds already reported as failing
         self.dropped_bytes = 0  # output that could not be written (EPIPE, stop deadline...)
-        self._tails: dict[str, deque[bytes]] = {}  # label -> last lines, for `cinit status`
+        self._log_lines = log_lines
+        self._log_bytes = log_bytes
+        self._rings: dict[str, LogRing] = {}  # label -> its ring (added under _ring_lock)
+        self._ring_lock = threading.Lock()  # the relay adds, the control thread reads
+        self._next_line = 1  # number of the next line kept (0 is "before everything")
         self._marks: list[tuple[str, threading.Event]] = []  # see `relayed_mark`
 
     @property
@@ -111,8 +246,18 @@ class OutputRelay:
             self._thread = threading.Thread(target=self._run, name="cinit-output", daemon=True)
             self._thread.start()
 
-    def open_pipe(self, label: str, stream: int, prefix: bool, identifier: str = "") -> int:
+    def open_pipe(
+        self,
+        label: str,
+        stream: int,
+        prefix: bool,
+        identifier: str = "",
+        owner: list[int] | None = None,
+    ) -> int:
         """A pipe for a service's stream 1 (stdout) or 2 (stderr); returns its write end.
+
+        `owner`: a one-item list the caller fills with the writer's pid once it is known
+        (after the pipe is handed out); the lines kept are shown with it.
 
         The write end is close-on-exec (spawn dups it into the child) and the caller closes
         its copy after spawn. Lines go out as `b"<label>: " + line` when `prefix` (or
@@ -133,8 +278,8 @@ class OutputRelay:
                     return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(read_end, False)
-            tail = self._tails.setdefault(label, deque(maxlen=TAIL_LINES))
-            self._pending.append(_Pipe(read_end, label, tag, dest, tail))
+            ring = self._ring(label)
+            self._pending.append(_Pipe(read_end, label, tag, dest, ring, stream, owner or [0]))
             self._open += 1
             self._wakeup.wake()  # under the lock: stop() closes it under the lock too
         return write_end
@@ -151,10 +296,95 @@ class OutputRelay:
             self._wakeup.wake()
         return mark
 
+    def _ring(self, label: str) -> LogRing | None:
+        if self._log_lines <= 0 or self._log_bytes <= 0:
+            return None
+        with self._ring_lock:
+            ring = self._rings.get(label)
+            if ring is None:
+                ring = self._rings[label] = LogRing(self._log_lines, self._log_bytes)
+        return ring
+
     def tail(self, label: str) -> list[str]:
         """The last complete lines (at most TAIL_LINES) a unit wrote, oldest first."""
-        lines = list(self._tails.get(label, ()))
-        return [line.decode("utf-8", "replace") for line in lines]
+        lines, _cursor = self.read_logs([label], TAIL_LINES)
+        return [line.text[:TAIL_LINE_MAX].decode("utf-8", "replace") for line in lines]
+
+    def read_logs(
+        self,
+        units: list[str] | None = None,
+        count: int | None = None,
+        since: float | None = None,
+        after: int | None = None,
+        budget: int = 0,
+    ) -> tuple[list[LogLine], int]:
+        """Kept lines of `units` (None: every unit), in the order they were read, and the
+        cursor to give as `after` for the lines that follow them.
+
+        `since`: only lines read at or after that wall-clock time. `after` (a cursor): only
+        lines from there on, the oldest first: at most `count` lines (and about `budget`
+        bytes of text, when given), the cursor then pointing past the last one returned.
+        Without `after`: the last `count` lines (None: all), the newest kept within
+        `budget`, and the cursor points past everything kept.
+
+        Reads of different units never overlap in line numbers, so the reads of all rings
+        sorted by their first line are in order; only the reads that hold the lines
+        returned are split into lines.
+        """
+        with self._ring_lock:
+            chosen = list(self._rings) if units is None else units
+            snapshots = [
+                (self._rings[name].snapshot(), name) for name in chosen if name in self._rings
+            ]
+            cursor = self._next_line
+        if count == 0 and after is None:
+            return [], cursor
+        reads = [(entry, name) for snap, name in snapshots for entry in LogRing.visible(snap)]
+        reads.sort(key=lambda read: read[0][0])  # runs already in order: a merge
+        limit = -1 if count is None else count
+        found: list[LogLine] = []
+        used = 0
+        if after is None:
+            for (first, when, stream, _lines, data, owner), name in reversed(reads):
+                if len(found) == limit or (budget and used > budget):
+                    break
+                if since is not None and when < since:
+                    continue
+                pieces = data[:-1].split(b"\n")
+                for index in range(len(pieces) - 1, -1, -1):
+                    text = pieces[index][:LINE_MAX]
+                    used += len(text) + 64
+                    if len(found) == limit or (budget and used > budget and found):
+                        break
+                    found.append(LogLine(first + index, name, when, stream, text, owner[0]))
+            found.reverse()
+            return found, cursor
+        for (first, when, stream, lines, data, owner), name in reads:
+            if first + lines <= after or (since is not None and when < since):
+                continue
+            for index, piece in enumerate(data[:-1].split(b"\n")):
+                if first + index < after:
+                    continue
+                text = piece[:LINE_MAX]
+                used += len(text) + 64
+                if len(found) == limit or (budget and used > budget and found):
+                    return found, first + index
+                found.append(LogLine(first + index, name, when, stream, text, owner[0]))
+        return found, cursor
+
+    def _keep(self, pipe: _Pipe, block: bytes, count: int = -1) -> None:
+        """Keep `block` (`count` whole lines, ending with a newline; -1: count them) in the
+        pipe's unit's ring."""
+        ring = pipe.ring
+        if ring is None or not block:
+            return
+        if count < 0:
+            count = block.count(b"\n")
+        when = time.time()
+        with self._ring_lock:
+            first = self._next_line
+            self._next_line = first + count
+            ring.add(first, when, pipe.stream, count, block, pipe.owner)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Relay what the pipes hold now (for at most ~`timeout` seconds), write partial
@@ -286,6 +516,8 @@ class OutputRelay:
             if self._holder is pipe:
                 self._holder = None
         while len(buffer) >= PIECE:  # a long line in progress: out in pieces, bounded memory
+            if not pipe.continuing:  # the ring keeps its beginning only
+                self._keep(pipe, buffer[:LINE_MAX] + b"\n")
             head = b"" if pipe.continuing else pipe.prefix
             self._write(pipe.dest, head + buffer[:PIECE])
             buffer = buffer[PIECE:]
@@ -300,11 +532,19 @@ class OutputRelay:
 
     def _write_lines(self, pipe: _Pipe, block: bytes) -> None:
         """Write complete lines (`block` ends with a newline), prefixed, in whole-line batches."""
-        last = block[:-1].rsplit(b"\n", TAIL_LINES)  # cheap: only the end is split
-        pipe.tail.extend(line[:TAIL_LINE_MAX] for line in last[-TAIL_LINES:])
+        count = -1  # lines in `block`, when the prefixing tells it for free
+        lines = block
         if pipe.prefix:
             head = b"" if pipe.continuing else pipe.prefix
-            block = head + block[:-1].replace(b"\n", b"\n" + pipe.prefix) + b"\n"
+            body = block[:-1].replace(b"\n", b"\n" + pipe.prefix)
+            # bytes.count is a slow byte loop (~50 us per 64 KiB); replace's growth is not
+            count = (len(body) - len(lines) + 1) // len(pipe.prefix) + 1
+            block = head + body + b"\n"
+        if pipe.ring is not None:
+            if pipe.continuing:  # the end of a line written in pieces: kept with its start
+                lines = lines[lines.index(b"\n") + 1 :]
+                count -= 1 if count > 0 else 0
+            self._keep(pipe, lines, count)
         pipe.continuing = False
         size = len(block)
         view = memoryview(block)
@@ -331,6 +571,8 @@ class OutputRelay:
         """EOF: write what is left of the last line (with a newline), close the read end."""
         if pipe.partial or pipe.continuing:
             head = b"" if pipe.continuing else pipe.prefix
+            if not pipe.continuing:
+                self._keep(pipe, pipe.partial[:LINE_MAX] + b"\n")
             self._write(pipe.dest, head + pipe.partial + b"\n")
         pipe.partial = b""
         pipe.continuing = False

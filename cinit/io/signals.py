@@ -10,8 +10,9 @@ Policy (documented here, decided by `cinit.machines.lifecycle`):
   command if that is still running (a program may treat a second Ctrl-C as "quit now");
   the stop deadline and the SIGKILL escalation stay as they were.
 * SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT and SIGALRM are forwarded to the main command
-  (SIGQUIT is forwarded, it does not stop cinit). SIGHUP, SIGUSR1 and SIGUSR2 also go to
-  the running units (their main processes) once unit supervision exists.
+  (SIGQUIT is forwarded, it does not stop cinit). SIGUSR1 and SIGUSR2 also go to the
+  running units (their main processes); with units, SIGHUP is a daemon-reload instead
+  (the unit files are read again, as systemd does on SIGHUP).
 * SIGCHLD means "reap"; it is also the loop's wake-up call (`wake`), because a spurious
   reap pass is harmless.
 * SIGTTIN and SIGTTOU are taken and dropped, so that a cinit in a background process group

@@ -33,6 +33,7 @@ from typing import Any
 from cinit.machines.record import Record
 from cinit.signal_policy import (
     FORWARDED_SIGNALS,
+    RELOAD_SIGNAL,
     SHUTDOWN_SIGNALS,
     UNIT_FORWARDED_SIGNALS,
     main_stop_signal,
@@ -126,6 +127,10 @@ class ForwardToUnits(Record):
     signo: int
 
 
+class ReloadUnits(Record):
+    """SIGHUP with units: read the unit files again (daemon-reload, nothing applied)."""
+
+
 class StopUnits(Record):
     """Begin the units' ordered shutdown."""
 
@@ -173,6 +178,7 @@ Action = (
     SignalMain
     | KillMainGroup
     | ForwardToUnits
+    | ReloadUnits
     | StopUnits
     | KillUnits
     | SignalLeftovers
@@ -274,8 +280,11 @@ def _forward_signal(model: RootModel, event: SignalArrived, _timeouts: Timeouts)
     actions: list[Action] = []
     if model.main_alive and model.phase is not Phase.KILLING:
         actions.append(SignalMain(signo))
-    if model.units_alive and signo in UNIT_FORWARDED_SIGNALS and model.phase is Phase.RUNNING:
-        actions.append(ForwardToUnits(signo))
+    if model.units_alive and model.phase is Phase.RUNNING:
+        if signo in UNIT_FORWARDED_SIGNALS:
+            actions.append(ForwardToUnits(signo))
+        elif signo == RELOAD_SIGNAL:
+            actions.append(ReloadUnits())
     return model, actions
 
 

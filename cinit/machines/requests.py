@@ -22,3 +22,17 @@ class StopUnit(Record):
 
     name: str
     restart: bool = False
+
+
+class ReloadUnit(Record):
+    """Reload one unit's configuration (ExecReload=); its `reloading -> active` Transition
+    answers (the control desk checks first that the unit can reload and is active)."""
+
+    name: str
+
+
+class DaemonReload(Record):
+    """Read the unit directories again (systemctl daemon-reload); `apply`: also start the
+    added, stop the removed and restart the changed units (`cinit reload --apply`)."""
+
+    apply: bool = False

@@ -108,6 +108,10 @@ class NotifyStopping(Record):
     """STOPPING=1"""
 
 
+class NotifyReloading(Record):
+    """RELOADING=1: the service reloads by itself; READY=1 says it is done."""
+
+
 class NotifyStatus(Record):
     text: str
 
@@ -145,6 +149,11 @@ class StopRequested(Record):
     restart: bool = False
 
 
+class ReloadRequested(Record):
+    """Reload the unit's configuration (`cinit reload UNIT`): ExecReload=, with $MAINPID.
+    The `reloading -> active` Transition that ends it says how it went (its reason)."""
+
+
 class KillRequested(Record):
     """The global stop timeout ran out: SIGKILL everything of the unit now."""
 
@@ -176,6 +185,8 @@ Event = (
     | NotifyExtendTimeout
     | TimerFired
     | StopRequested
+    | ReloadRequested
+    | NotifyReloading
     | KillRequested
     | SignalRequested
 )
@@ -183,7 +194,8 @@ Event = (
 
 def notify_events(fields: dict[str, str]) -> list[Event]:
     """Typed events for one sd_notify datagram, in the order they must be applied:
-    MAINPID first (READY may refer to the new main process), STOPPING last."""
+    MAINPID first (READY may refer to the new main process), RELOADING before READY,
+    STOPPING last."""
     found: list[Event] = []
     mainpid = fields.get("MAINPID", "")
     if mainpid.isdigit() and int(mainpid) > 0:
@@ -193,6 +205,8 @@ def notify_events(fields: dict[str, str]) -> list[Event]:
     extend = fields.get("EXTEND_TIMEOUT_USEC", "")
     if extend.isdigit():
         found.append(NotifyExtendTimeout(int(extend)))
+    if fields.get("RELOADING") == "1":
+        found.append(NotifyReloading())  # before READY=1: both in one datagram is a reload done
     watchdog = fields.get("WATCHDOG")
     if watchdog in ("1", "trigger"):
         found.append(NotifyWatchdog(trigger=watchdog == "trigger"))

@@ -5,8 +5,9 @@
 and actions, `cinit.machines.vocabulary` the states (re-exported here). Everything is
 immutable and free of I/O, so the state table is tested without processes or a real clock.
 A state holds phases (`Phase`): what the unit does inside it (starting: `pre`; running:
-`start`, `find-main`, `post`; stopping: `notified`, `stop`, `sigterm`, `sigkill`,
-`stop-post`; waiting and auto-restart: `conditions`).
+`start`, `find-main`, `post`; reloading: `reload`, `reload-notified`; stopping:
+`notified`, `stop`, `sigterm`, `sigkill`, `stop-post`; waiting and auto-restart:
+`conditions`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Phase(StrEnum):
     SIGTERM = "sigterm"  # stopping: KillSignal= (or SIGABRT for the watchdog) sent
     SIGKILL = "sigkill"  # stopping: SIGKILL sent to the whole unit
     STOP_POST = "stop-post"  # stopping: ExecStopPost= number `index` runs
+    RELOAD = "reload"  # reloading: ExecReload= number `index` runs
+    RELOAD_NOTIFIED = "reload-notified"  # reloading: RELOADING=1 came, READY=1 awaited
 
 
 class Role(StrEnum):
@@ -65,6 +68,7 @@ class TimerKind(StrEnum):
     RESTART = "restart-delay"  # RestartSec=
     WATCHDOG = "watchdog"  # WatchdogSec=
     POLL = "poll"  # while stopping: look again whether the unit's processes are gone
+    RELOAD = "reload-timeout"  # TimeoutStartSec= bounds a reload too (systemd.service)
 
 
 class Outcome(StrEnum):
@@ -122,6 +126,7 @@ class UnitModel(Frozen):
     owes_stopped: bool = False  # a stop request waits for ReportStopped
     stopping_logged: bool = False
     status_text: str = ""  # STATUS=
+    reload_awaits_ready: bool = False  # Type=notify-reload: the reload waits for READY=1
     timers: tuple[tuple[TimerKind, int], ...] = ()  # armed timers and their tokens
     next_token: int = 1
     start_deadline: int | None = None  # when the armed start timeout fires (usec)

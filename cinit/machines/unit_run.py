@@ -29,6 +29,7 @@ from cinit.machines.unit_events import (
     SpawnFailed,
 )
 from cinit.machines.unit_model import ExitInfo, Phase, Role, State, TimerKind, role_commands
+from cinit.machines.unit_reload import reload_command_ended
 from cinit.machines.unit_start import main_ready, start_main
 from cinit.machines.unit_step import POLL_USEC, UnitStep
 from cinit.machines.unit_stop import (
@@ -48,6 +49,7 @@ _CONTROL_ROLE = {
     Phase.POST: Role.POST,
     Phase.STOP: Role.STOP,
     Phase.STOP_POST: Role.STOP_POST,
+    Phase.RELOAD: Role.RELOAD,
 }
 
 # ---- processes ---------------------------------------------------------------------------
@@ -57,7 +59,7 @@ def on_spawn_failed(step: UnitStep, event: SpawnFailed) -> None:
     if event.exit_code is not None:
         command_ended(step, event.role, event.index, ExitInfo(code=event.exit_code))
         return
-    if event.role in (Role.STOP, Role.STOP_POST):
+    if event.role in (Role.STOP, Role.STOP_POST, Role.RELOAD):
         command_ended(step, event.role, event.index, ExitInfo(code=1))
         return
     step.record(Result.RESOURCES)
@@ -92,6 +94,9 @@ def command_ended(step: UnitStep, role: Role, index: int, info: ExitInfo) -> Non
     if role is Role.START:  # a spawn failure of the main process (never had a pid)
         step.update(last_exit=info)
         main_gone(step, info)
+        return
+    if role is Role.RELOAD:  # a failed reload leaves the service running
+        reload_command_ended(step, index, info)
         return
     if not ok:
         step.say(f"{role.value}= command failed ({info.describe()})")
@@ -169,7 +174,7 @@ def main_gone(step: UnitStep, info: ExitInfo) -> None:
         step.enter_phase(Phase.FIND_MAIN)
         step.actions.append(FindMainPid(None, svc.pid_file, svc.guess_main_pid))
         return
-    if starting and svc.type is ServiceType.NOTIFY and result is Result.SUCCESS:
+    if starting and svc.type.notifies and result is Result.SUCCESS:
         step.say("main process exited before READY=1")
         result = Result.PROTOCOL
     step.record(result, info.code)
@@ -234,7 +239,7 @@ def notify_access(svc: ServiceSection) -> NotifyAccess:
     `none`."""
     if svc.notify_access is not None:
         return svc.notify_access
-    if svc.type is ServiceType.NOTIFY or svc.watchdog_sec > 0:
+    if svc.type.notifies or svc.watchdog_sec > 0:
         return NotifyAccess.MAIN
     return NotifyAccess.NONE
 
@@ -254,11 +259,11 @@ def notify_allowed(step: UnitStep, event: NotifyReceived) -> bool:
 
 
 # Fields whose refusal is worth a line (STATUS=, WATCHDOG= ... are refused silently).
-TOLD_FIELDS = ("READY", "MAINPID", "STOPPING")
+TOLD_FIELDS = ("READY", "MAINPID", "STOPPING", "RELOADING")
 
 
 def on_notify_ready(step: UnitStep, _event: NotifyReady) -> None:
-    if step.model.phase is Phase.START and step.svc.type is ServiceType.NOTIFY:
+    if step.model.phase is Phase.START and step.svc.type.notifies:
         main_ready(step)
 
 

@@ -5,7 +5,8 @@ events in and carries the actions out through `cinit.io`; timers are actions too
 `now` (microseconds, any monotonic clock) is the only clock. `TABLE` says, for each event
 type and each state, which handler runs (or that the event is ignored there). Handlers
 (the functions named `on_...`) live by concern in `unit_start` (bringing a unit up),
-`unit_run` (its processes and notifications) and `unit_stop` (taking it down, and where a
+`unit_run` (its processes and notifications), `unit_reload` (ExecReload=, RELOADING=1)
+and `unit_stop` (taking it down, and where a
 run ends up); each takes the step's working copy (`unit_step.UnitStep`) and the event,
 and changes state and phase only through its one mutator, which emits one event per
 change: a `Transition` for a state, a `PhaseChanged` for a phase alone. The words are in
@@ -19,6 +20,7 @@ The paths, in short (systemd's, see systemd.service):
       → running (main spawned)  ready when: simple/exec at spawn, notify READY=1, forking
         parent exit 0 + main found, oneshot every ExecStart= exit 0
       → ExecStartPost= → active   (a oneshot without RemainAfterExit=: exited)
+    active ─ReloadRequested→ reloading (ExecReload=; or RELOADING=1 … READY=1) → active
     main exits / command fails / start timeout / watchdog → stopping:
       ExecStop= (only after ready) → KillSignal= (SIGABRT for the watchdog) to the whole
       unit → TimeoutStopSec= → SIGKILL → ExecStopPost= →
@@ -38,6 +40,7 @@ from collections.abc import Callable, Iterable
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.machines import unit_events as ev
+from cinit.machines import unit_reload as reload
 from cinit.machines import unit_run as run
 from cinit.machines import unit_start as start
 from cinit.machines import unit_stop as stop
@@ -59,7 +62,7 @@ def IGNORED(_step: UnitStep, _event: object) -> None:
 
 
 ALL_STATES = tuple(State)
-RUNNING_OR_ACTIVE = (State.RUNNING, State.ACTIVE)
+UP_AND_RUNNING = (State.RUNNING, State.ACTIVE, State.RELOADING)  # a main process runs
 STARTING_OR_RUNNING = (State.STARTING, State.RUNNING)
 PENDING_START = (State.WAITING, State.AUTO_RESTART)  # asked to start, nothing runs yet
 SETTLED_NOT_FAILED = (State.INACTIVE, State.CONDITION_SKIPPED, State.EXITED)
@@ -99,7 +102,7 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
     ev.StartRequested: _row(
         {
             (*STARTABLE_STATES, State.EXITED): start.on_start_fresh,
-            (State.ACTIVE,): start.on_start_while_active,
+            (State.ACTIVE, State.RELOADING): start.on_start_while_active,
         },
         otherwise=start.on_start_under_way,
     ),
@@ -118,7 +121,8 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
     ev.KillRequested: _row(
         {(*UP_STATES, State.STOPPING): stop.on_kill}, otherwise=stop.on_kill_at_rest
     ),
-    ev.SignalRequested: _row({RUNNING_OR_ACTIVE: run.on_signal_requested}),
+    ev.SignalRequested: _row({UP_AND_RUNNING: run.on_signal_requested}),
+    ev.ReloadRequested: _row({(State.ACTIVE,): reload.on_reload_requested}),
     # ---- answers to actions, and processes (a late answer may meet any state) ----
     ev.ConditionChecked: _row({PENDING_START: start.on_condition_checked}),
     ev.Spawned: _always(start.on_spawned),
@@ -134,11 +138,14 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
     ),
     # ---- sd_notify ----
     ev.NotifyReceived: _always(on_notify_received),
-    ev.NotifyReady: _row({(State.RUNNING,): run.on_notify_ready}),
+    ev.NotifyReady: _row(
+        {(State.RUNNING,): run.on_notify_ready, (State.RELOADING,): reload.on_reload_ready}
+    ),
+    ev.NotifyReloading: _row({(State.ACTIVE,): reload.on_notify_reloading}),
     ev.NotifyStatus: _always(run.on_notify_status),
-    ev.NotifyMainPid: _row({RUNNING_OR_ACTIVE: run.on_notify_main_pid}),
-    ev.NotifyStopping: _row({RUNNING_OR_ACTIVE: run.on_notify_stopping}),
-    ev.NotifyWatchdog: _row({RUNNING_OR_ACTIVE: run.on_notify_watchdog}),
+    ev.NotifyMainPid: _row({UP_AND_RUNNING: run.on_notify_main_pid}),
+    ev.NotifyStopping: _row({UP_AND_RUNNING: run.on_notify_stopping}),
+    ev.NotifyWatchdog: _row({UP_AND_RUNNING: run.on_notify_watchdog}),
     ev.NotifyExtendTimeout: _row(
         {
             STARTING_OR_RUNNING: run.on_extend_start_timeout,
@@ -147,7 +154,8 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
     ),
     # ---- timers (a fired timer leaves the model first; stale ones never get here) ----
     TimerKind.START: _row({STARTING_OR_RUNNING: stop.on_start_timeout}),
-    TimerKind.WATCHDOG: _row({RUNNING_OR_ACTIVE: stop.on_watchdog_timeout}),
+    TimerKind.WATCHDOG: _row({UP_AND_RUNNING: stop.on_watchdog_timeout}),
+    TimerKind.RELOAD: _row({(State.RELOADING,): reload.on_reload_timeout}),
     TimerKind.RESTART: _row({(State.AUTO_RESTART,): start.on_restart_delay_over}),
     TimerKind.STOP: _row({(State.STOPPING,): stop.on_stop_timeout}),
     TimerKind.POLL: _row({(State.STOPPING,): stop.on_poll}),

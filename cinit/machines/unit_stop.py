@@ -62,7 +62,9 @@ def on_stop_pending_start(step: UnitStep, event: StopRequested) -> None:
 def on_stop_up(step: UnitStep, event: StopRequested) -> None:
     _stop_wanted(step, event)
     step.log_stopping()
-    enter_stop(step, step.model.state is State.ACTIVE, "stop requested")
+    # ExecStop= runs for a unit that got ready (a reload under way is cut short).
+    up = step.model.state in (State.ACTIVE, State.RELOADING)
+    enter_stop(step, up, "stop requested")
 
 
 def on_stop_stopping(step: UnitStep, event: StopRequested) -> None:
@@ -160,7 +162,7 @@ def _signal_name(signo: int) -> str:
 
 def enter_stop(step: UnitStep, exec_stop: bool, reason: str) -> None:
     """Begin the stop sequence: ExecStop= (only after ready), then the kill phases."""
-    step.disarm(TimerKind.START, TimerKind.WATCHDOG)
+    step.disarm(TimerKind.START, TimerKind.WATCHDOG, TimerKind.RELOAD)
     step.update(main_exit=None, main_pid_hint=None)
     if exec_stop and step.svc.exec_stop and not step.model.killing:
         step.enter(State.STOPPING, reason, Phase.STOP)

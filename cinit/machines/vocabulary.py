@@ -14,6 +14,8 @@ States (systemd's active states, split where cinit's supervisor needs to know mo
     running            the main process runs but is not ready yet, or it is ready and
                        ExecStartPost= commands run
     active             ready: dependents may start (a RemainAfterExit oneshot has no process)
+    reloading          active, and reloading its configuration (ExecReload= runs, or a
+                       notify service is between RELOADING=1 and READY=1); then active
     stopping           ExecStop=, KillSignal=, SIGKILL, ExecStopPost=
     exited             finished on its own with success (a oneshot without RemainAfterExit,
                        or a service whose main process ended cleanly): settled, not failed
@@ -35,6 +37,7 @@ class State(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     ACTIVE = "active"
+    RELOADING = "reloading"
     STOPPING = "stopping"
     EXITED = "exited"
     FAILED = "failed"
@@ -44,7 +47,7 @@ class State(StrEnum):
 # ---- state groups (each a frozenset of State, which compare equal to their names) ------
 
 # Dependents may go on: up, or finished with success (ordering, `ready` in status).
-READY_STATES = frozenset({State.ACTIVE, State.EXITED})
+READY_STATES = frozenset({State.ACTIVE, State.RELOADING, State.EXITED})
 # On its way somewhere: the boot is not settled while a unit is in one of these.
 BUSY_STATES = frozenset({State.WAITING, State.STARTING, State.RUNNING, State.STOPPING})
 # Settled and nothing of it runs: a stop has nothing to do, a control command is done.
@@ -52,9 +55,11 @@ AT_REST_STATES = frozenset({State.INACTIVE, State.FAILED, State.EXITED, State.CO
 # Where a fresh start request begins a new run (exited, at rest too, may leave daemons).
 STARTABLE_STATES = frozenset({State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED})
 # A run is under way and has (or is getting) processes: an uptime means something.
-RUN_STATES = frozenset({State.STARTING, State.RUNNING, State.ACTIVE, State.STOPPING})
+RUN_STATES = frozenset(
+    {State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING, State.STOPPING}
+)
 # Up, or coming up: what a stop must take down (the machine's "up" states).
-UP_STATES = frozenset({State.STARTING, State.RUNNING, State.ACTIVE})
+UP_STATES = frozenset({State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING})
 # The main process is gone (or never was): a pid shown for the unit is stale.
 NO_PROCESS_STATES = AT_REST_STATES | {State.AUTO_RESTART}
 # Not settled for good: still going somewhere, failed (it may be started again) or
@@ -71,6 +76,7 @@ EVENT_OF_STATE: dict[str, str] = {
     State.STARTING: "starting",
     State.RUNNING: "started",
     State.ACTIVE: "ready",
+    State.RELOADING: "reloading",
     State.STOPPING: "stopping",
     State.EXITED: "exited",
     State.FAILED: "failed",
@@ -81,6 +87,15 @@ STATE_OF_EVENT: dict[str, str] = {event: state for state, event in EVENT_OF_STAT
 
 # A running unit's main process changed without a change of state (PIDFile=, MAINPID=).
 MAIN_PID_CHANGED_EVENT = "main-pid-changed"
+# The unit set changed under a daemon-reload: a unit appeared, went, or its definition changed.
+UNIT_ADDED_EVENT = "unit-added"
+UNIT_REMOVED_EVENT = "unit-removed"
+UNIT_CHANGED_EVENT = "unit-changed"
+DAEMON_RELOADED_EVENT = "daemon-reloaded"  # cinit's: the outcome of one daemon-reload
+# How a reload ends (the reason of its `reloading -> active` Transition): the control
+# request that asked for it answers by the reason's first words.
+RELOADED_REASON = "reloaded"
+RELOAD_FAILED_REASON = "reload failed"
 BOOT_SETTLED_EVENT = "boot-settled"  # stamped once, right after the change that ended the boot
 FINAL_EVENT = "shutdown-finished"  # the stream's last word
 # Timers (issue 17): armed with its next elapse; elapsed (its service is started); an

@@ -58,6 +58,7 @@ def format_blame(trace: BootTrace) -> str:
 _AFTER_WORDS: dict[str, str] = {
     State.STARTING: "started",
     State.ACTIVE: "up",
+    State.RELOADING: "reloading",
     State.EXITED: "finished",
     State.FAILED: "failed",
     State.AUTO_RESTART: "restarting",

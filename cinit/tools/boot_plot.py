@@ -45,6 +45,7 @@ _STATE_COLOUR: dict[str, str] = {
     State.STARTING: "activating",
     State.RUNNING: "activating",
     State.ACTIVE: "active",
+    State.RELOADING: "active",
     State.AUTO_RESTART: "restarting",
     State.STOPPING: "deactivating",
     State.FAILED: "down",

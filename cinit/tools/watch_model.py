@@ -27,6 +27,9 @@ from cinit.machines.vocabulary import (
     TIMER_ARMED_EVENT,
     TIMER_ELAPSED_EVENT,
     TIMER_SKIPPED_EVENT,
+    UNIT_ADDED_EVENT,
+    UNIT_CHANGED_EVENT,
+    UNIT_REMOVED_EVENT,
     State,
 )
 
@@ -215,7 +218,9 @@ class WatchModel:
         name = name if isinstance(name, str) else "?"
         unit = event.get("unit")
         when = _number(event.get("time"))
-        if isinstance(unit, str) and unit:
+        if isinstance(unit, str) and unit and name == UNIT_REMOVED_EVENT:
+            self.units.pop(unit, None)  # a daemon-reload removed it (and it is at rest)
+        elif isinstance(unit, str) and unit:
             row = self.units.get(unit)
             if row is None:
                 row = self.units[unit] = UnitRow(unit)
@@ -265,7 +270,7 @@ def _update_row(row: UnitRow, name: str, event: dict[str, Any], when: float | No
         row.last_trigger = _number(event.get("at"))
     elif new == State.INACTIVE and row.next_elapse is not None:
         row.next_elapse = None  # a stopped timer is disarmed
-    if name == "loaded":
+    if name in ("loaded", UNIT_ADDED_EVENT, UNIT_CHANGED_EVENT):
         row.description = str(event.get("description") or row.description)
         row.kind = str(event.get("kind") or row.kind)
     row.last_event = name

@@ -16,6 +16,7 @@ from cinit.tools.watch_model import UnitRow, WatchModel
 
 STATE_STYLES: dict[str, str] = {
     State.ACTIVE: "bold green",
+    State.RELOADING: "green",
     State.RUNNING: "green",
     State.STARTING: "yellow",
     State.WAITING: "cyan",

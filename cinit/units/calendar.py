@@ -18,6 +18,9 @@ ones to their first value, a field that cannot match carries into the larger one
 time that does not exist (a DST gap) or a date that does not exist (Feb 30) is skipped; a
 wall-clock time that exists twice (DST ends) elapses once, at its first instance when the
 search comes from before it. Years end at 2199: a spec with nothing left elapses never.
+glibc's mktime is emulated where systemd relies on it (which of two equal wall-clock times,
+a forced standard/daylight time), and so is a rule of Debian's systemd 252 build that the
+upstream source does not show (a match before the start goes on from the next hour).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import time
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cinit.units._text import quoted
 
 __all__ = [
     "CalendarError",
@@ -71,6 +76,8 @@ class CalendarSearchError(RuntimeError):
     gives up after as many rounds, with "Resource deadlock avoided")."""
 
 
+# 2200-01-01 00:00 UTC plus a day: no elapse can come after (years end at 2199).
+_NEVER_AFTER: Final = 7258118400 + 86400
 # systemd's safety valve against a search that does not end.
 _MAX_ITERATIONS: Final = 1000
 
@@ -141,29 +148,43 @@ class CalendarSpec:
     def __str__(self) -> str:
         return self.normalized()
 
-    def next_elapse(self, after: float) -> float | None:
+    def next_elapse(self, after: float, *, local: tzinfo | None = None) -> float | None:
         """The first elapse strictly after `after` (epoch seconds), None if there is none
         (before the year 2200). Wall-clock fields are read in the spec's zone: UTC, the
-        named zone, or the local zone (TZ, else /etc/localtime) when none is named."""
+        named zone, or the local zone when none is named: `local` if given (a caller that
+        must not read the environment resolves it once with `local_zone()`), else $TZ or
+        /etc/localtime, read at each call."""
+        if not after < _NEVER_AFTER:  # also NaN and infinity
+            return None
         base = int(after * USEC_PER_SEC // 1) if after >= 0 else -1
-        found = self.next_elapse_usec(base)
+        found = self.next_elapse_usec(base, local=local)
         return None if found is None else found / USEC_PER_SEC
 
-    def next_elapse_usec(self, after: int, *, strict: bool = False) -> int | None:
+    def next_elapse_usec(
+        self, after: int, *, strict: bool = False, local: tzinfo | None = None
+    ) -> int | None:
         """`next_elapse` in integer microseconds since the epoch (exact, no float rounding).
         A search that does not end (systemd's safety valve) is None, or CalendarSearchError
         when `strict`."""
+        if after >= _NEVER_AFTER * USEC_PER_SEC:
+            return None  # past the last year there is nothing (and no overflow)
         if self.utc:
-            clock: _Clock = _UtcClock()
+            clock: _Clock = _Clock()
+        elif self.timezone:
+            clock = _ZoneClock(zone_named(self.timezone))
         else:
-            zone = zone_named(self.timezone) if self.timezone else local_zone()
-            clock = _ZoneClock(zone)
+            clock = _ZoneClock(local if local is not None else local_zone())
         try:
-            return _next_usec(self, clock, max(after, -1))
+            found = _next_usec(self, clock, max(after, -1))
         except CalendarSearchError:
             if strict:
                 raise
             return None
+        if found is not None and found <= after and not strict:
+            # systemd can answer a time before the base for a forced standard/daylight time
+            # in the hour that repeats; a timer must never be told to elapse in the past.
+            return None
+        return found
 
 
 def _format_weekdays(bits: int) -> str:
@@ -202,8 +223,8 @@ def _format_chain(chain: _Chain, width: int) -> str:
 def _format_seconds(chain: _Chain) -> str:
     if chain is None:
         return "*"
-    if len(chain) == 1 and chain[0].start == 0 and chain[0].repeat == USEC_PER_SEC:
-        return "*"  # whatever its end: systemd does not look at it
+    if any(c.start == 0 and c.stop < 0 and c.repeat == USEC_PER_SEC for c in chain):
+        return "*"  # one value covers every second: the whole list is `*` (systemd's rule)
 
     def number(value: int, width: int) -> str:
         whole, fraction = divmod(value, USEC_PER_SEC)
@@ -286,11 +307,11 @@ def parse_calendar(text: str) -> CalendarSpec:
         if not was_epoch:
             pos = _parse_time(rest, pos, draft)
         if pos != len(rest):
-            raise CalendarError(f"unexpected {rest[pos:]!r}")
+            raise CalendarError(f"unexpected {quoted(rest[pos:])}")
     except CalendarError:
         last = rest.rpartition(" ")[2]
         if "/" in last and any(ch.isalpha() for ch in last):
-            raise CalendarError(f"unknown time zone {last!r}") from None
+            raise CalendarError(f"unknown time zone {quoted(last)}") from None
         raise
     return _finish(draft)
 
@@ -324,7 +345,7 @@ def _parse_weekdays(text: str, pos: int, draft: _Draft) -> int:
             if text[pos : pos + len(word)].lower() == word.lower():
                 after = pos + len(word)
                 if after < len(text) and text[after] not in "-., ":
-                    raise CalendarError(f"invalid weekday {text[pos:].split(' ')[0]!r}")
+                    raise CalendarError(f"invalid weekday {quoted(text[pos:].split(' ')[0])}")
                 draft.weekdays |= 1 << number
                 if range_from >= 0:
                     if range_from > number:
@@ -339,7 +360,7 @@ def _parse_weekdays(text: str, pos: int, draft: _Draft) -> int:
         else:
             if first:
                 return pos
-            raise CalendarError(f"weekday expected at {text[pos:]!r}")
+            raise CalendarError(f"weekday expected at {quoted(text[pos:])}")
         if pos == len(text):
             return pos
         if text[pos] == " ":
@@ -395,7 +416,7 @@ def _parse_date(text: str, pos: int, draft: _Draft) -> tuple[int, bool]:
     if text[end] == "~":
         draft.end_of_month = True
     elif text[end] != "-":
-        raise CalendarError(f"'-' expected in the date at {text[end:]!r}")
+        raise CalendarError(f"'-' expected in the date at {quoted(text[end:])}")
     end, second = _parse_chain(text, end + 1, False)
     if end == len(text) or text[end] == " ":
         draft.month, draft.day = first, second
@@ -405,10 +426,10 @@ def _parse_date(text: str, pos: int, draft: _Draft) -> tuple[int, bool]:
     if text[end] == "~":
         draft.end_of_month = True
     elif text[end] != "-":
-        raise CalendarError(f"'-' expected in the date at {text[end:]!r}")
+        raise CalendarError(f"'-' expected in the date at {quoted(text[end:])}")
     end, third = _parse_chain(text, end + 1, False)
     if end != len(text) and text[end] != " ":
-        raise CalendarError(f"unexpected {text[end:]!r} after the date")
+        raise CalendarError(f"unexpected {quoted(text[end:])} after the date")
     draft.year, draft.month, draft.day = first, second, third
     return _skip_spaces(text, end), False
 
@@ -420,15 +441,15 @@ def _parse_time(text: str, pos: int, draft: _Draft) -> int:
         return pos
     pos, hour = _parse_chain(text, pos, False)
     if pos == len(text) or text[pos] != ":":
-        raise CalendarError(f"':' expected after the hour at {text[pos:]!r}")
+        raise CalendarError(f"':' expected after the hour at {quoted(text[pos:])}")
     pos, minute = _parse_chain(text, pos + 1, False)
     second: list[_Component] | None = [_Component(0)]
     if pos < len(text):
         if text[pos] != ":":
-            raise CalendarError(f"unexpected {text[pos:]!r} after the minute")
+            raise CalendarError(f"unexpected {quoted(text[pos:])} after the minute")
         pos, second = _parse_chain(text, pos + 1, True)
         if pos != len(text):
-            raise CalendarError(f"unexpected {text[pos:]!r} after the seconds")
+            raise CalendarError(f"unexpected {quoted(text[pos:])} after the seconds")
     draft.hour, draft.minute, draft.second = hour, minute, second
     return pos
 
@@ -436,6 +457,8 @@ def _parse_time(text: str, pos: int, draft: _Draft) -> int:
 def _parse_chain(text: str, pos: int, usec: bool) -> tuple[int, list[_Component] | None]:
     """A field: `*` or a comma-separated list of components."""
     if text[pos : pos + 1] == "*":
+        if text[pos + 1 : pos + 2] == "/":
+            raise CalendarError("'*/N' is not the syntax: a repetition from 0 is written 0/N")
         return pos + 1, ([_Component(0, -1, USEC_PER_SEC)] if usec else None)
     chain: list[_Component] = []
     while True:
@@ -464,7 +487,7 @@ def _parse_component(text: str, pos: int, usec: bool) -> tuple[int, _Component]:
         if usec and stop >= 0 and start + repeat > stop:
             raise CalendarError("a range of seconds shorter than one second needs a repetition")
     if pos < len(text) and text[pos] not in " ,-~:":
-        raise CalendarError(f"unexpected {text[pos:]!r}")
+        raise CalendarError(f"unexpected {quoted(text[pos:])}")
     return pos, _Component(start, stop, repeat)
 
 
@@ -477,7 +500,7 @@ def _parse_decimal(text: str, pos: int, usec: bool) -> tuple[int, int]:
             end, fraction = _parse_fraction(text, end + 1)
             value += fraction
     if value > _INT_MAX:
-        raise CalendarError(f"value {text[pos:end]!r} out of range")
+        raise CalendarError(f"value {quoted(text[pos:end])} out of range")
     return end, value
 
 
@@ -491,11 +514,13 @@ def _parse_number(text: str, pos: int) -> tuple[int, int]:
         if text[pos].isalpha():
             word = text[pos:].split(" ")[0]
             raise CalendarError(
-                f"unknown word {word!r} (not a weekday, shorthand or time zone name)"
+                f"unknown word {quoted(word)} (not a weekday, shorthand or time zone name)"
             )
-        raise CalendarError(f"a number expected at {text[pos:]!r}")
+        if text[pos] == " ":
+            raise CalendarError(f"unexpected space at {quoted(text[pos:])}")
+        raise CalendarError(f"a number expected at {quoted(text[pos:])}")
     if end - pos > 20 or int(text[pos:end]) >= 2**64:
-        raise CalendarError(f"value {text[pos:end]!r} out of range")
+        raise CalendarError(f"value {quoted(text[pos:end])} out of range")
     return end, int(text[pos:end])
 
 
@@ -545,11 +570,15 @@ def _full_year(chain: list[_Component] | None) -> list[_Component] | None:
 def _check_chain(chain: _Chain, low: int, high: int, what: str, end_of_month: bool = False) -> None:
     """systemd's limits: values within [low, high]; days from the month's end at most 28;
     a repetition that can happen at least once (within its range, or before the end of the
-    field; counted back from the end of the month for `~`); ranges not backwards."""
-    if end_of_month:
-        high -= 3
-    span = f"{low}..{_shown(high, what)}"
+    field; counted back from the end of the month for `~`); ranges not backwards.
+
+    For `~` systemd lowers the limit by 3 for each value in turn (its check passes the
+    lowered limit on to the next value): the first (smallest) may be 28 days from the end,
+    the second 25, the third 22, ... Copied, so the same expressions are refused."""
     for c in chain or ():
+        if end_of_month:
+            high -= 3
+        span = f"{low}..{_shown(high, what)}"
         if not low <= c.start <= high:
             raise CalendarError(f"{what} {_shown(c.start, what)} out of range {span}")
         if c.repeat > high - low:
@@ -630,7 +659,7 @@ def zone_named(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise CalendarError(f"unknown time zone {name!r}") from exc
+        raise CalendarError(f"unknown time zone {quoted(name)}") from exc
 
 
 def local_zone() -> tzinfo:
@@ -726,7 +755,8 @@ def _set_fields(tm: _Tm, wall: int) -> None:
 
 
 class _Clock:
-    """gmtime/timegm: wall clock = UTC."""
+    """The conversions between epoch seconds and wall-clock fields; this one is
+    gmtime/timegm (the wall clock is UTC), _ZoneClock is localtime/mktime in a zone."""
 
     def breakdown(self, t: int) -> _Tm:
         tm = _Tm(0, 0, 0, 0, 0, 0, 0)
@@ -745,10 +775,6 @@ class _Clock:
         return wall
 
 
-class _UtcClock(_Clock):
-    pass
-
-
 class _ZoneClock(_Clock):
     """localtime/mktime in a zone. A wall-clock time that exists twice is read as the one
     with the UTC offset of the previous conversion (glibc's mktime does the same), else the
@@ -758,28 +784,24 @@ class _ZoneClock(_Clock):
         self.zone = zone
         self.last_offset: int | None = None
 
-    def _offset(self, t: int) -> tuple[int, int, datetime]:
+    def _offset(self, t: int) -> tuple[int, int]:
+        """The zone's UTC offset (seconds) at `t` and whether daylight time is in use."""
         moment = datetime.fromtimestamp(t, self.zone)
-        offset = moment.utcoffset()
-        dst = moment.dst()
-        return (
-            int(offset.total_seconds()) if offset else 0,
-            1 if dst else 0,
-            moment,
-        )
+        offset, dst = moment.utcoffset(), moment.dst()
+        return (int(offset.total_seconds()) if offset else 0), (1 if dst else 0)
 
     def _offset_with_dst(self, t: int, dst: int) -> int | None:
         # glibc's probe: weekly steps, both directions, up to about eight and a half years.
         stride, bound = 601200, 536454000 // 2 + 601200
         for delta in range(stride, bound, stride):
             for probe in (t - delta, t + delta):
-                offset, probe_dst, _ = self._offset(probe)
+                offset, probe_dst = self._offset(probe)
                 if probe_dst == dst:
                     return offset
         return None
 
     def breakdown(self, t: int) -> _Tm:
-        offset, dst, _ = self._offset(t)
+        offset, dst = self._offset(t)
         tm = _Tm(0, 0, 0, 0, 0, 0, dst)
         _set_fields(tm, t + offset)
         return tm
@@ -797,7 +819,7 @@ class _ZoneClock(_Clock):
             shift = naive.replace(fold=fold, tzinfo=self.zone).utcoffset()
             guess = wall - (int(shift.total_seconds()) if shift else 0)
             tries.append(guess)
-            offset, dst, _ = self._offset(guess)
+            offset, dst = self._offset(guess)
             if guess + offset == wall and all(t != guess for t, _, _ in found):
                 found.append((guess, offset, dst))
         wanted = [entry for entry in found if entry[2] == tm.isdst]
@@ -817,7 +839,7 @@ class _ZoneClock(_Clock):
             if moved is None:
                 return None
             t = wall - moved
-        offset, dst, _ = self._offset(t)
+        offset, dst = self._offset(t)
         self.last_offset = offset
         _set_fields(tm, t + offset)
         tm.isdst = dst
@@ -899,23 +921,22 @@ def _weekday_ok(spec: CalendarSpec, clock: _Clock, tm: _Tm) -> bool:
 
 
 def _next_usec(spec: CalendarSpec, clock: _Clock, after: int) -> int | None:
-    usec = after + 1
-    seconds, micro = divmod(usec, USEC_PER_SEC)
+    """The first elapse at or after `after` + 1 microsecond (systemd's
+    calendar_spec_next_usec), in microseconds; None if never."""
+    seconds, micro = divmod(after + 1, USEC_PER_SEC)
     tm = clock.breakdown(seconds)
-    if not _find_next(spec, clock, tm, micro):
+    found_micro = _find_next(spec, clock, tm, micro)
+    if found_micro is None:
         return None
-    found_micro = tm.sec  # _find_next leaves the microseconds in sec's place: see there
-    tm.sec, found_micro = divmod(found_micro, USEC_PER_SEC)
-    tm.isdst = spec.dst
     t = clock.make(tm)
     if t is None or t < 0:
         return None
     return t * USEC_PER_SEC + found_micro
 
 
-def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
-    """Move `tm` (and `micro`) to the first match at or after it; False if none. On
-    success tm.sec holds seconds * 10**6 + microseconds.
+def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> int | None:
+    """Move `tm` (whole seconds; `micro` its microseconds) to the first match at or after
+    it and return the match's microseconds; None if there is none.
 
     Each field, from the year down, is moved to its first allowed value at or after the
     current one (resetting the smaller fields) or, when it has none left, the next larger
@@ -928,18 +949,21 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
             setattr(tm, name, 1 if name == "mday" else 0)
         micro = 0
 
+    start = (tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec, micro)
+    force_dst = True
     for _ in range(_MAX_ITERATIONS):
         clock.make(tm)
-        tm.isdst = spec.dst
+        if force_dst:
+            tm.isdst = spec.dst
 
         year = _match(spec.year, tm.year, False, clock, tm)
         if year is None:
-            return False
+            return None
         if year != tm.year:
             tm.year = year
             reset("mon", "mday", "hour", "min", "sec")
         if _within_bounds(clock, tm) <= 0:
-            return False
+            return None
 
         month = _match(spec.month, tm.mon + 1, False, clock, tm)
         if month is not None and month != tm.mon + 1:
@@ -1004,8 +1028,14 @@ def _find_next(spec: CalendarSpec, clock: _Clock, tm: _Tm, micro: int) -> bool:
             continue
         if bounds == 0:
             continue
-        tm.sec = tm.sec * USEC_PER_SEC + micro
-        return True
+        if (tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec, micro) < start:
+            # A match on a wall-clock time before the start (the hour that repeats when
+            # daylight time ends, or a forced standard/daylight time): on from the next
+            # hour, reading the wall clock as it is (Debian's systemd 252 does this).
+            tm.hour += 1
+            force_dst = False
+            continue
+        return micro
     raise CalendarSearchError(f"no answer after {_MAX_ITERATIONS} rounds")
 
 
@@ -1017,7 +1047,6 @@ def parse_calendar_value(text: str) -> CalendarSpec:
     ValueFormError (the schema's error for a bad value) quoting the value and saying what
     is wrong, e.g. `invalid calendar event '*-*-* 25:00': hour out of range`. Leading and
     trailing whitespace is already gone (the unit file parser strips it)."""
-    from cinit.units._text import quoted
     from cinit.units.diagnostics import ValueFormError
 
     try:

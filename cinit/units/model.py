@@ -21,6 +21,12 @@ class ServiceType(StrEnum):
     ONESHOT = "oneshot"
     FORKING = "forking"
     NOTIFY = "notify"
+    NOTIFY_RELOAD = "notify-reload"  # notify; a reload is ReloadSignal=, then READY=1
+
+    @property
+    def notifies(self) -> bool:
+        """Whether the service says READY=1 itself (notify and notify-reload)."""
+        return self in (ServiceType.NOTIFY, ServiceType.NOTIFY_RELOAD)
 
 
 class RestartPolicy(StrEnum):
@@ -310,7 +316,8 @@ class ServiceSection(Frozen):
     final_kill_signal: int = 9
     restart_kill_signal: int | None = None  # None: KillSignal=
     timeout_sec: float | None = None  # TimeoutSec=: the default of both timeouts above
-    exec_reload: tuple[ExecCommand, ...] = ()  # kept for the reload verb ($MAINPID is set)
+    exec_reload: tuple[ExecCommand, ...] = ()  # run by the reload verb ($MAINPID is set)
+    reload_signal: int = 1  # Type=notify-reload: what a reload sends the main process (SIGHUP)
     restart_prevent_exit_status: ExitStatusSet = ExitStatusSet()
     restart_force_exit_status: ExitStatusSet = ExitStatusSet()
     notify_access: NotifyAccess | None = None  # None: main for Type=notify, else none

@@ -465,6 +465,7 @@ _SERVICE_ROWS = [
     ),
     _d("Service", "TimeoutSec", SERVICE, "timeout_sec", _time, _rtime),
     _d("Service", "ExecReload", SERVICE, "exec_reload", _parse_exec, _render_exec, True, False),
+    _d("Service", "ReloadSignal", SERVICE, "reload_signal", values.parse_signal, _render_signal),
     _d(
         "Service",
         "RestartPreventExitStatus",

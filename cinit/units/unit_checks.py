@@ -54,7 +54,7 @@ def check_service(unit: Unit, service: ServiceSection, diags: list[Diagnostic]) 
             f"Restart={service.restart.value} is not allowed for Type=oneshot (use on-failure)"
         )
         say(Severity.ERROR, "Restart", message)
-    if service.watchdog_sec and service.type is not ServiceType.NOTIFY:
+    if service.watchdog_sec and not service.type.notifies:
         say(Severity.WARNING, "WatchdogSec", "WatchdogSec= only works with Type=notify; ignored")
     for name in service.runtime_directory:
         if name.split("/")[0] == "cinit":  # /run/cinit: cinit's control and notify sockets

@@ -248,5 +248,8 @@ class FakeIO:
         self._maybe_fail("find_main_pid")
         return "no main process in the fake world"
 
+    def redefine(self, unit: Unit) -> None:
+        self.unit = unit
+
     def accepts_notification(self, sender: int | None) -> bool:
         return True

@@ -101,6 +101,13 @@ def test_units_get_hup_usr1_usr2_and_are_stopped_then_killed() -> None:
     assert actions == [lc.ForwardToUnits(signal.SIGUSR1)]
     _, actions = run(model, lc.SignalArrived(signal.SIGWINCH))
     assert actions == []
+    _, actions = run(model, lc.SignalArrived(signal.SIGHUP))  # SIGHUP is daemon-reload
+    assert actions == [lc.ReloadUnits()]
+    _, actions = run(running(), lc.SignalArrived(signal.SIGHUP))  # cinit -- CMD: forwarded
+    assert actions == [lc.SignalMain(signal.SIGHUP)]
+    both, _ = run(lc.initial(main_alive=True), lc.Booted(units=True))  # units and -- CMD
+    _, actions = run(both, lc.SignalArrived(signal.SIGHUP))
+    assert actions == [lc.SignalMain(signal.SIGHUP), lc.ReloadUnits()]
     stopping, actions = run(model, lc.SignalArrived(TERM))
     assert lc.StopUnits() in actions and stopping.phase is Phase.STOPPING
     killing, actions = run(stopping, lc.StopDeadline())

@@ -125,6 +125,7 @@ UNITS = [
     service(
         "ExecStartPre=/bin/pre\nExecStart=/bin/app\nExecStartPost=/bin/post\n"
         "ExecStop=/bin/stop\nExecStopPost=/bin/stop-post\nRestart=always\nRestartSec=1\n"
+        "ExecReload=/bin/reload\nExecReload=-/bin/reload-more\n"
         "WatchdogSec=2\nTimeoutStartSec=3\nTimeoutStopSec=2",
         "StartLimitBurst=0",
     ),
@@ -176,7 +177,7 @@ class ChangeChecker:
 def random_walk(sim: UnitSim, rng: random.Random, steps: int) -> None:
     """Feed `sim` what a unit's life may bring, in any order."""
     for _ in range(steps):
-        choice = rng.randrange(16)
+        choice = rng.randrange(18)
         if choice == 0:
             sim.boot()
         elif choice == 1:
@@ -206,6 +207,8 @@ def random_walk(sim: UnitSim, rng: random.Random, steps: int) -> None:
         elif choice == 14:
             failing = rng.random() < 0.15
             sim.spawn_failure = (lambda _r, _i: rng.choice([None, 203])) if failing else None
+        elif choice in (15, 16):
+            sim.feed(rng.choice([ev.ReloadRequested(), ev.NotifyReloading()]))
         else:
             sim.feed(ev.DependenciesSettled())
 

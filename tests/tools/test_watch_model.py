@@ -275,3 +275,12 @@ def test_a_timers_next_elapse_and_last_trigger_follow_its_events() -> None:
     assert row.last_trigger == START + 60
     model.offer(event(4, "t.timer", "stopped", "active", "inactive"))
     assert row.next_elapse is None and row.state == "inactive"
+def test_a_daemon_reload_adds_and_removes_rows() -> None:
+    model = WatchModel()
+    model.load_snapshot(snapshot(3, a="active", b="inactive"))
+    model.offer(event(4, "c.service", "unit-added", kind="service", description="new one"))
+    model.offer(event(5, "b.service", "unit-removed"))
+    model.offer(event(6, "a.service", "unit-changed", description="renamed"))
+    assert states(model) == {"a.service": "active", "c.service": "inactive"}
+    assert model.units["c.service"].description == "new one"
+    assert model.units["a.service"].description == "renamed"

@@ -33,9 +33,7 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 
 def load(tmp_path: Path, strict: bool = False):  # type: ignore[no-untyped-def]
-    return load_units(
-        str(tmp_path / "u"), str(tmp_path / "d"), strict=strict, facts=lambda: FACTS
-    )
+    return load_units(str(tmp_path / "u"), str(tmp_path / "d"), strict=strict, facts=lambda: FACTS)
 
 
 def messages(result, severity: Severity | None = None) -> list[str]:  # type: ignore[no-untyped-def]
@@ -108,8 +106,10 @@ def test_aliases_that_cannot_be_used_are_warnings_at_their_line(tmp_path: Path) 
     found = messages(result, Severity.WARNING)
     assert any("a.service:4: warning: Alias=b.service: a unit of that name" in m for m in found)
     assert any("b.service:4: warning: Alias=a.socket is not a .service name" in m for m in found)
-    assert any("d.service:4: warning: Alias=shared.service is already an alias of c.service"
-               in m for m in found), found
+    assert any(
+        "d.service:4: warning: Alias=shared.service is already an alias of c.service" in m
+        for m in found
+    ), found
     assert result.resolve("shared.service") == "c.service"
     assert not load(tmp_path, strict=True).ok
 
@@ -133,8 +133,16 @@ def test_a_template_is_never_a_unit_and_an_instance_link_makes_one(tmp_path: Pat
     assert unit.template == "pg@.service" and unit.path == str(tmp_path / "u" / "pg@.service")
     assert unit.unit.description == "cluster 15-main"
     assert unit.service.exec_start[0].words == (
-        "/bin/echo", "15-main", "15/main", "pg", "pg", "pg@15-main.service", "pg@15-main",
-        "pg", "pg", "/15/main",
+        "/bin/echo",
+        "15-main",
+        "15/main",
+        "pg",
+        "pg",
+        "pg@15-main.service",
+        "pg@15-main",
+        "pg",
+        "pg",
+        "/15/main",
     )
     assert result.templates == {"pg@.service": str(tmp_path / "u" / "pg@.service")}
 
@@ -146,12 +154,13 @@ def test_instances_come_from_dependencies_not_from_ordering_alone(tmp_path: Path
     write(
         tmp_path / "u",
         "main.service",
-        "[Unit]\nRequires=getty@tty1.service\nAfter=getty@tty1.service order@x.service\n"
-        + SIMPLE,
+        "[Unit]\nRequires=getty@tty1.service\nAfter=getty@tty1.service order@x.service\n" + SIMPLE,
     )
     result = load(tmp_path)
     assert sorted(result.units) == [
-        "child@tty1.service", "getty@tty1.service", "main.service",
+        "child@tty1.service",
+        "getty@tty1.service",
+        "main.service",
     ], messages(result)
     assert result.units["child@tty1.service"].service.exec_start[0].words[-1] == "tty1"
     assert result.graph.ordered_after("main.service") == {"getty@tty1.service"}
@@ -177,10 +186,13 @@ def test_links_to_files_that_do_not_exist_are_warnings(tmp_path: Path) -> None:
     result = load(tmp_path)
     assert result.ok and not result.units
     found = messages(result, Severity.WARNING)
-    assert f"{tmp_path}/u/pg@15-main.service: warning: pg@15-main.service links to "  \
-        "pg@.service, which does not exist: ignored" in found, found
-    assert any("syslog.service links to rsyslog.service, which does not exist" in m
-               for m in found), found
+    assert (
+        f"{tmp_path}/u/pg@15-main.service: warning: pg@15-main.service links to "
+        "pg@.service, which does not exist: ignored" in found
+    ), found
+    assert any(
+        "syslog.service links to rsyslog.service, which does not exist" in m for m in found
+    ), found
 
 
 def test_an_instance_link_to_a_template_outside_the_directories(tmp_path: Path) -> None:
@@ -209,25 +221,44 @@ def test_a_template_without_instances_is_still_checked(tmp_path: Path) -> None:
 
 def test_every_specifier_for_a_system_unit(tmp_path: Path) -> None:
     letters = "t S C L E T V H l m b v a u U g G h s y Y %"
-    body = "[Service]\nExecStart=/bin/echo " + " ".join(
-        "%%" if c == "%" else f"%{c}" for c in letters.split()
-    ) + "\n"
+    body = (
+        "[Service]\nExecStart=/bin/echo "
+        + " ".join("%%" if c == "%" else f"%{c}" for c in letters.split())
+        + "\n"
+    )
     path = write(tmp_path / "u", "web.service", body)
     result = load(tmp_path, strict=True)
     assert result.ok, messages(result)
     words = result.units["web.service"].service.exec_start[0].words[1:]
     assert dict(zip(letters.split(), words, strict=True)) == {
-        "t": "/run", "S": "/var/lib", "C": "/var/cache", "L": "/var/log", "E": "/etc",
-        "T": "/tmp", "V": "/var/tmp", "H": "box.example.org", "l": "box",
-        "m": "0123456789abcdef0123456789abcdef", "b": "fedcba9876543210fedcba9876543210",
-        "v": "6.1.0-test", "a": "x86-64", "u": "root", "U": "0", "g": "root", "G": "0",
-        "h": "/root", "s": "/bin/sh", "y": str(path), "Y": str(tmp_path / "u"), "%": "%",
+        "t": "/run",
+        "S": "/var/lib",
+        "C": "/var/cache",
+        "L": "/var/log",
+        "E": "/etc",
+        "T": "/tmp",
+        "V": "/var/tmp",
+        "H": "box.example.org",
+        "l": "box",
+        "m": "0123456789abcdef0123456789abcdef",
+        "b": "fedcba9876543210fedcba9876543210",
+        "v": "6.1.0-test",
+        "a": "x86-64",
+        "u": "root",
+        "U": "0",
+        "g": "root",
+        "G": "0",
+        "h": "/root",
+        "s": "/bin/sh",
+        "y": str(path),
+        "Y": str(tmp_path / "u"),
+        "%": "%",
     }
 
 
 def test_specifiers_expand_in_each_word_of_a_command_and_of_environment(tmp_path: Path) -> None:
     name = "t@a\\x20b.service"
-    write(tmp_path / "u", name, "[Service]\nExecStart=/bin/echo %I \"x %I\"\nEnvironment=V=%I\n")
+    write(tmp_path / "u", name, '[Service]\nExecStart=/bin/echo %I "x %I"\nEnvironment=V=%I\n')
     service = load(tmp_path, strict=True).units[name].service
     assert service.exec_start[0].words == ("/bin/echo", "a b", "x a b")
     assert service.environment == (("V", "a b"),)
@@ -240,8 +271,11 @@ def test_specifiers_that_cannot_be_expanded_are_warnings_left_as_is(tmp_path: Pa
         str(tmp_path / "u"), str(tmp_path / "d"), facts=lambda: HostFacts(hostname="h")
     )
     found = messages(result, Severity.WARNING)
-    assert any("a.service:2: warning: [Service] ExecStart=/bin/echo %m %z: no value for '%m' "
-               "(/etc/machine-id) left as is" in m for m in found), found
+    assert any(
+        "a.service:2: warning: [Service] ExecStart=/bin/echo %m %z: no value for '%m' "
+        "(/etc/machine-id) left as is" in m
+        for m in found
+    ), found
     assert any("unsupported specifier '%z' left as is" in m for m in found), found
     assert any("b@x\\xzz.service:2: warning:" in m and "%I" in m for m in found), found
     assert result.units["a.service"].service.exec_start[0].words == ("/bin/echo", "%m", "%z")
@@ -260,8 +294,11 @@ def test_unescaping_agrees_with_systemd_escape(tmp_path: Path, instance: str) ->
 
     def oracle(*args: str) -> str:
         done = subprocess.run(
-            ["systemd-escape", "-u", *args, "--", instance], capture_output=True, text=True,
-            timeout=10, check=True,
+            ["systemd-escape", "-u", *args, "--", instance],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return done.stdout.rstrip("\n")
 
@@ -277,8 +314,11 @@ def test_snippets_merge_in_file_name_order_across_directories(tmp_path: Path) ->
     write(tmp_path / "u", "web.service", "[Service]\nEnvironment=A=1\nExecStart=/bin/old\n")
     write(tmp_path / "u" / "web.service.d", "20-env.conf", "[Service]\nEnvironment=C=3\n")
     write(tmp_path / "u" / "web.service.d", "30-low.conf", "[Service]\nEnvironment=LOW=1\n")
-    write(tmp_path / "d" / "web.service.d", "10-exec.conf",
-          "[Service]\nEnvironment=B=2\nExecStart=\nExecStart=/bin/new --flag\n")
+    write(
+        tmp_path / "d" / "web.service.d",
+        "10-exec.conf",
+        "[Service]\nEnvironment=B=2\nExecStart=\nExecStart=/bin/new --flag\n",
+    )
     write(tmp_path / "d" / "web.service.d", "30-low.conf", "[Service]\nEnvironment=HIGH=1\n")
     result = load(tmp_path, strict=True)
     assert result.ok, messages(result)
@@ -298,14 +338,19 @@ def test_snippets_merge_in_file_name_order_across_directories(tmp_path: Path) ->
 
 def test_a_snippet_finding_names_the_snippet_file_and_line(tmp_path: Path) -> None:
     write(tmp_path / "u", "web.service", SIMPLE)
-    write(tmp_path / "u" / "web.service.d", "x.conf",
-          "[Unit]\nRequires=gone.service\n[Service]\nRestart=sometimes\n")
+    write(
+        tmp_path / "u" / "web.service.d",
+        "x.conf",
+        "[Unit]\nRequires=gone.service\n[Service]\nRestart=sometimes\n",
+    )
     result = load(tmp_path)
     found = messages(result, Severity.ERROR)
     snippet = tmp_path / "u/web.service.d/x.conf"
     assert any(m.startswith(f"{snippet}:4: error: [Service] Restart=sometimes") for m in found)
-    assert f"{snippet}:2: error: web.service: Requires= names gone.service, which is not loaded" \
-        in found, found
+    assert (
+        f"{snippet}:2: error: web.service: Requires= names gone.service, which is not loaded"
+        in found
+    ), found
 
 
 def test_template_prefix_and_type_snippets_apply_most_specific_first(tmp_path: Path) -> None:
@@ -339,7 +384,12 @@ def test_snippets_of_an_alias_name_apply_to_the_unit(tmp_path: Path) -> None:
 
 def test_snippet_stems() -> None:
     assert snippet_stems("a-b-c@i.service", ["x.service"]) == [
-        "a-b-c@i.service", "x.service", "a-b-c@.service", "a-b-.service", "a-.service", "service",
+        "a-b-c@i.service",
+        "x.service",
+        "a-b-c@.service",
+        "a-b-.service",
+        "a-.service",
+        "service",
     ]
     assert snippet_stems("web.socket") == ["web.socket", "socket"]
 
@@ -352,8 +402,9 @@ def test_snippet_directories_are_not_unit_files_and_strays_are_hints(tmp_path: P
     assert result.ok, messages(result)
     hints = messages(result, Severity.HINT)
     assert f"{tmp_path}/u/web.service.d/README: hint: ignored: not a .conf snippet" in hints
-    assert any("gone.service.d: hint: snippets for gone.service, which is not loaded" in m
-               for m in hints), hints
+    assert any(
+        "gone.service.d: hint: snippets for gone.service, which is not loaded" in m for m in hints
+    ), hints
     assert not any("not a .service or .socket" in m for m in messages(result))
 
 
