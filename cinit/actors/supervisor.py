@@ -461,6 +461,20 @@ class UnitSupervisor(pykka.ThreadingActor):
                 keeper.tell(StopTimer(name))
             self._on_stopped(name)
 
+    def _redefine_timers(self, new: UnitSet) -> None:
+        """A daemon-reload's timers reach the keeper (started now if the first ones came)."""
+        from cinit.actors.timer_keeper import RedefineTimers, TimerKeeper
+
+        timers = {n: u for n, u in new.units.items() if u.kind is UnitKind.TIMER}
+        if not timers or self.timers is None:
+            return
+        if self.timer_keeper is None:
+            self.timer_keeper = TimerKeeper.start(
+                timers, self.timers, self.actor_ref, self.scheduler
+            )
+        else:
+            self.timer_keeper.tell(RedefineTimers(timers))
+
     def _timer_service_up(self, service: str) -> bool:
         return self.states.get(service, State.INACTIVE) in _TIMER_SERVICE_UP
 
@@ -839,6 +853,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.retired.update(diff.removed)
         self.boot_names = frozenset(new.graph.boot_units())
         self._rebuild_graph(new)
+        self._redefine_timers(new)
         for name in diff.added:
             self._tell_unit_event(UNIT_ADDED_EVENT, name)
         for name, directives in diff.changed.items():

@@ -69,6 +69,13 @@ class ServiceChanged(Record):
     up: bool
 
 
+class RedefineTimers(Record):
+    """Supervisor -> keeper: a daemon-reload's timer units (added and changed ones take
+    their new definition; a timer's armed state stays, its next plan uses the new one)."""
+
+    timers: dict[str, Unit]
+
+
 class TimerWake(Record):
     """Scheduler -> keeper: the wait numbered `armed` of timer `name` ended."""
 
@@ -111,15 +118,27 @@ class TimerKeeper(pykka.ThreadingActor):
         self.scheduler = scheduler
         self.mono = mono
         self.wall = wall
-        self.units = timers
+        self.units = dict(timers)
         self.models: dict[str, tm.TimerModel] = {}
         self.waits: dict[str, Timer] = {}
         self.preparing: dict[str, Timer] = {}  # the TimerPrepare before each final wake
         self.by_service: dict[str, list[str]] = {}
         self.service_up: dict[str, bool] = {}
+        self._define(timers)
+
+    def _define(self, timers: dict[str, Unit]) -> None:
+        """Take `timers`' definitions: new machines for new timers, new settings for the
+        others (their state stays)."""
         for name, unit in timers.items():
-            model = tm.initial(tm.config_of(unit, support.boot_mono))
-            self.models[name] = model
+            config = tm.config_of(unit, self.support.boot_mono)
+            model = self.models.get(name)
+            if model is None:
+                self.models[name] = tm.initial(config)
+            else:
+                self.models[name] = model.replace(config=config)
+            self.units[name] = unit
+        self.by_service = {}
+        for name, model in sorted(self.models.items()):
             self.by_service.setdefault(model.config.service, []).append(name)
 
     def on_receive(self, message: object) -> None:
@@ -134,6 +153,8 @@ class TimerKeeper(pykka.ThreadingActor):
             self._feed(message.name, tm.Wake(message.armed))
         elif isinstance(message, TimerPrepare):
             self._prepare(message)
+        elif isinstance(message, RedefineTimers):
+            self._define(message.timers)
         elif isinstance(message, StartTimer):
             model = self.models.get(message.name)
             if model is None:

@@ -168,7 +168,7 @@ class UnitServices:
         from cinit.actors.supervisor import UnitSupervisor
 
         self.sockets = _socket_support(self.unit_set, self.context)
-        timers = _timer_support(self.unit_set, self.context, timer_state_dir, boot_mono)
+        timers = _timer_support(self.context, timer_state_dir, boot_mono)
         self.supervisor = UnitSupervisor.start(
             self.unit_set,
             self.io_factory,
@@ -225,11 +225,10 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
 
 
 def _timer_support(
-    unit_set: UnitSet, context: UnitContext, state_dir: str | None, boot_mono: float | None
-) -> TimerSupport | None:
-    """Where timers keep their stamps and when cinit started; None without timer units."""
-    if not any(unit.kind is UnitKind.TIMER for unit in unit_set.units.values()):
-        return None
+    context: UnitContext, state_dir: str | None, boot_mono: float | None
+) -> TimerSupport:
+    """Where timers keep their stamps and when cinit started (also without timer units: a
+    daemon-reload may add some)."""
     import time
 
     from cinit.actors.timer_keeper import TimerSupport

@@ -43,16 +43,19 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from cinit.machines.record import Record
 from cinit.machines.restart import Result
 from cinit.machines.unit_events import Log, Notice, Transition
 from cinit.machines.unit_model import State
 from cinit.machines.vocabulary import TIMER_ARMED_EVENT, TIMER_ELAPSED_EVENT, TIMER_SKIPPED_EVENT
-from cinit.units.calendar import CalendarSpec, parse_calendar
 from cinit.units.frozen import Frozen
 from cinit.units.graph import timer_service
 from cinit.units.model import Unit
+
+if TYPE_CHECKING:
+    from cinit.units.calendar import CalendarSpec
 
 # The longest wait on the monotonic clock for a wall-clock elapse: a wall clock set forward
 # is noticed within it (an idle timer wakes once a minute; nothing fires early).
@@ -184,6 +187,11 @@ def config_of(unit: Unit, boot_mono: float) -> TimerConfig:
     """The machine's settings for timer `unit`; `boot_mono`: when cinit started."""
     section = unit.timer
     assert section is not None
+    calendar: tuple[CalendarSpec, ...] = ()
+    if section.on_calendar:  # imported only then: its zoneinfo & co cost PID 1 ~2 MiB
+        from cinit.units.calendar import parse_calendar
+
+        calendar = tuple(parse_calendar(text) for text in section.on_calendar)
     monotonic = tuple(
         (directive.removesuffix("Sec"), span)
         for directive, spans in section.monotonic
@@ -192,7 +200,7 @@ def config_of(unit: Unit, boot_mono: float) -> TimerConfig:
     return TimerConfig(
         name=unit.name,
         service=timer_service(unit),
-        calendar=tuple(parse_calendar(text) for text in section.on_calendar),
+        calendar=calendar,
         monotonic=monotonic,
         accuracy=section.accuracy_sec,
         randomized_delay=section.randomized_delay_sec,

@@ -72,3 +72,29 @@ def test_the_keeper_arms_fires_skips_and_disarms(tmp_path: Path) -> None:
     finally:
         keeper.stop()
     assert scheduler.pending() == 0  # the stop disarmed it
+
+
+def test_a_daemon_reloads_timers_reach_the_keeper(tmp_path: Path) -> None:
+    from cinit.actors.timer_keeper import RedefineTimers
+
+    first, _ = parse_unit("a.timer", "[Timer]\nOnActiveSec=5s\nAccuracySec=1ms\n")
+    added, _ = parse_unit("b.timer", "[Timer]\nOnActiveSec=7s\nAccuracySec=1ms\n")
+    changed, _ = parse_unit("a.timer", "[Timer]\nOnActiveSec=3s\nAccuracySec=1ms\n")
+    assert first is not None and added is not None and changed is not None
+    mono, wall = Clock(100.0), Clock(10_000.0)
+    scheduler = Scheduler(clock=mono)
+    inbox = Inbox()
+    support = TimerSupport(TimerStamps(str(tmp_path)), 0.0)
+    keeper = TimerKeeper.start({"a.timer": first}, support, inbox, scheduler, mono=mono, wall=wall)
+    try:
+        keeper.tell(RedefineTimers({"a.timer": changed, "b.timer": added}))
+        keeper.tell(StartTimer("b.timer"))  # added: it can be started now
+        keeper.tell(StartTimer("a.timer"))  # changed: started with its new definition
+        armed = [inbox.until(UnitReport, "timer-armed") for _ in range(2)]
+        left = sorted(
+            item.item.fields["left_s"]  # type: ignore[attr-defined]
+            for item in armed
+        )
+        assert left == [3.0, 7.0]
+    finally:
+        keeper.stop()

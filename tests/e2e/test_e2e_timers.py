@@ -268,3 +268,22 @@ def test_a_timer_whose_condition_fails_is_skipped(
     time.sleep(1)
     assert runs(log) == 0
     assert run.terminate() == 0
+
+
+def test_a_timer_added_by_a_daemon_reload_can_be_started(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    log = tmp_path / "late.log"
+    script = shell_script(tmp_path / "late.sh", f"date +%s >> {log}\n")
+    run = boot({"plain.service": "[Service]\nExecStart=/bin/sleep 60\n"})
+    runtime = tmp_path / "boot" / "run"
+    wait_until(lambda: cli(cinit_cmd, runtime, "is-ready").returncode == 0, 20, "the boot")
+    units = tmp_path / "boot" / "units"
+    (units / "late.service").write_text(oneshot(script))
+    (units / "late.timer").write_text("[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n")
+    reloaded = cli(cinit_cmd, runtime, "reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    started = cli(cinit_cmd, runtime, "start", "late.timer")
+    assert started.returncode == 0, started.stderr
+    wait_until(lambda: runs(log) >= 2, 15, "two runs of the added timer" + run.report())
+    assert run.terminate() == 0
