@@ -66,6 +66,8 @@ BENCHES = (
           ("--runs", "10")),
     Bench("events", "events.py", "Event stream and control endpoint", (),
           ("--runs", "1", "--storm-seconds", "2")),
+    Bench("timers", "timers.py", "Timers: PID 1 idle with 100 timers, firing jitter", (),
+          ("--seconds", "8")),
     Bench("output", "output.py", "Output relay, one flooding writer", (), ("16", "2")),
     Bench("systemctl", "systemctl.py", "`systemctl is-active` / `status` as whole processes, "
           "beside docker-systemctl-replacement", (), ("--runs", "10")),
@@ -81,6 +83,7 @@ AREAS = {
     "boot": "Boot",
     "proxy": "Proxy and socket activation",
     "events": "Events",
+    "timers": "Timers",
     "output": "Output relay",
     "systemctl": "systemctl",
     "standalone": "Standalone build",

@@ -74,6 +74,7 @@ class BootConfig:
         "systemd",
         "systemd_root",
         "then_exec",
+        "timer_state_dir",
         "tmpfiles",
         "units_dir",
     )
@@ -96,6 +97,7 @@ class BootConfig:
         tmpfiles: bool | None = None,
         systemd: bool = False,
         systemd_root: str | None = None,
+        timer_state_dir: str | None = None,
     ) -> None:
         self.units_dir = units_dir
         self.drop_in_dir = drop_in_dir
@@ -111,6 +113,7 @@ class BootConfig:
         self.then_exec = then_exec or []  # --then-exec PATH ARGS: hand off once booted
         self.systemd = systemd  # --systemd: systemd's search path and boot set too
         self.systemd_root = systemd_root  # None: $CINIT_SYSTEMD_ROOT, else /
+        self.timer_state_dir = timer_state_dir  # None: $CINIT_TIMER_STATE_DIR, else default
         self.tmpfiles = tmpfiles  # --tmpfiles / --no-tmpfiles; None: decide (see _tmpfiles_wanted)
 
 
@@ -380,7 +383,8 @@ def _supervise(
     units = None
     try:
         if services is not None:
-            units = services.start_supervisor(hub)
+            boot_mono = stamps[0] if stamps is not None else None
+            units = services.start_supervisor(hub, config.timer_state_dir, boot_mono)
             if hub is not None:
                 hub.supervisor = units
                 if services.context.relay is not None:

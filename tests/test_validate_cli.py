@@ -310,7 +310,7 @@ def test_validate_systemd_reads_the_root_and_prints_the_boot_set(
     (etc / "multi-user.target.wants").mkdir(parents=True)
     (lib / "web.service").write_text(SIMPLE + "[Install]\nWantedBy=multi-user.target\n")
     (lib / "spare.service").write_text(SIMPLE)
-    (lib / "other.timer").write_text("[Timer]\nOnCalendar=daily\n")
+    (lib / "other.path").write_text("[Path]\nPathExists=/x\n")  # a type cinit does not run
     os.symlink("/usr/lib/systemd/system/web.service", etc / "multi-user.target.wants/web.service")
     none = str(tmp_path / "none")
     args = ["validate", "--units", none, "--drop-in", none, "--no-host-checks", "--systemd"]

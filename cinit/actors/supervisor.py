@@ -36,6 +36,13 @@ until the service ends. A bind failure after boot fails the socket alone. Withou
 `SocketSupport` (unit tests of the supervisor alone) a socket counts as ready at once and
 nothing is bound.
 
+Timer units (`cinit.actors.timer_keeper`, issue 17): one keeper actor runs every timer's
+machine. A timer's start arms it and settles it at once (ready); a stop disarms it. An
+elapse comes back as `TimerTriggered`, which starts the service like a socket's trigger;
+the supervisor tells the keeper when a timer's service goes up and comes to rest. Timer-
+started services are not started at boot (`boot_units` leaves them out). Without a
+`TimerSupport` (unit tests of the supervisor alone) a timer only counts as started.
+
 Supervision: a unit actor that breaks is restarted on the same `UnitSlot` (nothing is
 lost, see `cinit.actors.unit`), logged and counted. More than `MAX_RESTARTS` crashes of
 one unit's actor within `RESTART_WINDOW` seconds (OTP's restart intensity) and the
@@ -109,6 +116,7 @@ RETRY_DELAY = 0.1  # seconds before starting an actor again when creating it fai
 
 if TYPE_CHECKING:
     from cinit.actors.socket_activator import SocketActivator, SocketSupport
+    from cinit.actors.timer_keeper import TimerKeeper, TimerSupport
     from cinit.actors.unit_ports import Tellable, UnitPort
     from cinit.io.socket_binding import SocketBinding
     from cinit.machines.socket_machine import SocketEvent
@@ -122,6 +130,11 @@ _UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
 _DOWN = (State.INACTIVE, State.FAILED, State.EXITED)
 _WAS_UP = (*_SERVICE_UP, State.STOPPING)
 _SERVICE_DOWN = (State.INACTIVE, State.EXITED, State.FAILED, State.CONDITION_SKIPPED)
+# A timer's service counts as running (an elapse is skipped) from its start to its rest;
+# an auto-restart is still the same run.
+_TIMER_SERVICE_UP = frozenset(
+    {State.STARTING, State.RUNNING, State.ACTIVE, State.STOPPING, State.AUTO_RESTART}
+)
 
 
 class BootUnits(Record):
@@ -165,6 +178,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         started: Mapping[str, UnitSlot] | None = None,
         reports: Postbox | None = None,
         bound: Mapping[str, SocketBinding] | None = None,
+        timers: TimerSupport | None = None,
         reloader: Callable[[], UnitSet] | None = None,
     ) -> None:
         super().__init__()
@@ -203,6 +217,8 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
         self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
+        self.timers = timers
+        self.timer_keeper: pykka.ActorRef[TimerKeeper] | None = None  # with timer units
         # daemon-reload: reads the unit directories again, as the boot did (None: cannot)
         self.reloader = reloader
         self.boot_names: frozenset[str] | None = None  # --systemd's boot set, if it was given
@@ -217,6 +233,17 @@ class UnitSupervisor(pykka.ThreadingActor):
     def on_start(self) -> None:
         if not self.slots:  # no first wave: nothing waits for BootUnits
             self.reports.attach(self.actor_ref)
+        timers = {n: u for n, u in self.units.items() if u.kind is UnitKind.TIMER}
+        if timers and self.timers is not None:
+            from cinit.actors.timer_keeper import TimerKeeper
+
+            self.timer_keeper = TimerKeeper.start(
+                timers, self.timers, self.actor_ref, self.scheduler
+            )
+
+    def on_stop(self) -> None:
+        if self.timer_keeper is not None:
+            self.timer_keeper.stop(block=False)
 
     def on_receive(self, message: object) -> None:
         try:
@@ -266,7 +293,7 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._tell(name, SignalRequested(message.signo))
         elif isinstance(message, RetryActor):
             self._ensure_actor(message.name)
-        elif not self._handle_socket_report(message):
+        elif not self._handle_socket_report(message) and not self._handle_timer(message):
             log(f"unit supervisor: unexpected message {message!r}")
 
     def _check_boot_settled(self) -> None:
@@ -377,6 +404,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         if unit.kind is UnitKind.SOCKET:
             self._socket(name, message)
             return
+        if unit.kind is UnitKind.TIMER:
+            self._timer(name, message)
+            return
         slot = self._ensure_actor(name)
         if slot is None:
             return
@@ -421,6 +451,59 @@ class UnitSupervisor(pykka.ThreadingActor):
                 # As systemd: the service goes on, with the listeners it inherited.
                 log(f"{name}: stopping; {service} keeps running with its listeners")
             actor.tell(StopSocket())  # answered by SocketStopped
+
+    # ---- timers (issue 17) ---------------------------------------------------------------
+
+    def _timer(self, name: str, message: object) -> None:
+        """A timer is up once armed and down once disarmed: both at once (its machine, in
+        the keeper, says the Transitions). Without `TimerSupport` it only counts."""
+        from cinit.actors.timer_keeper import StartTimer, StopTimer
+
+        keeper = self.timer_keeper
+        if isinstance(message, StartRequested):
+            if keeper is not None:
+                service = self.graph.timer_starts(name)
+                up = service is not None and self._timer_service_up(service)
+                keeper.tell(StartTimer(name, up))
+            self.book.settle(name, Outcome.READY)
+        elif isinstance(message, StopRequested | KillRequested):
+            if keeper is not None:
+                keeper.tell(StopTimer(name))
+            self._on_stopped(name)
+
+    def _redefine_timers(self, new: UnitSet) -> None:
+        """A daemon-reload's timers reach the keeper (started now if the first ones came)."""
+        from cinit.actors.timer_keeper import RedefineTimers, TimerKeeper
+
+        timers = {n: u for n, u in new.units.items() if u.kind is UnitKind.TIMER}
+        if not timers or self.timers is None:
+            return
+        if self.timer_keeper is None:
+            self.timer_keeper = TimerKeeper.start(
+                timers, self.timers, self.actor_ref, self.scheduler
+            )
+        else:
+            self.timer_keeper.tell(RedefineTimers(timers))
+
+    def _timer_service_up(self, service: str) -> bool:
+        return self.states.get(service, State.INACTIVE) in _TIMER_SERVICE_UP
+
+    def _handle_timer(self, message: object) -> bool:
+        """TimerTriggered; False for anything else."""
+        from cinit.actors.timer_keeper import TimerTriggered
+
+        if not isinstance(message, TimerTriggered):
+            return False
+        if self.shutdown is None:
+            self._start_units([message.service])
+        return True
+
+    def _tell_timers(self, service: str, state: State) -> None:
+        """A timer-started service went up or came to rest: its timers' bases move."""
+        from cinit.actors.timer_keeper import ServiceChanged
+
+        if self.timer_keeper is not None and self.graph.timed_by(service):
+            self.timer_keeper.tell(ServiceChanged(service, state in _TIMER_SERVICE_UP))
 
     # ---- sockets -------------------------------------------------------------------------
 
@@ -628,6 +711,8 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self.events.tell(item)
             if self.socket_actors and self.units[name].kind is UnitKind.SERVICE:
                 self._tell_sockets(name, item.new, item.result)
+            if self.timer_keeper is not None:
+                self._tell_timers(name, item.new)
             if item.new in _DOWN and item.old in _WAS_UP:
                 self._stop_bound(name)
             if name in self.restart_when_down and item.new in AT_REST_STATES:
@@ -778,6 +863,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.retired.update(diff.removed)
         self.boot_names = frozenset(new.graph.boot_units())
         self._rebuild_graph(new)
+        self._redefine_timers(new)
         for name in diff.added:
             self._tell_unit_event(UNIT_ADDED_EVENT, name)
         for name, directives in diff.changed.items():

@@ -32,6 +32,7 @@ from cinit.actors.unit_slot import Postbox
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
 from cinit.io.environ import ManagerEnvironment
+from cinit.io.log import info
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
     from cinit.actors.socket_activator import SocketSupport
     from cinit.actors.supervisor import UnitSupervisor
+    from cinit.actors.timer_keeper import TimerSupport
     from cinit.actors.unit_ports import Tellable
     from cinit.actors.unit_slot import UnitSlot
     from cinit.io.socket_binding import SocketBinding
@@ -156,11 +158,19 @@ class UnitServices:
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
-    def start_supervisor(self, events: Tellable | None = None) -> pykka.ActorRef[UnitSupervisor]:
-        """Start the unit supervisor (it takes over the first wave); its ActorRef."""
+    def start_supervisor(
+        self,
+        events: Tellable | None = None,
+        timer_state_dir: str | None = None,
+        boot_mono: float | None = None,
+    ) -> pykka.ActorRef[UnitSupervisor]:
+        """Start the unit supervisor (it takes over the first wave); its ActorRef.
+        `timer_state_dir`: where Persistent= stamps go (None: the default); `boot_mono`:
+        cinit's start on the monotonic clock (OnBootSec=; None: now)."""
         from cinit.actors.supervisor import UnitSupervisor
 
         self.sockets = _socket_support(self.unit_set, self.context)
+        timers = _timer_support(self.context, timer_state_dir, boot_mono)
         self.supervisor = UnitSupervisor.start(
             self.unit_set,
             self.io_factory,
@@ -171,6 +181,7 @@ class UnitServices:
             started=self.started,
             reports=self.reports,
             bound=self.bound,
+            timers=timers,
             reloader=self.reread if self.reader is not None else None,
         )
         self.bound = {}
@@ -215,6 +226,46 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
     poller = ReadinessPoller()
     poller.start()
     return SocketSupport(context, registry, poller)
+
+
+def _timer_support(
+    context: UnitContext, state_dir: str | None, boot_mono: float | None
+) -> TimerSupport:
+    """Where timers keep their stamps and when cinit started (also without timer units: a
+    daemon-reload may add some)."""
+    import time
+
+    from cinit.actors.timer_keeper import TimerSupport
+    from cinit.io.timer_stamps import TimerStamps
+    from cinit.io.timer_stamps import state_dir as pick_state_dir
+
+    directory = pick_state_dir(state_dir, os.environ)
+    start = boot_mono if boot_mono is not None else time.monotonic()
+    prepare = None if context.cgroups is None else _preparer(context)
+    return TimerSupport(
+        TimerStamps(directory), start, prepare, context.base_env, context.userdb_root
+    )
+
+
+def _preparer(context: UnitContext) -> Callable[[str], None]:
+    """`prepare(service)` for the timer keeper: a child waiting in the service's cgroup,
+    taken by its next launch (`UnitIO.launch` pops `context.prepared`)."""
+    from cinit.io.spawn.prepared import prepare as prepare_child
+
+    def prepare(service: str) -> None:
+        tree = context.cgroups
+        if tree is None or service in context.prepared or context.closing.is_set():
+            return
+        try:
+            cgroup = tree.create(service)
+        except OSError:
+            return  # its start says so, with a fresh fork
+        child = prepare_child(cgroup.path, context.table, service)
+        if child is not None:
+            context.prepared.setdefault(service, child)
+        info(f"{service}: a child prepared in its cgroup for its timer ({child is not None})")
+
+    return prepare
 
 
 def _needs_notify(unit: Unit) -> bool:

@@ -235,7 +235,7 @@ def _table(units: dict[str, dict[str, Any]], reply: dict[str, Any]) -> str:
                 str(status.get("restarts", 0)),
                 _exit_text(status.get("last_exit")),
                 _bytes(status.get("memory")),
-                str(status.get("description") or ""),
+                _timer_note(status) or str(status.get("description") or ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -246,6 +246,48 @@ def _table(units: dict[str, dict[str, Any]], reply: dict[str, Any]) -> str:
     ready = "ready" if reply.get("ready") else "not ready"
     lines.append(f"\n{len(units)} units, {ready} (event seq {reply.get('seq')})")
     return "\n".join(lines) + "\n"
+
+
+def _timer_note(status: dict[str, Any]) -> str:
+    """A timer's line in the table: `next 2026-12-07 21:04:00 (in 3s), last 2s ago`."""
+    if status.get("kind") != "timer":
+        return ""
+    parts = []
+    upcoming = status.get("next_elapse")
+    if isinstance(upcoming, int | float):
+        parts.append(f"next {_when(upcoming)} (in {_left(upcoming)})")
+    last = status.get("last_trigger")
+    if isinstance(last, int | float):
+        parts.append(f"last {_ago(last)} ago")
+    return ", ".join(parts) or "no elapse armed"
+
+
+def _left(epoch: float) -> str:
+    from cinit.tools.durations import elapsed
+
+    return elapsed(epoch - time.time())
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _timer_lines(status: dict[str, Any]) -> list[str]:
+    """`systemctl status x.timer`'s Trigger:/Triggers: lines."""
+    if status.get("kind") != "timer":
+        return []
+    lines = []
+    upcoming = status.get("next_elapse")
+    if isinstance(upcoming, int | float):
+        lines.append(f"    Trigger: {_when(upcoming)}; {_left(upcoming)} left")
+    else:
+        lines.append("    Trigger: n/a")
+    last = status.get("last_trigger")
+    if isinstance(last, int | float):
+        lines.append(f"  Triggered: {_when(last)}; {_ago(last)} ago")
+    if status.get("triggers"):
+        lines.append(f"   Triggers: {status['triggers']}")
+    return lines
 
 
 def _block(status: dict[str, Any]) -> str:
@@ -259,6 +301,7 @@ def _block(status: dict[str, Any]) -> str:
         *(f"    Drop-In: {path}" for path in status.get("snippets") or ()),
         f"     Active: {status.get('state')} ({status.get('sub') or '-'}) since {when};"
         f" {_ago(since)} ago",
+        *_timer_lines(status),
         f"   Main PID: {status.get('main_pid') or '-'}",
         *([f'     Status: "{status["status_text"]}"'] if status.get("status_text") else []),
         f"   Restarts: {status.get('restarts', 0)}",

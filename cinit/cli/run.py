@@ -90,6 +90,12 @@ and stop everything in order on SIGTERM, SIGINT or SIGRTMIN+3.""",
             "DIR",
         ),
         Option(
+            "--timer-state-dir",
+            "where Persistent= timers keep their last-trigger stamps\n"
+            "(default: $CINIT_TIMER_STATE_DIR, else /var/lib/cinit/timers)",
+            "DIR",
+        ),
+        Option(
             "--events",
             "where the ZeroMQ event stream is published (default:\n"
             "$CINIT_EVENTS, else ipc://<runtime dir>/events); tcp://PORT\n"
@@ -257,6 +263,7 @@ def parse_args(argv: list[str]) -> RunOptions:
         log_bytes=log_bytes,
         command=parsed.command,
         runtime_dir=parsed.text("runtime_dir") or None,
+        timer_state_dir=parsed.text("timer_state_dir") or None,
         events_endpoint=parsed.text("events") or None,
         control_group=parsed.text("control_group") or None,
         then_exec=then_exec if isinstance(then_exec, list) else None,

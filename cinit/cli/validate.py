@@ -138,8 +138,10 @@ def _summary(
     units = unit_set.units.values()
     services = sum(1 for u in units if u.kind is UnitKind.SERVICE)
     targets = sum(1 for u in units if u.kind is UnitKind.TARGET)
-    sockets = len(unit_set.units) - services - targets
+    timers = sum(1 for u in units if u.kind is UnitKind.TIMER)
+    sockets = len(unit_set.units) - services - targets - timers
     kinds = f"{services} services, {sockets} sockets" + (f", {targets} targets" if targets else "")
+    kinds += f", {timers} timers" if timers else ""
     errors = _count(diagnostics, Severity.ERROR)
     warnings = _count(diagnostics, Severity.WARNING)
     hints = _count(diagnostics, Severity.HINT)

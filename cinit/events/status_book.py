@@ -14,6 +14,9 @@ from cinit.machines.vocabulary import (
     MAIN_PID_CHANGED_EVENT,
     READY_STATES,
     STATUS_TEXT_EVENT,
+    TIMER_ARMED_EVENT,
+    TIMER_ELAPSED_EVENT,
+    TIMER_SKIPPED_EVENT,
     UNIT_ADDED_EVENT,
     UNIT_CHANGED_EVENT,
     UNIT_REMOVED_EVENT,
@@ -128,6 +131,14 @@ class StatusBook:
         if kind == STATUS_TEXT_EVENT:
             status["status_text"] = str(event.get("text", ""))
             return t_ms
+        if kind == TIMER_ARMED_EVENT:  # a timer's next elapse (epoch seconds)
+            status["next_elapse"] = event.get("next_elapse")
+            status["triggers"] = event.get("service")
+            return t_ms
+        if kind in (TIMER_ELAPSED_EVENT, TIMER_SKIPPED_EVENT):
+            status["last_trigger"] = event.get("at")
+            status["triggers"] = event.get("service")
+            return t_ms
         new = event.get("new")
         if new is None:
             return t_ms
@@ -146,6 +157,8 @@ class StatusBook:
             status["last_exit"] = {"code": event.get("code"), "signal": event.get("signal")}
         if new == State.AUTO_RESTART:
             status["restarts"] += 1
+        if new == State.INACTIVE and "next_elapse" in status:
+            status["next_elapse"] = None  # a stopped timer is disarmed
         if new not in BUSY_STATES:
             self.boot_pending.discard(name)
         return began

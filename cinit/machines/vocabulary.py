@@ -100,6 +100,11 @@ RELOADED_REASON = "reloaded"
 RELOAD_FAILED_REASON = "reload failed"
 BOOT_SETTLED_EVENT = "boot-settled"  # stamped once, right after the change that ended the boot
 FINAL_EVENT = "shutdown-finished"  # the stream's last word
+# Timers (issue 17): armed with its next elapse; elapsed (its service is started); an
+# elapse skipped because the service still runs.
+TIMER_ARMED_EVENT = "timer-armed"
+TIMER_ELAPSED_EVENT = "timer-elapsed"
+TIMER_SKIPPED_EVENT = "timer-skipped"
 
 
 def event_name(old: str, new: str) -> str:

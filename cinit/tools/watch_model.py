@@ -24,6 +24,9 @@ from typing import Any
 
 from cinit.machines.vocabulary import (
     NO_PROCESS_STATES,
+    TIMER_ARMED_EVENT,
+    TIMER_ELAPSED_EVENT,
+    TIMER_SKIPPED_EVENT,
     UNIT_ADDED_EVENT,
     UNIT_CHANGED_EVENT,
     UNIT_REMOVED_EVENT,
@@ -50,6 +53,8 @@ class UnitRow:
     memory: int | None = None  # RSS bytes
     result: str = ""
     last_event: str = ""
+    next_elapse: float | None = None  # a timer's next elapse, epoch seconds (issue 17)
+    last_trigger: float | None = None  # a timer's last elapse, epoch seconds
 
 
 @dataclass(frozen=True)
@@ -259,6 +264,12 @@ def _update_row(row: UnitRow, name: str, event: dict[str, Any], when: float | No
     result = event.get("result")
     if isinstance(result, str):
         row.result = result
+    if name == TIMER_ARMED_EVENT:
+        row.next_elapse = _number(event.get("next_elapse"))
+    elif name in (TIMER_ELAPSED_EVENT, TIMER_SKIPPED_EVENT):
+        row.last_trigger = _number(event.get("at"))
+    elif new == State.INACTIVE and row.next_elapse is not None:
+        row.next_elapse = None  # a stopped timer is disarmed
     if name in ("loaded", UNIT_ADDED_EVENT, UNIT_CHANGED_EVENT):
         row.description = str(event.get("description") or row.description)
         row.kind = str(event.get("kind") or row.kind)
@@ -282,6 +293,8 @@ def describe(event: dict[str, Any]) -> str:
     reason = event.get("reason")
     if reason:
         details.append(str(reason))
+    if event.get("next_elapse_iso"):  # timer-armed
+        details.append(f"next {event['next_elapse_iso']}")
     return f"{head} ({', '.join(details)})" if details else head
 
 
@@ -301,6 +314,8 @@ def _row_from_status(name: str, status: dict[str, Any]) -> UnitRow:
         memory=memory if isinstance(memory, int) else None,
         result=str(status.get("result") or ""),
         last_event=str(status.get("last_event") or ""),
+        next_elapse=_number(status.get("next_elapse")),
+        last_trigger=_number(status.get("last_trigger")),
     )
 
 

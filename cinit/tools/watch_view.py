@@ -92,13 +92,20 @@ def _unit_table(rows: list[UnitRow], now: float, hidden: int = 0) -> Table:
             str(row.restarts),
             f"{row.cpu:.2f}s" if row.cpu is not None else "-",
             size(row.memory) if row.memory is not None else "-",
-            row.last_event or "-",
+            _last_column(row, now),
         )
     if hidden:
         table.add_row(Text(f"... and {hidden} more", style="dim"), "", "", "", "", "", "", "")
     if not rows:
         table.add_row(Text("(no units yet)", style="dim"), "", "", "", "", "", "", "")
     return table
+
+
+def _last_column(row: UnitRow, now: float) -> str:
+    """LAST EVENT; for an armed timer its next elapse (`next in 42s`)."""
+    if row.next_elapse is not None:
+        return f"next in {elapsed(row.next_elapse - now)}"
+    return row.last_event or "-"
 
 
 def _event_pane(model: WatchModel, lines: int) -> RenderableType:

@@ -10,7 +10,7 @@ import posixpath
 from collections.abc import Mapping
 
 from cinit.units.diagnostics import Diagnostic, Severity
-from cinit.units.graph import DependencyGraph, activated_service, build_graph
+from cinit.units.graph import DependencyGraph, activated_service, build_graph, timer_service
 from cinit.units.model import (
     ActivationMode,
     RestartPolicy,
@@ -30,8 +30,8 @@ def check_units(
     Errors: ordering cycles (one per group of units caught in cycles, naming a cycle in
     order, "a -> b" meaning a is ordered after b); Requires=/OnFailure= naming a unit
     that is not loaded (Requires= on a .target is met; OnFailure= on one is an error);
-    a socket activating a service that is not loaded; two listeners that would bind
-    the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
+    a socket activating (a timer starting) a service that is not loaded; two listeners
+    that would bind the same address; a ProxyTarget= that is a listen address; Accept=yes with proxy
     mode; proxy and native sockets activating one service (its contract would be both
     "inherit listeners" and "listen yourself"); Accept=yes and Accept=no sockets
     activating one service. Warnings: Restart= on a oneshot with RemainAfterExit=yes.
@@ -51,6 +51,8 @@ def check_units(
             _check_restart(unit, unit.service, found)
         elif unit.socket is not None and unit.kind is UnitKind.SOCKET:
             sockets.append((unit, unit.socket))
+        elif unit.kind is UnitKind.TIMER:
+            _check_timer_unit(unit, units, found)
     _check_activation(sockets, units, found)
     _check_dbus_daemon(sockets, units, found)
     if sockets:
@@ -97,8 +99,10 @@ def _check_references(unit: Unit, units: Mapping[str, Unit], found: list[Diagnos
 
 
 def _loadable(names: tuple[str, ...]) -> tuple[str, ...]:
-    """The names of `names` that are of a unit type cinit loads (services, sockets, targets)."""
-    return tuple(name for name in names if name.endswith((".service", ".socket", ".target")))
+    """The names of `names` that are of a unit type cinit loads (services, sockets, targets,
+    timers)."""
+    loaded = (".service", ".socket", ".target", ".timer")
+    return tuple(name for name in names if name.endswith(loaded))
 
 
 def _check_names(
@@ -146,6 +150,18 @@ def _check_restart(unit: Unit, service: ServiceSection, found: list[Diagnostic])
                 "to run once",
             )
         )
+
+
+def _check_timer_unit(unit: Unit, units: Mapping[str, Unit], found: list[Diagnostic]) -> None:
+    """Unit= (or the timer's own name with .service) must be a loaded service."""
+    service = timer_service(unit)
+    target = units.get(service)
+    if target is None:
+        message = f"starts {service}, which is not loaded"
+        found.append(_at(unit, Severity.ERROR, "Timer", "Unit", message))
+    elif target.kind is not UnitKind.SERVICE:
+        message = f"starts {service}, which is not a service"
+        found.append(_at(unit, Severity.ERROR, "Timer", "Unit", message))
 
 
 def _check_activation(

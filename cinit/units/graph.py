@@ -56,6 +56,8 @@ class DependencyGraph(Frozen, eq=False):
     _start_levels: tuple[tuple[str, ...], ...]
     _trigger_only: frozenset[str]
     _bound_later: frozenset[str] = frozenset()
+    _timer_of: Mapping[str, str] = {}  # timer -> the loaded service it starts (issue 17)
+    _timed_by: Mapping[str, tuple[str, ...]] = {}  # service -> the timers that start it
 
     def ordered_after(self, name: str) -> frozenset[str]:
         """Units that must be ready (or failed, or skipped) before `name` starts."""
@@ -114,6 +116,14 @@ class DependencyGraph(Frozen, eq=False):
         """Sockets that activate `service`, in name order."""
         return self._activated_by.get(service, ())
 
+    def timer_starts(self, timer: str) -> str | None:
+        """The loaded service timer `timer` starts (Unit=), if any."""
+        return self._timer_of.get(timer)
+
+    def timed_by(self, service: str) -> tuple[str, ...]:
+        """Timers that start `service`, in name order."""
+        return self._timed_by.get(service, ())
+
     def start_order(self) -> list[str]:
         """Every unit, each after all units it is ordered after: `start_levels`, flattened."""
         return list(self._start_order)
@@ -131,9 +141,9 @@ class DependencyGraph(Frozen, eq=False):
         return [list(level) for level in reversed(self._start_levels)]
 
     def trigger_only(self) -> frozenset[str]:
-        """Units not started at boot: socket-activated services (unless wanted at boot,
-        see `build_graph`), every unit in an OnFailure=, and, when the boot set was given,
-        every unit outside it."""
+        """Units not started at boot: socket-activated and timer-started services (unless
+        wanted at boot, see `build_graph`), every unit in an OnFailure=, and, when the boot
+        set was given, every unit outside it."""
         return self._trigger_only
 
     def binds_at_boot(self, name: str) -> bool:
@@ -145,6 +155,13 @@ class DependencyGraph(Frozen, eq=False):
     def boot_units(self) -> list[str]:
         """`start_order` without the trigger-only units."""
         return [name for name in self._start_order if name not in self._trigger_only]
+
+
+def timer_service(unit: Unit) -> str:
+    """The service a timer unit starts: Unit=, or the timer's own name with .service."""
+    if unit.timer is not None and unit.timer.unit:
+        return unit.timer.unit
+    return unit.stem + ".service"
 
 
 def activated_service(unit: Unit) -> str:
@@ -192,7 +209,8 @@ def build_graph(units: Mapping[str, Unit], boot: Collection[str] | None = None) 
     References to units that are not loaded are ignored; cycles are tolerated (see
     `DependencyGraph`). `boot` is the set of units that start at boot (`cinit --systemd`
     computes it from default.target); without it, every unit does but the services a
-    socket activates (unless `wanted_at_boot`) and the units named in an OnFailure=.
+    socket activates or a timer starts (unless `wanted_at_boot`) and the units named in an
+    OnFailure=.
     """
     names = sorted(units)
     after: dict[str, set[str]] = {}
@@ -208,6 +226,8 @@ def build_graph(units: Mapping[str, Unit], boot: Collection[str] | None = None) 
     on_failure: dict[str, tuple[str, ...]] = {}
     activates: dict[str, str] = {}
     activated_by: dict[str, list[str]] = {}
+    timer_of: dict[str, str] = {}
+    timed_by: dict[str, list[str]] = {}
 
     def order(later: str, earlier: str) -> None:
         after.setdefault(later, set()).add(earlier)
@@ -254,6 +274,13 @@ def build_graph(units: Mapping[str, Unit], boot: Collection[str] | None = None) 
                 activates[name] = service
                 activated_by.setdefault(service, []).append(name)  # names are sorted
                 order(service, name)  # the socket binds before the service it activates runs
+        elif unit.kind is UnitKind.TIMER:
+            # No ordering edge: systemd adds none either (a timer is up as soon as armed).
+            service = timer_service(unit)
+            target = units.get(service)
+            if target is not None and target.kind is UnitKind.SERVICE:
+                timer_of[name] = service
+                timed_by.setdefault(service, []).append(name)
 
     for name in names:
         if units[name].kind is UnitKind.TARGET and units[name].unit.default_dependencies:
@@ -281,7 +308,8 @@ def build_graph(units: Mapping[str, Unit], boot: Collection[str] | None = None) 
         levels = _start_levels(names, frozen_after, frozen_before, cycle_groups)
     bound_later: frozenset[str] = frozenset()
     if boot is None:
-        trigger_only = {s for s in activated_by if not wanted_at_boot(units[s])}
+        triggered = set(activated_by) | set(timed_by)
+        trigger_only = {s for s in triggered if not wanted_at_boot(units[s])}
         for handlers in on_failure.values():
             trigger_only.update(handlers)
         trigger_only.update(n for n in NOT_AT_BOOT if n in units)
@@ -304,6 +332,8 @@ def build_graph(units: Mapping[str, Unit], boot: Collection[str] | None = None) 
         _on_failure=on_failure,
         _activates=activates,
         _activated_by={service: tuple(sockets) for service, sockets in activated_by.items()},
+        _timer_of=timer_of,
+        _timed_by={service: tuple(timers) for service, timers in timed_by.items()},
         _start_order=tuple(name for level in levels for name in level),
         _start_levels=tuple(tuple(level) for level in levels),
         _trigger_only=frozenset(trigger_only),

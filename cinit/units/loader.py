@@ -25,6 +25,7 @@ from cinit.units.model import (
     ServiceSection,
     ServiceType,
     SocketSection,
+    TimerSection,
     Unit,
     UnitKind,
     UnitSection,
@@ -33,7 +34,7 @@ from cinit.units.model import (
 from cinit.units.scan import Override, Scan, read_unit_file, scan_dirs
 from cinit.units.syntax import WHITESPACE, scan_syntax
 from cinit.units.targets import implicit_targets, target_unit
-from cinit.units.unit_checks import check_service, check_socket
+from cinit.units.unit_checks import check_service, check_socket, check_timer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,13 +52,19 @@ MAX_DIAGNOSTICS_PER_FILE = 100
 # Readings one load keeps for reuse: enough for every common assignment, while a large
 # load's one-off values (descriptions, ports) do not pile up in memory.
 MAX_SHARED_READINGS = 1024
-SUFFIXES = {".service": UnitKind.SERVICE, ".socket": UnitKind.SOCKET, ".target": UnitKind.TARGET}
+SUFFIXES = {
+    ".service": UnitKind.SERVICE,
+    ".socket": UnitKind.SOCKET,
+    ".target": UnitKind.TARGET,
+    ".timer": UnitKind.TIMER,
+}
 # systemd's unit name alphabet: letters, digits, ":-_.\\" and one "@" for templates.
-_UNIT_KINDS = frozenset({"service", "socket", "target"})
+_UNIT_KINDS = frozenset({"service", "socket", "target", "timer"})
 SECTION_CLASSES: dict[str, Any] = {
     schema.UNIT: UnitSection,
     schema.SERVICE: ServiceSection,
     schema.SOCKET: SocketSection,
+    schema.TIMER: TimerSection,
     schema.INSTALL: InstallSection,
 }
 
@@ -210,7 +217,7 @@ def _parse_unit(
     """
     path = sources[0][0]
     if not is_unit_filename(name):
-        expected = "NAME.service, NAME.socket or NAME.target"
+        expected = "NAME.service, NAME.socket, NAME.target or NAME.timer"
         message = f"{name!r} is not a valid unit name (expected {expected})"
         return None, [Diagnostic(Severity.ERROR, message, path)]
     kind = SUFFIXES[name[name.rindex(".") :]]
@@ -230,7 +237,8 @@ def _parse_unit(
             if section in allowed or section.startswith("X-") or section in warned_sections:
                 continue
             warned_sections.add(section)
-            where = "unknown section" if section not in ("Service", "Socket") else "section"
+            known = ("Service", "Socket", "Timer")
+            where = "unknown section" if section not in known else "section"
             message = f"{where} [{section}] is not valid in a {kind.value} unit; ignored"
             diags.append(Diagnostic(Severity.WARNING, message, file_path, line, section))
         snippet = file_path != path
@@ -438,7 +446,7 @@ def _build_unit(
         return target.replace(
             install=InstallSection(**fields[schema.INSTALL]), directive_lines=lines
         )
-    body = SERVICE_TARGET if kind is UnitKind.SERVICE else SOCKET_TARGET
+    body = _BODIES[kind]
     values = fields[body]
     for key, default in resolved_defaults(name, kind, values).items():
         values.setdefault(key, default)
@@ -454,6 +462,7 @@ def _build_unit(
         unit=built[schema.UNIT],
         service=built[body] if kind is UnitKind.SERVICE else None,
         socket=built[body] if kind is UnitKind.SOCKET else None,
+        timer=built[body] if kind is UnitKind.TIMER else None,
         install=built[schema.INSTALL],
         source=source,
         directive_lines=lines,
@@ -463,10 +472,18 @@ def _build_unit(
         check_service(unit, unit.service, diags)
     if unit.socket is not None:
         check_socket(unit, unit.socket, diags)
+    if unit.timer is not None:
+        check_timer(unit, unit.timer, diags)
     return unit
 
 
 SERVICE_TARGET, SOCKET_TARGET = schema.SERVICE, schema.SOCKET
+# The section that holds each kind's own settings.
+_BODIES = {
+    UnitKind.SERVICE: schema.SERVICE,
+    UnitKind.SOCKET: schema.SOCKET,
+    UnitKind.TIMER: schema.TIMER,
+}
 
 
 def resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -483,6 +500,8 @@ def resolved_defaults(name: str, kind: UnitKind, values: Mapping[str, Any]) -> d
     if kind is UnitKind.TARGET:
         return {}
     stem = name.rsplit(".", 1)[0]
+    if kind is UnitKind.TIMER:
+        return {"unit": f"{stem}.service"}
     # ':' separates names in LISTEN_FDNAMES, so it cannot stand in a default name.
     return {"service": f"{stem}.service", "file_descriptor_name": name.replace(":", "_")}
 

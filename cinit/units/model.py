@@ -10,6 +10,7 @@ class UnitKind(QuickStrEnum):
     SERVICE = "service"
     SOCKET = "socket"
     TARGET = "target"  # a grouping and synchronisation point: no process of its own
+    TIMER = "timer"  # starts its service when it elapses (issue 17): no process of its own
 
 
 @quick_enum
@@ -411,6 +412,40 @@ class SocketSection(Frozen):
     symlinks: tuple[str, ...] = ()  # created to a unix socket's path, removed with it
 
 
+class TimerSection(Frozen):
+    """[Timer] (systemd.timer(5)). `on_calendar` keeps each OnCalendar= expression as
+    written (checked at load by `cinit.units.calendar`); the monotonic spans are seconds."""
+
+    on_calendar: tuple[str, ...] = ()
+    on_active_sec: tuple[float, ...] = ()
+    on_boot_sec: tuple[float, ...] = ()
+    on_startup_sec: tuple[float, ...] = ()
+    on_unit_active_sec: tuple[float, ...] = ()
+    on_unit_inactive_sec: tuple[float, ...] = ()
+    accuracy_sec: float = 60.0  # systemd's default: 1min
+    randomized_delay_sec: float = 0.0
+    fixed_random_delay: bool = False
+    persistent: bool = False
+    unit: str = ""  # resolved: the timer's own name with .service when unset
+    remain_after_elapse: bool = True
+
+    @property
+    def monotonic(self) -> tuple[tuple[str, tuple[float, ...]], ...]:
+        """(directive, spans) of each monotonic trigger kind, in systemd's order."""
+        return (
+            ("OnActiveSec", self.on_active_sec),
+            ("OnBootSec", self.on_boot_sec),
+            ("OnStartupSec", self.on_startup_sec),
+            ("OnUnitActiveSec", self.on_unit_active_sec),
+            ("OnUnitInactiveSec", self.on_unit_inactive_sec),
+        )
+
+    @property
+    def has_trigger(self) -> bool:
+        """Whether any OnCalendar= or On*Sec= is set (systemd refuses a timer without)."""
+        return bool(self.on_calendar) or any(spans for _, spans in self.monotonic)
+
+
 class InstallSection(Frozen):
     """[Install]: how `systemctl enable` would link the unit.
 
@@ -448,6 +483,7 @@ class Unit(Frozen):
     unit: UnitSection = UnitSection()
     service: ServiceSection | None = None
     socket: SocketSection | None = None
+    timer: TimerSection | None = None
     install: InstallSection = InstallSection()
     source: UnitSource = UnitSource.CORE
     overrides: str = ""  # path of the core unit this drop-in replaced, if any

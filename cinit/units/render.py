@@ -12,7 +12,7 @@ def render_unit(unit: Unit) -> str:
     out: list[str] = []
     for section_name, target in schema.SECTIONS[unit.kind].items():
         data = getattr(unit, target if target != schema.UNIT else "unit")
-        own = target in (SERVICE_TARGET, SOCKET_TARGET)
+        own = target in (SERVICE_TARGET, SOCKET_TARGET, schema.TIMER)
         given = {field: getattr(data, field, None) for field in ("type", "timeout_sec")}
         resolved = resolved_defaults(unit.name, unit.kind, given)
         default = SECTION_CLASSES[target](**(resolved if own else {}))

@@ -43,9 +43,9 @@ class Override(Frozen):
 # A directory of snippets for one unit (`web.service.d/`), for a template and all its
 # instances (`getty@.service.d/`), for a dash prefix (`foo-.service.d/`) or for every unit of
 # a type (`service.d/`): systemd.unit(5), "drop-in" directories.
-SNIPPET_DIR_SUFFIXES = (".service.d", ".socket.d", ".target.d")
-TYPE_SNIPPET_DIRS = ("service.d", "socket.d", "target.d")
-UNIT_SUFFIXES = (".service", ".socket", ".target")
+SNIPPET_DIR_SUFFIXES = (".service.d", ".socket.d", ".target.d", ".timer.d")
+TYPE_SNIPPET_DIRS = ("service.d", "socket.d", "target.d", "timer.d")
+UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer")
 SNIPPET_SUFFIX = ".conf"
 _DEV_NULL = "/dev/null"
 
@@ -127,7 +127,7 @@ def list_dir(
             if quiet:  # systemd's directories: .wants/, .timer, .mount... (systemd_layout's)
                 continue
             ignored.append(path)
-            message = "ignored: not a .service, .socket or .target unit file"
+            message = "ignored: not a .service, .socket, .target or .timer unit file"
             diags.append(Diagnostic(Severity.WARNING, message, path))
             continue
         if kind == "file":

@@ -42,12 +42,14 @@ if TYPE_CHECKING:
 
 # Which typed section a directive's value lands in.
 UNIT, SERVICE, SOCKET, INSTALL = "unit", "service", "socket", "install"
+TIMER = "timer"
 
 # The sections a unit file of each kind may have, and the target each one fills.
 SECTIONS: dict[UnitKind, dict[str, str]] = {
     UnitKind.SERVICE: {"Unit": UNIT, "Service": SERVICE, "Install": INSTALL},
     UnitKind.SOCKET: {"Unit": UNIT, "Socket": SOCKET, "Install": INSTALL},
     UnitKind.TARGET: {"Unit": UNIT, "Install": INSTALL},
+    UnitKind.TIMER: {"Unit": UNIT, "Timer": TIMER, "Install": INSTALL},
 }
 
 
@@ -608,6 +610,48 @@ _SOCKET_OPTION_ROWS = [
         multi=True,
     ),
 ]
+def _parse_calendar(text: str) -> list[str]:
+    """One OnCalendar= expression, kept as written once `cinit.units.calendar` accepts it
+    (imported on first use: a load without timers does without it)."""
+    from cinit.units.calendar import CalendarError, parse_calendar
+
+    try:
+        parse_calendar(text)
+    except CalendarError as exc:
+        said = str(exc)  # may quote the value: a huge one is cut (the line shows it anyway)
+        said = said if len(said) <= 160 else said[:160] + "..."
+        raise ValueFormError(f"invalid calendar expression: {said}") from exc
+    return [text]
+
+
+def _parse_spans(text: str) -> list[float]:
+    """One monotonic On*Sec= span (a list: several assignments add triggers)."""
+    return [_time(text)]
+
+
+def _parse_unit_to_trigger(text: str) -> str:
+    """Unit=: the one unit a timer starts (cinit triggers services)."""
+    names = _names(text)
+    if len(names) != 1:
+        raise ValueFormError(f"expected one unit name, got {len(names)}")
+    return names[0]
+
+
+_TIMER_ROWS = [
+    _d("Timer", "OnCalendar", TIMER, "on_calendar", _parse_calendar, _render_str, True, False),
+    _d("Timer", "OnActiveSec", TIMER, "on_active_sec", _parse_spans, _rtime, True),
+    _d("Timer", "OnBootSec", TIMER, "on_boot_sec", _parse_spans, _rtime, True),
+    _d("Timer", "OnStartupSec", TIMER, "on_startup_sec", _parse_spans, _rtime, True),
+    _d("Timer", "OnUnitActiveSec", TIMER, "on_unit_active_sec", _parse_spans, _rtime, True),
+    _d("Timer", "OnUnitInactiveSec", TIMER, "on_unit_inactive_sec", _parse_spans, _rtime, True),
+    _d("Timer", "AccuracySec", TIMER, "accuracy_sec", _time, _rtime),
+    _d("Timer", "RandomizedDelaySec", TIMER, "randomized_delay_sec", _time, _rtime),
+    _d("Timer", "FixedRandomDelay", TIMER, "fixed_random_delay", _bool, _rbool),
+    _d("Timer", "Persistent", TIMER, "persistent", _bool, _rbool),
+    _d("Timer", "Unit", TIMER, "unit", _parse_unit_to_trigger, _render_str),
+    _d("Timer", "RemainAfterElapse", TIMER, "remain_after_elapse", _bool, _rbool),
+]
+
 _DOCUMENTATION_ROW = _d(
     "Unit", "Documentation", UNIT, "documentation", str.split, _render_str, True, False
 )
@@ -632,6 +676,7 @@ DIRECTIVES: dict[tuple[str, str], Directive] = {
     + _INSTALL_ROWS
     + _EXEC_ROWS
     + _SOCKET_OPTION_ROWS
+    + _TIMER_ROWS
     + [_DOCUMENTATION_ROW]
 }
 
@@ -689,6 +734,9 @@ _NOT_APPLIED_UNIT = _words(
 NOT_APPLIED: frozenset[tuple[str, str]] = frozenset(
     [(section, name) for section in ("Service", "Socket") for name in _NOT_APPLIED_EXEC]
     + [("Unit", name) for name in _NOT_APPLIED_UNIT]
+    # [Timer] (issue 17): waking a suspended machine, and the host's clock and time zone
+    # changes, are the host's business; cinit re-checks the wall clock on every wake anyway.
+    + [("Timer", name) for name in ("WakeSystem", "OnClockChange", "OnTimezoneChange")]
 )
 
 

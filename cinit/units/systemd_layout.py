@@ -17,7 +17,7 @@ resolved inside it. Reads directories and symlinks only (unit files are read by 
 loader); no parsing.
 
 Not done, on purpose: generators (systemd-fstab-generator, ...) are not run; unit types
-other than .service, .socket and .target (.timer, .mount, .path, ...) are listed as
+other than .service, .socket, .target and .timer (.mount, .path, ...) are listed as
 skipped. The unit files themselves, alias and instance links, `/dev/null` masks and
 snippets are read by the loader over `dirs` (`scan.scan_dirs`), as for cinit's own
 directories; `SystemdBoot` is what it adds for this mode.
@@ -52,9 +52,8 @@ DEFAULT_TARGET = "default.target"
 FALLBACK_TARGET = "multi-user.target"
 # Pulled in at boot beside default.target, as systemd does through basic.target.
 ALWAYS_BOOTED = ("sockets.target", "timers.target")
-LOADED_SUFFIXES = (".service", ".socket", TARGET_SUFFIX)
+LOADED_SUFFIXES = (".service", ".socket", TARGET_SUFFIX, ".timer")
 OTHER_SUFFIXES = (
-    ".timer",
     ".path",
     ".mount",
     ".automount",
@@ -290,7 +289,7 @@ class SystemdBoot:
             kept.append(Diagnostic(Severity.HINT, message, self.layout.dirs[0]))
         if self.layout.skipped:
             message = (
-                f"{len(self.layout.skipped)} unit files of types cinit does not run (.timer, "
+                f"{len(self.layout.skipped)} unit files of types cinit does not run ("
                 ".mount, .path, ...) left out"
             )
             kept.append(Diagnostic(Severity.HINT, message, self.layout.dirs[0]))

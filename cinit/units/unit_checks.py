@@ -16,6 +16,7 @@ from cinit.units.model import (
     ServiceSection,
     ServiceType,
     SocketSection,
+    TimerSection,
     Unit,
 )
 
@@ -101,6 +102,17 @@ def check_socket(unit: Unit, sock: SocketSection, diags: list[Diagnostic]) -> No
     if sock.service == unit.name or not sock.service.endswith(".service"):
         say(Severity.ERROR, "Service", f"Service={sock.service} must name a .service unit")
     _check_socket_options(sock, say)
+
+
+def check_timer(unit: Unit, timer: TimerSection, diags: list[Diagnostic]) -> None:
+    """A timer needs something to elapse on and a service to start (systemd.timer(5))."""
+    say = _reporter(unit, "Timer", diags)
+    said = any(d.directive == "OnCalendar" and d.path == unit.path for d in diags)
+    if not timer.has_trigger and not said:  # not when an OnCalendar= was wrong already
+        message = "timer has no OnCalendar= nor On*Sec= setting; it would never elapse"
+        say(Severity.ERROR, "OnCalendar", message)
+    if timer.unit == unit.name or not timer.unit.endswith(".service"):
+        say(Severity.ERROR, "Unit", f"Unit={timer.unit}: cinit's timers start a .service unit")
 
 
 def _check_socket_options(sock: SocketSection, say: Callable[[Severity, str, str], None]) -> None:

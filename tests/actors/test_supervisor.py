@@ -458,3 +458,56 @@ def test_the_supervisor_survives_its_own_exceptions(
     assert h.attribute("internal_errors") == 1
     h.stop_all()
     assert "internal error in the unit supervisor" in capfd.readouterr().err
+
+
+# ---- timers (issue 17) ---------------------------------------------------------------------
+
+
+def test_without_timer_support_a_timer_only_counts_and_its_service_waits(harness: Any) -> None:
+    h = harness(
+        {
+            "t.timer": "[Timer]\nOnBootSec=0\n",
+            "t.service": svc("/fake ok"),
+            "other.service": notify(0, unit="After=t.timer"),
+        }
+    ).boot()
+    h.wait_state("other.service", State.ACTIVE)  # the timer settled: what waits for it goes on
+    assert h.state("t.service") is None  # a timer's service is not started at boot
+    assert h.attribute("timer_keeper") is None
+    h.stop_all()
+
+
+def test_a_timer_starts_its_service_again_and_again_and_a_stop_disarms_it(
+    tmp_path: Any,
+) -> None:
+    from cinit.actors.timer_keeper import TimerSupport
+    from cinit.io.timer_stamps import TimerStamps
+
+    scheduler = Scheduler().start()
+    world = FakeWorld(scheduler)
+    units = {
+        "t.timer": "[Timer]\nOnBootSec=0\nOnUnitInactiveSec=50ms\nAccuracySec=1ms\n",
+        "t.service": svc("/fake exit 3", service="Type=oneshot"),  # fails each time
+    }
+    support = TimerSupport(TimerStamps(str(tmp_path)), time.monotonic())
+    root = RecordingRoot()
+    ref = UnitSupervisor.start(unit_set(units), world.factory, scheduler, timers=support)
+    try:
+        ref.tell(BootUnits(root))
+
+        def spawns() -> int:
+            return sum(1 for entry in world.log if entry[0] == "spawn")
+
+        deadline = time.monotonic() + 10
+        while spawns() < 3:
+            assert time.monotonic() < deadline, world.log
+            time.sleep(0.01)
+        ref.tell(StopUnit("t.timer"))
+        time.sleep(0.3)
+        settled = spawns()
+        time.sleep(0.3)  # six intervals: a live timer would have started it again
+        assert spawns() <= settled + 1
+        assert ref.proxy().states.get(timeout=5).get("t.timer") is State.INACTIVE
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+        scheduler.stop()

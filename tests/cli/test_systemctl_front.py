@@ -21,9 +21,6 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="the verb modules land with their branches this session (lead removes this)"
-)
 def test_every_verb_has_a_handler() -> None:
     for name, verb in VERBS.items():
         handler = getattr(importlib.import_module(verb.module), verb.function, None)

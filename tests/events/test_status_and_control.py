@@ -138,6 +138,25 @@ def test_a_new_main_pid_without_a_change_of_state_reaches_the_book(tmp_path: Any
     assert book.recent["a.service"][-1].endswith("main-pid-changed pid=42")
 
 
+def test_a_timers_next_elapse_and_last_trigger_reach_the_book(tmp_path: Any) -> None:
+    from cinit.machines.unit_events import Notice
+
+    hub = make_hub(tmp_path)
+    book = StatusBook({"t.timer"}, 0.0)
+    hub.emit("loaded", "t.timer", kind="timer")
+    hub.tell(change("t.timer", State.INACTIVE, State.ACTIVE))
+    hub.tell(Notice("t.timer", "timer-armed", {"next_elapse": 100.0, "service": "t.service"}))
+    hub.tell(Notice("t.timer", "timer-elapsed", {"at": 100.5, "service": "t.service"}))
+    hub.tell(Notice("t.timer", "timer-armed", {"next_elapse": 160.0, "service": "t.service"}))
+    feed(book, hub)
+    status = book.units["t.timer"]
+    assert (status["next_elapse"], status["last_trigger"]) == (160.0, 100.5)
+    assert status["triggers"] == "t.service" and status["state"] == "active"
+    hub.tell(change("t.timer", State.ACTIVE, State.INACTIVE))
+    feed(book, hub)
+    assert status["next_elapse"] is None and status["last_trigger"] == 100.5
+
+
 def test_whole_is_not_ready_before_every_boot_unit_settled(tmp_path: Any) -> None:
     hub = make_hub(tmp_path)
     book = StatusBook({"a.service", "b.service"}, 0.0)

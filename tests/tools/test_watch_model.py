@@ -262,6 +262,19 @@ def test_a_status_reply_from_another_boot_means_a_new_cinit_run() -> None:
     assert states(model) == {"b.service": "active"} and model.seq == 12
 
 
+def test_a_timers_next_elapse_and_last_trigger_follow_its_events() -> None:
+    model = WatchModel()
+    model.load_snapshot(snapshot(0))
+    armed = {"next_elapse": START + 60, "next_elapse_iso": "2023-11-14T22:14:20.000+00:00"}
+    model.offer(event(1, "t.timer", "ready", "inactive", "active"))
+    model.offer(event(2, "t.timer", "timer-armed", service="t.service", **armed))
+    row = model.units["t.timer"]
+    assert row.next_elapse == START + 60 and row.last_trigger is None
+    assert "next 2023-11-14T22:14:20.000+00:00" in model.log[-1].text
+    model.offer(event(3, "t.timer", "timer-elapsed", service="t.service", at=START + 60))
+    assert row.last_trigger == START + 60
+    model.offer(event(4, "t.timer", "stopped", "active", "inactive"))
+    assert row.next_elapse is None and row.state == "inactive"
 def test_a_daemon_reload_adds_and_removes_rows() -> None:
     model = WatchModel()
     model.load_snapshot(snapshot(3, a="active", b="inactive"))

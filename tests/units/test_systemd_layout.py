@@ -150,13 +150,36 @@ def test_a_higher_directory_hides_the_same_name_below(tmp_path: Path) -> None:
 def test_other_unit_types_are_skipped_with_one_hint(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     lib = root / "usr/lib/systemd/system"
-    (lib / "apt-daily.timer").write_text("[Timer]\nOnCalendar=daily\n")
+    (lib / "apt-daily.path").write_text("[Path]\nPathExists=/x\n")
     (lib / "tmp.mount").write_text("[Mount]\nWhat=tmpfs\n")
     (lib / "nginx.service.d").mkdir()  # snippets: not a unit, not a warning
     units = load(root, tmp_path)
     assert not any("nginx.service.d" in d.path for d in units.diagnostics)
     hints = [d for d in units.diagnostics if "types cinit does not run" in d.message]
     assert len(hints) == 1 and hints[0].message.startswith("2 unit files")
+
+
+@needs_systemctl
+def test_an_enabled_timer_boots_through_timers_target_and_its_service_does_not(
+    tmp_path: Path,
+) -> None:
+    root = make_root(tmp_path)
+    lib = root / "usr/lib/systemd/system"
+    (lib / "clean.timer").write_text(
+        "[Timer]\nOnCalendar=daily\n\n[Install]\nWantedBy=timers.target\n"
+    )
+    (lib / "clean.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    (lib / "idle.timer").write_text("[Timer]\nOnBootSec=1s\nUnit=clean.service\n")
+    systemctl(root, "enable", "clean.timer")  # the oracle makes timers.target.wants/
+    assert (root / "etc/systemd/system/timers.target.wants/clean.timer").is_symlink()
+    units = load(root, tmp_path)
+    assert units.ok, [d.format() for d in units.errors]
+    boot = set(units.graph.boot_units())
+    assert "clean.timer" in boot and "clean.service" not in boot
+    assert "idle.timer" in units.units and "idle.timer" not in boot  # not enabled
+    assert units.units["clean.timer"].kind is UnitKind.TIMER
+    assert units.graph.timer_starts("clean.timer") == "clean.service"
+    assert units.graph.timed_by("clean.service") == ("clean.timer", "idle.timer")
 
 
 def test_a_broken_unit_outside_the_boot_set_does_not_stop_the_boot(tmp_path: Path) -> None:

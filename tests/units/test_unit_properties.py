@@ -44,6 +44,7 @@ from cinit.units import (
     ServiceType,
     Severity,
     SocketSection,
+    TimerSection,
     Unit,
     UnitKind,
     UnitSection,
@@ -136,6 +137,7 @@ SERVICE_STEM = st.one_of(
 SERVICE_NAME = SERVICE_STEM.map(lambda stem: stem + ".service")
 SOCKET_NAME = SERVICE_STEM.map(lambda stem: stem + ".socket")
 TARGET_NAME = SERVICE_STEM.map(lambda stem: stem + ".target")
+TIMER_NAME = SERVICE_STEM.map(lambda stem: stem + ".timer")
 REFERENCE = st.one_of(SERVICE_NAME, SOCKET_NAME, STEM.map(lambda stem: stem + ".target"))
 REFERENCES = st.lists(REFERENCE, max_size=4).map(tuple)
 
@@ -389,6 +391,31 @@ def socket_sections(draw: st.DrawFn, name: str) -> SocketSection:
 
 
 @st.composite
+def timer_sections(draw: st.DrawFn, name: str) -> TimerSection:
+    # parse_unit wants a trigger and a .service to start (Unit= resolves to the stem's).
+    spans = st.lists(TIMESPAN, max_size=2).map(tuple)
+    calendar = st.lists(st.sampled_from(["daily", "hourly", "minutely"]), max_size=2).map(tuple)
+    stem = name.rsplit(".", 1)[0]
+    section = TimerSection(
+        on_calendar=draw(calendar),
+        on_active_sec=draw(spans),
+        on_boot_sec=draw(spans),
+        on_startup_sec=draw(spans),
+        on_unit_active_sec=draw(spans),
+        on_unit_inactive_sec=draw(spans),
+        accuracy_sec=draw(TIMESPAN),
+        randomized_delay_sec=draw(TIMESPAN),
+        fixed_random_delay=draw(st.booleans()),
+        persistent=draw(st.booleans()),
+        unit=draw(st.one_of(st.just(stem + ".service"), SERVICE_NAME)),
+        remain_after_elapse=draw(st.booleans()),
+    )
+    if not section.has_trigger:
+        section = section.replace(on_boot_sec=(1.0,))
+    return section
+
+
+@st.composite
 def units(draw: st.DrawFn, kind: UnitKind | None = None) -> Unit:
     if kind is None:
         kind = draw(st.sampled_from(list(UnitKind)))
@@ -396,6 +423,7 @@ def units(draw: st.DrawFn, kind: UnitKind | None = None) -> Unit:
         UnitKind.SERVICE: SERVICE_NAME,
         UnitKind.SOCKET: SOCKET_NAME,
         UnitKind.TARGET: TARGET_NAME,
+        UnitKind.TIMER: TIMER_NAME,
     }
     name = draw(names[kind])
     unit = Unit(
@@ -409,6 +437,8 @@ def units(draw: st.DrawFn, kind: UnitKind | None = None) -> Unit:
         return unit.replace(service=TARGET_SERVICE)
     if kind is UnitKind.SERVICE:
         return unit.replace(service=draw(service_sections()))
+    if kind is UnitKind.TIMER:
+        return unit.replace(timer=draw(timer_sections(name)))
     return unit.replace(socket=draw(socket_sections(name)))
 
 
@@ -433,6 +463,7 @@ DECOY = {
     UnitKind.SERVICE: "[Service]\nExecStart=/decoy\n",
     UnitKind.SOCKET: "[Socket]\nListenStream=1\n",
     UnitKind.TARGET: "[Unit]\nDescription=decoy\n",
+    UnitKind.TIMER: "[Timer]\nOnBootSec=1s\n",
 }
 
 
@@ -741,6 +772,7 @@ SECTION_DEFAULTS = {
     schema.UNIT: UnitSection(),
     schema.SERVICE: ServiceSection(),
     schema.SOCKET: SocketSection(),
+    schema.TIMER: TimerSection(),
     schema.INSTALL: InstallSection(),
 }
 ALL_DIRECTIVES = sorted(schema.DIRECTIVES.values(), key=lambda row: (row.section, row.name))
@@ -783,6 +815,8 @@ def unit_around(row: schema.Directive, value: str) -> tuple[str, str]:
     """(file name, text) of a valid unit of the row's kind with `Name=value` on line 4."""
     if row.section == "Socket":
         return "a.socket", f"[Socket]\nListenStream=80\nService=s.service\n{row.name}={value}\n"
+    if row.section == "Timer":
+        return "a.timer", f"[Timer]\nOnBootSec=1s\nUnit=s.service\n{row.name}={value}\n"
     return "a.service", f"[Service]\nExecStart=/bin/true\n[{row.section}]\n{row.name}={value}\n"
 
 

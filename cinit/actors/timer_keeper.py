@@ -1,0 +1,246 @@
+"""Timers (issue 17): one `TimerKeeper` actor runs the machine of every `.timer` unit.
+
+One actor for all of them (not one per timer, as sockets have): a timer does nothing
+between its wakes, and a hundred timers must not cost a hundred threads. The decisions are
+the timer machine's (`cinit.machines.timer_machine`); this actor feeds it what happened
+(the supervisor's start and stop requests, its news of each timer's service, the
+scheduler's wakes) with both clocks read now, and carries its actions out: it asks the
+scheduler (`cinit.actors.scheduler`, the monotonic clock) for the next wake, tells the
+supervisor to start a service (`TimerTriggered`) and passes Transitions and Notices on as
+the timer's reports, and writes Persistent= stamps (`cinit.io.timer_stamps`). It never
+blocks, and a message it fails to handle is logged: it carries on with the others.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import pykka
+
+from cinit.actors.unit import Scheduling, UnitReport
+from cinit.io.log import info, log
+from cinit.machines import timer_machine as tm
+from cinit.machines.record import Record
+from cinit.machines.unit_events import Log, Notice, Transition
+from cinit.units.model import Unit
+
+if TYPE_CHECKING:
+    from cinit.actors.scheduler import Timer
+    from cinit.actors.unit_slot import Tellable
+    from cinit.io.timer_stamps import TimerStamps
+
+
+# How long before an elapse its service's child is prepared (`TimerKeeper._prepare`).
+PREPARE_LEAD = 0.25
+
+
+class TimerSupport(Record):
+    """What the supervisor needs to run timers: where Persistent= stamps live, when cinit
+    started on the monotonic clock (OnBootSec=, OnStartupSec=), and `prepare(service)`,
+    which forks a child into the service's cgroup ahead of its start (None: no cgroups)."""
+
+    stamps: TimerStamps
+    boot_mono: float
+    prepare: Callable[[str], None] | None = None
+    environ: Mapping[str, str] = {}  # what Condition*=/Assert*= see (the units' environment)
+    userdb_root: str = "/"
+
+
+class StartTimer(Record):
+    """Supervisor -> keeper: arm timer `name`; `service_up`: its service is up now."""
+
+    name: str
+    service_up: bool = False
+
+
+class StopTimer(Record):
+    """Supervisor -> keeper: disarm timer `name`."""
+
+    name: str
+
+
+class ServiceChanged(Record):
+    """Supervisor -> keeper: `service`, started by timers, went up (`up`) or came to rest."""
+
+    service: str
+    up: bool
+
+
+class RedefineTimers(Record):
+    """Supervisor -> keeper: a daemon-reload's timer units (added and changed ones take
+    their new definition; a timer's armed state stays, its next plan uses the new one)."""
+
+    timers: dict[str, Unit]
+
+
+class TimerWake(Record):
+    """Scheduler -> keeper: the wait numbered `armed` of timer `name` ended."""
+
+    name: str
+    armed: int
+
+
+class TimerPrepare(Record):
+    """Scheduler -> keeper: the elapse of wait `armed` of timer `name` is near: prepare."""
+
+    name: str
+    armed: int
+
+
+class TimerTriggered(Record):
+    """Keeper -> supervisor: timer `timer` elapsed: start `service`."""
+
+    timer: str
+    service: str
+
+
+class TimerKeeper(pykka.ThreadingActor):
+    """Create with `TimerKeeper.start(timers, services, support, supervisor, scheduler)`."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        timers: dict[str, Unit],
+        support: TimerSupport,
+        supervisor: Tellable,
+        scheduler: Scheduling,
+        *,
+        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.support = support
+        self.supervisor = supervisor
+        self.scheduler = scheduler
+        self.mono = mono
+        self.wall = wall
+        self.units = dict(timers)
+        self.models: dict[str, tm.TimerModel] = {}
+        self.waits: dict[str, Timer] = {}
+        self.preparing: dict[str, Timer] = {}  # the TimerPrepare before each final wake
+        self.by_service: dict[str, list[str]] = {}
+        self.service_up: dict[str, bool] = {}
+        self._define(timers)
+
+    def _define(self, timers: dict[str, Unit]) -> None:
+        """Take `timers`' definitions: new machines for new timers, new settings for the
+        others (their state stays)."""
+        for name, unit in timers.items():
+            config = tm.config_of(unit, self.support.boot_mono)
+            model = self.models.get(name)
+            if model is None:
+                self.models[name] = tm.initial(config)
+            else:
+                self.models[name] = model.replace(config=config)
+            self.units[name] = unit
+        self.by_service = {}
+        for name, model in sorted(self.models.items()):
+            self.by_service.setdefault(model.config.service, []).append(name)
+
+    def on_receive(self, message: object) -> None:
+        try:
+            self._handle(message)
+        except Exception as exc:  # never let it escape: pykka would stop the actor
+            text = "".join(traceback.format_exception(exc)).rstrip()
+            log(f"internal error in the timer keeper handling {message!r}:\n{text}")
+
+    def _handle(self, message: object) -> None:
+        if isinstance(message, TimerWake):
+            self._feed(message.name, tm.Wake(message.armed))
+        elif isinstance(message, TimerPrepare):
+            self._prepare(message)
+        elif isinstance(message, RedefineTimers):
+            self._define(message.timers)
+        elif isinstance(message, StartTimer):
+            model = self.models.get(message.name)
+            if model is None:
+                return
+            stamp = None
+            if model.config.persistent and not self.support.stamps.disabled:
+                stamp = self.support.stamps.read(message.name)
+            up = self.service_up.get(model.config.service, message.service_up)
+            unmet, failed = self._checks(message.name)
+            self._feed(message.name, tm.Start(stamp, up, unmet, failed))
+        elif isinstance(message, StopTimer):
+            self._feed(message.name, tm.Stop())
+        elif isinstance(message, ServiceChanged):
+            if self.service_up.get(message.service, False) == message.up:
+                return  # starting -> running -> active is one "up" for the timer
+            self.service_up[message.service] = message.up
+            event = tm.ServiceStarted() if message.up else tm.ServiceFinished()
+            for name in self.by_service.get(message.service, ()):
+                self._feed(name, event)
+        else:
+            log(f"timer keeper: unexpected message {message!r}")
+
+    def _checks(self, name: str) -> tuple[str | None, str | None]:
+        """The timer's Condition*= that does not hold and Assert*= that fails (systemd
+        checks a timer's as any unit's: fstrim.timer has ConditionVirtualization=!container)."""
+        unit = self.units[name]
+        section = unit.unit
+        if not section.conditions and not section.asserts:
+            return None, None
+        from cinit.io.environ import failed_assertion, unmet_condition
+
+        environ, root = self.support.environ, self.support.userdb_root
+        unmet = unmet_condition(unit, environ, root)
+        return unmet, None if unmet is not None else failed_assertion(unit, environ, root)
+
+    def _feed(self, name: str, event: tm.TimerEvent) -> None:
+        model = self.models.get(name)
+        if model is None:
+            return
+        now = tm.Now(self.mono(), self.wall())
+        model, actions = tm.step(model, event, now)
+        self.models[name] = model
+        for action in actions:
+            self._carry_out(name, action)
+
+    def _carry_out(self, name: str, action: object) -> None:
+        if isinstance(action, tm.Arm):
+            self._cancel(name)
+            self.waits[name] = self.scheduler.call_later(
+                action.delay, self.actor_ref, TimerWake(name, action.armed)
+            )
+            if action.final and action.delay > PREPARE_LEAD and self.support.prepare is not None:
+                self.preparing[name] = self.scheduler.call_later(
+                    action.delay - PREPARE_LEAD, self.actor_ref, TimerPrepare(name, action.armed)
+                )
+        elif isinstance(action, tm.Disarm):
+            self._cancel(name)
+        elif isinstance(action, tm.StartService):
+            info(f"{name}: elapsed; starting {action.service}")
+            self.supervisor.tell(TimerTriggered(action.timer, action.service))
+        elif isinstance(action, tm.WriteStamp):
+            self.support.stamps.write(name, action.at)
+        elif isinstance(action, Transition | Notice):
+            self.supervisor.tell(UnitReport(name, action))
+        elif isinstance(action, Log):
+            log(action.text)
+        else:
+            log(f"{name}: unexpected timer action {action!r}")
+
+    def _cancel(self, name: str) -> None:
+        for waits in (self.waits, self.preparing):
+            wait = waits.pop(name, None)
+            if wait is not None:
+                self.scheduler.cancel(wait)
+
+    def _prepare(self, message: TimerPrepare) -> None:
+        """Fork the service's child into its cgroup now, so that joining the cgroup (an RCU
+        grace period, ~15-25 ms: `cinit.io.spawn.prepared`) is not paid at the elapse.
+        Only for a service at rest: a child waiting in a running service's cgroup would
+        keep it from being found empty when it stops."""
+        self.preparing.pop(message.name, None)
+        model = self.models.get(message.name)
+        prepare = self.support.prepare
+        if model is None or model.armed != message.armed or prepare is None:
+            return
+        service = model.config.service
+        if self.service_up.get(service, False) or model.service_up:
+            return  # the elapse will be skipped
+        prepare(service)
