@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import time
 import stat
+import time
 from pathlib import Path
 
 import pytest
