@@ -26,7 +26,7 @@ def stamp_script(path: Path, log: Path, name: str) -> Path:
     return shell_script(path, f'echo "start {name} $(date +%s%N)" >> {log}\n')
 
 
-def test_twenty_independent_notify_services_are_all_ready_well_under_a_second(
+def test_twenty_independent_notify_services_start_concurrently_and_are_all_ready(
     boot: Booter, tmp_path: Path
 ) -> None:
     log = tmp_path / "events.log"
@@ -53,13 +53,16 @@ def test_twenty_independent_notify_services_are_all_ready_well_under_a_second(
     run = boot(units)
     run.wait_err(cinit_line("probe.service", "ready"), timeout=20)
     probe_ns = stamp_of(log, "start", "probe")
-    elapsed = (probe_ns - run.exec_ns()) / 1e9
     for name in names:
         # Ordered on readiness: the probe started after every service said READY=1.
         assert stamp_of(log, "ready", name) <= probe_ns, f"probe started before {name} was ready"
         assert run.count_err(cinit_line(f"{name}.service", "ready")) == 1, run.report()
-    # 20 x 0.2 s in sequence would be 4 s: under 1 s they started concurrently.
-    assert elapsed < 1.0, f"all 20 ready and the probe started {elapsed:.3f} s after cinit's exec"
+    # Concurrent, told without a clock: started one after another's READY=1, no service
+    # would be up before the previous one was ready; here several are (each waits 0.2 s).
+    # How fast is the bench's matter (bench/boot.py "par 30"), not a test's.
+    first_ready = min(stamp_of(log, "ready", name) for name in names)
+    started_before = [n for n in names if stamp_of(log, "start", n) < first_ready]
+    assert len(started_before) >= 2, f"only {started_before} started before the first READY=1"
     assert run.terminate() == 0, run.report()
 
 
