@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._util import median
+from bench._util import add_json_option, median, result_row, write_json
 from cinit.io import output
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn import SpawnRequest, spawn
@@ -65,10 +65,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("units", type=int, nargs="?", default=30)
     parser.add_argument("line_bytes", type=int, nargs="?", default=2000)
+    add_json_option(parser)
     args = parser.parse_args()
+    rows: list[dict[str, object]] = []
+    speeds = {}
     for ring in (True, False):
         name = "with the ring" if ring else "without (--log-lines 0)"
-        print(f"hot path {name}: {hot_path(ring) / 1e6:.1f} M lines per CPU second")
+        speeds[ring] = hot_path(ring) / 1e6
+        print(f"hot path {name}: {speeds[ring]:.1f} M lines per CPU second")
+    rows.append(
+        result_row(
+            "relay hot path with the log ring (M lines per CPU second)",
+            "M/s",
+            speeds[True],
+            {"without the ring": speeds[False]},
+            ratio_to="without the ring",
+        )
+    )
     null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
     relay = output.OutputRelay(null, null)
     relay.start()
@@ -102,6 +115,13 @@ def main() -> None:
     print(f"rings hold {held / 2**20:.1f} MiB in {lines} lines")
     print(f"RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB")
     print(f"RSS growth {(after - before) / 1024:.1f} MiB for {held / 2**20:.1f} MiB kept")
+    rows.append(
+        result_row(
+            f"RSS growth, {args.units} units' full rings ({held / 2**20:.1f} MiB of lines kept)",
+            "MiB",
+            (after - before) / 1024,
+        )
+    )
 
     def timed(what: str, call: object) -> None:
         times = []
@@ -110,6 +130,7 @@ def main() -> None:
             call()  # type: ignore[operator]
             times.append(time.perf_counter() - begun)
         print(f"read_logs {what}: {median(times) * 1000:.1f} ms")
+        rows.append(result_row(f"read the kept lines: {what}", "ms", median(times) * 1000))
 
     def everything() -> None:
         cursor = 0
@@ -123,6 +144,7 @@ def main() -> None:
     timed("everything, paged", everything)
     relay.stop()
     os.close(null)
+    write_json(args.json, "log_ring", rows, params={"units": args.units})
 
 
 if __name__ == "__main__":

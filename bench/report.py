@@ -69,6 +69,8 @@ BENCHES = (
     Bench("timers", "timers.py", "Timers: PID 1 idle with 100 timers, firing jitter", (),
           ("--seconds", "8")),
     Bench("output", "output.py", "Output relay, one flooding writer", (), ("16", "2")),
+    Bench("output", "log_ring.py", "Kept output (log ring): relay cost, memory, reads",
+          (), ("10",)),
     Bench("systemctl", "systemctl.py", "`systemctl is-active` / `status` as whole processes, "
           "beside docker-systemctl-replacement", (), ("--runs", "10")),
     Bench("standalone", "standalone.py", "The standalone bin/cinit beside the pip install",
