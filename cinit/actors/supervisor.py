@@ -56,7 +56,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pykka
@@ -71,6 +71,7 @@ from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
 from cinit.machines.requests import (
     DaemonReload,
+    LoadInstance,
     ReloadUnit,
     ResetFailedUnit,
     StartUnit,
@@ -100,15 +101,18 @@ from cinit.machines.unit_state import monotonic_usec
 from cinit.machines.vocabulary import (
     AT_REST_STATES,
     DAEMON_RELOADED_EVENT,
+    INSTANCE_LOADED_EVENT,
     NO_PROCESS_STATES,
     UNIT_ADDED_EVENT,
     UNIT_CHANGED_EVENT,
     UNIT_REMOVED_EVENT,
 )
+from cinit.units.diagnostics import Diagnostic
 from cinit.units.graph import build_graph
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 from cinit.units.unit_diff import diff_units, unit_summary
+from cinit.units.unit_names import is_instance
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 10.0  # seconds
@@ -126,6 +130,13 @@ if TYPE_CHECKING:
 _SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING)
 # Up, or about to be: a conflicting or bound unit in one of these states is stopped.
 _UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
+
+
+def _fatal(unit_set: UnitSet) -> list[Diagnostic]:
+    """What makes a unit set not ok: its errors (and warnings, when strict)."""
+    return unit_set.errors + (unit_set.warnings if unit_set.strict else [])
+
+
 # Where a unit goes down to, and where it was up (BindsTo= stops the units bound to it).
 _DOWN = (State.INACTIVE, State.FAILED, State.EXITED)
 _WAS_UP = (*_SERVICE_UP, State.STOPPING)
@@ -179,7 +190,8 @@ class UnitSupervisor(pykka.ThreadingActor):
         reports: Postbox | None = None,
         bound: Mapping[str, SocketBinding] | None = None,
         timers: TimerSupport | None = None,
-        reloader: Callable[[], UnitSet] | None = None,
+        reloader: Callable[[Collection[str]], UnitSet] | None = None,
+        published: Callable[[UnitSet], None] | None = None,
     ) -> None:
         super().__init__()
         self.units: dict[str, Unit] = dict(unit_set.units)
@@ -219,8 +231,11 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
         self.timers = timers
         self.timer_keeper: pykka.ActorRef[TimerKeeper] | None = None  # with timer units
-        # daemon-reload: reads the unit directories again, as the boot did (None: cannot)
+        # daemon-reload: reads the unit directories again, as the boot did (None: cannot),
+        # with the instances named (those made on demand, read again by each reload)
         self.reloader = reloader
+        self.published = published  # told each unit set taken on (what `status` describes)
+        self.demanded: set[str] = set()  # instances made on demand (`systemctl start x@a`)
         self.boot_names: frozenset[str] | None = None  # --systemd's boot set, if it was given
         self.retired: set[str] = set()  # removed by a daemon-reload, still running
         self.apply_restarts: set[str] = set()  # --apply: changed units to start once down
@@ -276,6 +291,8 @@ class UnitSupervisor(pykka.ThreadingActor):
         elif isinstance(message, ReloadUnit):
             if self.shutdown is None and message.name in self.units:
                 self._tell(message.name, ReloadRequested())
+        elif isinstance(message, LoadInstance):
+            self._load_instance(message.name)
         elif isinstance(message, DaemonReload):
             self._daemon_reload(message.apply, requested=True)
         elif isinstance(message, ReloadAllUnits):
@@ -824,7 +841,8 @@ class UnitSupervisor(pykka.ThreadingActor):
     # ---- daemon-reload -------------------------------------------------------------------
 
     def _daemon_reload(self, apply: bool, requested: bool) -> None:
-        """Read the unit directories again and take the new set on, or refuse it whole.
+        """Read the unit directories again and take the new set on (`_take_on`), or refuse
+        it whole.
 
         systemd's semantics: a running unit keeps its processes and gets its new definition
         for its next start; an added unit can be started; a removed one that runs stays
@@ -838,20 +856,29 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._tell_reloaded({**told, "ok": False, "errors": [why]})
             return
         try:
-            new = self.reloader()
+            new = self.reloader(sorted(self.demanded))
         except Exception as exc:  # the loader reports bad input per file; this is a bug
             self._tell_reloaded({**told, "ok": False, "errors": [f"cannot load: {exc!r}"]})
             return
         if not new.ok:
-            fatal = new.errors + (new.warnings if new.strict else [])
-            errors = [d.format() for d in fatal]
+            errors = [d.format() for d in _fatal(new)]
             log(f"daemon-reload refused: the new unit set has {len(errors)} errors")
             self._tell_reloaded({**told, "ok": False, "errors": errors})
             return
+        self.demanded &= set(new.units)  # an instance whose template went goes with it
+        actions = self._take_on(new, apply)
+        if self.published is not None:
+            self.published(new)
+        self._tell_reloaded({**told, "ok": True, **actions})
+
+    def _take_on(self, new: UnitSet, apply: bool, why: str = "daemon-reload") -> dict[str, object]:
+        """The running set becomes `new` (a daemon-reload's, or the running one with an
+        instance made on demand). Returns the diff's lines and, with `apply`, what was
+        started, stopped and restarted."""
         defined = {n: u for n, u in self.units.items() if n not in self.retired}
         diff = diff_units(defined, new.units)
         for line in diff.lines():
-            info(f"daemon-reload: {line}")
+            info(f"{why}: {line}")
         for name, unit in new.units.items():  # every unit: aliases and paths may move too
             self.units[name] = unit
             slot = self.slots.get(name)
@@ -871,7 +898,58 @@ class UnitSupervisor(pykka.ThreadingActor):
         at_rest = [n for n in diff.removed if self.states.get(n, State.INACTIVE) in AT_REST_STATES]
         self._drop_removed(at_rest)
         actions = self._apply(diff.added, diff.removed, diff.changed) if apply else {}
-        self._tell_reloaded({**told, "ok": True, "diff": diff.lines(), **actions})
+        return {"diff": diff.lines(), **actions}
+
+    # ---- instances made on demand --------------------------------------------------------
+
+    def _load_instance(self, name: str) -> None:
+        """`systemctl start x@a` of an instance no link named: the unit directories are
+        read with it (its template, snippets, the instances it names in turn), and it joins
+        the running set as a daemon-reload adds a unit (`_take_on`); nothing else of that
+        reading is taken on. One `instance-loaded` event says how it went: code 4 when its
+        template is not loaded, 1 with the diagnostics of its files when they have errors."""
+        told: dict[str, object] = {"instance": name}
+        if name in self.units and name not in self.retired:  # a request before made it
+            self._tell_instance({**told, "ok": True})
+            return
+        if self.shutdown is not None or self.reloader is None:
+            why = "cinit is shutting down" if self.shutdown is not None else "cannot load units"
+            self._tell_instance({**told, "ok": False, "code": 1, "errors": [why]})
+            return
+        try:
+            read = self.reloader(sorted({*self.demanded, name}))
+        except Exception as exc:  # the loader reports bad input per file; this is a bug
+            errors = [f"cannot load: {exc!r}"]
+            self._tell_instance({**told, "ok": False, "code": 1, "errors": errors})
+            return
+        unit = read.units.get(name)
+        if unit is None or not is_instance(name):
+            self._tell_instance({**told, "ok": False, "code": 4, "errors": []})
+            return
+        # The new instances: this one and those it names (Requires=y@%i.service).
+        added = {
+            n: u
+            for n, u in read.units.items()
+            if is_instance(n) and (n not in self.units or n in self.retired)
+        }
+        files = {path for each in added.values() for path in (each.path, *each.snippets)}
+        errors = [d.format() for d in _fatal(read) if d.path in files]
+        if errors:
+            log(f"cannot load {name}: its unit file has {len(errors)} errors")
+            self._tell_instance({**told, "ok": False, "code": 1, "errors": errors})
+            return
+        units = {n: u for n, u in self.units.items() if n not in self.retired}
+        units.update(added)
+        new = read.replace(units=units, graph=build_graph(units, self.boot_names))
+        self.demanded.update(added)
+        self._take_on(new, apply=False, why=f"instance of {unit.template}")
+        if self.published is not None:
+            self.published(new)
+        self._tell_instance({**told, "ok": True})
+
+    def _tell_instance(self, fields: dict[str, object]) -> None:
+        if self.events is not None:
+            self.events.tell(Notice("", INSTANCE_LOADED_EVENT, fields))
 
     def _rebuild_graph(self, new: UnitSet) -> None:
         """The new set's graph, or (removed units still running) one over both."""
