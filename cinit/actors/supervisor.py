@@ -932,7 +932,7 @@ class UnitSupervisor(pykka.ThreadingActor):
             for n, u in read.units.items()
             if is_instance(n) and (n not in self.units or n in self.retired)
         }
-        files = {path for each in added.values() for path in (each.path, *each.snippets)}
+        files = {p for each in added.values() for p in (each.path, *each.snippets) if p}
         errors = [d.format() for d in _fatal(read) if d.path in files]
         if errors:
             log(f"cannot load {name}: its unit file has {len(errors)} errors")
