@@ -107,12 +107,12 @@ from cinit.machines.vocabulary import (
     UNIT_CHANGED_EVENT,
     UNIT_REMOVED_EVENT,
 )
-from cinit.units.diagnostics import Diagnostic
+from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.graph import build_graph
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 from cinit.units.unit_diff import diff_units, unit_summary
-from cinit.units.unit_names import is_instance
+from cinit.units.unit_names import is_instance, template_of
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 10.0  # seconds
@@ -130,6 +130,9 @@ if TYPE_CHECKING:
 _SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING)
 # Up, or about to be: a conflicting or bound unit in one of these states is stopped.
 _UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
+
+
+_SAID = (Severity.ERROR, Severity.WARNING)  # findings that say why a unit was left out
 
 
 def _fatal(unit_set: UnitSet) -> list[Diagnostic]:
@@ -924,7 +927,16 @@ class UnitSupervisor(pykka.ThreadingActor):
             return
         unit = read.units.get(name)
         if unit is None or not is_instance(name):
-            self._tell_instance({**told, "ok": False, "code": 4, "errors": []})
+            # --systemd leaves a unit whose file has errors out (its findings as warnings):
+            # those of its template say why; none, or no template: not found.
+            template = read.templates.get(template_of(name), "")
+            said = [
+                d.format()
+                for d in read.diagnostics
+                if template and d.path == template and d.severity in _SAID
+            ]
+            code = 1 if said else 4
+            self._tell_instance({**told, "ok": False, "code": code, "errors": said})
             return
         # The new instances: this one and those it names (Requires=y@%i.service).
         added = {

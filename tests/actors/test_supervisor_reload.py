@@ -255,5 +255,13 @@ def test_an_instance_without_template_or_with_errors_is_refused(reloading: Any) 
     refused = r.events.wait("instance-loaded", 2)[-1].fields
     assert (refused["ok"], refused["code"]) == (False, 1)
     assert refused["errors"] == [bad.format()]  # its own file's findings, not the others'
+    # --systemd leaves a unit with errors out, its findings softened to warnings: said.
+    soft = Diagnostic(Severity.WARNING, "Restart=: invalid value [left out]", "/u/soft@.service")
+    r.next = unit_set(base).replace(
+        templates={"soft@.service": "/u/soft@.service"}, diagnostics=(soft,)
+    )
+    r.ref.tell(LoadInstance("soft@x.service"))
+    refused = r.events.wait("instance-loaded", 3)[-1].fields
+    assert (refused["code"], refused["errors"]) == (1, [soft.format()])
     assert set(r.ref.proxy().units.get(timeout=5)) == {"a.service"}
     assert not r.events.named("unit-added")

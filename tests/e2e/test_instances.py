@@ -91,9 +91,7 @@ def test_instances_made_on_demand(boot: Booter, tmp_path: Path, cinit_cmd: list[
 
     # A template with an error (written after the boot): its diagnostics, exit 1.
     bad_template = tmp_path / "boot" / "units" / "bad@.service"
-    bad_template.write_text(
-        "[Service]\nExecStart=/bin/sleep 100\nRestart=sometimes\n"
-    )
+    bad_template.write_text("[Service]\nExecStart=/bin/sleep 100\nRestart=sometimes\n")
     bad = ctl("start", "bad@one")
     assert bad.returncode == 1, (bad.stdout, bad.stderr)
     assert "bad@.service:3" in bad.stderr and "Restart" in bad.stderr, bad.stderr
