@@ -195,6 +195,7 @@ class UnitSupervisor(pykka.ThreadingActor):
         timers: TimerSupport | None = None,
         reloader: Callable[[Collection[str]], UnitSet] | None = None,
         published: Callable[[UnitSet], None] | None = None,
+        late_sockets: Callable[[], SocketSupport] | None = None,
     ) -> None:
         super().__init__()
         self.units: dict[str, Unit] = dict(unit_set.units)
@@ -228,6 +229,8 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.crash_count = 0  # actor crashes, all units
         self.internal_errors = 0  # messages the supervisor itself failed to handle
         self.sockets = sockets
+        # Sets socket activation up when the first socket units come after the boot.
+        self.late_sockets = late_sockets
         self.socket_actors: dict[str, pykka.ActorRef[SocketActivator]] = {}  # bound socket -> actor
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
@@ -894,6 +897,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.boot_names = frozenset(new.graph.boot_units())
         self._rebuild_graph(new)
         self._redefine_timers(new)
+        added_socket = any(self.units[n].kind is UnitKind.SOCKET for n in diff.added)
+        if self.sockets is None and self.late_sockets is not None and added_socket:
+            self.sockets = self.late_sockets()
         for name in diff.added:
             self._tell_unit_event(UNIT_ADDED_EVENT, name)
         for name, directives in diff.changed.items():

@@ -156,6 +156,13 @@ class UnitServices:
             self.context.notify = hub
         return unit_set
 
+    def late_sockets(self) -> SocketSupport:
+        """Socket activation for the first socket units that came after the boot (a
+        daemon-reload's, an instance made on demand): set up now, closed with the rest."""
+        if self.sockets is None:
+            self.sockets = _new_socket_support(self.context)
+        return self.sockets
+
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
 
@@ -185,6 +192,7 @@ class UnitServices:
             timers=timers,
             reloader=self.reread if self.reader is not None else None,
             published=_publisher(events),
+            late_sockets=self.late_sockets,
         )
         self.bound = {}
         self.started = {}
@@ -220,6 +228,10 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
     """The poller and listener registry of socket activation; None without socket units."""
     if not any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
         return None
+    return _new_socket_support(context)
+
+
+def _new_socket_support(context: UnitContext) -> SocketSupport:
     from cinit.actors.socket_activator import SocketSupport
     from cinit.io.sockets import ListenerRegistry, ReadinessPoller
 

@@ -10,6 +10,7 @@ cinit as PID 1; the commands run as a user runs them.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -102,4 +103,52 @@ def test_instances_made_on_demand(boot: Booter, tmp_path: Path, cinit_cmd: list[
     reload = ctl("daemon-reload")
     assert reload.returncode == 0, reload.stderr
     assert ctl("is-active", "greet@work", "greet@home").stdout == "active\nactive\n"
+    assert run.terminate() == 0, run.report()
+
+
+def test_socket_and_timer_instances_made_on_demand(
+    boot: Booter, tmp_path: Path, cinit_cmd: list[str]
+) -> None:
+    sockets = tmp_path / "sock"
+    sockets.mkdir()
+    run = boot(
+        {
+            **UNITS,
+            "echo@.socket": f"""
+                [Socket]
+                ListenStream={sockets}/echo-%i.sock
+                """,
+            "echo@.service": """
+                [Service]
+                ExecStart=/bin/sh -c 'echo serving %i; exec sleep 100'
+                """,
+            "tick@.timer": """
+                [Timer]
+                OnActiveSec=1
+                AccuracySec=1us
+                """,
+            "tick@.service": """
+                [Service]
+                Type=oneshot
+                ExecStart=/bin/echo tick %i
+                """,
+        }
+    )
+    runtime = tmp_path / "boot" / "run"
+    run.wait_err(cinit_line("keep.service", "ready"), timeout=20)
+    wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
+    ctl = lambda *args: command(cinit_cmd, runtime, "systemctl", *args)  # noqa: E731
+
+    started = ctl("start", "echo@a.socket")
+    assert started.returncode == 0, started.stderr
+    assert ctl("is-active", "echo@a.socket").stdout == "active\n"
+    assert ctl("is-active", "echo@a.service").stdout == "inactive\n"  # until a connection
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(sockets / "echo-a.sock"))
+        wait_until(lambda: ctl("is-active", "echo@a.service").stdout == "active\n", 10, "echo@a up")
+
+    timer = ctl("start", "tick@b.timer")
+    assert timer.returncode == 0, timer.stderr
+    assert ctl("is-active", "tick@b.timer").stdout == "active\n"
+    run.wait_out(r"tick@b.service: tick b", timeout=20)  # its service ran, an instance too
     assert run.terminate() == 0, run.report()
