@@ -294,6 +294,6 @@ def _publisher(events: object) -> Callable[[UnitSet], None] | None:
         return None
 
     def publish(unit_set: UnitSet) -> None:
-        events.unit_set = unit_set  # type: ignore[attr-defined]  # one reference, swapped whole
+        events.unit_set = unit_set  # one reference, swapped whole
 
     return publish
