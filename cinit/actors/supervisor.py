@@ -17,6 +17,9 @@ started; a removed unit that runs stays until it is stopped, then its actor ends
 `Retire`), tells `unit-added`/`unit-changed`/`unit-removed`, and with `apply` stops the
 removed, starts the added and restarts the changed units. `daemon-reloaded` says how it
 went. `ReloadUnit` asks one unit for its ExecReload= (the unit machine's reload).
+`LoadInstance` (`systemctl start x@a` of an instance not loaded) reads the directories with
+that instance asked for and takes on only the new instances, by the same path as a
+daemon-reload's added units (`_take_on`); `instance-loaded` says how it went.
 
 Socket units (`cinit.actors.socket_activator`): every socket whose conditions hold is
 bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
