@@ -3,8 +3,9 @@
 cinit boots with a template `greet@.service` and no instance of it; `systemctl start
 greet@work` makes the instance from the template (as systemd does), starts it, and it
 then behaves as any unit (status, logs, stop). A template missing: not found (4); a
-template with an error, written after the boot: the diagnostics, exit 1. Real processes,
-cinit as PID 1; the commands run as a user runs them.
+template with an error, written after the boot: the diagnostics, exit 1. Socket and timer
+templates too (no socket unit at boot: socket activation is set up with the first one).
+Real processes, cinit as PID 1; the commands run as a user runs them.
 """
 
 from __future__ import annotations
