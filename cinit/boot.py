@@ -34,6 +34,7 @@ from cinit.io.reaper import Process, ProcessTable
 from cinit.io.spawn import SpawnError, SpawnRequest, raise_fd_limit, spawn
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from typing import Any
 
     import pykka
@@ -332,20 +333,32 @@ def _unit_dirs(config: BootConfig) -> str:
     return dirs
 
 
-def _read_units(config: BootConfig) -> UnitSet:
+def _read_units(config: BootConfig, instances: Collection[str] = ()) -> UnitSet:
     """Every unit of the directories the boot reads (the same flags): at boot, and again
-    for each daemon-reload (`cinit reload`, SIGHUP)."""
+    for each daemon-reload (`cinit reload`, SIGHUP) and each instance made on demand
+    (`instances`: `systemctl start x@a` of a template no link named)."""
     if config.systemd:
         from cinit.units.loader import load_systemd_units
         from cinit.units.systemd_layout import systemd_root
 
         root = config.systemd_root or systemd_root(os.environ)
         return load_systemd_units(
-            root, config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts
+            root,
+            config.units_dir,
+            config.drop_in_dir,
+            strict=config.strict,
+            facts=_host_facts,
+            instances=instances,
         )
     from cinit.units import load_units
 
-    return load_units(config.units_dir, config.drop_in_dir, strict=config.strict, facts=_host_facts)
+    return load_units(
+        config.units_dir,
+        config.drop_in_dir,
+        strict=config.strict,
+        facts=_host_facts,
+        instances=instances,
+    )
 
 
 def _loud_paths(unit_set: UnitSet, config: BootConfig) -> set[str]:
@@ -483,7 +496,8 @@ def _prepare_services(
         log_ring=(config.log_lines, config.log_bytes),
         early=early,
     )
-    services.reader = lambda: _read_units(config)  # daemon-reload reads what the boot read
+    # daemon-reload and instances made on demand read what the boot read
+    services.reader = lambda instances=(): _read_units(config, instances)
     return services
 
 

@@ -17,6 +17,9 @@ started; a removed unit that runs stays until it is stopped, then its actor ends
 `Retire`), tells `unit-added`/`unit-changed`/`unit-removed`, and with `apply` stops the
 removed, starts the added and restarts the changed units. `daemon-reloaded` says how it
 went. `ReloadUnit` asks one unit for its ExecReload= (the unit machine's reload).
+`LoadInstance` (`systemctl start x@a` of an instance not loaded) reads the directories with
+that instance asked for and takes on only the new instances, by the same path as a
+daemon-reload's added units (`_take_on`); `instance-loaded` says how it went.
 
 Socket units (`cinit.actors.socket_activator`): every socket whose conditions hold is
 bound before any service starts, before the first wave (`cinit.io.socket_binding`); on
@@ -56,7 +59,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pykka
@@ -71,6 +74,7 @@ from cinit.machines.ordering import StartBook, StopPlan
 from cinit.machines.record import Record
 from cinit.machines.requests import (
     DaemonReload,
+    LoadInstance,
     ReloadUnit,
     ResetFailedUnit,
     StartUnit,
@@ -100,15 +104,18 @@ from cinit.machines.unit_state import monotonic_usec
 from cinit.machines.vocabulary import (
     AT_REST_STATES,
     DAEMON_RELOADED_EVENT,
+    INSTANCE_LOADED_EVENT,
     NO_PROCESS_STATES,
     UNIT_ADDED_EVENT,
     UNIT_CHANGED_EVENT,
     UNIT_REMOVED_EVENT,
 )
+from cinit.units.diagnostics import Diagnostic, Severity
 from cinit.units.graph import build_graph
 from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 from cinit.units.unit_diff import diff_units, unit_summary
+from cinit.units.unit_names import is_instance, template_of
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 10.0  # seconds
@@ -126,6 +133,16 @@ if TYPE_CHECKING:
 _SERVICE_UP = (State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING)
 # Up, or about to be: a conflicting or bound unit in one of these states is stopped.
 _UP_OR_PENDING = (*_SERVICE_UP, State.WAITING, State.AUTO_RESTART)
+
+
+_SAID = (Severity.ERROR, Severity.WARNING)  # findings that say why a unit was left out
+
+
+def _fatal(unit_set: UnitSet) -> list[Diagnostic]:
+    """What makes a unit set not ok: its errors (and warnings, when strict)."""
+    return unit_set.errors + (unit_set.warnings if unit_set.strict else [])
+
+
 # Where a unit goes down to, and where it was up (BindsTo= stops the units bound to it).
 _DOWN = (State.INACTIVE, State.FAILED, State.EXITED)
 _WAS_UP = (*_SERVICE_UP, State.STOPPING)
@@ -179,7 +196,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         reports: Postbox | None = None,
         bound: Mapping[str, SocketBinding] | None = None,
         timers: TimerSupport | None = None,
-        reloader: Callable[[], UnitSet] | None = None,
+        reloader: Callable[[Collection[str]], UnitSet] | None = None,
+        published: Callable[[UnitSet], None] | None = None,
+        late_sockets: Callable[[], SocketSupport] | None = None,
     ) -> None:
         super().__init__()
         self.units: dict[str, Unit] = dict(unit_set.units)
@@ -213,14 +232,19 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.crash_count = 0  # actor crashes, all units
         self.internal_errors = 0  # messages the supervisor itself failed to handle
         self.sockets = sockets
+        # Sets socket activation up when the first socket units come after the boot.
+        self.late_sockets = late_sockets
         self.socket_actors: dict[str, pykka.ActorRef[SocketActivator]] = {}  # bound socket -> actor
         self.socket_outcomes: dict[str, Outcome] = {}  # sockets not bound: failed, skipped
         self.socket_rebinds: set[str] = set()  # failed sockets to bind once their actor stopped
         self.bound: dict[str, SocketBinding] = dict(bound or {})  # bound at boot, not handed over
         self.timers = timers
         self.timer_keeper: pykka.ActorRef[TimerKeeper] | None = None  # with timer units
-        # daemon-reload: reads the unit directories again, as the boot did (None: cannot)
+        # daemon-reload: reads the unit directories again, as the boot did (None: cannot),
+        # with the instances named (those made on demand, read again by each reload)
         self.reloader = reloader
+        self.published = published  # told each unit set taken on (what `status` describes)
+        self.demanded: set[str] = set()  # instances made on demand (`systemctl start x@a`)
         self.boot_names: frozenset[str] | None = None  # --systemd's boot set, if it was given
         self.retired: set[str] = set()  # removed by a daemon-reload, still running
         self.apply_restarts: set[str] = set()  # --apply: changed units to start once down
@@ -276,6 +300,8 @@ class UnitSupervisor(pykka.ThreadingActor):
         elif isinstance(message, ReloadUnit):
             if self.shutdown is None and message.name in self.units:
                 self._tell(message.name, ReloadRequested())
+        elif isinstance(message, LoadInstance):
+            self._load_instance(message.name)
         elif isinstance(message, DaemonReload):
             self._daemon_reload(message.apply, requested=True)
         elif isinstance(message, ReloadAllUnits):
@@ -824,7 +850,8 @@ class UnitSupervisor(pykka.ThreadingActor):
     # ---- daemon-reload -------------------------------------------------------------------
 
     def _daemon_reload(self, apply: bool, requested: bool) -> None:
-        """Read the unit directories again and take the new set on, or refuse it whole.
+        """Read the unit directories again and take the new set on (`_take_on`), or refuse
+        it whole.
 
         systemd's semantics: a running unit keeps its processes and gets its new definition
         for its next start; an added unit can be started; a removed one that runs stays
@@ -838,20 +865,29 @@ class UnitSupervisor(pykka.ThreadingActor):
             self._tell_reloaded({**told, "ok": False, "errors": [why]})
             return
         try:
-            new = self.reloader()
+            new = self.reloader(sorted(self.demanded))
         except Exception as exc:  # the loader reports bad input per file; this is a bug
             self._tell_reloaded({**told, "ok": False, "errors": [f"cannot load: {exc!r}"]})
             return
         if not new.ok:
-            fatal = new.errors + (new.warnings if new.strict else [])
-            errors = [d.format() for d in fatal]
+            errors = [d.format() for d in _fatal(new)]
             log(f"daemon-reload refused: the new unit set has {len(errors)} errors")
             self._tell_reloaded({**told, "ok": False, "errors": errors})
             return
+        self.demanded &= set(new.units)  # an instance whose template went goes with it
+        actions = self._take_on(new, apply)
+        if self.published is not None:
+            self.published(new)
+        self._tell_reloaded({**told, "ok": True, **actions})
+
+    def _take_on(self, new: UnitSet, apply: bool, why: str = "daemon-reload") -> dict[str, object]:
+        """The running set becomes `new` (a daemon-reload's, or the running one with an
+        instance made on demand). Returns the diff's lines and, with `apply`, what was
+        started, stopped and restarted."""
         defined = {n: u for n, u in self.units.items() if n not in self.retired}
         diff = diff_units(defined, new.units)
         for line in diff.lines():
-            info(f"daemon-reload: {line}")
+            info(f"{why}: {line}")
         for name, unit in new.units.items():  # every unit: aliases and paths may move too
             self.units[name] = unit
             slot = self.slots.get(name)
@@ -864,6 +900,9 @@ class UnitSupervisor(pykka.ThreadingActor):
         self.boot_names = frozenset(new.graph.boot_units())
         self._rebuild_graph(new)
         self._redefine_timers(new)
+        added_socket = any(self.units[n].kind is UnitKind.SOCKET for n in diff.added)
+        if self.sockets is None and self.late_sockets is not None and added_socket:
+            self.sockets = self.late_sockets()
         for name in diff.added:
             self._tell_unit_event(UNIT_ADDED_EVENT, name)
         for name, directives in diff.changed.items():
@@ -871,7 +910,67 @@ class UnitSupervisor(pykka.ThreadingActor):
         at_rest = [n for n in diff.removed if self.states.get(n, State.INACTIVE) in AT_REST_STATES]
         self._drop_removed(at_rest)
         actions = self._apply(diff.added, diff.removed, diff.changed) if apply else {}
-        self._tell_reloaded({**told, "ok": True, "diff": diff.lines(), **actions})
+        return {"diff": diff.lines(), **actions}
+
+    # ---- instances made on demand --------------------------------------------------------
+
+    def _load_instance(self, name: str) -> None:
+        """`systemctl start x@a` of an instance no link named: the unit directories are
+        read with it (its template, snippets, the instances it names in turn), and it joins
+        the running set as a daemon-reload adds a unit (`_take_on`); nothing else of that
+        reading is taken on. One `instance-loaded` event says how it went: code 4 when its
+        template is not loaded, 1 with the diagnostics of its files when they have errors."""
+        told: dict[str, object] = {"instance": name}
+        if name in self.units and name not in self.retired:  # a request before made it
+            self._tell_instance({**told, "ok": True})
+            return
+        if self.shutdown is not None or self.reloader is None:
+            why = "cinit is shutting down" if self.shutdown is not None else "cannot load units"
+            self._tell_instance({**told, "ok": False, "code": 1, "errors": [why]})
+            return
+        try:
+            read = self.reloader(sorted({*self.demanded, name}))
+        except Exception as exc:  # the loader reports bad input per file; this is a bug
+            errors = [f"cannot load: {exc!r}"]
+            self._tell_instance({**told, "ok": False, "code": 1, "errors": errors})
+            return
+        unit = read.units.get(name)
+        if unit is None or not is_instance(name):
+            # --systemd leaves a unit whose file has errors out (its findings as warnings):
+            # those of its template say why; none, or no template: not found.
+            template = read.templates.get(template_of(name), "")
+            said = [
+                d.format()
+                for d in read.diagnostics
+                if template and d.path == template and d.severity in _SAID
+            ]
+            code = 1 if said else 4
+            self._tell_instance({**told, "ok": False, "code": code, "errors": said})
+            return
+        # The new instances: this one and those it names (Requires=y@%i.service).
+        added = {
+            n: u
+            for n, u in read.units.items()
+            if is_instance(n) and (n not in self.units or n in self.retired)
+        }
+        files = {p for each in added.values() for p in (each.path, *each.snippets) if p}
+        errors = [d.format() for d in _fatal(read) if d.path in files]
+        if errors:
+            log(f"cannot load {name}: its unit file has {len(errors)} errors")
+            self._tell_instance({**told, "ok": False, "code": 1, "errors": errors})
+            return
+        units = {n: u for n, u in self.units.items() if n not in self.retired}
+        units.update(added)
+        new = read.replace(units=units, graph=build_graph(units, self.boot_names))
+        self.demanded.update(added)
+        self._take_on(new, apply=False, why=f"instance of {unit.template}")
+        if self.published is not None:
+            self.published(new)
+        self._tell_instance({**told, "ok": True})
+
+    def _tell_instance(self, fields: dict[str, object]) -> None:
+        if self.events is not None:
+            self.events.tell(Notice("", INSTANCE_LOADED_EVENT, fields))
 
     def _rebuild_graph(self, new: UnitSet) -> None:
         """The new set's graph, or (removed units still running) one over both."""

@@ -39,7 +39,7 @@ from cinit.units.loader import UnitSet
 from cinit.units.model import Unit, UnitKind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     import pykka
 
@@ -71,7 +71,8 @@ class UnitServices:
         self.bound: dict[str, SocketBinding] = {}  # socket units bound at boot, until handed over
         self.started: dict[str, UnitSlot] = {}  # the first wave, until the supervisor runs
         self.supervisor: pykka.ActorRef[UnitSupervisor] | None = None  # once started
-        self.reader: Callable[[], UnitSet] | None = None  # daemon-reload's reading
+        # daemon-reload's reading (with the instances made on demand to read again too)
+        self.reader: Callable[[Collection[str]], UnitSet] | None = None
         self.sockets: SocketSupport | None = None  # when a socket unit is loaded
 
     @classmethod
@@ -142,11 +143,11 @@ class UnitServices:
             hub.start()
         return services
 
-    def reread(self) -> UnitSet:
-        """daemon-reload: the unit files read again; what new units need that no unit at
-        boot did (the notify socket) is set up now."""
+    def reread(self, instances: Collection[str] = ()) -> UnitSet:
+        """daemon-reload: the unit files read again (with `instances`, those made on demand);
+        what new units need that no unit at boot did (the notify socket) is set up now."""
         assert self.reader is not None
-        unit_set = self.reader()
+        unit_set = self.reader(instances)
         if self.context.notify is None and any(map(_needs_notify, unit_set.units.values())):
             from cinit.io.notify import NotifyHub
 
@@ -154,6 +155,13 @@ class UnitServices:
             hub.start()
             self.context.notify = hub
         return unit_set
+
+    def late_sockets(self) -> SocketSupport:
+        """Socket activation for the first socket units that came after the boot (a
+        daemon-reload's, an instance made on demand): set up now, closed with the rest."""
+        if self.sockets is None:
+            self.sockets = _new_socket_support(self.context)
+        return self.sockets
 
     def io_factory(self, unit: Unit, owner: Tellable) -> UnitIO:
         return UnitIO(unit, self.context, owner)
@@ -183,6 +191,8 @@ class UnitServices:
             bound=self.bound,
             timers=timers,
             reloader=self.reread if self.reader is not None else None,
+            published=_publisher(events),
+            late_sockets=self.late_sockets,
         )
         self.bound = {}
         self.started = {}
@@ -218,6 +228,10 @@ def _socket_support(unit_set: UnitSet, context: UnitContext) -> SocketSupport | 
     """The poller and listener registry of socket activation; None without socket units."""
     if not any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
         return None
+    return _new_socket_support(context)
+
+
+def _new_socket_support(context: UnitContext) -> SocketSupport:
     from cinit.actors.socket_activator import SocketSupport
     from cinit.io.sockets import ListenerRegistry, ReadinessPoller
 
@@ -271,3 +285,15 @@ def _preparer(context: UnitContext) -> Callable[[str], None]:
 def _needs_notify(unit: Unit) -> bool:
     service = unit.service
     return service is not None and (service.type.notifies or service.watchdog_sec > 0)
+
+
+def _publisher(events: object) -> Callable[[UnitSet], None] | None:
+    """Where the supervisor hands each unit set it takes on: the event hub's `unit_set`,
+    which `status`/`show` describe units from (an added unit, an instance made on demand)."""
+    if events is None or not hasattr(events, "unit_set"):
+        return None
+
+    def publish(unit_set: UnitSet) -> None:
+        events.unit_set = unit_set  # one reference, swapped whole
+
+    return publish

@@ -20,6 +20,7 @@ from cinit.events.status_book import StatusBook
 from cinit.machines.vocabulary import (
     AT_REST_STATES,
     DAEMON_RELOADED_EVENT,
+    INSTANCE_LOADED_EVENT,
     READY_STATES,
     RELOAD_FAILED_REASON,
     UNIT_REMOVED_EVENT,
@@ -56,6 +57,32 @@ class Pending:
         self.unit = unit
         # "start", "stop", "reload", "daemon-reload" or "restart-stop" (then "start")
         self.phase = phase
+
+
+class Instancing(Pending):
+    """A request naming an instance not loaded yet (`start x@a`): it waits for the
+    supervisor to make it from its template (`instance-loaded`), then is handled."""
+
+    __slots__ = ("cmd", "given", "message")
+
+    def __init__(self, client: Client, unit: str, given: str, message: dict[str, Any]) -> None:
+        super().__init__(client, unit, "instance")
+        self.given = given  # the name as the request wrote it, for "not found"
+        self.message = message
+        self.cmd = str(message.get("cmd"))
+
+
+# The kinds of unit an instance can be made of (a target template has nothing to run).
+_INSTANCE_SUFFIXES = (".service", ".socket", ".timer", ".target")
+
+
+def instance_name(unit: str) -> str | None:
+    """`x@a` or `x@a.service` -> `x@a.service` (systemctl's default suffix); None when
+    `unit` names no instance of a template."""
+    full = unit if unit.endswith(_INSTANCE_SUFFIXES) else f"{unit}.service"
+    stem = full.rpartition(".")[0]
+    prefix, at, instance = stem.partition("@")
+    return full if at and prefix and instance else None
 
 
 class Applying:
@@ -162,10 +189,45 @@ class ControlDesk:
         if unit is not None:
             name = self.book.resolve(unit)
             if name is None:
-                return self.error(f"unit {unit} not found", EXIT_UNKNOWN_UNIT)
+                return self.load_instance(client, unit, message)
         if name is None and cmd in NEEDS_UNIT:
             return self.error(f"malformed request: {cmd} needs a unit", EXIT_USAGE)
         return handler(message, name, client)
+
+    def load_instance(self, client: Client, unit: str, message: dict[str, Any]) -> Reply | None:
+        """A request naming a unit the book does not know: an instance (`x@a`) is made from
+        its template first, as systemd does, then the request is handled (answered after
+        the supervisor's `instance-loaded`); any other name is not found."""
+        full = instance_name(unit)
+        if full is None or self.book.shutting_down:
+            return self.error(f"unit {unit} not found", EXIT_UNKNOWN_UNIT)
+        if not self.command("instance", full):
+            return self.error(f"unit {unit} not found", EXIT_UNKNOWN_UNIT)
+        self.pending.append(Instancing(client, full, unit, message))
+        return None
+
+    def _instance_loaded(self, event: dict[str, Any]) -> list[tuple[Client, Reply]]:
+        """The requests that waited for this instance: handled now, or refused (exit 4 when
+        its template is not loaded, 1 with the diagnostics when its files have errors)."""
+        full = event.get("instance")
+        replies: list[tuple[Client, Reply]] = []
+        for item in list(self.pending):
+            if not isinstance(item, Instancing) or item.unit != full:
+                continue
+            self.pending.remove(item)
+            name = self.book.resolve(item.unit) if event.get("ok") else None
+            reply: Reply | None
+            if name is not None:
+                reply = self.handlers[item.cmd](item.message, name, item.client)
+            elif event.get("code") == EXIT_FAILED:
+                errors = [str(line) for line in event.get("errors") or ()]
+                text = "\n".join([f"cannot load {item.unit}:", *errors])
+                reply = self.error(text, EXIT_FAILED)
+            else:
+                reply = self.error(f"unit {item.given} not found", EXIT_UNKNOWN_UNIT)
+            if reply is not None:  # else the handler waits for the unit's events now
+                replies.append((item.client, reply))
+        return replies
 
     def status(self, name: str | None, message: dict[str, Any] | None = None) -> Reply:
         """Every unit's status (or `name`'s, with its recent events and output lines).
@@ -427,12 +489,14 @@ class ControlDesk:
         applied = self._applied(event) if self.applying else []
         if event["event"] == DAEMON_RELOADED_EVENT:
             return applied + self._daemon_reloaded(event)
+        if event["event"] == INSTANCE_LOADED_EVENT:
+            return applied + self._instance_loaded(event)
         new, unit = event.get("new"), event.get("unit")
         if new is None or unit is None:
             return applied
         replies: list[tuple[Client, Reply]] = applied
         for item in list(self.pending):
-            if item.unit != unit:
+            if item.unit != unit or isinstance(item, Instancing):
                 continue
             reply = self._advance(item, new, event)
             if reply is not None:

@@ -360,6 +360,7 @@ class EventPump:
             return False
         from cinit.machines.requests import (
             DaemonReload,
+            LoadInstance,
             ReloadUnit,
             ResetFailedUnit,
             StartUnit,
@@ -375,6 +376,7 @@ class EventPump:
             "daemon-reload": lambda _: DaemonReload(apply=False),
             "daemon-reload-apply": lambda _: DaemonReload(apply=True),
             "reset-failed": ResetFailedUnit,
+            "instance": LoadInstance,  # an instance of a template, made on demand
         }
         try:
             supervisor.tell(orders[kind](unit))

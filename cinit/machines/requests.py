@@ -38,6 +38,13 @@ class ReloadUnit(Record):
     name: str
 
 
+class LoadInstance(Record):
+    """Make the instance `name` (`x@a.service`) of its loaded template on demand, as
+    systemd does for `systemctl start x@a`; its `instance-loaded` event answers."""
+
+    name: str
+
+
 class DaemonReload(Record):
     """Read the unit directories again (systemctl daemon-reload); `apply`: also start the
     added, stop the removed and restart the changed units (`cinit reload --apply`)."""

@@ -94,6 +94,8 @@ UNIT_ADDED_EVENT = "unit-added"
 UNIT_REMOVED_EVENT = "unit-removed"
 UNIT_CHANGED_EVENT = "unit-changed"
 DAEMON_RELOADED_EVENT = "daemon-reloaded"  # cinit's: the outcome of one daemon-reload
+# cinit's: the outcome of making an instance of a template on demand (`systemctl start x@a`)
+INSTANCE_LOADED_EVENT = "instance-loaded"
 # How a reload ends (the reason of its `reloading -> active` Transition): the control
 # request that asked for it answers by the reason's first words.
 RELOADED_REASON = "reloaded"

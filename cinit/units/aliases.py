@@ -89,12 +89,14 @@ def _add_alias(
 
 def pulled_names(unit: Unit) -> list[str]:
     """The names `unit` makes systemd load: Requires=, Wants=, OnFailure=, a socket's
-    Service= (the instances a template must provide)."""
+    Service=, a timer's Unit= (the instances a template must provide)."""
     names: list[str] = []
     for field in PULLING_FIELDS:
         names.extend(getattr(unit.unit, field))
     if unit.kind is UnitKind.SOCKET and unit.socket is not None and unit.socket.service:
         names.append(unit.socket.service)
+    if unit.kind is UnitKind.TIMER and unit.timer is not None and unit.timer.unit:
+        names.append(unit.timer.unit)
     return names
 
 

@@ -37,7 +37,7 @@ from cinit.units.targets import implicit_targets, target_unit
 from cinit.units.unit_checks import check_service, check_socket, check_timer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
     from typing import Any
 
     from cinit.units.specifiers import HostFacts
@@ -523,16 +523,23 @@ def load_units(
     environ: Mapping[str, str] | None = None,
     hostname: str | None = None,
     facts: Callable[[], HostFacts] | None = None,
+    instances: Collection[str] = (),
 ) -> UnitSet:
     """Load and validate the core units and the drop-ins into a `UnitSet`.
 
     A directory that does not exist contributes nothing (the caller decides whether that
     is an error). With `strict`, every warning is reported as an error. `facts` gives
     the host specifiers (`cinit.io.host_facts.read_host_facts`); without it, only the
-    hostname and the kernel release are known.
+    hostname and the kernel release are known. `instances`: instances asked for by name
+    (`systemctl start x@a`), made from their templates when those are loaded.
     """
     return load_unit_dirs(
-        [drop_in_dir, units_dir], strict=strict, environ=environ, hostname=hostname, facts=facts
+        [drop_in_dir, units_dir],
+        strict=strict,
+        environ=environ,
+        hostname=hostname,
+        facts=facts,
+        instances=instances,
     )
 
 
@@ -543,6 +550,7 @@ def load_unit_dirs(
     environ: Mapping[str, str] | None = None,
     hostname: str | None = None,
     facts: Callable[[], HostFacts] | None = None,
+    instances: Collection[str] = (),
 ) -> UnitSet:
     """`load_units` over any list of unit directories, highest precedence first (as
     systemd lists its search path): the first directory with an entry for a name decides
@@ -554,7 +562,7 @@ def load_unit_dirs(
     gc.disable()
     try:
         provider = facts if facts is not None else default_facts(hostname)
-        return _load(list(directories), strict, environ, _Facts(provider))
+        return _load(list(directories), strict, environ, _Facts(provider), instances=instances)
     finally:
         if paused:
             gc.enable()
@@ -632,6 +640,7 @@ def _load(
     environ: Mapping[str, str] | None,
     facts: Callable[[], HostFacts],
     systemd: SystemdBoot | None = None,
+    instances: Collection[str] = (),
 ) -> UnitSet:
     diags: list[Diagnostic] = [] if systemd is None else list(systemd.findings)
     ignored: list[str] = []
@@ -677,8 +686,13 @@ def _load(
         _reread_for_alias_snippets(loading, alias_map)
     if systemd is not None:  # .wants/ links, before the instances they may name are made
         systemd.link(loading.units, alias_map)
-    # Instances named by a dependency (Requires=x@a.service) come from their template,
-    # and may name further instances.
+    # Instances asked for by name (made on demand, as systemd does), and those named by a
+    # dependency (Requires=x@a.service), come from their template; each may name more.
+    for name in sorted(instances):
+        real = aliases.resolve(name, alias_map)
+        template = unit_names.template_of(real)
+        if real not in loading.units and template in templates:
+            _instantiate(loading, real, template, templates)
     pending = sorted(loading.units)
     while pending:
         unit = loading.units[pending.pop()]
@@ -801,6 +815,7 @@ def load_systemd_units(
     environ: Mapping[str, str] | None = None,
     hostname: str | None = None,
     facts: Callable[[], HostFacts] | None = None,
+    instances: Collection[str] = (),
 ) -> UnitSet:
     """`cinit --systemd`: the units of systemd's search path under `root` (see
     `systemd_layout`), with `units_dir` and `drop_in_dir` on top (same name: theirs wins;
@@ -820,7 +835,7 @@ def load_systemd_units(
         systemd = SystemdBoot(layout, diags)
         provider = facts if facts is not None else default_facts(hostname)
         directories = [drop_in_dir, units_dir, *layout.dirs]
-        return _load(directories, strict, environ, _Facts(provider), systemd)
+        return _load(directories, strict, environ, _Facts(provider), systemd, instances)
     finally:
         if paused:
             gc.enable()

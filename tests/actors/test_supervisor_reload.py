@@ -21,7 +21,7 @@ from supervision_support import RecordingRoot, svc, unit_set
 from cinit.actors.scheduler import Scheduler
 from cinit.actors.supervisor import BootUnits, StartUnit, StopUnit, UnitSupervisor
 from cinit.io import log as cinit_log
-from cinit.machines.requests import DaemonReload
+from cinit.machines.requests import DaemonReload, LoadInstance
 from cinit.machines.unit_events import Notice
 from cinit.machines.unit_model import State
 from cinit.units.diagnostics import Diagnostic, Severity
@@ -62,13 +62,15 @@ class Reloading:
         self.closing = threading.Event()
         self.events = Events()
         self.next: UnitSet | Exception = unit_set(units)
+        self.asked: list[list[str]] = []  # the instances each reading was given
         self.ref = UnitSupervisor.start(
             unit_set(units), self.world.factory, self.scheduler, closing=self.closing,
             events=self.events, reloader=self.read,
         )  # fmt: skip
         self.ref.tell(BootUnits(self.root))
 
-    def read(self) -> UnitSet:
+    def read(self, instances: Any = ()) -> UnitSet:
+        self.asked.append(list(instances))
         if isinstance(self.next, Exception):
             raise self.next
         return self.next
@@ -198,3 +200,68 @@ def test_apply_also_restarts_what_an_earlier_reload_changed_while_it_ran(reloadi
         assert time.monotonic() < deadline, r.world.log
         time.sleep(0.005)
     assert r.world.entries("spawn", "a.service")[-1][2] == "/fake a-v2"
+
+
+def test_an_instance_is_made_on_demand_and_kept_by_later_reloads(reloading: Any) -> None:
+    base = {"a.service": svc("/fake a")}
+    r = reloading(base)
+    r.wait_state("a.service", State.ACTIVE)
+    # The reading has the instance when asked for it (as the loader makes it from its
+    # template), and a second one its unit file names (Wants=).
+    made = {
+        **base,
+        "greet@work.service": svc("/fake work", unit="Wants=greet@dep.service"),
+        "greet@dep.service": svc("/fake dep"),
+    }
+    r.next = unit_set(made)
+    r.ref.tell(LoadInstance("greet@work.service"))
+    loaded = r.events.wait("instance-loaded")[-1]
+    assert loaded.fields == {"instance": "greet@work.service", "ok": True}
+    assert r.asked[-1] == ["greet@work.service"]
+    assert sorted(n.unit for n in r.events.named("unit-added")) == [
+        "greet@dep.service",
+        "greet@work.service",
+    ]
+    assert r.state("greet@work.service") is None  # loaded, not started
+    r.ref.tell(StartUnit("greet@work.service"))
+    r.wait_state("greet@work.service", State.ACTIVE)
+    r.wait_state("greet@dep.service", State.ACTIVE)  # its Wants=, as for any unit
+    assert not r.events.named("daemon-reloaded")  # no daemon-reload was told
+    # A daemon-reload reads them again: they stay.
+    outcome = r.reload(made)
+    assert outcome.fields["ok"] is True and outcome.fields["diff"] == []
+    assert r.asked[-1] == ["greet@dep.service", "greet@work.service"]
+    # Asked again (a second request raced the first): loaded already, nothing read.
+    count = len(r.asked)
+    r.ref.tell(LoadInstance("greet@work.service"))
+    assert r.events.wait("instance-loaded", 2)[-1].fields["ok"] is True
+    assert len(r.asked) == count
+
+
+def test_an_instance_without_template_or_with_errors_is_refused(reloading: Any) -> None:
+    base = {"a.service": svc("/fake a")}
+    r = reloading(base)
+    r.wait_state("a.service", State.ACTIVE)
+    r.next = unit_set(base)  # no template: the reading has no such instance
+    r.ref.tell(LoadInstance("nosuch@x.service"))
+    refused = r.events.wait("instance-loaded")[-1].fields
+    assert (refused["ok"], refused["code"]) == (False, 4)
+    broken = unit_set({**base, "bad@x.service": svc("/fake bad")})
+    path = broken.units["bad@x.service"].path
+    bad = Diagnostic(Severity.ERROR, "Restart=: invalid value 'sometimes'", path, 3)
+    elsewhere = Diagnostic(Severity.ERROR, "not this instance's file", "/elsewhere/b.service")
+    r.next = broken.replace(diagnostics=(bad, elsewhere))
+    r.ref.tell(LoadInstance("bad@x.service"))
+    refused = r.events.wait("instance-loaded", 2)[-1].fields
+    assert (refused["ok"], refused["code"]) == (False, 1)
+    assert refused["errors"] == [bad.format()]  # its own file's findings, not the others'
+    # --systemd leaves a unit with errors out, its findings softened to warnings: said.
+    soft = Diagnostic(Severity.WARNING, "Restart=: invalid value [left out]", "/u/soft@.service")
+    r.next = unit_set(base).replace(
+        templates={"soft@.service": "/u/soft@.service"}, diagnostics=(soft,)
+    )
+    r.ref.tell(LoadInstance("soft@x.service"))
+    refused = r.events.wait("instance-loaded", 3)[-1].fields
+    assert (refused["code"], refused["errors"]) == (1, [soft.format()])
+    assert set(r.ref.proxy().units.get(timeout=5)) == {"a.service"}
+    assert not r.events.named("unit-added")

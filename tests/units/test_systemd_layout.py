@@ -280,3 +280,15 @@ def test_systemds_own_units_get_the_booted_check_and_others_do_not(tmp_path: Pat
     assert all(c.value != "/run/systemd/system" for c in nginx)
     hints = [d for d in units.diagnostics if "systemd's own units" in d.message]
     assert len(hints) == 1 and hints[0].severity is Severity.HINT
+
+
+def test_an_instance_asked_for_by_name_under_systemd_directories(tmp_path: Path) -> None:
+    # `systemctl start openvpn@work`: the template's instance is loaded, not a boot unit.
+    root = make_root(tmp_path)
+    (root / "usr/lib/systemd/system" / "openvpn@.service").write_text(
+        "[Service]\nExecStart=/bin/echo %i\n"
+    )
+    units = load(root, tmp_path, instances=["openvpn@work.service"])
+    instance = units.units["openvpn@work.service"]
+    assert instance.service is not None and instance.service.exec_start[0].words[1] == "work"
+    assert "openvpn@work.service" not in units.graph.boot_units()

@@ -430,3 +430,32 @@ def test_a_mask_in_a_higher_directory_hides_the_unit(tmp_path: Path) -> None:
     assert sorted(result.units) == ["y.service"]
     assert result.masked == {"x.service": str(tmp_path / "etc" / "x.service")}
     assert any("x.service is masked" in m for m in messages(result, Severity.HINT))
+
+
+def test_instances_asked_for_by_name_come_from_their_templates(tmp_path: Path) -> None:
+    # `systemctl start greet@work` of an instance no link names (issue 16): made on demand,
+    # with the instances its file names in turn; no template: nothing is made.
+    write(tmp_path / "u", "greet@.service", "[Unit]\nWants=child@%i.service\n" + SIMPLE)
+    write(tmp_path / "u", "child@.service", "[Service]\nExecStart=/bin/echo child %i\n")
+    write(tmp_path / "u", "echo@.socket", "[Socket]\nListenStream=/run/echo-%i.sock\n")
+    write(tmp_path / "u", "echo@.service", SIMPLE)
+    write(tmp_path / "u", "tick@.timer", "[Timer]\nOnActiveSec=1h\n")
+    write(tmp_path / "u", "tick@.service", "[Service]\nExecStart=/bin/echo tick %i\n")
+    assert not load(tmp_path).units
+    result = load_units(
+        str(tmp_path / "u"),
+        str(tmp_path / "d"),
+        facts=lambda: FACTS,
+        instances=["greet@work.service", "echo@a.socket", "tick@b.timer", "nosuch@x.service"],
+    )
+    assert result.ok, messages(result)
+    assert sorted(result.units) == [
+        "child@work.service",
+        "echo@a.service",  # what the socket activates, and the timer: their instances too
+        "echo@a.socket",
+        "greet@work.service",
+        "tick@b.service",
+        "tick@b.timer",
+    ]
+    assert result.units["greet@work.service"].template == "greet@.service"
+    assert result.units["child@work.service"].service.exec_start[0].words[-1] == "work"
