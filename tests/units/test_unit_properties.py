@@ -163,10 +163,11 @@ TIMESPAN = st.one_of(st.sampled_from([0.0, 0.1, 2.0, 10.0, 90.0]), TIME_TEXT.map
 SIGNALS = [n for n in range(1, signal.NSIG) if n not in (32, 33)]
 UINT = st.integers(0, 2**31 - 1)
 USER_NAME = raw_text(expanded=True, max_size=12).filter(
-    # A user name is one word without ':' or '/'; a leading '!' on a ConditionUser= value
-    # is read as negation, so a non-negated value cannot start with one.
+    # A user name is one word without ':' or '/'; a leading '!' or '|' on a ConditionUser=
+    # value is read as negation or trigger, so a value cannot start with one.
     lambda name: (
-        not any(c.isspace() or ord(c) < 32 or c in ":/" for c in name) and not name.startswith("!")
+        not any(c.isspace() or ord(c) < 32 or c in ":/" for c in name)
+        and not name.startswith(("!", "|"))
     )
 )
 ENV_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
