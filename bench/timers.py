@@ -168,7 +168,7 @@ def cpu_share(pid1: int, second: float, seconds: float) -> float:
 
 def exec_jitters(trace: Path, stamps: Path) -> list[float]:
     """ms from each timer's elapse to the clock its service read after its exec (each
-    stamp goes with the latest elapse of its timer before it, less than a second before)."""
+    stamp goes with the latest elapse of its timer before it: no stamp is left out)."""
     records = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
     elapses: dict[str, list[float]] = {}  # service -> the elapses its timer was armed for
     for record in records:
@@ -178,7 +178,7 @@ def exec_jitters(trace: Path, stamps: Path) -> list[float]:
     for path in sorted(stamps.glob("*.service")):
         for word in path.read_text().split():
             stamp = float(word)
-            before = [at for at in elapses.get(path.name, ()) if at <= stamp < at + 1.0]
+            before = [at for at in elapses.get(path.name, ()) if at <= stamp]
             if before:
                 found.append((stamp - max(before)) * 1000)
     return found
