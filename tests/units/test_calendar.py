@@ -7,7 +7,6 @@ the OnCalendar= value parser, with the answers systemd 252 gives written out.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
@@ -194,7 +193,7 @@ def test_the_local_zone_abbreviation_forces_standard_or_daylight_time(
 
 def test_the_spec_is_immutable_and_hashable() -> None:
     spec = parse_calendar("Mon..Fri 9..17:00")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # Frozen (and a frozen dataclass) refuse it
         spec.utc = True  # type: ignore[misc]
     assert spec == parse_calendar("Mon-Fri 09..17:00:00")
     assert len({spec, parse_calendar("Mon-Fri 09..17:00:00")}) == 1
