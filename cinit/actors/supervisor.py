@@ -319,7 +319,7 @@ class UnitSupervisor(pykka.ThreadingActor):
                 self._tell(name, SignalRequested(message.signo))
         elif isinstance(message, RetryActor):
             self._ensure_actor(message.name)
-        elif not self._handle_socket_report(message) and not self._handle_timer(message):
+        elif not self._handle_timer(message) and not self._handle_socket_report(message):
             log(f"unit supervisor: unexpected message {message!r}")
 
     def _check_boot_settled(self) -> None:
@@ -516,6 +516,8 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _handle_timer(self, message: object) -> bool:
         """TimerTriggered; False for anything else."""
+        if self.timer_keeper is None:
+            return False  # no keeper, no TimerTriggered (and timer_keeper stays unimported)
         from cinit.actors.timer_keeper import TimerTriggered
 
         if not isinstance(message, TimerTriggered):
@@ -650,6 +652,10 @@ class UnitSupervisor(pykka.ThreadingActor):
 
     def _handle_socket_report(self, message: object) -> bool:
         """SocketTriggered, SocketFailed, SocketStopped; False for anything else."""
+        if self.sockets is None:
+            # No socket support, so no socket actor to send these: and socket_activator's
+            # imports (socket, dataclasses with inspect: ~2 MiB) stay out of PID 1.
+            return False
         from cinit.actors.socket_activator import (
             ServiceUp,
             SocketFailed,

@@ -25,16 +25,14 @@ upstream source does not show (a match before the start goes on from the next ho
 
 from __future__ import annotations
 
-import calendar as _gregorian
-import dataclasses
 import os
 import re
 import time
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cinit.units._text import quoted
+from cinit.units.frozen import Frozen
 
 __all__ = [
     "CalendarError",
@@ -78,6 +76,7 @@ class CalendarSearchError(RuntimeError):
 
 # 2200-01-01 00:00 UTC plus a day: no elapse can come after (years end at 2199).
 _NEVER_AFTER: Final = 7258118400 + 86400
+_EPOCH_ORDINAL: Final = 719163  # date(1970, 1, 1).toordinal()
 # systemd's safety valve against a search that does not end.
 _MAX_ITERATIONS: Final = 1000
 
@@ -85,8 +84,7 @@ _MAX_ITERATIONS: Final = 1000
 # --- the parsed form -------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Component:
+class _Component(Frozen):
     """One value of a field: `start`, a range `start..stop`, a repetition `start/repeat`
     or `start..stop/repeat`. stop is -1 without a range, repeat 0 without a repetition.
     Seconds are counted in microseconds."""
@@ -100,8 +98,7 @@ class _Component:
 _Chain = tuple[_Component, ...] | None
 
 
-@dataclasses.dataclass(frozen=True)
-class CalendarSpec:
+class CalendarSpec(Frozen):
     """One parsed OnCalendar= expression (immutable). `weekdays` is a bit set (bit 0 Monday)
     or -1 for any day; `second` counts microseconds; `dst` is -1, or 0/1 when the
     expression ended in the local zone's standard/daylight abbreviation (`dst_name`)."""
@@ -264,22 +261,37 @@ _SHORTHAND_ALIASES: Final = {
 }
 
 
-@dataclasses.dataclass
 class _Draft:
     """The spec while it is parsed (mutable); `_finish` turns it into a CalendarSpec."""
 
-    weekdays: int = 0
-    year: list[_Component] | None = None
-    month: list[_Component] | None = None
-    day: list[_Component] | None = None
-    hour: list[_Component] | None = None
-    minute: list[_Component] | None = None
-    second: list[_Component] | None = None
-    end_of_month: bool = False
-    utc: bool = False
-    timezone: str | None = None
-    dst: int = -1
-    dst_name: str = ""
+    __slots__ = (
+        "day",
+        "dst",
+        "dst_name",
+        "end_of_month",
+        "hour",
+        "minute",
+        "month",
+        "second",
+        "timezone",
+        "utc",
+        "weekdays",
+        "year",
+    )
+
+    def __init__(self) -> None:
+        self.weekdays = 0
+        self.year: list[_Component] | None = None
+        self.month: list[_Component] | None = None
+        self.day: list[_Component] | None = None
+        self.hour: list[_Component] | None = None
+        self.minute: list[_Component] | None = None
+        self.second: list[_Component] | None = None
+        self.end_of_month = False
+        self.utc = False
+        self.timezone: str | None = None
+        self.dst = -1
+        self.dst_name = ""
 
 
 def parse_calendar(text: str) -> CalendarSpec:
@@ -656,6 +668,11 @@ def zone_named(name: str) -> tzinfo:
     """The zone of an IANA name; CalendarError if the database does not have it."""
     if name == "UTC":
         return UTC
+    # zoneinfo is imported here, not at the top: with its path lookup (sysconfig) it is
+    # ~0.8 MiB of PID 1's memory, and a container whose timers name no zone and whose
+    # local zone is UTC never needs it (`_utc_file`).
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     # ImportError: a zone the system's database lacks sends ZoneInfo to the tzdata package
@@ -674,21 +691,40 @@ def local_zone() -> tzinfo:
     name = name.removeprefix(":")
     if name.startswith("/"):
         return _zone_of_file(name)
+    if name in _UTC_NAMES and _utc_file(name):
+        return UTC
     try:
         return zone_named(name) if name else UTC
     except CalendarError:
         return UTC
 
 
+_ZONE_ROOTS: Final = ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/")
+# The database's names of UTC itself (a zone of offset 0, abbreviation "UTC", no daylight
+# time): read as datetime's UTC, which behaves the same, without importing zoneinfo.
+_UTC_NAMES: Final = frozenset(("UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"))
+
+
+def _utc_file(name: str) -> bool:
+    """Whether the zone database holds `name` (one of _UTC_NAMES): then ZoneInfo would
+    read that UTC zone, and datetime's UTC is the same zone."""
+    return any(os.path.isfile(root + name) for root in _ZONE_ROOTS)
+
+
 def _zone_of_file(path: str) -> tzinfo:
     # A link into the zone database names its zone (ZoneInfo caches it by name).
     target = os.path.realpath(path)
-    for root in ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/"):
+    for root in _ZONE_ROOTS:
         if target.startswith(root):
+            name = target[len(root) :].removeprefix("posix/")
+            if name in _UTC_NAMES and os.path.isfile(target):
+                return UTC  # the usual container: /etc/localtime -> .../Etc/UTC
             try:
-                return zone_named(target[len(root) :].removeprefix("posix/"))
+                return zone_named(name)
             except CalendarError:
                 break
+    from zoneinfo import ZoneInfo
+
     try:
         with open(path, "rb") as stream:
             return ZoneInfo.from_file(stream, key=path)
@@ -715,22 +751,31 @@ def local_zone_abbreviations() -> tuple[str, str]:
 # --- the search for the next elapse ----------------------------------------------------
 
 
-@dataclasses.dataclass
 class _Tm:
     """Broken-down wall-clock time, like C's struct tm: the fields may be out of range
-    until a clock normalizes them. mon counts from 0, wday from Monday = 0."""
+    until a clock normalizes them. mon counts from 0, wday from Monday = 0. A plain
+    class with slots: the search builds and copies many."""
 
-    year: int
-    mon: int
-    mday: int
-    hour: int
-    min: int
-    sec: int
-    isdst: int = -1
-    wday: int = 0
+    __slots__ = ("hour", "isdst", "mday", "min", "mon", "sec", "wday", "year")
+
+    def __init__(
+        self, year: int, mon: int, mday: int, hour: int, min: int, sec: int,
+        isdst: int = -1, wday: int = 0,
+    ) -> None:  # fmt: skip
+        self.year, self.mon, self.mday = year, mon, mday
+        self.hour, self.min, self.sec = hour, min, sec
+        self.isdst, self.wday = isdst, wday
+
+    def __repr__(self) -> str:
+        return (
+            f"_Tm({self.year}, {self.mon}, {self.mday}, {self.hour}, {self.min}, {self.sec},"
+            f" isdst={self.isdst}, wday={self.wday})"
+        )
 
     def copy(self) -> _Tm:
-        return dataclasses.replace(self)
+        return _Tm(
+            self.year, self.mon, self.mday, self.hour, self.min, self.sec, self.isdst, self.wday
+        )
 
     def same_fields(self, other: _Tm) -> bool:
         return (self.year, self.mon, self.mday, self.hour, self.min, self.sec) == (
@@ -746,7 +791,8 @@ class _Tm:
 def _wall_seconds(tm: _Tm) -> int:
     """The fields as seconds since the epoch read as UTC (out-of-range fields carry)."""
     year, mon = tm.year + tm.mon // 12, tm.mon % 12
-    days = _gregorian.timegm((year, mon + 1, 1, 0, 0, 0)) // 86400 + tm.mday - 1
+    # What calendar.timegm computes, without importing `calendar` (which imports `locale`).
+    days = date(year, mon + 1, 1).toordinal() - _EPOCH_ORDINAL + tm.mday - 1
     return days * 86400 + tm.hour * 3600 + tm.min * 60 + tm.sec
 
 

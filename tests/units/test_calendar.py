@@ -7,8 +7,11 @@ the OnCalendar= value parser, with the answers systemd 252 gives written out.
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import subprocess
+import sys
 import time
+from datetime import UTC
 
 import pytest
 from hypothesis import given, settings
@@ -194,7 +197,7 @@ def test_the_local_zone_abbreviation_forces_standard_or_daylight_time(
 
 def test_the_spec_is_immutable_and_hashable() -> None:
     spec = parse_calendar("Mon..Fri 9..17:00")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # Frozen (and a frozen dataclass) refuse it
         spec.utc = True  # type: ignore[misc]
     assert spec == parse_calendar("Mon-Fri 09..17:00:00")
     assert len({spec, parse_calendar("Mon-Fri 09..17:00:00")}) == 1
@@ -272,3 +275,50 @@ def test_any_text_is_a_spec_or_a_calendar_error(text: str) -> None:
     assert again.normalized() == normalized  # ... and normalizes to itself
     found = spec.next_elapse_usec(epoch("2026-12-07 12:00:00") * 1_000_000)
     assert found is None or found > epoch("2026-12-07 12:00:00") * 1_000_000
+
+
+# What a timer's calendar costs PID 1 (issue 17: < 2 MiB for 100 timers): the search and the
+# UTC zone import nothing beyond datetime; zoneinfo only when a zone other than UTC is used.
+_HEAVY = ("dataclasses", "inspect", "calendar", "locale", "zoneinfo")
+_PROBE = """
+import sys
+from cinit.units.calendar import local_zone, parse_calendar
+for text in ("daily", "Mon..Fri *-*-* 06:00", "*:*:0/2", "*-02~01 00:00 UTC"):
+    parse_calendar(text).next_elapse(1.8e9)
+local_zone()
+print(" ".join(name for name in HEAVY if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("tz", "loaded"),
+    [
+        ("UTC", ""),
+        (":/usr/share/zoneinfo/Etc/UTC", ""),
+        ("Etc/UTC", ""),
+        ("Europe/Berlin", "zoneinfo"),
+    ],
+)
+def test_the_calendar_imports_zoneinfo_only_for_a_zone_other_than_utc(tz: str, loaded: str) -> None:
+    if not os.path.isfile("/usr/share/zoneinfo/Etc/UTC"):
+        pytest.skip("no zone database at /usr/share/zoneinfo")
+    probe = _PROBE.replace("HEAVY", repr(_HEAVY))
+    env = {**os.environ, "TZ": tz}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == loaded
+
+
+def test_utc_by_its_database_names_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not os.path.isfile("/usr/share/zoneinfo/Etc/UTC"):
+        pytest.skip("no zone database at /usr/share/zoneinfo")
+    base = epoch("2027-07-15 12:00:00")
+    for tz in ("Etc/UTC", ":Etc/UTC", ":/usr/share/zoneinfo/Etc/UTC", "/usr/share/zoneinfo/UTC"):
+        monkeypatch.setenv("TZ", tz)
+        assert calendar.local_zone() is UTC
+        assert parse_calendar("daily").next_elapse(base) == epoch("2027-07-16 00:00:00")
+        assert calendar.local_zone_abbreviations() == ("UTC", "UTC")
+    # named in an expression, a zone is the database's (and the normalized form keeps it)
+    assert parse_calendar("daily Etc/UTC").normalized() == "*-*-* 00:00:00 Etc/UTC"
