@@ -74,6 +74,17 @@ def _carry_out(call: Call, files: install.UnitFiles, plan: install.Plan) -> int:
     return EXIT_OK
 
 
+def _on_files(verb: Callable[[Call, install.UnitFiles], int]) -> Callable[[Call], int]:
+    """A verb's handler: `verb(call, files)` once the unit files are read (1 if they cannot be)."""
+
+    def handler(call: Call) -> int:
+        files = _files(call)
+        return EXIT_FAILED if files is None else verb(call, files)
+
+    handler.__name__, handler.__doc__ = verb.__name__, verb.__doc__
+    return handler
+
+
 def _own_units(call: Call, files: install.UnitFiles, verb: str) -> tuple[list[str], int]:
     """The names that are systemd's (the others are in cinit's own directories: a note for
     enable, an error for disable and mask); the status so far."""
@@ -95,33 +106,27 @@ def _own_units(call: Call, files: install.UnitFiles, verb: str) -> tuple[list[st
     return kept, status
 
 
-def enable(call: Call) -> int:
+@_on_files
+def enable(call: Call, files: install.UnitFiles) -> int:
     """`systemctl enable UNIT...`: the [Install] links."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     names, status = _own_units(call, files, "enable")
     if not names:
         return status
     return _carry_out(call, files, install.enable(files, names, force=call.flag("force")))
 
 
-def disable(call: Call) -> int:
+@_on_files
+def disable(call: Call, files: install.UnitFiles) -> int:
     """`systemctl disable UNIT...`: remove the [Install] links."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     names, status = _own_units(call, files, "disable")
     if status != EXIT_OK:
         return status
     return _carry_out(call, files, install.disable(files, names))
 
 
-def reenable(call: Call) -> int:
+@_on_files
+def reenable(call: Call, files: install.UnitFiles) -> int:
     """`systemctl reenable UNIT...`: disable, then enable."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     names, status = _own_units(call, files, "enable")
     if not names:
         return status
@@ -133,30 +138,24 @@ def reenable(call: Call) -> int:
     return _carry_out(call, files, install.enable(files, names, force=call.flag("force")))
 
 
-def mask(call: Call) -> int:
+@_on_files
+def mask(call: Call, files: install.UnitFiles) -> int:
     """`systemctl mask UNIT...`: link to /dev/null."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     names, status = _own_units(call, files, "mask")
     if status != EXIT_OK:
         return status
     return _carry_out(call, files, install.mask(files, names, force=call.flag("force")))
 
 
-def unmask(call: Call) -> int:
+@_on_files
+def unmask(call: Call, files: install.UnitFiles) -> int:
     """`systemctl unmask UNIT...`: remove the /dev/null links."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     return _carry_out(call, files, install.unmask(files, call.units))
 
 
-def preset(call: Call) -> int:
+@_on_files
+def preset(call: Call, files: install.UnitFiles) -> int:
     """`systemctl preset UNIT...`: enable or disable each as the preset files say."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     names, status = _own_units(call, files, "enable")
     rules = install.preset_rules(files)
     wanted = [n for n in names if install.preset_of(rules, install.mangle(n)) == "enable"]
@@ -173,19 +172,15 @@ def preset(call: Call) -> int:
     return _carry_out(call, files, plan) or status
 
 
-def set_default(call: Call) -> int:
+@_on_files
+def set_default(call: Call, files: install.UnitFiles) -> int:
     """`systemctl set-default TARGET`: the default.target link."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     return _carry_out(call, files, install.set_default(files, call.units[0]))
 
 
-def get_default(call: Call) -> int:
+@_on_files
+def get_default(call: Call, files: install.UnitFiles) -> int:
     """`systemctl get-default`: the target default.target names."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     target = install.get_default(files)
     if target is None:
         return call.fail("Failed to get default target: No such file or directory")
@@ -193,11 +188,9 @@ def get_default(call: Call) -> int:
     return EXIT_OK
 
 
-def is_enabled(call: Call) -> int:
+@_on_files
+def is_enabled(call: Call, files: install.UnitFiles) -> int:
     """`systemctl is-enabled UNIT...`: each unit's state; 0 when one is enabled-like."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     good = False
     for name in call.units:
         unit = install.mangle(name)
@@ -210,13 +203,11 @@ def is_enabled(call: Call) -> int:
     return EXIT_OK if good else EXIT_FAILED
 
 
-def list_unit_files(call: Call) -> int:
+@_on_files
+def list_unit_files(call: Call, files: install.UnitFiles) -> int:
     """`systemctl list-unit-files [PATTERN...]`: every unit file, its state and preset."""
     import fnmatch
 
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     rows = install.list_unit_files(files)
     known = {row[0] for row in rows}
     for name in sorted(_own_names(files)):
@@ -258,11 +249,9 @@ def _own_names(files: install.UnitFiles) -> list[str]:
     return names
 
 
-def cat(call: Call) -> int:
+@_on_files
+def cat(call: Call, files: install.UnitFiles) -> int:
     """`systemctl cat UNIT...`: each unit's file ("# PATH", its text), then its drop-ins."""
-    files = _files(call)
-    if files is None:
-        return EXIT_FAILED
     status = EXIT_OK
     first = True
     for name in call.units:

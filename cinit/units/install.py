@@ -38,7 +38,7 @@ from cinit.boot_path import TYPE_CHECKING
 from cinit.units._files import read_regular_file
 from cinit.units.scan import read_unit_file
 from cinit.units.syntax import parse_syntax
-from cinit.units.systemd_layout import SEARCH_DIRS
+from cinit.units.systemd_layout import LOADED_SUFFIXES, OTHER_SUFFIXES, SEARCH_DIRS
 from cinit.units.unit_names import is_instance, is_template, split_name, template_of
 
 if TYPE_CHECKING:
@@ -65,19 +65,7 @@ PRESET_DIRS = (
     "/usr/lib/systemd/system-preset",
 )
 DEV_NULL = "/dev/null"
-UNIT_SUFFIXES = (
-    ".service",
-    ".socket",
-    ".target",
-    ".timer",
-    ".path",
-    ".mount",
-    ".automount",
-    ".swap",
-    ".slice",
-    ".scope",
-    ".device",
-)
+UNIT_SUFFIXES = LOADED_SUFFIXES + OTHER_SUFFIXES  # every unit type systemctl names
 LINK_DIRS = {"wanted_by": ".wants", "required_by": ".requires", "upheld_by": ".upholds"}
 # is-enabled exits 0 for these states, 1 for the others (systemctl(1), and systemctl 252).
 ENABLED_STATES = frozenset(
