@@ -239,9 +239,15 @@ def test_the_control_group_may_use_the_sockets_and_others_still_may_not(
     run = boot(UNITS, options=["--runtime-dir", str(runtime), "--control-group", str(gid)])
     run.wait_err(cinit_line("web.service", "ready"), timeout=20)
     wait_until(lambda: (runtime / "control").exists(), 10, "the control socket")
+    # A socket node exists from bind() on, its mode and group a moment later (bind then
+    # chmod/chown: in between it is root's 0755, which no one else may connect to).
     for path, mode in ((runtime, 0o750), (runtime / "control", 0o660), (runtime / "events", 0o660)):
-        info = path.stat()
-        assert (info.st_mode & 0o777, info.st_gid) == (mode, gid), path
+
+        def settled(path: Path = path, mode: int = mode) -> bool:
+            info = path.stat()
+            return (info.st_mode & 0o777, info.st_gid) == (mode, gid)
+
+        wait_until(settled, 10, f"{path}: mode {mode:o}, group {gid}")
     member = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--groups", str(gid)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CINIT_")}
     allowed = subprocess.run(
