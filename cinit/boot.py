@@ -184,7 +184,7 @@ def _run(config: BootConfig) -> int:
     services = None
     if unit_set is not None and unit_set.units:
         try:
-            services = _prepare_services(config, unit_set, table, early)
+            services = _prepare_services(config, unit_set, table, early, adopts)
         except BaseException as exc:  # PID 1 must not die of its own bug
             log(f"cannot start the units ({exc!r}); stopping everything")
             _emergency_stop(table, config.stop_timeout)
@@ -483,7 +483,11 @@ def _event_hub(
 
 
 def _prepare_services(
-    config: BootConfig, unit_set: UnitSet, table: ProcessTable, early: EarlyUnits | None
+    config: BootConfig,
+    unit_set: UnitSet,
+    table: ProcessTable,
+    early: EarlyUnits | None,
+    adopts: bool,
 ) -> UnitServices:
     """What the units share, and the first wave started (no actor yet)."""
     from cinit.actors.unit_services import UnitServices
@@ -495,6 +499,7 @@ def _prepare_services(
         log_prefix=config.log_prefix,
         log_ring=(config.log_lines, config.log_bytes),
         early=early,
+        adopts=adopts,
     )
     # daemon-reload and instances made on demand read what the boot read
     services.reader = lambda instances=(): _read_units(config, instances)

@@ -46,6 +46,7 @@ UNIT_PATH = frozenset(
         "cinit.io.notify",  # the notify socket, when a unit is Type=notify
         "cinit.io.output",  # the relay of the services' output
         "cinit.io.spawn.prepared",  # a child forked early, waiting for its command
+        "cinit.io.spawn.forker",  # the helper that forks them small, when timers are loaded
         "cinit.io.wakeup",  # an eventfd that wakes a poll loop (output relay, notify)
         "cinit.io.runtime",
         "cinit.io.sweep",

@@ -26,16 +26,24 @@ if TYPE_CHECKING:
         def tell(self, message: object) -> None: ...
 
 
+# A precise timer's wait ends this long before its deadline, and the rest is spent awake:
+# a thread woken from its sleep on this host came ~0.6-0.9 ms late (a vCPU waking up).
+PRECISE_LEAD = 0.002
+
+
 class Timer:
     """A scheduled message; `cancel` it through the scheduler that made it."""
 
-    __slots__ = ("cancelled", "deadline", "message", "seq", "target")
+    __slots__ = ("cancelled", "deadline", "message", "precise", "seq", "target")
 
-    def __init__(self, deadline: float, seq: int, target: Target, message: object) -> None:
+    def __init__(
+        self, deadline: float, seq: int, target: Target, message: object, precise: bool = False
+    ) -> None:
         self.deadline = deadline
         self.seq = seq  # ties at one deadline fire in scheduling order
         self.target = target
         self.message = message
+        self.precise = precise  # delivered on time to the tenth of a ms (`PRECISE_LEAD`)
         self.cancelled = False
 
     def __repr__(self) -> str:
@@ -60,9 +68,11 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self._timers)
 
-    def add(self, deadline: float, target: Target, message: object) -> Timer:
+    def add(
+        self, deadline: float, target: Target, message: object, precise: bool = False
+    ) -> Timer:
         """Schedule `message` for `target` at `deadline`."""
-        timer = Timer(deadline, next(self._seq), target, message)
+        timer = Timer(deadline, next(self._seq), target, message, precise)
         if isinstance(self._timers, list):
             bisect.insort(self._timers, timer, key=_order)
         else:
@@ -80,6 +90,10 @@ class TimerQueue:
     def next_deadline(self) -> float | None:
         """The earliest pending deadline, if any."""
         return self._timers[0].deadline if self._timers else None
+
+    def next_is_precise(self) -> bool:
+        """Whether the earliest pending timer is a precise one."""
+        return bool(self._timers) and self._timers[0].precise
 
     def pop_due(self, now: float) -> list[Timer]:
         """Remove and return every timer whose deadline is at or before `now`, in order."""
@@ -121,10 +135,18 @@ class Scheduler:
 
     def call_later(self, delay: float, target: Target, message: object) -> Timer:
         """Tell `message` to `target` after `delay` seconds."""
+        return self.call_at(self._clock() + max(delay, 0.0), target, message)
+
+    def call_at(
+        self, deadline: float, target: Target, message: object, *, precise: bool = False
+    ) -> Timer:
+        """Tell `message` to `target` at `deadline` on the scheduler's clock (a deadline
+        planned from an earlier reading of the clock is not pushed back by the planning).
+        `precise`: the scheduler wakes `PRECISE_LEAD` early and stays awake until it is
+        due (a timer elapse with AccuracySec=1ms), instead of waking up after it."""
         with self._cond:
-            deadline = self._clock() + max(delay, 0.0)
             earliest = self._queue.next_deadline()
-            timer = self._queue.add(deadline, target, message)
+            timer = self._queue.add(deadline, target, message, precise)
             if earliest is None or deadline < earliest:
                 self._cond.notify()
         return timer
@@ -161,11 +183,28 @@ class Scheduler:
                     return
                 due = self._queue.pop_due(self._clock())
                 if not due:
-                    deadline = self._queue.next_deadline()
-                    timeout = None if deadline is None else max(deadline - self._clock(), 0.0)
-                    self._cond.wait(timeout)
+                    self._wait_for_next()
                     continue
             self._deliver(due)
+
+    def _wait_for_next(self) -> None:
+        """Sleep until the next deadline or a new timer (`_cond` held, released while
+        waiting); the last `PRECISE_LEAD` before a precise timer is spent awake."""
+        deadline = self._queue.next_deadline()
+        if deadline is None:
+            self._cond.wait()
+            return
+        timeout = max(deadline - self._clock(), 0.0)
+        if not self._queue.next_is_precise():
+            self._cond.wait(timeout)
+        elif timeout > PRECISE_LEAD:
+            self._cond.wait(timeout - PRECISE_LEAD)
+        else:
+            self._cond.release()  # the other threads run meanwhile
+            try:
+                _spin_until(deadline, self._clock)
+            finally:
+                self._cond.acquire()
 
     @staticmethod
     def _deliver(due: list[Timer]) -> None:
@@ -174,3 +213,9 @@ class Scheduler:
                 timer.target.tell(timer.message)
             except Exception:  # a dead target must not stop the others
                 pass
+
+
+def _spin_until(deadline: float, clock: Callable[[], float]) -> None:
+    """Stay awake until `deadline`, letting the other threads run (sleep(0) drops the GIL)."""
+    while clock() < deadline:
+        time.sleep(0)

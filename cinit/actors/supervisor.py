@@ -66,7 +66,7 @@ import pykka
 
 from cinit.actors.root import ForwardSignal, KillAllUnits, ReloadAllUnits, StopAllUnits
 from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
-from cinit.actors.unit_runner import Redefined, Retire
+from cinit.actors.unit_runner import PrepareStart, Redefined, Retire
 from cinit.actors.unit_slot import Postbox, UnitSlot
 from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
@@ -104,6 +104,7 @@ from cinit.machines.unit_state import monotonic_usec
 from cinit.machines.vocabulary import (
     AT_REST_STATES,
     DAEMON_RELOADED_EVENT,
+    FRESH_START_STATES,
     INSTANCE_LOADED_EVENT,
     NO_PROCESS_STATES,
     UNIT_ADDED_EVENT,
@@ -515,16 +516,31 @@ class UnitSupervisor(pykka.ThreadingActor):
         return self.states.get(service, State.INACTIVE) in _TIMER_SERVICE_UP
 
     def _handle_timer(self, message: object) -> bool:
-        """TimerTriggered; False for anything else."""
+        """TimerTriggered and PrepareService; False for anything else."""
         if self.timer_keeper is None:
             return False  # no keeper, no TimerTriggered (and timer_keeper stays unimported)
-        from cinit.actors.timer_keeper import TimerTriggered
+        from cinit.actors.timer_keeper import PrepareService, TimerTriggered
 
+        if isinstance(message, PrepareService):
+            self._prepare_start(message.service)
+            return True
         if not isinstance(message, TimerTriggered):
             return False
         if self.shutdown is None:
             self._start_units([message.service])
         return True
+
+    def _prepare_start(self, service: str) -> None:
+        """A timer of `service` elapses soon: its actor (made now if need be) readies the
+        start's first command while the service is at rest."""
+        unit = self.units.get(service)
+        if self.shutdown is not None or unit is None or unit.kind is not UnitKind.SERVICE:
+            return
+        if self.states.get(service, State.INACTIVE) not in FRESH_START_STATES:
+            return
+        slot = self._ensure_actor(service)
+        if slot is not None and not slot.abandoned:
+            slot.tell(PrepareStart())
 
     def _tell_timers(self, service: str, state: State) -> None:
         """A timer-started service went up or came to rest: its timers' bases move."""

@@ -39,12 +39,13 @@ PREPARE_LEAD = 0.25
 
 class TimerSupport(Record):
     """What the supervisor needs to run timers: where Persistent= stamps live, when cinit
-    started on the monotonic clock (OnBootSec=, OnStartupSec=), and `prepare(service)`,
-    which forks a child into the service's cgroup ahead of its start (None: no cgroups)."""
+    started on the monotonic clock (OnBootSec=, OnStartupSec=), and whether a service's
+    start can be readied ahead of its timer's elapse (`prepares`: its unit has a cgroup
+    for the child to wait in)."""
 
     stamps: TimerStamps
     boot_mono: float
-    prepare: Callable[[str], None] | None = None
+    prepares: bool = False
     environ: Mapping[str, str] = {}  # what Condition*=/Assert*= see (the units' environment)
     userdb_root: str = "/"
 
@@ -88,6 +89,12 @@ class TimerPrepare(Record):
 
     name: str
     armed: int
+
+
+class PrepareService(Record):
+    """Keeper -> supervisor: the elapse of a timer of `service` is near: ready its start."""
+
+    service: str
 
 
 class TimerTriggered(Record):
@@ -198,23 +205,28 @@ class TimerKeeper(pykka.ThreadingActor):
         model, actions = tm.step(model, event, now)
         self.models[name] = model
         for action in actions:
-            self._carry_out(name, action)
+            self._carry_out(name, action, now.mono)
 
-    def _carry_out(self, name: str, action: object) -> None:
+    def _carry_out(self, name: str, action: object, mono: float) -> None:
+        """Carry `action` out; `mono`: the monotonic clock its step was planned at (a wait
+        is due at that reading plus its delay, however long the planning took)."""
         if isinstance(action, tm.Arm):
             self._cancel(name)
-            self.waits[name] = self.scheduler.call_later(
-                action.delay, self.actor_ref, TimerWake(name, action.armed)
+            due = mono + action.delay
+            self.waits[name] = self.scheduler.call_at(
+                due, self.actor_ref, TimerWake(name, action.armed), precise=action.precise
             )
-            if action.final and action.delay > PREPARE_LEAD and self.support.prepare is not None:
-                self.preparing[name] = self.scheduler.call_later(
-                    action.delay - PREPARE_LEAD, self.actor_ref, TimerPrepare(name, action.armed)
+            if action.final and action.delay > PREPARE_LEAD and self.support.prepares:
+                self.preparing[name] = self.scheduler.call_at(
+                    due - PREPARE_LEAD, self.actor_ref, TimerPrepare(name, action.armed)
                 )
         elif isinstance(action, tm.Disarm):
             self._cancel(name)
         elif isinstance(action, tm.StartService):
-            info(f"{name}: elapsed; starting {action.service}")
             self.supervisor.tell(TimerTriggered(action.timer, action.service))
+            info(f"{name}: elapsed; starting {action.service}")  # once the start is on its way
+        elif isinstance(action, tm.PlanLater):
+            self._feed(name, tm.PlanNext())
         elif isinstance(action, tm.WriteStamp):
             self.support.stamps.write(name, action.at)
         elif isinstance(action, Transition | Notice):
@@ -231,16 +243,16 @@ class TimerKeeper(pykka.ThreadingActor):
                 self.scheduler.cancel(wait)
 
     def _prepare(self, message: TimerPrepare) -> None:
-        """Fork the service's child into its cgroup now, so that joining the cgroup (an RCU
-        grace period, ~15-25 ms: `cinit.io.spawn.prepared`) is not paid at the elapse.
-        Only for a service at rest: a child waiting in a running service's cgroup would
-        keep it from being found empty when it stops."""
+        """Have the service's start readied now (`UnitIO.prepare_start`: its child in its
+        cgroup, set up up to the exec), so that neither joining the cgroup (an RCU grace
+        period, ~15-25 ms: `cinit.io.spawn.prepared`) nor building and carrying out the
+        plan is paid at the elapse. Only for a service at rest: a child waiting in a
+        running service's cgroup would keep it from being found empty when it stops."""
         self.preparing.pop(message.name, None)
         model = self.models.get(message.name)
-        prepare = self.support.prepare
-        if model is None or model.armed != message.armed or prepare is None:
+        if model is None or model.armed != message.armed or not self.support.prepares:
             return
         service = model.config.service
         if self.service_up.get(service, False) or model.service_up:
             return  # the elapse will be skipped
-        prepare(service)
+        self.supervisor.tell(PrepareService(service))

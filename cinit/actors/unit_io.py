@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
-from cinit.io.log import log
+from cinit.io.log import info, log
 from cinit.io.reaper import Process, ProcessExit, ProcessTable
 from cinit.io.spawn import Launch, SpawnError, SpawnRequest
 from cinit.io.spawn.prepared import PreparedChild
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from cinit.io.notify import NotifyHub
     from cinit.io.output import OutputRelay
     from cinit.io.sockets import ListenerRegistry
+    from cinit.io.spawn.forker import Forker
 
 else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
     import _signal as signal
@@ -73,6 +74,10 @@ class UnitLaunch:
         self._opened = opened  # fds for the child (output pipes, files): closed once started
         self._owner = owner  # [pid] of its output pipes' lines in the log ring, once known
 
+    def hold(self) -> bool:
+        """Hand the command to its prepared child to hold until `start` (`Launch.hold`)."""
+        return self._launch.hold()
+
     def start(self) -> None:
         """Hand the command to its child (or fork); raises UnitSpawnError."""
         try:
@@ -81,6 +86,11 @@ class UnitLaunch:
             raise _spawn_error(exc) from None
         finally:
             _close_all(self._opened)  # the child has its own copies by now
+
+    def discard(self) -> None:
+        """Never started: its child and its fds go."""
+        self._launch.discard()
+        _close_all(self._opened)
 
     def finish(self) -> int:
         """Its pid once it exec'd; raises UnitSpawnError."""
@@ -98,6 +108,18 @@ def _close_all(fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
     fds.clear()
+
+
+class HeldLaunch:
+    """A command's launch readied ahead (`UnitIO.prepare_start`): its child holds the plan."""
+
+    __slots__ = ("index", "launch", "main_pid", "role")
+
+    def __init__(self, role: Role, index: int, main_pid: int | None, launch: UnitLaunch) -> None:
+        self.role = role
+        self.index = index
+        self.main_pid = main_pid  # what $MAINPID of its environment was built from
+        self.launch = launch
 
 
 class UnitContext:
@@ -126,6 +148,18 @@ class UnitContext:
         self.sockets: ListenerRegistry | None = None  # listeners of activated services
         # Children forked at boot into their unit's cgroup (cinit.io.spawn.prepared), by unit name.
         self.prepared: dict[str, PreparedChild] = prepared if prepared is not None else {}
+        # Starts readied ahead (`UnitIO.prepare_start`), by unit name: its next launch takes it.
+        self.held: dict[str, HeldLaunch] = {}
+        # Forks their children small (cinit.io.spawn.forker); None: cinit forks them itself.
+        self.forker: Forker | None = None
+
+    def discard_held(self) -> None:
+        """cinit is exiting: the starts readied ahead will not come, nor more of them."""
+        for held in self.held.values():
+            held.launch.discard()
+        self.held.clear()
+        if self.forker is not None:
+            self.forker.close()
 
     def without_cgroups(self) -> UnitContext:
         """The same context, sharing everything, but units get process groups."""
@@ -160,6 +194,9 @@ class UnitIO:
         service = unit.service
         if service is None:
             raise ValueError(f"{unit.name} is not a service")
+        held = self.context.held.pop(unit.name, None)
+        if held is not None:  # readied from the old definition
+            held.launch.discard()
         self.unit = unit
         self.service = service
         self._has_directories = any(service.directories(kind) for kind in DirectoryKind)
@@ -192,9 +229,48 @@ class UnitIO:
         launch.start()
         return launch.finish()
 
+    def prepare_start(self, role: Role, index: int, main_pid: int | None) -> bool:
+        """Ready command `index` of `role`, the first of the unit's next start, ahead of it
+        (a timer's elapse is near): a child forked into the unit's cgroup now carries its
+        plan out up to the exec, which `launch` of that command then lets happen. The
+        command's environment (EnvironmentFile= included) is read now, not at the start.
+        False when nothing was readied (no cgroups, or building it failed: the start
+        itself then says why)."""
+        from cinit.io.spawn.prepared import prepare
+
+        name = self.unit.name
+        if self.context.closing.is_set() or name in self.context.held:
+            return False
+        cgroup = self._unit_cgroup()
+        if not cgroup:
+            return False
+        child = prepare(cgroup, self.context.table, name, self.context.forker)
+        if child is None:
+            return False
+        stale = self.context.prepared.pop(name, None)
+        if stale is not None:
+            stale.discard()
+        self.context.prepared[name] = child
+        try:
+            launching = self.launch(role, index, main_pid)
+        except UnitSpawnError:
+            return False
+        if not launching.hold():
+            launching.discard()
+            return False
+        self.context.held[name] = HeldLaunch(role, index, main_pid, launching)
+        info(f"{name}: its start is readied ahead (pid {child.process.pid})")
+        return True
+
     def launch(self, role: Role, index: int, main_pid: int | None) -> UnitLaunch:
         """Build the start of command `index` of `role` (`UnitLaunch.start` and `finish` do
-        it; see `cinit.io.spawn.Launch`). Raises UnitSpawnError."""
+        it; see `cinit.io.spawn.Launch`): the one readied ahead when it is that command.
+        Raises UnitSpawnError."""
+        held = self.context.held.pop(self.unit.name, None)
+        if held is not None:
+            if (held.role, held.index, held.main_pid) == (role, index, main_pid):
+                return held.launch
+            held.launch.discard()
         # Taken first, and discarded when this start fails before `Launch` owns it: a
         # prepared child left waiting in the unit's cgroup keeps the unit from ever being
         # found empty, and the stop that follows the failure would wait for its timeout.
@@ -413,10 +489,14 @@ class UnitIO:
             self._signal_groups(signos)
 
     def discard_prepared(self) -> None:
-        """The unit will not start now: its child prepared at boot is not needed."""
+        """The unit will not start now: its child prepared at boot (or its start readied
+        ahead) is not needed."""
         prepared = self.context.prepared.pop(self.unit.name, None)
         if prepared is not None:
             prepared.discard()
+        held = self.context.held.pop(self.unit.name, None)
+        if held is not None:
+            held.launch.discard()
 
     def kill_unit(self) -> None:
         if self.cgroup is not None:

@@ -20,8 +20,9 @@ from cinit.io.reaper import ProcessExit
 from cinit.machines import unit_events as ev
 from cinit.machines.record import Record
 from cinit.machines.unit_model import ExitInfo, State
+from cinit.machines.unit_start import first_command
 from cinit.machines.unit_state import monotonic_usec, step
-from cinit.machines.vocabulary import NO_PROCESS_STATES
+from cinit.machines.vocabulary import FRESH_START_STATES, NO_PROCESS_STATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +52,10 @@ class Redefined(Record):
 
 class Retire(Record):
     """daemon-reload removed the unit and it is at rest: its actor ends."""
+
+
+class PrepareStart(Record):
+    """A start of the unit is near (its timer elapses soon): ready its first command."""
 
 
 # What the supervisor asks of a unit: fed to its machine as they are.
@@ -100,6 +105,8 @@ class UnitRunner:
             slot.events.append(message)
         elif isinstance(message, Redefined):
             slot.next_unit = message.unit
+        elif isinstance(message, PrepareStart):
+            self._prepare_start()
         elif _is_notification(message):
             # Whether the sender is the unit's is the OS's answer; whether it may speak
             # for the unit (NotifyAccess=) is the machine's, against its main pid then.
@@ -108,6 +115,18 @@ class UnitRunner:
         else:
             return False
         return True
+
+    def _prepare_start(self) -> None:
+        """Ready the first command of the next start ahead (`UnitIO.prepare_start`), when
+        the unit is at rest with nothing under way: a start then runs that command."""
+        slot = self.slot
+        model = slot.model
+        if model.state not in FRESH_START_STATES or slot.actions or slot.next_unit is not None:
+            return
+        service = model.unit.service
+        first = first_command(service) if service is not None else None
+        if first is not None:
+            slot.io.prepare_start(*first, model.main_pid)
 
     def _take_exit(self, message: ProcessExit) -> None:
         if self.slot.io.take_exit(message):

@@ -32,7 +32,6 @@ from cinit.actors.unit_slot import Postbox
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
 from cinit.io.environ import ManagerEnvironment
-from cinit.io.log import info
 from cinit.io.reaper import ProcessTable
 from cinit.io.spawn.prepared import EarlyUnits
 from cinit.units.loader import UnitSet
@@ -85,8 +84,10 @@ class UnitServices:
         log_prefix: bool,
         log_ring: tuple[int, int] = (1000, 1 << 20),
         early: EarlyUnits | None = None,
+        adopts: bool = False,
     ) -> UnitServices:
-        """Everything but the actors; then start the first wave."""
+        """Everything but the actors; then start the first wave. `adopts`: orphans come to
+        cinit (PID 1, or a subreaper), so a helper may fork children for it."""
         from cinit.actors.first_wave import start_first_wave
         from cinit.io.output import OutputRelay
         from cinit.io.runtime import ensure_runtime_dir
@@ -115,6 +116,10 @@ class UnitServices:
             prepared=early.prepared if early is not None else {},
             log_prefix=log_prefix,
         )
+        if adopts and tree is not None and _has_timers(unit_set):
+            from cinit.io.spawn.forker import Forker
+
+            context.forker = Forker.start(table)  # before any thread: a clean fork
         services = cls(unit_set, context, tree, Scheduler().start())
         if any(unit.kind is UnitKind.SOCKET for unit in unit_set.units.values()):
             from cinit.io.socket_binding import bind_sockets
@@ -208,6 +213,7 @@ class UnitServices:
         for prepared in self.context.prepared.values():  # units that never started
             prepared.discard()
         self.context.prepared.clear()
+        self.context.discard_held()
         for binding in self.bound.values():  # bound, but no supervisor took them
             binding.close()
         self.bound.clear()
@@ -255,31 +261,14 @@ def _timer_support(
 
     directory = pick_state_dir(state_dir, os.environ)
     start = boot_mono if boot_mono is not None else time.monotonic()
-    prepare = None if context.cgroups is None else _preparer(context)
+    prepares = context.cgroups is not None
     return TimerSupport(
-        TimerStamps(directory), start, prepare, context.base_env, context.userdb_root
+        TimerStamps(directory), start, prepares, context.base_env, context.userdb_root
     )
 
 
-def _preparer(context: UnitContext) -> Callable[[str], None]:
-    """`prepare(service)` for the timer keeper: a child waiting in the service's cgroup,
-    taken by its next launch (`UnitIO.launch` pops `context.prepared`)."""
-    from cinit.io.spawn.prepared import prepare as prepare_child
-
-    def prepare(service: str) -> None:
-        tree = context.cgroups
-        if tree is None or service in context.prepared or context.closing.is_set():
-            return
-        try:
-            cgroup = tree.create(service)
-        except OSError:
-            return  # its start says so, with a fresh fork
-        child = prepare_child(cgroup.path, context.table, service)
-        if child is not None:
-            context.prepared.setdefault(service, child)
-        info(f"{service}: a child prepared in its cgroup for its timer ({child is not None})")
-
-    return prepare
+def _has_timers(unit_set: UnitSet) -> bool:
+    return any(unit.kind is UnitKind.TIMER for unit in unit_set.units.values())
 
 
 def _needs_notify(unit: Unit) -> bool:

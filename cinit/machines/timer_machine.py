@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 # The longest wait on the monotonic clock for a wall-clock elapse: a wall clock set forward
 # is noticed within it (an idle timer wakes once a minute; nothing fires early).
 MAX_WALL_WAIT = 60.0
+# An AccuracySec= at most this fine asks for a wake on time to the tenth of a millisecond.
+PRECISE_ACCURACY = 0.01
 # A wake this close before its target counts as due (float rounding of the two clocks).
 DUE_SLACK = 0.0005
 
@@ -104,7 +106,11 @@ class Stop(Record):
     """Disarm: the timer is stopped."""
 
 
-TimerEvent = Start | Wake | ServiceStarted | ServiceFinished | Stop
+class PlanNext(Record):
+    """Fed back for `PlanLater`, once the elapse's start is on its way: plan the next."""
+
+
+TimerEvent = Start | Wake | ServiceStarted | ServiceFinished | Stop | PlanNext
 
 # ---- actions: what the actor carries out ------------------------------------------------
 
@@ -112,12 +118,14 @@ TimerEvent = Start | Wake | ServiceStarted | ServiceFinished | Stop
 class Arm(Record):
     """Feed `Wake(armed)` after `delay` seconds on the monotonic clock (replaces any earlier
     arm). `elapse`: the next elapse, epoch seconds, for the eye; `final`: the wake is the
-    elapse's (False: a wall-clock re-check, `MAX_WALL_WAIT`, comes first)."""
+    elapse's (False: a wall-clock re-check, `MAX_WALL_WAIT`, comes first); `precise`: it
+    must not come late by the ~1 ms a sleeping thread takes to wake (`PRECISE_ACCURACY`)."""
 
     armed: int
     delay: float
     elapse: float
     final: bool = True
+    precise: bool = False
 
 
 class Disarm(Record):
@@ -137,7 +145,12 @@ class WriteStamp(Record):
     at: float
 
 
-TimerAction = Arm | Disarm | StartService | WriteStamp | Log | Transition | Notice
+class PlanLater(Record):
+    """Feed `PlanNext` once the actions before this one are carried out: the next elapse
+    (a calendar search, ~1 ms when cold) is planned after the service's start is told."""
+
+
+TimerAction = Arm | Disarm | StartService | WriteStamp | PlanLater | Log | Transition | Notice
 
 # ---- the model --------------------------------------------------------------------------
 
@@ -424,12 +437,16 @@ def _elapse(model: TimerModel, now: Now) -> Step:
         actions.append(Notice(config.name, TIMER_SKIPPED_EVENT, fields))
         model, armed = _arm(model, now, model.phase, "")
         return model, actions + armed
-    actions += [
-        Notice(config.name, TIMER_ELAPSED_EVENT, fields),
-        StartService(config.name, config.service),
-    ]
-    model, armed = _arm(model, now, Phase.RUNNING, "running")
-    return model, actions + armed
+    # The start first: everything else the elapse brings waits until it is on its way.
+    model = model.replace(wake=None, armed=model.armed + 1)
+    model, entered = _enter(model, Phase.RUNNING, "running")
+    start = StartService(config.name, config.service)
+    notice = Notice(config.name, TIMER_ELAPSED_EVENT, fields)
+    return model, [start, *actions, notice, *entered, PlanLater()]
+
+
+def _plan_next(model: TimerModel, event: TimerEvent, now: Now) -> Step:
+    return _arm(model, now, model.phase, "")
 
 
 def _service_started(model: TimerModel, event: TimerEvent, now: Now) -> Step:
@@ -478,7 +495,9 @@ def _arm(model: TimerModel, now: Now, phase: Phase, reason: str) -> Step:
     previous = model.wake
     model = model.replace(wake=upcoming, armed=armed)
     model, entered = _enter(model, phase, reason or phase.value)
-    actions: list[TimerAction] = [*entered, Arm(armed, delay, upcoming.elapse, delay == full)]
+    final = delay == full
+    precise = final and config.accuracy <= PRECISE_ACCURACY
+    actions: list[TimerAction] = [*entered, Arm(armed, delay, upcoming.elapse, final, precise)]
     if previous is None or previous.elapse != upcoming.elapse:  # news only when it moved
         fields = {
             "service": config.service,
@@ -499,6 +518,7 @@ _ROWS: dict[type[TimerEvent], tuple[Handler, frozenset[Phase]]] = {
     ServiceStarted: (_service_started, _ALL),
     ServiceFinished: (_service_finished, _ALL),
     Stop: (_stop, _ARMED),
+    PlanNext: (_plan_next, frozenset({Phase.RUNNING})),
 }
 
 TABLE: dict[tuple[Phase, type[TimerEvent]], Handler] = {

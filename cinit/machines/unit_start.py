@@ -22,7 +22,7 @@ from cinit.machines.unit_events import (
 from cinit.machines.unit_model import Outcome, Phase, Role, State, TimerKind
 from cinit.machines.unit_step import UnitStep
 from cinit.machines.unit_stop import enter_failed
-from cinit.units.model import ServiceType, UnitKind
+from cinit.units.model import ServiceSection, ServiceType, UnitKind
 
 # ---- the request -------------------------------------------------------------------------
 
@@ -120,6 +120,17 @@ def on_condition_checked(step: UnitStep, event: ConditionChecked) -> None:
         step.spawn(Role.PRE, 0)
     else:
         start_main(step)
+
+
+def first_command(service: ServiceSection) -> tuple[Role, int] | None:
+    """The command a start of `service` spawns first, as `on_condition_checked` and
+    `start_main` choose it: ExecStartPre='s, else ExecStart='s; None: neither (a oneshot
+    may have none). What `cinit.actors` readies ahead of a timer's elapse."""
+    if service.exec_start_pre:
+        return Role.PRE, 0
+    if service.exec_start:
+        return Role.START, 0
+    return None
 
 
 def start_main(step: UnitStep) -> None:

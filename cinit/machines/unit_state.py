@@ -47,7 +47,7 @@ from cinit.machines import unit_stop as stop
 from cinit.machines.unit_events import Action, Event, NotifyReceived, TimerFired
 from cinit.machines.unit_model import State, TimerKind, UnitModel
 from cinit.machines.unit_step import StepChange, UnitStep
-from cinit.machines.vocabulary import STARTABLE_STATES, UP_STATES
+from cinit.machines.vocabulary import FRESH_START_STATES, UP_STATES
 
 if TYPE_CHECKING:
     from typing import Any
@@ -101,7 +101,7 @@ TABLE: dict[type | TimerKind, dict[State, Handler]] = {
     # ---- requests from the supervisor ----
     ev.StartRequested: _row(
         {
-            (*STARTABLE_STATES, State.EXITED): start.on_start_fresh,
+            tuple(FRESH_START_STATES): start.on_start_fresh,
             (State.ACTIVE, State.RELOADING): start.on_start_while_active,
         },
         otherwise=start.on_start_under_way,

@@ -52,8 +52,11 @@ READY_STATES = frozenset({State.ACTIVE, State.RELOADING, State.EXITED})
 BUSY_STATES = frozenset({State.WAITING, State.STARTING, State.RUNNING, State.STOPPING})
 # Settled and nothing of it runs: a stop has nothing to do, a control command is done.
 AT_REST_STATES = frozenset({State.INACTIVE, State.FAILED, State.EXITED, State.CONDITION_SKIPPED})
-# Where a fresh start request begins a new run (exited, at rest too, may leave daemons).
-STARTABLE_STATES = frozenset({State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED})
+# Where a start request begins a new run (exited too: a oneshot's run is over, though it
+# may have left daemons behind).
+FRESH_START_STATES = frozenset(
+    {State.INACTIVE, State.FAILED, State.CONDITION_SKIPPED, State.EXITED}
+)
 # A run is under way and has (or is getting) processes: an uptime means something.
 RUN_STATES = frozenset(
     {State.STARTING, State.RUNNING, State.ACTIVE, State.RELOADING, State.STOPPING}

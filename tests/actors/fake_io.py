@@ -237,6 +237,10 @@ class FakeIO:
     def discard_prepared(self) -> None:
         self.world.record("discard_prepared", self.unit.name)
 
+    def prepare_start(self, role: Role, index: int, main_pid: int | None) -> bool:
+        self.world.record("prepare_start", self.unit.name, (role, index, main_pid))
+        return True
+
     def remove_runtime_directories(self) -> None:
         self.world.record("remove_runtime_directories", self.unit.name)
 

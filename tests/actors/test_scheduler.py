@@ -117,3 +117,38 @@ def test_timers_armed_before_the_sorted_list_keep_their_order_after() -> None:
     q.use_sorted_list(SortedKeyList)
     q.add(1.5, inbox, "a2")
     assert [t.message for t in q.pop_due(10.0)] == ["a", "a2", "b", "c"]
+
+
+def test_a_precise_timer_is_delivered_once_its_clock_reads_the_deadline() -> None:
+    """A precise timer's last PRECISE_LEAD is spent awake: the thread spins on the clock
+    instead of sleeping past the deadline; the message still comes only once it is due."""
+    from cinit.actors.scheduler import PRECISE_LEAD
+
+    q = TimerQueue()
+    inbox = Inbox()
+    q.add(5.0, inbox, "plain")
+    assert not q.next_is_precise()
+    q.add(1.0, inbox, "precise", precise=True)
+    assert q.next_is_precise()
+
+    readings: list[float] = []
+    start = time.monotonic()
+
+    def clock() -> float:  # the real clock, recorded, shifted so the deadline is near
+        now = 100.0 + time.monotonic() - start
+        readings.append(now)
+        return now
+
+    scheduler = Scheduler(clock=clock).start()
+    try:
+        deadline = 100.0 + 3 * PRECISE_LEAD
+        scheduler.call_at(deadline, inbox, "due", precise=True)
+        scheduler.call_at(deadline + 0.5, inbox, "dropped", precise=True)
+        assert inbox.messages.get(timeout=5) == "due"
+        delivered = readings[-1]
+        assert delivered >= deadline  # never early
+        # Awake before the deadline: the clock was read repeatedly within the lead.
+        assert sum(deadline - PRECISE_LEAD <= r < deadline for r in readings) >= 2
+    finally:
+        scheduler.stop()
+    assert inbox.drain() == []  # the later one was dropped with the stop

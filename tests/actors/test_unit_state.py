@@ -606,3 +606,23 @@ def test_status_text_is_an_event_when_it_changes() -> None:
     sim.feed(ev.NotifyStatus("warming up"), ev.NotifyStatus("warming up"))
     notices = sim.of_type(ev.Notice)
     assert notices == [ev.Notice("a.service", "status-text", {"text": "warming up"})]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Type=oneshot\nExecStart=/bin/a\nExecStart=/bin/b",
+        "ExecStartPre=/bin/check\nExecStart=/bin/app",
+        "Type=oneshot\nExecStartPre=-/bin/pre\nExecStartPre=/bin/pre2\nExecStart=/bin/a",
+        "Type=notify\nExecStart=/bin/d\nExecStartPost=/bin/post",
+    ],
+)
+def test_first_command_is_what_a_start_spawns_first(body: str) -> None:
+    """`first_command` (what a timer readies ahead) names the machine's first Spawn."""
+    from cinit.machines.unit_start import first_command
+
+    sim = UnitSim.of(service(body)).boot()
+    assert sim.model.unit.service is not None
+    first = first_command(sim.model.unit.service)
+    expected = (sim.spawned[0][0], sim.spawned[0][1]) if sim.spawned else None
+    assert first == expected

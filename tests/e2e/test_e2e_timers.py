@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -287,3 +288,41 @@ def test_a_timer_added_by_a_daemon_reload_can_be_started(
     assert started.returncode == 0, started.stderr
     wait_until(lambda: runs(log) >= 2, 15, "two runs of the added timer" + run.report())
     assert run.terminate() == 0
+
+
+def test_a_timers_service_is_readied_ahead_and_runs_at_the_elapse(
+    boot: Booter, tmp_path: Path
+) -> None:
+    """The start of a timer's service is readied before the elapse (the process exists
+    already, set up in the unit's cgroup, and execs at the elapse): the process that runs
+    the command is the one cinit said it readied, forked well before the command ran, and
+    it is PID 1's child."""
+    log = tmp_path / "ahead.log"
+    script = shell_script(
+        tmp_path / "ahead.sh",
+        # its pid, its start (clock ticks since boot), the uptime now, its parent, cgroup
+        f"echo $$ $(cut -d' ' -f22 /proc/$$/stat) $(cut -d' ' -f1 /proc/uptime) $PPID "
+        f"$(grep ^0:: /proc/self/cgroup) >> {log}\n",
+    )
+    units = {
+        "ahead.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+        "ahead.service": oneshot(script),
+    }
+    run = boot(units, env={"CINIT_VERBOSE": "1"})
+    wait_until(lambda: runs(log) >= 3, 15, "three runs" + run.report())
+    assert run.terminate() == 0
+    readied = set(
+        re.findall(r"ahead.service: its start is readied ahead \(pid (\d+)\)", run.stderr())
+    )
+    ticks = os.sysconf("SC_CLK_TCK")
+    ages = []
+    used = 0
+    for line in log.read_text().splitlines():
+        pid, started, uptime, parent, cgroup = line.split()
+        used += pid in readied
+        ages.append(float(uptime) - int(started) / ticks)
+        assert parent == "1", line  # cinit's own child, though a helper forked it
+        assert cgroup.endswith("/ahead.service"), line
+    # Forked ~250 ms ahead; a fresh fork at the elapse would be ~0 s old when it runs.
+    assert sum(age >= 0.1 for age in ages) >= 2, (ages, run.report())
+    assert used >= 2, (used, readied, log.read_text(), run.report())

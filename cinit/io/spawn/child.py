@@ -40,6 +40,9 @@ STAGE_EXIT_CODES = {
     "session": 220,
 }
 
+# What a held child (`ChildPlan.hold`) waits for on its channel before its exec.
+GO = b"go"
+
 # Keep on trying the next of `exec_paths` after these, as execvp does.
 _SEARCH_ON = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.ENODEV, errno.EACCES})
 _MAX_FD = max(os.sysconf("SC_OPEN_MAX"), 1024)
@@ -116,6 +119,11 @@ def carry_out(plan: ChildPlan, error_fd: int) -> NoReturn:
 
         if plan.listen_pid:
             plan.env["LISTEN_PID"] = str(os.getpid())
+
+        if plan.hold:  # set up ahead of the start: exec once it comes
+            stage = "hold"
+            if os.read(error_fd, len(GO)) != GO:
+                os._exit(0)  # not needed after all (discarded, or cinit went away)
 
         stage = "signals"
         signal.pthread_sigmask(signal.SIG_SETMASK, ())

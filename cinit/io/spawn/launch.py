@@ -209,7 +209,11 @@ class Launch:
     the `ChildPlan`; raises SpawnError), `start` (hand the plan to the prepared child, or
     fork) and `finish` (wait for the exec). Starting several before finishing any lets
     their children set up and exec side by side instead of one after the other (the first
-    wave of boot, `cinit.actors.first_wave`)."""
+    wave of boot, `cinit.actors.first_wave`).
+
+    A start known ahead (a timer's elapse) can `hold` before `start`: the prepared child
+    gets the plan at once and carries it out up to its exec; `start` then only lets it
+    exec (or forks afresh, when it is gone). `discard` drops a launch never started."""
 
     def __init__(
         self,
@@ -236,10 +240,41 @@ class Launch:
         self.process: Process | None = None
         self._prepared = prepared  # until `start`
         self._handed: PreparedChild | None = None  # the prepared child carrying the plan out
+        self._held: PreparedChild | None = None  # the prepared child holding the plan (`hold`)
         self._report_fd = -1  # or the forked child's report pipe
+
+    def hold(self) -> bool:
+        """Hand the plan to the prepared child now, to be carried out up to the exec, which
+        waits for `start`; False (nothing changed) when there is no child that can hold it.
+        Until `start` the child is nobody's: its exit is reaped silently. The request's fds
+        stay open until `start` (a fresh fork takes them when the child is gone by then)."""
+        prepared = self._prepared
+        if prepared is None or prepared.cgroup != self.request.cgroup:
+            return False
+        if not prepared.wait_ready():
+            return False
+        self.plan.hold = True
+        if not prepared.send_plan(self.plan):
+            self.plan.hold = False
+            return False
+        self._prepared, self._held = None, prepared
+        return True
+
+    def discard(self) -> None:
+        """Not started after all: its prepared child (holding the plan or not) goes."""
+        for child in (self._prepared, self._held):
+            if child is not None:
+                child.discard()
+        self._prepared = self._held = None
 
     def start(self) -> Process:
         """Hand the plan over (or fork); raises SpawnError when nothing could start."""
+        held, self._held = self._held, None
+        if held is not None:
+            if self._release(held):
+                return held.process
+            held.discard()  # gone (its set-up failed, or it was killed): a fresh fork says why
+            self.plan.hold = False
         prepared, self._prepared = self._prepared, None
         if prepared is not None:
             if prepared.cgroup == self.request.cgroup and self._hand_to(prepared):
@@ -260,6 +295,18 @@ class Launch:
         if report:
             raise failure_from_report(report, self.request, self.plan)
         return process
+
+    def _release(self, held: PreparedChild) -> bool:
+        """Let the child holding the plan exec; False when it cannot be used."""
+        table = self.table
+        if not table.hand_over(held.process, self.request.label, self.owner):
+            return False
+        if not held.release():
+            table.release(held.process, failed=True)  # back to a silent exit
+            return False
+        self.process = held.process
+        self._handed = held
+        return True
 
     def _hand_to(self, prepared: PreparedChild) -> bool:
         """Give the prepared child the plan; False when it cannot be used."""

@@ -40,6 +40,7 @@ WIRE_FIELDS = (
     "nice",
     "oom_score_adjust",
     "ignore_sigpipe",
+    "hold",
 )
 
 
@@ -57,8 +58,9 @@ class ChildPlan:
     hard), Limit*=; they may raise a hard limit, which needs root); switch to `groups` and
     `gid` (None: keep cinit's), then `uid` (-1: keep); set `umask` (-1: keep); change to
     `cwd` ("": stay; a failure ignored when `cwd_optional`); set LISTEN_PID in `env` to its
-    own pid when `listen_pid`; empty its signal mask; exec `argv` with `env`, trying each
-    of `exec_paths` in turn as execvp does.
+    own pid when `listen_pid`; with `hold` (a start prepared ahead, `Launch.hold`), wait
+    for `go` on its channel (anything else, or its end: exit quietly); empty its signal
+    mask; exec `argv` with `env`, trying each of `exec_paths` in turn as execvp does.
     """
 
     __slots__ = (*WIRE_FIELDS, "cgroup_fd", "fds")
@@ -86,6 +88,7 @@ class ChildPlan:
         nice: int | None = None,
         oom_score_adjust: int | None = None,
         ignore_sigpipe: bool = False,
+        hold: bool = False,
     ) -> None:
         self.argv = argv
         self.env = env
@@ -107,6 +110,7 @@ class ChildPlan:
         self.nice = nice
         self.oom_score_adjust = oom_score_adjust
         self.ignore_sigpipe = ignore_sigpipe
+        self.hold = hold
 
     def to_wire(self) -> bytes:
         """The message data for a prepared child (`fds` go beside it, as SCM_RIGHTS)."""

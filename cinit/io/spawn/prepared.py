@@ -34,7 +34,7 @@ import sys
 
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io.cgroup import CgroupTree
-from cinit.io.spawn.child import STAGE_EXIT_CODES, carry_out, report_failure
+from cinit.io.spawn.child import GO, STAGE_EXIT_CODES, carry_out, report_failure
 from cinit.io.spawn.plan import ChildPlan
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from cinit.io.reaper import Process, ProcessTable
+    from cinit.io.spawn.forker import Forker
 else:  # the C halves of `signal` and `socket`: their enum wrappers (and socket's import
     # of selectors) cost the boot path ~10 ms
     import _signal as signal
@@ -84,6 +85,14 @@ class PreparedChild:
             rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)] if fds else []
             self.channel.sendmsg([plan.to_wire()], ancillary)
+        except OSError:
+            return False
+        return True
+
+    def release(self) -> bool:
+        """Let a child that holds its plan (`ChildPlan.hold`) exec; False when it is gone."""
+        try:
+            self.channel.send(GO)
         except OSError:
             return False
         return True
@@ -183,9 +192,37 @@ def prepare_units(names: list[str], table: ProcessTable, *, adopts: bool = False
     return Preparation(tree, batch, table, gate)
 
 
-def prepare(cgroup: str, table: ProcessTable, label: str) -> PreparedChild | None:
-    """Fork a child that joins `cgroup` and waits; None (nothing to clean) when that fails."""
-    return prepare_many({label: cgroup}, table).get(label)
+def prepare(
+    cgroup: str, table: ProcessTable, label: str, forker: Forker | None = None
+) -> PreparedChild | None:
+    """Fork a child that joins `cgroup` and waits; None (nothing to clean) when that fails.
+    With a `forker` (`cinit.io.spawn.forker`), the helper forks it (a small child)."""
+    if forker is None:
+        return prepare_many({label: cgroup}, table).get(label)
+    try:
+        procs = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        os.close(procs)
+        return None
+    try:
+        pid = forker.fork_waiting(procs, child_end.fileno())
+    finally:
+        os.close(procs)
+        child_end.close()
+    if pid is None:
+        parent_end.close()
+        return None
+    with table.lock:
+        try:
+            process = table.register_waiting_locked(pid, label)
+        except OSError:  # gone already (reaped as an orphan): nothing to clean
+            parent_end.close()
+            return None
+    return PreparedChild(cgroup, parent_end, process)
 
 
 def prepare_many(
@@ -292,7 +329,7 @@ def _fork_each(ends: list[tuple[int, socket.socket]], gate: int) -> list[int]:
         for procs, child_end in ends:
             pid = os.fork()
             if pid == 0:
-                _wait_for_plan(child_end.fileno(), procs, gate)
+                wait_for_plan(child_end.fileno(), procs, gate)
             pids.append(pid)
     except OSError:
         pass  # out of processes: the ones forked so far are used
@@ -325,18 +362,18 @@ def _read_pids(report: int) -> list[int]:
     return [int(word) for word in b"".join(chunks).split()]
 
 
-def _wait_for_plan(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
+def wait_for_plan(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
     """In the prepared child: join the cgroup, wait for the plan (and the gate), carry it
     out."""
     code = 1
     try:
         gc.disable()  # no finalizers of the parent's objects may run here
-        _close_all_but((channel_fd, procs_fd, gate))  # the gate's write end goes too
+        close_all_but((channel_fd, procs_fd, gate))  # the gate's write end goes too
         os.write(procs_fd, b"0")
         os.close(procs_fd)
         os.write(channel_fd, READY)
         channel = socket.socket(fileno=channel_fd)
-        data, fds = _receive_plan(channel)
+        data, fds = receive_with_fds(channel, MAX_PLAN_BYTES, MAX_FDS)
         if gate >= 0:
             os.read(gate, 1)  # end of file once cinit closed the write end
             os.close(gate)
@@ -356,9 +393,11 @@ def _wait_for_plan(channel_fd: int, procs_fd: int, gate: int) -> NoReturn:
         os._exit(code)
 
 
-def _receive_plan(channel: socket.socket) -> tuple[bytes, list[int]]:
-    """The plan's message and the fds that came with it (SCM_RIGHTS)."""
-    data, ancillary, _flags, _addr = channel.recvmsg(MAX_PLAN_BYTES, socket.CMSG_SPACE(MAX_FDS * 4))
+def receive_with_fds(
+    channel: socket.socket, max_bytes: int, max_fds: int
+) -> tuple[bytes, list[int]]:
+    """One message and the fds that came with it (SCM_RIGHTS)."""
+    data, ancillary, _flags, _addr = channel.recvmsg(max_bytes, socket.CMSG_SPACE(max_fds * 4))
     fds: list[int] = []
     for level, kind, rights in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -367,7 +406,7 @@ def _receive_plan(channel: socket.socket) -> tuple[bytes, list[int]]:
     return data, fds
 
 
-def _close_all_but(keep: tuple[int, ...]) -> None:
+def close_all_but(keep: tuple[int, ...]) -> None:
     low = 3
     for fd in sorted(keep):
         if fd >= low:
