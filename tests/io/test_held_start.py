@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spawn_support import read_all
 
 from cinit.io.cgroup import CgroupTree
 from cinit.io.reaper import ProcessTable
@@ -20,14 +21,6 @@ from cinit.io.spawn import Launch, SpawnRequest
 from cinit.io.spawn.prepared import prepare
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def read_all(fd: int) -> str:
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks).decode()
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> bool:

@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 import pytest
+from spawn_support import read_all
 
 from cinit.io.cgroup import CgroupTree
 from cinit.io.reaper import ProcessTable
@@ -20,14 +21,6 @@ pytestmark = pytest.mark.timeout(60)
 def procs(path: str) -> list[int]:
     with open(os.path.join(path, "cgroup.procs")) as f:
         return [int(line) for line in f.read().split()]
-
-
-def read_all(fd: int) -> str:
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks).decode()
 
 
 def test_prepared_child_waits_in_the_cgroup_and_runs_the_command_there(tree: CgroupTree) -> None:
