@@ -215,6 +215,15 @@ class Scheduler:
                 pass
 
 
+def wait_until(deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Block until `clock()` reads `deadline`, on time: asleep until `PRECISE_LEAD` before
+    it, awake for the rest."""
+    left = deadline - clock()
+    if left > PRECISE_LEAD:
+        time.sleep(left - PRECISE_LEAD)
+    _spin_until(deadline, clock)
+
+
 def _spin_until(deadline: float, clock: Callable[[], float]) -> None:
     """Stay awake until `deadline`, letting the other threads run (sleep(0) drops the GIL)."""
     while clock() < deadline:

@@ -66,7 +66,7 @@ import pykka
 
 from cinit.actors.root import ForwardSignal, KillAllUnits, ReloadAllUnits, StopAllUnits
 from cinit.actors.unit import Scheduling, UnitActor, UnitActorCrashed, UnitReport
-from cinit.actors.unit_runner import PrepareStart, Redefined, Retire
+from cinit.actors.unit_runner import PrepareStart, Redefined, Retire, StartNotBefore
 from cinit.actors.unit_slot import Postbox, UnitSlot
 from cinit.io.log import info, log
 from cinit.machines import lifecycle as lc
@@ -527,8 +527,20 @@ class UnitSupervisor(pykka.ThreadingActor):
         if not isinstance(message, TimerTriggered):
             return False
         if self.shutdown is None:
+            if message.not_before is not None:  # before the start request, in its slot
+                self._tell_not_before(message.service, message.not_before)
             self._start_units([message.service])
+        for report in message.reports:
+            self._on_report(message.timer, report)
         return True
+
+    def _tell_not_before(self, service: str, at: float) -> None:
+        unit = self.units.get(service)
+        if unit is None or unit.kind is not UnitKind.SERVICE:
+            return
+        slot = self._ensure_actor(service)
+        if slot is not None and not slot.abandoned:
+            slot.tell(StartNotBefore(at))
 
     def _prepare_start(self, service: str) -> None:
         """A timer of `service` elapses soon: its actor (made now if need be) readies the

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 
 # How long before an elapse its service's child is prepared (`TimerKeeper._prepare`).
 PREPARE_LEAD = 0.25
+# How long after an elapse its timer plans the next one: its service's start (the supervisor,
+# the unit's actor, the release of its child) runs first, without this thread's ~1 ms of
+# calendar search competing for the interpreter.
+PLAN_DELAY = 0.02
+# A precise elapse (AccuracySec= of 10 ms or less) is decided this long ahead of its instant:
+# the keeper's step, the supervisor's start request and the unit's actor up to its spawn run
+# before it, and the spawn waits for the instant (`UnitIO.start_not_before`), so that only
+# the exec is left between the elapse and the service's process running.
+DECIDE_LEAD = 0.005
 
 
 class TimerSupport(Record):
@@ -78,10 +87,13 @@ class RedefineTimers(Record):
 
 
 class TimerWake(Record):
-    """Scheduler -> keeper: the wait numbered `armed` of timer `name` ended."""
+    """Scheduler -> keeper: the wait numbered `armed` of timer `name` ended; `due`: the
+    monotonic instant it stands for, when that is later (a precise elapse, woken
+    `DECIDE_LEAD` ahead)."""
 
     name: str
     armed: int
+    due: float | None = None
 
 
 class TimerPrepare(Record):
@@ -98,10 +110,21 @@ class PrepareService(Record):
 
 
 class TimerTriggered(Record):
-    """Keeper -> supervisor: timer `timer` elapsed: start `service`."""
+    """Keeper -> supervisor: timer `timer` elapsed: start `service`, then pass the timer's
+    `reports` on (its news of the elapse, in order after the start request). `not_before`:
+    the monotonic instant before which no process of the start may run (a precise
+    elapse, decided `DECIDE_LEAD` ahead of it)."""
 
     timer: str
     service: str
+    reports: tuple[Transition | Notice, ...] = ()
+    not_before: float | None = None
+
+
+class PlanNextWake(Record):
+    """Keeper -> itself, `PLAN_DELAY` after an elapse: feed timer `name` its PlanNext."""
+
+    name: str
 
 
 class TimerKeeper(pykka.ThreadingActor):
@@ -157,9 +180,11 @@ class TimerKeeper(pykka.ThreadingActor):
 
     def _handle(self, message: object) -> None:
         if isinstance(message, TimerWake):
-            self._feed(message.name, tm.Wake(message.armed))
+            self._feed(message.name, tm.Wake(message.armed), message.due)
         elif isinstance(message, TimerPrepare):
             self._prepare(message)
+        elif isinstance(message, PlanNextWake):
+            self._feed(message.name, tm.PlanNext())
         elif isinstance(message, RedefineTimers):
             self._define(message.timers)
         elif isinstance(message, StartTimer):
@@ -197,13 +222,26 @@ class TimerKeeper(pykka.ThreadingActor):
         unmet = unmet_condition(unit, environ, root)
         return unmet, None if unmet is not None else failed_assertion(unit, environ, root)
 
-    def _feed(self, name: str, event: tm.TimerEvent) -> None:
+    def _feed(self, name: str, event: tm.TimerEvent, due: float | None = None) -> None:
+        """Step timer `name`'s machine; `due`: decide as of that monotonic instant, when it
+        is later than now (a precise wake, `DECIDE_LEAD` ahead: both clocks are read and
+        moved forward together)."""
         model = self.models.get(name)
         if model is None:
             return
-        now = tm.Now(self.mono(), self.wall())
+        mono, wall = self.mono(), self.wall()
+        ahead = due - mono if due is not None and due > mono else 0.0
+        now = tm.Now(mono + ahead, wall + ahead)
         model, actions = tm.step(model, event, now)
         self.models[name] = model
+        start = next((a for a in actions if isinstance(a, tm.StartService)), None)
+        if start is not None:  # the start first, the timer's news riding with it
+            reports = tuple(a for a in actions if isinstance(a, Transition | Notice))
+            not_before = now.mono if ahead else None
+            self.supervisor.tell(TimerTriggered(start.timer, start.service, reports, not_before))
+            info(f"{name}: elapsed; starting {start.service}")
+            told = (tm.StartService, Transition, Notice)
+            actions = [a for a in actions if not isinstance(a, told)]
         for action in actions:
             self._carry_out(name, action, now.mono)
 
@@ -213,20 +251,22 @@ class TimerKeeper(pykka.ThreadingActor):
         if isinstance(action, tm.Arm):
             self._cancel(name)
             due = mono + action.delay
-            self.waits[name] = self.scheduler.call_at(
-                due, self.actor_ref, TimerWake(name, action.armed), precise=action.precise
-            )
+            if action.precise:  # decided a moment ahead; the spawn waits for `due`
+                wake = TimerWake(name, action.armed, due)
+                self.waits[name] = self.scheduler.call_at(
+                    due - DECIDE_LEAD, self.actor_ref, wake, precise=True
+                )
+            else:
+                wake = TimerWake(name, action.armed)
+                self.waits[name] = self.scheduler.call_at(due, self.actor_ref, wake)
             if action.final and action.delay > PREPARE_LEAD and self.support.prepares:
                 self.preparing[name] = self.scheduler.call_at(
                     due - PREPARE_LEAD, self.actor_ref, TimerPrepare(name, action.armed)
                 )
         elif isinstance(action, tm.Disarm):
             self._cancel(name)
-        elif isinstance(action, tm.StartService):
-            self.supervisor.tell(TimerTriggered(action.timer, action.service))
-            info(f"{name}: elapsed; starting {action.service}")  # once the start is on its way
         elif isinstance(action, tm.PlanLater):
-            self._feed(name, tm.PlanNext())
+            self.scheduler.call_later(PLAN_DELAY, self.actor_ref, PlanNextWake(name))
         elif isinstance(action, tm.WriteStamp):
             self.support.stamps.write(name, action.at)
         elif isinstance(action, Transition | Notice):

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
 
+from cinit.actors.scheduler import wait_until
 from cinit.boot_path import TYPE_CHECKING
 from cinit.io import sweep
 from cinit.io.cgroup import Cgroup, CgroupTree
@@ -42,6 +44,10 @@ if TYPE_CHECKING:
 
 else:  # the C half: `signal` itself builds its enums (~1 ms before the first exec)
     import _signal as signal
+
+# The longest a launch waits for its `not_before` (a precise timer's elapse, decided
+# `cinit.actors.timer_keeper.DECIDE_LEAD` ahead): a stale or far instant never holds it long.
+MAX_NOT_BEFORE_WAIT = 0.1
 
 EXIT_STDOUT = 209  # systemd's exit status when StandardOutput=/StandardError= cannot be set up
 
@@ -73,13 +79,17 @@ class UnitLaunch:
         self._launch = launch
         self._opened = opened  # fds for the child (output pipes, files): closed once started
         self._owner = owner  # [pid] of its output pipes' lines in the log ring, once known
+        self.not_before: float | None = None  # `UnitIO.start_not_before`
 
     def hold(self) -> bool:
         """Hand the command to its prepared child to hold until `start` (`Launch.hold`)."""
         return self._launch.hold()
 
     def start(self) -> None:
-        """Hand the command to its child (or fork); raises UnitSpawnError."""
+        """Hand the command to its child (or fork), not before `not_before`; raises
+        UnitSpawnError."""
+        if self.not_before is not None:
+            wait_until(min(self.not_before, time.monotonic() + MAX_NOT_BEFORE_WAIT))
         try:
             self._launch.start()
         except SpawnError as exc:
@@ -184,6 +194,7 @@ class UnitIO:
         self._cgroup_failed = False
         self._notify_socket = ""
         self._warned: set[str] = set()
+        self._not_before: float | None = None
         # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
         self.connection: tuple[int, dict[str, str]] | None = None
         self.redefine(unit)
@@ -229,6 +240,11 @@ class UnitIO:
         launch.start()
         return launch.finish()
 
+    def start_not_before(self, at: float) -> None:
+        """The next command launched runs no earlier than `at` (time.monotonic()): a timer's
+        precise elapse, decided a moment ahead of it. Its launch waits, on time, for it."""
+        self._not_before = at
+
     def prepare_start(self, role: Role, index: int, main_pid: int | None) -> bool:
         """Ready command `index` of `role`, the first of the unit's next start, ahead of it
         (a timer's elapse is near): a child forked into the unit's cgroup now carries its
@@ -252,7 +268,7 @@ class UnitIO:
             stale.discard()
         self.context.prepared[name] = child
         try:
-            launching = self.launch(role, index, main_pid)
+            launching = self._build_launch(role, index, main_pid)
         except UnitSpawnError:
             return False
         if not launching.hold():
@@ -266,11 +282,21 @@ class UnitIO:
         """Build the start of command `index` of `role` (`UnitLaunch.start` and `finish` do
         it; see `cinit.io.spawn.Launch`): the one readied ahead when it is that command.
         Raises UnitSpawnError."""
+        not_before, self._not_before = self._not_before, None
         held = self.context.held.pop(self.unit.name, None)
+        launching: UnitLaunch | None = None
         if held is not None:
             if (held.role, held.index, held.main_pid) == (role, index, main_pid):
-                return held.launch
-            held.launch.discard()
+                launching = held.launch
+            else:
+                held.launch.discard()
+        if launching is None:
+            launching = self._build_launch(role, index, main_pid)
+        launching.not_before = not_before
+        return launching
+
+    def _build_launch(self, role: Role, index: int, main_pid: int | None) -> UnitLaunch:
+        """A new launch of command `index` of `role`; raises UnitSpawnError."""
         # Taken first, and discarded when this start fails before `Launch` owns it: a
         # prepared child left waiting in the unit's cgroup keeps the unit from ever being
         # found empty, and the stop that follows the failure would wait for its timeout.

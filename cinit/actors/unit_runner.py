@@ -58,6 +58,13 @@ class PrepareStart(Record):
     """A start of the unit is near (its timer elapses soon): ready its first command."""
 
 
+class StartNotBefore(Record):
+    """The start requested next runs no process before `at` (time.monotonic()): a timer's
+    precise elapse, decided a moment ahead of it (`UnitIO.start_not_before`)."""
+
+    at: float
+
+
 # What the supervisor asks of a unit: fed to its machine as they are.
 SUPERVISOR_EVENTS = (
     ev.StartRequested,
@@ -107,6 +114,8 @@ class UnitRunner:
             slot.next_unit = message.unit
         elif isinstance(message, PrepareStart):
             self._prepare_start()
+        elif isinstance(message, StartNotBefore):
+            slot.io.start_not_before(message.at)
         elif _is_notification(message):
             # Whether the sender is the unit's is the OS's answer; whether it may speak
             # for the unit (NotifyAccess=) is the machine's, against its main pid then.

@@ -446,6 +446,8 @@ def _elapse(model: TimerModel, now: Now) -> Step:
 
 
 def _plan_next(model: TimerModel, event: TimerEvent, now: Now) -> Step:
+    if model.wake is not None:
+        return model, []  # planned already: its service's news came first
     return _arm(model, now, model.phase, "")
 
 

@@ -237,6 +237,9 @@ class FakeIO:
     def discard_prepared(self) -> None:
         self.world.record("discard_prepared", self.unit.name)
 
+    def start_not_before(self, at: float) -> None:
+        self.world.record("start_not_before", self.unit.name, at)
+
     def prepare_start(self, role: Role, index: int, main_pid: int | None) -> bool:
         self.world.record("prepare_start", self.unit.name, (role, index, main_pid))
         return True

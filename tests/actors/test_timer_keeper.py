@@ -62,11 +62,14 @@ def test_the_keeper_arms_fires_skips_and_disarms(tmp_path: Path) -> None:
         mono.now, wall.now = 105.0, 10_005.0
         assert scheduler.run_due() == 1
         triggered = inbox.until(TimerTriggered)
-        assert triggered == TimerTriggered("t.timer", "t.service")
+        assert isinstance(triggered, TimerTriggered)
+        assert (triggered.timer, triggered.service) == ("t.timer", "t.service")
+        assert [r.event for r in triggered.reports if isinstance(r, Notice)] == ["timer-elapsed"]
         keeper.tell(ServiceChanged("t.service", True))  # a long run: the next elapse skips
         inbox.until(UnitReport, "timer-armed")  # OnUnitActiveSec= from the service's start
         mono.now, wall.now = 110.0, 10_010.0
-        assert scheduler.run_due() == 1
+        assert scheduler.run_due() == 2  # the elapse's PLAN_DELAY-late planning (moot: the
+        # service's start planned it), and the wake
         inbox.until(UnitReport, "timer-skipped")
         keeper.tell(StopTimer("t.timer"))
     finally:
@@ -96,5 +99,43 @@ def test_a_daemon_reloads_timers_reach_the_keeper(tmp_path: Path) -> None:
             for item in armed
         )
         assert left == [3.0, 7.0]
+    finally:
+        keeper.stop()
+
+
+def test_a_precise_elapse_is_decided_ahead_and_its_start_waits_for_the_instant(
+    tmp_path: Path,
+) -> None:
+    """AccuracySec=1ms: the keeper wakes DECIDE_LEAD before the elapse, steps the machine as
+    of the elapse's instant (both clocks moved forward together) and tells the start with
+    `not_before` = that instant; with the default accuracy it wakes at the elapse."""
+    from cinit.actors.timer_keeper import DECIDE_LEAD
+
+    precise, _ = parse_unit("p.timer", "[Timer]\nOnActiveSec=5s\nAccuracySec=1ms\n")
+    coarse, _ = parse_unit("c.timer", "[Timer]\nOnActiveSec=5s\nAccuracySec=1s\n")
+    assert precise is not None and coarse is not None
+    mono, wall = Clock(100.0), Clock(10_000.0)
+    scheduler = Scheduler(clock=mono)
+    inbox = Inbox()
+    support = TimerSupport(TimerStamps(str(tmp_path)), 0.0)
+    timers = {"p.timer": precise, "c.timer": coarse}
+    keeper = TimerKeeper.start(timers, support, inbox, scheduler, mono=mono, wall=wall)
+    try:
+        keeper.tell(StartTimer("p.timer"))
+        inbox.until(UnitReport, "timer-armed")
+        keeper.tell(StartTimer("c.timer"))
+        inbox.until(UnitReport, "timer-armed")
+        mono.now, wall.now = 105.0 - DECIDE_LEAD, 10_005.0 - DECIDE_LEAD
+        assert scheduler.run_due() == 1  # the precise one only
+        triggered = inbox.until(TimerTriggered)
+        assert isinstance(triggered, TimerTriggered) and triggered.timer == "p.timer"
+        assert triggered.not_before == 105.0  # no process of the start before the elapse
+        elapsed = [r for r in triggered.reports if isinstance(r, Notice)]
+        assert elapsed[0].fields["at"] == 10_005.0  # decided as of the elapse's instant
+        mono.now, wall.now = 105.0, 10_005.0
+        assert scheduler.run_due() == 1
+        triggered = inbox.until(TimerTriggered)
+        assert isinstance(triggered, TimerTriggered) and triggered.timer == "c.timer"
+        assert triggered.not_before is None  # woken at the elapse itself
     finally:
         keeper.stop()

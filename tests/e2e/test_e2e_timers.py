@@ -326,3 +326,29 @@ def test_a_timers_service_is_readied_ahead_and_runs_at_the_elapse(
     # Forked ~250 ms ahead; a fresh fork at the elapse would be ~0 s old when it runs.
     assert sum(age >= 0.1 for age in ages) >= 2, (ages, run.report())
     assert used >= 2, (used, readied, log.read_text(), run.report())
+
+
+def test_a_precise_elapse_is_decided_ahead_but_its_service_never_runs_before_it(
+    boot: Booter, tmp_path: Path
+) -> None:
+    """AccuracySec=1ms: cinit decides the elapse a moment ahead (its timer-elapsed event is
+    published before the instant it names), and the service's process still runs only
+    once the elapse came (its own clock is never before the elapse it ran for)."""
+    log = tmp_path / "exact.log"
+    script = shell_script(tmp_path / "exact.sh", f"date +%s.%N >> {log}\n")
+    units = {
+        "exact.timer": "[Timer]\nOnCalendar=*:*:0/1\nAccuracySec=1ms\n",
+        "exact.service": oneshot(script),
+    }
+    trace = tmp_path / "trace.jsonl"
+    run = boot(units, env=trace_env(trace))
+    wait_until(lambda: runs(log) >= 4, 15, "four runs" + run.report())
+    assert run.terminate() == 0
+    records = trace_events(trace, "exact.timer")
+    elapses = sorted({float(r["next_elapse"]) for r in records if r["event"] == "timer-armed"})
+    for word in log.read_text().split():
+        clock = float(word)
+        nearest = min(elapses, key=lambda elapse: abs(elapse - clock))
+        assert clock >= nearest, (clock, nearest, elapses)  # never before its elapse
+    elapsed = [r for r in records if r["event"] == "timer-elapsed"]
+    assert any(r["time"] < r["at"] for r in elapsed), elapsed  # published ahead of it

@@ -235,3 +235,14 @@ def test_default_accuracy_waits_are_not_precise() -> None:
     model = tm.initial(config("OnCalendar=*:*:0/2\n"))  # AccuracySec=1min
     _, actions = tm.step(model, tm.Start(), Now(10.0, 1000.5))
     assert not arm_of(actions).precise
+
+
+def test_plan_next_is_moot_once_the_services_news_planned_the_next_elapse() -> None:
+    model = tm.initial(config("OnActiveSec=5s\nOnUnitActiveSec=5s\nAccuracySec=1ms\n"))
+    model, actions = tm.step(model, tm.Start(), Now(100.0, 10_000.0))
+    model, actions = tm.step(model, tm.Wake(arm_of(actions).armed), Now(105.0, 10_005.0))
+    assert isinstance(actions[-1], tm.PlanLater)
+    model, actions = tm.step(model, tm.ServiceStarted(), Now(105.01, 10_005.01))
+    assert arm_of(actions).elapse == 10_010.01  # OnUnitActiveSec= from the service's start
+    same, nothing = tm.step(model, tm.PlanNext(), Now(105.02, 10_005.02))
+    assert nothing == [] and same == model
