@@ -9,6 +9,10 @@ scheduler (`cinit.actors.scheduler`, the monotonic clock) for the next wake, tel
 supervisor to start a service (`TimerTriggered`) and passes Transitions and Notices on as
 the timer's reports, and writes Persistent= stamps (`cinit.io.timer_stamps`). It never
 blocks, and a message it fails to handle is logged: it carries on with the others.
+
+An elapse's service start is readied 250 ms ahead (`PrepareService`), and an elapse asked
+for on time (AccuracySec= of 10 ms or less) is decided `DECIDE_LEAD` ahead, its start
+carrying the instant before which no process of it may run (docs/timers.md).
 """
 
 from __future__ import annotations
