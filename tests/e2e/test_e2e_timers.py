@@ -46,17 +46,25 @@ def oneshot(script: Path) -> str:
     return f"[Service]\nType=oneshot\nExecStart={script}\n"
 
 
+def boot_clock_timer(
+    boot: Booter, tmp_path: Path, name: str, when: str
+) -> tuple[Boot, Path, Path]:
+    """Boot `name`.timer (OnCalendar=`when`, AccuracySec=1ms) and its oneshot, which appends
+    its own clock to a log; the run, the log and the JSONL trace."""
+    log = tmp_path / f"{name}.log"
+    script = shell_script(tmp_path / f"{name}.sh", f"date +%s.%N >> {log}\n")
+    units = {
+        f"{name}.timer": f"[Timer]\nOnCalendar={when}\nAccuracySec=1ms\n",
+        f"{name}.service": oneshot(script),
+    }
+    trace = tmp_path / "trace.jsonl"
+    return boot(units, env=trace_env(trace)), log, trace
+
+
 def test_a_timer_every_2s_fires_its_oneshot_about_5_times_in_10s(
     boot: Booter, tmp_path: Path
 ) -> None:
-    log = tmp_path / "tick.log"
-    script = shell_script(tmp_path / "tick.sh", f"date +%s.%N >> {log}\n")
-    units = {
-        "tick.timer": "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
-        "tick.service": oneshot(script),
-    }
-    trace = tmp_path / "trace.jsonl"
-    run = boot(units, env=trace_env(trace))
+    run, log, trace = boot_clock_timer(boot, tmp_path, "tick", "*:*:0/2")
     # The service is not started at boot: the first run is the timer's.
     wait_until(lambda: runs(log) >= 1, 10, "the first run" + run.report())
     begun = time.monotonic()
@@ -334,14 +342,7 @@ def test_a_precise_elapse_is_decided_ahead_but_its_service_never_runs_before_it(
     """AccuracySec=1ms: cinit decides the elapse a moment ahead (its timer-elapsed event is
     published before the instant it names), and the service's process still runs only
     once the elapse came (its own clock is never before the elapse it ran for)."""
-    log = tmp_path / "exact.log"
-    script = shell_script(tmp_path / "exact.sh", f"date +%s.%N >> {log}\n")
-    units = {
-        "exact.timer": "[Timer]\nOnCalendar=*:*:0/1\nAccuracySec=1ms\n",
-        "exact.service": oneshot(script),
-    }
-    trace = tmp_path / "trace.jsonl"
-    run = boot(units, env=trace_env(trace))
+    run, log, trace = boot_clock_timer(boot, tmp_path, "exact", "*:*:0/1")
     wait_until(lambda: runs(log) >= 4, 15, "four runs" + run.report())
     assert run.terminate() == 0
     records = trace_events(trace, "exact.timer")
