@@ -195,6 +195,7 @@ class UnitIO:
         self._notify_socket = ""
         self._warned: set[str] = set()
         self._not_before: float | None = None
+        self._readying = False  # building a launch ahead (`prepare_start`): problems unsaid
         # Accept=yes instance: its connection fd and REMOTE_ADDR/REMOTE_PORT (socket activator).
         self.connection: tuple[int, dict[str, str]] | None = None
         self.redefine(unit)
@@ -240,6 +241,12 @@ class UnitIO:
         launch.start()
         return launch.finish()
 
+    def _say_problem(self, text: str) -> None:
+        """Log a problem building a command, unless readying it ahead (`prepare_start`):
+        the start's own launch meets it again and says it then, once."""
+        if not self._readying:
+            log(text)
+
     def start_not_before(self, at: float) -> None:
         """The next command launched runs no earlier than `at` (time.monotonic()): a timer's
         precise elapse, decided a moment ahead of it. Its launch waits, on time, for it."""
@@ -267,10 +274,13 @@ class UnitIO:
         if stale is not None:
             stale.discard()
         self.context.prepared[name] = child
+        self._readying = True  # its start meets any problem again and says it then
         try:
             launching = self._build_launch(role, index, main_pid)
         except UnitSpawnError:
             return False
+        finally:
+            self._readying = False
         if not launching.hold():
             launching.discard()
             return False
@@ -342,6 +352,8 @@ class UnitIO:
             launch = Launch(request, self.context.table, self.owner, prepared)  # owns it now
         except SpawnError as exc:
             _close_all(opened)
+            if self._readying:
+                raise UnitSpawnError(None) from None
             raise _spawn_error(exc) from None
         except BaseException:
             _close_all(opened)
@@ -397,7 +409,7 @@ class UnitIO:
         try:
             return prepare_directories(self.service, uid, gid)
         except DirectoryError as exc:
-            log(f"{self.unit.name}: {exc}")
+            self._say_problem(f"{self.unit.name}: {exc}")
             raise UnitSpawnError(exc.exit_code) from None
 
     def remove_runtime_directories(self) -> None:
@@ -422,10 +434,10 @@ class UnitIO:
         try:
             env, warnings = unit_environment(self.unit, self.context.base_env, extra)
         except EnvironmentFileError as exc:
-            log(str(exc))
+            self._say_problem(str(exc))
             raise UnitSpawnError(None) from None
         for warning in warnings:
-            if warning not in self._warned:  # once per unit, not on every restart
+            if warning not in self._warned and not self._readying:  # once per unit
                 self._warned.add(warning)
                 log(warning)
         return env
@@ -434,12 +446,14 @@ class UnitIO:
         if not self._notify_socket:
             hub = self.context.notify
             if hub is None:
-                log(f"{self.unit.name}: no notification socket available (NOTIFY_SOCKET)")
+                self._say_problem(
+                    f"{self.unit.name}: no notification socket available (NOTIFY_SOCKET)"
+                )
                 raise UnitSpawnError(None)
             try:
                 self._notify_socket = hub.open(self.unit.name, self.owner)
             except (OSError, RuntimeError) as exc:
-                log(f"{self.unit.name}: cannot create its notification socket: {exc}")
+                self._say_problem(f"{self.unit.name}: cannot create its notification socket: {exc}")
                 raise UnitSpawnError(None) from None
         return self._notify_socket
 
@@ -458,7 +472,7 @@ class UnitIO:
             if stderr is not None:
                 opened.append(stderr)
         except OSError as exc:
-            log(f"{self.unit.name}: cannot open its output file: {exc}")
+            self._say_problem(f"{self.unit.name}: cannot open its output file: {exc}")
             raise UnitSpawnError(EXIT_STDOUT) from None
         return self._relayed(stdout, 1, opened, owner), self._relayed(stderr, 2, opened, owner)
 

@@ -353,3 +353,25 @@ def test_a_precise_elapse_is_decided_ahead_but_its_service_never_runs_before_it(
         assert clock >= nearest, (clock, nearest, elapses)  # never before its elapse
     elapsed = [r for r in records if r["event"] == "timer-elapsed"]
     assert any(r["time"] < r["at"] for r in elapsed), elapsed  # published ahead of it
+
+
+def test_a_start_that_cannot_be_built_is_said_once_per_elapse_not_also_when_readied(
+    boot: Booter, tmp_path: Path
+) -> None:
+    """The start readied ahead meets the missing EnvironmentFile= 250 ms before the elapse
+    and says nothing; the start itself says it: one line per elapse."""
+    missing = tmp_path / "missing.env"
+    units = {
+        "env.timer": "[Timer]\nOnCalendar=*:*:0/1\nAccuracySec=1ms\n",
+        "env.service": f"[Service]\nType=oneshot\nEnvironmentFile={missing}\nExecStart=/bin/true\n",
+    }
+    trace = tmp_path / "trace.jsonl"
+    run = boot(units, env=trace_env(trace))
+
+    def elapsed() -> int:
+        return sum(e["event"] == "timer-elapsed" for e in trace_events(trace, "env.timer"))
+
+    wait_until(lambda: elapsed() >= 3, 15, "three elapses" + run.report())
+    assert run.terminate() == 0
+    said = run.stderr().count(f"EnvironmentFile={missing}")
+    assert 1 <= said <= elapsed(), (said, elapsed(), run.stderr())
