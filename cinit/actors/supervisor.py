@@ -535,24 +535,23 @@ class UnitSupervisor(pykka.ThreadingActor):
         return True
 
     def _tell_not_before(self, service: str, at: float) -> None:
+        self._tell_service_actor(service, StartNotBefore(at))
+
+    def _prepare_start(self, service: str) -> None:
+        """A timer of `service` elapses soon: its actor (made now if need be) readies the
+        start's first command while the service is at rest."""
+        at_rest = self.states.get(service, State.INACTIVE) in FRESH_START_STATES
+        if self.shutdown is None and at_rest:
+            self._tell_service_actor(service, PrepareStart())
+
+    def _tell_service_actor(self, service: str, message: object) -> None:
+        """Tell the actor of `service` (made now if need be), when it is a service unit."""
         unit = self.units.get(service)
         if unit is None or unit.kind is not UnitKind.SERVICE:
             return
         slot = self._ensure_actor(service)
         if slot is not None and not slot.abandoned:
-            slot.tell(StartNotBefore(at))
-
-    def _prepare_start(self, service: str) -> None:
-        """A timer of `service` elapses soon: its actor (made now if need be) readies the
-        start's first command while the service is at rest."""
-        unit = self.units.get(service)
-        if self.shutdown is not None or unit is None or unit.kind is not UnitKind.SERVICE:
-            return
-        if self.states.get(service, State.INACTIVE) not in FRESH_START_STATES:
-            return
-        slot = self._ensure_actor(service)
-        if slot is not None and not slot.abandoned:
-            slot.tell(PrepareStart())
+            slot.tell(message)
 
     def _tell_timers(self, service: str, state: State) -> None:
         """A timer-started service went up or came to rest: its timers' bases move."""
